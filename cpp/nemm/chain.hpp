@@ -1,0 +1,248 @@
+// Persistent chains x'(0) -> z(0) -> x'(1) -> z(1) -> ... (eq. 18). Each chain owns its random
+// streams, keyed by (seed, chain index), and its buffers: the loop itself never allocates.
+#pragma once
+#include <cstring>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "kernels.hpp"
+#include "rng.hpp"
+
+// Runtime dispatch for the Bernoulli sampler: an AVX2 clone and a portable one, chosen at load.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define NEMM_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define NEMM_CLONES
+#endif
+
+namespace nemm {
+
+typedef float f32x8 __attribute__((vector_size(32)));
+inline f32x8 load8(const float* p) {
+  f32x8 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// x_i ~ Bernoulli(thr_i / 2^32) for i < Dp; writes the active indices (ascending) and returns
+// their number. `bits` and `words` are Dp-long scratch buffers.
+NEMM_CLONES static int sample_visible(LaneRng& g, const uint32_t* thr, int Dp, uint32_t* words,
+                                      uint8_t* bits, int32_t* active) {
+  g.fill(words, Dp);
+  for (int i = 0; i < Dp; ++i) bits[i] = uint8_t(words[i] < thr[i]);
+  // Branch-free compaction, eight bytes at a time, skipping all-zero words (image borders).
+  int n = 0;
+  for (int i = 0; i < Dp; i += 8) {
+    uint64_t v;
+    std::memcpy(&v, bits + i, 8);
+    if (!v) continue;
+    for (int j = 0; j < 8; ++j) {
+      active[n] = i + j;
+      n += bits[i + j];
+    }
+  }
+  return n;
+}
+
+struct ChainState {
+  Xoshiro256 rng;
+  LaneRng lanes;
+  uint64_t z = 0;
+  int n_active = 0;
+  std::vector<int32_t> active;   // Dp
+  std::vector<uint32_t> words;   // Dp
+  std::vector<uint8_t> bits;     // Dp
+  std::vector<uint32_t> thr;     // Dp (binary hidden: thresholds of the current z)
+  std::vector<float> u;          // Lp
+  std::vector<double> p;         // L
+
+  void init(const Model& m, uint64_t seed, uint64_t index) {
+    rng = Xoshiro256(seed, index);
+    lanes.seed(rng);
+    active.assign(m.Dp, 0);
+    words.assign(m.Dp, 0);
+    bits.assign(m.Dp, 0);
+    thr.assign(m.Dp, 0);
+    u.assign(m.Lp, 0.0f);
+    p.assign(m.s.L, 0.0);
+    n_active = 0;
+    z = 0;
+  }
+
+  void set_visible(const uint8_t* x, int D) {
+    n_active = 0;
+    for (int i = 0; i < D; ++i)
+      if (x[i]) active[n_active++] = i;
+  }
+
+  void draw_visible_from_mean(const Model& m) {
+    n_active = sample_visible(lanes, m.xbar_thr.data(), m.Dp, words.data(), bits.data(), active.data());
+  }
+
+  // z(t) ~ Abar(x'(t), .) from the float tables (eqs. 9, 11, 19).
+  void step_hidden(const Model& m) {
+    const int L = m.s.L, Lp = m.Lp;
+    float* uu = u.data();
+    // Four independent accumulators per block of 8 hidden units hide the add latency.
+    for (int blk = 0; blk < Lp; blk += 8) {
+      f32x8 acc0, acc1 = {}, acc2 = {}, acc3 = {};
+      std::memcpy(&acc0, m.field_bias_f.data() + blk, sizeof(acc0));
+      const float* base = m.wbarT.data() + blk;
+      int k = 0;
+      for (; k + 4 <= n_active; k += 4) {
+        acc0 += load8(base + std::size_t(active[k]) * Lp);
+        acc1 += load8(base + std::size_t(active[k + 1]) * Lp);
+        acc2 += load8(base + std::size_t(active[k + 2]) * Lp);
+        acc3 += load8(base + std::size_t(active[k + 3]) * Lp);
+      }
+      for (; k < n_active; ++k) acc0 += load8(base + std::size_t(active[k]) * Lp);
+      acc0 += acc1 + (acc2 + acc3);
+      std::memcpy(uu + blk, &acc0, sizeof(acc0));
+    }
+    if (m.s.hidden == Hidden::Binary) {
+      uint64_t code = 0;
+      for (int b = 0; b < L; ++b)
+        if (rng.uniform() < sigmoid(double(uu[b]))) code |= uint64_t(1) << b;
+      z = code;
+      return;
+    }
+    double tot = 0;
+    if (m.s.normalization == Normalization::Softmax) {
+      float mx = uu[0];
+      for (int b = 1; b < L; ++b) mx = std::max(mx, uu[b]);
+      for (int b = 0; b < L; ++b) tot += (p[b] = std::exp(double(uu[b] - mx)));
+    } else {
+      for (int b = 0; b < L; ++b) tot += (p[b] = sigmoid(double(uu[b])));
+    }
+    double r = rng.uniform() * tot;
+    int c = 0;
+    while (c < L - 1 && r >= p[c]) r -= p[c++];
+    z = uint64_t(c);
+  }
+
+  // x'(t+1) ~ A(z(t), .) (eqs. 8, 10).
+  void step_visible(const Model& m) {
+    const uint32_t* t;
+    if (m.s.hidden == Hidden::OneHot) {
+      t = m.thr.data() + std::size_t(z) * m.Dp;
+    } else {
+      const int Dp = m.Dp;
+      float* h = reinterpret_cast<float*>(words.data());  // words is rewritten by the sampler
+      std::memcpy(h, m.a_f.data(), sizeof(float) * Dp);
+      for (int b = 0; b < m.s.L; ++b)
+        if ((z >> b) & 1u) {
+          const float* col = m.wT.data() + std::size_t(b) * Dp;
+          for (int i = 0; i < Dp; ++i) h[i] += col[i];
+        }
+      // Vectorized float sigmoid: the 2^L thresholds cannot be tabulated for every z.
+      Eigen::Map<Eigen::ArrayXf> hv(h, Dp);
+      hv = 1.0f / (1.0f + (-hv).exp());
+      for (int i = 0; i < Dp; ++i)
+        thr[i] = h[i] >= 1.0f ? 0xFFFFFFFFu : uint32_t(double(h[i]) * 4294967296.0);
+      t = thr.data();
+    }
+    n_active = sample_visible(lanes, t, m.Dp, words.data(), bits.data(), active.data());
+  }
+};
+
+// What a run of T double steps leaves for the gradient: the fantasy states x'(t) as active
+// lists and the hidden states z(t), chain-major (sample s = c * T + t).
+struct Recording {
+  int C = 0, T = 0;
+  std::vector<uint64_t> z;                  // C*T
+  std::vector<std::vector<int32_t>> idx;    // per chain: concatenated active lists
+  std::vector<std::vector<int64_t>> start;  // per chain: T+1 offsets
+
+  void reserve(int C_, int T_, int D) {
+    if (C_ == C && T_ == T) return;
+    C = C_; T = T_;
+    z.assign(std::size_t(C) * T, 0);
+    idx.resize(C);
+    start.resize(C);
+    for (int c = 0; c < C; ++c) {
+      idx[c].resize(std::size_t(T) * D);
+      start[c].assign(T + 1, 0);
+    }
+  }
+  std::vector<Span> spans() const {
+    std::vector<Span> out(std::size_t(C) * T);
+    for (int c = 0; c < C; ++c)
+      for (int t = 0; t < T; ++t)
+        out[std::size_t(c) * T + t] = Span{idx[c].data() + start[c][t], int32_t(start[c][t + 1] - start[c][t])};
+    return out;
+  }
+};
+
+class Chains {
+ public:
+  std::vector<ChainState> chains;
+
+  void reset(const Model& m, int n_chains, uint64_t seed) {
+    chains.assign(n_chains, ChainState());
+    for (int c = 0; c < n_chains; ++c) {
+      chains[c].init(m, seed, uint64_t(c));
+      chains[c].draw_visible_from_mean(m);
+    }
+  }
+  int size() const { return int(chains.size()); }
+
+  // T double steps on every chain, recording (x'(t), z(t)).
+  void run(const Model& m, int T, Recording& rec) {
+    const int C = size(), D = m.s.D;
+    rec.reserve(C, T, D);
+#pragma omp parallel for schedule(static) if (C > 1)
+    for (int c = 0; c < C; ++c) {
+      ChainState& ch = chains[c];
+      int32_t* out = rec.idx[c].data();
+      int64_t* st = rec.start[c].data();
+      st[0] = 0;
+      for (int t = 0; t < T; ++t) {
+        ch.step_hidden(m);
+        std::memcpy(out + st[t], ch.active.data(), sizeof(int32_t) * ch.n_active);
+        st[t + 1] = st[t] + ch.n_active;
+        rec.z[std::size_t(c) * T + t] = ch.z;
+        ch.step_visible(m);
+      }
+    }
+  }
+
+  // Hidden trajectory z(0..T-1) of every chain after `burn_in` unrecorded double steps.
+  void hidden_trajectory(const Model& m, long burn_in, long T, uint64_t* out) {
+    const int C = size();
+#pragma omp parallel for schedule(static) if (C > 1)
+    for (int c = 0; c < C; ++c) {
+      ChainState& ch = chains[c];
+      for (long t = 0; t < burn_in; ++t) { ch.step_hidden(m); ch.step_visible(m); }
+      uint64_t* o = out + std::size_t(c) * T;
+      for (long t = 0; t < T; ++t) {
+        ch.step_hidden(m);
+        o[t] = ch.z;
+        ch.step_visible(m);
+      }
+    }
+  }
+
+  // Visible samples: after burn_in double steps, every `thin` steps, per_chain states per chain.
+  // X is (C*per_chain) x D, chain-major; Z holds the hidden state that produced each x.
+  void sample(const Model& m, long burn_in, long thin, long per_chain, uint8_t* X, uint64_t* Z) {
+    const int C = size(), D = m.s.D;
+#pragma omp parallel for schedule(static) if (C > 1)
+    for (int c = 0; c < C; ++c) {
+      ChainState& ch = chains[c];
+      for (long t = 0; t < burn_in; ++t) { ch.step_hidden(m); ch.step_visible(m); }
+      for (long k = 0; k < per_chain; ++k) {
+        for (long t = 0; t < thin; ++t) { ch.step_hidden(m); ch.step_visible(m); }
+        const std::size_t row = std::size_t(c) * per_chain + k;
+        uint8_t* x = X + row * D;
+        std::memset(x, 0, D);
+        for (int j = 0; j < ch.n_active; ++j) x[ch.active[j]] = 1;
+        Z[row] = ch.z;
+      }
+    }
+  }
+};
+
+}  // namespace nemm

@@ -1,0 +1,113 @@
+// The approximate log-likelihood gradient over the recorded chain, eqs. 16a-16d with 17.
+#pragma once
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+#include "kernels.hpp"
+#include "likelihood.hpp"
+
+namespace nemm {
+
+struct Gradient {
+  Eigen::MatrixXd w;     // D x L
+  Eigen::VectorXd a;     // D
+  Eigen::MatrixXd wbar;  // L x D
+  Eigen::VectorXd abar;  // L
+  double loglik = 0;     // on-the-fly estimate: mean_n ln[(1/S) sum_s A(z(s), x_n)]
+};
+
+// Distinct hidden states of the recording: the data enter only through log A(z, x), so the
+// N x S weights collapse to N x U with U <= min(S, number of states).
+struct StateIndex {
+  std::vector<uint64_t> states;  // U distinct codes, ascending
+  std::vector<int> of_sample;    // S
+  Eigen::VectorXd count;         // U
+
+  explicit StateIndex(const std::vector<uint64_t>& Z) : of_sample(Z.size()) {
+    std::vector<std::size_t> order(Z.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t i, std::size_t j) { return Z[i] < Z[j]; });
+    std::vector<double> cnt;
+    for (std::size_t k = 0; k < order.size(); ++k) {
+      const uint64_t code = Z[order[k]];
+      if (states.empty() || states.back() != code) { states.push_back(code); cnt.push_back(0); }
+      of_sample[order[k]] = int(states.size()) - 1;
+      cnt.back() += 1;
+    }
+    count = Eigen::Map<Eigen::VectorXd>(cnt.data(), Eigen::Index(cnt.size()));
+  }
+};
+
+// X: the minibatch (data points x); Xp, Z: the recorded pairs (x'(s), z(s)) of all chains, pooled.
+// r_s(x) = softmax_s log A(z(s), x) (step 3), computed in the log domain.
+inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, const std::vector<Span>& Xp,
+                                const std::vector<uint64_t>& Z) {
+  const Settings& s = m.s;
+  const int D = s.D, L = s.L;
+  const long N = long(X.size()), S = long(Z.size());
+  if (N == 0 || S == 0 || long(Xp.size()) != S) throw std::invalid_argument("empty minibatch or recording");
+  const StateIndex idx(Z);
+  const int U = int(idx.states.size());
+
+  const ForwardFields f = forward_fields(m, idx.states);
+  RowMatrixXd Q;  // N x U: Q[n, u] = sum of r_s(x_n) over the samples s in state u
+  log_forward_kernel(f, X, Q);
+  const Eigen::RowVectorXd log_count = idx.count.array().log().transpose();
+  double ll = 0;
+  for (long n = 0; n < N; ++n) {
+    Q.row(n) += log_count;
+    const double lse = logsumexp(Q.data() + std::size_t(n) * U, U);
+    ll += lse - std::log(double(S));
+    Q.row(n) = (Q.row(n).array() - lse).exp();
+  }
+
+  Gradient g;
+  g.loglik = ll / double(N);
+  // Eqs. 16a-b: G[:, u] = sum_n Q[n, u] x_n - (sum_n Q[n, u]) mu_{x|z_u}.
+  RowMatrixXd G = RowMatrixXd::Zero(D, U);
+  for (long n = 0; n < N; ++n) {
+    const double* q = Q.data() + std::size_t(n) * U;
+    for (int32_t k = 0; k < X[n].n; ++k) {
+      double* gr = G.data() + std::size_t(X[n].p[k]) * U;
+      for (int u = 0; u < U; ++u) gr[u] += q[u];
+    }
+  }
+  const Eigen::RowVectorXd C = Q.colwise().sum();
+  G -= (f.mu.array().rowwise() * C.array()).matrix();
+  Eigen::MatrixXd Zu(U, L);
+  for (int u = 0; u < U; ++u)
+    for (int b = 0; b < L; ++b) Zu(u, b) = hidden_bit(idx.states[u], b, s.hidden);
+  g.w = G * Zu / double(N);
+  g.a = G.rowwise().sum() / double(N);
+
+  // Eqs. 16c-d with 17: each recorded pair carries the weight sum_n r_s(x_n) = C_u / count_u.
+  Eigen::MatrixXd acc = Eigen::MatrixXd::Zero(L, D);  // column i: contributions of pixel i
+  g.abar = Eigen::VectorXd::Zero(L);
+  std::vector<double> u(L), mu(L), gain(L), delta(L);
+  for (long smp = 0; smp < S; ++smp) {
+    const int st = idx.of_sample[smp];
+    const double c = C[st] / idx.count[st];
+    backward_field(m.p, m.field_bias, Xp[smp], u.data());
+    backward_probs(s, u.data(), mu.data(), gain.data());
+    for (int b = 0; b < L; ++b) {
+      delta[b] = c * gain[b] * (hidden_bit(Z[smp], b, s.hidden) - mu[b]);
+      g.abar[b] += delta[b];
+    }
+    for (int32_t k = 0; k < Xp[smp].n; ++k) {
+      double* col = acc.data() + std::size_t(Xp[smp].p[k]) * L;
+      for (int b = 0; b < L; ++b) col[b] += delta[b];
+    }
+  }
+  if (s.centered) acc -= g.abar * m.p.xbar.transpose();
+  g.wbar = acc / double(N);
+  g.abar /= double(N);
+
+  if (s.tied) {  // one shared matrix: d/dW = d/dw + (d/dwbar)^T
+    g.w += g.wbar.transpose();
+    g.wbar = g.w.transpose();
+  }
+  return g;
+}
+
+}  // namespace nemm

@@ -1,0 +1,84 @@
+// Log-domain likelihood: log A(z, x) = sum_i [x_i h_i - softplus(h_i)] with h = w z + a, summed
+// over the active pixels of x only. No product of probabilities is ever formed.
+#pragma once
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels.hpp"
+
+namespace nemm {
+
+// Active-pixel lists of the rows of a dense 0/1 matrix.
+struct SparseRows {
+  std::vector<int64_t> start;  // n+1
+  std::vector<int32_t> idx;
+
+  SparseRows() = default;
+  SparseRows(const uint8_t* X, long n, int D) {
+    start.assign(n + 1, 0);
+    for (long r = 0; r < n; ++r) {
+      const uint8_t* x = X + std::size_t(r) * D;
+      for (int i = 0; i < D; ++i)
+        if (x[i]) idx.push_back(i);
+      start[r + 1] = int64_t(idx.size());
+    }
+  }
+  long size() const { return long(start.size()) - 1; }
+  Span row(long r) const { return Span{idx.data() + start[r], int32_t(start[r + 1] - start[r])}; }
+  std::vector<Span> spans() const {
+    std::vector<Span> out(size());
+    for (long r = 0; r < size(); ++r) out[r] = row(r);
+    return out;
+  }
+  std::vector<Span> spans(const int64_t* rows, long n) const {
+    std::vector<Span> out(n);
+    for (long k = 0; k < n; ++k) out[k] = row(rows[k]);
+    return out;
+  }
+};
+
+// out[n, u] = log A(z_u, x_n) for the hidden states whose fields f were built (N x U).
+inline void log_forward_kernel(const ForwardFields& f, const std::vector<Span>& X, RowMatrixXd& out) {
+  const long N = long(X.size());
+  const int U = int(f.H.cols());
+  out.resize(N, U);
+#pragma omp parallel for schedule(static) if (N * U > 4096)
+  for (long n = 0; n < N; ++n) {
+    double* o = out.data() + std::size_t(n) * U;
+    for (int u = 0; u < U; ++u) o[u] = -f.sp[u];
+    const Span x = X[n];
+    for (int32_t k = 0; k < x.n; ++k) {
+      const double* h = f.H.data() + std::size_t(x.p[k]) * U;
+      for (int u = 0; u < U; ++u) o[u] += h[u];
+    }
+  }
+}
+
+inline double logsumexp(const double* v, int n) {
+  double m = -std::numeric_limits<double>::infinity();
+  for (int i = 0; i < n; ++i) m = std::max(m, v[i]);
+  if (!std::isfinite(m)) return m;
+  double s = 0;
+  for (int i = 0; i < n; ++i) s += std::exp(v[i] - m);
+  return m + std::log(s);
+}
+
+// ln p(x_n) = logsumexp_u (log_weight[u] + log A(z_u, x_n)): the mixture over hidden states
+// with the given log weights (ln pbar for the exact likelihood of appendix A3).
+inline Eigen::VectorXd log_mixture_likelihood(const Model& m, const std::vector<uint64_t>& states,
+                                              const Eigen::VectorXd& log_weight, const std::vector<Span>& X) {
+  const ForwardFields f = forward_fields(m, states);
+  RowMatrixXd la;
+  log_forward_kernel(f, X, la);
+  const long N = la.rows();
+  const int U = int(la.cols());
+  Eigen::VectorXd out(N);
+  for (long n = 0; n < N; ++n) {
+    la.row(n) += log_weight.transpose();
+    out[n] = logsumexp(la.data() + std::size_t(n) * U, U);
+  }
+  return out;
+}
+
+}  // namespace nemm

@@ -1,0 +1,56 @@
+// One training step (section III): persistent chains, the gradient of eqs. 16-17 and an
+// RMSprop ascent step. The epoch loop and the minibatch schedule live in Python.
+#pragma once
+#include "chain.hpp"
+#include "gradient.hpp"
+#include "likelihood.hpp"
+
+namespace nemm {
+
+struct RMSprop {
+  Eigen::MatrixXd vw, vwbar;
+  Eigen::VectorXd va, vabar;
+
+  void reset(const Settings& s) {
+    vw = Eigen::MatrixXd::Zero(s.D, s.L);
+    vwbar = Eigen::MatrixXd::Zero(s.L, s.D);
+    va = Eigen::VectorXd::Zero(s.D);
+    vabar = Eigen::VectorXd::Zero(s.L);
+  }
+
+  template <class P, class G, class V>
+  static void ascend(P& p, const G& g, V& v, double lr, double rho, double eps) {
+    v.array() = rho * v.array() + (1.0 - rho) * g.array().square();
+    p.array() += lr * g.array() / (v.array().sqrt() + eps);
+  }
+
+  void step(Model& m, const Gradient& g, double lr, double rho, double eps, bool freeze_a) {
+    if (vw.rows() != m.s.D || vw.cols() != m.s.L) reset(m.s);
+    ascend(m.p.w, g.w, vw, lr, rho, eps);
+    if (!freeze_a) ascend(m.p.a, g.a, va, lr, rho, eps);
+    if (!m.s.tied) ascend(m.p.wbar, g.wbar, vwbar, lr, rho, eps);
+    ascend(m.p.abar, g.abar, vabar, lr, rho, eps);
+    m.refresh();  // tied: wbar = w^T again
+  }
+};
+
+class Trainer {
+ public:
+  Model model;
+  Chains chains;
+  Recording recording;
+  SparseRows data;
+  RMSprop opt;
+
+  explicit Trainer(const Settings& s) : model(s) { opt.reset(s); }
+
+  // Continue every persistent chain T double steps, then one ascent step on the minibatch rows.
+  double step(const int64_t* rows, long n_rows, int T, double lr, double rho, double eps, bool freeze_a) {
+    chains.run(model, T, recording);
+    const Gradient g = approx_gradient(model, data.spans(rows, n_rows), recording.spans(), recording.z);
+    opt.step(model, g, lr, rho, eps, freeze_a);
+    return g.loglik;
+  }
+};
+
+}  // namespace nemm
