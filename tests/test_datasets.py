@@ -1,0 +1,493 @@
+"""Tests of nemm.datasets: shipped digits, IDX reading, selection, user data
+and the download path (against real HTTP servers on 127.0.0.1 only)."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gzip
+import http.server
+import importlib
+import sys
+import types
+import json
+import os
+import shutil
+import socket
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _import_datasets() -> types.ModuleType:
+    """Import nemm.datasets; without a built core, load it from the source tree.
+
+    nemm/__init__.py needs the compiled core, which nemm.datasets does not:
+    the fallback mounts python/nemm as a private package whose __init__ is
+    not run, so these tests also work in a tree that was never compiled.
+    """
+    try:
+        from nemm import datasets as mod
+
+        return mod
+    except ImportError:
+        name = "_nemm_source_tree"
+        if name not in sys.modules:
+            pkg = types.ModuleType(name)
+            pkg.__path__ = [str(REPO / "python" / "nemm")]
+            sys.modules[name] = pkg
+        return importlib.import_module(f"{name}.datasets")
+
+
+datasets = _import_datasets()
+EMBEDDED_FILE = REPO / "python" / "nemm" / "data" / "mnist012.npz"
+
+
+def _shared_mnist() -> Path:
+    env = os.environ.get("NEMM_SHARED")
+    shared = Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
+    return shared / "data" / "mnist"
+
+
+@pytest.fixture(scope="module")
+def shared_mnist() -> Path:
+    d = _shared_mnist()
+    if not (d / "t10k-images-idx3-ubyte.gz").is_file() or not (d / "t10k-labels-idx1-ubyte.gz").is_file():
+        pytest.skip(f"shared MNIST files not found in {d}")
+    return d
+
+
+@pytest.fixture(scope="module")
+def t10k(shared_mnist: Path) -> tuple[np.ndarray, np.ndarray]:
+    return datasets.load_mnist("test", shared_mnist)
+
+
+@pytest.fixture(autouse=True)
+def _no_user_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The developer's own settings must not change what the tests exercise.
+    monkeypatch.delenv("NEMM_DATA", raising=False)
+    monkeypatch.delenv("NEMM_CACHE", raising=False)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _idx_bytes(arr: np.ndarray, code: int = 0x08) -> bytes:
+    dt = {0x08: ">u1", 0x0C: ">i4", 0x0D: ">f4"}[code]
+    head = b"\0\0" + bytes([code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    return head + np.asarray(arr).astype(dt).tobytes()
+
+
+def _paeth(a: int, b: int, c: int) -> int:
+    p = a + b - c
+    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+    if pa <= pb and pa <= pc:
+        return a
+    return b if pb <= pc else c
+
+
+def _png_bytes(pixels: np.ndarray, colour: int, filters: tuple[int, ...] = (0,)) -> bytes:
+    """Minimal PNG encoder (8-bit); row r uses filter filters[r % len(filters)]."""
+    pixels = np.asarray(pixels, dtype=np.uint8)
+    h, w = pixels.shape[:2]
+    bpp = 1 if pixels.ndim == 2 else pixels.shape[2]
+    rows = pixels.reshape(h, w * bpp).astype(int).tolist()
+    out = bytearray()
+    prev = [0] * (w * bpp)
+    for r, row in enumerate(rows):
+        f = filters[r % len(filters)]
+        enc = []
+        for i, x in enumerate(row):
+            a = row[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            pred = [0, a, b, (a + b) // 2, _paeth(a, b, c)][f]
+            enc.append((x - pred) & 0xFF)
+        out += bytes([f] + enc)
+        prev = row
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(out)))
+            + chunk(b"IEND", b""))
+
+
+@contextlib.contextmanager
+def _http_server(root: Path) -> Iterator[str]:
+    """Serve ``root`` on 127.0.0.1 (random port) in a daemon thread."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/mnist/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def _closed_port_url() -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/mnist/"
+
+
+# ---------------------------------------------------------------- embedded
+
+
+def test_embedded_digits_shape_and_counts() -> None:
+    X, y = datasets.embedded_digits()
+    assert X.shape == (2980, 784) and X.dtype == np.uint8
+    assert y.shape == (2980,) and y.dtype == np.uint8
+    assert [int((y == d).sum()) for d in range(10)] == [980, 1000, 1000] + [0] * 7
+    assert set(np.unique(X).tolist()) == {0, 1}
+    # Digits are real images: neither empty nor full, ones thinner than zeros.
+    ink = X.sum(axis=1)
+    assert ink.min() > 10 and ink.max() < 400
+    assert ink[y == 1].mean() < ink[y == 0].mean()
+    # Interleaved test-split order, not grouped by class.
+    assert y[:6].tolist() == [2, 1, 0, 1, 0, 0]
+
+
+def test_embedded_digits_returns_independent_copies() -> None:
+    X, y = datasets.embedded_digits()
+    X[:] = 0
+    y[:] = 9
+    X2, y2 = datasets.embedded_digits()
+    assert X2.sum() > 0 and (y2 != 9).all()
+
+
+def test_embedded_file_meta_and_size() -> None:
+    assert EMBEDDED_FILE.stat().st_size < 1_000_000
+    with np.load(EMBEDDED_FILE, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        assert z["bits"].shape == (2980, 98) and z["bits"].dtype == np.uint8
+        idx = z["indices"]
+        assert idx.dtype == np.int32 and (np.diff(idx) > 0).all()
+    assert meta["format"] == "nemm-embedded-digits" and meta["version"] == 1
+    assert meta["threshold"] == 127 and meta["n_features"] == 784 and meta["shape"] == [28, 28]
+    assert meta["digits"] == [0, 1, 2] and meta["per_class"] == 1000
+    assert "MNIST" in meta["source"] and "CC BY-SA" in meta["license"]
+
+
+def test_embedded_equals_binarized_idx_selection(t10k: tuple[np.ndarray, np.ndarray]) -> None:
+    images, labels = t10k
+    sel_images, sel_labels = datasets.select_digits(images, labels, (0, 1, 2), 1000)
+    X, y = datasets.embedded_digits()
+    np.testing.assert_array_equal(y, sel_labels)
+    np.testing.assert_array_equal(X, datasets.binarize(sel_images, 127))
+    with np.load(EMBEDDED_FILE, allow_pickle=False) as z:
+        np.testing.assert_array_equal(labels[z["indices"]], y)
+
+
+def test_load_digits_uses_embedded_without_io(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise AssertionError("load_mnist must not be called")
+
+    monkeypatch.setattr(datasets, "load_mnist", boom)
+    X, y = datasets.load_digits((2, 1), 10)
+    assert X.shape == (20, 784)
+    assert sorted(y.tolist()) == [1] * 10 + [2] * 10
+    Xe, ye = datasets.embedded_digits()
+    keep = np.flatnonzero(np.isin(ye, (1, 2)))
+    first = np.concatenate([keep[ye[keep] == 1][:10], keep[ye[keep] == 2][:10]])
+    np.testing.assert_array_equal(X, Xe[np.sort(first)])
+
+
+def test_load_digits_from_directory_and_env(shared_mnist: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    Xe, ye = datasets.embedded_digits()
+    X, y = datasets.load_digits(directory=shared_mnist)
+    np.testing.assert_array_equal(X, Xe)
+    np.testing.assert_array_equal(y, ye)
+    # Outside what is shipped (digit 7, another threshold) the loader reads NEMM_DATA.
+    monkeypatch.setenv("NEMM_DATA", str(shared_mnist))
+    X7, y7 = datasets.load_digits((7,), 5, threshold=0)
+    assert X7.shape == (5, 784) and (y7 == 7).all()
+    images, labels = datasets.load_mnist("test", shared_mnist)
+    np.testing.assert_array_equal(X7, (images[labels == 7][:5].reshape(5, -1) > 0).astype(np.uint8))
+
+
+# ---------------------------------------------------------------- read_idx
+
+
+def test_read_idx_plain_gz_and_magic_detection(tmp_path: Path) -> None:
+    arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    raw = _idx_bytes(arr)
+    (tmp_path / "a-idx3-ubyte").write_bytes(raw)
+    (tmp_path / "a-idx3-ubyte.gz").write_bytes(gzip.compress(raw))
+    (tmp_path / "gz-without-suffix").write_bytes(gzip.compress(raw))
+    for name in ("a-idx3-ubyte", "a-idx3-ubyte.gz", "gz-without-suffix"):
+        got = datasets.read_idx(tmp_path / name)
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, arr)
+    ints = np.array([[1, -2], [70000, 3]], dtype=np.int32)
+    (tmp_path / "i").write_bytes(_idx_bytes(ints, 0x0C))
+    got = datasets.read_idx(tmp_path / "i")
+    assert got.dtype == np.dtype("=i4") and got.flags.writeable
+    np.testing.assert_array_equal(got, ints)
+
+
+def test_read_idx_shared_labels(shared_mnist: Path) -> None:
+    labels = datasets.read_idx(shared_mnist / "t10k-labels-idx1-ubyte.gz")
+    assert labels.shape == (10000,)
+    assert np.bincount(labels)[:3].tolist() == [980, 1135, 1032]
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda raw: raw[:-1], "truncated"),
+        (lambda raw: raw[:10], "truncated"),
+        (lambda raw: raw + b"\0", "trailing"),
+        (lambda raw: b"\1" + raw[1:], "magic"),
+        (lambda raw: raw[:2] + b"\x07" + raw[3:], "type code"),
+        (lambda raw: b"", "too short"),
+    ],
+)
+def test_read_idx_rejects_malformed(tmp_path: Path, mutate, message: str) -> None:
+    raw = _idx_bytes(np.zeros((3, 4, 5), dtype=np.uint8))
+    path = tmp_path / "bad-idx3-ubyte"
+    path.write_bytes(mutate(raw))
+    with pytest.raises(ValueError, match=message):
+        datasets.read_idx(path)
+
+
+def test_read_idx_rejects_truncated_gzip(tmp_path: Path) -> None:
+    data = gzip.compress(_idx_bytes(np.ones((50, 28, 28), dtype=np.uint8)))
+    path = tmp_path / "cut-idx3-ubyte.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="gzip"):
+        datasets.read_idx(path)
+
+
+# ---------------------------------------------------------------- select / binarize
+
+
+def test_select_digits_order_and_limits() -> None:
+    labels = np.array([3, 1, 0, 1, 3, 0, 1, 2], dtype=np.uint8)
+    images = np.arange(8)[:, None] * np.ones((1, 2), dtype=int)
+    im, lb = datasets.select_digits(images, labels, (1, 0), per_class=2)
+    assert lb.tolist() == [1, 0, 1, 0]
+    assert im[:, 0].tolist() == [1, 2, 3, 5]
+    _, lb = datasets.select_digits(images, labels, (1, 2), per_class=None)
+    assert lb.tolist() == [1, 1, 1, 2]
+    _, lb = datasets.select_digits(images, labels, (2,), per_class=5)  # fewer than asked
+    assert lb.tolist() == [2]
+    with pytest.raises(ValueError, match="digit 7"):
+        datasets.select_digits(images, labels, (0, 7))
+    with pytest.raises(ValueError):
+        datasets.select_digits(images[:3], labels)
+    with pytest.raises(ValueError, match="per_class"):
+        datasets.select_digits(images, labels, (0,), per_class=0)
+
+
+def test_binarize_threshold_and_shape() -> None:
+    imgs = np.array([[[0, 127], [128, 255]], [[126, 127], [127, 200]]], dtype=np.uint8)
+    out = datasets.binarize(imgs)
+    assert out.dtype == np.uint8 and out.shape == (2, 4)
+    assert out.tolist() == [[0, 0, 1, 1], [0, 0, 0, 1]]
+    assert datasets.binarize(imgs, threshold=0).tolist() == [[0, 1, 1, 1], [1, 1, 1, 1]]
+    assert datasets.binarize(np.array([[0.2, 0.7]]), 0.5).tolist() == [[0, 1]]
+    with pytest.raises(ValueError, match="NaN"):
+        datasets.binarize(np.array([[np.nan, 1.0]]))
+    with pytest.raises(ValueError):
+        datasets.binarize(np.zeros(5))
+
+
+# ---------------------------------------------------------------- load_binary
+
+
+def test_load_binary_npy_and_npz(tmp_path: Path) -> None:
+    X = (np.arange(12).reshape(3, 4) % 3 == 0).astype(np.int64)
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "b.npy", X.astype(bool))
+    for name in ("x.npy", "b.npy"):
+        got = datasets.load_binary(tmp_path / name)
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, X)
+    np.savez(tmp_path / "named.npz", X=X, other=np.zeros((2, 2)))
+    np.testing.assert_array_equal(datasets.load_binary(tmp_path / "named.npz"), X)
+    np.testing.assert_array_equal(datasets.load_binary(tmp_path / "named.npz", key="other"), np.zeros((2, 2)))
+    np.savez(tmp_path / "single.npz", data=X)
+    np.testing.assert_array_equal(datasets.load_binary(tmp_path / "single.npz"), X)
+    np.savez(tmp_path / "two.npz", a=X, b=X)
+    with pytest.raises(ValueError, match="key"):
+        datasets.load_binary(tmp_path / "two.npz")
+    with pytest.raises(ValueError, match="nope"):
+        datasets.load_binary(tmp_path / "named.npz", key="nope")
+
+
+@pytest.mark.parametrize(
+    "array, message",
+    [
+        (np.array([[0, 2], [1, 0]]), "only 0 and 1"),
+        (np.array([[0.0, np.nan]]), "NaN"),
+        (np.array([0, 1, 1]), "two-dimensional"),
+        (np.zeros((2, 2, 2)), "two-dimensional"),
+        (np.array([["a", "b"]]), "numeric"),
+    ],
+)
+def test_load_binary_rejects_bad_arrays(tmp_path: Path, array: np.ndarray, message: str) -> None:
+    path = tmp_path / "bad.npy"
+    np.save(path, array)
+    with pytest.raises(ValueError, match=message) as info:
+        datasets.load_binary(path)
+    assert str(path) in str(info.value)
+
+
+def test_load_binary_bad_paths(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        datasets.load_binary(tmp_path / "missing.npy")
+    (tmp_path / "x.csv").write_text("0,1\n")
+    with pytest.raises(ValueError, match="unsupported"):
+        datasets.load_binary(tmp_path / "x.csv")
+    (tmp_path / "junk.npy").write_bytes(b"not numpy")
+    with pytest.raises(ValueError, match="junk.npy"):
+        datasets.load_binary(tmp_path / "junk.npy")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="neither PNG"):
+        datasets.load_binary(empty)
+
+
+def test_load_binary_png_directory(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, size=(3, 5, 6), dtype=np.uint8)
+    d = tmp_path / "pngs"
+    d.mkdir()
+    # Names sorted out of creation order; every filter type and colour type used.
+    (d / "b.png").write_bytes(_png_bytes(gray[1], 0, filters=(1, 2, 3, 4, 0)))
+    rgb = np.stack([gray[0], gray[0], gray[0]], axis=2)
+    rgb[..., 0] = np.minimum(rgb[..., 0].astype(int) + 3, 255)  # mean still rounds near gray
+    rgb[..., 2] = np.maximum(rgb[..., 2].astype(int) - 3, 0)
+    (d / "a.png").write_bytes(_png_bytes(rgb, 2, filters=(4, 3, 2, 1)))
+    rgba = np.concatenate([np.repeat(gray[2][..., None], 3, axis=2), np.full((5, 6, 1), 7, np.uint8)], axis=2)
+    (d / "c.png").write_bytes(_png_bytes(rgba, 6, filters=(3, 4)))
+    (d / "notes.txt").write_text("ignored")
+    got = datasets.load_binary(d, threshold=100)
+    expected_rgb = np.rint(rgb.astype(float).mean(axis=2)).astype(np.uint8)
+    expected = np.stack([expected_rgb, gray[1], gray[2]]).reshape(3, -1) > 100
+    assert got.shape == (3, 30) and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, expected.astype(np.uint8))
+
+
+def test_load_binary_png_errors(tmp_path: Path) -> None:
+    d = tmp_path / "sizes"
+    d.mkdir()
+    (d / "a.png").write_bytes(_png_bytes(np.zeros((4, 4)), 0))
+    (d / "b.png").write_bytes(_png_bytes(np.zeros((4, 5)), 0))
+    with pytest.raises(ValueError, match="differ in size"):
+        datasets.load_binary(d)
+    d2 = tmp_path / "corrupt"
+    d2.mkdir()
+    raw = bytearray(_png_bytes(np.zeros((4, 4)), 0))
+    raw[40] ^= 0xFF  # inside IDAT: the CRC no longer matches
+    (d2 / "x.png").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="x.png"):
+        datasets.load_binary(d2)
+
+
+def test_load_binary_idx_directory(tmp_path: Path) -> None:
+    imgs = np.array([[[0, 200], [130, 10]], [[255, 0], [0, 128]]], dtype=np.uint8)
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(_idx_bytes(imgs))
+    got = datasets.load_binary(tmp_path)
+    assert got.tolist() == [[0, 1, 1, 0], [1, 0, 0, 1]]
+
+
+# ---------------------------------------------------------------- load_mnist
+
+
+def test_load_mnist_directory_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(FileNotFoundError) as info:
+        datasets.load_mnist("test", tmp_path)
+    assert str(tmp_path) in str(info.value) and "t10k-images-idx3-ubyte" in str(info.value)
+    monkeypatch.setenv("NEMM_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="NEMM_DATA"):
+        datasets.load_mnist("train")
+    monkeypatch.delenv("NEMM_DATA")
+    with pytest.raises(FileNotFoundError, match="download=False"):
+        datasets.load_mnist("test", cache_dir=tmp_path / "cache", download=False)
+    with pytest.raises(ValueError, match="split"):
+        datasets.load_mnist("validation", tmp_path)
+
+
+def test_load_mnist_plain_files(tmp_path: Path, shared_mnist: Path, t10k) -> None:
+    for stem in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        with gzip.open(shared_mnist / f"{stem}.gz", "rb") as src, open(tmp_path / stem, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    images, labels = datasets.load_mnist("test", tmp_path)
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images, t10k[0])
+    np.testing.assert_array_equal(labels, t10k[1])
+
+
+def _mirror_dirs(tmp_path: Path, shared: Path) -> tuple[Path, Path]:
+    """A good mirror (copies of the shared files) and a corrupted one."""
+    good = tmp_path / "good" / "mnist"
+    bad = tmp_path / "bad" / "mnist"
+    good.mkdir(parents=True)
+    bad.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(shared / name, good / name)
+    # Valid gzip, wrong content: only the checksum can catch it.
+    payload = bytearray(gzip.decompress((shared / "t10k-images-idx3-ubyte.gz").read_bytes()))
+    payload[5000] ^= 0x01
+    (bad / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(bytes(payload), compresslevel=1))
+    # Truncated gzip for the labels.
+    labels_gz = (shared / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    (bad / "t10k-labels-idx1-ubyte.gz").write_bytes(labels_gz[: len(labels_gz) // 2])
+    return good.parent, bad.parent
+
+
+def test_download_rejects_corrupt_mirror_and_falls_back(tmp_path: Path, shared_mnist: Path, t10k) -> None:
+    good, bad = _mirror_dirs(tmp_path, shared_mnist)
+    cache = tmp_path / "cache"
+    missing = tmp_path / "missing"  # 404 from the good server
+    missing.mkdir()
+    with _http_server(bad) as bad_url, _http_server(good) as good_url, _http_server(missing) as missing_url:
+        images, labels = datasets.load_mnist("test", cache_dir=cache, mirrors=[bad_url, missing_url, good_url])
+    np.testing.assert_array_equal(images, t10k[0])
+    np.testing.assert_array_equal(labels, t10k[1])
+    # Only the verified files are cached, byte for byte the good ones; no temp files.
+    assert sorted(p.name for p in cache.iterdir()) == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    for p in cache.iterdir():
+        assert p.read_bytes() == (good / "mnist" / p.name).read_bytes()
+    # Cached files are used without any network access.
+    images2, _ = datasets.load_mnist("test", cache_dir=cache, mirrors=[_closed_port_url()])
+    np.testing.assert_array_equal(images2, images)
+
+
+def test_download_all_corrupt_leaves_cache_empty(tmp_path: Path, shared_mnist: Path) -> None:
+    _, bad = _mirror_dirs(tmp_path, shared_mnist)
+    cache = tmp_path / "cache"
+    with _http_server(bad) as bad_url:
+        with pytest.raises(datasets.DownloadError, match="checksum mismatch"):
+            datasets.load_mnist("test", cache_dir=cache, mirrors=[bad_url])
+    assert list(cache.iterdir()) == []
+
+
+def test_download_offline_error_is_helpful(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = _closed_port_url()
+    monkeypatch.setenv("NEMM_CACHE", str(tmp_path / "envcache"))
+    with pytest.raises(datasets.DownloadError) as info:
+        datasets.load_mnist("test", mirrors=[url, url + "alt/"])
+    msg = str(info.value)
+    assert isinstance(info.value, RuntimeError)
+    assert "offline" in msg and "NEMM_DATA" in msg and url in msg and url + "alt/" in msg
+    assert "t10k-images-idx3-ubyte.gz" in msg
+    assert [p for p in (tmp_path / "envcache").iterdir()] == []
