@@ -57,13 +57,21 @@ inline double hidden_bit(uint64_t code, int b, Hidden hidden) {
   return hidden == Hidden::OneHot ? double(code == uint64_t(b)) : double((code >> b) & 1u);
 }
 
-// softplus(h) and sigmoid(h) with one exp and one log per entry; log(1 + e) for e = exp(-|h|)
-// loses at most 1e-16 absolute, which is all a sum of D log-probabilities can see.
-inline void softplus_sigmoid(const Eigen::ArrayXd& h, Eigen::ArrayXd& sp, Eigen::ArrayXd& sig) {
-  const Eigen::ArrayXd e = (-h.abs()).exp();
-  const Eigen::ArrayXd inv = 1.0 / (1.0 + e);
-  sp = h.max(0.0) + (1.0 + e).log();
-  sig = (h >= 0.0).select(inv, e * inv);
+// sum_i softplus(h_i) and sigmoid(h) with one exp per entry. softplus(h) = max(h, 0) + ln(1 + e)
+// with e = exp(-|h|) in (0, 1], so sum_i ln(1 + e_i) is the log of a product of factors in
+// (1, 2]: these normalizers can neither underflow nor (in chunks of 512) overflow, and one log
+// per chunk replaces D logs. (Probabilities themselves are never multiplied.)
+inline double softplus_sum_sigmoid(const double* h, int D, double* sig) {
+  double lin = 0, logs = 0, prod = 1;
+  for (int i = 0; i < D; ++i) {
+    const double e = std::exp(-std::abs(h[i]));
+    const double inv = 1.0 / (1.0 + e);
+    sig[i] = h[i] >= 0 ? inv : e * inv;
+    lin += h[i] > 0 ? h[i] : 0.0;
+    prod *= 1.0 + e;
+    if ((i & 511) == 511) { logs += std::log(prod); prod = 1; }
+  }
+  return lin + logs + std::log(prod);
 }
 
 inline double sigmoid(double u) {
@@ -108,6 +116,32 @@ inline void backward_probs(const Settings& s, const double* u, double* mu, doubl
   }
 }
 
+// H = w Z^T + a for a set of hidden states (D x U, row-major so that one pixel's U fields are
+// contiguous), with sum_i softplus(H[i, u]) and mu_{x|z} = sigmoid(H) (eq. 14).
+struct ForwardFields {
+  RowMatrixXd H;         // D x U
+  RowMatrixXd mu;        // D x U
+  Eigen::VectorXd sp;    // U: sum_i softplus(H[i, u]), the normalizer of log A
+};
+
+inline ForwardFields compute_forward_fields(const Settings& s, const Params& p, const std::vector<uint64_t>& states) {
+  const int D = s.D, U = int(states.size());
+  ForwardFields f;
+  f.H.resize(D, U);
+  f.mu.resize(D, U);
+  f.sp.resize(U);
+  Eigen::VectorXd h(D), sig(D);
+  for (int u = 0; u < U; ++u) {
+    h = p.a;
+    for (int b = 0; b < s.L; ++b)
+      if (hidden_bit(states[u], b, s.hidden) != 0.0) h += p.w.col(b);
+    f.sp[u] = softplus_sum_sigmoid(h.data(), D, sig.data());
+    f.H.col(u) = h;
+    f.mu.col(u) = sig;
+  }
+  return f;
+}
+
 // The model: parameters plus the float tables the chain reads. Call refresh() after any change
 // of the parameters; the chain never touches the double parameters.
 class Model {
@@ -123,6 +157,7 @@ class Model {
   std::vector<float> wT;           // binary: L x Dp, column b of w
   std::vector<float> a_f;          // binary: Dp
   std::vector<uint32_t> xbar_thr;  // Dp: thresholds of xbar, for starting fresh chains
+  ForwardFields onehot_fields;     // one-hot: the fields of all L states, shared by chain and gradient
 
   explicit Model(const Settings& settings) : s(settings) {
     s.validate();
@@ -158,12 +193,12 @@ class Model {
     for (int i = 0; i < D; ++i) xbar_thr[i] = bernoulli_threshold(std::clamp(p.xbar[i], 0.0, 1.0));
 
     if (s.hidden == Hidden::OneHot) {
+      std::vector<uint64_t> all(L);
+      for (int b = 0; b < L; ++b) all[b] = uint64_t(b);
+      onehot_fields = compute_forward_fields(s, p, all);
       thr.assign(std::size_t(L) * Dp, 0u);  // padding pixels: threshold 0, never on
-      Eigen::ArrayXd sp, sig;
-      for (int b = 0; b < L; ++b) {
-        softplus_sigmoid((p.w.col(b) + p.a).array(), sp, sig);
-        for (int i = 0; i < D; ++i) thr[std::size_t(b) * Dp + i] = bernoulli_threshold(sig[i]);
-      }
+      for (int b = 0; b < L; ++b)
+        for (int i = 0; i < D; ++i) thr[std::size_t(b) * Dp + i] = bernoulli_threshold(onehot_fields.mu(i, b));
     } else {
       wT.assign(std::size_t(L) * Dp, 0.0f);
       for (int b = 0; b < L; ++b)
@@ -174,30 +209,22 @@ class Model {
   }
 };
 
-// H = w Z^T + a for a set of hidden states (D x U, row-major so that one pixel's U fields are
-// contiguous), with sum_i softplus(H[i, u]) and mu_{x|z} = sigmoid(H) (eq. 14).
-struct ForwardFields {
-  RowMatrixXd H;         // D x U
-  RowMatrixXd mu;        // D x U
-  Eigen::VectorXd sp;    // U: sum_i softplus(H[i, u]), the normalizer of log A
-};
+}  // namespace nemm
 
+namespace nemm {
+
+// Fields of the given states: one-hot reads the cache built by refresh().
 inline ForwardFields forward_fields(const Model& m, const std::vector<uint64_t>& states) {
+  if (m.s.hidden == Hidden::Binary) return compute_forward_fields(m.s, m.p, states);
   const int D = m.s.D, U = int(states.size());
   ForwardFields f;
   f.H.resize(D, U);
   f.mu.resize(D, U);
   f.sp.resize(U);
-  Eigen::VectorXd h(D);
-  Eigen::ArrayXd sp, sig;
   for (int u = 0; u < U; ++u) {
-    h = m.p.a;
-    for (int b = 0; b < m.s.L; ++b)
-      if (hidden_bit(states[u], b, m.s.hidden) != 0.0) h += m.p.w.col(b);
-    softplus_sigmoid(h.array(), sp, sig);
-    f.H.col(u) = h;
-    f.mu.col(u) = sig.matrix();
-    f.sp[u] = sp.sum();
+    f.H.col(u) = m.onehot_fields.H.col(Eigen::Index(states[u]));
+    f.mu.col(u) = m.onehot_fields.mu.col(Eigen::Index(states[u]));
+    f.sp[u] = m.onehot_fields.sp[Eigen::Index(states[u])];
   }
   return f;
 }
