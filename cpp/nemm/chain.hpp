@@ -20,9 +20,9 @@
 
 namespace nemm {
 
-typedef float f32x8 __attribute__((vector_size(32)));
-inline f32x8 load8(const float* p) {
-  f32x8 v;
+typedef float f32x4 __attribute__((vector_size(16)));  // SSE registers: the portable baseline
+inline f32x4 load4f(const float* p) {
+  f32x4 v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
@@ -86,21 +86,25 @@ struct ChainState {
   void step_hidden(const Model& m) {
     const int L = m.s.L, Lp = m.Lp;
     float* uu = u.data();
-    // Four independent accumulators per block of 8 hidden units hide the add latency.
+    // Two pixels at a time into independent accumulators per block of 8 hidden units.
     for (int blk = 0; blk < Lp; blk += 8) {
-      f32x8 acc0, acc1 = {}, acc2 = {}, acc3 = {};
-      std::memcpy(&acc0, m.field_bias_f.data() + blk, sizeof(acc0));
+      f32x4 a0 = load4f(m.field_bias_f.data() + blk), a1 = load4f(m.field_bias_f.data() + blk + 4);
+      f32x4 b0 = {0, 0, 0, 0}, b1 = {0, 0, 0, 0};
       const float* base = m.wbarT.data() + blk;
       int k = 0;
-      for (; k + 4 <= n_active; k += 4) {
-        acc0 += load8(base + std::size_t(active[k]) * Lp);
-        acc1 += load8(base + std::size_t(active[k + 1]) * Lp);
-        acc2 += load8(base + std::size_t(active[k + 2]) * Lp);
-        acc3 += load8(base + std::size_t(active[k + 3]) * Lp);
+      for (; k + 2 <= n_active; k += 2) {
+        const float* r = base + std::size_t(active[k]) * Lp;
+        const float* q = base + std::size_t(active[k + 1]) * Lp;
+        a0 += load4f(r); a1 += load4f(r + 4);
+        b0 += load4f(q); b1 += load4f(q + 4);
       }
-      for (; k < n_active; ++k) acc0 += load8(base + std::size_t(active[k]) * Lp);
-      acc0 += acc1 + (acc2 + acc3);
-      std::memcpy(uu + blk, &acc0, sizeof(acc0));
+      if (k < n_active) {
+        const float* r = base + std::size_t(active[k]) * Lp;
+        a0 += load4f(r); a1 += load4f(r + 4);
+      }
+      a0 += b0; a1 += b1;
+      std::memcpy(uu + blk, &a0, sizeof(a0));
+      std::memcpy(uu + blk + 4, &a1, sizeof(a1));
     }
     if (m.s.hidden == Hidden::Binary) {
       uint64_t code = 0;

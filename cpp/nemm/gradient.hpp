@@ -84,11 +84,11 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
   // Eqs. 16c-d with 17: each recorded pair carries the weight sum_n r_s(x_n) = C_u / count_u.
   Eigen::MatrixXd acc = Eigen::MatrixXd::Zero(L, D);  // column i: contributions of pixel i
   g.abar = Eigen::VectorXd::Zero(L);
-  std::vector<double> u(L), mu(L), gain(L), delta(L);
+  std::vector<double> u(m.Lq), mu(L), gain(L), delta(L);
   for (long smp = 0; smp < S; ++smp) {
     const int st = idx.of_sample[smp];
     const double c = C[st] / idx.count[st];
-    backward_field(m.p, m.field_bias, Xp[smp], u.data());
+    backward_field(m.wbarT_d.data(), m.Lq, m.field_bias_d.data(), Xp[smp], u.data());
     backward_probs(s, u.data(), mu.data(), gain.data());
     for (int b = 0; b < L; ++b) {
       delta[b] = c * gain[b] * (hidden_bit(Z[smp], b, s.hidden) - mu[b]);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -44,7 +45,6 @@ struct Params {
   Eigen::VectorXd xbar;  // D, data mean used for centering
 };
 
-inline int pad8(int n) { return (n + 7) & ~7; }
 
 // Active pixel indices of one binary vector, ascending: every sum over x runs over these only.
 struct Span {
@@ -52,26 +52,101 @@ struct Span {
   int32_t n = 0;
 };
 
+inline int pad8(int n) { return (n + 7) & ~7; }
+inline int pad4(int n) { return (n + 3) & ~3; }
+
+typedef double f64x2 __attribute__((vector_size(16)));  // an SSE2 register: the portable baseline
+
+inline f64x2 load2(const double* p) {
+  f64x2 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// out[0..W) = init[0..W) + sum_k table[x.p[k] * stride + 0..W): a sum of table rows over the
+// active pixels, kept in registers (W and stride multiples of 4). Summation order is fixed.
+inline void sum_rows(const double* table, int stride, Span x, const double* init, double* out, int W) {
+  for (int blk = 0; blk < W; blk += 4) {
+    f64x2 a0 = load2(init + blk), a1 = load2(init + blk + 2), b0 = {0, 0}, b1 = {0, 0};
+    const double* base = table + blk;
+    int32_t k = 0;
+    for (; k + 2 <= x.n; k += 2) {
+      const double* r = base + std::size_t(x.p[k]) * stride;
+      const double* q = base + std::size_t(x.p[k + 1]) * stride;
+      a0 += load2(r); a1 += load2(r + 2);
+      b0 += load2(q); b1 += load2(q + 2);
+    }
+    if (k < x.n) {
+      const double* r = base + std::size_t(x.p[k]) * stride;
+      a0 += load2(r); a1 += load2(r + 2);
+    }
+    a0 += b0; a1 += b1;
+    std::memcpy(out + blk, &a0, sizeof(a0));
+    std::memcpy(out + blk + 2, &a1, sizeof(a1));
+  }
+}
+
 // One-hot: z = e_code. Binary: bit b of the code is z_b.
 inline double hidden_bit(uint64_t code, int b, Hidden hidden) {
   return hidden == Hidden::OneHot ? double(code == uint64_t(b)) : double((code >> b) & 1u);
+}
+
+// exp(x) for x <= 0, branch-free so that loops over it vectorize: x = k ln2 + r with
+// |r| <= ln2 / 2 (Cody-Waite, two-part ln2), exp(r) by its Taylor series to r^13 (truncation
+// below 1e-17 relative), then the exponent bits set to k. Returns 0 below -708 (the normal range).
+inline double exp_nonpositive(double x) {
+  const double cx = std::max(x, -708.0);
+  // Round to nearest by the 1.5 * 2^52 shift: the integer k then sits in the low mantissa bits.
+  const double shift = 6755399441055744.0;
+  const double t = cx * 1.4426950408889634 + shift;
+  const double kf = t - shift;
+  const double r = (cx - kf * 6.93147180369123816490e-01) - kf * 1.90821492927058770002e-10;
+  double p = 1.0 / 6227020800.0;  // 1/13!
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  uint64_t tb, sb;
+  std::memcpy(&tb, &t, sizeof(tb));
+  const double shift_d = shift;
+  std::memcpy(&sb, &shift_d, sizeof(sb));
+  const uint64_t bits = (tb - sb + 1023) << 52;  // 2^k
+  double scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return double(x >= -708.0) * (p * scale);  // arithmetic, not a branch: keeps the loop vectorizable
 }
 
 // sum_i softplus(h_i) and sigmoid(h) with one exp per entry. softplus(h) = max(h, 0) + ln(1 + e)
 // with e = exp(-|h|) in (0, 1], so sum_i ln(1 + e_i) is the log of a product of factors in
 // (1, 2]: these normalizers can neither underflow nor (in chunks of 512) overflow, and one log
 // per chunk replaces D logs. (Probabilities themselves are never multiplied.)
-inline double softplus_sum_sigmoid(const double* h, int D, double* sig) {
-  double lin = 0, logs = 0, prod = 1;
-  for (int i = 0; i < D; ++i) {
-    const double e = std::exp(-std::abs(h[i]));
-    const double inv = 1.0 / (1.0 + e);
-    sig[i] = h[i] >= 0 ? inv : e * inv;
-    lin += h[i] > 0 ? h[i] : 0.0;
-    prod *= 1.0 + e;
-    if ((i & 511) == 511) { logs += std::log(prod); prod = 1; }
+inline double softplus_sum_sigmoid(const double* h, int D, double* sig, double* e) {
+  for (int i = 0; i < D; ++i) {  // no reduction: this loop vectorizes
+    const double ei = exp_nonpositive(-std::abs(h[i]));
+    const double pos = double(h[i] >= 0);
+    e[i] = ei;
+    sig[i] = (pos + (1.0 - pos) * ei) / (1.0 + ei);
   }
-  return lin + logs + std::log(prod);
+  double lin = 0, logs = 0;
+  for (int c0 = 0; c0 < D; c0 += 512) {
+    const int c1 = std::min(D, c0 + 512);
+    double prod = 1;
+    for (int i = c0; i < c1; ++i) {
+      lin += h[i] > 0 ? h[i] : 0.0;
+      prod *= 1.0 + e[i];
+    }
+    logs += std::log(prod);
+  }
+  return lin + logs;
 }
 
 inline double sigmoid(double u) {
@@ -85,13 +160,9 @@ inline uint32_t bernoulli_threshold(double p) {
 }
 
 // x -> z field u = wbar (x - xbar) + abar in double, from the active pixels of x (eq. 11, 17).
-inline void backward_field(const Params& p, const Eigen::VectorXd& field_bias, Span x, double* u) {
-  const int L = int(p.wbar.rows());
-  for (int b = 0; b < L; ++b) u[b] = field_bias[b];
-  for (int32_t k = 0; k < x.n; ++k) {
-    const double* col = p.wbar.data() + std::size_t(x.p[k]) * L;
-    for (int b = 0; b < L; ++b) u[b] += col[b];
-  }
+// wbarT_d: D x Lq row-major (wbar transposed, zero padded), bias: Lq; u must hold Lq entries.
+inline void backward_field(const double* wbarT_d, int Lq, const double* bias, Span x, double* u) {
+  sum_rows(wbarT_d, Lq, x, bias, u, Lq);
 }
 
 // mu_{z|x} and the factor d ln P(z|x) / d u_b = g_b (z_b - mu_b) of the x -> z kernel:
@@ -119,7 +190,7 @@ inline void backward_probs(const Settings& s, const double* u, double* mu, doubl
 // H = w Z^T + a for a set of hidden states (D x U, row-major so that one pixel's U fields are
 // contiguous), with sum_i softplus(H[i, u]) and mu_{x|z} = sigmoid(H) (eq. 14).
 struct ForwardFields {
-  RowMatrixXd H;         // D x U
+  RowMatrixXd H;         // D x pad4(U), zero padded: rows are summed four columns at a time
   RowMatrixXd mu;        // D x U
   Eigen::VectorXd sp;    // U: sum_i softplus(H[i, u]), the normalizer of log A
 };
@@ -127,15 +198,15 @@ struct ForwardFields {
 inline ForwardFields compute_forward_fields(const Settings& s, const Params& p, const std::vector<uint64_t>& states) {
   const int D = s.D, U = int(states.size());
   ForwardFields f;
-  f.H.resize(D, U);
+  f.H = RowMatrixXd::Zero(D, pad4(U));
   f.mu.resize(D, U);
   f.sp.resize(U);
-  Eigen::VectorXd h(D), sig(D);
+  Eigen::VectorXd h(D), sig(D), e(D);
   for (int u = 0; u < U; ++u) {
     h = p.a;
     for (int b = 0; b < s.L; ++b)
       if (hidden_bit(states[u], b, s.hidden) != 0.0) h += p.w.col(b);
-    f.sp[u] = softplus_sum_sigmoid(h.data(), D, sig.data());
+    f.sp[u] = softplus_sum_sigmoid(h.data(), D, sig.data(), e.data());
     f.H.col(u) = h;
     f.mu.col(u) = sig;
   }
@@ -158,6 +229,9 @@ class Model {
   std::vector<float> a_f;          // binary: Dp
   std::vector<uint32_t> xbar_thr;  // Dp: thresholds of xbar, for starting fresh chains
   ForwardFields onehot_fields;     // one-hot: the fields of all L states, shared by chain and gradient
+  int Lq = 0;                      // L padded to 4
+  std::vector<double> wbarT_d;     // D x Lq row-major, double: the gradient's x -> z field
+  std::vector<double> field_bias_d;  // Lq
 
   explicit Model(const Settings& settings) : s(settings) {
     s.validate();
@@ -168,6 +242,7 @@ class Model {
     p.xbar = Eigen::VectorXd::Constant(s.D, 0.5);
     Dp = pad8(s.D);
     Lp = pad8(s.L);
+    Lq = pad4(s.L);
     refresh();
   }
 
@@ -183,8 +258,14 @@ class Model {
     if (s.centered) field_bias -= p.wbar * p.xbar;
 
     wbarT.assign(std::size_t(D) * Lp, 0.0f);
+    wbarT_d.assign(std::size_t(D) * Lq, 0.0);
     for (int i = 0; i < D; ++i)
-      for (int b = 0; b < L; ++b) wbarT[std::size_t(i) * Lp + b] = float(p.wbar(b, i));
+      for (int b = 0; b < L; ++b) {
+        wbarT[std::size_t(i) * Lp + b] = float(p.wbar(b, i));
+        wbarT_d[std::size_t(i) * Lq + b] = p.wbar(b, i);
+      }
+    field_bias_d.assign(Lq, 0.0);
+    for (int b = 0; b < L; ++b) field_bias_d[b] = field_bias[b];
     // Padding lanes get a huge negative bias so they never win the softmax.
     field_bias_f.assign(Lp, -1e30f);
     for (int b = 0; b < L; ++b) field_bias_f[b] = float(field_bias[b]);
@@ -218,7 +299,7 @@ inline ForwardFields forward_fields(const Model& m, const std::vector<uint64_t>&
   if (m.s.hidden == Hidden::Binary) return compute_forward_fields(m.s, m.p, states);
   const int D = m.s.D, U = int(states.size());
   ForwardFields f;
-  f.H.resize(D, U);
+  f.H = RowMatrixXd::Zero(D, pad4(U));
   f.mu.resize(D, U);
   f.sp.resize(U);
   for (int u = 0; u < U; ++u) {

@@ -2,6 +2,7 @@
 // over the active pixels of x only. No product of probabilities is ever formed.
 #pragma once
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -41,16 +42,17 @@ struct SparseRows {
 // out[n, u] = log A(z_u, x_n) for the hidden states whose fields f were built (N x U).
 inline void log_forward_kernel(const ForwardFields& f, const std::vector<Span>& X, RowMatrixXd& out) {
   const long N = long(X.size());
-  const int U = int(f.H.cols());
+  const int U = int(f.sp.size()), Uq = int(f.H.cols());
   out.resize(N, U);
-#pragma omp parallel for schedule(static) if (N * U > 4096)
-  for (long n = 0; n < N; ++n) {
-    double* o = out.data() + std::size_t(n) * U;
-    for (int u = 0; u < U; ++u) o[u] = -f.sp[u];
-    const Span x = X[n];
-    for (int32_t k = 0; k < x.n; ++k) {
-      const double* h = f.H.data() + std::size_t(x.p[k]) * U;
-      for (int u = 0; u < U; ++u) o[u] += h[u];
+  std::vector<double> init(Uq, 0.0);
+  for (int u = 0; u < U; ++u) init[u] = -f.sp[u];
+#pragma omp parallel if (N * U > 65536)
+  {
+    std::vector<double> row(Uq);
+#pragma omp for schedule(static)
+    for (long n = 0; n < N; ++n) {
+      sum_rows(f.H.data(), Uq, X[n], init.data(), row.data(), Uq);
+      std::memcpy(out.data() + std::size_t(n) * U, row.data(), sizeof(double) * U);
     }
   }
 }

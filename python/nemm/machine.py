@@ -12,6 +12,7 @@ import math
 import os
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -356,14 +357,15 @@ class Machine:
             seeds = np.random.SeedSequence(self.random_state).spawn(3)
             if self._engine is None:
                 self._set_params(**self._initial_params(X, np.random.default_rng(seeds[0])))
-            self._start_training(X, np.random.default_rng(seeds[1]), _seed_words(seeds[2]))
+            self._start_training(X, np.random.default_rng(seeds[1]), _seed_words(seeds[2]), keep_history=True)
         elif self._batches.n != X.shape[0] or not np.array_equal(self._train_data_sum, X.sum(axis=0)):
             self._engine.set_data(X)
             self._batches = _BatchStream(X.shape[0], self._batches.rng)
             self._train_data_sum = X.sum(axis=0)
         return self._train_epochs(n_epochs, None)
 
-    def _start_training(self, X: np.ndarray, batch_rng: np.random.Generator, chain_seed: int) -> None:
+    def _start_training(self, X: np.ndarray, batch_rng: np.random.Generator, chain_seed: int,
+                        keep_history: bool = False) -> None:
         engine = self._require_fitted()
         engine.set_data(X)
         init_rows = batch_rng.choice(X.shape[0], size=int(self.n_chains), replace=X.shape[0] < self.n_chains)
@@ -371,8 +373,9 @@ class Machine:
         engine.reset_optimizer()
         self._batches = _BatchStream(X.shape[0], batch_rng)
         self._train_data_sum = X.sum(axis=0)
-        self.history_ = {"epoch": [], "loglik": [], "batch_size": [], "seconds": []}
-        self.epochs_done_ = 0
+        if not keep_history or not self.history_:
+            self.history_ = {"epoch": [], "loglik": [], "batch_size": [], "seconds": []}
+            self.epochs_done_ = 0
 
     def _train_epochs(self, n_epochs: int, callback: Callable[["Machine", int], None] | None) -> "Machine":
         engine = self._require_fitted()
@@ -390,10 +393,10 @@ class Machine:
                     raise FloatingPointError(f"training diverged at epoch {e} (non-finite parameters); "
                                              "try a smaller learning_rate")
                 self.epochs_done_ += 1
-                self.history_["epoch"].append(e)
-                self.history_["loglik"].append(float(ll.mean()))
-                self.history_["batch_size"].append(bs)
-                self.history_["seconds"].append(time.perf_counter() - t0)
+                self.history_.setdefault("epoch", []).append(e)
+                self.history_.setdefault("loglik", []).append(float(ll.mean()))
+                self.history_.setdefault("batch_size", []).append(bs)
+                self.history_.setdefault("seconds", []).append(time.perf_counter() - t0)
                 self._occupancy = None
                 if callback is not None:
                     callback(self, e)
@@ -627,32 +630,51 @@ def load(path: str | os.PathLike[str]) -> Machine:
         arrays are malformed.
     """
     path = Path(path)
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path} is not a readable nemm model file (npz): {exc}") from exc
-    with npz:
-        if "metadata" not in npz.files:
-            raise ValueError(f"{path} is not a nemm model file (no metadata)")
+    if not path.exists():
+        raise FileNotFoundError(f"no such model file: {path}")
+    with open(path, "rb") as fh:  # our own handle: numpy leaks its own on a corrupt archive
         try:
-            meta = json.loads(str(npz["metadata"][()]))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: corrupt metadata: {exc}") from exc
-        if meta.get("format") != FORMAT_NAME:
-            raise ValueError(f"{path} is not a nemm model file (format {meta.get('format')!r})")
-        version = meta.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ValueError(f"{path} has model format version {version!r}; this nemm reads version "
-                             f"{FORMAT_VERSION}")
-        missing = [k for k in ("w", "a", "wbar", "abar", "xbar") if k not in npz.files]
-        if missing:
-            raise ValueError(f"{path} lacks arrays {missing}")
-        settings = dict(meta["settings"])
+            npz = np.load(fh, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise ValueError("not an npz archive")
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path} is not a readable nemm model file (npz): {exc}") from exc
+        try:
+            return _machine_from_npz(npz, path)
+        except (KeyError, TypeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+            raise ValueError(f"{path} is a corrupt nemm model file: {exc}") from exc
+        finally:
+            npz.close()
+
+
+def _machine_from_npz(npz: Any, path: Path) -> Machine:
+    if "metadata" not in npz.files:
+        raise ValueError(f"{path} is not a nemm model file (no metadata)")
+    try:
+        meta = json.loads(str(npz["metadata"][()]))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: corrupt metadata: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise ValueError(f"{path} is not a nemm model file (metadata format is not {FORMAT_NAME!r})")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path} has model format version {version!r}; this nemm reads version {FORMAT_VERSION}")
+    missing = [k for k in ("w", "a", "wbar", "abar", "xbar") if k not in npz.files]
+    if missing:
+        raise ValueError(f"{path} lacks arrays {missing}")
+    settings = meta.get("settings")
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path}: metadata has no settings")
+    unknown = sorted(set(settings) - set(Machine._SETTINGS))
+    if unknown:
+        raise ValueError(f"{path}: unknown settings {unknown} (written by a newer nemm?)")
+    settings = dict(settings)
+    if "batch_size" in settings:
         settings["batch_size"] = tuple(settings["batch_size"])
-        m = Machine.from_params(npz["w"], npz["a"], npz["wbar"], npz["abar"], npz["xbar"], **settings)
-        m.history_ = {k: npz[f"history/{k}"].tolist() for k in meta.get("history_keys", [])
-                      if f"history/{k}" in npz.files}
-        m.epochs_done_ = int(meta.get("epochs_done", 0))
+    m = Machine.from_params(npz["w"], npz["a"], npz["wbar"], npz["abar"], npz["xbar"], **settings)
+    keys = meta.get("history_keys", [])
+    m.history_ = {k: npz[f"history/{k}"].tolist() for k in keys if f"history/{k}" in npz.files}
+    m.epochs_done_ = int(meta.get("epochs_done", 0))
     return m
 
 
