@@ -113,14 +113,14 @@ struct ChainState {
       z = code;
       return;
     }
-    double tot = 0;
-    if (m.s.normalization == Normalization::Softmax) {
-      float mx = uu[0];
-      for (int b = 1; b < L; ++b) mx = std::max(mx, uu[b]);
-      for (int b = 0; b < L; ++b) tot += (p[b] = std::exp(double(uu[b] - mx)));
-    } else {
-      for (int b = 0; b < L; ++b) tot += (p[b] = sigmoid(double(uu[b])));
+    // Unnormalized log-probabilities: u (softmax) or ln sigmoid(u) (eq. 19), then a stable softmax.
+    double mx = -std::numeric_limits<double>::infinity();
+    for (int b = 0; b < L; ++b) {
+      p[b] = m.s.normalization == Normalization::Softmax ? double(uu[b]) : log_sigmoid(double(uu[b]));
+      mx = std::max(mx, p[b]);
     }
+    double tot = 0;
+    for (int b = 0; b < L; ++b) tot += (p[b] = std::exp(p[b] - mx));
     double r = rng.uniform() * tot;
     int c = 0;
     while (c < L - 1 && r >= p[c]) r -= p[c++];

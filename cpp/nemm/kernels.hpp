@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -153,6 +154,9 @@ inline double sigmoid(double u) {
   return u >= 0 ? 1.0 / (1.0 + std::exp(-u)) : std::exp(u) / (1.0 + std::exp(u));
 }
 
+// ln sigmoid(u) = -softplus(-u), finite for every finite u.
+inline double log_sigmoid(double u) { return std::min(u, 0.0) - std::log1p(std::exp(-std::abs(u))); }
+
 // Bernoulli threshold for a 32-bit uniform word: P(word < t) = t / 2^32.
 inline uint32_t bernoulli_threshold(double p) {
   const double t = p * 4294967296.0;
@@ -181,9 +185,12 @@ inline void backward_probs(const Settings& s, const double* u, double* mu, doubl
     for (int b = 0; b < L; ++b) { mu[b] = std::exp(u[b] - m); tot += mu[b]; }
     for (int b = 0; b < L; ++b) { mu[b] /= tot; g[b] = 1.0; }
   } else {
+    // P = s / sum(s) as a softmax of ln s_b = -softplus(-u_b): no 0/0 when every s_b underflows.
+    double m = -std::numeric_limits<double>::infinity();
+    for (int b = 0; b < L; ++b) { mu[b] = log_sigmoid(u[b]); m = std::max(m, mu[b]); }
     double tot = 0;
-    for (int b = 0; b < L; ++b) { mu[b] = sigmoid(u[b]); tot += mu[b]; }
-    for (int b = 0; b < L; ++b) { g[b] = 1.0 - mu[b]; mu[b] /= tot; }
+    for (int b = 0; b < L; ++b) { mu[b] = std::exp(mu[b] - m); tot += mu[b]; }
+    for (int b = 0; b < L; ++b) { mu[b] /= tot; g[b] = sigmoid(-u[b]); }  // 1 - s_b
   }
 }
 

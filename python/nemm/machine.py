@@ -254,7 +254,11 @@ class Machine:
             raise ValueError(f"w must have shape (D, {self.n_hidden}), got {np.shape(w)}")
         w = as_real_array(w, "w", (D, L))
         a = as_real_array(a, "a", (D,))
-        wbar = as_real_array(w.T if (self.tied and wbar is None) else wbar, "wbar", (L, D))
+        if self.tied:
+            if wbar is not None and not np.allclose(np.asarray(wbar, dtype=float), w.T, rtol=0, atol=1e-12):
+                raise ValueError("tied=True shares one matrix: wbar must be None or equal to w.T")
+            wbar = w.T
+        wbar = as_real_array(wbar, "wbar", (L, D))
         abar = as_real_array(abar, "abar", (L,))
         xbar = as_real_array(xbar, "xbar", (D,))
         if ((xbar < 0) | (xbar > 1)).any():
@@ -705,6 +709,12 @@ def approx_gradient(machine: Machine, X: Any, Xp: Any, Z: Any) -> dict[str, np.n
     X = as_binary_matrix(X, "X", n_features=D)
     Xp = as_binary_matrix(Xp, "Xp", n_features=D)
     Z = np.asarray(Z)
+    if Z.ndim == 0:
+        raise ValueError("Z must be an array of hidden states, one per row of Xp")
+    if machine.hidden == "onehot" and not np.issubdtype(Z.dtype, np.integer):
+        raise TypeError(f"one-hot hidden states Z must be integers in [0, L), got dtype {Z.dtype}")
+    if machine.hidden == "binary":
+        Z = as_binary_matrix(Z, "binary hidden states Z", n_features=machine.n_hidden)
     if Z.shape[0] != Xp.shape[0]:
         raise ValueError(f"Z has {Z.shape[0]} hidden states but Xp has {Xp.shape[0]} rows")
     g = engine.approx_gradient(X, Xp, Z)
