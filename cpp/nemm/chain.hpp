@@ -11,12 +11,6 @@
 #include "kernels.hpp"
 #include "rng.hpp"
 
-// Runtime dispatch for the Bernoulli sampler: an AVX2 clone and a portable one, chosen at load.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define NEMM_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define NEMM_CLONES
-#endif
 
 namespace nemm {
 

@@ -41,7 +41,7 @@ struct StateIndex {
 
 // X: the minibatch (data points x); Xp, Z: the recorded pairs (x'(s), z(s)) of all chains, pooled.
 // r_s(x) = softmax_s log A(z(s), x) (step 3), computed in the log domain.
-inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, const std::vector<Span>& Xp,
+NEMM_CLONES static Gradient approx_gradient(const Model& m, const std::vector<Span>& X, const std::vector<Span>& Xp,
                                 const std::vector<uint64_t>& Z) {
   const Settings& s = m.s;
   const int D = s.D, L = s.L;
@@ -51,30 +51,29 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
   const int U = int(idx.states.size());
 
   const ForwardFields f = forward_fields(m, idx.states);
+  const int Uq = pad4(U), Lq = m.Lq;
   RowMatrixXd Q;  // N x U: Q[n, u] = sum of r_s(x_n) over the samples s in state u
   log_forward_kernel(f, X, Q);
   const Eigen::RowVectorXd log_count = idx.count.array().log().transpose();
+  RowMatrixXd Qp = RowMatrixXd::Zero(N, Uq);  // Q padded to Uq columns for the 4-wide adds
   double ll = 0;
   for (long n = 0; n < N; ++n) {
     Q.row(n) += log_count;
     const double lse = logsumexp(Q.data() + std::size_t(n) * U, U);
     ll += lse - std::log(double(S));
-    Q.row(n) = (Q.row(n).array() - lse).exp();
+    Qp.row(n).head(U) = (Q.row(n).array() - lse).exp();
   }
 
   Gradient g;
   g.loglik = ll / double(N);
   // Eqs. 16a-b: G[:, u] = sum_n Q[n, u] x_n - (sum_n Q[n, u]) mu_{x|z_u}.
-  RowMatrixXd G = RowMatrixXd::Zero(D, U);
+  RowMatrixXd Gp = RowMatrixXd::Zero(D, Uq);
   for (long n = 0; n < N; ++n) {
-    const double* q = Q.data() + std::size_t(n) * U;
-    for (int32_t k = 0; k < X[n].n; ++k) {
-      double* gr = G.data() + std::size_t(X[n].p[k]) * U;
-      for (int u = 0; u < U; ++u) gr[u] += q[u];
-    }
+    const double* q = Qp.data() + std::size_t(n) * Uq;
+    for (int32_t k = 0; k < X[n].n; ++k) add_row(Gp.data() + std::size_t(X[n].p[k]) * Uq, q, Uq);
   }
-  const Eigen::RowVectorXd C = Q.colwise().sum();
-  G -= (f.mu.array().rowwise() * C.array()).matrix();
+  const Eigen::RowVectorXd C = Qp.leftCols(U).colwise().sum();
+  const RowMatrixXd G = Gp.leftCols(U) - (f.mu.array().rowwise() * C.array()).matrix();
   Eigen::MatrixXd Zu(U, L);
   for (int u = 0; u < U; ++u)
     for (int b = 0; b < L; ++b) Zu(u, b) = hidden_bit(idx.states[u], b, s.hidden);
@@ -82,25 +81,23 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
   g.a = G.rowwise().sum() / double(N);
 
   // Eqs. 16c-d with 17: each recorded pair carries the weight sum_n r_s(x_n) = C_u / count_u.
-  Eigen::MatrixXd acc = Eigen::MatrixXd::Zero(L, D);  // column i: contributions of pixel i
+  RowMatrixXd acc = RowMatrixXd::Zero(D, Lq);  // row i: contributions of pixel i
   g.abar = Eigen::VectorXd::Zero(L);
-  std::vector<double> u(m.Lq), mu(L), gain(L), delta(L);
+  std::vector<double> u(Lq), mu(L), gain(L), delta(Lq, 0.0);
   for (long smp = 0; smp < S; ++smp) {
     const int st = idx.of_sample[smp];
     const double c = C[st] / idx.count[st];
-    backward_field(m.wbarT_d.data(), m.Lq, m.field_bias_d.data(), Xp[smp], u.data());
+    backward_field(m.wbarT_d.data(), Lq, m.field_bias_d.data(), Xp[smp], u.data());
     backward_probs(s, u.data(), mu.data(), gain.data());
     for (int b = 0; b < L; ++b) {
       delta[b] = c * gain[b] * (hidden_bit(Z[smp], b, s.hidden) - mu[b]);
       g.abar[b] += delta[b];
     }
-    for (int32_t k = 0; k < Xp[smp].n; ++k) {
-      double* col = acc.data() + std::size_t(Xp[smp].p[k]) * L;
-      for (int b = 0; b < L; ++b) col[b] += delta[b];
-    }
+    for (int32_t k = 0; k < Xp[smp].n; ++k) add_row(acc.data() + std::size_t(Xp[smp].p[k]) * Lq, delta.data(), Lq);
   }
-  if (s.centered) acc -= g.abar * m.p.xbar.transpose();
-  g.wbar = acc / double(N);
+  g.wbar = acc.leftCols(L).transpose();
+  if (s.centered) g.wbar -= g.abar * m.p.xbar.transpose();
+  g.wbar /= double(N);
   g.abar /= double(N);
 
   if (s.tied) {  // one shared matrix: d/dW = d/dw + (d/dwbar)^T

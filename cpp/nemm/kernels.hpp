@@ -12,6 +12,13 @@
 #include <string>
 #include <vector>
 
+// Runtime dispatch for the hot loops: an AVX2 clone and a portable one, chosen at load time.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define NEMM_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define NEMM_CLONES
+#endif
+
 namespace nemm {
 
 enum class Hidden { OneHot, Binary };
@@ -87,6 +94,17 @@ inline void sum_rows(const double* table, int stride, Span x, const double* init
   }
 }
 
+// dst[0..W) += src[0..W) (W a multiple of 4): the scatter-add of the gradient's sums.
+inline void add_row(double* __restrict dst, const double* __restrict src, int W) {
+  for (int j = 0; j < W; j += 4) {
+    f64x2 d0 = load2(dst + j), d1 = load2(dst + j + 2);
+    d0 += load2(src + j);
+    d1 += load2(src + j + 2);
+    std::memcpy(dst + j, &d0, sizeof(d0));
+    std::memcpy(dst + j + 2, &d1, sizeof(d1));
+  }
+}
+
 // One-hot: z = e_code. Binary: bit b of the code is z_b.
 inline double hidden_bit(uint64_t code, int b, Hidden hidden) {
   return hidden == Hidden::OneHot ? double(code == uint64_t(b)) : double((code >> b) & 1u);
@@ -130,7 +148,7 @@ inline double exp_nonpositive(double x) {
 // with e = exp(-|h|) in (0, 1], so sum_i ln(1 + e_i) is the log of a product of factors in
 // (1, 2]: these normalizers can neither underflow nor (in chunks of 512) overflow, and one log
 // per chunk replaces D logs. (Probabilities themselves are never multiplied.)
-inline double softplus_sum_sigmoid(const double* h, int D, double* sig, double* e) {
+NEMM_CLONES static double softplus_sum_sigmoid(const double* h, int D, double* sig, double* e) {
   for (int i = 0; i < D; ++i) {  // no reduction: this loop vectorizes
     const double ei = exp_nonpositive(-std::abs(h[i]));
     const double pos = double(h[i] >= 0);
@@ -161,6 +179,13 @@ inline double log_sigmoid(double u) { return std::min(u, 0.0) - std::log1p(std::
 inline uint32_t bernoulli_threshold(double p) {
   const double t = p * 4294967296.0;
   return t >= 4294967295.0 ? 0xFFFFFFFFu : (t <= 0.0 ? 0u : uint32_t(t));
+}
+
+NEMM_CLONES static void bernoulli_thresholds(const double* p, int n, uint32_t* out) {
+  for (int i = 0; i < n; ++i) {
+    const double t = std::min(std::max(p[i] * 4294967296.0, 0.0), 4294967295.0);
+    out[i] = uint32_t(int64_t(t));
+  }
 }
 
 // x -> z field u = wbar (x - xbar) + abar in double, from the active pixels of x (eq. 11, 17).
@@ -258,7 +283,7 @@ class Model {
     return s.L < 63 ? (uint64_t(1) << s.L) : 0;
   }
 
-  void refresh() {
+  void refresh(bool xbar_changed = true) {
     const int D = s.D, L = s.L;
     if (s.tied) p.wbar = p.w.transpose();
     field_bias = p.abar;
@@ -277,16 +302,21 @@ class Model {
     field_bias_f.assign(Lp, -1e30f);
     for (int b = 0; b < L; ++b) field_bias_f[b] = float(field_bias[b]);
 
-    xbar_thr.assign(Dp, 0u);
-    for (int i = 0; i < D; ++i) xbar_thr[i] = bernoulli_threshold(std::clamp(p.xbar[i], 0.0, 1.0));
+    if (xbar_changed) {  // xbar is fixed during training: no need to redo this after every step
+      xbar_thr.assign(Dp, 0u);
+      for (int i = 0; i < D; ++i) xbar_thr[i] = bernoulli_threshold(std::clamp(p.xbar[i], 0.0, 1.0));
+    }
 
     if (s.hidden == Hidden::OneHot) {
       std::vector<uint64_t> all(L);
       for (int b = 0; b < L; ++b) all[b] = uint64_t(b);
       onehot_fields = compute_forward_fields(s, p, all);
       thr.assign(std::size_t(L) * Dp, 0u);  // padding pixels: threshold 0, never on
-      for (int b = 0; b < L; ++b)
-        for (int i = 0; i < D; ++i) thr[std::size_t(b) * Dp + i] = bernoulli_threshold(onehot_fields.mu(i, b));
+      Eigen::VectorXd col(D);
+      for (int b = 0; b < L; ++b) {
+        col = onehot_fields.mu.col(b);
+        bernoulli_thresholds(col.data(), D, thr.data() + std::size_t(b) * Dp);
+      }
     } else {
       wT.assign(std::size_t(L) * Dp, 0.0f);
       for (int b = 0; b < L; ++b)

@@ -7,6 +7,15 @@
 
 namespace nemm {
 
+// v = rho v + (1 - rho) g^2; p += lr g / (sqrt(v) + eps): ascent, element by element.
+NEMM_CLONES static void rmsprop_update(double* __restrict p, const double* __restrict g, double* __restrict v,
+                                       std::size_t n, double lr, double rho, double eps) {
+  for (std::size_t i = 0; i < n; ++i) {
+    v[i] = rho * v[i] + (1.0 - rho) * g[i] * g[i];
+    p[i] += lr * g[i] / (std::sqrt(v[i]) + eps);
+  }
+}
+
 struct RMSprop {
   Eigen::MatrixXd vw, vwbar;
   Eigen::VectorXd va, vabar;
@@ -20,8 +29,7 @@ struct RMSprop {
 
   template <class P, class G, class V>
   static void ascend(P& p, const G& g, V& v, double lr, double rho, double eps) {
-    v.array() = rho * v.array() + (1.0 - rho) * g.array().square();
-    p.array() += lr * g.array() / (v.array().sqrt() + eps);
+    rmsprop_update(p.data(), g.data(), v.data(), std::size_t(p.size()), lr, rho, eps);
   }
 
   void step(Model& m, const Gradient& g, double lr, double rho, double eps, bool freeze_a) {
@@ -30,7 +38,7 @@ struct RMSprop {
     if (!freeze_a) ascend(m.p.a, g.a, va, lr, rho, eps);
     if (!m.s.tied) ascend(m.p.wbar, g.wbar, vwbar, lr, rho, eps);
     ascend(m.p.abar, g.abar, vabar, lr, rho, eps);
-    m.refresh();  // tied: wbar = w^T again
+    m.refresh(false);  // tied: wbar = w^T again; xbar unchanged
   }
 };
 
