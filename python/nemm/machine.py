@@ -611,6 +611,9 @@ class Machine:
                 np.savez(fh, **arrays)
                 fh.flush()
                 os.fsync(fh.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a model file is an ordinary file
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
