@@ -649,3 +649,631 @@ def segment_error(values: object) -> tuple[float | np.ndarray, float | np.ndarra
 # --- model-level diagnostics (engine) ---
 # Wrappers that run a trained machine's chain and call the array functions above
 # are added below by the engine's authors.
+
+import json as _json
+import math as _math
+from dataclasses import dataclass as _dataclass, field as _field
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from nemm.machine import Machine
+
+__all__ += [
+    "TransitionStatistics",
+    "class_kl_of",
+    "diagnose",
+    "epoch_tracker",
+    "log_likelihood_estimates",
+    "rao_blackwell_M",
+    "to_json",
+    "to_jsonable",
+    "track_epoch",
+    "transition_statistics",
+]
+
+#: Largest number of hidden states for which counts are kept as a dense (S, S) matrix.
+DENSE_STATE_LIMIT = 4096
+
+
+def _seed_int(*parts: int | None) -> int | None:
+    """A reproducible 63-bit seed hashed from integers (``None`` if the first part is ``None``)."""
+    if not parts or parts[0] is None:
+        return None
+    words = [int(p) for p in parts if p is not None]
+    return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+@_dataclass
+class TransitionStatistics:
+    """Transition statistics of a machine's hidden chain (spec "Diagnostics", eqs. 21, 23, 24).
+
+    Attributes
+    ----------
+    states : numpy.ndarray of int, shape (S,)
+        Hidden-state codes the rows and columns refer to: all states
+        ``0 .. n_states - 1`` when ``n_states <= 4096``, otherwise the visited codes.
+    n_states : int
+        Number of hidden states of the machine (``L`` one-hot, ``2**L`` binary).
+    counts : numpy.ndarray, shape (S, S)
+        ``counts[z', z]``: observed transitions ``z' -> z``, pooled over chains
+        (transitions are never counted across chain boundaries).
+    M : numpy.ndarray, shape (S, S)
+        Empirical transition matrix: rows of ``counts`` normalized, no pseudo-count;
+        a state never left gets the ``"occupancy"`` row of :func:`transition_matrix`.
+    pbar_e : numpy.ndarray, shape (S,)
+        Empirical occupancy: fraction of the recorded time steps spent in each state.
+    pbar : numpy.ndarray, shape (S,)
+        Left eigenvector of ``M`` with eigenvalue 1 (``pbar M = pbar``).
+    sigma, sigma_err : float
+        Entropy production rate per step (eq. 21, nats) from the counts with
+        ``pseudocount`` added to both directions of every one-way pair (see
+        :func:`entropy_production_from_counts`), and its Monte Carlo error bar.
+    n_one_way : int
+        Pairs ``z' < z`` seen in one direction only (each got the pseudo-count).
+    n_pairs_observed : int
+        Pairs seen in at least one direction.
+    pseudocount : float
+    tau, tau_err : float
+        Decorrelation time ``-1 / ln|lambda_2|`` (eq. 23) and its error bar
+        (``inf`` for a deterministic cycle; NaN error when a segment gave ``inf``).
+    self_transition, self_transition_err : float
+        ``Tr(M) / S`` (eq. 24) and its error bar.
+    random_self_transition : float
+        ``1 / S``, the value for hidden states drawn at random.
+    n_steps, n_chains, burn_in, n_segments : int
+        Sampling settings: ``n_chains`` trajectories of ``n_steps`` recorded states
+        after ``burn_in`` unrecorded double steps; the error bars are the standard
+        errors of the per-segment estimates over ``n_segments`` consecutive time
+        windows (each pooling all chains), see :func:`segment_error`.
+    segments : dict
+        The per-segment values of ``sigma``, ``tau`` and ``self_transition``.
+    """
+
+    states: np.ndarray
+    n_states: int
+    counts: np.ndarray
+    M: np.ndarray
+    pbar_e: np.ndarray
+    pbar: np.ndarray
+    sigma: float
+    sigma_err: float
+    n_one_way: int
+    n_pairs_observed: int
+    pseudocount: float
+    tau: float
+    tau_err: float
+    self_transition: float
+    self_transition_err: float
+    random_self_transition: float
+    n_steps: int
+    n_chains: int
+    burn_in: int
+    n_segments: int
+    segments: dict = _field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain Python types (lists, floats, ints), ready for :func:`to_json`."""
+        return {
+            "n_states": int(self.n_states),
+            "states": self.states.tolist(),
+            "counts": self.counts.tolist(),
+            "M": self.M.tolist(),
+            "pbar_e": self.pbar_e.tolist(),
+            "pbar": self.pbar.tolist(),
+            "sigma": float(self.sigma),
+            "sigma_err": float(self.sigma_err),
+            "n_one_way": int(self.n_one_way),
+            "n_pairs_observed": int(self.n_pairs_observed),
+            "pseudocount": float(self.pseudocount),
+            "tau": float(self.tau),
+            "tau_err": float(self.tau_err),
+            "self_transition": float(self.self_transition),
+            "self_transition_err": float(self.self_transition_err),
+            "random_self_transition": float(self.random_self_transition),
+            "n_steps": int(self.n_steps),
+            "n_chains": int(self.n_chains),
+            "burn_in": int(self.burn_in),
+            "n_segments": int(self.n_segments),
+            "segments": {k: [float(v) for v in vals] for k, vals in self.segments.items()},
+        }
+
+
+def _chain_codes(machine: "Machine", n_steps: int, n_chains: int, seed: int | None, burn_in: int) -> np.ndarray:
+    """(C, T) uint64 hidden-state codes of fresh chains of the machine."""
+    traj = machine.hidden_trajectory(int(n_steps), seed=seed, n_chains=int(n_chains), burn_in=int(burn_in),
+                                     codes=True)
+    return np.ascontiguousarray(np.asarray(traj).reshape(int(n_chains), int(n_steps)).astype(np.uint64))
+
+
+def _count(codes: np.ndarray, n_states: int) -> np.ndarray:
+    from nemm import _core
+
+    return np.asarray(_core.count_transitions(np.ascontiguousarray(codes, dtype=np.uint64), int(n_states)),
+                      dtype=np.float64)
+
+
+#: Above this many (visited) states, dense eigen-decompositions are avoided (they cost O(S^3)).
+DENSE_EIG_LIMIT = 512
+
+
+def _stats_from_counts(counts: np.ndarray, pseudocount: float) -> tuple[float, float, float]:
+    """(sigma, tau, Tr(M)/S) of one block of counts (tau NaN for very large blocks)."""
+    M = transition_matrix(counts)
+    tau = decorrelation_time(M) if M.shape[0] <= DENSE_EIG_LIMIT else float("nan")
+    return (entropy_production_from_counts(counts, pseudocount=pseudocount).sigma, tau, mean_self_transition(M))
+
+
+def transition_statistics(
+    machine: "Machine",
+    n_steps: int = 100_000,
+    *,
+    n_chains: int = 4,
+    seed: int | None = None,
+    burn_in: int = 1000,
+    n_segments: int = 10,
+    pseudocount: float = 0.5,
+) -> TransitionStatistics:
+    """Empirical M, occupancy, sigma, tau and Tr(M)/L of a machine's hidden chain, with error bars.
+
+    Runs ``n_chains`` fresh chains of the machine for ``burn_in`` + ``n_steps``
+    double steps (eq. 18), counts the hidden transitions ``z(t) -> z(t+1)`` with
+    the C++ counter and applies the array functions of this module: the empirical
+    ``M`` (row-normalized counts), the occupancy ``pbar_e``, ``pbar`` as the left
+    eigenvector of ``M``, ``sigma`` (eq. 21; one-way pairs get ``pseudocount`` in
+    both directions and are counted in ``n_one_way``), ``tau`` (eq. 23) and
+    ``Tr(M)/S`` (eq. 24). Above 512 (visited) states no dense eigen-decomposition
+    is made: ``pbar`` is then ``pbar_e`` and ``tau`` is NaN. Error bars: the time axis is cut into ``n_segments``
+    consecutive windows (each pooling the chains), every statistic is estimated
+    on every window, and the standard error of those estimates is reported
+    (:func:`segment_error`); the windows must be long compared with ``tau``.
+    The error bars describe the full-length estimate only approximately: the
+    plug-in sigma of a short window is biased upward when rare transitions
+    are missed, so small ``sigma`` values should be read together with
+    ``n_one_way``.
+
+    Parameters
+    ----------
+    machine : Machine
+        A fitted machine (or one built by ``Machine.from_params``).
+    n_steps : int
+        Recorded steps per chain (the spec's long chain is 1e5).
+    n_chains : int
+        Independent chains, run in parallel by the engine.
+    seed : int, optional
+        Seed of the chains; defaults to the machine's ``random_state``.
+    burn_in : int
+        Unrecorded double steps at the start of every chain.
+    n_segments : int
+        Time windows for the error bars (at least 2).
+    pseudocount : float
+        Added to both directions of each one-way pair for sigma (0.5 by default).
+
+    Returns
+    -------
+    TransitionStatistics
+    """
+    if int(n_steps) < 2 or int(n_chains) < 1 or int(burn_in) < 0:
+        raise ValueError("need n_steps >= 2, n_chains >= 1 and burn_in >= 0")
+    n_segments = int(n_segments)
+    if n_segments < 2 or n_segments > int(n_steps) // 2:
+        raise ValueError(f"n_segments must be between 2 and n_steps // 2, got {n_segments}")
+    pc = _check_pseudocount(pseudocount)
+    S_full = int(machine.n_states)
+    codes = _chain_codes(machine, n_steps, n_chains, seed, burn_in)
+    if S_full <= DENSE_STATE_LIMIT:
+        states = np.arange(S_full, dtype=np.int64)
+        local = codes
+    else:
+        # Relabel to the visited states so the matrices stay small.
+        uniq, inv = np.unique(codes, return_inverse=True)
+        if uniq.size > DENSE_STATE_LIMIT:
+            raise ValueError(f"the chain visited {uniq.size} distinct hidden states; dense transition "
+                             f"statistics are limited to {DENSE_STATE_LIMIT}")
+        states = uniq.astype(np.int64)
+        local = inv.reshape(codes.shape).astype(np.uint64)
+    S = states.size
+    counts = _count(local, S)
+    M = transition_matrix(counts)
+    pbar_e = np.bincount(local.ravel().astype(np.int64), minlength=S) / local.size
+    ep = entropy_production_from_counts(counts, pseudocount=pc)
+    if S <= DENSE_EIG_LIMIT:
+        pbar = stationary_distribution(M)
+        tau = decorrelation_time(M)
+    else:  # no O(S^3) eigen-decomposition; such an M is mostly unvisited rows anyway
+        pbar = pbar_e.copy()
+        tau = float("nan")
+    self_tr = mean_self_transition(M)
+
+    bounds = np.linspace(0, int(n_steps), n_segments + 1).astype(int)
+    seg = {"sigma": [], "tau": [], "self_transition": []}
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        s, t, r = _stats_from_counts(_count(local[:, lo:hi], S), pc)
+        seg["sigma"].append(s)
+        seg["tau"].append(t)
+        seg["self_transition"].append(r)
+    _, sigma_err = segment_error(seg["sigma"])
+    _, tau_err = segment_error(seg["tau"])
+    _, self_err = segment_error(seg["self_transition"])
+    return TransitionStatistics(
+        states=states, n_states=S_full, counts=counts, M=M, pbar_e=pbar_e, pbar=pbar,
+        sigma=float(ep.sigma), sigma_err=float(sigma_err), n_one_way=ep.n_one_way,
+        n_pairs_observed=ep.n_pairs_observed, pseudocount=pc, tau=float(tau), tau_err=float(tau_err),
+        self_transition=float(self_tr), self_transition_err=float(self_err),
+        random_self_transition=1.0 / S_full, n_steps=int(n_steps), n_chains=int(n_chains),
+        burn_in=int(burn_in), n_segments=n_segments, segments=seg,
+    )
+
+
+def _all_states(machine: "Machine") -> np.ndarray:
+    """Every hidden state as rows (S, L): one-hot identity or all binary codes."""
+    from nemm.exact import hidden_states
+
+    return hidden_states(int(machine.n_hidden), machine.hidden)
+
+
+def rao_blackwell_M(
+    machine: "Machine",
+    n_draws: int = 2000,
+    *,
+    seed: int | None = None,
+    return_stderr: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Rao-Blackwell estimate of ``M(z', z) = E_{x ~ A(z', .)} Abar(x, z)`` (spec, "Exact answers").
+
+    For every hidden state ``z'`` draws ``n_draws`` visible states
+    ``x ~ A(z', .)`` (independent bits with means ``mu_{x|z'}``, eq. 14) and
+    averages the exact probabilities ``Abar(x, .)``, which removes the noise of
+    sampling ``z``. Works for any ``D``; the hidden layer must be enumerable
+    (one-hot, or binary with ``L <= 12``).
+
+    Parameters
+    ----------
+    machine : Machine
+    n_draws : int
+        Visible draws per hidden state.
+    seed : int, optional
+        Seed of the numpy generator (defaults to the machine's ``random_state``).
+    return_stderr : bool
+        Also return the standard error of every entry (``std / sqrt(n_draws)``).
+
+    Returns
+    -------
+    M : numpy.ndarray, shape (S, S)
+        Row-stochastic estimate.
+    stderr : numpy.ndarray, shape (S, S)
+        Only with ``return_stderr``.
+    """
+    from nemm.exact import backward_kernel
+
+    if int(n_draws) < 1:
+        raise ValueError(f"n_draws must be at least 1, got {n_draws!r}")
+    if machine.hidden == "binary" and machine.n_hidden > 12:
+        raise ValueError("rao_blackwell_M enumerates the hidden states: binary hidden layers need L <= 12")
+    n = int(n_draws)
+    rng = np.random.default_rng(machine.random_state if seed is None else seed)
+    Z = _all_states(machine)
+    mu = machine.mean_images(np.arange(Z.shape[0]) if machine.hidden == "onehot" else Z)
+    wbar, abar, xbar = machine.wbar_, machine.abar_, machine.xbar_
+    blocks, errs = [], []
+    for zp in range(Z.shape[0]):
+        x = (rng.random((n, mu.shape[1])) < mu[zp]).astype(np.uint8)
+        P = backward_kernel(wbar, abar, xbar, x, machine.hidden, machine.normalization, bool(machine.centered))
+        blocks.append(P.mean(axis=0, keepdims=True))  # the mean row: memory O(S^2), not O(S^2 n)
+        errs.append(P.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.full(P.shape[1], np.nan))
+    M = rao_blackwell_transition_matrix(blocks)
+    return (M, np.array(errs)) if return_stderr else M
+
+
+def _log_pbar_and_states(machine: "Machine", pbar: object | None, n_steps: int,
+                         seed: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(ln pbar over the states with mass, their states for log_A: None = all one-hot states)."""
+    if pbar is None:
+        stats_states, p = machine.occupancy(int(n_steps), seed=seed)
+        p = np.asarray(p, dtype=np.float64)
+        if machine.hidden == "onehot":
+            with np.errstate(divide="ignore"):
+                return np.log(p), None
+        return np.log(p), np.asarray(stats_states)
+    p = np.asarray(pbar, dtype=np.float64)
+    if p.shape != (machine.n_states,):
+        raise ValueError(f"pbar must have shape ({machine.n_states},), got {p.shape}")
+    if machine.hidden == "onehot":
+        with np.errstate(divide="ignore"):
+            return np.log(p), None
+    keep = np.flatnonzero(p > 0)
+    bits = ((keep[:, None] >> np.arange(machine.n_hidden)) & 1).astype(np.uint8)
+    return np.log(p[keep]), bits
+
+
+def class_kl_of(
+    machine: "Machine",
+    X: object,
+    y: object,
+    *,
+    pbar: object | None = None,
+    n_steps: int = 100_000,
+    seed: int | None = None,
+) -> ClassKL:
+    """Class-distribution KL divergence of a machine on labelled data (eq. 22, the spec's rule).
+
+    Every data point is given ``argmax_alpha [ln pbar(alpha) + log A(alpha, x)]``,
+    a state's class is the majority label of its points, states given no point
+    lose their mass (see :func:`class_kl`).
+
+    Parameters
+    ----------
+    machine : Machine
+    X : array_like, (N, D)
+        Binary data.
+    y : array_like of int, (N,)
+        Class labels.
+    pbar : array_like, optional
+        Stationary hidden distribution over all ``machine.n_states`` states;
+        by default the occupancy of a chain of ``n_steps`` steps.
+    n_steps : int
+    seed : int, optional
+        Seed of that chain (default: the machine's ``random_state``).
+
+    Returns
+    -------
+    ClassKL
+        For binary hidden layers ``state_class`` refers to the states with
+        non-zero ``pbar`` (in code order).
+    """
+    log_p, states = _log_pbar_and_states(machine, pbar, n_steps, seed)
+    LA = machine.log_A(X, states)
+    return class_kl(log_p, LA, y)
+
+
+def log_likelihood_estimates(
+    machine: "Machine",
+    X: object,
+    *,
+    pbar: object | None = None,
+    n_steps: int = 100_000,
+    seed: int | None = None,
+) -> dict[str, float]:
+    """Mean log-likelihood of ``X``: exact given the long-chain occupancy, and the on-the-fly estimate.
+
+    Returns
+    -------
+    dict
+        ``exact``: mean of ``ln p(x) = logsumexp_z(ln pbar(z) + log A(z, x))``
+        with ``pbar`` given or the occupancy of a chain of ``n_steps`` steps
+        (appendix A3); ``on_the_fly``: the last epoch's minibatch estimate
+        from training (``history_["loglik"][-1]``, NaN if the machine was not
+        trained); ``n_steps``: the chain length behind ``exact`` (0 if
+        ``pbar`` was given).
+    """
+    if pbar is None:
+        if machine.hidden == "onehot":
+            _, occ = machine.occupancy(int(n_steps), seed=seed)
+            lp = machine.score_samples(X, pbar=np.asarray(occ, dtype=np.float64))
+        elif machine.n_states <= DENSE_STATE_LIMIT:
+            states, occ = machine.occupancy(int(n_steps), seed=seed)
+            codes = (np.asarray(states, dtype=np.int64) << np.arange(machine.n_hidden)).sum(axis=1)
+            pfull = np.zeros(machine.n_states)
+            pfull[codes] = occ
+            lp = machine.score_samples(X, pbar=pfull)
+        else:  # too many states for a full pbar vector: the machine's own cached occupancy
+            lp = machine.score_samples(X, n_steps=int(n_steps))
+        used = int(n_steps)
+    else:
+        lp = machine.score_samples(X, pbar=pbar)
+        used = 0
+    hist = machine.history_.get("loglik", []) if isinstance(machine.history_, dict) else []
+    return {"exact": float(np.mean(lp)), "on_the_fly": float(hist[-1]) if len(hist) else float("nan"),
+            "n_steps": used}
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Recursively convert to JSON-safe Python types.
+
+    numpy scalars and arrays become floats, ints and lists; non-finite floats
+    become the strings ``"inf"``, ``"-inf"`` and ``"nan"`` (strict JSON has no
+    infinities); NamedTuples and dataclasses become dicts.
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if hasattr(obj, "as_dict"):
+        return to_jsonable(obj.as_dict())
+    if hasattr(obj, "_asdict"):
+        return to_jsonable(obj._asdict())
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        if _math.isnan(v):
+            return "nan"
+        if _math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return v
+    if obj is None or isinstance(obj, str):
+        return obj
+    raise TypeError(f"cannot convert {type(obj).__name__} to JSON")
+
+
+def to_json(obj: Any, **kwargs: Any) -> str:
+    """Strict JSON text of ``obj`` (see :func:`to_jsonable`; infinities as ``"inf"``)."""
+    return _json.dumps(to_jsonable(obj), allow_nan=False, **kwargs)
+
+
+# ---------------------------------------------------------------- all together
+
+
+#: diagnose() reports M, counts and the Rao-Blackwell M only up to this many hidden states.
+_DIAGNOSE_MATRIX_LIMIT = 256
+
+
+def diagnose(
+    machine: "Machine",
+    X: object = None,
+    y: object = None,
+    *,
+    n_steps: int = 100_000,
+    seed: int | None = 0,
+    n_chains: int = 4,
+    n_segments: int = 10,
+    pseudocount: float = 0.5,
+    rao_blackwell_draws: int = 2000,
+) -> dict[str, Any]:
+    """All diagnostics of section IV.B for one machine, as a JSON-serializable dict.
+
+    Parameters
+    ----------
+    machine : Machine
+    X : array_like, optional
+        Data for the log-likelihoods (exact and on-the-fly) and, with ``y``, the class KL.
+    y : array_like of int, optional
+        Class labels of ``X``.
+    n_steps, seed, n_chains, n_segments, pseudocount
+        Passed to :func:`transition_statistics`. The log-likelihood and the
+        class KL use its occupancy ``pbar_e`` (``n_chains * n_steps`` states).
+    rao_blackwell_draws : int
+        Draws per state for :func:`rao_blackwell_M` (0 to skip). ``M``,
+        ``counts`` and the Rao-Blackwell results are reported (not None) only
+        for at most 256 hidden states.
+
+    Returns
+    -------
+    dict
+        Keys ``machine`` (settings), ``n_states``, ``L``, ``sigma``, ``sigma_err``,
+        ``n_one_way``, ``n_pairs_observed``, ``pseudocount``, ``tau``, ``tau_err``,
+        ``self_transition``, ``self_transition_err``, ``random_self_transition``,
+        ``occupancy`` (``pbar_e``), ``pbar_eigen``, ``M``, ``counts``,
+        ``M_rao_blackwell`` (or None), ``sigma_rao_blackwell``, ``tau_rao_blackwell``,
+        ``loglik_exact``, ``loglik_on_the_fly``, ``class_kl`` (with ``p_model``,
+        ``p_data``, ``state_class``, ``lost_mass``) and ``sampling``. Floats may
+        be ``inf`` (e.g. ``tau`` of a deterministic cycle); :func:`to_json`
+        writes them as ``"inf"``. Everything else is lists, ints, floats, strings.
+    """
+    ts = transition_statistics(machine, n_steps, n_chains=n_chains, seed=seed, n_segments=n_segments,
+                               pseudocount=pseudocount)
+    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in machine.get_params().items()}
+    out: dict[str, Any] = {
+        "machine": settings,
+        "n_visible": int(machine.n_visible_),
+        "n_states": int(ts.n_states),
+        "L": int(machine.n_hidden),
+        "states": ts.states.tolist(),
+        "sigma": ts.sigma,
+        "sigma_err": ts.sigma_err,
+        "n_one_way": ts.n_one_way,
+        "n_pairs_observed": ts.n_pairs_observed,
+        "pseudocount": ts.pseudocount,
+        "tau": ts.tau,
+        "tau_err": ts.tau_err,
+        "self_transition": ts.self_transition,
+        "self_transition_err": ts.self_transition_err,
+        "random_self_transition": ts.random_self_transition,
+        "occupancy": ts.pbar_e.tolist(),
+        "pbar_eigen": ts.pbar.tolist(),
+        "M": ts.M.tolist() if ts.n_states <= _DIAGNOSE_MATRIX_LIMIT else None,
+        "counts": ts.counts.astype(np.int64).tolist() if ts.n_states <= _DIAGNOSE_MATRIX_LIMIT else None,
+        "sampling": {"n_steps": ts.n_steps, "n_chains": ts.n_chains, "burn_in": ts.burn_in,
+                     "n_segments": ts.n_segments, "seed": seed},
+        "M_rao_blackwell": None,
+        "sigma_rao_blackwell": None,
+        "tau_rao_blackwell": None,
+        "loglik_exact": None,
+        "loglik_on_the_fly": None,
+        "class_kl": None,
+    }
+    if rao_blackwell_draws and ts.n_states <= _DIAGNOSE_MATRIX_LIMIT:
+        Mrb = rao_blackwell_M(machine, int(rao_blackwell_draws), seed=_seed_int(seed, 1))
+        prb = stationary_distribution(Mrb)
+        out["M_rao_blackwell"] = Mrb.tolist()
+        out["sigma_rao_blackwell"] = entropy_production(Mrb, prb)
+        out["tau_rao_blackwell"] = decorrelation_time(Mrb)
+    hist = machine.history_.get("loglik", []) if isinstance(machine.history_, dict) else []
+    out["loglik_on_the_fly"] = float(hist[-1]) if len(hist) else None
+    if X is not None:
+        full = ts.n_states == ts.states.size
+        pfull = ts.pbar_e if full else None
+        if full:
+            out["loglik_exact"] = float(np.mean(machine.score_samples(X, pbar=pfull)))
+        else:
+            out["loglik_exact"] = float(np.mean(machine.score_samples(X, n_steps=int(n_steps))))
+        if y is not None:
+            ck = class_kl_of(machine, X, y, pbar=pfull, n_steps=int(n_steps), seed=seed)
+            out["class_kl"] = {
+                "kl": ck.kl, "p_model": ck.p_model.tolist(), "p_data": ck.p_data.tolist(),
+                "classes": ck.classes.tolist(), "state_class": ck.state_class.tolist(),
+                "lost_mass": ck.lost_mass,
+            }
+    return out
+
+
+def track_epoch(
+    machine: "Machine",
+    epoch: int,
+    X: object = None,
+    y: object = None,
+    *,
+    every: int = 1,
+    n_steps: int = 20_000,
+    n_chains: int = 2,
+    seed: int | None = None,
+) -> None:
+    """Per-epoch diagnostics, for ``Machine.fit(callback=...)``; the cost is the user's choice.
+
+    At epoch 0, after every ``every``-th epoch and at the last epoch appends to ``machine.history_``:
+    ``diag_epoch``, ``sigma``, ``sigma_err``, ``n_one_way``, ``tau``,
+    ``self_transition``, ``occupancy`` (one list of ``n_states`` values per
+    entry, kept only while ``n_states <= 64``) and, when ``X`` is given,
+    ``loglik_exact`` (exact ``ln p`` given the occupancy) and, with ``y`` too,
+    ``class_kl`` (eq. 22). Each call runs
+    ``n_chains`` fresh chains of ``n_steps`` steps; the training chains and
+    random numbers are not touched, so tracking does not change training.
+
+    Use it with ``functools.partial`` or :func:`epoch_tracker`::
+
+        m.fit(X, callback=epoch_tracker(X, every=5, n_steps=5000))
+    """
+    every = max(1, int(every))
+    if not (epoch == 0 or (epoch + 1) % every == 0 or epoch == machine.n_epochs - 1):
+        return
+    base = machine.random_state if seed is None else seed
+    ts = transition_statistics(machine, int(n_steps), n_chains=int(n_chains),
+                               seed=_seed_int(0 if base is None else base, 7919, epoch),
+                               burn_in=200, n_segments=min(5, int(n_steps) // 2))
+    h = machine.history_
+    for key, val in (("diag_epoch", float(epoch)), ("sigma", ts.sigma), ("sigma_err", ts.sigma_err),
+                     ("n_one_way", float(ts.n_one_way)), ("tau", ts.tau),
+                     ("self_transition", ts.self_transition)):
+        h.setdefault(key, []).append(float(val))
+    if ts.n_states <= 64:
+        h.setdefault("occupancy", []).append(ts.pbar_e.tolist())
+    if X is not None:
+        pfull = ts.pbar_e if ts.n_states == ts.states.size else None
+        lp = machine.score_samples(X, pbar=pfull) if pfull is not None else machine.score_samples(X)
+        h.setdefault("loglik_exact", []).append(float(np.mean(lp)))
+        if y is not None:
+            ck = class_kl_of(machine, X, y, pbar=pfull, n_steps=int(n_steps))
+            h.setdefault("class_kl", []).append(float(ck.kl))
+
+
+def epoch_tracker(
+    X: object = None,
+    y: object = None,
+    *,
+    every: int = 1,
+    n_steps: int = 20_000,
+    n_chains: int = 2,
+    seed: int | None = None,
+) -> Callable[["Machine", int], None]:
+    """A ``callback(machine, epoch)`` for ``Machine.fit`` that calls :func:`track_epoch`."""
+
+    def callback(machine: "Machine", epoch: int) -> None:
+        track_epoch(machine, epoch, X, y, every=every, n_steps=n_steps, n_chains=n_chains, seed=seed)
+
+    return callback

@@ -1,0 +1,385 @@
+"""Figures of the paper's section IV (Figs. 2, 3 and 4), drawn with matplotlib.
+
+matplotlib is an optional dependency (``pip install "nemm[plots]"``); it is
+imported only when a figure is drawn, with the non-interactive Agg backend.
+Every function saves one PNG (atomically: a temporary file, then a rename)
+and returns its path.
+
+The figure functions take plain data (the per-seed records written by
+:func:`nemm.reproduce.reproduce`) or a :class:`~nemm.Machine`, so that they can
+be redrawn from ``results.json`` without retraining.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from nemm.machine import Machine
+
+__all__ = ["fig2", "fig3", "fig4", "image_shape", "REGIME_COLORS"]
+
+#: Colours of the three regimes of :func:`nemm.reproduce.classify_regime`.
+REGIME_COLORS = {"near-equilibrium": "#1b9e77", "intermediate": "#7570b3", "cycling": "#d95f02"}
+_DPI = 110
+
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, or a clear error."""
+    try:
+        import matplotlib
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "nemm's figures need matplotlib, an optional dependency: pip install 'nemm[plots]' "
+            "(or pip install matplotlib)"
+        ) from exc
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Save ``fig`` as PNG at ``path`` atomically and close it."""
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=_DPI)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _num(v: Any) -> float:
+    """A float from a number or the JSON strings "inf"/"nan"; None becomes NaN."""
+    if v is None:
+        return float("nan")
+    if isinstance(v, str):
+        return float(v)
+    return float(v)
+
+
+def _err(v: Any) -> float | None:
+    """An error bar for matplotlib: None unless finite and non-negative."""
+    e = _num(v)
+    return e if np.isfinite(e) and e >= 0 else None
+
+
+def image_shape(D: int) -> tuple[int, int]:
+    """Display shape of a D-pixel image: square when D is a perfect square, else one row."""
+    s = int(math.isqrt(int(D)))
+    return (s, s) if s * s == D else (1, int(D))
+
+
+# --------------------------------------------------------------------------- Fig. 2
+
+
+def fig2(
+    runs: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike[str],
+    *,
+    em_ceiling: float | None = None,
+    baselines: Sequence[Mapping[str, Any]] = (),
+) -> Path:
+    """Fig. 2: training curves and the final log-likelihood against the entropy production.
+
+    Panels: (a) mean log-likelihood against epoch for every seed, coloured by the
+    seed's final sigma (colour bar); (b) sigma against epoch; (c) final
+    log-likelihood against final sigma with error bars, the EM ceiling as a
+    dashed line and the equilibrium (tied RBM) baselines as squares.
+
+    Parameters
+    ----------
+    runs : sequence of dict
+        One record per seed with ``seed``, ``loglik`` (exact final), ``sigma``,
+        ``sigma_err`` and ``history`` (``epoch``, ``loglik`` on the fly, and
+        from tracking ``diag_epoch``, ``sigma``, ``loglik_exact``).
+    path : path-like
+        PNG to write.
+    em_ceiling : float, optional
+        EM mixture log-likelihood (the ceiling of the one-hot model).
+    baselines : sequence of dict
+        Records of tied RBM runs (``loglik``, ``sigma``, ``sigma_err``).
+    """
+    plt = _pyplot()
+    from matplotlib import cm, colors
+
+    sig = np.array([_num(r["sigma"]) for r in runs])
+    finite = sig[np.isfinite(sig)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if hi <= lo:
+        hi = lo + 1e-9
+    norm = colors.Normalize(vmin=lo, vmax=hi)
+    cmap = plt.get_cmap("viridis")
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), constrained_layout=True)
+    ax_ll, ax_sig, ax_fin = axes
+    tracked = any(r.get("history", {}).get("loglik_exact") for r in runs)
+    for r, s in zip(runs, sig):
+        h = r.get("history", {})
+        c = cmap(norm(s)) if np.isfinite(s) else "red"
+        if tracked and h.get("loglik_exact"):
+            ax_ll.plot(np.asarray(h["diag_epoch"]) + 1, h["loglik_exact"], color=c, lw=1.0, alpha=0.85)
+        elif h.get("loglik"):
+            ax_ll.plot(np.asarray(h["epoch"]) + 1, h["loglik"], color=c, lw=0.8, alpha=0.85)
+        if h.get("sigma"):
+            ax_sig.plot(np.asarray(h["diag_epoch"]) + 1, [_num(v) for v in h["sigma"]], color=c, lw=1.0, alpha=0.85)
+    if em_ceiling is not None and np.isfinite(em_ceiling):
+        ax_ll.axhline(em_ceiling, color="k", ls="--", lw=1, label=f"EM ceiling {em_ceiling:.1f}")
+        ax_ll.legend(loc="lower right", fontsize=8)
+    ax_ll.set_xlabel("epoch")
+    ax_ll.set_ylabel("mean ln p(x) (nats)" + (" — exact, tracked" if tracked else " — on the fly"))
+    ax_ll.set_title("(a) log-likelihood during training")
+    # The first epochs are far below; show the interesting range.
+    finals = [_num(r["loglik"]) for r in runs if np.isfinite(_num(r["loglik"]))]
+    if finals:
+        top = max(finals + ([em_ceiling] if em_ceiling is not None else []))
+        ax_ll.set_ylim(min(finals) - 25, top + 5)
+    ax_sig.set_xlabel("epoch")
+    ax_sig.set_ylabel("σ (nats per step)")
+    ax_sig.set_title("(b) entropy production during training")
+
+    ll = np.array([_num(r["loglik"]) for r in runs])
+    err = np.array([_num(r.get("sigma_err")) for r in runs])
+    for x, yv, e, s in zip(sig, ll, err, sig):
+        ax_fin.errorbar(x, yv, xerr=_err(e), fmt="o", ms=5,
+                        color=cmap(norm(s)) if np.isfinite(s) else "red", ecolor="0.5", capsize=2)
+    # Keep the machines readable: baselines far below them are drawn at the bottom edge, with their value.
+    fin = ll[np.isfinite(ll)]
+    top = max(list(fin) + ([em_ceiling] if em_ceiling is not None and np.isfinite(em_ceiling) else [])) \
+        if fin.size else 0.0
+    bottom = (float(fin.min()) if fin.size else top) - 0.15 * max(top - (float(fin.min()) if fin.size else top), 2.0)
+    for i, b in enumerate(baselines):
+        bl = _num(b["loglik"])
+        label = "tied RBM (equilibrium)" if i == 0 else None
+        if np.isfinite(bl) and bl < bottom:
+            ax_fin.plot(_num(b["sigma"]), bottom, marker="v", ms=8, color="k", mfc="white", ls="none", label=label)
+            ax_fin.annotate(f"RBM seed {b.get('seed', i)}: ln p = {bl:.1f}", (_num(b["sigma"]), bottom),
+                            xytext=(8, 4 + 11 * i), textcoords="offset points", fontsize=7)
+        else:
+            ax_fin.errorbar(_num(b["sigma"]), bl, xerr=_err(b.get("sigma_err")), fmt="s", ms=6, color="k",
+                            mfc="white", capsize=2, label=label)
+    if fin.size:
+        span = max(top - bottom, 1.0)
+        ax_fin.set_ylim(bottom - 0.04 * span, top + 0.08 * span)
+    if em_ceiling is not None and np.isfinite(em_ceiling):
+        ax_fin.axhline(em_ceiling, color="k", ls="--", lw=1, label="EM ceiling")
+    if baselines or em_ceiling is not None:
+        ax_fin.legend(loc="best", fontsize=8)
+    ax_fin.set_xlabel("final σ (nats per step)")
+    ax_fin.set_ylabel("final mean ln p(x) (nats, exact)")
+    ax_fin.set_title("(c) quality against entropy production")
+    sm = cm.ScalarMappable(norm=norm, cmap=cmap)
+    sm.set_array([])
+    fig.colorbar(sm, ax=axes, label="final σ (nats per step)", shrink=0.9)
+    fig.suptitle(f"Fig. 2 — {len(runs)} seeds", fontsize=11)
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- Fig. 3
+
+
+def fig3(
+    machine: "Machine",
+    path: str | os.PathLike[str],
+    *,
+    occupancy: Sequence[float] | None = None,
+    M: Sequence[Sequence[float]] | None = None,
+    n_steps: int = 12,
+    seed: int = 0,
+    title: str | None = None,
+    shape: tuple[int, int] | None = None,
+) -> Path:
+    """Fig. 3: anatomy of one one-hot machine.
+
+    Rows: the forward weights ``w[:, alpha]`` as images with the occupancy
+    ``pbar(alpha)`` on top; the backward weights ``wbar[alpha, :]``; the hidden
+    biases ``abar`` (bars) and the hidden transition matrix ``M`` (heat map with
+    values); a hidden trajectory shown as the mean images ``mu_{x|z(t)}`` and
+    the sampled images ``x(t+1) ~ A(z(t), .)``.
+
+    Parameters
+    ----------
+    machine : Machine
+        A one-hot machine.
+    path : path-like
+    occupancy, M : optional
+        Precomputed occupancy and transition matrix (else estimated from a
+        2e4-step chain).
+    n_steps : int
+        Length of the shown trajectory.
+    seed : int
+        Seed of the chains drawn for the figure.
+    title : str, optional
+    shape : (int, int), optional
+        Image shape; default :func:`image_shape`.
+    """
+    if machine.hidden != "onehot":
+        raise ValueError("fig3 draws one-hot machines (one image per hidden state)")
+    plt = _pyplot()
+    from nemm import diagnostics as diag
+
+    L = int(machine.n_hidden)
+    D = int(machine.n_visible_)
+    shp = shape or image_shape(D)
+    if occupancy is None or M is None:
+        ts = diag.transition_statistics(machine, 20_000, n_chains=2, seed=seed, n_segments=4)
+        occupancy = ts.pbar_e if occupancy is None else occupancy
+        M = ts.M if M is None else M
+    occ = np.asarray(occupancy, dtype=float)
+    Mx = np.asarray(M, dtype=float)
+    X, Z = machine.sample(int(n_steps), burn_in=1000, thin=1, n_chains=1, seed=seed, return_hidden=True)
+    mu = machine.mean_images(Z)
+
+    ncol = max(L, int(n_steps))
+    fig = plt.figure(figsize=(max(1.25 * ncol, 10), 10))
+    gs = fig.add_gridspec(5, ncol, height_ratios=[1, 1, 2.2, 1, 1], hspace=0.45, wspace=0.15,
+                          left=0.06, right=0.97, top=0.92, bottom=0.03)
+    w, wbar = machine.w_, machine.wbar_
+    wlim = float(np.max(np.abs(w))) or 1.0
+    wblim = float(np.max(np.abs(wbar))) or 1.0
+    for a in range(L):
+        ax = fig.add_subplot(gs[0, a])
+        ax.imshow(w[:, a].reshape(shp), cmap="RdBu_r", vmin=-wlim, vmax=wlim, aspect="auto" if shp[0] == 1 else None)
+        ax.set_title(f"z={a}  p̄={occ[a]:.3f}", fontsize=8)
+        ax.set_xticks([]), ax.set_yticks([])
+        if a == 0:
+            ax.set_ylabel("w", fontsize=9)
+        ax = fig.add_subplot(gs[1, a])
+        ax.imshow(wbar[a].reshape(shp), cmap="RdBu_r", vmin=-wblim, vmax=wblim, aspect="auto" if shp[0] == 1 else None)
+        ax.set_xticks([]), ax.set_yticks([])
+        if a == 0:
+            ax.set_ylabel("w̄", fontsize=9)
+    half = max(ncol // 2, 1)
+    ax_b = fig.add_subplot(gs[2, : max(half - 1, 1)])
+    ax_b.bar(np.arange(L), machine.abar_, color="0.4")
+    ax_b.set_xticks(np.arange(L))
+    ax_b.set_xlabel("hidden state z")
+    ax_b.set_ylabel("ā (hidden bias)")
+    ax_b.axhline(0, color="k", lw=0.6)
+    ax_m = fig.add_subplot(gs[2, half:])
+    im = ax_m.imshow(Mx, cmap="magma_r", vmin=0, vmax=1)
+    if L <= 12:
+        for i in range(L):
+            for j in range(L):
+                ax_m.text(j, i, f"{Mx[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                          color="white" if Mx[i, j] > 0.55 else "black")
+    ax_m.set_xticks(np.arange(L)), ax_m.set_yticks(np.arange(L))
+    ax_m.set_xlabel("next state z")
+    ax_m.set_ylabel("state z'")
+    ax_m.set_title("M(z', z)", fontsize=9)
+    fig.colorbar(im, ax=ax_m, fraction=0.046, pad=0.04)
+    for t in range(int(n_steps)):
+        ax = fig.add_subplot(gs[3, t])
+        ax.imshow(mu[t].reshape(shp), cmap="gray_r", vmin=0, vmax=1, aspect="auto" if shp[0] == 1 else None)
+        ax.set_title(f"t={t} z={int(Z[t])}", fontsize=7)
+        ax.set_xticks([]), ax.set_yticks([])
+        if t == 0:
+            ax.set_ylabel("μ(x|z(t))", fontsize=8)
+        ax = fig.add_subplot(gs[4, t])
+        ax.imshow(X[t].reshape(shp), cmap="gray_r", vmin=0, vmax=1, aspect="auto" if shp[0] == 1 else None)
+        ax.set_xticks([]), ax.set_yticks([])
+        if t == 0:
+            ax.set_ylabel("x ~ A(z(t),·)", fontsize=8)
+    fig.suptitle(title or "Fig. 3", fontsize=11)
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- Fig. 4
+
+
+def fig4(
+    runs: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike[str],
+    *,
+    L: int,
+) -> Path:
+    """Fig. 4: class KL, decorrelation time and mean self-transition against sigma.
+
+    Log-scaled sigma axis; points coloured by regime (``regime`` key when
+    present). ``tau = inf`` (a deterministic cycle) is drawn as an upward
+    triangle at the top of the tau panel; the self-transition panel has the
+    random value ``1/L`` as a dashed line. Runs with ``sigma <= 0`` cannot
+    appear on a log axis and are listed in the title.
+
+    Parameters
+    ----------
+    runs : sequence of dict
+        Records with ``sigma``, ``sigma_err``, ``class_kl``, ``tau``, ``tau_err``,
+        ``self_transition``, ``self_transition_err`` and optionally ``regime``.
+    path : path-like
+    L : int
+        Number of hidden states (for the ``1/L`` line).
+    """
+    plt = _pyplot()
+    sig = np.array([_num(r["sigma"]) for r in runs])
+    shown = np.isfinite(sig) & (sig > 0)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), constrained_layout=True)
+    keys = [("class_kl", None, "class KL(P_data ‖ P_model) (nats)"),
+            ("tau", "tau_err", "decorrelation time τ (steps)"),
+            ("self_transition", "self_transition_err", "Tr(M)/L")]
+    used_regimes: set[str] = set()
+    for ax, (key, ekey, label) in zip(axes, keys):
+        vals = np.array([_num(r.get(key)) for r in runs])
+        errs = np.array([_num(r.get(ekey)) if ekey else np.nan for r in runs])
+        finite_vals = vals[shown & np.isfinite(vals)]
+        top = float(finite_vals.max()) if finite_vals.size else 1.0
+        positive = finite_vals[finite_vals > 0]
+        log_y = bool(positive.size and positive.size == finite_vals.size
+                     and positive.max() / positive.min() > 30)
+        for i in np.flatnonzero(shown):
+            reg = str(runs[i].get("regime", ""))
+            color = REGIME_COLORS.get(reg, "C0")
+            used_regimes.add(reg)
+            xe = _num(runs[i].get("sigma_err"))
+            v = vals[i]
+            if key == "tau" and np.isinf(v):
+                ax.plot(sig[i], top * 2.0, marker="^", color=color, ms=7, ls="none")
+                continue
+            if not np.isfinite(v):
+                continue
+            ye = _err(errs[i])
+            if ye is not None and log_y:  # a log axis cannot show a bar through zero: clip the lower arm
+                ye = np.array([[min(ye, 0.9 * v)], [ye]])
+            ax.errorbar(sig[i], v, xerr=_err(xe), yerr=ye, fmt="o", ms=5, color=color, ecolor="0.6", capsize=2)
+        ax.set_xscale("log")
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_xlabel("σ (nats per step)")
+        ax.set_ylabel(label)
+    axes[2].axhline(1.0 / L, color="k", ls="--", lw=1, label=f"random: 1/L = {1.0 / L:.3f}")
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], marker="o", ls="none", color=REGIME_COLORS[r], label=r)
+               for r in REGIME_COLORS if r in used_regimes]
+    handles.append(Line2D([], [], color="k", ls="--", label=f"random: 1/L = {1.0 / L:.3f}"))
+    axes[2].legend(handles=handles, fontsize=8, loc="best")
+    axes[0].set_title("(a) class-distribution KL (eq. 22)")
+    axes[1].set_title("(b) decorrelation time (eq. 23)")
+    axes[2].set_title("(c) mean self-transition (eq. 24)")
+    hidden = int((~shown).sum())
+    note = f"; {hidden} run(s) with σ ≤ 0 not shown on the log axis" if hidden else ""
+    fig.suptitle(f"Fig. 4 — {int(shown.sum())} seeds{note}", fontsize=11)
+    return _save(fig, path)

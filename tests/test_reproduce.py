@@ -1,0 +1,148 @@
+"""End-to-end tests of ``nemm.reproduce`` (the ``nemm reproduce`` / ``nemm diagnose`` work)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from nemm import reproduce as rp  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+EXPECTED_COLUMNS = {
+    "kind", "seed", "loglik", "loglik_on_the_fly", "em_ceiling", "gap_to_em", "sigma", "sigma_err", "n_one_way",
+    "tau", "tau_err", "self_transition", "class_kl", "regime", "occupancy",
+}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A shortened quick run: 2 seeds x 5 epochs in 2 worker processes, with every output."""
+    out = tmp_path_factory.mktemp("reproduce")
+    res = rp.reproduce(out, quick=True, seeds=2, n_epochs=5, n_jobs=2, em_restarts=1, track_every=2,
+                       track_steps=2000, diag_steps=20_000, progress=False)
+    return out, res
+
+
+def test_reproduce_writes_every_output(quick_run: tuple[Path, dict]) -> None:
+    out, res = quick_run
+    for name in ("results.csv", "results.json", "fig2.png", "fig3_best.png", "fig3_worst.png", "fig4.png",
+                 "report.md"):
+        assert (out / name).is_file(), name
+    for name in ("fig2.png", "fig3_best.png", "fig3_worst.png", "fig4.png"):
+        data = (out / name).read_bytes()
+        assert data[:8] == PNG_MAGIC, name
+        assert len(data) > 10_000, name
+    assert not list(out.glob(".*.tmp")) and not list(out.glob(".*.png"))  # atomic writes leave nothing behind
+    assert sorted(p.name for p in (out / "models").iterdir()) == ["rbm_seed_000.npz", "seed_000.npz",
+                                                                 "seed_001.npz"]
+
+
+def test_results_csv_and_json(quick_run: tuple[Path, dict]) -> None:
+    out, res = quick_run
+    with open(out / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert EXPECTED_COLUMNS <= set(rows[0])
+    assert [r["kind"] for r in rows] == ["nemm", "nemm", "rbm"]
+    assert [int(r["seed"]) for r in rows] == [0, 1, 0]
+    for r in rows:
+        assert math.isfinite(float(r["loglik"])) and float(r["loglik"]) < 0
+        assert float(r["sigma"]) >= 0
+        occ = [float(v) for v in r["occupancy"].split()]
+        assert len(occ) == 6 and sum(occ) == pytest.approx(1.0, abs=1e-4)
+        assert r["regime"] in rp.REGIMES
+        assert float(r["em_ceiling"]) == pytest.approx(res["baselines"]["em"]["loglik"])
+
+    data = json.loads((out / "results.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert len(data["seeds"]) == 2 and len(data["baselines"]["rbm"]) == 1
+    assert data["baselines"]["em"]["n_init"] == 1
+    em = data["baselines"]["em"]["loglik"]
+    assert -170 < em < -140
+    s = data["summary"]
+    assert set(s["regimes"]) == set(rp.REGIMES)
+    assert sum(v["count"] for v in s["regimes"].values()) == 2
+    assert s["gap_to_em_median"] == pytest.approx(s["loglik_median"] - em)
+    seed0 = data["seeds"][0]
+    assert {"diag_epoch", "sigma", "loglik_exact", "loglik"} <= set(seed0["history"])
+    assert seed0["history"]["diag_epoch"] == [0.0, 1.0, 3.0, 4.0]
+    assert len(seed0["history"]["loglik"]) == 5
+
+
+def test_tied_rbm_baseline_is_near_equilibrium(quick_run: tuple[Path, dict]) -> None:
+    _, res = quick_run
+    (rbm,) = res["baselines"]["rbm"]
+    assert rbm["tied"] and rbm["kind"] == "rbm"
+    # Detailed balance: zero entropy production within the estimator's error bar and bias.
+    assert rbm["sigma"] <= 3 * rbm["sigma_err"] + 1e-3
+    assert rbm["regime"] == "near-equilibrium"
+
+
+def test_report_states_regimes_and_baselines(quick_run: tuple[Path, dict]) -> None:
+    out, res = quick_run
+    text = (out / "report.md").read_text()
+    for word in ("near-equilibrium", "intermediate", "cycling", "EM ceiling", "Tied RBM", "median"):
+        assert word in text, word
+    for fig in ("fig2.png", "fig3_best.png", "fig3_worst.png", "fig4.png"):
+        assert f"]({fig})" in text
+    for rule in rp.regime_rules(6).values():
+        assert rule in text
+
+
+def test_diagnose_cli_on_a_saved_model(quick_run: tuple[Path, dict], capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = quick_run
+    parser = argparse.ArgumentParser()
+    rp.add_diagnose_arguments(parser)
+    args = parser.parse_args([str(out / "models" / "seed_000.npz"), "--json", "--steps", "5000"])
+    assert rp.run_diagnose(args) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["n_states"] == 6 and d["loglik_exact"] < 0 and d["class_kl"] is not None
+    args = parser.parse_args([str(out / "models" / "seed_000.npz"), "--steps", "5000", "--no-data"])
+    assert rp.run_diagnose(args) == 0
+    text = capsys.readouterr().out
+    assert "entropy production" in text and "regime:" in text
+
+
+def test_run_reproduce_cli_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The `nemm reproduce --quick` argument path, shortened, in this process, without figures."""
+    parser = argparse.ArgumentParser()
+    rp.add_reproduce_arguments(parser)
+    args = parser.parse_args(["--quick", "--out", str(tmp_path / "r"), "--seeds", "1", "--epochs", "2",
+                              "--jobs", "1", "--em-restarts", "1", "--rbm-seeds", "0", "--no-figures",
+                              "--diag-steps", "5000", "--track-every", "0"])
+    assert rp.run_reproduce(args) == 0
+    text = capsys.readouterr().out
+    assert "quick" in text and "Report:" in text and "regimes:" in text
+    assert (tmp_path / "r" / "report.md").is_file() and (tmp_path / "r" / "results.csv").is_file()
+
+
+def test_classify_regime_thresholds() -> None:
+    L = 6
+    assert rp.classify_regime(0.1, 0.01, 3.0, 0.5, L) == "near-equilibrium"
+    assert rp.classify_regime(2.0, 1.0, 3.0, 0.5, L) == "near-equilibrium"  # within 3 error bars of 0
+    assert rp.classify_regime(5.0, 0.05, 10.0, 0.01, L) == "cycling"
+    assert rp.classify_regime(5.0, 0.05, math.inf, 0.0, L) == "cycling"
+    assert rp.classify_regime(5.0, 0.05, 3.0, 0.01, L) == "intermediate"  # loses its phase quickly
+    assert rp.classify_regime(5.0, 0.05, 10.0, 0.3, L) == "intermediate"  # lingers in its states
+    assert rp.classify_regime(0.7, 0.05, 10.0, 0.0, L) == "intermediate"  # weakly irreversible
+
+
+def test_reproduce_with_user_data(tmp_path: Path) -> None:
+    """Small user data (D = 16, no labels): in-process, no figures, no baselines."""
+    rng = np.random.default_rng(0)
+    protos = rng.random((3, 16)) < 0.5
+    X = np.array([np.where(rng.random(16) < 0.1, ~protos[k], protos[k]) for k in rng.integers(0, 3, 90)],
+                 dtype=np.uint8)
+    res = rp.reproduce(tmp_path, seeds=[3], n_epochs=2, n_jobs=1, data=X, n_hidden=3, em_restarts=0,
+                       rbm_seeds=0, figures=False, progress=False, diag_steps=2000, track_every=1,
+                       track_steps=500)
+    (r,) = res["seeds"]
+    assert r["seed"] == 3 and r["class_kl"] is None and len(r["occupancy"]) == 3
+    assert res["baselines"]["em"] is None
+    assert "user data" in (tmp_path / "report.md").read_text()
