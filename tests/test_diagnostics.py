@@ -251,8 +251,11 @@ def test_entropy_production_from_counts_pseudocount_rule():
         + (6.5 - 0.5) * math.log(6.5 / 0.5)
     ) / total
     assert r.sigma == pytest.approx(want, rel=1e-12)
+    # The two-way figure ignores the one-way pairs and uses the raw counts.
+    assert r.sigma_two_way == pytest.approx((4 - 2) * math.log(4 / 2) / c.sum(), rel=1e-12)
     r0 = entropy_production_from_counts(c, pseudocount=0.0)
     assert r0.sigma == math.inf and r0.n_one_way == 2
+    assert r0.sigma_two_way == pytest.approx(r.sigma_two_way, rel=1e-12)
     # Only one-way pairs get the pseudo-count: without them the estimate is the raw plug-in.
     c2 = c.copy()
     c2[2, 0], c2[1, 2] = 1.0, 1.0
