@@ -212,7 +212,7 @@ class Engine {
     RowMatrixXd out;
     {
       py::gil_scoped_release release;
-      log_forward_kernel(forward_fields(tr.model, z), xs.spans(), out);
+      log_forward_kernel(compute_forward_fields(settings(), tr.model.p, z), xs.spans(), out);
     }
     return out;
   }

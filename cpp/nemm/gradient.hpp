@@ -17,14 +17,26 @@ struct Gradient {
   double loglik = 0;     // on-the-fly estimate: mean_n ln[(1/S) sum_s A(z(s), x_n)]
 };
 
-// Distinct hidden states of the recording: the data enter only through log A(z, x), so the
-// N x S weights collapse to N x U with U <= min(S, number of states).
+// The hidden states the gradient sums over, and how often each was recorded: the data enter
+// only through log A(z, x), so the N x S weights collapse to N x U. One-hot: all L states
+// (fields cached by refresh(); an unrecorded state has count 0, weight exp(-inf) = 0).
+// Binary: the distinct recorded codes, U <= S.
 struct StateIndex {
-  std::vector<uint64_t> states;  // U distinct codes, ascending
+  std::vector<uint64_t> states;  // U codes, ascending
   std::vector<int> of_sample;    // S
   Eigen::VectorXd count;         // U
 
-  explicit StateIndex(const std::vector<uint64_t>& Z) : of_sample(Z.size()) {
+  StateIndex(const Settings& s, const std::vector<uint64_t>& Z) : of_sample(Z.size()) {
+    if (s.hidden == Hidden::OneHot) {
+      states.resize(s.L);
+      count = Eigen::VectorXd::Zero(s.L);
+      for (int b = 0; b < s.L; ++b) states[b] = uint64_t(b);
+      for (std::size_t k = 0; k < Z.size(); ++k) {
+        of_sample[k] = int(Z[k]);
+        count[Eigen::Index(Z[k])] += 1;
+      }
+      return;
+    }
     std::vector<std::size_t> order(Z.size());
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](std::size_t i, std::size_t j) { return Z[i] < Z[j]; });
@@ -47,15 +59,17 @@ NEMM_CLONES static Gradient approx_gradient(const Model& m, const std::vector<Sp
   const int D = s.D, L = s.L;
   const long N = long(X.size()), S = long(Z.size());
   if (N == 0 || S == 0 || long(Xp.size()) != S) throw std::invalid_argument("empty minibatch or recording");
-  const StateIndex idx(Z);
+  const StateIndex idx(s, Z);
   const int U = int(idx.states.size());
 
-  const ForwardFields f = forward_fields(m, idx.states);
-  const int Uq = pad4(U), Lq = m.Lq;
+  ForwardFields computed;
+  if (s.hidden == Hidden::Binary) computed = compute_forward_fields(s, m.p, idx.states);
+  const ForwardFields& f = s.hidden == Hidden::OneHot ? m.onehot_fields : computed;
+  const int Uq = int(f.H.cols()), Lq = m.Lq;
   RowMatrixXd Q;  // N x U: Q[n, u] = sum of r_s(x_n) over the samples s in state u
   log_forward_kernel(f, X, Q);
   const Eigen::RowVectorXd log_count = idx.count.array().log().transpose();
-  RowMatrixXd Qp = RowMatrixXd::Zero(N, Uq);  // Q padded to Uq columns for the 4-wide adds
+  RowMatrixXd Qp = RowMatrixXd::Zero(N, Uq);  // Q padded to Uq columns for the 2-wide adds
   double ll = 0;
   for (long n = 0; n < N; ++n) {
     Q.row(n) += log_count;
@@ -69,15 +83,18 @@ NEMM_CLONES static Gradient approx_gradient(const Model& m, const std::vector<Sp
   // Eqs. 16a-b: G[:, u] = sum_n Q[n, u] x_n - (sum_n Q[n, u]) mu_{x|z_u}.
   RowMatrixXd Gp = RowMatrixXd::Zero(D, Uq);
   for (long n = 0; n < N; ++n) {
-    const double* q = Qp.data() + std::size_t(n) * Uq;
-    for (int32_t k = 0; k < X[n].n; ++k) add_row(Gp.data() + std::size_t(X[n].p[k]) * Uq, q, Uq);
+    scatter_rows(Gp.data(), Uq, X[n], Qp.data() + std::size_t(n) * Uq, Uq);
   }
   const Eigen::RowVectorXd C = Qp.leftCols(U).colwise().sum();
   const RowMatrixXd G = Gp.leftCols(U) - (f.mu.array().rowwise() * C.array()).matrix();
-  Eigen::MatrixXd Zu(U, L);
-  for (int u = 0; u < U; ++u)
-    for (int b = 0; b < L; ++b) Zu(u, b) = hidden_bit(idx.states[u], b, s.hidden);
-  g.w = G * Zu / double(N);
+  if (s.hidden == Hidden::OneHot) {  // states are 0..L-1: z_u = e_u
+    g.w = G / double(N);
+  } else {
+    Eigen::MatrixXd Zu(U, L);
+    for (int u = 0; u < U; ++u)
+      for (int b = 0; b < L; ++b) Zu(u, b) = hidden_bit(idx.states[u], b, s.hidden);
+    g.w = G * Zu / double(N);
+  }
   g.a = G.rowwise().sum() / double(N);
 
   // Eqs. 16c-d with 17: each recorded pair carries the weight sum_n r_s(x_n) = C_u / count_u.
@@ -93,7 +110,7 @@ NEMM_CLONES static Gradient approx_gradient(const Model& m, const std::vector<Sp
       delta[b] = c * gain[b] * (hidden_bit(Z[smp], b, s.hidden) - mu[b]);
       g.abar[b] += delta[b];
     }
-    for (int32_t k = 0; k < Xp[smp].n; ++k) add_row(acc.data() + std::size_t(Xp[smp].p[k]) * Lq, delta.data(), Lq);
+    scatter_rows(acc.data(), Lq, Xp[smp], delta.data(), Lq);
   }
   g.wbar = acc.leftCols(L).transpose();
   if (s.centered) g.wbar -= g.abar * m.p.xbar.transpose();

@@ -61,7 +61,7 @@ struct Span {
 };
 
 inline int pad8(int n) { return (n + 7) & ~7; }
-inline int pad4(int n) { return (n + 3) & ~3; }
+inline int pad2(int n) { return (n + 1) & ~1; }
 
 typedef double f64x2 __attribute__((vector_size(16)));  // an SSE2 register: the portable baseline
 
@@ -72,37 +72,65 @@ inline f64x2 load2(const double* p) {
 }
 
 // out[0..W) = init[0..W) + sum_k table[x.p[k] * stride + 0..W): a sum of table rows over the
-// active pixels, kept in registers (W and stride multiples of 4). Summation order is fixed.
-inline void sum_rows(const double* table, int stride, Span x, const double* init, double* out, int W) {
-  for (int blk = 0; blk < W; blk += 4) {
-    f64x2 a0 = load2(init + blk), a1 = load2(init + blk + 2), b0 = {0, 0}, b1 = {0, 0};
-    const double* base = table + blk;
-    int32_t k = 0;
-    for (; k + 2 <= x.n; k += 2) {
-      const double* r = base + std::size_t(x.p[k]) * stride;
-      const double* q = base + std::size_t(x.p[k + 1]) * stride;
-      a0 += load2(r); a1 += load2(r + 2);
-      b0 += load2(q); b1 += load2(q + 2);
-    }
-    if (k < x.n) {
-      const double* r = base + std::size_t(x.p[k]) * stride;
-      a0 += load2(r); a1 += load2(r + 2);
-    }
-    a0 += b0; a1 += b1;
-    std::memcpy(out + blk, &a0, sizeof(a0));
-    std::memcpy(out + blk + 2, &a1, sizeof(a1));
+// active pixels, kept in registers (W and stride even). Summation order is fixed.
+template <int W>
+inline void sum_rows_fixed(const double* table, int stride, Span x, const double* init, double* out) {
+  f64x2 a[W / 2], b[W / 2];
+  for (int j = 0; j < W / 2; ++j) { a[j] = load2(init + 2 * j); b[j] = f64x2{0, 0}; }
+  int32_t k = 0;
+  for (; k + 2 <= x.n; k += 2) {
+    const double* r = table + std::size_t(x.p[k]) * stride;
+    const double* q = table + std::size_t(x.p[k + 1]) * stride;
+    for (int j = 0; j < W / 2; ++j) { a[j] += load2(r + 2 * j); b[j] += load2(q + 2 * j); }
+  }
+  if (k < x.n) {
+    const double* r = table + std::size_t(x.p[k]) * stride;
+    for (int j = 0; j < W / 2; ++j) a[j] += load2(r + 2 * j);
+  }
+  for (int j = 0; j < W / 2; ++j) {
+    a[j] += b[j];
+    std::memcpy(out + 2 * j, &a[j], sizeof(f64x2));
   }
 }
 
-// dst[0..W) += src[0..W) (W a multiple of 4): the scatter-add of the gradient's sums.
-inline void add_row(double* __restrict dst, const double* __restrict src, int W) {
-  for (int j = 0; j < W; j += 4) {
-    f64x2 d0 = load2(dst + j), d1 = load2(dst + j + 2);
-    d0 += load2(src + j);
-    d1 += load2(src + j + 2);
-    std::memcpy(dst + j, &d0, sizeof(d0));
-    std::memcpy(dst + j + 2, &d1, sizeof(d1));
+inline void sum_rows(const double* table, int stride, Span x, const double* init, double* out, int W) {
+  switch (W) {  // compile-time widths for the common small L
+    case 2: return sum_rows_fixed<2>(table, stride, x, init, out);
+    case 4: return sum_rows_fixed<4>(table, stride, x, init, out);
+    case 6: return sum_rows_fixed<6>(table, stride, x, init, out);
+    case 8: return sum_rows_fixed<8>(table, stride, x, init, out);
+    default: break;
   }
+  for (int blk = 0; blk < W; blk += 8) {
+    const int w = std::min(8, W - blk);
+    sum_rows(table + blk, stride, x, init + blk, out + blk, w);
+  }
+}
+
+// dst[x.p[k] * stride + 0..W) += src[0..W) for every active pixel (W even): the scatter-add of
+// the gradient's sums.
+template <int W>
+inline void scatter_rows_fixed(double* dst, int stride, Span x, const double* src) {
+  f64x2 s[W / 2];
+  for (int j = 0; j < W / 2; ++j) s[j] = load2(src + 2 * j);
+  for (int32_t k = 0; k < x.n; ++k) {
+    double* d = dst + std::size_t(x.p[k]) * stride;
+    for (int j = 0; j < W / 2; ++j) {
+      const f64x2 v = load2(d + 2 * j) + s[j];
+      std::memcpy(d + 2 * j, &v, sizeof(v));
+    }
+  }
+}
+
+inline void scatter_rows(double* dst, int stride, Span x, const double* src, int W) {
+  switch (W) {
+    case 2: return scatter_rows_fixed<2>(dst, stride, x, src);
+    case 4: return scatter_rows_fixed<4>(dst, stride, x, src);
+    case 6: return scatter_rows_fixed<6>(dst, stride, x, src);
+    case 8: return scatter_rows_fixed<8>(dst, stride, x, src);
+    default: break;
+  }
+  for (int blk = 0; blk < W; blk += 8) scatter_rows(dst + blk, stride, x, src + blk, std::min(8, W - blk));
 }
 
 // One-hot: z = e_code. Binary: bit b of the code is z_b.
@@ -155,17 +183,26 @@ NEMM_CLONES static double softplus_sum_sigmoid(const double* h, int D, double* s
     e[i] = ei;
     sig[i] = (pos + (1.0 - pos) * ei) / (1.0 + ei);
   }
-  double lin = 0, logs = 0;
+  // Four interleaved partial sums and products break the serial dependency chains; the order
+  // is fixed, so the result does not depend on anything but the input.
+  double lin[4] = {0, 0, 0, 0}, logs = 0;
   for (int c0 = 0; c0 < D; c0 += 512) {
     const int c1 = std::min(D, c0 + 512);
-    double prod = 1;
-    for (int i = c0; i < c1; ++i) {
-      lin += h[i] > 0 ? h[i] : 0.0;
-      prod *= 1.0 + e[i];
+    double prod[4] = {1, 1, 1, 1};
+    int i = c0;
+    for (; i + 4 <= c1; i += 4)
+      for (int j = 0; j < 4; ++j) {
+        lin[j] += h[i + j] > 0 ? h[i + j] : 0.0;
+        prod[j] *= 1.0 + e[i + j];
+      }
+    for (; i < c1; ++i) {
+      lin[0] += h[i] > 0 ? h[i] : 0.0;
+      prod[0] *= 1.0 + e[i];
     }
-    logs += std::log(prod);
+    // Each partial product covers at most 128 factors in (1, 2]: far from overflow.
+    logs += std::log(prod[0] * prod[1]) + std::log(prod[2] * prod[3]);
   }
-  return lin + logs;
+  return (lin[0] + lin[1]) + (lin[2] + lin[3]) + logs;
 }
 
 inline double sigmoid(double u) {
@@ -222,7 +259,7 @@ inline void backward_probs(const Settings& s, const double* u, double* mu, doubl
 // H = w Z^T + a for a set of hidden states (D x U, row-major so that one pixel's U fields are
 // contiguous), with sum_i softplus(H[i, u]) and mu_{x|z} = sigmoid(H) (eq. 14).
 struct ForwardFields {
-  RowMatrixXd H;         // D x pad4(U), zero padded: rows are summed four columns at a time
+  RowMatrixXd H;         // D x pad2(U), zero padded: rows are summed two columns at a time
   RowMatrixXd mu;        // D x U
   Eigen::VectorXd sp;    // U: sum_i softplus(H[i, u]), the normalizer of log A
 };
@@ -230,7 +267,7 @@ struct ForwardFields {
 inline ForwardFields compute_forward_fields(const Settings& s, const Params& p, const std::vector<uint64_t>& states) {
   const int D = s.D, U = int(states.size());
   ForwardFields f;
-  f.H = RowMatrixXd::Zero(D, pad4(U));
+  f.H = RowMatrixXd::Zero(D, pad2(U));
   f.mu.resize(D, U);
   f.sp.resize(U);
   Eigen::VectorXd h(D), sig(D), e(D);
@@ -261,7 +298,7 @@ class Model {
   std::vector<float> a_f;          // binary: Dp
   std::vector<uint32_t> xbar_thr;  // Dp: thresholds of xbar, for starting fresh chains
   ForwardFields onehot_fields;     // one-hot: the fields of all L states, shared by chain and gradient
-  int Lq = 0;                      // L padded to 4
+  int Lq = 0;                      // L padded to 2 (an SSE register of doubles)
   std::vector<double> wbarT_d;     // D x Lq row-major, double: the gradient's x -> z field
   std::vector<double> field_bias_d;  // Lq
 
@@ -274,7 +311,7 @@ class Model {
     p.xbar = Eigen::VectorXd::Constant(s.D, 0.5);
     Dp = pad8(s.D);
     Lp = pad8(s.L);
-    Lq = pad4(s.L);
+    Lq = pad2(s.L);
     refresh();
   }
 
@@ -329,22 +366,3 @@ class Model {
 
 }  // namespace nemm
 
-namespace nemm {
-
-// Fields of the given states: one-hot reads the cache built by refresh().
-inline ForwardFields forward_fields(const Model& m, const std::vector<uint64_t>& states) {
-  if (m.s.hidden == Hidden::Binary) return compute_forward_fields(m.s, m.p, states);
-  const int D = m.s.D, U = int(states.size());
-  ForwardFields f;
-  f.H = RowMatrixXd::Zero(D, pad4(U));
-  f.mu.resize(D, U);
-  f.sp.resize(U);
-  for (int u = 0; u < U; ++u) {
-    f.H.col(u) = m.onehot_fields.H.col(Eigen::Index(states[u]));
-    f.mu.col(u) = m.onehot_fields.mu.col(Eigen::Index(states[u]));
-    f.sp[u] = m.onehot_fields.sp[Eigen::Index(states[u])];
-  }
-  return f;
-}
-
-}  // namespace nemm

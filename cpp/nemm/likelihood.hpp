@@ -18,12 +18,23 @@ struct SparseRows {
   SparseRows() = default;
   SparseRows(const uint8_t* X, long n, int D) {
     start.assign(n + 1, 0);
+    for (long r = 0; r < n; ++r) {  // first pass: row lengths, so the second never reallocates
+      const uint8_t* x = X + std::size_t(r) * D;
+      int64_t c = 0;
+      for (int i = 0; i < D; ++i) c += x[i] != 0;
+      start[r + 1] = start[r] + c;
+    }
+    idx.resize(std::size_t(start[n]) + 1);  // +1: the compaction writes one slot past a row
     for (long r = 0; r < n; ++r) {
       const uint8_t* x = X + std::size_t(r) * D;
-      for (int i = 0; i < D; ++i)
-        if (x[i]) idx.push_back(i);
-      start[r + 1] = int64_t(idx.size());
+      int32_t* o = idx.data() + start[r];
+      int64_t c = 0;
+      for (int i = 0; i < D; ++i) {  // branch-free compaction
+        o[c] = i;
+        c += x[i] != 0;
+      }
     }
+    idx.resize(std::size_t(start[n]));
   }
   long size() const { return long(start.size()) - 1; }
   Span row(long r) const { return Span{idx.data() + start[r], int32_t(start[r + 1] - start[r])}; }
@@ -70,7 +81,7 @@ inline double logsumexp(const double* v, int n) {
 // with the given log weights (ln pbar for the exact likelihood of appendix A3).
 inline Eigen::VectorXd log_mixture_likelihood(const Model& m, const std::vector<uint64_t>& states,
                                               const Eigen::VectorXd& log_weight, const std::vector<Span>& X) {
-  const ForwardFields f = forward_fields(m, states);
+  const ForwardFields f = compute_forward_fields(m.s, m.p, states);
   RowMatrixXd la;
   log_forward_kernel(f, X, la);
   const long N = la.rows();
