@@ -1,0 +1,675 @@
+#!/usr/bin/env python
+"""The nemm benchmark suite (issue 5): a table on stdout, JSON and a scaling plot on disk.
+
+    python bench/suite.py            # full suite, 2 to 3.5 minutes on 2 cores
+    python bench/suite.py --quick    # tiny sizes, a few seconds, no torch
+
+Sections (see bench/README.md for what every number means):
+
+1. chain throughput, D = 784, L = 6 one-hot and L = 8 binary: 1 chain and C = 1..64
+   chains on 1 thread and on all cores, the 1 -> 2 core scaling efficiency, and the
+   yardstick (``chain_limit.cpp``) for the per-core ratio;
+2. one gradient step (N = 160, T = 48) split into chain, likelihood and gradient time,
+   with the gradient checked against the numpy reference on the same recorded chain;
+3. one paper-protocol training run: ours vs ``bench/numpy_reference.py`` vs
+   ``bench/torch_reference.py``, all on one thread;
+4. the 36-seed reproduction (36 fits + occupancies) on a process pool over the cores;
+5. the exact log-likelihood (``score_samples``) of the 2980 digits;
+6. scaling of each cost with D, L (one-hot and binary), T, N and threads, with fitted
+   power-law exponents and a plot;
+7. allocations inside the chain loop, counted with an LD_PRELOAD malloc counter.
+"""
+
+from __future__ import annotations
+
+import os
+
+# The references use numpy/torch on one thread, as ours: set before numpy is imported.
+for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import concurrent.futures  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import multiprocessing  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import textwrap  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import nemm  # noqa: E402
+from nemm import Machine, _bench  # noqa: E402
+from nemm._bench import TARGETS, Results, best_time, set_threads  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+
+# --------------------------------------------------------------------------- configuration
+class Config:
+    def __init__(self, quick: bool) -> None:
+        self.quick = quick
+        self.repeats = 1 if quick else 3
+        self.min_time = 0.02 if quick else 0.2             # seconds per timing round
+        self.protocol_epochs = 3 if quick else 120
+        self.protocol_repeats = 1 if quick else 3
+        self.chain_steps_total = 10_000 if quick else 200_000
+        self.chain_counts = (1, 2, 8) if quick else _bench.CHAIN_COUNTS
+        self.binary_epochs = 2 if quick else 30
+        self.n_seeds = 4 if quick else 36
+        self.seed_occupancy = 10_000 if quick else 100_000
+        self.scale_epochs = 1 if quick else 20
+        self.scale_chain_T = 2_000 if quick else 50_000
+        self.scale_steps = 3 if quick else 30               # gradient steps per timing call
+        self.scale_D = (196, 784) if quick else (196, 392, 784, 1568, 3136)
+        self.scale_L_onehot = (2, 6) if quick else (2, 4, 8, 16, 32, 64)
+        self.scale_L_binary = (2, 4) if quick else (2, 4, 8, 12, 16)
+        self.scale_T = (12, 48) if quick else (12, 24, 48, 96, 192)
+        self.scale_N = (16, 160) if quick else (16, 64, 256, 1024, 4096)
+        self.yardstick_steps = _bench.QUICK_YARDSTICK_STEPS if quick else _bench.YARDSTICK_STEPS
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def machine_copy(m: Machine, **settings: Any) -> Machine:
+    """A fresh machine with the parameters of ``m`` (so timing runs never disturb ``m``)."""
+    s = m.get_params()
+    s.update(settings)
+    return Machine.from_params(m.w_, m.a_, m.wbar_, m.abar_, m.xbar_, **s)
+
+
+def train_step_time(m: Machine, X: np.ndarray, N: int, T: int, cfg: Config, *, seed: int = 7) -> float:
+    """Seconds per gradient step (chain + likelihood + gradient + RMSprop) of ``engine.train_steps``.
+
+    Runs on a copy of ``m``; ``cfg.scale_steps`` steps per call, the best of ``cfg.repeats`` calls.
+    """
+    mm = machine_copy(m)
+    eng = mm._engine
+    eng.set_data(X)
+    rng = np.random.default_rng(seed)
+    eng.reset_chains(1, seed, X[rng.integers(len(X), size=1)])
+    eng.reset_optimizer()
+    K = cfg.scale_steps
+    rows = rng.choice(len(X), size=K * N, replace=K * N > len(X)).astype(np.int64)
+    sizes = np.full(K, N, dtype=np.int64)
+    freeze = mm.hidden == "onehot"
+    out: list[np.ndarray] = [eng.train_steps(rows, sizes, T, 0.1, 0.9, 1e-8, freeze)]  # warm-up
+    sec = best_time(lambda: out.append(eng.train_steps(rows, sizes, T, 0.1, 0.9, 1e-8, freeze)),
+                    repeats=max(2, cfg.repeats))
+    assert np.isfinite(out[-1]).all(), "non-finite log-likelihood estimate in train_steps"
+    return sec / K
+
+
+def chain_step_time(m: Machine, T: int, cfg: Config, *, threads: int = 1, n_chains: int = 1) -> float:
+    """Seconds per double step of one chain (``n_chains`` chains: per step of all chains together)."""
+    return 1.0 / _bench.chain_throughput(m, n_chains, threads, total_steps=T * n_chains, repeats=cfg.repeats)
+
+
+def loglik_time(m: Machine, X: np.ndarray, cfg: Config) -> float:
+    """Seconds of ``score_samples(X, pbar=...)``, exact given pbar (appendix A3), one-hot only."""
+    pbar = np.full(m.n_states, 1.0 / m.n_states)
+    out: list[np.ndarray] = []
+    sec = best_time(lambda: out.append(m.score_samples(X, pbar=pbar)), repeats=cfg.repeats,
+                    min_time=cfg.min_time)
+    assert np.isfinite(out[-1]).all() and (out[-1] <= 0).all(), "log-likelihoods must be finite and <= 0"
+    return sec
+
+
+def power_law(x: list[float], y: list[float]) -> float | None:
+    """Exponent b of y ~ x^b by least squares on log-log axes."""
+    x_arr, y_arr = np.asarray(x, float), np.asarray(y, float)
+    ok = (x_arr > 0) & (y_arr > 0) & np.isfinite(y_arr)
+    if ok.sum() < 2 or np.unique(x_arr[ok]).size < 2:
+        return None
+    return float(np.polyfit(np.log(x_arr[ok]), np.log(y_arr[ok]), 1)[0])
+
+
+def resize_digits(X: np.ndarray, D: int) -> np.ndarray:
+    """The 28 x 28 digits at another size: 2x2 max-pool down (196), 2x2 repeat up (3136),
+    or one axis only (392 = 14 x 28, 1568 = 56 x 28)."""
+    img = X.reshape(-1, 28, 28)
+    if D == 784:
+        out = img
+    elif D == 196:
+        out = img.reshape(-1, 14, 2, 14, 2).max(axis=(2, 4))
+    elif D == 392:
+        out = img.reshape(-1, 14, 2, 28).max(axis=2)
+    elif D == 1568:
+        out = np.repeat(img, 2, axis=1)
+    elif D == 3136:
+        out = np.repeat(np.repeat(img, 2, axis=1), 2, axis=2)
+    else:
+        raise ValueError(f"no resize rule for D = {D}")
+    return np.ascontiguousarray(out.reshape(len(X), -1)).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- sections
+def section_chains(res: Results, m6: Machine, X: np.ndarray, cfg: Config, threads_all: int,
+                   yard: float | None, yard_cpu: float | None = None) -> dict[str, Any]:
+    res.section(f"1. chain throughput, D=784, trained parameters, double steps/s "
+                f"({cfg.chain_steps_total:,} steps per point, best of {cfg.repeats})")
+    s6 = _bench.measure_chains(res, m6, "L=6 one-hot", "chain.onehot6", threads_all=threads_all,
+                               total_steps=cfg.chain_steps_total, repeats=cfg.repeats,
+                               counts=cfg.chain_counts, yardstick=yard, yardstick_cpu=yard_cpu)
+    m8 = _bench.trained_machine(X, 8, hidden="binary", n_epochs=cfg.binary_epochs)
+    s8 = _bench.measure_chains(res, m8, "L=8 binary", "chain.binary8", threads_all=threads_all,
+                               total_steps=cfg.chain_steps_total, repeats=cfg.repeats,
+                               counts=cfg.chain_counts, yardstick=yard, yardstick_cpu=yard_cpu)
+    res.extra.setdefault("series", {})["chains"] = {"onehot6": s6, "binary8": s8}
+    return {"onehot6": s6, "binary8": s8}
+
+
+def section_gradient(res: Results, m6: Machine, X: np.ndarray, cfg: Config, numpy_machine_cls: Any,
+                     torch_machine_cls: Any) -> None:
+    N, T = 160, 48
+    res.section(f"2. one gradient step, N={N}, T={T}, L=6 one-hot, D=784, 1 thread (engine calls)")
+    set_threads(1)
+    mm = machine_copy(m6)
+    eng = mm._engine
+    rng = np.random.default_rng(3)
+    Xb = X[rng.choice(len(X), size=N, replace=False)]
+    eng.set_data(X)
+    eng.reset_chains(1, 11, X[:1])
+    eng.run_chains(200)  # burn in
+    t_chain = best_time(lambda: eng.run_chains(T), repeats=cfg.repeats, min_time=cfg.min_time)
+    Xp, Z = eng.run_chains(T)
+    assert Xp.shape == (T, 784) and Z.shape == (T,) and Z.min() >= 0 and Z.max() < 6, "bad recording"
+    states = np.arange(6)
+    t_ll = best_time(lambda: eng.log_A(Xb, states), repeats=cfg.repeats, min_time=cfg.min_time)
+    la = eng.log_A(Xb, states)
+    assert la.shape == (N, 6) and np.isfinite(la).all() and (la < 0).all(), "bad log A"
+    t_grad = best_time(lambda: eng.approx_gradient(Xb, Xp, Z), repeats=cfg.repeats, min_time=cfg.min_time)
+    step = train_step_time(m6, X, N, T, cfg)
+    total = t_chain + t_ll + t_grad
+    res.add("step.chain_s", f"chain: engine.run_chains({T})", t_chain, "s",
+            note=f"{t_chain / T * 1e9:.0f} ns per double step, incl. dense copy-out")
+    res.add("step.likelihood_s", f"likelihood: engine.log_A({N} x 6 states)", t_ll, "s")
+    res.add("step.gradient_s", "gradient: engine.approx_gradient (eqs. 16-17)", t_grad, "s",
+            note="includes its own log A and the dense->sparse conversion of X, Xp")
+    res.add("step.parts_s", "sum of the three parts", total, "s", note="Python-level calls: each converts arrays")
+    res.add("step.train_step_s", "one whole step: engine.train_steps (+RMSprop)", step, "s",
+            note="inside C++, no conversions; the paper protocol's last epochs run this step")
+
+    # Correctness: the numpy (and torch) reference gradient on the same recorded chain.
+    g_ours = nemm.approx_gradient(mm, Xb, Xp, Z)
+    params = {k: np.asarray(v, dtype=float) for k, v in
+              dict(w=mm.w_, a=mm.a_, wbar=mm.wbar_, abar=mm.abar_, xbar=mm.xbar_).items()}
+    diffs: dict[str, float] = {}
+    if numpy_machine_cls is not None:
+        nmach = numpy_machine_cls(6, seed=0)
+        nmach.set_params(params)
+        g_np = nmach.approx_gradient(Xb, Xp, Z)
+        diffs["numpy"] = max(float(np.max(np.abs(np.asarray(g_np[k]) - g_ours[k]))) for k in g_ours)
+        assert diffs["numpy"] < 1e-8, f"nemm and numpy gradients differ by {diffs['numpy']:.3e}"
+        nmach.x_chain = Xp[-1:].copy()
+        t_np_chain = best_time(lambda: nmach.run_chain(T), repeats=cfg.repeats, min_time=cfg.min_time)
+        t_np_grad = best_time(lambda: nmach.approx_gradient(Xb, Xp, Z), repeats=cfg.repeats,
+                              min_time=cfg.min_time)
+        res.add("step.numpy_chain_s", f"  numpy reference: run_chain({T})", t_np_chain, "s",
+                t_np_chain / t_chain, "numpy/ours")
+        res.add("step.numpy_gradient_s", "  numpy reference: approx_gradient", t_np_grad, "s",
+                t_np_grad / t_grad, "numpy/ours")
+    if torch_machine_cls is not None:
+        tmach = torch_machine_cls(6, seed=0)
+        tmach.set_params(params)
+        g_t = tmach.approx_gradient(Xb, Xp, Z)
+        diffs["torch"] = max(float(np.max(np.abs(np.asarray(g_t[k]) - g_ours[k]))) for k in g_ours)
+        assert diffs["torch"] < 1e-8, f"nemm and torch gradients differ by {diffs['torch']:.3e}"
+    for name, d in diffs.items():
+        res.add(f"check.gradient_vs_{name}", f"check: max |grad ours - {name}|", d, "abs",
+                note="same recorded chain; asserted < 1e-8")
+
+
+def section_protocol(res: Results, X: np.ndarray, cfg: Config, numpy_machine_cls: Any,
+                     torch_machine_cls: Any, ours: tuple[float, float, float]) -> dict[str, Any]:
+    E = cfg.protocol_epochs
+    res.section(f"3. paper protocol: L=6 one-hot, {E} epochs x 30 steps, T=48, batch 16->160, "
+                f"{len(X)} digits, 1 thread")
+    sec, cpu, ll = ours
+    res.add("protocol.ours_s", "nemm Machine.fit", sec, "s", note=f"best of {cfg.protocol_repeats}; "
+            f"LL {ll:.2f} nats/digit (1e5-step occupancy)")
+    res.add("protocol.ours_cpu_s", "  CPU seconds of that run", cpu, "s",
+            note="one thread: about the wall time on a quiet machine")
+    out: dict[str, Any] = {"ours": sec, "numpy": None, "torch": None, "cpu": {"ours": cpu}}
+    for name, cls in (("numpy", numpy_machine_cls), ("torch", torch_machine_cls)):
+        if cls is None:
+            res.add(f"protocol.{name}_s", f"{name} reference fit", None, "s", note="not available")
+            continue
+        log(f"  {name} reference: paper protocol ({E} epochs) ...")
+        ref = cls(6, seed=0)
+        t, c = _bench.cpu_time_of(lambda: ref.fit(X, epochs=E))
+        last = float(np.mean(ref.ll_trace_[-30:]))
+        assert math.isfinite(last) and last > -170, f"{name} reference LL {last} after training"
+        out[name] = t
+        out["cpu"][name] = c
+        res.add(f"protocol.{name}_s", f"{name} reference fit", t, "s", t / sec, f"{name}/ours",
+                note=f"CPU {c:.2f} s = {c / cpu:.1f}x our CPU seconds; on-the-fly LL {last:.2f}")
+    return out
+
+
+def section_seeds(res: Results, X: np.ndarray, cfg: Config, workers: int) -> float:
+    n = cfg.n_seeds
+    res.section(f"4. reproduction: {n} seeds x (fit {cfg.protocol_epochs} epochs + "
+                f"{cfg.seed_occupancy:,}-step occupancy + exact LL)")
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if workers > 1 and not (main_file and os.path.exists(main_file)):
+        workers = 1  # spawned workers re-import __main__: impossible from stdin or a REPL
+    t0 = time.perf_counter()
+    if workers > 1:
+        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs OpenMP
+        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            runs = list(pool.map(_bench.fit_seed, range(n), [cfg.protocol_epochs] * n,
+                                 [cfg.seed_occupancy] * n))
+        how = f"process pool, {workers} workers (spawn) x 1 thread"
+    else:
+        runs = [_bench.fit_seed(s, cfg.protocol_epochs, cfg.seed_occupancy) for s in range(n)]
+        how = "sequential, 1 thread"
+    wall = time.perf_counter() - t0
+    set_threads(1)
+    lls = np.array([r["loglik"] for r in runs])
+    assert np.isfinite(lls).all() and (lls > -170).all(), f"a seed ended with LL {lls.min():.2f}"
+    for r in runs:
+        assert abs(sum(r["pbar"]) - 1) < 1e-9, "occupancy does not sum to 1"
+    busy = sum(r["seconds"] for r in runs)
+    cpu = sum(r["cpu_seconds"] for r in runs)
+    res.add("seeds.wall_s", f"{n} seeds, wall clock", wall, "s", note=how)
+    res.add("seeds.sum_s", "  sum of per-seed times (fit + occupancy + LL)", busy, "s",
+            note=f"pool efficiency {busy / (wall * max(1, workers)):.0%}")
+    res.add("seeds.cpu_s", "  sum of per-seed CPU seconds", cpu, "s",
+            note=f"/ {workers} workers = {cpu / max(1, workers):.1f} s: the wall time on quiet cores, "
+                 "without pool start-up")
+    res.add("seeds.loglik_mean", "  mean LL over seeds", float(lls.mean()), "nats",
+            note=f"range {lls.min():.2f} .. {lls.max():.2f}")
+    res.extra["seeds"] = [{k: v for k, v in r.items() if k != "pid"} for r in runs]
+    return wall
+
+
+def section_loglik(res: Results, m6: Machine, X: np.ndarray, cfg: Config) -> None:
+    res.section(f"5. exact log-likelihood of the {len(X)} digits (appendix A3), L=6, 1 thread")
+    set_threads(1)
+    steps = 10_000 if cfg.quick else 100_000
+    box: list[Any] = []
+    t_occ = best_time(lambda: box.append(m6.occupancy(steps)), repeats=cfg.repeats)
+    _, pbar = box[-1]
+    out: list[np.ndarray] = []
+    t_ll = best_time(lambda: out.append(m6.score_samples(X, pbar=pbar)), repeats=cfg.repeats,
+                     min_time=cfg.min_time)
+    ll = out[-1]
+    # Check against a direct numpy evaluation of logsumexp_z [ln pbar(z) + log A(z, x)].
+    H = m6.w_.T + m6.a_                                    # (L, D)
+    logA = X.astype(float) @ H.T - np.logaddexp(0, H).sum(axis=1)
+    with np.errstate(divide="ignore"):
+        j = logA + np.log(pbar)
+    mx = j.max(axis=1, keepdims=True)
+    ref = (mx + np.log(np.exp(j - mx).sum(axis=1, keepdims=True)))[:, 0]
+    err = float(np.max(np.abs(ref - ll)))
+    assert err < 1e-8, f"score_samples differs from numpy by {err:.3e}"
+    assert -170 < ll.mean() < -120, f"mean LL {ll.mean():.2f}"
+    res.add("loglik.score_samples_s", f"score_samples({len(X)} digits, pbar given)", t_ll, "s",
+            note=f"mean LL {ll.mean():.2f} nats; |ours - numpy| {err:.1e}")
+    res.add("loglik.occupancy_s", f"  occupancy({steps:,} steps) for pbar", t_occ, "s")
+
+
+def section_scaling(res: Results, m6: Machine, X: np.ndarray, cfg: Config, threads_all: int,
+                    plot_path: Path | None) -> dict[str, Any]:
+    res.section("6. scaling: cost ~ x^b, exponent b by log-log least squares (1 thread unless stated)")
+    N0, T0 = 160, 48
+    axes: dict[str, dict[str, Any]] = {}
+
+    def record(axis: str, xs: list[float], costs: dict[str, list[float]], label: str) -> None:
+        axes[axis] = {"x": xs, "label": label, "costs": costs,
+                      "exponents": {k: power_law(xs, v) for k, v in costs.items()}}
+
+    # D: the digits pooled or repeated; a short training gives realistic sparsity.
+    xs, c_chain, c_step, c_ll = [], [], [], []
+    for D in cfg.scale_D:
+        XD = resize_digits(X, D)
+        set_threads(1)
+        m = Machine(6, n_epochs=cfg.scale_epochs, random_state=0).fit(XD)
+        xs.append(D)
+        c_chain.append(chain_step_time(m, cfg.scale_chain_T, cfg))
+        c_step.append(train_step_time(m, XD, N0, T0, cfg))
+        c_ll.append(loglik_time(m, XD, cfg))
+    record("D", xs, {"chain step": c_chain, "gradient step": c_step, "exact LL": c_ll}, "D (visible bits)")
+
+    # L one-hot.
+    xs, c_chain, c_step, c_ll = [], [], [], []
+    for L in cfg.scale_L_onehot:
+        set_threads(1)
+        m = Machine(L, n_epochs=cfg.scale_epochs, random_state=0).fit(X)
+        xs.append(L)
+        c_chain.append(chain_step_time(m, cfg.scale_chain_T, cfg))
+        c_step.append(train_step_time(m, X, N0, T0, cfg))
+        c_ll.append(loglik_time(m, X, cfg))
+    record("L_onehot", xs, {"chain step": c_chain, "gradient step": c_step, "exact LL": c_ll},
+           "L (one-hot states)")
+
+    # L binary (2^L states: no exact LL).
+    xs, c_chain, c_step = [], [], []
+    for L in cfg.scale_L_binary:
+        set_threads(1)
+        m = Machine(L, hidden="binary", n_epochs=cfg.scale_epochs, random_state=0).fit(X)
+        xs.append(L)
+        c_chain.append(chain_step_time(m, cfg.scale_chain_T // 2, cfg))
+        c_step.append(train_step_time(m, X, N0, T0, cfg))
+    record("L_binary", xs, {"chain step": c_chain, "gradient step": c_step}, "L (binary hidden units)")
+
+    # T and N on the trained L = 6 model.
+    set_threads(1)
+    xs, c_step, c_chain = [], [], []
+    for T in cfg.scale_T:
+        xs.append(T)
+        c_step.append(train_step_time(m6, X, N0, T, cfg))
+        eng = machine_copy(m6)._engine
+        eng.reset_chains(1, 5, X[:1])
+        c_chain.append(best_time(lambda: eng.run_chains(T), repeats=cfg.repeats, min_time=cfg.min_time))
+    record("T", xs, {"gradient step": c_step, "run_chains(T)": c_chain}, "T (double steps per gradient step)")
+
+    xs, c_step, c_ll = [], [], []
+    for N in cfg.scale_N:
+        XN = X[np.random.default_rng(N).choice(len(X), size=N, replace=N > len(X))]
+        xs.append(N)
+        c_step.append(train_step_time(m6, X, N, T0, cfg))
+        c_ll.append(loglik_time(m6, XN, cfg))
+    record("N", xs, {"gradient step": c_step, "exact LL": c_ll}, "N (minibatch / scored points)")
+
+    # Threads: many chains, the exact LL, one-chain training steps.
+    thread_list = sorted({1, 2, threads_all} & set(range(1, threads_all + 1)))
+    xs, c_chain, c_ll, c_step = [], [], [], []
+    for t in thread_list:
+        xs.append(t)
+        c_chain.append(chain_step_time(m6, max(1, cfg.chain_steps_total // 64), cfg, threads=t, n_chains=64))
+        set_threads(t)
+        c_ll.append(loglik_time(m6, X, cfg))
+        c_step.append(train_step_time(m6, X, N0, T0, cfg))
+    set_threads(1)
+    record("threads", xs, {"64 chains (per step)": c_chain, "exact LL": c_ll, "gradient step (1 chain)": c_step},
+           "threads")
+
+    for axis, a in axes.items():
+        for cost, vals in a["costs"].items():
+            b = a["exponents"][cost]
+            pts = ", ".join(f"{x:g}:{v * 1e6:.3g}" for x, v in zip(a["x"], vals))
+            res.add(f"scaling.{axis}.{cost.replace(' ', '_')}", f"{axis}: {cost}", b, "exponent",
+                    note=f"x:us = {pts}")
+    res.extra.setdefault("series", {})["scaling"] = axes
+    if plot_path is not None:
+        plot_scaling(axes, plot_path)
+    return axes
+
+
+def plot_scaling(axes: dict[str, dict[str, Any]], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
+    except ImportError:
+        log("matplotlib not available: no scaling plot")
+        return None
+    n = len(axes)
+    cols = 3
+    rows = math.ceil(n / cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
+    for ax, (axis, a) in zip(grid.ravel(), axes.items()):
+        for cost, vals in a["costs"].items():
+            b = a["exponents"][cost]
+            lab = f"{cost} (b = {b:.2f})" if b is not None else cost
+            ax.loglog(a["x"], np.asarray(vals) * 1e6, "o-", label=lab)
+        ax.set_xticks(a["x"])
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(a["label"])
+        ax.set_ylabel("microseconds")
+        ax.set_title(f"cost vs {axis}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in grid.ravel()[n:]:
+        ax.axis("off")
+    fig.suptitle("nemm: cost ~ x^b (1 thread unless the axis is threads)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+_MALLOC_SHIM = r"""
+#include <stddef.h>
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+static unsigned long count;
+static inline void bump(void) { __atomic_add_fetch(&count, 1, __ATOMIC_RELAXED); }
+void *malloc(size_t n) { bump(); return __libc_malloc(n); }
+void *calloc(size_t a, size_t b) { bump(); return __libc_calloc(a, b); }
+void *realloc(void *p, size_t n) { bump(); return __libc_realloc(p, n); }
+void *memalign(size_t a, size_t n) { bump(); return __libc_memalign(a, n); }
+void *aligned_alloc(size_t a, size_t n) { bump(); return __libc_memalign(a, n); }
+int posix_memalign(void **p, size_t a, size_t n) { bump(); *p = __libc_memalign(a, n); return *p ? 0 : 12; }
+unsigned long nemm_malloc_count(void) { return __atomic_load_n(&count, __ATOMIC_RELAXED); }
+"""
+
+_MALLOC_PROBE = r"""
+import ctypes, json, sys
+import numpy as np
+import nemm
+from nemm import Machine, datasets
+shim = ctypes.CDLL(sys.argv[1]); shim.nemm_malloc_count.restype = ctypes.c_ulong
+count = shim.nemm_malloc_count
+X, _ = datasets.embedded_digits()
+nemm.set_num_threads(int(sys.argv[2]))
+m = Machine(6, n_epochs=2, random_state=0).fit(X)
+eng = m._engine
+out = {}
+def per_step(fn, t1, t2):
+    fn(t1); fn(t2)                     # warm caches, pools and numpy's allocator first
+    c0 = count(); fn(t1); c1 = count(); fn(t2); c2 = count()
+    return (c1 - c0), (c2 - c1), ((c2 - c1) - (c1 - c0)) / (t2 - t1)
+for C in (1, 4):
+    out[f"hidden_trajectory_C{C}"] = per_step(lambda T: eng.hidden_trajectory(T, C, 1, 0), 1000, 101000)
+eng.reset_chains(1, 3, X[:1])
+def chains(T):
+    eng.reset_chains(1, 3, X[:1]); eng.run_chains(T)
+out["run_chains"] = per_step(chains, 100, 10100)
+eng.reset_chains(1, 3, X[:1]); eng.set_data(X)
+rows = (np.arange(160 * 40, dtype=np.int64) * 7919) % len(X)
+def steps(K):
+    eng.train_steps(rows[:160 * K], np.full(K, 160, dtype=np.int64), 48, 0.01, 0.9, 1e-8, True)
+out["train_steps"] = per_step(steps, 5, 35)
+print(json.dumps(out))
+"""
+
+
+def section_allocations(res: Results, threads_all: int) -> None:
+    res.section("7. allocations (LD_PRELOAD malloc counter; difference between two run lengths)")
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None or not sys.platform.startswith("linux"):
+        res.add("alloc.chain_per_step", "mallocs per chain double step", None, "count", note="needs gcc on Linux")
+        return
+    with tempfile.TemporaryDirectory(prefix="nemm-malloc-") as tmp:
+        src, lib = Path(tmp) / "shim.c", Path(tmp) / "libshim.so"
+        src.write_text(_MALLOC_SHIM)
+        probe = Path(tmp) / "probe.py"
+        probe.write_text(textwrap.dedent(_MALLOC_PROBE))
+        try:
+            subprocess.run([cc, "-O2", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True,
+                           capture_output=True, text=True, timeout=60)
+            env = dict(os.environ, LD_PRELOAD=str(lib))
+            proc = subprocess.run([sys.executable, str(probe), str(lib), str(threads_all)], check=True,
+                                  capture_output=True, text=True, timeout=300, env=env)
+            data = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (subprocess.SubprocessError, OSError, ValueError) as exc:
+            err = getattr(exc, "stderr", "") or ""
+            res.add("alloc.chain_per_step", "mallocs per chain double step", None, "count",
+                    note=f"probe failed: {str(exc)[:80]} {err[-200:]}")
+            return
+    res.extra["allocations"] = data
+    for key, (a, b, per) in data.items():
+        if key.startswith("hidden_trajectory"):
+            what, unit_note = f"{key}: mallocs per double step", "T = 1,000 vs 101,000"
+        elif key == "run_chains":
+            what, unit_note = "run_chains: mallocs per double step", "T = 100 vs 10,100 (fresh chains)"
+        else:
+            what, unit_note = "train_steps: mallocs per gradient step", "5 vs 35 steps, N=160, T=48"
+        res.add(f"alloc.{key}", what, per, "count", note=f"{unit_note}; calls counted {a} vs {b}")
+
+
+# --------------------------------------------------------------------------- main
+def import_references(with_torch: bool) -> tuple[Any, Any, str]:
+    notes = []
+    try:
+        from numpy_reference import NumpyMachine
+    except ImportError as exc:
+        NumpyMachine = None
+        notes.append(f"numpy reference not importable: {exc}")
+    TorchMachine = None
+    if with_torch:
+        try:
+            import torch
+
+            torch.set_num_threads(1)
+            from torch_reference import TorchMachine
+        except ImportError as exc:
+            notes.append(f"torch reference skipped: {exc}")
+    else:
+        notes.append("torch reference skipped (--no-torch / --quick)")
+    return NumpyMachine, TorchMachine, "; ".join(notes)
+
+
+def run_suite(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = Config(args.quick)
+    threads_all = args.threads or _bench.available_cores()
+    saved = _bench.default_threads()
+    res = Results("nemm benchmark suite" + (" (quick)" if cfg.quick else ""))
+    res.meta.update(quick=cfg.quick, threads_all=threads_all)
+    X = _bench.digits()
+    with_torch = (not args.no_torch) and (args.torch or not cfg.quick)
+    NumpyMachine, TorchMachine, ref_note = import_references(with_torch)
+    res.meta["references"] = ref_note or "numpy and torch"
+    t_start = time.perf_counter()
+    try:
+        log("yardstick ...")
+        steps = cfg.yardstick_steps if args.yardstick_steps is None else args.yardstick_steps
+        ys = _bench.run_yardstick(_bench.find_yardstick(args.yardstick), steps) if steps > 0 else \
+            {"steps_per_s": None, "steps": 0, "reason": "skipped"}
+        res.extra["yardstick"] = ys
+        yard = ys["steps_per_s"]
+
+        log("paper protocol (ours) ...")
+        pinfo: dict[str, float] = {}
+        sec, m6, ll = _bench.paper_protocol(X, n_epochs=cfg.protocol_epochs, repeats=cfg.protocol_repeats,
+                                            info=pinfo)
+
+        res.section("yardstick: chain_limit.cpp (g++ -O3 -march=native), one chain, D=784, L=6 one-hot")
+        res.add("yardstick", "yardstick: 1 chain, 1 core", yard, "steps/s", note=_bench.yardstick_note(ys))
+        log("1. chains ...")
+        chains = section_chains(res, m6, X, cfg, threads_all, yard, ys.get("steps_per_cpu_s"))
+        log("2. gradient step ...")
+        section_gradient(res, m6, X, cfg, NumpyMachine, TorchMachine)
+        log("3. paper protocol ...")
+        proto = section_protocol(res, X, cfg, NumpyMachine, TorchMachine, (sec, pinfo["cpu"], ll))
+        log("4. seeds ...")
+        workers = 1 if args.sequential else min(threads_all, cfg.n_seeds)
+        seeds_wall = section_seeds(res, X, cfg, workers)
+        seeds_cpu = res.value("seeds.cpu_s")
+        log("5. exact log-likelihood ...")
+        section_loglik(res, m6, X, cfg)
+        if not args.no_scaling:
+            log("6. scaling ...")
+            section_scaling(res, m6, X, cfg, threads_all, None if args.plot == "" else Path(args.plot))
+        if not args.no_alloc:
+            log("7. allocations ...")
+            section_allocations(res, threads_all)
+
+        # -- targets (wall clock; the notes give the CPU-time view, robust to a busy machine)
+        one = res.value("chain.onehot6.one_chain")
+        rc = chains["onehot6"].get("ratio_per_cpu_s")
+        res.target("1 chain vs yardstick, per core", None if yard is None else one / yard,
+                   TARGETS["chain_vs_yardstick"],
+                   note="L=6 one-hot, D=784" + (f"; per CPU-second {rc:.2f}" if rc else ""))
+        eff = chains["onehot6"].get("efficiency")
+        share = chains["onehot6"].get("cpu_share", {}).get(str(threads_all), [None])[-1]
+        thr_axis = res.extra.get("series", {}).get("scaling", {}).get("threads")
+        eff_scaling = None
+        if thr_axis and 1 in thr_axis["x"] and threads_all in thr_axis["x"] and threads_all > 1:
+            c = thr_axis["costs"]["64 chains (per step)"]
+            eff_scaling = c[thr_axis["x"].index(1)] / (threads_all * c[thr_axis["x"].index(threads_all)])
+        note = "L=6 one-hot"
+        if share:
+            note += f"; CPU share {share:.2f} of {threads_all}"
+        if eff_scaling:
+            note += f"; section 6 (threads) {eff_scaling:.2f}"
+        res.target(f"{threads_all}-core efficiency, {cfg.chain_counts[-1]} chains",
+                   None if eff is None else eff[-1], TARGETS["two_core_efficiency"], note=note)
+        full = not cfg.quick
+        res.target("paper protocol, 1 thread (s)", proto["ours"] if full else None, TARGETS["paper_protocol_s"],
+                   at_most=True, note=f"CPU seconds {proto['cpu']['ours']:.3f}" if full else "quick: not measured")
+        np_cpu = proto["cpu"].get("numpy")
+        res.target("paper protocol: numpy / ours",
+                   proto["numpy"] / proto["ours"] if (full and proto["numpy"]) else None,
+                   TARGETS["paper_vs_numpy"],
+                   note=f"CPU-second ratio {np_cpu / proto['cpu']['ours']:.1f}" if (full and np_cpu) else "")
+        t_cpu = proto["cpu"].get("torch")
+        res.target("paper protocol: torch / ours (info)",
+                   proto["torch"] / proto["ours"] if (full and proto["torch"]) else None, 1.0,
+                   note="no target" + (f"; CPU-second ratio {t_cpu / proto['cpu']['ours']:.1f}"
+                                       if (full and t_cpu) else ""))
+        res.target(f"{cfg.n_seeds}-seed reproduction (s)", seeds_wall if full else None,
+                   TARGETS["reproduction_s"], at_most=True,
+                   note=(f"{workers} worker(s); CPU seconds / workers {seeds_cpu / max(1, workers):.1f}"
+                         if full else "quick: not measured"))
+    finally:
+        set_threads(saved)
+    res.meta["suite_seconds"] = time.perf_counter() - t_start
+    data = res.to_dict()
+    print(res.table())
+    print(f"suite time {res.meta['suite_seconds']:.1f} s; load average {res.meta['load_average_at_start']} "
+          f"at start, {data['meta']['load_average_at_end']} at end")
+    if args.json:
+        p = _bench.write_json(args.json, data)
+        print(f"results written to {p}")
+    if args.plot and not args.no_scaling:
+        print(f"scaling plot: {args.plot}")
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds, no torch")
+    parser.add_argument("--json", default=str(HERE / "results" / "suite.json"),
+                        help="results JSON (default bench/results/suite.json; '' for none)")
+    parser.add_argument("--plot", default=str(HERE / "results" / "scaling.png"),
+                        help="scaling plot PNG (default bench/results/scaling.png; '' for none)")
+    parser.add_argument("--yardstick", metavar="PATH", help="chain_limit.cpp (default: searched as `nemm bench`)")
+    parser.add_argument("--yardstick-steps", type=int, default=None, metavar="T",
+                        help="double steps of the yardstick (default 2,000,000; quick 200,000; 0 skips)")
+    parser.add_argument("--threads", type=int, default=None, help="threads of the 'all cores' runs")
+    parser.add_argument("--torch", action="store_true", help="run the torch reference even with --quick")
+    parser.add_argument("--no-torch", action="store_true", help="skip the torch reference")
+    parser.add_argument("--sequential", action="store_true", help="run the seeds one after another")
+    parser.add_argument("--no-scaling", action="store_true", help="skip section 6")
+    parser.add_argument("--no-alloc", action="store_true", help="skip section 7")
+    args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be at least 1")
+    run_suite(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
