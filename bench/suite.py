@@ -47,6 +47,7 @@ import numpy as np  # noqa: E402
 import nemm  # noqa: E402
 from nemm import Machine, _bench  # noqa: E402
 from nemm._bench import TARGETS, Results, best_time, set_threads  # noqa: E402
+from nemm._io import atomic_open  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
@@ -439,11 +440,9 @@ def plot_scaling(axes: dict[str, dict[str, Any]], path: Path) -> Path | None:
         ax.axis("off")
     fig.suptitle("nemm: cost ~ x^b (1 thread unless the axis is threads)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
+    with atomic_open(path) as fh:
+        fig.savefig(fh, format="png", dpi=90)
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

@@ -57,7 +57,7 @@ inline void log_forward_kernel(const ForwardFields& f, const std::vector<Span>& 
   out.resize(N, U);
   std::vector<double> init(Uq, 0.0);
   for (int u = 0; u < U; ++u) init[u] = -f.sp[u];
-#pragma omp parallel if (N * U > 65536)
+#pragma omp parallel if (N > 1024)  // a minibatch stays on the calling thread
   {
     std::vector<double> row(Uq);
 #pragma omp for schedule(static)

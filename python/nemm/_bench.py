@@ -30,6 +30,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from nemm._io import atomic_open
+
 __all__ = [
     "TARGETS",
     "Results",
@@ -230,19 +232,9 @@ class Results:
 def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
     """Write ``data`` as JSON to ``path`` atomically (temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, default=_json_default)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "w") as fh:
+        json.dump(data, fh, indent=2, default=_json_default)
+        fh.write("\n")
     return path
 
 

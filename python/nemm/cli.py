@@ -98,18 +98,14 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_sample(args: argparse.Namespace) -> int:
-    import os
-    import tempfile
-
     from nemm import load
+    from nemm._io import atomic_open
 
     m = load(args.model)
     X = m.sample(args.n_samples, burn_in=args.burn_in, thin=args.thin, seed=args.seed)
     out = Path(args.out)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".npy", dir=out.parent if str(out.parent) else ".")
-    with os.fdopen(fd, "wb") as fh:
+    with atomic_open(out) as fh:
         np.save(fh, X)
-    os.replace(tmp, out)
     print(f"{len(X)} samples of {X.shape[1]} bits written to {out}")
     return 0
 

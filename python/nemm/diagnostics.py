@@ -671,7 +671,8 @@ def segment_error(values: object) -> tuple[float | np.ndarray, float | np.ndarra
 
 import json as _json
 import math as _math
-from dataclasses import dataclass as _dataclass, field as _field
+from dataclasses import dataclass as _dataclass
+from dataclasses import field as _field
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # pragma: no cover - typing only

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 
 from nemm import _core
 from nemm._checks import as_binary_matrix, as_real_array
+from nemm._io import atomic_open
 from nemm._progress import Progress
 
 __all__ = ["Machine", "load", "approx_gradient", "FORMAT_NAME", "FORMAT_VERSION"]
@@ -604,21 +604,8 @@ class Machine:
         }
         for k, v in self.history_.items():
             arrays[f"history/{k}"] = np.asarray(v, dtype=float)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a model file is an ordinary file
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_open(path) as fh:
+            np.savez(fh, **arrays)
         return path
 
     def __repr__(self) -> str:

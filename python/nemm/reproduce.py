@@ -21,12 +21,13 @@ import io
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from nemm._io import atomic_open
 
 __all__ = [
     "CYCLE_SIGMA",
@@ -96,28 +97,10 @@ def regime_rules(L: int) -> dict[str, str]:
 # --------------------------------------------------------------------------- small helpers
 
 
-def _umask() -> int:
-    """The process umask (read by setting and restoring it)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _atomic_write(path: Path, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
     return path
 
 
@@ -642,8 +625,7 @@ def reproduce(
     files: dict[str, str] = {}
     if figures:
         con.say("drawing figures...")
-        from nemm import load
-        from nemm import plots
+        from nemm import load, plots
 
         files["fig2"] = str(plots.fig2(seeds_res, out / "fig2.png", em_ceiling=em_ll, baselines=rbm_res))
         for tag, key in (("best", "best_seed"), ("worst", "worst_seed")):
@@ -834,6 +816,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    from nemm.reproduce import main as _main  # the importable module, so that worker processes find it
+    from nemm.reproduce import (
+        main as _main,  # the importable module, so that worker processes find it
+    )
 
     sys.exit(_main())
