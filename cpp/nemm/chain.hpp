@@ -114,7 +114,7 @@ struct ChainState {
       mx = std::max(mx, p[b]);
     }
     double tot = 0;
-    for (int b = 0; b < L; ++b) tot += (p[b] = std::exp(p[b] - mx));
+    for (int b = 0; b < L; ++b) tot += (p[b] = exp_nonpositive(p[b] - mx));
     double r = rng.uniform() * tot;
     int c = 0;
     while (c < L - 1 && r >= p[c]) r -= p[c++];

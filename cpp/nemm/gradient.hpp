@@ -51,10 +51,19 @@ struct StateIndex {
   }
 };
 
+// Scratch matrices of one gradient evaluation, kept by the trainer so that a training step
+// does not allocate them again.
+struct GradientWorkspace {
+  ForwardFields fields;      // binary hidden states only
+  RowMatrixXd Q, Qp, Gp, acc;
+};
+
 // X: the minibatch (data points x); Xp, Z: the recorded pairs (x'(s), z(s)) of all chains, pooled.
 // r_s(x) = softmax_s log A(z(s), x) (step 3), computed in the log domain.
 NEMM_CLONES static Gradient approx_gradient(const Model& m, const std::vector<Span>& X, const std::vector<Span>& Xp,
-                                const std::vector<uint64_t>& Z) {
+                                const std::vector<uint64_t>& Z, GradientWorkspace* work = nullptr) {
+  GradientWorkspace local;
+  GradientWorkspace& w = work ? *work : local;
   const Settings& s = m.s;
   const int D = s.D, L = s.L;
   const long N = long(X.size()), S = long(Z.size());
@@ -62,26 +71,29 @@ NEMM_CLONES static Gradient approx_gradient(const Model& m, const std::vector<Sp
   const StateIndex idx(s, Z);
   const int U = int(idx.states.size());
 
-  ForwardFields computed;
-  if (s.hidden == Hidden::Binary) computed = compute_forward_fields(s, m.p, idx.states);
-  const ForwardFields& f = s.hidden == Hidden::OneHot ? m.onehot_fields : computed;
+  if (s.hidden == Hidden::Binary) compute_forward_fields(s, m.p, idx.states, w.fields);
+  const ForwardFields& f = s.hidden == Hidden::OneHot ? m.onehot_fields : w.fields;
   const int Uq = int(f.H.cols()), Lq = m.Lq;
-  RowMatrixXd Q;  // N x U: Q[n, u] = sum of r_s(x_n) over the samples s in state u
+  RowMatrixXd& Q = w.Q;  // N x U: Q[n, u] = sum of r_s(x_n) over the samples s in state u
   log_forward_kernel(f, X, Q);
   const Eigen::RowVectorXd log_count = idx.count.array().log().transpose();
-  RowMatrixXd Qp = RowMatrixXd::Zero(N, Uq);  // Q padded to Uq columns for the 2-wide adds
+  RowMatrixXd& Qp = w.Qp;  // Q padded to Uq columns for the 2-wide adds
+  Qp.setZero(N, Uq);
   double ll = 0;
   for (long n = 0; n < N; ++n) {
     Q.row(n) += log_count;
     const double lse = logsumexp(Q.data() + std::size_t(n) * U, U);
     ll += lse - std::log(double(S));
-    Qp.row(n).head(U) = (Q.row(n).array() - lse).exp();
+    const double* q = Q.data() + std::size_t(n) * U;
+    double* qp = Qp.data() + std::size_t(n) * Uq;
+    for (int u = 0; u < U; ++u) qp[u] = exp_nonpositive(q[u] - lse);  // -inf (unrecorded state) -> 0
   }
 
   Gradient g;
   g.loglik = ll / double(N);
   // Eqs. 16a-b: G[:, u] = sum_n Q[n, u] x_n - (sum_n Q[n, u]) mu_{x|z_u}.
-  RowMatrixXd Gp = RowMatrixXd::Zero(D, Uq);
+  RowMatrixXd& Gp = w.Gp;
+  Gp.setZero(D, Uq);
   for (long n = 0; n < N; ++n) {
     scatter_rows(Gp.data(), Uq, X[n], Qp.data() + std::size_t(n) * Uq, Uq);
   }
@@ -98,13 +110,14 @@ NEMM_CLONES static Gradient approx_gradient(const Model& m, const std::vector<Sp
   g.a = G.rowwise().sum() / double(N);
 
   // Eqs. 16c-d with 17: each recorded pair carries the weight sum_n r_s(x_n) = C_u / count_u.
-  RowMatrixXd acc = RowMatrixXd::Zero(D, Lq);  // row i: contributions of pixel i
+  RowMatrixXd& acc = w.acc;  // row i: contributions of pixel i
+  acc.setZero(D, Lq);
   g.abar = Eigen::VectorXd::Zero(L);
   std::vector<double> u(Lq), mu(L), gain(L), delta(Lq, 0.0);
   for (long smp = 0; smp < S; ++smp) {
     const int st = idx.of_sample[smp];
     const double c = C[st] / idx.count[st];
-    backward_field(m.wbarT_d.data(), Lq, m.field_bias_d.data(), Xp[smp], u.data());
+    backward_field(m.backward_table(), Lq, m.field_bias_d.data(), Xp[smp], u.data());
     backward_probs(s, u.data(), mu.data(), gain.data());
     for (int b = 0; b < L; ++b) {
       delta[b] = c * gain[b] * (hidden_bit(Z[smp], b, s.hidden) - mu[b]);

@@ -244,14 +244,14 @@ inline void backward_probs(const Settings& s, const double* u, double* mu, doubl
     double m = u[0];
     for (int b = 1; b < L; ++b) m = std::max(m, u[b]);
     double tot = 0;
-    for (int b = 0; b < L; ++b) { mu[b] = std::exp(u[b] - m); tot += mu[b]; }
+    for (int b = 0; b < L; ++b) { mu[b] = exp_nonpositive(u[b] - m); tot += mu[b]; }
     for (int b = 0; b < L; ++b) { mu[b] /= tot; g[b] = 1.0; }
   } else {
     // P = s / sum(s) as a softmax of ln s_b = -softplus(-u_b): no 0/0 when every s_b underflows.
     double m = -std::numeric_limits<double>::infinity();
     for (int b = 0; b < L; ++b) { mu[b] = log_sigmoid(u[b]); m = std::max(m, mu[b]); }
     double tot = 0;
-    for (int b = 0; b < L; ++b) { mu[b] = std::exp(mu[b] - m); tot += mu[b]; }
+    for (int b = 0; b < L; ++b) { mu[b] = exp_nonpositive(mu[b] - m); tot += mu[b]; }
     for (int b = 0; b < L; ++b) { mu[b] /= tot; g[b] = sigmoid(-u[b]); }  // 1 - s_b
   }
 }
@@ -260,25 +260,30 @@ inline void backward_probs(const Settings& s, const double* u, double* mu, doubl
 // contiguous), with sum_i softplus(H[i, u]) and mu_{x|z} = sigmoid(H) (eq. 14).
 struct ForwardFields {
   RowMatrixXd H;         // D x pad2(U), zero padded: rows are summed two columns at a time
-  RowMatrixXd mu;        // D x U
+  Eigen::MatrixXd mu;    // D x U, column-major: one state's means are contiguous
   Eigen::VectorXd sp;    // U: sum_i softplus(H[i, u]), the normalizer of log A
 };
 
-inline ForwardFields compute_forward_fields(const Settings& s, const Params& p, const std::vector<uint64_t>& states) {
-  const int D = s.D, U = int(states.size());
-  ForwardFields f;
-  f.H = RowMatrixXd::Zero(D, pad2(U));
+// Fills f (reusing its storage): the fields of the given hidden states.
+inline void compute_forward_fields(const Settings& s, const Params& p, const std::vector<uint64_t>& states,
+                                   ForwardFields& f) {
+  const int D = s.D, U = int(states.size()), Uq = pad2(U);
+  if (f.H.rows() != D || f.H.cols() != Uq) f.H = RowMatrixXd::Zero(D, Uq);
   f.mu.resize(D, U);
   f.sp.resize(U);
-  Eigen::VectorXd h(D), sig(D), e(D);
+  Eigen::VectorXd h(D), e(D);
   for (int u = 0; u < U; ++u) {
     h = p.a;
     for (int b = 0; b < s.L; ++b)
       if (hidden_bit(states[u], b, s.hidden) != 0.0) h += p.w.col(b);
-    f.sp[u] = softplus_sum_sigmoid(h.data(), D, sig.data(), e.data());
+    f.sp[u] = softplus_sum_sigmoid(h.data(), D, f.mu.col(u).data(), e.data());
     f.H.col(u) = h;
-    f.mu.col(u) = sig;
   }
+}
+
+inline ForwardFields compute_forward_fields(const Settings& s, const Params& p, const std::vector<uint64_t>& states) {
+  ForwardFields f;
+  compute_forward_fields(s, p, states, f);
   return f;
 }
 
@@ -299,7 +304,7 @@ class Model {
   std::vector<uint32_t> xbar_thr;  // Dp: thresholds of xbar, for starting fresh chains
   ForwardFields onehot_fields;     // one-hot: the fields of all L states, shared by chain and gradient
   int Lq = 0;                      // L padded to 2 (an SSE register of doubles)
-  std::vector<double> wbarT_d;     // D x Lq row-major, double: the gradient's x -> z field
+  std::vector<double> wbarT_d;     // D x Lq row-major, double (odd L only): the gradient's x -> z field
   std::vector<double> field_bias_d;  // Lq
 
   explicit Model(const Settings& settings) : s(settings) {
@@ -315,6 +320,9 @@ class Model {
     refresh();
   }
 
+  // D x Lq row-major wbar^T in double: column-major wbar itself when L is even.
+  const double* backward_table() const { return Lq == s.L ? p.wbar.data() : wbarT_d.data(); }
+
   uint64_t n_states_or_zero() const {  // 0 when 2^L does not fit
     if (s.hidden == Hidden::OneHot) return uint64_t(s.L);
     return s.L < 63 ? (uint64_t(1) << s.L) : 0;
@@ -327,12 +335,13 @@ class Model {
     if (s.centered) field_bias -= p.wbar * p.xbar;
 
     wbarT.assign(std::size_t(D) * Lp, 0.0f);
-    wbarT_d.assign(std::size_t(D) * Lq, 0.0);
     for (int i = 0; i < D; ++i)
-      for (int b = 0; b < L; ++b) {
-        wbarT[std::size_t(i) * Lp + b] = float(p.wbar(b, i));
-        wbarT_d[std::size_t(i) * Lq + b] = p.wbar(b, i);
-      }
+      for (int b = 0; b < L; ++b) wbarT[std::size_t(i) * Lp + b] = float(p.wbar(b, i));
+    if (Lq != L) {  // even L: column-major wbar already has this layout (see backward_table)
+      wbarT_d.assign(std::size_t(D) * Lq, 0.0);
+      for (int i = 0; i < D; ++i)
+        for (int b = 0; b < L; ++b) wbarT_d[std::size_t(i) * Lq + b] = p.wbar(b, i);
+    }
     field_bias_d.assign(Lq, 0.0);
     for (int b = 0; b < L; ++b) field_bias_d[b] = field_bias[b];
     // Padding lanes get a huge negative bias so they never win the softmax.
@@ -347,13 +356,10 @@ class Model {
     if (s.hidden == Hidden::OneHot) {
       std::vector<uint64_t> all(L);
       for (int b = 0; b < L; ++b) all[b] = uint64_t(b);
-      onehot_fields = compute_forward_fields(s, p, all);
+      compute_forward_fields(s, p, all, onehot_fields);
       thr.assign(std::size_t(L) * Dp, 0u);  // padding pixels: threshold 0, never on
-      Eigen::VectorXd col(D);
-      for (int b = 0; b < L; ++b) {
-        col = onehot_fields.mu.col(b);
-        bernoulli_thresholds(col.data(), D, thr.data() + std::size_t(b) * Dp);
-      }
+      for (int b = 0; b < L; ++b)
+        bernoulli_thresholds(onehot_fields.mu.col(b).data(), D, thr.data() + std::size_t(b) * Dp);
     } else {
       wT.assign(std::size_t(L) * Dp, 0.0f);
       for (int b = 0; b < L; ++b)

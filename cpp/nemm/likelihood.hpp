@@ -73,7 +73,7 @@ inline double logsumexp(const double* v, int n) {
   for (int i = 0; i < n; ++i) m = std::max(m, v[i]);
   if (!std::isfinite(m)) return m;
   double s = 0;
-  for (int i = 0; i < n; ++i) s += std::exp(v[i] - m);
+  for (int i = 0; i < n; ++i) s += exp_nonpositive(v[i] - m);
   return m + std::log(s);
 }
 

@@ -49,13 +49,14 @@ class Trainer {
   Recording recording;
   SparseRows data;
   RMSprop opt;
+  GradientWorkspace work;
 
   explicit Trainer(const Settings& s) : model(s) { opt.reset(s); }
 
   // Continue every persistent chain T double steps, then one ascent step on the minibatch rows.
   double step(const int64_t* rows, long n_rows, int T, double lr, double rho, double eps, bool freeze_a) {
     chains.run(model, T, recording);
-    const Gradient g = approx_gradient(model, data.spans(rows, n_rows), recording.spans(), recording.z);
+    const Gradient g = approx_gradient(model, data.spans(rows, n_rows), recording.spans(), recording.z, &work);
     opt.step(model, g, lr, rho, eps, freeze_a);
     return g.loglik;
   }
