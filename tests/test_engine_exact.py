@@ -302,13 +302,27 @@ def test_recorded_chain_starts_from_given_states_and_continues():
 
 
 def test_count_transitions_matches_python_counting():
-    from nemm.diagnostics import transition_counts
+    from nemm.diagnostics import transition_counts, transition_counts_sparse
 
     rng = np.random.default_rng(0)
     traj = rng.integers(0, 5, size=(3, 400)).astype(np.uint64)
     dense = _core.count_transitions(traj, 5)
-    want = sum(transition_counts(row, 5) for row in traj)  # no transition across chains
+    want = np.zeros((5, 5), dtype=np.int64)
+    for row in traj:  # no transition across chains
+        for a, b in zip(row[:-1], row[1:]):
+            want[int(a), int(b)] += 1
     np.testing.assert_array_equal(dense, want)
+    np.testing.assert_array_equal(transition_counts(traj, 5), want)
+    np.testing.assert_array_equal(transition_counts(traj[0], 5), sum(
+        np.eye(5, dtype=np.int64)[int(a)][:, None] * np.eye(5, dtype=np.int64)[int(b)][None, :]
+        for a, b in zip(traj[0][:-1], traj[0][1:])))
+    big = (traj.astype(np.int64) * 1_000_003).astype(np.uint64)  # codes far beyond a dense matrix
+    f, t_, c = transition_counts_sparse(big)
+    assert c.sum() == want.sum()
+    np.testing.assert_array_equal(f % 1_000_003, 0)
+    rebuilt = np.zeros((5, 5), dtype=np.int64)
+    rebuilt[(f // 1_000_003).astype(np.int64), (t_ // 1_000_003).astype(np.int64)] = c
+    np.testing.assert_array_equal(rebuilt, want)
     frm, to, cnt = _core.count_transitions_sparse(traj)
     sparse = np.zeros((5, 5), dtype=np.int64)
     sparse[np.asarray(frm, dtype=np.int64), np.asarray(to, dtype=np.int64)] = cnt

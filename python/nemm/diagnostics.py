@@ -95,14 +95,16 @@ def _check_pseudocount(pseudocount: float) -> float:
 
 
 def transition_counts(traj: object, n_states: int) -> np.ndarray:
-    """Count the transitions ``z(t) -> z(t+1)`` along a hidden trajectory.
+    """Count the transitions ``z(t) -> z(t+1)`` along hidden trajectories (C++ core).
 
     Parameters
     ----------
-    traj : array_like of int, shape (T,)
-        State codes ``0 .. n_states - 1`` in time order.
+    traj : array_like of int, shape (T,) or (n_chains, T)
+        State codes ``0 .. n_states - 1`` in time order; rows are independent
+        chains (no transition is counted across rows).
     n_states : int
-        Number of hidden states ``S``.
+        Number of hidden states ``S`` (at most 4096; beyond, see
+        :func:`transition_counts_sparse`).
 
     Returns
     -------
@@ -110,24 +112,53 @@ def transition_counts(traj: object, n_states: int) -> np.ndarray:
         ``counts[z', z]``: number of times ``z'`` is followed by ``z``
         (the raw material of the empirical M of the spec's "Diagnostics").
     """
+    from nemm import _core
+
     t = _as_trajectory(traj, n_states)
-    flat = t[:-1] * n_states + t[1:]
-    return np.bincount(flat, minlength=n_states * n_states).reshape(n_states, n_states).astype(np.float64)
+    if n_states > DENSE_STATE_LIMIT:
+        raise ValueError(f"dense counts are limited to {DENSE_STATE_LIMIT} states; use transition_counts_sparse")
+    return np.asarray(_core.count_transitions(t.astype(np.uint64), int(n_states)), dtype=np.float64)
+
+
+def transition_counts_sparse(traj: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Transition counts of a large state space (binary hidden states, L > 12), as triplets.
+
+    Parameters
+    ----------
+    traj : array_like of int, shape (T,) or (n_chains, T)
+        Non-negative state codes in time order; rows are independent chains.
+
+    Returns
+    -------
+    from_state, to_state : ndarray of uint64
+    count : ndarray of int64
+        One entry per observed transition, sorted by ``(from_state, to_state)``.
+    """
+    from nemm import _core
+
+    t = np.asarray(traj)
+    if t.ndim not in (1, 2) or (t.size and not np.issubdtype(t.dtype, np.integer)):
+        raise ValueError(f"traj must be a 1-d or 2-d integer array of state codes, got {t.dtype} {t.shape}")
+    if t.size and t.min() < 0:
+        raise ValueError("traj contains negative state codes")
+    t = np.ascontiguousarray(np.atleast_2d(t), dtype=np.uint64)
+    frm, to, cnt = _core.count_transitions_sparse(t)
+    return np.asarray(frm, dtype=np.uint64), np.asarray(to, dtype=np.uint64), np.asarray(cnt, dtype=np.int64)
 
 
 def _as_trajectory(traj: object, n_states: int) -> np.ndarray:
     if int(n_states) != n_states or n_states <= 0:
         raise ValueError(f"n_states must be a positive integer, got {n_states!r}")
     t = np.asarray(traj)
-    if t.ndim != 1:
-        raise ValueError(f"traj must be one-dimensional, got shape {t.shape}")
+    if t.ndim not in (1, 2):
+        raise ValueError(f"traj must be one- or two-dimensional (n_chains, T), got shape {t.shape}")
     if t.size and not np.issubdtype(t.dtype, np.integer):
         if not np.array_equal(t, np.round(t)):
             raise ValueError("traj must contain integer state codes")
-    t = t.astype(np.int64)
+    t = np.atleast_2d(t.astype(np.int64))
     if t.size and (t.min() < 0 or t.max() >= n_states):
         raise ValueError(f"traj contains state codes outside 0..{n_states - 1}")
-    return t
+    return np.ascontiguousarray(t)
 
 
 def occupancy(counts: object) -> np.ndarray:
