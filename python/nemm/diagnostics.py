@@ -204,7 +204,7 @@ def occupancy_from_trajectory(traj: object, n_states: int) -> np.ndarray:
     -------
     numpy.ndarray, shape (S,)
     """
-    t = _as_trajectory(traj, n_states)
+    t = _as_trajectory(traj, n_states).ravel()
     if t.size == 0:
         raise ValueError("traj is empty")
     return np.bincount(t, minlength=n_states) / t.size
