@@ -98,16 +98,28 @@ NEMM_CLONES static Gradient approx_gradient(const Model& m, const std::vector<Sp
     scatter_rows(Gp.data(), Uq, X[n], Qp.data() + std::size_t(n) * Uq, Uq);
   }
   const Eigen::RowVectorXd C = Qp.leftCols(U).colwise().sum();
-  const RowMatrixXd G = Gp.leftCols(U) - (f.mu.array().rowwise() * C.array()).matrix();
-  if (s.hidden == Hidden::OneHot) {  // states are 0..L-1: z_u = e_u
-    g.w = G / double(N);
+  const double invN = 1.0 / double(N);
+  if (s.hidden == Hidden::OneHot) {  // states are 0..L-1 (z_u = e_u): one fused pass
+    g.w.resize(D, L);
+    g.a.resize(D);
+    for (int i = 0; i < D; ++i) {
+      const double* gp = Gp.data() + std::size_t(i) * Uq;
+      double row = 0;
+      for (int u = 0; u < U; ++u) {
+        const double v = (gp[u] - f.mu(i, u) * C[u]) * invN;
+        g.w(i, u) = v;
+        row += v;
+      }
+      g.a[i] = row;
+    }
   } else {
+    const RowMatrixXd G = Gp.leftCols(U) - (f.mu.array().rowwise() * C.array()).matrix();
     Eigen::MatrixXd Zu(U, L);
     for (int u = 0; u < U; ++u)
       for (int b = 0; b < L; ++b) Zu(u, b) = hidden_bit(idx.states[u], b, s.hidden);
-    g.w = G * Zu / double(N);
+    g.w = G * Zu * invN;
+    g.a = G.rowwise().sum() * invN;
   }
-  g.a = G.rowwise().sum() / double(N);
 
   // Eqs. 16c-d with 17: each recorded pair carries the weight sum_n r_s(x_n) = C_u / count_u.
   RowMatrixXd& acc = w.acc;  // row i: contributions of pixel i
@@ -125,10 +137,14 @@ NEMM_CLONES static Gradient approx_gradient(const Model& m, const std::vector<Sp
     }
     scatter_rows(acc.data(), Lq, Xp[smp], delta.data(), Lq);
   }
-  g.wbar = acc.leftCols(L).transpose();
-  if (s.centered) g.wbar -= g.abar * m.p.xbar.transpose();
-  g.wbar /= double(N);
-  g.abar /= double(N);
+  g.wbar.resize(L, D);  // column i (contiguous) from row i of acc, centered (eq. 17), averaged
+  for (int i = 0; i < D; ++i) {
+    const double* a = acc.data() + std::size_t(i) * Lq;
+    const double xb = s.centered ? m.p.xbar[i] : 0.0;
+    double* col = g.wbar.data() + std::size_t(i) * L;
+    for (int b = 0; b < L; ++b) col[b] = (a[b] - g.abar[b] * xb) * invN;
+  }
+  g.abar *= invN;
 
   if (s.tied) {  // one shared matrix: d/dW = d/dw + (d/dwbar)^T
     g.w += g.wbar.transpose();

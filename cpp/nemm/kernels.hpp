@@ -71,63 +71,133 @@ inline f64x2 load2(const double* p) {
   return v;
 }
 
-// out[0..W) = init[0..W) + sum_k table[x.p[k] * stride + 0..W): a sum of table rows over the
-// active pixels, kept in registers (W and stride even). Summation order is fixed.
-template <int W>
-inline void sum_rows_fixed(const double* table, int stride, Span x, const double* init, double* out) {
-  f64x2 a[W / 2], b[W / 2];
-  for (int j = 0; j < W / 2; ++j) { a[j] = load2(init + 2 * j); b[j] = f64x2{0, 0}; }
-  int32_t k = 0;
-  for (; k + 2 <= x.n; k += 2) {
-    const double* r = table + std::size_t(x.p[k]) * stride;
-    const double* q = table + std::size_t(x.p[k + 1]) * stride;
-    for (int j = 0; j < W / 2; ++j) { a[j] += load2(r + 2 * j); b[j] += load2(q + 2 * j); }
-  }
-  if (k < x.n) {
-    const double* r = table + std::size_t(x.p[k]) * stride;
-    for (int j = 0; j < W / 2; ++j) a[j] += load2(r + 2 * j);
-  }
-  for (int j = 0; j < W / 2; ++j) {
-    a[j] += b[j];
-    std::memcpy(out + 2 * j, &a[j], sizeof(f64x2));
-  }
+// Row sums and scatter-adds over the active pixels: the inner loops of the likelihood and the
+// gradient. Each column is summed in the same order (even and odd pixels in two accumulators,
+// then added) by the SSE2 and the AVX2 versions, so both give the same bits.
+template <class V>
+inline V loadv(const double* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <class V>
+inline void storev(double* p, const V& v) {
+  std::memcpy(p, &v, sizeof(v));
 }
 
+// out[0..W) = init[0..W) + sum_k table[x.p[k] * stride + 0..W) for W = 2 * NV2 + 4 * NV4.
+#define NEMM_SUM_ROWS_BODY(V4)                                                          \
+  V4 a4[NV4 ? NV4 : 1], b4[NV4 ? NV4 : 1];                                              \
+  f64x2 a2[NV2 ? NV2 : 1], b2[NV2 ? NV2 : 1];                                           \
+  for (int j = 0; j < NV4; ++j) { a4[j] = loadv<V4>(init + 4 * j); b4[j] = V4{}; }     \
+  for (int j = 0; j < NV2; ++j) { a2[j] = load2(init + 4 * NV4 + 2 * j); b2[j] = f64x2{}; } \
+  int32_t k = 0;                                                                        \
+  for (; k + 2 <= x.n; k += 2) {                                                        \
+    const double* r = table + std::size_t(x.p[k]) * stride;                             \
+    const double* q = table + std::size_t(x.p[k + 1]) * stride;                         \
+    for (int j = 0; j < NV4; ++j) { a4[j] += loadv<V4>(r + 4 * j); b4[j] += loadv<V4>(q + 4 * j); } \
+    for (int j = 0; j < NV2; ++j) { a2[j] += load2(r + 4 * NV4 + 2 * j); b2[j] += load2(q + 4 * NV4 + 2 * j); } \
+  }                                                                                     \
+  if (k < x.n) {                                                                        \
+    const double* r = table + std::size_t(x.p[k]) * stride;                             \
+    for (int j = 0; j < NV4; ++j) a4[j] += loadv<V4>(r + 4 * j);                       \
+    for (int j = 0; j < NV2; ++j) a2[j] += load2(r + 4 * NV4 + 2 * j);                 \
+  }                                                                                     \
+  for (int j = 0; j < NV4; ++j) storev(out + 4 * j, V4(a4[j] + b4[j]));                 \
+  for (int j = 0; j < NV2; ++j) storev(out + 4 * NV4 + 2 * j, f64x2(a2[j] + b2[j]));
+
+// dst[x.p[k] * stride + 0..W) += src[0..W) for every active pixel.
+#define NEMM_SCATTER_ROWS_BODY(V4)                                                      \
+  V4 s4[NV4 ? NV4 : 1];                                                                 \
+  f64x2 s2[NV2 ? NV2 : 1];                                                              \
+  for (int j = 0; j < NV4; ++j) s4[j] = loadv<V4>(src + 4 * j);                         \
+  for (int j = 0; j < NV2; ++j) s2[j] = load2(src + 4 * NV4 + 2 * j);                   \
+  for (int32_t k = 0; k < x.n; ++k) {                                                   \
+    double* d = dst + std::size_t(x.p[k]) * stride;                                     \
+    for (int j = 0; j < NV4; ++j) storev(d + 4 * j, V4(loadv<V4>(d + 4 * j) + s4[j]));  \
+    for (int j = 0; j < NV2; ++j) storev(d + 4 * NV4 + 2 * j, f64x2(load2(d + 4 * NV4 + 2 * j) + s2[j])); \
+  }
+
+// Portable (SSE2): a 4-wide block is two 2-wide registers with the same per-column order.
+struct f64x2pair {
+  f64x2 lo{}, hi{};
+  f64x2pair() = default;
+  f64x2pair operator+(const f64x2pair& o) const { f64x2pair r; r.lo = lo + o.lo; r.hi = hi + o.hi; return r; }
+  f64x2pair& operator+=(const f64x2pair& o) { lo += o.lo; hi += o.hi; return *this; }
+};
+template <>
+inline f64x2pair loadv<f64x2pair>(const double* p) {
+  f64x2pair v;
+  v.lo = load2(p);
+  v.hi = load2(p + 2);
+  return v;
+}
+template <>
+inline void storev<f64x2pair>(double* p, const f64x2pair& v) {
+  std::memcpy(p, &v.lo, sizeof(v.lo));
+  std::memcpy(p + 2, &v.hi, sizeof(v.hi));
+}
+
+template <int NV4, int NV2>
+inline void sum_rows_sse2(const double* table, int stride, Span x, const double* init, double* out) {
+  NEMM_SUM_ROWS_BODY(f64x2pair)
+}
+template <int NV4, int NV2>
+inline void scatter_rows_sse2(double* dst, int stride, Span x, const double* src) {
+  NEMM_SCATTER_ROWS_BODY(f64x2pair)
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+typedef double f64x4 __attribute__((vector_size(32)));
+#define NEMM_HAVE_AVX2_ROWS 1
+template <int NV4, int NV2>
+__attribute__((target("avx2"))) void sum_rows_avx2(const double* table, int stride, Span x, const double* init,
+                                                   double* out) {
+  NEMM_SUM_ROWS_BODY(f64x4)
+}
+template <int NV4, int NV2>
+__attribute__((target("avx2"))) void scatter_rows_avx2(double* dst, int stride, Span x, const double* src) {
+  NEMM_SCATTER_ROWS_BODY(f64x4)
+}
+inline bool cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+#endif
+
+template <int NV4, int NV2>
+inline void sum_rows_fixed(const double* table, int stride, Span x, const double* init, double* out) {
+#ifdef NEMM_HAVE_AVX2_ROWS
+  if (cpu_has_avx2()) return sum_rows_avx2<NV4, NV2>(table, stride, x, init, out);
+#endif
+  sum_rows_sse2<NV4, NV2>(table, stride, x, init, out);
+}
+template <int NV4, int NV2>
+inline void scatter_rows_fixed(double* dst, int stride, Span x, const double* src) {
+#ifdef NEMM_HAVE_AVX2_ROWS
+  if (cpu_has_avx2()) return scatter_rows_avx2<NV4, NV2>(dst, stride, x, src);
+#endif
+  scatter_rows_sse2<NV4, NV2>(dst, stride, x, src);
+}
+
+// W even. Widths up to 8 get unrolled code; wider rows go in blocks of 8.
 inline void sum_rows(const double* table, int stride, Span x, const double* init, double* out, int W) {
-  switch (W) {  // compile-time widths for the common small L
-    case 2: return sum_rows_fixed<2>(table, stride, x, init, out);
-    case 4: return sum_rows_fixed<4>(table, stride, x, init, out);
-    case 6: return sum_rows_fixed<6>(table, stride, x, init, out);
-    case 8: return sum_rows_fixed<8>(table, stride, x, init, out);
+  switch (W) {
+    case 2: return sum_rows_fixed<0, 1>(table, stride, x, init, out);
+    case 4: return sum_rows_fixed<1, 0>(table, stride, x, init, out);
+    case 6: return sum_rows_fixed<1, 1>(table, stride, x, init, out);
+    case 8: return sum_rows_fixed<2, 0>(table, stride, x, init, out);
     default: break;
   }
-  for (int blk = 0; blk < W; blk += 8) {
-    const int w = std::min(8, W - blk);
-    sum_rows(table + blk, stride, x, init + blk, out + blk, w);
-  }
-}
-
-// dst[x.p[k] * stride + 0..W) += src[0..W) for every active pixel (W even): the scatter-add of
-// the gradient's sums.
-template <int W>
-inline void scatter_rows_fixed(double* dst, int stride, Span x, const double* src) {
-  f64x2 s[W / 2];
-  for (int j = 0; j < W / 2; ++j) s[j] = load2(src + 2 * j);
-  for (int32_t k = 0; k < x.n; ++k) {
-    double* d = dst + std::size_t(x.p[k]) * stride;
-    for (int j = 0; j < W / 2; ++j) {
-      const f64x2 v = load2(d + 2 * j) + s[j];
-      std::memcpy(d + 2 * j, &v, sizeof(v));
-    }
-  }
+  for (int blk = 0; blk < W; blk += 8) sum_rows(table + blk, stride, x, init + blk, out + blk, std::min(8, W - blk));
 }
 
 inline void scatter_rows(double* dst, int stride, Span x, const double* src, int W) {
   switch (W) {
-    case 2: return scatter_rows_fixed<2>(dst, stride, x, src);
-    case 4: return scatter_rows_fixed<4>(dst, stride, x, src);
-    case 6: return scatter_rows_fixed<6>(dst, stride, x, src);
-    case 8: return scatter_rows_fixed<8>(dst, stride, x, src);
+    case 2: return scatter_rows_fixed<0, 1>(dst, stride, x, src);
+    case 4: return scatter_rows_fixed<1, 0>(dst, stride, x, src);
+    case 6: return scatter_rows_fixed<1, 1>(dst, stride, x, src);
+    case 8: return scatter_rows_fixed<2, 0>(dst, stride, x, src);
     default: break;
   }
   for (int blk = 0; blk < W; blk += 8) scatter_rows(dst + blk, stride, x, src + blk, std::min(8, W - blk));
