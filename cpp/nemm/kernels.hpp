@@ -393,11 +393,6 @@ class Model {
   // D x Lq row-major wbar^T in double: column-major wbar itself when L is even.
   const double* backward_table() const { return Lq == s.L ? p.wbar.data() : wbarT_d.data(); }
 
-  uint64_t n_states_or_zero() const {  // 0 when 2^L does not fit
-    if (s.hidden == Hidden::OneHot) return uint64_t(s.L);
-    return s.L < 63 ? (uint64_t(1) << s.L) : 0;
-  }
-
   void refresh(bool xbar_changed = true) {
     const int D = s.D, L = s.L;
     if (s.tied) p.wbar = p.w.transpose();
