@@ -146,3 +146,22 @@ def test_reproduce_with_user_data(tmp_path: Path) -> None:
     assert r["seed"] == 3 and r["class_kl"] is None and len(r["occupancy"]) == 3
     assert res["baselines"]["em"] is None
     assert "user data" in (tmp_path / "report.md").read_text()
+
+
+def test_reproduce_without_matplotlib_still_writes_tables_and_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    rng = np.random.default_rng(0)
+    X = (rng.random((60, 16)) < 0.3).astype(np.uint8)
+    res = rp.reproduce(tmp_path, seeds=[1], n_epochs=2, n_jobs=1, data=X, n_hidden=3, em_restarts=0,
+                       rbm_seeds=0, progress=False, diag_steps=2000, track_steps=500)
+    assert "matplotlib is not installed" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.png"))
+    for name in ("results.csv", "results.json", "report.md"):
+        assert (tmp_path / name).stat().st_size > 100
+    assert "## Figures" not in (tmp_path / "report.md").read_text()
+    assert res["files"].get("fig2") is None

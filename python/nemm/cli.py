@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError, RuntimeError, ImportError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted")

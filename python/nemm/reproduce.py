@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import io
 import math
 import os
@@ -544,6 +545,12 @@ def reproduce(
         raise ValueError("need n_epochs >= 1 and n_hidden >= 2")
     X, y, data_desc = _resolve_data(data)
     con = _Console(progress)
+    if figures and importlib.util.find_spec("matplotlib") is None:
+        # Say so before the long part, and still write the tables and the report.
+        print("nemm reproduce: matplotlib is not installed, so no figures will be drawn "
+              "(pip install 'nemm[plots]' for them); the tables and the report are still written.",
+              file=sys.stderr)
+        figures = False
     mode = "quick (demo)" if quick else "full"
     con.say(f"nemm reproduce — {mode} run: {len(seed_list)} seed(s) × {epochs} epochs, L = {n_hidden} one-hot, "
             f"on {data_desc}")
