@@ -46,7 +46,11 @@ def as_binary_matrix(X: object, name: str = "X", n_features: int | None = None) 
         raise TypeError(f"{name} must be real, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
         raise ValueError(f"{name} contains NaN")
-    if arr.dtype != np.bool_:
+    if arr.dtype == np.uint8:  # the common case: one cheap pass, the full scan only to report
+        if arr.size and arr.max() > 1:
+            idx = tuple(int(i) for i in np.argwhere(arr > 1)[0])
+            raise ValueError(f"{name} must contain only 0 and 1, found {arr[idx]!r} at index {idx}")
+    elif arr.dtype != np.bool_:
         bad = (arr != 0) & (arr != 1)
         if bad.any():
             idx = tuple(int(i) for i in np.argwhere(bad)[0])

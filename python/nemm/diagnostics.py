@@ -1309,11 +1309,23 @@ def track_epoch(
         h.setdefault("occupancy", []).append(ts.pbar_e.tolist())
     if X is not None:
         pfull = ts.pbar_e if ts.n_states == ts.states.size else None
-        lp = machine.score_samples(X, pbar=pfull) if pfull is not None else machine.score_samples(X)
-        h.setdefault("loglik_exact", []).append(float(np.mean(lp)))
-        if y is not None:
-            ck = class_kl_of(machine, X, y, pbar=pfull, n_steps=int(n_steps))
-            h.setdefault("class_kl", []).append(float(ck.kl))
+        if pfull is not None and machine.hidden == "onehot":
+            # One pass of log A over the data serves both ln p(x) and the class KL.
+            logA = machine.log_A(X)
+            with np.errstate(divide="ignore"):
+                log_pbar = np.log(pfull)
+            joint = logA + log_pbar[None, :]
+            top = joint.max(axis=1, keepdims=True)
+            lp = top[:, 0] + np.log(np.exp(joint - top).sum(axis=1))
+            h.setdefault("loglik_exact", []).append(float(np.mean(lp)))
+            if y is not None:
+                h.setdefault("class_kl", []).append(float(class_kl(log_pbar, logA, y).kl))
+        else:
+            lp = machine.score_samples(X, pbar=pfull) if pfull is not None else machine.score_samples(X)
+            h.setdefault("loglik_exact", []).append(float(np.mean(lp)))
+            if y is not None:
+                ck = class_kl_of(machine, X, y, pbar=pfull, n_steps=int(n_steps))
+                h.setdefault("class_kl", []).append(float(ck.kl))
 
 
 def epoch_tracker(
