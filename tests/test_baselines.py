@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
 import itertools
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,29 +51,6 @@ def _fitted(weights: np.ndarray, means: np.ndarray) -> BernoulliMixture:
 
 TRUE_W = np.array([0.2, 0.3, 0.5])
 TRUE_MEANS = np.random.default_rng(123).uniform(0.1, 0.9, size=(3, 24))
-
-
-def _mnist_dir() -> Path | None:
-    """The shared MNIST directory if present (env NEMM_SHARED overrides)."""
-    candidates = []
-    if os.environ.get("NEMM_SHARED"):
-        shared = Path(os.environ["NEMM_SHARED"])
-        candidates += [shared / "data" / "mnist", shared / "mnist", shared]
-    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist")
-    for c in candidates:
-        if (c / "t10k-images-idx3-ubyte.gz").is_file() and (c / "t10k-labels-idx1-ubyte.gz").is_file():
-            return c
-    return None
-
-
-def _paper_subset(directory: Path) -> np.ndarray:
-    """First 1000 test-split images of each digit 0, 1, 2, binarized at pixel > 127."""
-    with gzip.open(directory / "t10k-images-idx3-ubyte.gz") as f:
-        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 784)
-    with gzip.open(directory / "t10k-labels-idx1-ubyte.gz") as f:
-        labels = np.frombuffer(f.read(), np.uint8, offset=8)
-    idx = np.sort(np.concatenate([np.flatnonzero(labels == k)[:1000] for k in (0, 1, 2)]))
-    return (images[idx] > 127).astype(np.uint8)
 
 
 # ------------------------------------------------------------------ tests
@@ -237,11 +211,10 @@ def test_accepts_bool_and_float_input() -> None:
         np.testing.assert_allclose(other.means_, ref.means_, rtol=1e-12)
 
 
-@pytest.mark.skipif(_mnist_dir() is None, reason="shared MNIST files not found")
 def test_paper_subset_ceiling() -> None:
-    directory = _mnist_dir()
-    assert directory is not None
-    X = _paper_subset(directory)
+    from nemm.datasets import embedded_digits
+
+    X, _ = embedded_digits()  # the paper subset of the test split (spec "Data")
     assert X.shape == (2980, 784)
     bm = BernoulliMixture(n_components=6, n_init=2, random_state=0).fit(X)
     # Spec reference: about -146.8 nats per digit for 6 components.
