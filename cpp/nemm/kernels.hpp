@@ -282,12 +282,7 @@ inline double sigmoid(double u) {
 // ln sigmoid(u) = -softplus(-u), finite for every finite u.
 inline double log_sigmoid(double u) { return std::min(u, 0.0) - std::log1p(std::exp(-std::abs(u))); }
 
-// Bernoulli threshold for a 32-bit uniform word: P(word < t) = t / 2^32.
-inline uint32_t bernoulli_threshold(double p) {
-  const double t = p * 4294967296.0;
-  return t >= 4294967295.0 ? 0xFFFFFFFFu : (t <= 0.0 ? 0u : uint32_t(t));
-}
-
+// Bernoulli thresholds for 32-bit uniform words: P(word < t) = t / 2^32, t clamped to [0, 2^32 - 1].
 NEMM_CLONES static void bernoulli_thresholds(const double* p, int n, uint32_t* out) {
   for (int i = 0; i < n; ++i) {
     const double t = std::min(std::max(p[i] * 4294967296.0, 0.0), 4294967295.0);
@@ -363,7 +358,6 @@ class Model {
  public:
   Settings s;
   Params p;
-  Eigen::VectorXd field_bias;  // L: abar - wbar xbar (centered) or abar, double
 
   int Dp = 0, Lp = 0;
   std::vector<float> wbarT;        // D x Lp row-major: pixel i's contribution to u
@@ -396,7 +390,7 @@ class Model {
   void refresh(bool xbar_changed = true) {
     const int D = s.D, L = s.L;
     if (s.tied) p.wbar = p.w.transpose();
-    field_bias = p.abar;
+    Eigen::VectorXd field_bias = p.abar;  // abar - wbar xbar (centered, eq. 17) or abar
     if (s.centered) field_bias -= p.wbar * p.xbar;
 
     wbarT.assign(std::size_t(D) * Lp, 0.0f);
@@ -415,7 +409,7 @@ class Model {
 
     if (xbar_changed) {  // xbar is fixed during training: no need to redo this after every step
       xbar_thr.assign(Dp, 0u);
-      for (int i = 0; i < D; ++i) xbar_thr[i] = bernoulli_threshold(std::clamp(p.xbar[i], 0.0, 1.0));
+      bernoulli_thresholds(p.xbar.data(), D, xbar_thr.data());
     }
 
     if (s.hidden == Hidden::OneHot) {
