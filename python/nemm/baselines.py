@@ -40,20 +40,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._checks import as_binary_matrix
+from ._logdomain import logsumexp
 
 __all__ = ["BernoulliMixture", "fit_em_ceiling"]
 
 #: Bernoulli means are kept in [_CLIP, 1 - _CLIP] so that log p and log(1-p) are finite.
 _CLIP = 1e-6
-
-
-def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
-    """Log-sum-exp along ``axis`` that tolerates rows containing ``-inf``."""
-    amax = np.max(a, axis=axis, keepdims=True)
-    amax = np.where(np.isfinite(amax), amax, 0.0)
-    with np.errstate(divide="ignore"):
-        out = np.log(np.sum(np.exp(a - amax), axis=axis, keepdims=True)) + amax
-    return np.squeeze(out, axis=axis)
 
 
 def _safe_log(x: np.ndarray) -> np.ndarray:
@@ -232,7 +224,7 @@ class BernoulliMixture:
         for it in range(int(self.max_iter)):
             # E-step: log responsibilities and the log-likelihood of the current parameters.
             joint = _component_log_lik(X, means) + log_w
-            log_px = _logsumexp(joint, axis=1)
+            log_px = logsumexp(joint, axis=1)
             ll = float(log_px.mean())
             trace.append(ll)
             if it > 0 and ll - trace[-2] < self.tol:
@@ -250,7 +242,7 @@ class BernoulliMixture:
         else:
             # max_iter M-steps done: evaluate the final parameters.
             joint = _component_log_lik(X, means) + log_w
-            ll = float(_logsumexp(joint, axis=1).mean())
+            ll = float(logsumexp(joint, axis=1).mean())
             trace.append(ll)
         return _Run(np.exp(log_w), means, ll, n_iter, converged, trace)
 
@@ -267,7 +259,7 @@ class BernoulliMixture:
 
     def score_samples(self, X: object) -> np.ndarray:
         """Log-likelihood ``ln p(x)`` of each row of ``X`` (nats), shape ``(N,)``."""
-        return _logsumexp(self._joint(X), axis=1)
+        return logsumexp(self._joint(X), axis=1)
 
     def score(self, X: object) -> float:
         """Mean log-likelihood of the rows of ``X`` (nats per data point)."""
@@ -276,7 +268,7 @@ class BernoulliMixture:
     def predict_proba(self, X: object) -> np.ndarray:
         """Posterior component probabilities ``(N, K)``."""
         joint = self._joint(X)
-        return np.exp(joint - _logsumexp(joint, axis=1)[:, None])
+        return np.exp(joint - logsumexp(joint, axis=1)[:, None])
 
     def predict(self, X: object) -> np.ndarray:
         """Most probable component of each row of ``X``, shape ``(N,)``."""

@@ -20,6 +20,8 @@ from typing import Literal, NamedTuple, Sequence
 
 import numpy as np
 
+from ._logdomain import logsumexp
+
 __all__ = [
     "ClassKL",
     "EntropyProduction",
@@ -195,7 +197,7 @@ def occupancy_from_trajectory(traj: object, n_states: int) -> np.ndarray:
 
     Parameters
     ----------
-    traj : array_like of int, shape (T,)
+    traj : array_like of int, shape (T,) or (n_chains, T)
         State codes ``0 .. n_states - 1``; must not be empty.
     n_states : int
         Number of hidden states ``S``.
@@ -927,7 +929,7 @@ def transition_statistics(
     S = states.size
     counts = _count(local, S)
     M = transition_matrix(counts)
-    pbar_e = np.bincount(local.ravel().astype(np.int64), minlength=S) / local.size
+    pbar_e = occupancy_from_trajectory(local.astype(np.int64), S)
     ep = entropy_production_from_counts(counts, pseudocount=pc)
     if S <= DENSE_EIG_LIMIT:
         pbar = stationary_distribution(M)
@@ -1314,9 +1316,7 @@ def track_epoch(
             logA = machine.log_A(X)
             with np.errstate(divide="ignore"):
                 log_pbar = np.log(pfull)
-            joint = logA + log_pbar[None, :]
-            top = joint.max(axis=1, keepdims=True)
-            lp = top[:, 0] + np.log(np.exp(joint - top).sum(axis=1))
+            lp = logsumexp(logA + log_pbar[None, :], axis=1)
             h.setdefault("loglik_exact", []).append(float(np.mean(lp)))
             if y is not None:
                 h.setdefault("class_kl", []).append(float(class_kl(log_pbar, logA, y).kl))

@@ -30,6 +30,7 @@ from typing import Literal
 import numpy as np
 
 from ._checks import as_binary_matrix, as_real_array
+from ._logdomain import logsumexp
 from .diagnostics import entropy_production, stationary_distribution
 
 __all__ = [
@@ -62,14 +63,6 @@ MAX_EXACT_BITS = 12
 def _softplus(h: np.ndarray) -> np.ndarray:
     """``ln(1 + e^h)`` without overflow."""
     return np.logaddexp(0.0, h)
-
-
-def _logsumexp(v: np.ndarray, axis: int) -> np.ndarray:
-    """``ln sum exp`` along ``axis``; entries of ``-inf`` are allowed (not all of them)."""
-    m = np.max(v, axis=axis, keepdims=True)
-    with np.errstate(divide="ignore"):
-        out = np.log(np.sum(np.exp(v - m), axis=axis, keepdims=True)) + m
-    return np.squeeze(out, axis=axis)
 
 
 def _log_bernoulli_product(B: np.ndarray, F: np.ndarray) -> np.ndarray:
@@ -288,9 +281,9 @@ def log_backward_kernel(
     if hidden == "binary":
         return _log_bernoulli_product(hidden_states(Wb.shape[0], "binary"), U).T
     if normalization == "softmax":
-        return U - _logsumexp(U, axis=1)[:, None]
+        return U - logsumexp(U, axis=1)[:, None]
     log_s = -_softplus(-U)  # ln sigmoid(u)
-    return log_s - _logsumexp(log_s, axis=1)[:, None]
+    return log_s - logsumexp(log_s, axis=1)[:, None]
 
 
 def backward_kernel(
@@ -437,7 +430,7 @@ def exact_model(
     pbar = stationary_distribution(M)
     with np.errstate(divide="ignore"):
         log_pbar = np.log(pbar)
-    log_px = _logsumexp(log_pbar[:, None] + logA, axis=0)
+    log_px = logsumexp(log_pbar[:, None] + logA, axis=0)
     return ExactModel(X=X, Z=Z, log_A=logA, A=A, Abar=Abar, M=M, pbar=pbar, log_px=log_px, px=np.exp(log_px))
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from nemm import _core
 from nemm._checks import as_binary_matrix, as_real_array
 from nemm._io import atomic_open
+from nemm.diagnostics import occupancy_from_trajectory
 from nemm._progress import Progress
 
 __all__ = ["Machine", "load", "approx_gradient", "FORMAT_NAME", "FORMAT_VERSION"]
@@ -536,7 +537,7 @@ class Machine:
         """
         traj = self.hidden_trajectory(n_steps, seed=seed, n_chains=n_chains, burn_in=burn_in, codes=True)
         if self.hidden == "onehot":
-            return np.arange(self.n_hidden), np.bincount(traj.ravel(), minlength=self.n_hidden) / traj.size
+            return np.arange(self.n_hidden), occupancy_from_trajectory(traj, self.n_hidden)
         codes, counts = np.unique(traj.ravel(), return_counts=True)
         return self._codes_to_states(codes.astype(np.uint64)), counts / traj.size
 

@@ -1,0 +1,14 @@
+"""Log-domain helpers shared by the numpy parts of nemm (exact enumeration, baselines, diagnostics)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    """``ln sum exp(a)`` along ``axis``; ``-inf`` entries are allowed, even a whole row of them."""
+    amax = np.max(a, axis=axis, keepdims=True)
+    amax = np.where(np.isfinite(amax), amax, 0.0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(a - amax), axis=axis, keepdims=True)) + amax
+    return np.squeeze(out, axis=axis)
