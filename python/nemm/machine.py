@@ -20,8 +20,8 @@ import numpy as np
 from nemm import _core
 from nemm._checks import as_binary_matrix, as_real_array
 from nemm._io import atomic_open
-from nemm.diagnostics import occupancy_from_trajectory
 from nemm._progress import Progress
+from nemm.diagnostics import occupancy_from_trajectory
 
 __all__ = ["Machine", "load", "approx_gradient", "FORMAT_NAME", "FORMAT_VERSION"]
 
