@@ -1,21 +1,16 @@
-"""Benchmarks of the C++ engine: the ``nemm bench`` command.
+"""Shared pieces of the benchmarks in ``bench/``: timing, the results table, the yardstick.
 
-What is measured (every number also checks something cheap about its result):
+Run from the source tree against the installed package (``pip install .``). Nothing here is
+part of the wheel: the yardstick is compiled with ``g++ -O3 -march=native`` and read from
+``../shared/yardstick`` beside the repository, and the project's performance targets live here.
 
-* chain throughput, in double steps x' -> z -> x' per second, for D = 784 visible
-  bits with realistic (trained) parameters: L = 6 one-hot and L = 8 binary hidden
-  units, one chain and C = 1, 2, 4, ..., 64 chains, on one thread and on all cores;
-* the seconds of one paper-protocol training run (120 epochs x 30 steps, T = 48,
-  minibatch 16 -> 160) on the 2980 embedded digits, on one thread;
-* the yardstick: ``chain_limit.cpp``, a plain single-threaded C++ chain loop
-  (compiled here with ``g++ -O3 -march=native``), and the ratio ours / yardstick.
-
-``bench/suite.py`` in the source tree runs a larger suite built on these helpers.
+Every measurement checks something cheap about what it computed and raises
+:class:`BenchmarkError` when it is wrong (never ``assert``: ``python -O`` strips those), so a
+fast but wrong engine fails the benchmark instead of winning it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -32,21 +27,20 @@ import numpy as np
 
 from nemm._io import atomic_open
 
-__all__ = [
-    "TARGETS",
-    "Results",
-    "add_arguments",
-    "available_cores",
-    "best_time",
-    "bench",
-    "chain_throughput",
-    "find_yardstick",
-    "paper_protocol",
-    "run",
-    "run_yardstick",
-    "trained_machine",
-    "write_json",
-]
+REPO = Path(__file__).resolve().parents[1]
+#: ``chain_limit.cpp`` beside the repository: ``<repo>/../shared/yardstick``.
+DEFAULT_YARDSTICK = REPO.parent / "shared" / "yardstick" / "chain_limit.cpp"
+
+
+class BenchmarkError(RuntimeError):
+    """A benchmark computed something wrong (not: something slow)."""
+
+
+def check(ok: bool, message: str) -> None:
+    """Raise :class:`BenchmarkError` with ``message`` unless ``ok``."""
+    if not ok:
+        raise BenchmarkError(message)
+
 
 #: The performance targets of the project (issue 5).
 TARGETS = {
@@ -233,39 +227,23 @@ def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
     """Write ``data`` as JSON to ``path`` atomically (temporary file, then rename)."""
     path = Path(path)
     with atomic_open(path, "w") as fh:
-        json.dump(data, fh, indent=2, default=_json_default)
+        json.dump(data, fh, indent=2)
         fh.write("\n")
     return path
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
-
-
 # --------------------------------------------------------------------------- yardstick
 def find_yardstick(path: str | os.PathLike[str] | None = None) -> Path | None:
-    """The yardstick source: ``path``, else ``$NEMM_YARDSTICK``, else
-    ``../shared/yardstick/chain_limit.cpp`` relative to the working directory and to the repository."""
+    """The yardstick source: ``path`` (must exist), else ``$NEMM_YARDSTICK``, else
+    :data:`DEFAULT_YARDSTICK`; None when the default is absent."""
     if path is not None:
         p = Path(path)
-        return p if p.is_file() else None
+        if not p.is_file():
+            raise FileNotFoundError(f"yardstick source {p} not found")
+        return p
     env = os.environ.get("NEMM_YARDSTICK")
-    if env and Path(env).is_file():
-        return Path(env)
-    rel = Path("..") / "shared" / "yardstick" / "chain_limit.cpp"
-    here = Path(__file__).resolve()
-    bases = [Path.cwd(), *Path.cwd().parents[:2], here.parents[2], here.parents[1]]
-    for base in bases:
-        for cand in (base / rel, base / "shared" / "yardstick" / "chain_limit.cpp"):
-            if cand.is_file():
-                return cand.resolve()
-    return None
+    cand = Path(env) if env else DEFAULT_YARDSTICK
+    return cand if cand.is_file() else None
 
 
 def run_yardstick(source: Path | None, steps: int = YARDSTICK_STEPS, timeout: float = 300.0) -> dict[str, Any]:
@@ -276,7 +254,7 @@ def run_yardstick(source: Path | None, steps: int = YARDSTICK_STEPS, timeout: fl
     """
     out: dict[str, Any] = {"steps_per_s": None, "steps": int(steps), "source": str(source) if source else None}
     if source is None or not Path(source).is_file():
-        out["reason"] = "chain_limit.cpp not found (give --yardstick PATH or set NEMM_YARDSTICK)"
+        out["reason"] = f"chain_limit.cpp not found (looked for {DEFAULT_YARDSTICK}; give --yardstick PATH)"
         return out
     gxx = shutil.which("g++")
     if gxx is None:
@@ -388,22 +366,23 @@ def chain_throughput(machine: Any, n_chains: int, threads: int, *, total_steps: 
         info["steps_per_cpu_s"] = T * n_chains / cpu if cpu > 0 else float("nan")
     z = np.asarray(traj[-1]).ravel()
     n_states = machine.n_states
-    assert z.size == T * n_chains, "trajectory has the wrong length"
-    assert z.min() >= 0 and z.max() < n_states, "hidden state out of range"
-    occ = np.bincount(z, minlength=n_states) / z.size if n_states <= 1 << 16 else None
-    if occ is not None:
-        assert abs(occ.sum() - 1.0) < 1e-12, "occupancy does not sum to 1"
-    assert np.unique(z).size > 1, "the chain never left its first state"
+    check(z.size == T * n_chains, f"trajectory has {z.size} states, expected {T * n_chains}")
+    check(z.min() >= 0 and z.max() < n_states, "hidden state out of range")
+    if n_states <= 1 << 16:
+        occ = np.bincount(z, minlength=n_states) / z.size
+        check(abs(occ.sum() - 1.0) < 1e-12, "occupancy does not sum to 1")
+    check(np.unique(z).size > 1, "the chain never left its first state")
     return T * n_chains / sec
 
 
 def paper_protocol(X: np.ndarray | None = None, *, n_epochs: int = 120, repeats: int = 1,
-                   threads: int = 1, random_state: int = 0, check: bool = True,
+                   threads: int = 1, random_state: int = 0, score: bool = True,
                    info: dict[str, float] | None = None):
     """Seconds of ``Machine(6, random_state=0).fit(X)`` (paper protocol) on ``threads`` threads.
 
     Returns ``(seconds, machine, loglik)``: the best of ``repeats`` runs, the last trained machine
-    and its log-likelihood from a 1e5-step occupancy (appendix A3), checked finite and above -170.
+    and its log-likelihood from a 1e5-step occupancy (appendix A3, when ``score``), checked
+    finite and above -170.
     ``info`` receives ``cpu`` (CPU seconds of the best run) and ``cpu_share``.
     """
     from nemm import Machine
@@ -418,10 +397,10 @@ def paper_protocol(X: np.ndarray | None = None, *, n_epochs: int = 120, repeats:
     sec = best_time(once, repeats=repeats, info=info)
     m = box[-1]
     last = m.history_["loglik"][-1]
-    assert math.isfinite(last) and last > -170, f"on-the-fly log-likelihood {last} after training"
-    ll = m.score(X) if check else float("nan")
-    if check:
-        assert math.isfinite(ll) and ll > -170, f"log-likelihood {ll} after training"
+    check(math.isfinite(last) and last > -170, f"on-the-fly log-likelihood {last} after training")
+    ll = m.score(X) if score else float("nan")
+    if score:
+        check(math.isfinite(ll) and ll > -170, f"log-likelihood {ll} after training")
     return sec, m, ll
 
 
@@ -499,103 +478,3 @@ def measure_chains(res: Results, machine: Any, label: str, key: str, *, threads_
         res.add(f"{key}.efficiency", f"{label}: {t}-core efficiency, {counts[-1]} chains", eff[-1], "fraction",
                 note=f"thr({t} threads) / ({t} x thr(1 thread)); CPU share {share[t][-1]:.2f} of {t}")
     return series
-
-
-def bench(*, quick: bool = False, yardstick: str | None = None, yardstick_steps: int | None = None,
-          threads: int | None = None, json_path: str | None = None, verbose: bool = True) -> dict[str, Any]:
-    """The ``nemm bench`` measurements; prints the table and returns the results dict."""
-    threads_all = int(threads) if threads else available_cores()
-    saved_threads = default_threads()
-    res = Results("nemm bench" + (" (quick)" if quick else ""))
-    res.meta.update(quick=quick, threads_all=threads_all)
-    X = digits()
-    try:
-        # -- yardstick
-        res.section("yardstick: chain_limit.cpp, g++ -O3 -march=native, D=784, L=6 one-hot")
-        steps = (QUICK_YARDSTICK_STEPS if quick else YARDSTICK_STEPS) if yardstick_steps is None else yardstick_steps
-        ys = run_yardstick(find_yardstick(yardstick), steps) if steps > 0 else \
-            {"steps_per_s": None, "reason": "skipped (--yardstick-steps 0)"}
-        res.extra["yardstick"] = ys
-        y = ys["steps_per_s"]
-        res.add("yardstick", "yardstick: 1 chain, 1 core", y, "steps/s", note=yardstick_note(ys))
-
-        # -- paper protocol (also gives the realistic one-hot parameters)
-        res.section("paper protocol: Machine(6).fit(2980 digits), 120 epochs x 30 steps, T=48, 1 thread")
-        epochs = 12 if quick else 120
-        pinfo: dict[str, float] = {}
-        sec, m6, ll = paper_protocol(X, n_epochs=epochs, repeats=1 if quick else 3, info=pinfo)
-        res.add("paper_protocol_s", f"training run ({epochs} epochs), 1 thread", sec, "s",
-                note=f"CPU {pinfo['cpu']:.3f} s; LL {ll:.2f} nats/digit" + ("; quick: 1/10 of the epochs" if quick else ""))
-        res.add("paper_protocol_cpu_s", "  CPU seconds of that run", pinfo["cpu"], "s",
-                note="one thread: what the wall time would be on a quiet machine")
-        res.add("paper_protocol_step_s", "  per gradient step", sec / (epochs * 30), "s")
-
-        # -- chains
-        total = 20_000 if quick else 200_000
-        reps = 1 if quick else 3
-        counts = (1, 2, 8) if quick else CHAIN_COUNTS
-        res.section(f"chain throughput, D=784, realistic parameters, double steps/s ({total:,} steps per point)")
-        s6 = measure_chains(res, m6, "L=6 one-hot", "chain.onehot6", threads_all=threads_all, total_steps=total,
-                            repeats=reps, counts=counts, yardstick=y, yardstick_cpu=ys.get("steps_per_cpu_s"))
-        m8 = trained_machine(X, 8, hidden="binary", n_epochs=3 if quick else 30)
-        s8 = measure_chains(res, m8, "L=8 binary", "chain.binary8", threads_all=threads_all, total_steps=total,
-                            repeats=reps, counts=counts, yardstick=y, yardstick_cpu=ys.get("steps_per_cpu_s"))
-        res.extra["chain_series"] = {"onehot6": s6, "binary8": s8}
-
-        # -- targets
-        one = res.value("chain.onehot6.one_chain")
-        rc = s6.get("ratio_per_cpu_s")
-        res.target("1 chain vs yardstick, per core", None if y is None else one / y, TARGETS["chain_vs_yardstick"],
-                   note="L=6 one-hot" + (f"; per CPU-second {rc:.2f}" if rc else ""))
-        eff = s6.get("efficiency")
-        res.target(f"{threads_all}-core efficiency, {counts[-1]} chains", None if eff is None else eff[-1],
-                   TARGETS["two_core_efficiency"], note="L=6 one-hot" if eff else "one core only")
-        res.target("paper protocol, 1 thread (s)", None if quick else sec, TARGETS["paper_protocol_s"],
-                   at_most=True, note="quick mode: not measured" if quick else f"CPU seconds {pinfo['cpu']:.3f}")
-    finally:
-        set_threads(saved_threads)
-    data = res.to_dict()
-    if verbose:
-        print(res.table())
-    if json_path:
-        p = write_json(json_path, data)
-        if verbose:
-            print(f"results written to {p}")
-    return data
-
-
-# --------------------------------------------------------------------------- command line
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``nemm bench``."""
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: a few seconds, for smoke tests")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically)")
-    parser.add_argument("--yardstick", metavar="PATH",
-                        help="chain_limit.cpp (default: $NEMM_YARDSTICK or ../shared/yardstick/chain_limit.cpp "
-                             "relative to the working directory or the repository)")
-    parser.add_argument("--yardstick-steps", type=int, default=None, metavar="T",
-                        help=f"double steps the yardstick runs (default {YARDSTICK_STEPS:,}; "
-                             f"{QUICK_YARDSTICK_STEPS:,} with --quick; 0 skips it)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help=f"threads of the 'all cores' runs (default: the {available_cores()} available cores)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Entry point of ``nemm bench``."""
-    if args.threads is not None and args.threads < 1:
-        raise ValueError("--threads must be at least 1")
-    if args.yardstick is not None and not Path(args.yardstick).is_file():
-        raise FileNotFoundError(f"yardstick source {args.yardstick} not found")
-    bench(quick=args.quick, yardstick=args.yardstick, yardstick_steps=args.yardstick_steps,
-          threads=args.threads, json_path=args.json)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nemm bench", description="Benchmark the nemm engine against the "
-                                     "yardstick chain loop.")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -44,14 +44,15 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-import nemm  # noqa: E402
-from nemm import Machine, _bench  # noqa: E402
-from nemm._bench import TARGETS, Results, best_time, set_threads  # noqa: E402
-from nemm._io import atomic_open  # noqa: E402
-
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
+
+import harness as _bench  # noqa: E402
+import nemm  # noqa: E402
+from harness import TARGETS, Results, best_time, check, set_threads  # noqa: E402
+from nemm import Machine  # noqa: E402
+from nemm._io import atomic_open  # noqa: E402
 
 
 # --------------------------------------------------------------------------- configuration
@@ -107,7 +108,7 @@ def train_step_time(m: Machine, X: np.ndarray, N: int, T: int, cfg: Config, *, s
     out: list[np.ndarray] = [eng.train_steps(rows, sizes, T, 0.1, 0.9, 1e-8, freeze)]  # warm-up
     sec = best_time(lambda: out.append(eng.train_steps(rows, sizes, T, 0.1, 0.9, 1e-8, freeze)),
                     repeats=max(2, cfg.repeats))
-    assert np.isfinite(out[-1]).all(), "non-finite log-likelihood estimate in train_steps"
+    check(np.isfinite(out[-1]).all(), "non-finite log-likelihood estimate in train_steps")
     return sec / K
 
 
@@ -122,7 +123,7 @@ def loglik_time(m: Machine, X: np.ndarray, cfg: Config) -> float:
     out: list[np.ndarray] = []
     sec = best_time(lambda: out.append(m.score_samples(X, pbar=pbar)), repeats=cfg.repeats,
                     min_time=cfg.min_time)
-    assert np.isfinite(out[-1]).all() and (out[-1] <= 0).all(), "log-likelihoods must be finite and <= 0"
+    check(np.isfinite(out[-1]).all() and (out[-1] <= 0).all(), "log-likelihoods must be finite and <= 0")
     return sec
 
 
@@ -184,11 +185,11 @@ def section_gradient(res: Results, m6: Machine, X: np.ndarray, cfg: Config, nump
     eng.run_chains(200)  # burn in
     t_chain = best_time(lambda: eng.run_chains(T), repeats=cfg.repeats, min_time=cfg.min_time)
     Xp, Z = eng.run_chains(T)
-    assert Xp.shape == (T, 784) and Z.shape == (T,) and Z.min() >= 0 and Z.max() < 6, "bad recording"
+    check(Xp.shape == (T, 784) and Z.shape == (T,) and Z.min() >= 0 and Z.max() < 6, "bad recording")
     states = np.arange(6)
     t_ll = best_time(lambda: eng.log_A(Xb, states), repeats=cfg.repeats, min_time=cfg.min_time)
     la = eng.log_A(Xb, states)
-    assert la.shape == (N, 6) and np.isfinite(la).all() and (la < 0).all(), "bad log A"
+    check(la.shape == (N, 6) and np.isfinite(la).all() and (la < 0).all(), "bad log A")
     t_grad = best_time(lambda: eng.approx_gradient(Xb, Xp, Z), repeats=cfg.repeats, min_time=cfg.min_time)
     step = train_step_time(m6, X, N, T, cfg)
     total = t_chain + t_ll + t_grad
@@ -211,7 +212,7 @@ def section_gradient(res: Results, m6: Machine, X: np.ndarray, cfg: Config, nump
         nmach.set_params(params)
         g_np = nmach.approx_gradient(Xb, Xp, Z)
         diffs["numpy"] = max(float(np.max(np.abs(np.asarray(g_np[k]) - g_ours[k]))) for k in g_ours)
-        assert diffs["numpy"] < 1e-8, f"nemm and numpy gradients differ by {diffs['numpy']:.3e}"
+        check(diffs["numpy"] < 1e-8, f"nemm and numpy gradients differ by {diffs['numpy']:.3e}")
         nmach.x_chain = Xp[-1:].copy()
         t_np_chain = best_time(lambda: nmach.run_chain(T), repeats=cfg.repeats, min_time=cfg.min_time)
         t_np_grad = best_time(lambda: nmach.approx_gradient(Xb, Xp, Z), repeats=cfg.repeats,
@@ -225,10 +226,10 @@ def section_gradient(res: Results, m6: Machine, X: np.ndarray, cfg: Config, nump
         tmach.set_params(params)
         g_t = tmach.approx_gradient(Xb, Xp, Z)
         diffs["torch"] = max(float(np.max(np.abs(np.asarray(g_t[k]) - g_ours[k]))) for k in g_ours)
-        assert diffs["torch"] < 1e-8, f"nemm and torch gradients differ by {diffs['torch']:.3e}"
+        check(diffs["torch"] < 1e-8, f"nemm and torch gradients differ by {diffs['torch']:.3e}")
     for name, d in diffs.items():
         res.add(f"check.gradient_vs_{name}", f"check: max |grad ours - {name}|", d, "abs",
-                note="same recorded chain; asserted < 1e-8")
+                note="same recorded chain; checked < 1e-8")
 
 
 def section_protocol(res: Results, X: np.ndarray, cfg: Config, numpy_machine_cls: Any,
@@ -250,7 +251,7 @@ def section_protocol(res: Results, X: np.ndarray, cfg: Config, numpy_machine_cls
         ref = cls(6, seed=0)
         t, c = _bench.cpu_time_of(lambda: ref.fit(X, epochs=E))
         last = float(np.mean(ref.ll_trace_[-30:]))
-        assert math.isfinite(last) and last > -170, f"{name} reference LL {last} after training"
+        check(math.isfinite(last) and last > -170, f"{name} reference LL {last} after training")
         out[name] = t
         out["cpu"][name] = c
         res.add(f"protocol.{name}_s", f"{name} reference fit", t, "s", t / sec, f"{name}/ours",
@@ -278,9 +279,9 @@ def section_seeds(res: Results, X: np.ndarray, cfg: Config, workers: int) -> flo
     wall = time.perf_counter() - t0
     set_threads(1)
     lls = np.array([r["loglik"] for r in runs])
-    assert np.isfinite(lls).all() and (lls > -170).all(), f"a seed ended with LL {lls.min():.2f}"
+    check(np.isfinite(lls).all() and (lls > -170).all(), f"a seed ended with LL {lls.min():.2f}")
     for r in runs:
-        assert abs(sum(r["pbar"]) - 1) < 1e-9, "occupancy does not sum to 1"
+        check(abs(sum(r["pbar"]) - 1) < 1e-9, "occupancy does not sum to 1")
     busy = sum(r["seconds"] for r in runs)
     cpu = sum(r["cpu_seconds"] for r in runs)
     res.add("seeds.wall_s", f"{n} seeds, wall clock", wall, "s", note=how)
@@ -302,7 +303,8 @@ def section_seeds(res: Results, X: np.ndarray, cfg: Config, workers: int) -> flo
         t0 = time.perf_counter()
         full = reproduce(tmp, n_jobs=workers, progress=False)
         full_wall = time.perf_counter() - t0
-    assert len(full["seeds"]) == n and all(np.isfinite(r["loglik"]) for r in full["seeds"])
+    check(len(full["seeds"]) == n and all(np.isfinite(r["loglik"]) for r in full["seeds"]),
+          f"nemm reproduce returned {len(full['seeds'])} seeds or a non-finite log-likelihood")
     res.add("seeds.reproduce_s", f"nemm reproduce: {n} seeds, all diagnostics + figures", full_wall, "s",
             note=f"{workers} worker(s); median ln p {full['summary']['loglik_median']:.2f}")
     return full_wall
@@ -327,8 +329,8 @@ def section_loglik(res: Results, m6: Machine, X: np.ndarray, cfg: Config) -> Non
     mx = j.max(axis=1, keepdims=True)
     ref = (mx + np.log(np.exp(j - mx).sum(axis=1, keepdims=True)))[:, 0]
     err = float(np.max(np.abs(ref - ll)))
-    assert err < 1e-8, f"score_samples differs from numpy by {err:.3e}"
-    assert -170 < ll.mean() < -120, f"mean LL {ll.mean():.2f}"
+    check(err < 1e-8, f"score_samples differs from numpy by {err:.3e}")
+    check(-170 < ll.mean() < -120, f"mean LL {ll.mean():.2f}")
     res.add("loglik.score_samples_s", f"score_samples({len(X)} digits, pbar given)", t_ll, "s",
             note=f"mean LL {ll.mean():.2f} nats; |ours - numpy| {err:.1e}")
     res.add("loglik.occupancy_s", f"  occupancy({steps:,} steps) for pbar", t_occ, "s")
@@ -531,6 +533,8 @@ def section_allocations(res: Results, threads_all: int) -> None:
                     note=f"probe failed: {str(exc)[:80]} {err[-200:]}")
             return
     res.extra["allocations"] = data
+    per_step = data["hidden_trajectory_C1"][2]
+    check(per_step == 0, f"the chain loop allocates: {per_step} mallocs per double step (expected 0)")
     for key, (a, b, per) in data.items():
         if key.startswith("hidden_trajectory"):
             what, unit_note = f"{key}: mallocs per double step", "T = 1,000 vs 101,000"
@@ -668,7 +672,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="results JSON (default bench/results/suite.json; '' for none)")
     parser.add_argument("--plot", default=str(HERE / "results" / "scaling.png"),
                         help="scaling plot PNG (default bench/results/scaling.png; '' for none)")
-    parser.add_argument("--yardstick", metavar="PATH", help="chain_limit.cpp (default: searched as `nemm bench`)")
+    parser.add_argument("--yardstick", metavar="PATH",
+                        help=f"chain_limit.cpp (default: $NEMM_YARDSTICK, else {_bench.DEFAULT_YARDSTICK})")
     parser.add_argument("--yardstick-steps", type=int, default=None, metavar="T",
                         help="double steps of the yardstick (default 2,000,000; quick 200,000; 0 skips)")
     parser.add_argument("--threads", type=int, default=None, help="threads of the 'all cores' runs")
