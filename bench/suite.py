@@ -44,14 +44,15 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-import nemm  # noqa: E402
-from nemm import Machine, _bench  # noqa: E402
-from nemm._bench import TARGETS, Results, best_time, set_threads  # noqa: E402
-from nemm._io import atomic_open  # noqa: E402
-
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
+
+import harness  # noqa: E402
+import nemm  # noqa: E402
+from harness import TARGETS, Results, best_time, check, set_threads  # noqa: E402
+from nemm import Machine  # noqa: E402
+from nemm._io import atomic_open  # noqa: E402
 
 
 # --------------------------------------------------------------------------- configuration
@@ -63,7 +64,7 @@ class Config:
         self.protocol_epochs = 3 if quick else 120
         self.protocol_repeats = 1 if quick else 3
         self.chain_steps_total = 10_000 if quick else 200_000
-        self.chain_counts = (1, 2, 8) if quick else _bench.CHAIN_COUNTS
+        self.chain_counts = (1, 2, 8) if quick else harness.CHAIN_COUNTS
         self.binary_epochs = 2 if quick else 30
         self.n_seeds = 4 if quick else 36
         self.seed_occupancy = 10_000 if quick else 100_000
@@ -75,7 +76,7 @@ class Config:
         self.scale_L_binary = (2, 4) if quick else (2, 4, 8, 12, 16)
         self.scale_T = (12, 48) if quick else (12, 24, 48, 96, 192)
         self.scale_N = (16, 160) if quick else (16, 64, 256, 1024, 4096)
-        self.yardstick_steps = _bench.QUICK_YARDSTICK_STEPS if quick else _bench.YARDSTICK_STEPS
+        self.yardstick_steps = harness.QUICK_YARDSTICK_STEPS if quick else harness.YARDSTICK_STEPS
 
 
 def log(msg: str) -> None:
@@ -107,13 +108,13 @@ def train_step_time(m: Machine, X: np.ndarray, N: int, T: int, cfg: Config, *, s
     out: list[np.ndarray] = [eng.train_steps(rows, sizes, T, 0.1, 0.9, 1e-8, freeze)]  # warm-up
     sec = best_time(lambda: out.append(eng.train_steps(rows, sizes, T, 0.1, 0.9, 1e-8, freeze)),
                     repeats=max(2, cfg.repeats))
-    assert np.isfinite(out[-1]).all(), "non-finite log-likelihood estimate in train_steps"
+    check(np.isfinite(out[-1]).all(), "non-finite log-likelihood estimate in train_steps")
     return sec / K
 
 
 def chain_step_time(m: Machine, T: int, cfg: Config, *, threads: int = 1, n_chains: int = 1) -> float:
     """Seconds per double step of one chain (``n_chains`` chains: per step of all chains together)."""
-    return 1.0 / _bench.chain_throughput(m, n_chains, threads, total_steps=T * n_chains, repeats=cfg.repeats)
+    return 1.0 / harness.chain_throughput(m, n_chains, threads, total_steps=T * n_chains, repeats=cfg.repeats)
 
 
 def loglik_time(m: Machine, X: np.ndarray, cfg: Config) -> float:
@@ -122,7 +123,7 @@ def loglik_time(m: Machine, X: np.ndarray, cfg: Config) -> float:
     out: list[np.ndarray] = []
     sec = best_time(lambda: out.append(m.score_samples(X, pbar=pbar)), repeats=cfg.repeats,
                     min_time=cfg.min_time)
-    assert np.isfinite(out[-1]).all() and (out[-1] <= 0).all(), "log-likelihoods must be finite and <= 0"
+    check(np.isfinite(out[-1]).all() and (out[-1] <= 0).all(), "log-likelihoods must be finite and <= 0")
     return sec
 
 
@@ -159,13 +160,13 @@ def section_chains(res: Results, m6: Machine, X: np.ndarray, cfg: Config, thread
                    yard: float | None, yard_cpu: float | None = None) -> dict[str, Any]:
     res.section(f"1. chain throughput, D=784, trained parameters, double steps/s "
                 f"({cfg.chain_steps_total:,} steps per point, best of {cfg.repeats})")
-    s6 = _bench.measure_chains(res, m6, "L=6 one-hot", "chain.onehot6", threads_all=threads_all,
-                               total_steps=cfg.chain_steps_total, repeats=cfg.repeats,
-                               counts=cfg.chain_counts, yardstick=yard, yardstick_cpu=yard_cpu)
-    m8 = _bench.trained_machine(X, 8, hidden="binary", n_epochs=cfg.binary_epochs)
-    s8 = _bench.measure_chains(res, m8, "L=8 binary", "chain.binary8", threads_all=threads_all,
-                               total_steps=cfg.chain_steps_total, repeats=cfg.repeats,
-                               counts=cfg.chain_counts, yardstick=yard, yardstick_cpu=yard_cpu)
+    s6 = harness.measure_chains(res, m6, "L=6 one-hot", "chain.onehot6", threads_all=threads_all,
+                                total_steps=cfg.chain_steps_total, repeats=cfg.repeats,
+                                counts=cfg.chain_counts, yardstick=yard, yardstick_cpu=yard_cpu)
+    m8 = harness.trained_machine(X, 8, hidden="binary", n_epochs=cfg.binary_epochs)
+    s8 = harness.measure_chains(res, m8, "L=8 binary", "chain.binary8", threads_all=threads_all,
+                                total_steps=cfg.chain_steps_total, repeats=cfg.repeats,
+                                counts=cfg.chain_counts, yardstick=yard, yardstick_cpu=yard_cpu)
     res.extra.setdefault("series", {})["chains"] = {"onehot6": s6, "binary8": s8}
     return {"onehot6": s6, "binary8": s8}
 
@@ -184,11 +185,11 @@ def section_gradient(res: Results, m6: Machine, X: np.ndarray, cfg: Config, nump
     eng.run_chains(200)  # burn in
     t_chain = best_time(lambda: eng.run_chains(T), repeats=cfg.repeats, min_time=cfg.min_time)
     Xp, Z = eng.run_chains(T)
-    assert Xp.shape == (T, 784) and Z.shape == (T,) and Z.min() >= 0 and Z.max() < 6, "bad recording"
+    check(Xp.shape == (T, 784) and Z.shape == (T,) and Z.min() >= 0 and Z.max() < 6, "bad recording")
     states = np.arange(6)
     t_ll = best_time(lambda: eng.log_A(Xb, states), repeats=cfg.repeats, min_time=cfg.min_time)
     la = eng.log_A(Xb, states)
-    assert la.shape == (N, 6) and np.isfinite(la).all() and (la < 0).all(), "bad log A"
+    check(la.shape == (N, 6) and np.isfinite(la).all() and (la < 0).all(), "bad log A")
     t_grad = best_time(lambda: eng.approx_gradient(Xb, Xp, Z), repeats=cfg.repeats, min_time=cfg.min_time)
     step = train_step_time(m6, X, N, T, cfg)
     total = t_chain + t_ll + t_grad
@@ -211,7 +212,7 @@ def section_gradient(res: Results, m6: Machine, X: np.ndarray, cfg: Config, nump
         nmach.set_params(params)
         g_np = nmach.approx_gradient(Xb, Xp, Z)
         diffs["numpy"] = max(float(np.max(np.abs(np.asarray(g_np[k]) - g_ours[k]))) for k in g_ours)
-        assert diffs["numpy"] < 1e-8, f"nemm and numpy gradients differ by {diffs['numpy']:.3e}"
+        check(diffs["numpy"] < 1e-8, f"nemm and numpy gradients differ by {diffs['numpy']:.3e}")
         nmach.x_chain = Xp[-1:].copy()
         t_np_chain = best_time(lambda: nmach.run_chain(T), repeats=cfg.repeats, min_time=cfg.min_time)
         t_np_grad = best_time(lambda: nmach.approx_gradient(Xb, Xp, Z), repeats=cfg.repeats,
@@ -225,10 +226,10 @@ def section_gradient(res: Results, m6: Machine, X: np.ndarray, cfg: Config, nump
         tmach.set_params(params)
         g_t = tmach.approx_gradient(Xb, Xp, Z)
         diffs["torch"] = max(float(np.max(np.abs(np.asarray(g_t[k]) - g_ours[k]))) for k in g_ours)
-        assert diffs["torch"] < 1e-8, f"nemm and torch gradients differ by {diffs['torch']:.3e}"
+        check(diffs["torch"] < 1e-8, f"nemm and torch gradients differ by {diffs['torch']:.3e}")
     for name, d in diffs.items():
         res.add(f"check.gradient_vs_{name}", f"check: max |grad ours - {name}|", d, "abs",
-                note="same recorded chain; asserted < 1e-8")
+                note="same recorded chain; checked < 1e-8")
 
 
 def section_protocol(res: Results, X: np.ndarray, cfg: Config, numpy_machine_cls: Any,
@@ -248,9 +249,9 @@ def section_protocol(res: Results, X: np.ndarray, cfg: Config, numpy_machine_cls
             continue
         log(f"  {name} reference: paper protocol ({E} epochs) ...")
         ref = cls(6, seed=0)
-        t, c = _bench.cpu_time_of(lambda: ref.fit(X, epochs=E))
+        t, c = harness.cpu_time_of(lambda: ref.fit(X, epochs=E))
         last = float(np.mean(ref.ll_trace_[-30:]))
-        assert math.isfinite(last) and last > -170, f"{name} reference LL {last} after training"
+        check(math.isfinite(last) and last > -170, f"{name} reference LL {last} after training")
         out[name] = t
         out["cpu"][name] = c
         res.add(f"protocol.{name}_s", f"{name} reference fit", t, "s", t / sec, f"{name}/ours",
@@ -269,18 +270,18 @@ def section_seeds(res: Results, X: np.ndarray, cfg: Config, workers: int) -> flo
     if workers > 1:
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs OpenMP
         with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            runs = list(pool.map(_bench.fit_seed, range(n), [cfg.protocol_epochs] * n,
+            runs = list(pool.map(harness.fit_seed, range(n), [cfg.protocol_epochs] * n,
                                  [cfg.seed_occupancy] * n))
         how = f"process pool, {workers} workers (spawn) x 1 thread"
     else:
-        runs = [_bench.fit_seed(s, cfg.protocol_epochs, cfg.seed_occupancy) for s in range(n)]
+        runs = [harness.fit_seed(s, cfg.protocol_epochs, cfg.seed_occupancy) for s in range(n)]
         how = "sequential, 1 thread"
     wall = time.perf_counter() - t0
     set_threads(1)
     lls = np.array([r["loglik"] for r in runs])
-    assert np.isfinite(lls).all() and (lls > -170).all(), f"a seed ended with LL {lls.min():.2f}"
+    check(np.isfinite(lls).all() and (lls > -170).all(), f"a seed ended with LL {lls.min():.2f}")
     for r in runs:
-        assert abs(sum(r["pbar"]) - 1) < 1e-9, "occupancy does not sum to 1"
+        check(abs(sum(r["pbar"]) - 1) < 1e-9, "occupancy does not sum to 1")
     busy = sum(r["seconds"] for r in runs)
     cpu = sum(r["cpu_seconds"] for r in runs)
     res.add("seeds.wall_s", f"{n} seeds, wall clock", wall, "s", note=how)
@@ -302,7 +303,8 @@ def section_seeds(res: Results, X: np.ndarray, cfg: Config, workers: int) -> flo
         t0 = time.perf_counter()
         full = reproduce(tmp, n_jobs=workers, progress=False)
         full_wall = time.perf_counter() - t0
-    assert len(full["seeds"]) == n and all(np.isfinite(r["loglik"]) for r in full["seeds"])
+    check(len(full["seeds"]) == n and all(np.isfinite(r["loglik"]) for r in full["seeds"]),
+          f"nemm reproduce returned {len(full['seeds'])} seeds or a non-finite log-likelihood")
     res.add("seeds.reproduce_s", f"nemm reproduce: {n} seeds, all diagnostics + figures", full_wall, "s",
             note=f"{workers} worker(s); median ln p {full['summary']['loglik_median']:.2f}")
     return full_wall
@@ -327,8 +329,8 @@ def section_loglik(res: Results, m6: Machine, X: np.ndarray, cfg: Config) -> Non
     mx = j.max(axis=1, keepdims=True)
     ref = (mx + np.log(np.exp(j - mx).sum(axis=1, keepdims=True)))[:, 0]
     err = float(np.max(np.abs(ref - ll)))
-    assert err < 1e-8, f"score_samples differs from numpy by {err:.3e}"
-    assert -170 < ll.mean() < -120, f"mean LL {ll.mean():.2f}"
+    check(err < 1e-8, f"score_samples differs from numpy by {err:.3e}")
+    check(-170 < ll.mean() < -120, f"mean LL {ll.mean():.2f}")
     res.add("loglik.score_samples_s", f"score_samples({len(X)} digits, pbar given)", t_ll, "s",
             note=f"mean LL {ll.mean():.2f} nats; |ours - numpy| {err:.1e}")
     res.add("loglik.occupancy_s", f"  occupancy({steps:,} steps) for pbar", t_occ, "s")
@@ -531,6 +533,8 @@ def section_allocations(res: Results, threads_all: int) -> None:
                     note=f"probe failed: {str(exc)[:80]} {err[-200:]}")
             return
     res.extra["allocations"] = data
+    per_step = data["hidden_trajectory_C1"][2]
+    check(per_step == 0, f"the chain loop allocates: {per_step} mallocs per double step (expected 0)")
     for key, (a, b, per) in data.items():
         if key.startswith("hidden_trajectory"):
             what, unit_note = f"{key}: mallocs per double step", "T = 1,000 vs 101,000"
@@ -565,11 +569,11 @@ def import_references(with_torch: bool) -> tuple[Any, Any, str]:
 
 def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     cfg = Config(args.quick)
-    threads_all = args.threads or _bench.available_cores()
-    saved = _bench.default_threads()
+    threads_all = args.threads or harness.available_cores()
+    saved = harness.default_threads()
     res = Results("nemm benchmark suite" + (" (quick)" if cfg.quick else ""))
     res.meta.update(quick=cfg.quick, threads_all=threads_all)
-    X = _bench.digits()
+    X = harness.digits()
     with_torch = (not args.no_torch) and (args.torch or not cfg.quick)
     NumpyMachine, TorchMachine, ref_note = import_references(with_torch)
     res.meta["references"] = ref_note or "numpy and torch"
@@ -577,18 +581,18 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     try:
         log("yardstick ...")
         steps = cfg.yardstick_steps if args.yardstick_steps is None else args.yardstick_steps
-        ys = _bench.run_yardstick(_bench.find_yardstick(args.yardstick), steps) if steps > 0 else \
+        ys = harness.run_yardstick(harness.find_yardstick(args.yardstick), steps) if steps > 0 else \
             {"steps_per_s": None, "steps": 0, "reason": "skipped"}
         res.extra["yardstick"] = ys
         yard = ys["steps_per_s"]
 
         log("paper protocol (ours) ...")
         pinfo: dict[str, float] = {}
-        sec, m6, ll = _bench.paper_protocol(X, n_epochs=cfg.protocol_epochs, repeats=cfg.protocol_repeats,
-                                            info=pinfo)
+        sec, m6, ll = harness.paper_protocol(X, n_epochs=cfg.protocol_epochs, repeats=cfg.protocol_repeats,
+                                             info=pinfo)
 
         res.section("yardstick: chain_limit.cpp (g++ -O3 -march=native), one chain, D=784, L=6 one-hot")
-        res.add("yardstick", "yardstick: 1 chain, 1 core", yard, "steps/s", note=_bench.yardstick_note(ys))
+        res.add("yardstick", "yardstick: 1 chain, 1 core", yard, "steps/s", note=harness.yardstick_note(ys))
         log("1. chains ...")
         chains = section_chains(res, m6, X, cfg, threads_all, yard, ys.get("steps_per_cpu_s"))
         log("2. gradient step ...")
@@ -654,7 +658,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     print(f"suite time {res.meta['suite_seconds']:.1f} s; load average {res.meta['load_average_at_start']} "
           f"at start, {data['meta']['load_average_at_end']} at end")
     if args.json:
-        p = _bench.write_json(args.json, data)
+        p = harness.write_json(args.json, data)
         print(f"results written to {p}")
     if args.plot and not args.no_scaling:
         print(f"scaling plot: {args.plot}")
@@ -668,7 +672,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="results JSON (default bench/results/suite.json; '' for none)")
     parser.add_argument("--plot", default=str(HERE / "results" / "scaling.png"),
                         help="scaling plot PNG (default bench/results/scaling.png; '' for none)")
-    parser.add_argument("--yardstick", metavar="PATH", help="chain_limit.cpp (default: searched as `nemm bench`)")
+    parser.add_argument("--yardstick", metavar="PATH",
+                        help=f"chain_limit.cpp (default: $NEMM_YARDSTICK, else {harness.DEFAULT_YARDSTICK})")
     parser.add_argument("--yardstick-steps", type=int, default=None, metavar="T",
                         help="double steps of the yardstick (default 2,000,000; quick 200,000; 0 skips)")
     parser.add_argument("--threads", type=int, default=None, help="threads of the 'all cores' runs")

@@ -11,12 +11,10 @@ import importlib
 import sys
 import types
 import json
-import os
 import shutil
 import socket
 import struct
 import threading
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,23 +48,9 @@ datasets = _import_datasets()
 EMBEDDED_FILE = REPO / "python" / "nemm" / "data" / "mnist012.npz"
 
 
-def _shared_mnist() -> Path:
-    env = os.environ.get("NEMM_SHARED")
-    shared = Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
-    return shared / "data" / "mnist"
-
-
 @pytest.fixture(scope="module")
-def shared_mnist() -> Path:
-    d = _shared_mnist()
-    if not (d / "t10k-images-idx3-ubyte.gz").is_file() or not (d / "t10k-labels-idx1-ubyte.gz").is_file():
-        pytest.skip(f"shared MNIST files not found in {d}")
-    return d
-
-
-@pytest.fixture(scope="module")
-def t10k(shared_mnist: Path) -> tuple[np.ndarray, np.ndarray]:
-    return datasets.load_mnist("test", shared_mnist)
+def t10k(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    return datasets.load_mnist("test", mnist_dir)
 
 
 @pytest.fixture(autouse=True)
@@ -85,40 +69,13 @@ def _idx_bytes(arr: np.ndarray, code: int = 0x08) -> bytes:
     return head + np.asarray(arr).astype(dt).tobytes()
 
 
-def _paeth(a: int, b: int, c: int) -> int:
-    p = a + b - c
-    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-    if pa <= pb and pa <= pc:
-        return a
-    return b if pb <= pc else c
+def _write_png(path: Path, pixels: np.ndarray, mode: str) -> None:
+    """Write ``pixels`` (uint8, (h, w) or (h, w, channels)) as a PNG of Pillow mode ``mode``."""
+    from PIL import Image
 
-
-def _png_bytes(pixels: np.ndarray, colour: int, filters: tuple[int, ...] = (0,)) -> bytes:
-    """Minimal PNG encoder (8-bit); row r uses filter filters[r % len(filters)]."""
-    pixels = np.asarray(pixels, dtype=np.uint8)
-    h, w = pixels.shape[:2]
-    bpp = 1 if pixels.ndim == 2 else pixels.shape[2]
-    rows = pixels.reshape(h, w * bpp).astype(int).tolist()
-    out = bytearray()
-    prev = [0] * (w * bpp)
-    for r, row in enumerate(rows):
-        f = filters[r % len(filters)]
-        enc = []
-        for i, x in enumerate(row):
-            a = row[i - bpp] if i >= bpp else 0
-            b = prev[i]
-            c = prev[i - bpp] if i >= bpp else 0
-            pred = [0, a, b, (a + b) // 2, _paeth(a, b, c)][f]
-            enc.append((x - pred) & 0xFF)
-        out += bytes([f] + enc)
-        prev = row
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(out)))
-            + chunk(b"IEND", b""))
+    im = Image.fromarray(np.asarray(pixels, dtype=np.uint8))  # the mode follows from the shape
+    assert im.mode == mode
+    im.save(path, format="PNG")
 
 
 @contextlib.contextmanager
@@ -209,16 +166,16 @@ def test_load_digits_uses_embedded_without_io(monkeypatch: pytest.MonkeyPatch) -
     np.testing.assert_array_equal(X, Xe[np.sort(first)])
 
 
-def test_load_digits_from_directory_and_env(shared_mnist: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_digits_from_directory_and_env(mnist_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     Xe, ye = datasets.embedded_digits()
-    X, y = datasets.load_digits(directory=shared_mnist)
+    X, y = datasets.load_digits(directory=mnist_dir)
     np.testing.assert_array_equal(X, Xe)
     np.testing.assert_array_equal(y, ye)
     # Outside what is shipped (digit 7, another threshold) the loader reads NEMM_DATA.
-    monkeypatch.setenv("NEMM_DATA", str(shared_mnist))
+    monkeypatch.setenv("NEMM_DATA", str(mnist_dir))
     X7, y7 = datasets.load_digits((7,), 5, threshold=0)
     assert X7.shape == (5, 784) and (y7 == 7).all()
-    images, labels = datasets.load_mnist("test", shared_mnist)
+    images, labels = datasets.load_mnist("test", mnist_dir)
     np.testing.assert_array_equal(X7, (images[labels == 7][:5].reshape(5, -1) > 0).astype(np.uint8))
 
 
@@ -242,8 +199,8 @@ def test_read_idx_plain_gz_and_magic_detection(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got, ints)
 
 
-def test_read_idx_shared_labels(shared_mnist: Path) -> None:
-    labels = datasets.read_idx(shared_mnist / "t10k-labels-idx1-ubyte.gz")
+def test_read_idx_shared_labels(mnist_dir: Path) -> None:
+    labels = datasets.read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")
     assert labels.shape == (10000,)
     assert np.bincount(labels)[:3].tolist() == [980, 1135, 1032]
 
@@ -367,39 +324,52 @@ def test_load_binary_bad_paths(tmp_path: Path) -> None:
 
 def test_load_binary_png_directory(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    gray = rng.integers(0, 256, size=(3, 5, 6), dtype=np.uint8)
+    gray = rng.integers(0, 256, size=(4, 5, 6), dtype=np.uint8)
     d = tmp_path / "pngs"
     d.mkdir()
-    # Names sorted out of creation order; every filter type and colour type used.
-    (d / "b.png").write_bytes(_png_bytes(gray[1], 0, filters=(1, 2, 3, 4, 0)))
+    # Names sorted out of creation order; gray, gray+alpha, RGB and RGBA.
+    _write_png(d / "b.png", gray[1], "L")
     rgb = np.stack([gray[0], gray[0], gray[0]], axis=2)
     rgb[..., 0] = np.minimum(rgb[..., 0].astype(int) + 3, 255)  # mean still rounds near gray
     rgb[..., 2] = np.maximum(rgb[..., 2].astype(int) - 3, 0)
-    (d / "a.png").write_bytes(_png_bytes(rgb, 2, filters=(4, 3, 2, 1)))
+    _write_png(d / "a.png", rgb, "RGB")
     rgba = np.concatenate([np.repeat(gray[2][..., None], 3, axis=2), np.full((5, 6, 1), 7, np.uint8)], axis=2)
-    (d / "c.png").write_bytes(_png_bytes(rgba, 6, filters=(3, 4)))
+    _write_png(d / "c.png", rgba, "RGBA")  # alpha 7 of 255: dropped, never composited
+    _write_png(d / "d.png", np.stack([gray[3], np.zeros((5, 6), np.uint8)], axis=2), "LA")
     (d / "notes.txt").write_text("ignored")
     got = datasets.load_binary(d, threshold=100)
     expected_rgb = np.rint(rgb.astype(float).mean(axis=2)).astype(np.uint8)
-    expected = np.stack([expected_rgb, gray[1], gray[2]]).reshape(3, -1) > 100
-    assert got.shape == (3, 30) and got.dtype == np.uint8
+    expected = np.stack([expected_rgb, gray[1], gray[2], gray[3]]).reshape(4, -1) > 100
+    assert got.shape == (4, 30) and got.dtype == np.uint8
     np.testing.assert_array_equal(got, expected.astype(np.uint8))
 
 
 def test_load_binary_png_errors(tmp_path: Path) -> None:
     d = tmp_path / "sizes"
     d.mkdir()
-    (d / "a.png").write_bytes(_png_bytes(np.zeros((4, 4)), 0))
-    (d / "b.png").write_bytes(_png_bytes(np.zeros((4, 5)), 0))
+    _write_png(d / "a.png", np.zeros((4, 4)), "L")
+    _write_png(d / "b.png", np.zeros((4, 5)), "L")
     with pytest.raises(ValueError, match="differ in size"):
         datasets.load_binary(d)
     d2 = tmp_path / "corrupt"
     d2.mkdir()
-    raw = bytearray(_png_bytes(np.zeros((4, 4)), 0))
-    raw[40] ^= 0xFF  # inside IDAT: the CRC no longer matches
-    (d2 / "x.png").write_bytes(bytes(raw))
+    _write_png(d2 / "x.png", np.arange(64 * 64).reshape(64, 64) % 251, "L")
+    raw = (d2 / "x.png").read_bytes()
+    (d2 / "x.png").write_bytes(raw[: len(raw) // 2])  # cut inside the image data
     with pytest.raises(ValueError, match="x.png"):
         datasets.load_binary(d2)
+    d3 = tmp_path / "fake"
+    d3.mkdir()
+    (d3 / "y.png").write_bytes(b"not a png at all")
+    with pytest.raises(ValueError, match="y.png"):
+        datasets.load_binary(d3)
+
+
+def test_load_binary_png_without_pillow_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write_png(tmp_path / "a.png", np.zeros((2, 2)), "L")
+    monkeypatch.setitem(sys.modules, "PIL", None)  # import PIL now raises ImportError
+    with pytest.raises(ImportError, match=r'pip install "nemm\[images\]"'):
+        datasets.load_binary(tmp_path)
 
 
 def test_load_binary_idx_directory(tmp_path: Path) -> None:
@@ -426,9 +396,9 @@ def test_load_mnist_directory_errors(tmp_path: Path, monkeypatch: pytest.MonkeyP
         datasets.load_mnist("validation", tmp_path)
 
 
-def test_load_mnist_plain_files(tmp_path: Path, shared_mnist: Path, t10k) -> None:
+def test_load_mnist_plain_files(tmp_path: Path, mnist_dir: Path, t10k) -> None:
     for stem in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
-        with gzip.open(shared_mnist / f"{stem}.gz", "rb") as src, open(tmp_path / stem, "wb") as dst:
+        with gzip.open(mnist_dir / f"{stem}.gz", "rb") as src, open(tmp_path / stem, "wb") as dst:
             shutil.copyfileobj(src, dst)
     images, labels = datasets.load_mnist("test", tmp_path)
     assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
@@ -454,8 +424,8 @@ def _mirror_dirs(tmp_path: Path, shared: Path) -> tuple[Path, Path]:
     return good.parent, bad.parent
 
 
-def test_download_rejects_corrupt_mirror_and_falls_back(tmp_path: Path, shared_mnist: Path, t10k) -> None:
-    good, bad = _mirror_dirs(tmp_path, shared_mnist)
+def test_download_rejects_corrupt_mirror_and_falls_back(tmp_path: Path, mnist_dir: Path, t10k) -> None:
+    good, bad = _mirror_dirs(tmp_path, mnist_dir)
     cache = tmp_path / "cache"
     missing = tmp_path / "missing"  # 404 from the good server
     missing.mkdir()
@@ -472,8 +442,8 @@ def test_download_rejects_corrupt_mirror_and_falls_back(tmp_path: Path, shared_m
     np.testing.assert_array_equal(images2, images)
 
 
-def test_download_all_corrupt_leaves_cache_empty(tmp_path: Path, shared_mnist: Path) -> None:
-    _, bad = _mirror_dirs(tmp_path, shared_mnist)
+def test_download_all_corrupt_leaves_cache_empty(tmp_path: Path, mnist_dir: Path) -> None:
+    _, bad = _mirror_dirs(tmp_path, mnist_dir)
     cache = tmp_path / "cache"
     with _http_server(bad) as bad_url:
         with pytest.raises(datasets.DownloadError, match="checksum mismatch"):

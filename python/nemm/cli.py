@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "add_diagnose_arguments", "run_diagnose")
     _add_delegated(sub, "reproduce", "reproduce the paper's section IV (table, figures, report)",
                    "nemm.reproduce", "add_reproduce_arguments", "run_reproduce")
-    _add_delegated(sub, "bench", "benchmark the engine against the yardstick", "nemm._bench",
+    _add_delegated(sub, "bench", "a short measurement of the installed engine", "nemm._bench",
                    "add_arguments", "run")
     return parser
 

@@ -14,7 +14,8 @@ nemm works on binary vectors.  This module provides
 * the building blocks :func:`read_idx`, :func:`select_digits` and
   :func:`binarize`.
 
-Only numpy is required: PNG files are decoded by a small built-in decoder.
+Only numpy is required; reading a folder of PNG images needs Pillow (the ``images``
+extra: ``pip install "nemm[images]"``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ._checks import as_binary_matrix
 
@@ -289,8 +291,13 @@ def _fetch_one(url: str, dest: Path, timeout: float) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": "nemm"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response, open(dest, "wb") as out:
-            for chunk in iter(lambda: response.read(1 << 20), b""):
-                out.write(chunk)
+            size = response.headers.get("Content-Length")
+            # disable=None: a bar on terminals only, silent in logs and pipes.
+            with tqdm(total=int(size) if size and size.isdigit() else None, desc=url.rsplit("/", 1)[-1],
+                      unit="B", unit_scale=True, leave=False, disable=None) as bar:
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    out.write(chunk)
+                    bar.update(len(chunk))
     except urllib.error.HTTPError as exc:
         exc.close()  # the error carries an open response; close it now
         raise
@@ -599,122 +606,32 @@ def load_digits(
 
 
 # --------------------------------------------------------------------------
-# PNG decoding (8-bit, non-interlaced, gray / gray+alpha / RGB / RGBA)
+# PNG images (Pillow, the ``images`` extra)
 # --------------------------------------------------------------------------
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type -> samples per pixel
-
-
-class _UnsupportedPNG(ValueError):
-    """A valid PNG that the built-in decoder does not handle."""
-
-
-def _paeth(a: int, b: int, c: int) -> int:
-    p = a + b - c
-    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-    if pa <= pb and pa <= pc:
-        return a
-    return b if pb <= pc else c
-
-
-def _unfilter(data: bytes, height: int, stride: int, bpp: int) -> np.ndarray:
-    """Undo the PNG scanline filters; returns (height, stride) uint8."""
-    if len(data) != height * (stride + 1):
-        raise ValueError(f"decompressed size {len(data)} does not match {height} rows of {stride} bytes")
-    rows = np.frombuffer(data, dtype=np.uint8).reshape(height, stride + 1)
-    out = np.zeros((height, stride), dtype=np.uint8)
-    prev = np.zeros(stride, dtype=np.int64)
-    for r in range(height):
-        ftype = int(rows[r, 0])
-        line = rows[r, 1:].astype(np.int64)
-        if ftype == 0:
-            cur = line
-        elif ftype == 1:
-            # Sub: running sum along each channel, vectorized by padding to
-            # whole pixels.
-            cur = np.cumsum(line.reshape(-1, bpp), axis=0).reshape(-1) & 0xFF
-        elif ftype == 2:
-            cur = (line + prev) & 0xFF
-        elif ftype in (3, 4):
-            cur_l = [0] * stride
-            pv = prev.tolist()
-            ln = line.tolist()
-            for i in range(stride):
-                a = cur_l[i - bpp] if i >= bpp else 0
-                b = pv[i]
-                if ftype == 3:
-                    cur_l[i] = (ln[i] + ((a + b) >> 1)) & 0xFF
-                else:
-                    c = pv[i - bpp] if i >= bpp else 0
-                    cur_l[i] = (ln[i] + _paeth(a, b, c)) & 0xFF
-            cur = np.array(cur_l, dtype=np.int64)
-        else:
-            raise ValueError(f"unknown PNG filter type {ftype} in row {r}")
-        out[r] = cur
-        prev = cur
-    return out
-
-
-def _decode_png(raw: bytes) -> np.ndarray:
-    """Decode a PNG into gray levels, shape (height, width), uint8.
-
-    Colour is converted to gray by the mean of R, G and B; alpha is dropped.
-    """
-    if raw[:8] != _PNG_SIGNATURE:
-        raise ValueError("not a PNG file (bad signature)")
-    pos = 8
-    header: tuple[int, ...] | None = None
-    idat = bytearray()
-    while True:
-        if pos + 8 > len(raw):
-            raise ValueError("truncated PNG (missing IEND)")
-        length, ctype = struct.unpack(">I4s", raw[pos:pos + 8])
-        body = raw[pos + 8:pos + 8 + length]
-        crc = raw[pos + 8 + length:pos + 12 + length]
-        if len(body) != length or len(crc) != 4:
-            raise ValueError(f"truncated PNG chunk {ctype!r}")
-        if zlib.crc32(ctype + body) != struct.unpack(">I", crc)[0]:
-            raise ValueError(f"CRC error in PNG chunk {ctype!r}")
-        pos += 12 + length
-        if ctype == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif ctype == b"IDAT":
-            idat += body
-        elif ctype == b"IEND":
-            break
-    if header is None:
-        raise ValueError("PNG without IHDR chunk")
-    width, height, depth, colour, _comp, _filt, interlace = header
-    if depth != 8 or colour not in _PNG_CHANNELS or interlace != 0:
-        raise _UnsupportedPNG(
-            f"unsupported PNG (bit depth {depth}, colour type {colour}, interlace {interlace}); "
-            "the built-in decoder reads 8-bit non-interlaced gray, gray+alpha, RGB and RGBA"
-        )
-    channels = _PNG_CHANNELS[colour]
-    try:
-        data = zlib.decompress(bytes(idat))
-    except zlib.error as exc:
-        raise ValueError(f"corrupt PNG image data ({exc})") from exc
-    pixels = _unfilter(data, height, width * channels, channels).reshape(height, width, channels)
-    if channels >= 3:
-        gray = pixels[..., :3].mean(axis=2)
-        return np.rint(gray).astype(np.uint8)
-    return pixels[..., 0].copy()
 
 
 def _read_png_gray(path: Path) -> np.ndarray:
-    """Gray levels of a PNG file, with Pillow as fallback for exotic PNGs."""
+    """Gray levels of a PNG file, shape (height, width), uint8.
+
+    Gray (with or without alpha) is read as is; colour becomes the rounded mean of R, G and B;
+    alpha is dropped, never composited.
+    """
     try:
-        return _decode_png(path.read_bytes())
-    except _UnsupportedPNG as unsupported:
-        try:
-            from PIL import Image  # optional: only for formats we do not decode
-        except ImportError:
-            raise unsupported from None
+        from PIL import Image
+    except ImportError as exc:
+        raise ImportError('reading a folder of PNG images needs Pillow: pip install "nemm[images]"') from exc
+    try:
         with Image.open(path) as im:
+            if im.format != "PNG":
+                raise ValueError(f"not a PNG file (Pillow reads it as {im.format})")
+            im.load()
+            if im.mode in ("L", "LA"):
+                return np.array(im.getchannel(0), dtype=np.uint8)
             rgb = np.asarray(im.convert("RGB"), dtype=np.float64)
-        return np.rint(rgb.mean(axis=2)).astype(np.uint8)
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        # Pillow reports corrupt files as OSError (UnidentifiedImageError) or SyntaxError.
+        raise ValueError(str(exc) or type(exc).__name__) from exc
+    return np.rint(rgb.mean(axis=2)).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------
@@ -771,9 +688,9 @@ def load_binary(path: PathLike, *, threshold: float = 127, key: str | None = Non
 
         * a ``.npy`` file holding a 2-D array of 0/1 values;
         * a ``.npz`` file: the array ``key``, else ``X``, else its only array;
-        * a directory of ``.png`` files (8-bit gray or colour, all the same
-          size), read in name order, colour converted to gray by the mean of
-          the channels, binarized and flattened;
+        * a directory of ``.png`` files (gray or colour, all the same size;
+          needs Pillow), read in name order, colour converted to gray by the
+          rounded mean of R, G and B, binarized and flattened;
         * a directory with MNIST IDX files: the binarized test images (the
           training images when only those are present).
     threshold : float
@@ -794,6 +711,8 @@ def load_binary(path: PathLike, *, threshold: float = 127, key: str | None = Non
         If the content is not usable: wrong dimensions, values other than 0
         and 1, NaN, no images in a directory, unreadable files.  The message
         names the file.
+    ImportError
+        If ``path`` is a folder of PNG images and Pillow is not installed.
     """
     path = Path(path).expanduser()
     if not path.exists():

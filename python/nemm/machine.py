@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from nemm import _core
 from nemm._checks import as_binary_matrix, as_real_array
 from nemm._io import atomic_open
-from nemm._progress import Progress
 from nemm.diagnostics import occupancy_from_trajectory
 
 __all__ = ["Machine", "load", "approx_gradient", "FORMAT_NAME", "FORMAT_VERSION"]
@@ -384,7 +384,7 @@ class Machine:
 
     def _train_epochs(self, n_epochs: int, callback: Callable[["Machine", int], None] | None) -> "Machine":
         engine = self._require_fitted()
-        progress = Progress(n_epochs, "training", enabled=bool(self.verbose))
+        progress = tqdm(total=n_epochs, desc="training", disable=not self.verbose)
         t0 = time.perf_counter()
         try:
             for _ in range(n_epochs):
@@ -405,7 +405,8 @@ class Machine:
                 self._occupancy = None
                 if callback is not None:
                     callback(self, e)
-                progress.update(1, f"LL {ll.mean():.2f}")
+                progress.set_postfix_str(f"LL {ll.mean():.2f}", refresh=False)
+                progress.update(1)
         finally:
             progress.close()
         return self

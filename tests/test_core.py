@@ -1,4 +1,5 @@
-"""The C++ engine against exact enumeration on tiny systems (spec, "Exact answers for tests").
+"""The compiled core (nemm._core, driven through Machine) against exact enumeration on tiny
+systems (spec, "Exact answers for tests").
 
 Samplers are compared with the exact M, pbar and p(x) of nemm.exact by chi-square tests
 (transition counts given the current state are multinomial, so the per-row test is exact)
