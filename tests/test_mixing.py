@@ -153,12 +153,31 @@ def test_tau_is_inf_when_the_chain_is_shorter_than_its_window() -> None:
     assert integrated_autocorrelation_time(labels, 2) == math.inf
 
 
-def test_tau_deterministic_cycle_is_zero() -> None:
-    # rho = 1, -1/2, -1/2, 1, ...: the exact (Abel) sum gives tau_int = 0; the window closes at W = 1.
+def test_tau_deterministic_cycle() -> None:
+    # rho = 1, -1/2, -1/2, 1, ... never decays: the envelope window never closes (inf, as eq. 23 says
+    # for |lambda_2| = 1); Sokal's literal rule closes at W = 1 on 1 + 2 rho(1) ~ 0 (the Abel sum).
     labels = np.tile([0, 1, 2], 1000)
-    tau = integrated_autocorrelation_time(labels, 3)
-    assert 0.0 <= tau < 1e-3
-    assert integrated_autocorrelation_time(np.tile([0, 1], 1000), 2) == 0.0  # clipped: raw sum is -1
+    assert integrated_autocorrelation_time(labels, 3) == math.inf
+    tau, w = integrated_autocorrelation_time(labels, 3, window="sokal", return_window=True)
+    assert 0.0 <= tau < 1e-3 and w == 1
+    # 0, 1, 0, 1: the raw windowed sum is -1, clipped at 0.
+    assert integrated_autocorrelation_time(np.tile([0, 1], 1000), 2, window="sokal") == 0.0
+
+
+@pytest.mark.parametrize("q", [0.5, 0.8, 0.95])
+def test_tau_noisy_cycle_matches_exact(q: float) -> None:
+    # c(t+1) = c(t) + 1 mod 3 with probability q, else c(t): P = (1-q) I + q Shift, whose modes
+    # lambda = 1 - q + q exp(+-2 pi i / 3) give rho(k) = Re(lambda^k), tau = Re((1 + lambda) / (1 - lambda)).
+    lam = 1 - q + q * np.exp(2j * np.pi / 3)
+    exact = float(np.real((1 + lam) / (1 - lam)))
+    rng = np.random.default_rng(int(q * 100))
+    labels = np.cumsum(rng.random(300_000) < q) % 3
+    rho = class_autocorrelation(labels, 3)
+    np.testing.assert_allclose(rho[:6], np.real(lam ** np.arange(6)), atol=0.01)
+    assert integrated_autocorrelation_time(labels, 3) == pytest.approx(exact, abs=0.03)
+    if q >= 0.8:  # oscillating rho: Sokal's literal rule stops within the first period, off by over 50%
+        tau, w = integrated_autocorrelation_time(labels, 3, window="sokal", return_window=True)
+        assert w <= 2 and abs(tau - exact) > 0.5 * exact
 
 
 @SETTINGS
@@ -208,6 +227,7 @@ def test_autocorrelation_matches_direct_sums(seed: int, K: int, T: int) -> None:
         (np.array([], dtype=int), {}, "empty"),
         (np.array([1]), {}, "at least 2 time steps"),
         (np.array([0, 1]), {"c": 0}, "c must be"),
+        (np.array([0, 1]), {"window": "geyer"}, "window must be"),
     ],
 )
 def test_tau_rejects_bad_input(labels: np.ndarray, kwargs: dict, match: str) -> None:

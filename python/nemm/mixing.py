@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -235,11 +235,17 @@ def class_autocorrelation(labels: object, n_classes: int | None = None) -> np.nd
     return acov / c0
 
 
-def _sokal_window(rho: np.ndarray, c: float) -> tuple[float, int]:
-    """``(tau_int(W), W)`` for the smallest ``W >= 1`` with ``W >= c tau_int(W)``; ``(inf, -1)`` if none."""
+def _sokal_window(rho: np.ndarray, c: float, window: str) -> tuple[float, int]:
+    """``(tau_int(W), W)`` at Sokal's window; ``(inf, -1)`` if it never closes.
+
+    ``window="sokal"``: the smallest ``W >= 1`` with ``W >= c tau_int(W)``.
+    ``window="abs"``: the smallest ``W >= 1`` with ``W >= c tau_abs(W)``, where
+    ``tau_abs(W) = 1 + 2 sum_{k<=W} |rho(k)|`` measures the decay of the envelope.
+    """
     taus = 2.0 * np.cumsum(rho) - 1.0  # taus[W] = 1 + 2 sum_{k=1}^{W} rho(k)
+    scale = taus if window == "sokal" else 2.0 * np.cumsum(np.abs(rho)) - 1.0
     W = np.arange(rho.size)
-    ok = (W >= 1) & (W >= c * taus)
+    ok = (W >= 1) & (W >= c * scale)
     if not ok.any():
         return math.inf, -1
     w = int(np.argmax(ok))
@@ -247,14 +253,29 @@ def _sokal_window(rho: np.ndarray, c: float) -> tuple[float, int]:
 
 
 def integrated_autocorrelation_time(
-    labels: object, n_classes: int | None = None, *, c: float = SOKAL_C, return_window: bool = False
+    labels: object,
+    n_classes: int | None = None,
+    *,
+    c: float = SOKAL_C,
+    window: Literal["abs", "sokal"] = "abs",
+    return_window: bool = False,
 ) -> float | tuple[float, int]:
     """Integrated autocorrelation time of the class of the generated samples (``tau_int_class``).
 
     ``tau_int = 1 + 2 sum_{k=1}^{W} rho(k)`` with ``rho`` from
     :func:`class_autocorrelation` (chains pooled as described there) and
-    Sokal's automatic window: the smallest ``W >= 1`` with ``W >= c tau_int(W)``
-    (``c = 5``). Measured in steps of the label sequence (one sample each).
+    Sokal's automatic window (``c = 5``). Measured in steps of the label
+    sequence (one sample each).
+
+    Window. Sokal's rule, the smallest ``W >= 1`` with ``W >= c tau_int(W)``
+    (``window="sokal"``), assumes a mostly positive ``rho``. A chain that
+    cycles through the classes has an oscillating ``rho`` (e.g. 1, -0.08,
+    -0.43, -0.16, 0.45, ...): the partial sums swing through 0 and the rule
+    closes at the first trough (``W = 2``, ``tau ~ 0``), long before the sum
+    has settled. The default ``window="abs"`` applies the same rule to the
+    envelope, ``W >= c (1 + 2 sum_{k<=W} |rho(k)|)``, and reports the signed sum
+    ``tau_int(W)`` there. For a non-negative ``rho`` (every reversible chain
+    and the i.i.d. case) the two rules choose the same ``W``.
 
     Parameters
     ----------
@@ -264,26 +285,33 @@ def integrated_autocorrelation_time(
         Number of classes (default ``max(labels) + 1``).
     c : float, default 5
         Sokal's window constant.
+    window : {"abs", "sokal"}, default "abs"
+        Window rule, see above.
     return_window : bool
         Also return the window ``W`` (``-1`` when ``tau`` is inf).
 
     Returns
     -------
     float
-        About 1 for i.i.d. labels. Below 1 for anti-correlated sequences: 0
-        for a deterministic cycle through the classes (the windowed sum is
-        clipped at 0, which it can undershoot when ``rho(1) < -1/2``).
+        About 1 for i.i.d. labels; below 1 for a chain that cycles through
+        the classes (anti-correlated labels). Never negative: the windowed sum
+        is clipped at 0, which ``window="sokal"`` can undershoot (e.g. 0, 1, 0,
+        1, ..., whose Abel sum is 0, gives ``1 + 2 rho(1) = -1`` at ``W = 1``).
         ``math.inf`` when
 
         * the class never changes (zero variance of the indicators, e.g. one
           chain stuck in one class), or
-        * the window never closes within the chain (``W >= c tau_int(W)``
-          fails for every ``W < T``): the chain is shorter than about ``c``
-          autocorrelation times, so no finite value can be claimed (e.g.
-          several chains each stuck in its own class).
+        * the window never closes within the chain (the rule fails for every
+          ``W < T``): the chain is shorter than about ``c`` autocorrelation
+          times, so no finite value can be claimed (e.g. several chains each
+          stuck in its own class). With ``window="abs"`` this includes a
+          deterministic cycle through the classes, whose correlations never
+          decay (like ``decorrelation_time`` of eq. 23 for ``|lambda_2| = 1``).
     """
     if not (math.isfinite(float(c)) and c > 0):
         raise ValueError(f"c must be finite and positive, got {c!r}")
+    if window not in ("abs", "sokal"):
+        raise ValueError(f"window must be 'abs' or 'sokal', got {window!r}")
     lab, K = _as_labels(labels, n_classes)
     if lab.shape[1] < 2:
         raise ValueError(f"labels need at least 2 time steps per chain, got {lab.shape[1]}")
@@ -291,7 +319,7 @@ def integrated_autocorrelation_time(
     if np.isnan(rho[0]):
         tau, w = math.inf, -1
     else:
-        tau, w = _sokal_window(rho, float(c))
+        tau, w = _sokal_window(rho, float(c), window)
         # A strongly anti-correlated sequence (0, 1, 0, 1, ..., exact tau_int = 0) can make the
         # windowed sum negative; an autocorrelation time is never below 0.
         tau = max(tau, 0.0)
