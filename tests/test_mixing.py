@@ -318,6 +318,10 @@ def test_mixing_measures_from_labels_agrees_with_the_parts() -> None:
     assert m.class_kl_samples == sample_class_kl(labels, data, 3)
     assert (m.n_steps, m.n_chains, m.classes) == (5000, 2, (4, 5, 6))
     assert sum(m.class_frequencies) == pytest.approx(1.0)
+    assert m.window_rule == "abs"
+    ms = mixing_measures_from_labels(labels, data, 3, window="sokal")
+    assert ms.tau_int_class == integrated_autocorrelation_time(labels, 3, window="sokal")
+    assert ms.window_rule == "sokal"
     d = m.as_dict()
     assert d["classes"] == [4, 5, 6] and d["tau_int_class"] == m.tau_int_class
 

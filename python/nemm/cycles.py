@@ -124,8 +124,7 @@ def _shortest_path(adj: np.ndarray, src: int, dst: int, max_edges: int) -> list[
             return path[::-1]
         if depth[u] == max_edges:
             continue
-        for v in np.flatnonzero(adj[u]):
-            v = int(v)
+        for v in (int(i) for i in np.flatnonzero(adj[u])):
             if v not in prev:
                 prev[v] = u
                 depth[v] = depth[u] + 1
@@ -284,9 +283,8 @@ def _as_sizes(sizes: Sequence[int], upper: int, name: str) -> np.ndarray:
     s = np.asarray(sizes)
     if s.ndim != 1 or s.size == 0:
         raise ValueError(f"{name} must be a non-empty one-dimensional sequence")
-    if not np.issubdtype(s.dtype, np.integer):
-        if not np.array_equal(s, np.round(s)):
-            raise ValueError(f"{name} must hold integers")
+    if not np.issubdtype(s.dtype, np.integer) and not np.array_equal(s, np.round(s)):
+        raise ValueError(f"{name} must hold integers")
     s = s.astype(np.int64)
     if s.min() < 1 or s.max() > upper:
         raise ValueError(f"{name} must lie in 1..{upper}, got {s.min()}..{s.max()}")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, overload
 
 import numpy as np
 
@@ -252,6 +252,20 @@ def _sokal_window(rho: np.ndarray, c: float, window: str) -> tuple[float, int]:
     return float(taus[w]), w
 
 
+@overload
+def integrated_autocorrelation_time(
+    labels: object, n_classes: int | None = ..., *, c: float = ..., window: Literal["abs", "sokal"] = ...,
+    return_window: Literal[False] = ...,
+) -> float: ...
+
+
+@overload
+def integrated_autocorrelation_time(
+    labels: object, n_classes: int | None = ..., *, c: float = ..., window: Literal["abs", "sokal"] = ...,
+    return_window: Literal[True],
+) -> tuple[float, int]: ...
+
+
 def integrated_autocorrelation_time(
     labels: object,
     n_classes: int | None = None,
@@ -361,6 +375,18 @@ def class_cover_times(labels: object, n_classes: int) -> np.ndarray:
     return out[0] if np.asarray(labels).ndim == 1 else out
 
 
+@overload
+def class_cover_time(
+    labels: object, n_classes: int, *, min_fraction: float = ..., return_fraction: Literal[False] = ...
+) -> float: ...
+
+
+@overload
+def class_cover_time(
+    labels: object, n_classes: int, *, min_fraction: float = ..., return_fraction: Literal[True]
+) -> tuple[float, float]: ...
+
+
 def class_cover_time(
     labels: object, n_classes: int, *, min_fraction: float = 0.5, return_fraction: bool = False
 ) -> float | tuple[float, float]:
@@ -461,6 +487,8 @@ class MixingMeasures:
         in this chain length).
     tau_window : int
         Sokal's window ``W`` (``-1`` when ``tau_int_class`` is inf).
+    window_rule : str
+        ``"abs"`` or ``"sokal"``: the window rule of :func:`integrated_autocorrelation_time`.
     cover_time : float
         :func:`class_cover_time` (mean over covering starts).
     cover_fraction : float
@@ -488,6 +516,7 @@ class MixingMeasures:
     n_steps: int
     n_chains: int
     pseudocount: float = 0.0
+    window_rule: str = "abs"
 
     def as_dict(self) -> dict[str, Any]:
         """Plain ints, floats and lists (floats may be ``inf``)."""
@@ -498,15 +527,23 @@ class MixingMeasures:
 
 
 def mixing_measures_from_labels(
-    labels: object, data_labels: object, n_classes: int, *, classes: object = None, pseudocount: float = 0.0
+    labels: object,
+    data_labels: object,
+    n_classes: int,
+    *,
+    classes: object = None,
+    pseudocount: float = 0.0,
+    window: Literal["abs", "sokal"] = "abs",
 ) -> MixingMeasures:
     """:class:`MixingMeasures` of a class-index sequence (``(T,)`` or ``(n_chains, T)``).
 
-    ``classes`` names the class indices (default ``0 .. n_classes - 1``).
+    ``data_labels`` are class indices too; ``classes`` names the indices
+    (default ``0 .. n_classes - 1``); ``pseudocount`` goes to
+    :func:`sample_class_kl` and ``window`` to :func:`integrated_autocorrelation_time`.
     """
     lab, K = _as_labels(labels, n_classes)
-    tau, w = integrated_autocorrelation_time(lab, K, return_window=True)  # type: ignore[misc]
-    cover, frac = class_cover_time(lab, K, return_fraction=True)  # type: ignore[misc]
+    tau, w = integrated_autocorrelation_time(lab, K, window=window, return_window=True)
+    cover, frac = class_cover_time(lab, K, return_fraction=True)
     names = np.arange(K) if classes is None else np.asarray(classes)
     if names.shape != (K,):
         raise ValueError(f"classes must have {K} entries, got shape {names.shape}")
@@ -522,11 +559,17 @@ def mixing_measures_from_labels(
         n_steps=int(lab.shape[1]),
         n_chains=int(lab.shape[0]),
         pseudocount=float(pseudocount),
+        window_rule=window,
     )
 
 
 def mixing_measures(
-    samples: object, classifier: Classifier, data_labels: object, *, pseudocount: float = 0.0
+    samples: object,
+    classifier: Classifier,
+    data_labels: object,
+    *,
+    pseudocount: float = 0.0,
+    window: Literal["abs", "sokal"] = "abs",
 ) -> MixingMeasures:
     """Classify generated samples and measure the mixing of their class.
 
@@ -542,6 +585,8 @@ def mixing_measures(
         Labels of the data (values from ``classifier.classes_``), for the class KL.
     pseudocount : float, default 0
         Passed to :func:`sample_class_kl`.
+    window : {"abs", "sokal"}, default "abs"
+        Passed to :func:`integrated_autocorrelation_time`.
 
     Returns
     -------
@@ -563,7 +608,8 @@ def mixing_measures(
     if dl.ndim != 1:
         raise ValueError(f"data_labels must be one-dimensional, got shape {dl.shape}")
     didx = _class_indices(dl, classes, "data_labels")
-    return mixing_measures_from_labels(idx, didx, classes.size, classes=classes, pseudocount=pseudocount)
+    return mixing_measures_from_labels(idx, didx, classes.size, classes=classes, pseudocount=pseudocount,
+                                       window=window)
 
 
 def _class_indices(values: np.ndarray, classes: np.ndarray, name: str) -> np.ndarray:
