@@ -1,0 +1,623 @@
+"""Mixing of a sampling chain, measured on the class of its generated samples.
+
+Spec section "Mixing at equal likelihood": the paper's claim is that latent
+cycles decorrelate successive fantasy samples. Every generated visible state
+is labeled by a classifier fitted on the labeled data (a Bernoulli naive
+Bayes), and the sequence of labels is summarized by
+
+* ``tau_int_class``: the integrated autocorrelation time of the class
+  indicator vector, with Sokal's automatic window;
+* the class cover time: steps from a start until every class has appeared;
+* the class KL of the samples (eq. 22 computed from sample frequencies).
+
+The label functions are pure functions of integer arrays, so they serve any
+sampler: the nonequilibrium chain, an RBM's Gibbs chain, or i.i.d. draws (the
+ideal, ``tau_int_class = 1``). Equation numbers are those of Baiesi & Rosso,
+arXiv:2512.11415.
+
+Label arrays hold class *indices* ``0 .. n_classes - 1`` with time along the
+last axis: shape ``(T,)`` for one chain or ``(n_chains, T)`` for independent
+chains of equal length.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Protocol, overload
+
+import numpy as np
+
+from ._checks import as_binary_matrix
+from ._logdomain import logsumexp
+
+__all__ = [
+    "BernoulliNaiveBayes",
+    "MixingMeasures",
+    "class_autocorrelation",
+    "class_cover_time",
+    "class_cover_times",
+    "integrated_autocorrelation_time",
+    "mixing_measures",
+    "mixing_measures_from_labels",
+    "sample_class_kl",
+]
+
+# Sokal's window constant: the smallest W with W >= SOKAL_C * tau_int(W).
+SOKAL_C = 5.0
+
+
+# --------------------------------------------------------------------------- classifier
+
+
+def _as_label_vector(y: object, n: int | None, name: str = "y") -> np.ndarray:
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} entries, expected {n} (one per row of X)")
+    if arr.size and not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
+        if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+            raise TypeError(f"{name} must hold integer class labels, got dtype {arr.dtype}")
+        if not np.isfinite(arr).all() or not np.array_equal(arr, np.round(arr)):
+            raise ValueError(f"{name} must hold integer class labels")
+    return arr.astype(np.int64)
+
+
+class BernoulliNaiveBayes:
+    """Bernoulli naive Bayes on binary features with Laplace smoothing, in the log domain.
+
+    ``P(x | c) = prod_i theta_ci^x_i (1 - theta_ci)^(1 - x_i)`` with
+    ``theta_ci = (n_ci + alpha) / (n_c + 2 alpha)`` (``n_ci``: points of class
+    ``c`` with ``x_i = 1``), and the class prior ``n_c / N``. Only sums of
+    logarithms are ever formed: for ``D = 784`` the product underflows.
+
+    Parameters
+    ----------
+    alpha : float, default 1.0
+        Laplace (add-alpha) smoothing; must be positive so that no log is ``-inf``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of int, shape (K,)
+        The class labels seen by :meth:`fit`, ascending.
+    class_log_prior_ : ndarray, shape (K,)
+        ``ln(n_c / N)``.
+    feature_log_prob_ : ndarray, shape (K, D)
+        ``ln theta_ci``.
+    feature_log_neg_prob_ : ndarray, shape (K, D)
+        ``ln(1 - theta_ci)``.
+    """
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        self.alpha = alpha
+
+    def fit(self, X: object, y: object) -> "BernoulliNaiveBayes":
+        """Fit on labeled binary data.
+
+        Parameters
+        ----------
+        X : array_like of 0/1, shape (N, D)
+        y : array_like of int, shape (N,)
+            Class labels; at least two distinct classes.
+
+        Returns
+        -------
+        self
+        """
+        alpha = float(self.alpha)
+        if not (math.isfinite(alpha) and alpha > 0):
+            raise ValueError(f"alpha must be finite and positive, got {self.alpha!r}")
+        Xb = as_binary_matrix(X, "X")
+        labels = _as_label_vector(y, Xb.shape[0])
+        classes, idx, n_c = np.unique(labels, return_inverse=True, return_counts=True)
+        if classes.size < 2:
+            raise ValueError(f"y must contain at least 2 classes, got {classes.size}")
+        onehot = np.zeros((Xb.shape[0], classes.size))
+        onehot[np.arange(Xb.shape[0]), idx] = 1.0
+        n_ci = onehot.T @ Xb.astype(np.float64)  # (K, D) counts of ones per class
+        denom = (n_c + 2.0 * alpha)[:, None]
+        self.classes_ = classes
+        self.class_log_prior_ = np.log(n_c / n_c.sum())
+        self.feature_log_prob_ = np.log(n_ci + alpha) - np.log(denom)
+        self.feature_log_neg_prob_ = np.log(n_c[:, None] - n_ci + alpha) - np.log(denom)
+        return self
+
+    def _require_fitted(self) -> None:
+        if not hasattr(self, "classes_"):
+            raise RuntimeError("BernoulliNaiveBayes is not fitted; call fit(X, y) first")
+
+    def joint_log_likelihood(self, X: object) -> np.ndarray:
+        """``ln P(c) + ln P(x | c)`` for every row of ``X`` and class, shape (N, K)."""
+        self._require_fitted()
+        Xb = as_binary_matrix(X, "X", n_features=self.feature_log_prob_.shape[1]).astype(np.float64)
+        # sum_i [x_i ln theta + (1 - x_i) ln(1 - theta)] = x . (ln theta - ln(1-theta)) + sum_i ln(1-theta)
+        diff = self.feature_log_prob_ - self.feature_log_neg_prob_
+        return Xb @ diff.T + self.feature_log_neg_prob_.sum(axis=1) + self.class_log_prior_
+
+    def predict_log_proba(self, X: object) -> np.ndarray:
+        """Posterior ``ln P(c | x)``, shape (N, K), columns in the order of ``classes_``."""
+        jll = self.joint_log_likelihood(X)
+        return jll - logsumexp(jll, axis=1)[:, None]
+
+    def predict_index(self, X: object) -> np.ndarray:
+        """Index into ``classes_`` of the most probable class of each row (ties: the lowest), int64 (N,)."""
+        return np.argmax(self.joint_log_likelihood(X), axis=1).astype(np.int64)
+
+    def predict(self, X: object) -> np.ndarray:
+        """Most probable class label of each row, shape (N,)."""
+        idx = self.predict_index(X)  # checks that the model is fitted
+        return self.classes_[idx]
+
+    def score(self, X: object, y: object) -> float:
+        """Fraction of rows of ``X`` whose predicted label equals ``y``."""
+        pred = self.predict(X)
+        return float(np.mean(pred == _as_label_vector(y, pred.shape[0])))
+
+
+class Classifier(Protocol):
+    """What :func:`mixing_measures` needs of a classifier: ``classes_`` and ``predict``."""
+
+    classes_: np.ndarray
+
+    def predict(self, X: Any) -> np.ndarray: ...
+
+
+# --------------------------------------------------------------------------- label sequences
+
+
+def _as_labels(labels: object, n_classes: int | None, name: str = "labels") -> tuple[np.ndarray, int]:
+    """Validate class indices; return them as int64 (n_chains, T) and the number of classes."""
+    arr = np.asarray(labels)
+    if arr.ndim not in (1, 2):
+        raise ValueError(f"{name} must be one-dimensional (T,) or two-dimensional (n_chains, T), got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty")
+    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
+        if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+            raise TypeError(f"{name} must hold integer class indices, got dtype {arr.dtype}")
+        if not np.isfinite(arr).all() or not np.array_equal(arr, np.round(arr)):
+            raise ValueError(f"{name} must hold integer class indices (found NaN, inf or fractions)")
+    arr = np.atleast_2d(arr.astype(np.int64))
+    if arr.min() < 0:
+        raise ValueError(f"{name} contains negative class indices")
+    if n_classes is None:
+        k = int(arr.max()) + 1
+    else:
+        if int(n_classes) != n_classes or n_classes < 1:
+            raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+        k = int(n_classes)
+        if arr.max() >= k:
+            raise ValueError(f"{name} contains class index {int(arr.max())}, outside 0..{k - 1}")
+    return np.ascontiguousarray(arr), k
+
+
+def class_autocorrelation(labels: object, n_classes: int | None = None) -> np.ndarray:
+    """Normalized autocorrelation ``rho(k)`` of the class indicator vector, ``k = 0 .. T-1``.
+
+    ``rho(k) = sum_c C_c(k) / sum_c C_c(0)`` where ``C_c(k)`` is the
+    autocovariance of ``f_c(t) = 1[c(t) = c]`` (spec, "Mixing at equal
+    likelihood"). Pooling over independent chains: every chain is centered by
+    the *pooled* class frequencies (all chains, all times), and
+    ``C_c(k) = sum_chains sum_{t < T-k} f'_c(t) f'_c(t+k) / (n_chains T)``
+    (the usual biased, positive-definite estimator, divided by ``T`` rather
+    than ``T - k``). Centering by the pooled mean counts disagreement between
+    chains as correlation: chains each stuck in a different class give
+    ``rho(k) ~ 1`` at every lag, as they should. Autocovariances by FFT,
+    ``O(n_chains K T log T)``.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (T,) or (n_chains, T)
+        Class indices in time order.
+    n_classes : int, optional
+        Number of classes (default ``max(labels) + 1``).
+
+    Returns
+    -------
+    numpy.ndarray, shape (T,)
+        ``rho[0] = 1``; all ``nan`` when the indicators have zero variance (every
+        label equal).
+    """
+    lab, K = _as_labels(labels, n_classes)
+    n_chains, T = lab.shape
+    freq = np.bincount(lab.ravel(), minlength=K) / lab.size
+    nfft = 1 << int(2 * T - 1).bit_length()  # zero-padded: no circular wrap-around
+    power = np.zeros(nfft // 2 + 1)
+    for chain in lab:
+        f = (chain[None, :] == np.arange(K)[:, None]).astype(np.float64) - freq[:, None]  # (K, T)
+        F = np.fft.rfft(f, n=nfft, axis=1)
+        power += np.sum(F.real**2 + F.imag**2, axis=0)  # summed over classes before the inverse
+    acov = np.fft.irfft(power, n=nfft)[:T] / (n_chains * T)
+    c0 = acov[0]
+    if not c0 > 1e-14:  # exactly zero up to FFT rounding: every label equal
+        return np.full(T, np.nan)
+    return acov / c0
+
+
+def _sokal_window(rho: np.ndarray, c: float, window: str) -> tuple[float, int]:
+    """``(tau_int(W), W)`` at Sokal's window; ``(inf, -1)`` if it never closes.
+
+    ``window="sokal"``: the smallest ``W >= 1`` with ``W >= c tau_int(W)``.
+    ``window="abs"``: the smallest ``W >= 1`` with ``W >= c tau_abs(W)``, where
+    ``tau_abs(W) = 1 + 2 sum_{k<=W} |rho(k)|`` measures the decay of the envelope.
+    """
+    taus = 2.0 * np.cumsum(rho) - 1.0  # taus[W] = 1 + 2 sum_{k=1}^{W} rho(k)
+    scale = taus if window == "sokal" else 2.0 * np.cumsum(np.abs(rho)) - 1.0
+    W = np.arange(rho.size)
+    ok = (W >= 1) & (W >= c * scale)
+    if not ok.any():
+        return math.inf, -1
+    w = int(np.argmax(ok))
+    return float(taus[w]), w
+
+
+@overload
+def integrated_autocorrelation_time(
+    labels: object, n_classes: int | None = ..., *, c: float = ..., window: Literal["abs", "sokal"] = ...,
+    return_window: Literal[False] = ...,
+) -> float: ...
+
+
+@overload
+def integrated_autocorrelation_time(
+    labels: object, n_classes: int | None = ..., *, c: float = ..., window: Literal["abs", "sokal"] = ...,
+    return_window: Literal[True],
+) -> tuple[float, int]: ...
+
+
+def integrated_autocorrelation_time(
+    labels: object,
+    n_classes: int | None = None,
+    *,
+    c: float = SOKAL_C,
+    window: Literal["abs", "sokal"] = "abs",
+    return_window: bool = False,
+) -> float | tuple[float, int]:
+    """Integrated autocorrelation time of the class of the generated samples (``tau_int_class``).
+
+    ``tau_int = 1 + 2 sum_{k=1}^{W} rho(k)`` with ``rho`` from
+    :func:`class_autocorrelation` (chains pooled as described there) and
+    Sokal's automatic window (``c = 5``). Measured in steps of the label
+    sequence (one sample each).
+
+    Window. Sokal's rule, the smallest ``W >= 1`` with ``W >= c tau_int(W)``
+    (``window="sokal"``), assumes a mostly positive ``rho``. A chain that
+    cycles through the classes has an oscillating ``rho`` (e.g. 1, -0.08,
+    -0.43, -0.16, 0.45, ...): the partial sums swing through 0 and the rule
+    closes at the first trough (``W = 2``, ``tau ~ 0``), long before the sum
+    has settled. The default ``window="abs"`` applies the same rule to the
+    envelope, ``W >= c (1 + 2 sum_{k<=W} |rho(k)|)``, and reports the signed sum
+    ``tau_int(W)`` there. For a non-negative ``rho`` (every reversible chain
+    and the i.i.d. case) the two rules choose the same ``W``.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (T,) or (n_chains, T)
+        Class indices in time order; ``T >= 2``.
+    n_classes : int, optional
+        Number of classes (default ``max(labels) + 1``).
+    c : float, default 5
+        Sokal's window constant.
+    window : {"abs", "sokal"}, default "abs"
+        Window rule, see above.
+    return_window : bool
+        Also return the window ``W`` (``-1`` when ``tau`` is inf).
+
+    Returns
+    -------
+    float
+        About 1 for i.i.d. labels; below 1 for a chain that cycles through
+        the classes (anti-correlated labels). Never negative: the windowed sum
+        is clipped at 0, which ``window="sokal"`` can undershoot (e.g. 0, 1, 0,
+        1, ..., whose Abel sum is 0, gives ``1 + 2 rho(1) = -1`` at ``W = 1``).
+        ``math.inf`` when
+
+        * the class never changes (zero variance of the indicators, e.g. one
+          chain stuck in one class), or
+        * the window never closes within the chain (the rule fails for every
+          ``W < T``): the chain is shorter than about ``c`` autocorrelation
+          times, so no finite value can be claimed (e.g. several chains each
+          stuck in its own class). With ``window="abs"`` this includes a
+          deterministic cycle through the classes, whose correlations never
+          decay (like ``decorrelation_time`` of eq. 23 for ``|lambda_2| = 1``).
+    """
+    if not (math.isfinite(float(c)) and c > 0):
+        raise ValueError(f"c must be finite and positive, got {c!r}")
+    if window not in ("abs", "sokal"):
+        raise ValueError(f"window must be 'abs' or 'sokal', got {window!r}")
+    lab, K = _as_labels(labels, n_classes)
+    if lab.shape[1] < 2:
+        raise ValueError(f"labels need at least 2 time steps per chain, got {lab.shape[1]}")
+    rho = class_autocorrelation(lab, K)
+    if np.isnan(rho[0]):
+        tau, w = math.inf, -1
+    else:
+        tau, w = _sokal_window(rho, float(c), window)
+        # A strongly anti-correlated sequence (0, 1, 0, 1, ..., exact tau_int = 0) can make the
+        # windowed sum negative; an autocorrelation time is never below 0.
+        tau = max(tau, 0.0)
+    return (tau, w) if return_window else tau
+
+
+def class_cover_times(labels: object, n_classes: int) -> np.ndarray:
+    """Cover time from every start: the first ``k`` such that ``labels[t:t+k]`` contains every class.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (T,) or (n_chains, T)
+        Class indices in time order; each row is a chain (a window never runs
+        across rows).
+    n_classes : int
+        Number of classes ``K`` to cover (``0 .. K-1``).
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (n_chains, T) (or (T,) for 1-d input)
+        ``k(t) >= 1`` (``k = K`` at best), ``inf`` for a start whose remaining
+        chain never shows every class (censored at the chain's end).
+        ``O(n_chains K T)``.
+    """
+    lab, K = _as_labels(labels, n_classes)
+    n_chains, T = lab.shape
+    out = np.empty((n_chains, T))
+    t = np.arange(T)
+    for r, chain in enumerate(lab):
+        last = np.full(T, -1, dtype=np.int64)  # max over classes of the next occurrence at or after t
+        never = np.zeros(T, dtype=bool)
+        for cls in range(K):
+            # next_c[t] = smallest s >= t with chain[s] == cls, by a reversed running minimum.
+            pos = np.where(chain == cls, t, T)
+            nxt = np.minimum.accumulate(pos[::-1])[::-1]
+            never |= nxt == T
+            np.maximum(last, nxt, out=last)
+        out[r] = np.where(never, np.inf, (last - t + 1).astype(np.float64))
+    return out[0] if np.asarray(labels).ndim == 1 else out
+
+
+@overload
+def class_cover_time(
+    labels: object, n_classes: int, *, min_fraction: float = ..., return_fraction: Literal[False] = ...
+) -> float: ...
+
+
+@overload
+def class_cover_time(
+    labels: object, n_classes: int, *, min_fraction: float = ..., return_fraction: Literal[True]
+) -> tuple[float, float]: ...
+
+
+def class_cover_time(
+    labels: object, n_classes: int, *, min_fraction: float = 0.5, return_fraction: bool = False
+) -> float | tuple[float, float]:
+    """Mean class cover time over all start positions (spec, "Mixing at equal likelihood").
+
+    Every position ``t`` of every chain is a start; its cover time is
+    :func:`class_cover_times`. Starts near a chain's end may never cover
+    (censored). The mean is taken over the starts that do cover, provided they
+    are at least ``min_fraction`` of all starts; otherwise the result is
+    ``inf``. Censoring drops the longest cover times, so when the fraction is
+    below one the mean is a slight underestimate (negligible when the cover
+    time is much shorter than the chain: about ``cover / T`` of the starts).
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (T,) or (n_chains, T)
+    n_classes : int
+        Number of classes to cover.
+    min_fraction : float in (0, 1], default 0.5
+        Minimum fraction of covering starts for a finite answer.
+    return_fraction : bool
+        Also return the fraction of starts that cover.
+
+    Returns
+    -------
+    float
+        Mean cover time in steps; for i.i.d. uniform labels it is the
+        coupon-collector ``K H_K``; for the deterministic cycle ``0, 1, ..., K-1,
+        0, ...`` it is exactly ``K``. ``inf`` when too few starts cover (a chain
+        that never shows some class).
+    """
+    mf = float(min_fraction)
+    if not (0.0 < mf <= 1.0):
+        raise ValueError(f"min_fraction must be in (0, 1], got {min_fraction!r}")
+    k = class_cover_times(labels, n_classes).ravel()
+    covered = np.isfinite(k)
+    frac = float(covered.mean())
+    mean = float(k[covered].mean()) if covered.any() and frac >= mf else math.inf
+    return (mean, frac) if return_fraction else mean
+
+
+def sample_class_kl(
+    sample_labels: object, data_labels: object, n_classes: int, *, pseudocount: float = 0.0
+) -> float:
+    """Class KL of generated samples: ``KL(P_data || P_model)`` (eq. 22) from sample class frequencies.
+
+    ``P_model(k) = (n_k + pseudocount) / (n + K pseudocount)`` where ``n_k``
+    counts the samples labeled ``k``, and ``P_data`` is the label frequency of
+    the data. Unlike the state-based eq. 22 of
+    :func:`nemm.diagnostics.class_kl`, no hidden state is assigned a class: the
+    samples themselves are classified.
+
+    Parameters
+    ----------
+    sample_labels : array_like of int, shape (T,) or (n_chains, T)
+        Class indices of the generated samples.
+    data_labels : array_like of int, shape (N,)
+        Class indices of the data.
+    n_classes : int
+    pseudocount : float, default 0
+        With the default 0, a class present in the data but never generated
+        gives ``inf`` (the plug-in value). A positive value is added to every
+        class count of the samples.
+
+    Returns
+    -------
+    float
+        ``>= 0`` nats (``0`` iff the frequencies agree); classes absent from the
+        data contribute nothing.
+    """
+    pc = float(pseudocount)
+    if not (math.isfinite(pc) and pc >= 0):
+        raise ValueError(f"pseudocount must be finite and >= 0, got {pseudocount!r}")
+    s, K = _as_labels(sample_labels, n_classes, "sample_labels")
+    d, _ = _as_labels(data_labels, K, "data_labels")
+    if np.asarray(data_labels).ndim != 1:
+        raise ValueError("data_labels must be one-dimensional")
+    p_data = np.bincount(d.ravel(), minlength=K) / d.size
+    n_k = np.bincount(s.ravel(), minlength=K).astype(np.float64)
+    p_model = (n_k + pc) / (n_k.sum() + K * pc)
+    present = p_data > 0
+    if (p_model[present] == 0).any():
+        return math.inf
+    return float(np.sum(p_data[present] * (np.log(p_data[present]) - np.log(p_model[present]))))
+
+
+# --------------------------------------------------------------------------- summary
+
+
+@dataclass(frozen=True)
+class MixingMeasures:
+    """Mixing of one sampling chain (or i.i.d. draws), measured on sample classes.
+
+    Attributes
+    ----------
+    tau_int_class : float
+        :func:`integrated_autocorrelation_time` (``inf``: stuck, or not measurable
+        in this chain length).
+    tau_window : int
+        Sokal's window ``W`` (``-1`` when ``tau_int_class`` is inf).
+    window_rule : str
+        ``"abs"`` or ``"sokal"``: the window rule of :func:`integrated_autocorrelation_time`.
+    cover_time : float
+        :func:`class_cover_time` (mean over covering starts).
+    cover_fraction : float
+        Fraction of starts that cover every class.
+    class_kl_samples : float
+        :func:`sample_class_kl` with ``pseudocount``.
+    class_frequencies : tuple of float
+        Fraction of samples in each class (the ``P_model`` of ``class_kl_samples``
+        before any pseudo-count).
+    classes : tuple of int
+        Class labels, in the order of ``class_frequencies``.
+    n_steps : int
+        Samples per chain ``T``.
+    n_chains : int
+    pseudocount : float
+    """
+
+    tau_int_class: float
+    tau_window: int
+    cover_time: float
+    cover_fraction: float
+    class_kl_samples: float
+    class_frequencies: tuple[float, ...]
+    classes: tuple[int, ...]
+    n_steps: int
+    n_chains: int
+    pseudocount: float = 0.0
+    window_rule: str = "abs"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain ints, floats and lists (floats may be ``inf``)."""
+        d = asdict(self)
+        d["class_frequencies"] = list(self.class_frequencies)
+        d["classes"] = list(self.classes)
+        return d
+
+
+def mixing_measures_from_labels(
+    labels: object,
+    data_labels: object,
+    n_classes: int,
+    *,
+    classes: object = None,
+    pseudocount: float = 0.0,
+    window: Literal["abs", "sokal"] = "abs",
+) -> MixingMeasures:
+    """:class:`MixingMeasures` of a class-index sequence (``(T,)`` or ``(n_chains, T)``).
+
+    ``data_labels`` are class indices too; ``classes`` names the indices
+    (default ``0 .. n_classes - 1``); ``pseudocount`` goes to
+    :func:`sample_class_kl` and ``window`` to :func:`integrated_autocorrelation_time`.
+    """
+    lab, K = _as_labels(labels, n_classes)
+    tau, w = integrated_autocorrelation_time(lab, K, window=window, return_window=True)
+    cover, frac = class_cover_time(lab, K, return_fraction=True)
+    names = np.arange(K) if classes is None else np.asarray(classes)
+    if names.shape != (K,):
+        raise ValueError(f"classes must have {K} entries, got shape {names.shape}")
+    freq = np.bincount(lab.ravel(), minlength=K) / lab.size
+    return MixingMeasures(
+        tau_int_class=float(tau),
+        tau_window=int(w),
+        cover_time=float(cover),
+        cover_fraction=float(frac),
+        class_kl_samples=sample_class_kl(lab, data_labels, K, pseudocount=pseudocount),
+        class_frequencies=tuple(float(f) for f in freq),
+        classes=tuple(int(c) for c in names),
+        n_steps=int(lab.shape[1]),
+        n_chains=int(lab.shape[0]),
+        pseudocount=float(pseudocount),
+        window_rule=window,
+    )
+
+
+def mixing_measures(
+    samples: object,
+    classifier: Classifier,
+    data_labels: object,
+    *,
+    pseudocount: float = 0.0,
+    window: Literal["abs", "sokal"] = "abs",
+) -> MixingMeasures:
+    """Classify generated samples and measure the mixing of their class.
+
+    Parameters
+    ----------
+    samples : array_like of 0/1, shape (T, D) or (n_chains, T, D)
+        Consecutive visible states of one chain (``Machine.sample(T,
+        n_chains=1, thin=1)``), of several independent chains of equal length,
+        or i.i.d. draws (the ideal: ``tau_int_class`` about 1).
+    classifier : fitted classifier with ``classes_`` and ``predict``
+        E.g. :class:`BernoulliNaiveBayes` fitted on the labeled data.
+    data_labels : array_like, shape (N,)
+        Labels of the data (values from ``classifier.classes_``), for the class KL.
+    pseudocount : float, default 0
+        Passed to :func:`sample_class_kl`.
+    window : {"abs", "sokal"}, default "abs"
+        Passed to :func:`integrated_autocorrelation_time`.
+
+    Returns
+    -------
+    MixingMeasures
+    """
+    arr = np.asarray(samples)
+    if arr.ndim == 2:
+        arr = arr[None]
+    elif arr.ndim != 3:
+        raise ValueError(f"samples must have shape (T, D) or (n_chains, T, D), got {arr.shape}")
+    n_chains, T, D = arr.shape
+    classes = np.asarray(classifier.classes_)
+    if classes.ndim != 1 or classes.size < 2:
+        raise ValueError("classifier.classes_ must list at least 2 classes")
+    flat = as_binary_matrix(arr.reshape(n_chains * T, D), "samples")
+    pred = np.asarray(classifier.predict(flat))
+    idx = _class_indices(pred, classes, "predicted labels").reshape(n_chains, T)
+    dl = np.asarray(data_labels)
+    if dl.ndim != 1:
+        raise ValueError(f"data_labels must be one-dimensional, got shape {dl.shape}")
+    didx = _class_indices(dl, classes, "data_labels")
+    return mixing_measures_from_labels(idx, didx, classes.size, classes=classes, pseudocount=pseudocount,
+                                       window=window)
+
+
+def _class_indices(values: np.ndarray, classes: np.ndarray, name: str) -> np.ndarray:
+    """Positions of ``values`` in ``classes`` (which must be sorted, as ``np.unique`` gives)."""
+    order = np.argsort(classes, kind="stable")
+    pos = np.searchsorted(classes[order], values)
+    pos = np.clip(pos, 0, classes.size - 1)
+    bad = classes[order][pos] != values
+    if bad.any():
+        raise ValueError(f"{name} contain {values[bad][0]!r}, which is not among the classes {classes.tolist()}")
+    return order[pos].astype(np.int64)

@@ -1,0 +1,357 @@
+"""Tests of the class-based mixing measures (nemm.mixing) against exact answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nemm.mixing import (
+    BernoulliNaiveBayes,
+    MixingMeasures,
+    class_autocorrelation,
+    class_cover_time,
+    class_cover_times,
+    integrated_autocorrelation_time,
+    mixing_measures,
+    mixing_measures_from_labels,
+    sample_class_kl,
+)
+
+SETTINGS = settings(max_examples=40, deadline=None)
+
+
+def symmetric_chain(K: int, p: float, T: int, seed: int, n_chains: int = 1) -> np.ndarray:
+    """K-class chain: stay with probability 1 - p, else jump to one of the other K - 1 classes uniformly."""
+    rng = np.random.default_rng(seed)
+    jump = rng.random((n_chains, T)) < p
+    shift = rng.integers(1, K, size=(n_chains, T)) * jump  # 0 when staying
+    shift[:, 0] = rng.integers(0, K, size=n_chains)  # stationary (uniform) start
+    return np.cumsum(shift, axis=1) % K
+
+
+# --------------------------------------------------------------------------- naive Bayes
+
+
+def direct_naive_bayes_log_proba(X: np.ndarray, y: np.ndarray, Xq: np.ndarray) -> np.ndarray:
+    """ln P(c | x) written out feature by feature, Laplace alpha = 1."""
+    classes = np.unique(y)
+    out = np.empty((Xq.shape[0], classes.size))
+    for j, c in enumerate(classes):
+        Xc = X[y == c]
+        theta = (Xc.sum(axis=0) + 1.0) / (Xc.shape[0] + 2.0)
+        prior = Xc.shape[0] / X.shape[0]
+        for n, x in enumerate(Xq):
+            out[n, j] = math.log(prior) + sum(
+                math.log(theta[i]) if x[i] else math.log(1.0 - theta[i]) for i in range(X.shape[1])
+            )
+    m = out.max(axis=1, keepdims=True)
+    return out - (m + np.log(np.exp(out - m).sum(axis=1, keepdims=True)))
+
+
+def test_naive_bayes_matches_direct_computation() -> None:
+    rng = np.random.default_rng(3)
+    X = (rng.random((60, 9)) < rng.random(9)).astype(np.uint8)
+    y = rng.choice([2, 5, 7], size=60)
+    Xq = (rng.random((15, 9)) < 0.5).astype(np.uint8)
+    nb = BernoulliNaiveBayes().fit(X, y)
+    expected = direct_naive_bayes_log_proba(X, y, Xq)
+    np.testing.assert_allclose(nb.predict_log_proba(Xq), expected, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(nb.classes_, [2, 5, 7])
+    np.testing.assert_array_equal(nb.predict(Xq), np.array([2, 5, 7])[np.argmax(expected, axis=1)])
+
+
+def test_naive_bayes_is_log_domain_for_long_vectors() -> None:
+    # 5000 features: a product of probabilities in linear space would underflow to 0 / 0.
+    rng = np.random.default_rng(0)
+    X = (rng.random((40, 5000)) < 0.3).astype(np.uint8)
+    y = np.repeat([0, 1], 20)
+    X[y == 1, :2500] = 1
+    lp = BernoulliNaiveBayes().fit(X, y).predict_log_proba(X)
+    assert np.isfinite(lp).all()
+    np.testing.assert_allclose(np.logaddexp(lp[:, 0], lp[:, 1]), 0.0, atol=1e-12)
+    np.testing.assert_array_equal(np.argmax(lp, axis=1), y)
+
+
+def test_naive_bayes_classifies_embedded_digits(digits: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = digits
+    train, test = np.arange(0, X.shape[0], 2), np.arange(1, X.shape[0], 2)
+    nb = BernoulliNaiveBayes().fit(X[train], y[train])
+    assert nb.score(X[test], y[test]) > 0.9
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "match"),
+    [
+        (np.array([[0, 2], [1, 0]]), [0, 1], "only 0 and 1"),
+        (np.array([[0.0, np.nan], [1, 0]]), [0, 1], "NaN"),
+        (np.array([0, 1, 1]), [0, 1, 1], "two-dimensional"),
+        (np.array([[0, 1], [1, 0]]), [0, 1, 1], "expected 2"),
+        (np.array([[0, 1], [1, 0]]), [1, 1], "at least 2 classes"),
+        (np.array([[0, 1], [1, 0]]), [0.5, 1], "integer class labels"),
+    ],
+)
+def test_naive_bayes_rejects_bad_input(X: np.ndarray, y: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        BernoulliNaiveBayes().fit(X, y)
+
+
+def test_naive_bayes_rejects_bad_alpha_unfitted_use_and_wrong_width() -> None:
+    X, y = np.array([[0, 1], [1, 0]]), [0, 1]
+    with pytest.raises(ValueError, match="alpha"):
+        BernoulliNaiveBayes(alpha=0).fit(X, y)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        BernoulliNaiveBayes().predict(X)
+    with pytest.raises(ValueError, match="expected 2"):
+        BernoulliNaiveBayes().fit(X, y).predict(np.zeros((1, 3), dtype=np.uint8))
+
+
+# --------------------------------------------------------------------------- tau_int
+
+
+def test_tau_iid_labels_is_one() -> None:
+    labels = np.random.default_rng(1).integers(0, 3, size=200_000)
+    tau, w = integrated_autocorrelation_time(labels, 3, return_window=True)
+    assert abs(tau - 1.0) < 0.05
+    assert w in (5, 6)  # the first W >= 5 tau_int(W) for tau about 1
+
+
+@pytest.mark.parametrize(("K", "p"), [(2, 0.1), (2, 0.3), (3, 0.2), (4, 0.3), (6, 0.5)])
+def test_tau_symmetric_chain_matches_exact(K: int, p: float) -> None:
+    # Every non-trivial eigenvalue of the K-class symmetric chain is r = 1 - p K / (K - 1), so
+    # rho(k) = r^k and tau_int = (1 + r) / (1 - r); for K = 2 this is r = 1 - 2p.
+    r = 1.0 - p * K / (K - 1)
+    exact = (1.0 + r) / (1.0 - r)
+    # Standard error of tau about tau sqrt(2 (2W + 1) / T) with W ~ 5 tau: under 2% here.
+    T = 1_000_000 if exact > 5 else 300_000
+    labels = symmetric_chain(K, p, T, seed=K * 100 + int(p * 10))
+    tau = integrated_autocorrelation_time(labels, K)
+    assert tau == pytest.approx(exact, rel=0.05)
+    rho = class_autocorrelation(labels, K)
+    np.testing.assert_allclose(rho[:4], r ** np.arange(4), atol=0.01)
+
+
+def test_tau_pools_independent_chains() -> None:
+    r = 1.0 - 2 * 0.1
+    labels = symmetric_chain(2, 0.1, 50_000, seed=5, n_chains=20)
+    assert integrated_autocorrelation_time(labels, 2) == pytest.approx((1 + r) / (1 - r), rel=0.05)
+
+
+def test_tau_is_inf_for_a_stuck_chain_and_for_chains_stuck_apart() -> None:
+    assert integrated_autocorrelation_time(np.full(1000, 2), 3) == math.inf
+    assert np.isnan(class_autocorrelation(np.full(10, 1))).all()
+    # Each chain constant but in its own class: the pooled mean sees rho(k) ~ 1 at every lag.
+    assert integrated_autocorrelation_time(np.array([[0] * 500, [1] * 500, [2] * 500]), 3) == math.inf
+
+
+def test_tau_is_inf_when_the_chain_is_shorter_than_its_window() -> None:
+    # r = 0.998: tau = 999, far beyond what 2000 steps can resolve (W >= 5 tau never reached).
+    labels = symmetric_chain(2, 0.001, 2000, seed=2)
+    assert integrated_autocorrelation_time(labels, 2) == math.inf
+
+
+def test_tau_deterministic_cycle() -> None:
+    # rho = 1, -1/2, -1/2, 1, ... never decays: the envelope window never closes (inf, as eq. 23 says
+    # for |lambda_2| = 1); Sokal's literal rule closes at W = 1 on 1 + 2 rho(1) ~ 0 (the Abel sum).
+    labels = np.tile([0, 1, 2], 1000)
+    assert integrated_autocorrelation_time(labels, 3) == math.inf
+    tau, w = integrated_autocorrelation_time(labels, 3, window="sokal", return_window=True)
+    assert 0.0 <= tau < 1e-3 and w == 1
+    # 0, 1, 0, 1: the raw windowed sum is -1, clipped at 0.
+    assert integrated_autocorrelation_time(np.tile([0, 1], 1000), 2, window="sokal") == 0.0
+
+
+@pytest.mark.parametrize("q", [0.5, 0.8, 0.95])
+def test_tau_noisy_cycle_matches_exact(q: float) -> None:
+    # c(t+1) = c(t) + 1 mod 3 with probability q, else c(t): P = (1-q) I + q Shift, whose modes
+    # lambda = 1 - q + q exp(+-2 pi i / 3) give rho(k) = Re(lambda^k), tau = Re((1 + lambda) / (1 - lambda)).
+    lam = 1 - q + q * np.exp(2j * np.pi / 3)
+    exact = float(np.real((1 + lam) / (1 - lam)))
+    rng = np.random.default_rng(int(q * 100))
+    labels = np.cumsum(rng.random(300_000) < q) % 3
+    rho = class_autocorrelation(labels, 3)
+    np.testing.assert_allclose(rho[:6], np.real(lam ** np.arange(6)), atol=0.01)
+    assert integrated_autocorrelation_time(labels, 3) == pytest.approx(exact, abs=0.03)
+    if q >= 0.8:  # oscillating rho: Sokal's literal rule stops within the first period, off by over 50%
+        tau, w = integrated_autocorrelation_time(labels, 3, window="sokal", return_window=True)
+        assert w <= 2 and abs(tau - exact) > 0.5 * exact
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    K=st.integers(2, 5),
+    p=st.floats(0.05, 0.95),
+    T=st.integers(50, 3000),
+)
+def test_tau_invariants(seed: int, K: int, p: float, T: int) -> None:
+    labels = symmetric_chain(K, p, T, seed)
+    tau = integrated_autocorrelation_time(labels, K)
+    assert tau >= 0.0
+    perm = np.random.default_rng(seed).permutation(K)
+    tau_perm = integrated_autocorrelation_time(perm[labels], K)
+    assert tau_perm == pytest.approx(tau, rel=1e-9, abs=1e-9) or (math.isinf(tau) and math.isinf(tau_perm))
+    # Time reversal leaves autocovariances, hence tau, unchanged.
+    tau_rev = integrated_autocorrelation_time(labels[:, ::-1], K)
+    assert tau_rev == pytest.approx(tau, rel=1e-9, abs=1e-9) or (math.isinf(tau) and math.isinf(tau_rev))
+    # Unused extra classes have zero indicator variance: they change nothing.
+    tau_more = integrated_autocorrelation_time(labels, K + 2)
+    assert tau_more == pytest.approx(tau, rel=1e-9, abs=1e-9) or (math.isinf(tau) and math.isinf(tau_more))
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), K=st.integers(2, 4), T=st.integers(2, 60))
+def test_autocorrelation_matches_direct_sums(seed: int, K: int, T: int) -> None:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, K, size=(2, T))
+    freq = np.bincount(labels.ravel(), minlength=K) / labels.size
+    f = (labels[..., None] == np.arange(K)).astype(float) - freq  # (chains, T, K)
+    acov = np.array([np.sum(f[:, : T - k] * f[:, k:]) for k in range(T)]) / labels.size
+    rho = class_autocorrelation(labels, K)
+    if acov[0] <= 1e-14:
+        assert np.isnan(rho).all()
+    else:
+        np.testing.assert_allclose(rho, acov / acov[0], atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("labels", "kwargs", "match"),
+    [
+        (np.array([0, -1, 1]), {}, "negative"),
+        (np.array([0, 3, 1]), {"n_classes": 3}, "outside 0..2"),
+        (np.array([0.5, 1.0]), {}, "integer class indices"),
+        (np.zeros((2, 2, 2), dtype=int), {}, "one-dimensional"),
+        (np.array([], dtype=int), {}, "empty"),
+        (np.array([1]), {}, "at least 2 time steps"),
+        (np.array([0, 1]), {"c": 0}, "c must be"),
+        (np.array([0, 1]), {"window": "geyer"}, "window must be"),
+    ],
+)
+def test_tau_rejects_bad_input(labels: np.ndarray, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        integrated_autocorrelation_time(labels, **kwargs)
+
+
+# --------------------------------------------------------------------------- cover time
+
+
+def brute_cover_times(labels: np.ndarray, K: int) -> np.ndarray:
+    out = np.full(labels.size, np.inf)
+    for t in range(labels.size):
+        for k in range(1, labels.size - t + 1):
+            if len(set(labels[t : t + k].tolist())) == K:
+                out[t] = k
+                break
+    return out
+
+
+def test_cover_time_deterministic_cycle_is_exact() -> None:
+    labels = np.tile([0, 1, 2], 10)
+    k = class_cover_times(labels, 3)
+    np.testing.assert_array_equal(k[:-2], 3.0)
+    assert np.isinf(k[-2:]).all()  # the last two starts never see all three classes
+    mean, frac = class_cover_time(labels, 3, return_fraction=True)
+    assert mean == 3.0 and frac == 28 / 30
+
+
+@pytest.mark.parametrize("K", [2, 3, 4])
+def test_cover_time_iid_is_coupon_collector(K: int) -> None:
+    labels = np.random.default_rng(K).integers(0, K, size=(4, 100_000))
+    expected = K * sum(1.0 / j for j in range(1, K + 1))
+    assert class_cover_time(labels, K) == pytest.approx(expected, rel=0.02)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), K=st.integers(1, 4), T=st.integers(1, 40))
+def test_cover_times_match_brute_force(seed: int, K: int, T: int) -> None:
+    labels = np.random.default_rng(seed).integers(0, K, size=T)
+    np.testing.assert_array_equal(class_cover_times(labels, K), brute_cover_times(labels, K))
+
+
+def test_cover_time_is_inf_when_too_few_starts_cover() -> None:
+    assert class_cover_time(np.zeros(100, dtype=int), 2) == math.inf
+    labels = np.array([0] * 80 + [1] * 20)  # start t < 80 covers in 81 - t steps; the rest never do
+    assert class_cover_time(labels, 2, min_fraction=0.9) == math.inf
+    assert class_cover_time(labels, 2, return_fraction=True) == (41.5, 0.8)
+    with pytest.raises(ValueError, match="min_fraction"):
+        class_cover_time(labels, 2, min_fraction=0)
+
+
+def test_cover_time_does_not_run_across_chains() -> None:
+    labels = np.array([[0, 0, 1], [1, 1, 0]])
+    np.testing.assert_array_equal(class_cover_times(labels, 2), [[3, 2, np.inf], [3, 2, np.inf]])
+
+
+# --------------------------------------------------------------------------- class KL of samples
+
+
+def test_sample_class_kl_exact() -> None:
+    # P_data = (1/4, 1/2, 1/4), P_model = (1/2, 1/4, 1/4): KL = 1/4 ln(1/2) + 1/2 ln 2 = ln(2) / 4.
+    assert sample_class_kl([0, 0, 1, 2], [0, 1, 1, 2], 3) == pytest.approx(math.log(2) / 4, abs=1e-15)
+    assert sample_class_kl([[0, 1], [2, 1]], [0, 1, 1, 2], 3) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_sample_class_kl_never_generated_class() -> None:
+    assert sample_class_kl([0, 0, 1], [0, 1, 2], 3) == math.inf
+    # pseudo-count 1: P_model = (3, 2, 1) / 6.
+    expected = sum(math.log((1 / 3) / q) / 3 for q in (3 / 6, 2 / 6, 1 / 6))
+    assert sample_class_kl([0, 0, 1], [0, 1, 2], 3, pseudocount=1.0) == pytest.approx(expected, abs=1e-15)
+    # A class absent from the data contributes nothing, whatever its sample frequency.
+    assert sample_class_kl([0, 1, 2, 2], [0, 1], 3) == pytest.approx(math.log(2), abs=1e-15)
+    with pytest.raises(ValueError, match="pseudocount"):
+        sample_class_kl([0], [0], 1, pseudocount=-1)
+
+
+# --------------------------------------------------------------------------- the summary
+
+
+def test_mixing_measures_from_labels_agrees_with_the_parts() -> None:
+    labels = symmetric_chain(3, 0.4, 5000, seed=9, n_chains=2)
+    data = np.array([0, 1, 2, 2])
+    m = mixing_measures_from_labels(labels, data, 3, classes=[4, 5, 6])
+    assert isinstance(m, MixingMeasures)
+    assert m.tau_int_class == integrated_autocorrelation_time(labels, 3)
+    assert m.cover_time == class_cover_time(labels, 3)
+    assert m.class_kl_samples == sample_class_kl(labels, data, 3)
+    assert (m.n_steps, m.n_chains, m.classes) == (5000, 2, (4, 5, 6))
+    assert sum(m.class_frequencies) == pytest.approx(1.0)
+    assert m.window_rule == "abs"
+    ms = mixing_measures_from_labels(labels, data, 3, window="sokal")
+    assert ms.tau_int_class == integrated_autocorrelation_time(labels, 3, window="sokal")
+    assert ms.window_rule == "sokal"
+    d = m.as_dict()
+    assert d["classes"] == [4, 5, 6] and d["tau_int_class"] == m.tau_int_class
+
+
+def test_mixing_measures_iid_draws_from_the_data(digits: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = digits
+    nb = BernoulliNaiveBayes().fit(X, y)
+    idx = np.random.default_rng(0).integers(0, X.shape[0], size=20_000)
+    m = mixing_measures(X[idx], nb, y)
+    assert abs(m.tau_int_class - 1.0) < 0.15
+    assert m.cover_time == pytest.approx(5.5, rel=0.1)  # near-uniform three classes: 3 H_3 = 5.5
+    assert m.class_kl_samples < 0.01
+    # Two chains of the same draws give the same frequencies and a pooled tau.
+    m2 = mixing_measures(X[idx].reshape(2, 10_000, -1), nb, y)
+    assert m2.n_chains == 2 and m2.class_frequencies == m.class_frequencies
+
+
+def test_mixing_measures_sees_a_sorted_sequence_as_stuck(digits: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = digits
+    nb = BernoulliNaiveBayes().fit(X, y)
+    order = np.argsort(y, kind="stable")  # all zeros, then all ones, then all twos: one class at a time
+    m = mixing_measures(X[order], nb, y)
+    assert m.tau_int_class > 100  # blocks of about 1000 steps
+    assert m.cover_time > 400 and m.cover_fraction < 0.9
+
+
+def test_mixing_measures_rejects_bad_input(digits: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = digits
+    nb = BernoulliNaiveBayes().fit(X[:300], y[:300])
+    with pytest.raises(ValueError, match="shape"):
+        mixing_measures(X[0], nb, y)
+    with pytest.raises(ValueError, match="not among the classes"):
+        mixing_measures(X[:10], nb, np.array([0, 1, 7]))
