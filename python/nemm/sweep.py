@@ -672,5 +672,5 @@ def train_from_config(path: str | os.PathLike[str], out: str | os.PathLike[str],
     values = _measure(m, X, y if "class_kl" in spec.diagnostics["measures"] else None, spec.diagnostics)
     values.update(_baselines(spec, X))
     for k, v in values.items():
-        print(f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}")
+        print(f"{k}: {v!r}")  # repr: the same digits as results.csv
     return 0
