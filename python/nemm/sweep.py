@@ -398,6 +398,8 @@ class SweepResult:
     n_run: int
     n_errors: int
     seconds: float
+    #: Wall time of the execution phase only (runs on the backend, their files written).
+    run_seconds: float = 0.0
 
 
 def result_columns(config: SweepConfig) -> list[str]:
@@ -527,6 +529,7 @@ def run_sweep(
         if bar is not None:
             bar.update(1)
 
+    t_runs = time.perf_counter()
     try:
         if todo:
             if scheduler is not None:
@@ -540,6 +543,7 @@ def run_sweep(
     finally:
         if bar is not None:
             bar.close()
+    run_seconds = time.perf_counter() - t_runs
 
     rows = [_row(s, results[s.run_id], columns) for s in specs]
     text = _csv_text(rows, columns)
@@ -551,7 +555,7 @@ def run_sweep(
         _summary_figure(config, rows, out / "summary.png")
     n_err = sum(r.get("status") != "ok" for r in rows)
     return SweepResult(out=out, rows=rows, columns=columns, n_skipped=n_skipped, n_run=len(todo), n_errors=n_err,
-                       seconds=time.perf_counter() - t_start)
+                       seconds=time.perf_counter() - t_start, run_seconds=run_seconds)
 
 
 # --------------------------------------------------------------------------- report and figure
