@@ -295,3 +295,50 @@ def test_cli_errors_are_one_line_and_nonzero(tiny: Path, tmp_path: Path, capsys:
     assert main(["train", "--config", str(tiny), "--hidden", "5"]) == 2
     assert "--hidden" in capsys.readouterr().err
     assert main(["sweep", str(tiny), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
+    assert main(["sweep", str(tiny), "--out", str(tmp_path / "o"), "--workers", "2", "--scheduler", "tcp://x:1"]) == 2
+    assert "--scheduler" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_data_from_an_npz_with_labels_and_from_an_idx_directory(tmp_path: Path, mnist_dir: Path) -> None:
+    rng = np.random.default_rng(0)
+    X = (rng.random((30, 12)) < 0.3).astype(np.uint8)
+    y = np.repeat([4, 7, 9], 10)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    cfg = parse_config("[data]\npath = 'd.npz'\ndigits = [9, 4]\nper_class = 3\n", base_dir=tmp_path)
+    Xs, ys, desc = sweep.load_data(cfg.data)
+    # select_digits keeps the file's order: the first 3 fours, then the first 3 nines.
+    assert ys.tolist() == [4, 4, 4, 9, 9, 9] and np.array_equal(Xs, X[[0, 1, 2, 20, 21, 22]]) and "labelled" in desc
+    Xa, ya, _ = sweep.load_data(parse_config("[data]\npath = 'd.npz'\n", base_dir=tmp_path).data)
+    assert np.array_equal(Xa, X) and np.array_equal(ya, y)
+    np.save(tmp_path / "d.npy", X)
+    Xn, yn, _ = sweep.load_data(parse_config("[data]\npath = 'd.npy'\n", base_dir=tmp_path).data)
+    assert np.array_equal(Xn, X) and yn is None
+    with pytest.raises(ValueError, match="no labels"):
+        sweep.load_data(parse_config("[data]\npath = 'd.npy'\ndigits = [1]\n", base_dir=tmp_path).data)
+    cfg = parse_config(f"[data]\npath = '{mnist_dir}'\ndigits = [3, 8]\nper_class = 4\n")
+    Xm, ym, _ = sweep.load_data(cfg.data)
+    assert Xm.shape == (8, 784) and sorted(ym.tolist()) == [3] * 4 + [8] * 4 and set(np.unique(Xm)) <= {0, 1}
+
+
+def test_a_worker_with_another_nemm_version_is_refused_and_retried(reference: Path, tiny: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    real = sweep.run_one
+
+    def old_worker(spec: Any, X: Any, y: Any = None) -> Any:
+        got = real(spec, X, y)
+        if spec.index == 0:
+            got["result"]["nemm_version"] = "0.0.1"
+        return got
+
+    monkeypatch.setattr(sweep, "run_one", old_worker)
+    out = tmp_path / "out"
+    res = sweep.run_sweep(load_config(tiny), out, workers=0, progress=False)
+    assert res.n_errors == 1 and "worker lost" in res.rows[0]["error"] and "0.0.1" in res.rows[0]["error"]
+    assert not (out / "runs" / res.rows[0]["run_id"]).exists()  # not recorded: the next run retries it
+    monkeypatch.setattr(sweep, "run_one", real)
+    again = sweep.run_sweep(load_config(tiny), out, workers=0, progress=False)
+    assert again.n_run == 1 and again.n_errors == 0
+    assert (out / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()

@@ -115,6 +115,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.workers is not None and args.scheduler is not None:
+        raise ValueError("--workers sets local processes; with --scheduler the cluster's workers run the sweep")
     res = run_sweep(load_config(args.config), args.out, workers=args.workers, scheduler=args.scheduler,
                     progress=not args.quiet)
     print(f"{len(res.rows)} runs ({res.n_skipped} already done, {res.n_run} run now) in {res.seconds:.1f} s; "

@@ -514,7 +514,11 @@ def run_sweep(
 
         bar = tqdm(total=len(specs), initial=n_skipped, desc="sweep", unit="run", file=sys.stderr, leave=True)
 
+    from nemm import __version__ as version
+
     def on_done(spec: RunSpec, got: dict[str, Any] | BaseException) -> None:
+        if not isinstance(got, BaseException) and got["result"].get("nemm_version") != version:
+            got = RuntimeError(f"the worker runs nemm {got['result'].get('nemm_version')}, the driver nemm {version}")
         if isinstance(got, BaseException):  # the worker died: reported, not written, run again next time
             results[spec.run_id] = {"status": "error", "error": f"worker lost: {type(got).__name__}: {got}"}
         else:
