@@ -316,6 +316,10 @@ def test_data_from_an_npz_with_labels_and_from_an_idx_directory(tmp_path: Path, 
     np.save(tmp_path / "d.npy", X)
     Xn, yn, _ = sweep.load_data(parse_config("[data]\npath = 'd.npy'\n", base_dir=tmp_path).data)
     assert np.array_equal(Xn, X) and yn is None
+    unlabelled = parse_config("[data]\npath = 'd.npy'\n[diagnostics]\nmeasures = ['class_kl']\n", base_dir=tmp_path)
+    with pytest.raises(ValueError, match="class_kl needs labelled data"):
+        sweep.run_sweep(unlabelled, tmp_path / "never", workers=0, progress=False)
+    assert not (tmp_path / "never").exists()
     with pytest.raises(ValueError, match="no labels"):
         sweep.load_data(parse_config("[data]\npath = 'd.npy'\ndigits = [1]\n", base_dir=tmp_path).data)
     cfg = parse_config(f"[data]\npath = '{mnist_dir}'\ndigits = [3, 8]\nper_class = 4\n")

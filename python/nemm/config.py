@@ -199,7 +199,7 @@ class SweepConfig:
         for table in (self.model, self.train):
             for key, value in table.items():
                 if _is_axis(key, value):
-                    out.append((key, _axis_values(key, value)))
+                    out.append((key, list(value)))
         return out
 
     def grid(self) -> list[dict[str, Any]]:
@@ -225,10 +225,6 @@ def _is_axis(key: str, value: Any) -> bool:
         # [16, 160] is one (start, end) pair; an axis lists values: [[16, 160], [32, 32]] or [16, 32, 64].
         return not _is_batch_size(value)
     return True
-
-
-def _axis_values(key: str, value: list[Any]) -> list[Any]:
-    return list(value)
 
 
 def _fixed(key: str, value: Any) -> Any:

@@ -38,7 +38,7 @@ import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -640,13 +640,6 @@ def _summary_figure(config: SweepConfig, rows: Sequence[Mapping[str, Any]], path
         fig.savefig(fh, format="png", dpi=90)
     return path
 
-
-def iter_results(out: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Every finished run's result.json under ``out/runs`` (any order)."""
-    for p in sorted(Path(out).glob("runs/*/result.json")):
-        r = _read_result(p)
-        if r is not None:
-            yield r
 
 
 # --------------------------------------------------------------------------- nemm train --config
