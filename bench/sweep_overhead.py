@@ -1,6 +1,6 @@
 """Per-run overhead of the sweep backends: wall time of a sweep of tiny runs minus the work of its runs.
 
-    python bench/sweep_overhead.py [--runs-per-axis 5] [--workers 2] [--dask]
+    python bench/sweep_overhead.py [--seeds 5] [--workers 2] [--dask]
 
 Each backend runs the same 20 tiny runs (60 digits, 2 epochs of 3 steps, a 2000-step
 diagnostics chain) into a fresh directory. The work of a run is the time its worker spent
@@ -38,8 +38,8 @@ chain_steps = 2000
 """
 
 
-def measure(label: str, out: Path, workers: int, **kw: object) -> None:
-    cfg = parse_config(CONFIG.format(seeds=5))
+def measure(label: str, out: Path, workers: int, seeds: int, **kw: object) -> None:
+    cfg = parse_config(CONFIG.format(seeds=seeds))
     t0 = time.perf_counter()
     res = run_sweep(cfg, out, progress=False, workers=workers if "scheduler" not in kw else None, **kw)
     wall = time.perf_counter() - t0
@@ -54,12 +54,13 @@ def measure(label: str, out: Path, workers: int, **kw: object) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=5, help="runs = 4 x seeds (default 20)")
     ap.add_argument("--dask", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        measure("in-process (workers=0)", Path(tmp) / "w0", 0)
-        measure("local, 1 worker", Path(tmp) / "w1", 1)
-        measure(f"local, {args.workers} workers", Path(tmp) / "wn", args.workers)
+        measure("in-process (workers=0)", Path(tmp) / "w0", 0, args.seeds)
+        measure("local, 1 worker", Path(tmp) / "w1", 1, args.seeds)
+        measure(f"local, {args.workers} workers", Path(tmp) / "wn", args.workers, args.seeds)
         if args.dask:
             from distributed import LocalCluster
 
@@ -67,7 +68,7 @@ def main() -> None:
             with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
                               dashboard_address=None) as cluster:
                 print(f"Dask LocalCluster start-up: {time.perf_counter() - t0:.2f} s")
-                measure(f"Dask LocalCluster, {args.workers} workers", Path(tmp) / "dask", args.workers,
+                measure(f"Dask LocalCluster, {args.workers} workers", Path(tmp) / "dask", args.workers, args.seeds,
                         scheduler=cluster.scheduler_address)
 
 
