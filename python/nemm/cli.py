@@ -1,4 +1,4 @@
-"""The ``nemm`` command line: train, sample, diagnose, reproduce, bench."""
+"""The ``nemm`` command line: train, sample, diagnose, reproduce, sweep, bench."""
 
 from __future__ import annotations
 
@@ -57,12 +57,23 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="model.npz", help="model file to write (default model.npz)")
     p.add_argument("--no-ceiling", action="store_true", help="skip the EM mixture log-likelihood ceiling")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_train)
+    p.add_argument("--config", metavar="FILE", help="TOML file with [model], [train], [data], [diagnostics], "
+                   "[baselines] tables (one grid point, one seed); replaces the settings options")
+    p.set_defaults(func=_run_train, train_parser=p)
 
 
 def _run_train(args: argparse.Namespace) -> int:
     from nemm import Machine
 
+    if args.config is not None:
+        from nemm.sweep import train_from_config
+
+        # The file holds every setting: an option beside it would be silently overridden.
+        given = [a.option_strings[0] for a in args.train_parser._actions if a.option_strings and a.dest not in
+                 ("help", "config", "out", "quiet", "no_ceiling") and getattr(args, a.dest) != a.default]
+        if args.data is not None or given:
+            raise ValueError(f"--config holds the settings; give {', '.join(given) or 'DATA'} in its tables instead")
+        return train_from_config(args.config, args.out, progress=not args.quiet)
     X, desc = _load_training_data(args)
     print(f"data: {desc}")
     m = Machine(args.hidden, hidden=args.hidden_type, normalization=args.normalization,
@@ -83,6 +94,36 @@ def _run_train(args: argparse.Namespace) -> int:
 
         ceiling = fit_em_ceiling(X, args.hidden, n_init=3, random_state=args.seed)
         print(f"EM ceiling (mixture of {args.hidden} product-Bernoullis): {ceiling:.2f} nats/point")
+    return 0
+
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="train and diagnose a grid of machines from a TOML config",
+                       description="Run every grid point x seed of CONFIG (resumable: finished runs are skipped).")
+    p.add_argument("config", metavar="CONFIG", help="TOML file: [model], [train], [sweep], [data], [diagnostics], "
+                                                     "[baselines]; a list value is a grid axis")
+    p.add_argument("--out", required=True, metavar="DIR", help="sweep directory (runs/, results.csv, report.md)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="local worker processes (default: all cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_sweep)
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    from nemm.config import load_config
+    from nemm.sweep import run_sweep
+
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.workers is not None and args.scheduler is not None:
+        raise ValueError("--workers sets local processes; with --scheduler the cluster's workers run the sweep")
+    res = run_sweep(load_config(args.config), args.out, workers=args.workers, scheduler=args.scheduler,
+                    progress=not args.quiet)
+    print(f"{len(res.rows)} runs ({res.n_skipped} already done, {res.n_run} run now) in {res.seconds:.1f} s; "
+          f"table in {res.out / 'results.csv'}")
+    if res.n_errors:
+        _fail(f"{res.n_errors} of {len(res.rows)} runs failed (see the error column of results.csv)")
+        return 1
     return 0
 
 
@@ -140,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
     _add_sample(sub)
+    _add_sweep(sub)
     _add_delegated(sub, "diagnose", "nonequilibrium diagnostics of a saved machine", "nemm.reproduce",
                    "add_diagnose_arguments", "run_diagnose")
     _add_delegated(sub, "reproduce", "reproduce the paper's section IV (table, figures, report)",

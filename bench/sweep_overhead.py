@@ -1,0 +1,76 @@
+"""Per-run overhead of the sweep backends: wall time of a sweep of tiny runs minus the work of its runs.
+
+    python bench/sweep_overhead.py [--seeds 5] [--workers 2] [--dask]
+
+Each backend runs the same 20 tiny runs (60 digits, 2 epochs of 3 steps, a 2000-step
+diagnostics chain) into a fresh directory. The work of a run is the time its worker spent
+in ``run_one`` (``seconds`` in result.json); overhead per run = (run phase x workers - work) / runs,
+i.e. everything a worker slot spends on something else: process start, data transfer,
+pickling, writing files, scheduling. The run phase excludes the fixed part of a sweep (data,
+table, report, figure); Dask's cluster start-up is reported apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from nemm.config import parse_config
+from nemm.sweep import run_sweep
+
+CONFIG = """
+[model]
+n_hidden = [2, 3, 4, 5]
+[train]
+n_epochs = 2
+steps_per_epoch = 3
+batch_size = [8, 16]
+chain_steps = 8
+[sweep]
+seeds = {seeds}
+[data]
+per_class = 20
+[diagnostics]
+chain_steps = 2000
+"""
+
+
+def measure(label: str, out: Path, workers: int, seeds: int, **kw: object) -> None:
+    cfg = parse_config(CONFIG.format(seeds=seeds))
+    t0 = time.perf_counter()
+    res = run_sweep(cfg, out, progress=False, workers=workers if "scheduler" not in kw else None, **kw)
+    wall = time.perf_counter() - t0
+    work = sum(json.loads(p.read_text())["seconds"] for p in out.glob("runs/*/result.json"))
+    slots = max(workers, 1)
+    n = len(res.rows)
+    assert res.n_errors == 0 and res.n_run == n
+    print(f"{label:28s} runs {n}  sweep {wall:5.2f} s  run phase {res.run_seconds:5.2f} s  work {work:5.2f} s  "
+          f"overhead/run {(res.run_seconds * slots - work) / n * 1e3:6.1f} ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=5, help="runs = 4 x seeds (default 20)")
+    ap.add_argument("--dask", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        measure("in-process (workers=0)", Path(tmp) / "w0", 0, args.seeds)
+        measure("local, 1 worker", Path(tmp) / "w1", 1, args.seeds)
+        measure(f"local, {args.workers} workers", Path(tmp) / "wn", args.workers, args.seeds)
+        if args.dask:
+            from distributed import LocalCluster
+
+            t0 = time.perf_counter()
+            with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                              dashboard_address=None) as cluster:
+                print(f"Dask LocalCluster start-up: {time.perf_counter() - t0:.2f} s")
+                measure(f"Dask LocalCluster, {args.workers} workers", Path(tmp) / "dask", args.workers, args.seeds,
+                        scheduler=cluster.scheduler_address)
+
+
+if __name__ == "__main__":
+    main()

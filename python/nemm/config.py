@@ -1,0 +1,444 @@
+"""Sweep and training configurations read from TOML files.
+
+A configuration has up to six tables::
+
+    [model]        # Machine keywords (n_hidden, hidden, normalization, centered, tied, ...)
+    n_hidden = [3, 4]                  # a list is a grid axis
+    [train]        # training keywords (n_epochs, learning_rate, steps_per_epoch, batch_size, ...)
+    n_epochs = 8
+    [sweep]
+    seeds = 3                          # seeds 0, 1, 2 (or an explicit list)
+    [data]         # default: the embedded digits 0, 1, 2
+    path = "digits.npz"                # .npy/.npz file or MNIST IDX directory (relative to this file)
+    [diagnostics]
+    chain_steps = 100000
+    measures = ["loglik", "sigma", "tau", "trace", "class_kl"]
+    [baselines]
+    mixture = true                     # the EM ceiling beside every run
+
+Every key is checked when the file is read: an unknown key or a bad value raises
+:class:`ConfigError`, whose message names the file, the table and the key. Each
+grid point is validated as a :class:`~nemm.Machine` at load time, so a bad
+combination (e.g. ``hidden = "binary"`` with ``normalization = "sigmoid"``)
+fails before any training starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import itertools
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = [
+    "ConfigError",
+    "SweepConfig",
+    "DataConfig",
+    "DiagnosticsConfig",
+    "BaselinesConfig",
+    "load_config",
+    "parse_config",
+    "MEASURES",
+    "DEFAULT_MEASURES",
+    "MODEL_KEYS",
+    "TRAIN_KEYS",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the file and the key."""
+
+
+# --------------------------------------------------------------------------- key tables
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_batch_size(v: Any) -> bool:
+    if _is_int(v):
+        return v >= 1
+    return isinstance(v, list) and len(v) == 2 and all(_is_int(b) and b >= 1 for b in v)
+
+
+# key -> (check, what a value must be). Machine keywords only: the sweep sets random_state
+# from [sweep] seeds, and verbose is not a setting of a result.
+MODEL_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "n_hidden": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "hidden": (lambda v: v in ("onehot", "binary"), '"onehot" or "binary"'),
+    "normalization": (lambda v: v in ("softmax", "sigmoid"), '"softmax" or "sigmoid"'),
+    "centered": (lambda v: isinstance(v, bool), "true or false"),
+    "tied": (lambda v: isinstance(v, bool), "true or false"),
+    "freeze_visible_bias": (lambda v: isinstance(v, bool), "true or false"),
+}
+TRAIN_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "n_epochs": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "steps_per_epoch": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "chain_steps": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "n_chains": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "batch_size": (_is_batch_size, "a positive integer or a pair [start, end]"),
+    "learning_rate": (lambda v: _is_number(v) and v > 0, "a positive number"),
+    "rho": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "eps": (lambda v: _is_number(v) and v > 0, "a positive number"),
+}
+
+#: Measures a run can compute; ``trace`` is Tr(M)/L (eq. 24), ``mixing`` the class-mixing measures.
+MEASURES = ("loglik", "sigma", "tau", "trace", "class_kl", "mixing")
+#: Measures computed when ``[diagnostics] measures`` is not given.
+DEFAULT_MEASURES = ("loglik", "sigma", "tau", "trace", "class_kl")
+
+_DATA_KEYS = ("path", "digits", "per_class", "threshold", "split")
+_DIAGNOSTICS_KEYS = ("chain_steps", "n_chains", "pseudocount", "measures")
+_BASELINES_KEYS = ("mixture", "rbm")
+_SWEEP_KEYS = ("seeds",)
+_TABLES = ("model", "train", "sweep", "data", "diagnostics", "baselines")
+
+
+# --------------------------------------------------------------------------- the parsed form
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """``[data]``: where the training data come from.
+
+    ``path`` None means the embedded MNIST test-split digits; otherwise a ``.npy``/``.npz``
+    file of 0/1 rows (an ``.npz`` may carry labels as ``y``) or an MNIST IDX directory.
+    ``digits`` and ``per_class`` select labelled data (None: 0, 1, 2 and 1000 for MNIST,
+    everything for a file); ``per_class = "all"`` in the file gives None here with
+    ``all_per_class`` set.
+    """
+
+    path: Path | None = None
+    digits: tuple[int, ...] | None = None
+    per_class: int | None = None
+    all_per_class: bool = False
+    threshold: float = 127.0
+    split: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": None if self.path is None else str(self.path),
+                "digits": None if self.digits is None else list(self.digits),
+                "per_class": "all" if self.all_per_class else self.per_class,
+                "threshold": self.threshold, "split": self.split}
+
+
+@dataclass(frozen=True)
+class DiagnosticsConfig:
+    """``[diagnostics]``: the chain that measures each trained machine, and which measures.
+
+    ``chain_steps`` hidden steps per chain (the spec's 1e5), ``n_chains`` chains,
+    ``pseudocount`` for pairs seen in one direction (eq. 21). ``measures_given`` is
+    False when the file did not list measures (then ``class_kl`` is dropped quietly
+    for unlabelled data instead of being an error).
+    """
+
+    chain_steps: int = 100_000
+    n_chains: int = 1
+    pseudocount: float = 0.5
+    measures: tuple[str, ...] = DEFAULT_MEASURES
+    measures_given: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"chain_steps": self.chain_steps, "n_chains": self.n_chains,
+                "pseudocount": self.pseudocount, "measures": list(self.measures)}
+
+
+@dataclass(frozen=True)
+class BaselinesConfig:
+    """``[baselines]``: the EM mixture ceiling and the equilibrium RBM beside every run."""
+
+    mixture: bool = False
+    rbm: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"mixture": self.mixture, "rbm": self.rbm}
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A parsed configuration.
+
+    Attributes
+    ----------
+    model, train : dict
+        The ``[model]`` and ``[train]`` tables as written (a list value is a grid axis,
+        except a ``batch_size`` pair).
+    seeds : tuple of int
+    data, diagnostics, baselines
+        The other tables, with defaults filled in.
+    source : str
+        The file it was read from (for messages), or ``"<string>"``.
+    """
+
+    model: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0,)
+    data: DataConfig = field(default_factory=DataConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
+    source: str = "<string>"
+
+    @property
+    def axes(self) -> list[tuple[str, list[Any]]]:
+        """The grid axes, ``(key, values)`` in file order ([model] first, then [train])."""
+        out = []
+        for table in (self.model, self.train):
+            for key, value in table.items():
+                if _is_axis(key, value):
+                    out.append((key, list(value)))
+        return out
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Machine keywords of every grid point (cartesian product of the axes, last axis fastest)."""
+        fixed = {k: _fixed(k, v) for t in (self.model, self.train) for k, v in t.items() if not _is_axis(k, v)}
+        axes = self.axes
+        points = []
+        for combo in itertools.product(*(values for _, values in axes)):
+            point = dict(fixed)
+            point.update({k: _fixed(k, v) for (k, _), v in zip(axes, combo)})
+            points.append(point)
+        return points
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.grid()) * len(self.seeds)
+
+
+def _is_axis(key: str, value: Any) -> bool:
+    if not isinstance(value, list):
+        return False
+    if key == "batch_size":
+        # [16, 160] is one (start, end) pair; an axis lists values: [[16, 160], [32, 32]] or [16, 32, 64].
+        return not _is_batch_size(value)
+    return True
+
+
+def _fixed(key: str, value: Any) -> Any:
+    """A single setting as Machine takes it (pairs as tuples)."""
+    if key == "batch_size" and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def load_config(path: str | os.PathLike[str]) -> SweepConfig:
+    """Read and check a TOML configuration file.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    SweepConfig
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, is not TOML, or has an unknown key or a bad value
+        (the message names the file and the key).
+    """
+    p = Path(path)
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{p}: no such configuration file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read the configuration: {exc}") from exc
+    return parse_config(text, source=str(p), base_dir=p.resolve().parent)
+
+
+def parse_config(text: str, *, source: str = "<string>", base_dir: str | os.PathLike[str] | None = None) -> SweepConfig:
+    """Parse configuration text (TOML); see :func:`load_config`.
+
+    ``base_dir`` is the directory that a relative ``[data] path`` is taken from
+    (default: the current directory).
+    """
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+
+    def err(where: str, msg: str) -> ConfigError:
+        return ConfigError(f"{source}: {where}: {msg}")
+
+    for table, value in doc.items():
+        if table not in _TABLES:
+            raise err(table, f"unknown table or top-level key; expected the tables [{'], ['.join(_TABLES)}]")
+        if not isinstance(value, dict):
+            raise err(table, f"must be a table ([{table}]), got {value!r}")
+
+    model = _check_settings(doc.get("model", {}), "model", MODEL_KEYS, TRAIN_KEYS, err)
+    train = _check_settings(doc.get("train", {}), "train", TRAIN_KEYS, MODEL_KEYS, err)
+    seeds = _parse_seeds(doc.get("sweep", {}), err)
+    data = _parse_data(doc.get("data", {}), err, Path(base_dir) if base_dir is not None else Path.cwd())
+    diagnostics = _parse_diagnostics(doc.get("diagnostics", {}), err)
+    baselines = _parse_baselines(doc.get("baselines", {}), err)
+    cfg = SweepConfig(model=model, train=train, seeds=seeds, data=data, diagnostics=diagnostics,
+                      baselines=baselines, source=source)
+    _validate_grid(cfg, err)
+    return cfg
+
+
+def _check_settings(table: Mapping[str, Any], name: str, keys: Mapping[str, Any], other: Mapping[str, Any],
+                    err: Callable[[str, str], ConfigError]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    other_name = "train" if name == "model" else "model"
+    for key, value in table.items():
+        where = f"[{name}] {key}"
+        if key not in keys:
+            if key in other:
+                raise err(where, f"belongs in the [{other_name}] table")
+            if key in ("random_state", "seed"):
+                raise err(where, "seeds are set in [sweep] seeds")
+            raise err(where, f"unknown key; [{name}] takes {', '.join(keys)}")
+        check, what = keys[key]
+        values = value if _is_axis(key, value) else [value]
+        if isinstance(value, list) and not values:
+            raise err(where, "an empty list gives no grid point")
+        for v in values:
+            if not check(v):
+                raise err(where, f"must be {what} (or a list of them, a grid axis), got {v!r}")
+        if isinstance(value, list) and _is_axis(key, value):
+            seen = [repr(v) for v in values]
+            if len(set(seen)) != len(seen):
+                raise err(where, f"repeated value in the grid axis {value!r}")
+        out[key] = value
+    return out
+
+
+def _parse_seeds(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]) -> tuple[int, ...]:
+    for key in table:
+        if key not in _SWEEP_KEYS:
+            raise err(f"[sweep] {key}", f"unknown key; [sweep] takes {', '.join(_SWEEP_KEYS)}")
+    seeds = table.get("seeds", 1)
+    if _is_int(seeds):
+        if seeds < 1:
+            raise err("[sweep] seeds", f"must be a positive number of seeds or a list of seeds, got {seeds!r}")
+        return tuple(range(seeds))
+    if isinstance(seeds, list) and seeds and all(_is_int(s) and s >= 0 for s in seeds):
+        if len(set(seeds)) != len(seeds):
+            raise err("[sweep] seeds", f"repeated seed in {seeds!r}")
+        return tuple(seeds)
+    raise err("[sweep] seeds", f"must be N (seeds 0..N-1) or a non-empty list of non-negative integers, got {seeds!r}")
+
+
+def _parse_data(table: Mapping[str, Any], err: Callable[[str, str], ConfigError], base: Path) -> DataConfig:
+    for key in table:
+        if key not in _DATA_KEYS:
+            raise err(f"[data] {key}", f"unknown key; [data] takes {', '.join(_DATA_KEYS)}")
+    path = None
+    if "path" in table:
+        if not isinstance(table["path"], str) or not table["path"]:
+            raise err("[data] path", f"must be a file or directory name, got {table['path']!r}")
+        path = Path(table["path"]).expanduser()
+        if not path.is_absolute():
+            path = base / path
+        if not path.exists():
+            raise err("[data] path", f"no such file or directory: {path}")
+    digits = table.get("digits")
+    if digits is not None:
+        if not (isinstance(digits, list) and digits and all(_is_int(d) and d >= 0 for d in digits)
+                and len(set(digits)) == len(digits)):
+            raise err("[data] digits", f"must be a non-empty list of distinct labels (e.g. [0, 1, 2]), got {digits!r}")
+        digits = tuple(digits)
+    per_class = table.get("per_class")
+    all_per_class = per_class == "all"
+    if all_per_class:
+        per_class = None
+    elif per_class is not None and not (_is_int(per_class) and per_class >= 1):
+        raise err("[data] per_class", f'must be a positive integer or "all", got {per_class!r}')
+    threshold = table.get("threshold", 127.0)
+    if not _is_number(threshold):
+        raise err("[data] threshold", f"must be a number (pixel > threshold -> 1), got {threshold!r}")
+    split = table.get("split")
+    if split is not None and split not in ("test", "train"):
+        raise err("[data] split", f'must be "test" or "train", got {split!r}')
+    return DataConfig(path=path, digits=digits, per_class=per_class, all_per_class=all_per_class,
+                      threshold=float(threshold), split=split)
+
+
+def _parse_diagnostics(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]) -> DiagnosticsConfig:
+    for key in table:
+        if key not in _DIAGNOSTICS_KEYS:
+            raise err(f"[diagnostics] {key}", f"unknown key; [diagnostics] takes {', '.join(_DIAGNOSTICS_KEYS)}")
+    kw: dict[str, Any] = {}
+    for key in ("chain_steps", "n_chains"):
+        if key in table:
+            if not (_is_int(table[key]) and table[key] >= 1):
+                raise err(f"[diagnostics] {key}", f"must be a positive integer, got {table[key]!r}")
+            kw[key] = table[key]
+    if "pseudocount" in table:
+        if not (_is_number(table["pseudocount"]) and table["pseudocount"] > 0):
+            raise err("[diagnostics] pseudocount", f"must be a positive number, got {table['pseudocount']!r}")
+        kw["pseudocount"] = float(table["pseudocount"])
+    if "measures" in table:
+        m = table["measures"]
+        if not isinstance(m, list) or not all(isinstance(x, str) for x in m):
+            raise err("[diagnostics] measures", f"must be a list of names among {', '.join(MEASURES)}, got {m!r}")
+        for x in m:
+            if x not in MEASURES:
+                raise err("[diagnostics] measures", f"unknown measure {x!r}; choose among {', '.join(MEASURES)}")
+        if len(set(m)) != len(m):
+            raise err("[diagnostics] measures", f"repeated measure in {m!r}")
+        if "mixing" in m and importlib.util.find_spec("nemm.mixing") is None:
+            raise err("[diagnostics] measures", "the mixing measures are not available yet in this nemm version")
+        kw["measures"] = tuple(x for x in MEASURES if x in m)  # canonical order: the columns do not depend on it
+        kw["measures_given"] = True
+    return DiagnosticsConfig(**kw)
+
+
+def rbm_class() -> type | None:
+    """The equilibrium RBM class (``nemm.rbm.RBM`` or ``nemm.baselines.RBM``), or None while absent."""
+    for module in ("nemm.rbm", "nemm.baselines"):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        cls = getattr(mod, "RBM", None)
+        if cls is not None:
+            return cls  # type: ignore[no-any-return]
+    return None
+
+
+def _parse_baselines(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]) -> BaselinesConfig:
+    for key, value in table.items():
+        if key not in _BASELINES_KEYS:
+            raise err(f"[baselines] {key}", f"unknown key; [baselines] takes {', '.join(_BASELINES_KEYS)}")
+        if not isinstance(value, bool):
+            raise err(f"[baselines] {key}", f"must be true or false, got {value!r}")
+    cfg = BaselinesConfig(**table)
+    if cfg.rbm and rbm_class() is None:
+        raise err("[baselines] rbm", "the equilibrium RBM baseline is not available yet in this nemm version")
+    return cfg
+
+
+def _validate_grid(cfg: SweepConfig, err: Callable[[str, str], ConfigError]) -> None:
+    """Build a Machine for every grid point now, so that a bad combination fails before training."""
+    from nemm import Machine
+
+    for point in cfg.grid():
+        m = Machine(**point)
+        try:
+            m._validate_settings()
+        except (ValueError, TypeError) as exc:
+            shown = ", ".join(f"{k} = {v!r}" for k, v in point.items() if k in dict(cfg.axes)) or "the settings"
+            keys = [k for k in point if k in str(exc)] or list(point)
+            tables = sorted({("model" if k in MODEL_KEYS else "train") for k in keys})
+            raise err(f"[{'] ['.join(tables)}] {', '.join(keys)}", f"{exc} (at {shown})") from exc

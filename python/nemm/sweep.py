@@ -1,0 +1,677 @@
+"""Sweeps: many trainings from one configuration, on local cores or a Dask cluster, resumable.
+
+``run_sweep(config, out)`` expands the grid of a :class:`~nemm.config.SweepConfig`
+(the cartesian product of its list-valued keys, times the seeds) into
+:class:`RunSpec` objects, trains and measures every run that is not finished yet,
+and writes::
+
+    DIR/runs/<run id>/model.npz     the trained machine
+    DIR/runs/<run id>/result.json   settings, measures, timings (written last: it marks a finished run)
+    DIR/results.csv                 one row per run, in grid order
+    DIR/report.md, DIR/summary.png  a summary per grid point, each measure against each swept axis
+
+A run id is a hash of everything that determines its result: the full Machine
+settings, the seed, the diagnostics and baselines settings, the data's checksum
+and the nemm version. Runs are independent tasks: workers compute and return the
+result and the model file's bytes, and only the driver writes files, so a cluster
+needs no shared file system, and a run is found either whole or not at all.
+
+A run that raises is recorded (``status = "error"`` and its ``error``; this is
+final, like a success: delete its folder to retry it). A run whose worker died
+(a killed process, a lost Dask worker) appears as an error in the table but
+writes no ``result.json``, so the next invocation runs it again.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+import warnings
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from nemm._io import atomic_open
+from nemm.config import DataConfig, DiagnosticsConfig, SweepConfig, rbm_class
+
+__all__ = [
+    "RunSpec",
+    "SweepResult",
+    "run_sweep",
+    "run_one",
+    "expand",
+    "load_data",
+    "data_checksum",
+    "run_id",
+    "result_columns",
+    "ENUMERABLE_STATES",
+]
+
+#: Largest hidden space whose ln p is computed (exact given the chain's occupancy, appendix A3).
+ENUMERABLE_STATES = 2**16
+
+# Columns each measure adds to results.csv, in this order.
+_MEASURE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "loglik": ("loglik",),
+    "sigma": ("sigma", "sigma_err", "n_one_way"),
+    "tau": ("tau", "tau_err"),
+    "trace": ("trace", "trace_err"),
+    "class_kl": ("class_kl",),
+    "mixing": ("tau_int_class", "cover_time", "class_kl_samples"),
+}
+# Columns plotted in the summary figure (the error bars and counts are not).
+_PLOTTED = ("loglik", "sigma", "tau", "trace", "class_kl", "tau_int_class", "cover_time", "class_kl_samples",
+            "mixture_loglik", "rbm_loglik")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_data(data: DataConfig) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """The training data of a ``[data]`` table: ``(X, y or None, description)``."""
+    from nemm import datasets
+
+    if data.path is None or (data.path.is_dir() and any(data.path.glob("*-idx1-ubyte*"))):
+        digits = data.digits if data.digits is not None else (0, 1, 2)
+        per_class = None if data.all_per_class else (data.per_class if data.per_class is not None else 1000)
+        if data.path is None:
+            X, y = datasets.load_digits(digits, per_class, split=data.split or "test", threshold=data.threshold)
+            where = "embedded/cached MNIST"
+        else:
+            split = data.split or ("test" if any(data.path.glob("t10k-images*")) else "train")
+            X, y = datasets.load_digits(digits, per_class, split=split, directory=data.path,
+                                        threshold=data.threshold, download=False)
+            where = f"MNIST {split} split in {data.path}"
+        return X, y, f"{where}, digits {','.join(map(str, digits))} ({len(X)} images)"
+    X = datasets.load_binary(data.path, threshold=data.threshold)
+    y = None
+    if data.path.suffix.lower() == ".npz":
+        with np.load(data.path, allow_pickle=False) as z:
+            if "y" in z.files:
+                y = np.asarray(z["y"])
+                if y.shape != (len(X),):
+                    raise ValueError(f"{data.path}: labels y have shape {y.shape}, expected ({len(X)},)")
+    if data.digits is not None or data.per_class is not None:
+        if y is None:
+            raise ValueError(f"{data.path}: [data] digits/per_class select by label, but the file has no labels y")
+        X, y = datasets.select_digits(X, y, data.digits if data.digits is not None else np.unique(y).tolist(),
+                                      data.per_class)
+    return X, y, f"{data.path} ({X.shape[0]} rows of {X.shape[1]} bits{', labelled' if y is not None else ''})"
+
+
+def data_checksum(X: np.ndarray, y: np.ndarray | None = None) -> str:
+    """sha256 of the bit-packed rows, their shape and the labels: the data's identity in run ids."""
+    h = hashlib.sha256()
+    X = np.ascontiguousarray(X, dtype=np.uint8)
+    h.update(json.dumps(list(X.shape)).encode())
+    h.update(np.packbits(X, axis=1).tobytes())
+    if y is not None:
+        yy = np.ascontiguousarray(y, dtype=np.int64)
+        h.update(b"labels")
+        h.update(yy.tobytes())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- run specs
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep.
+
+    Attributes
+    ----------
+    index : int
+        Position in grid order (grid points in product order, seeds fastest).
+    settings : dict
+        Every Machine keyword of the run (defaults filled in), ``random_state`` included.
+    swept : dict
+        The values of the grid axes and ``seed`` (the leading columns of results.csv).
+    seed : int
+    diagnostics, baselines : dict
+        The ``[diagnostics]`` and ``[baselines]`` settings.
+    data_checksum : str
+    run_id : str
+    """
+
+    index: int
+    settings: dict[str, Any]
+    swept: dict[str, Any]
+    seed: int
+    diagnostics: dict[str, Any]
+    baselines: dict[str, Any]
+    data_checksum: str
+    run_id: str = field(default="")
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    return v
+
+
+def run_id(settings: Mapping[str, Any], diagnostics: Mapping[str, Any], baselines: Mapping[str, Any],
+           checksum: str, version: str | None = None) -> str:
+    """A 16-hex-digit hash of a run's full settings, the data's checksum and the nemm version."""
+    if version is None:
+        from nemm import __version__ as version
+    doc = {"settings": {k: _jsonable(v) for k, v in settings.items()}, "diagnostics": dict(diagnostics),
+           "baselines": dict(baselines), "data": checksum, "nemm": version}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def expand(config: SweepConfig, checksum: str) -> list[RunSpec]:
+    """The run specs of a configuration, in grid order (last axis, then the seed, fastest)."""
+    from nemm import Machine
+
+    axes = [k for k, _ in config.axes]
+    diag = config.diagnostics.as_dict()
+    base = config.baselines.as_dict()
+    specs = []
+    for point in config.grid():
+        for seed in config.seeds:
+            settings = Machine(**point, random_state=int(seed)).get_params()
+            settings.pop("verbose", None)
+            settings = {k: _jsonable(v) for k, v in settings.items()}
+            swept = {k: _jsonable(point[k]) for k in axes}
+            swept["seed"] = int(seed)
+            specs.append(RunSpec(index=len(specs), settings=settings, swept=swept, seed=int(seed),
+                                 diagnostics=diag, baselines=base, data_checksum=checksum,
+                                 run_id=run_id(settings, diag, base, checksum)))
+    return specs
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def _derived_seed(seed: int | None, stream: int) -> int:
+    """An independent seed for a side computation (hashing the run's seed, never adding offsets)."""
+    ss = np.random.SeedSequence([0 if seed is None else int(seed), stream])
+    return int(ss.generate_state(1, dtype=np.uint32)[0])
+
+
+def _measure(machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The requested measures of one trained machine (the one call into the diagnostics).
+
+    Returns a flat dict of the columns of ``_MEASURE_COLUMNS`` for the requested measures.
+    """
+    from nemm import diagnostics
+
+    measures = tuple(diagnostics_cfg["measures"])
+    labelled = y if ("class_kl" in measures and y is not None) else None
+    d = diagnostics.diagnose(machine, X, labelled, n_steps=int(diagnostics_cfg["chain_steps"]),
+                             n_chains=int(diagnostics_cfg["n_chains"]), pseudocount=float(diagnostics_cfg["pseudocount"]),
+                             seed=_derived_seed(machine.random_state, 1), rao_blackwell_draws=0)
+    out: dict[str, Any] = {}
+    if "loglik" in measures:
+        ok = machine.n_states <= ENUMERABLE_STATES and d["loglik_exact"] is not None
+        out["loglik"] = float(d["loglik_exact"]) if ok else math.nan
+    if "sigma" in measures:
+        out.update(sigma=d["sigma"], sigma_err=d["sigma_err"], n_one_way=d["n_one_way"])
+    if "tau" in measures:
+        out.update(tau=d["tau"], tau_err=d["tau_err"])
+    if "trace" in measures:
+        out.update(trace=d["self_transition"], trace_err=d["self_transition_err"])
+    if "class_kl" in measures:
+        out["class_kl"] = d["class_kl"]["kl"] if d["class_kl"] else math.nan
+    if "mixing" in measures:
+        out.update(_mixing(machine, X, y, diagnostics_cfg))
+    return out
+
+
+def _mixing(machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Class-mixing measures of the machine's own sampling chain (needs nemm.mixing and labels)."""
+    from nemm import mixing  # type: ignore[attr-defined]
+
+    if y is None:
+        return {"tau_int_class": math.nan, "cover_time": math.nan, "class_kl_samples": math.nan}
+    clf = mixing.BernoulliNaiveBayes().fit(X, y)
+    T = min(int(diagnostics_cfg["chain_steps"]), 20_000)
+    samples = machine.sample(T, thin=1, seed=_derived_seed(machine.random_state, 2))
+    mm = mixing.mixing_measures(samples, clf, y)
+    return {"tau_int_class": mm.tau_int_class, "cover_time": mm.cover_time, "class_kl_samples": mm.class_kl_samples}
+
+
+def _baselines(spec: RunSpec, X: np.ndarray) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    L, hidden = int(spec.settings["n_hidden"]), spec.settings["hidden"]
+    if spec.baselines.get("mixture"):
+        from nemm.baselines import fit_em_ceiling
+
+        # The mixture of L product-Bernoullis is the ceiling of the one-hot family only.
+        out["mixture_loglik"] = (fit_em_ceiling(X, L, n_init=3, random_state=spec.seed) if hidden == "onehot"
+                                 else math.nan)
+    if spec.baselines.get("rbm"):
+        cls = rbm_class()
+        if cls is None:
+            raise RuntimeError("the equilibrium RBM baseline is not available in this nemm version")
+        rbm = cls(L, hidden=hidden, random_state=spec.seed).fit(X)
+        out["rbm_loglik"] = float(np.mean(rbm.score_samples(X)))
+    return out
+
+
+def _train_and_measure(spec: RunSpec, X: np.ndarray, y: np.ndarray | None) -> tuple[dict[str, Any], bytes]:
+    """Train one machine, measure it, and return (values, model file bytes)."""
+    from nemm import Machine
+
+    t0 = time.perf_counter()
+    m = Machine(**{k: (tuple(v) if k == "batch_size" else v) for k, v in spec.settings.items()})
+    m.fit(X)
+    t1 = time.perf_counter()
+    values = _measure(m, X, y, spec.diagnostics)
+    values.update(_baselines(spec, X))
+    t2 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="nemm-run-") as tmp:
+        model = Path(m.save(Path(tmp) / "model.npz")).read_bytes()
+    values["train_seconds"] = t1 - t0
+    values["measure_seconds"] = t2 - t1
+    return values, model
+
+
+def run_one(spec: RunSpec, X: np.ndarray, y: np.ndarray | None = None) -> dict[str, Any]:
+    """Train and measure one run on one thread; never raises for a failure of the run itself.
+
+    Returns
+    -------
+    dict
+        ``result`` (what ``result.json`` holds: ``run_id``, ``status`` "ok" or "error",
+        ``error``, ``swept``, ``settings``, the measures, timings, ``nemm_version``) and
+        ``model`` (the bytes of ``model.npz``, or None after an error).
+    """
+    import nemm
+    from threadpoolctl import threadpool_limits
+
+    result: dict[str, Any] = {"run_id": spec.run_id, "index": spec.index, "swept": spec.swept,
+                              "settings": spec.settings, "diagnostics": spec.diagnostics,
+                              "baselines": spec.baselines, "data_checksum": spec.data_checksum,
+                              "nemm_version": nemm.__version__, "status": "ok", "error": None}
+    model: bytes | None = None
+    t0 = time.perf_counter()
+    try:
+        if data_checksum(X, y) != spec.data_checksum:
+            raise RuntimeError("the worker's data differ from the driver's (checksum mismatch)")
+        # One thread per run (OpenMP of the core, BLAS of the baselines): N workers use N cores,
+        # and the results do not depend on how many runs share a machine.
+        with threadpool_limits(1):
+            values, model = _train_and_measure(spec, X, y)
+        result.update(values)
+    except Exception as exc:  # a failing run is a result, and the sweep goes on
+        result["status"] = "error"
+        result["error"] = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    result["seconds"] = time.perf_counter() - t0
+    return {"result": result, "model": model}
+
+
+# Data of a local worker process, set once by the pool initializer (not pickled per task).
+_WORKER_DATA: tuple[np.ndarray, np.ndarray | None] | None = None
+
+
+def _init_worker(X: np.ndarray, y: np.ndarray | None) -> None:
+    global _WORKER_DATA
+    _WORKER_DATA = (X, y)
+
+
+def _run_in_worker(spec: RunSpec) -> dict[str, Any]:
+    assert _WORKER_DATA is not None, "worker data not initialized"
+    return run_one(spec, *_WORKER_DATA)
+
+
+# --------------------------------------------------------------------------- backends
+
+
+def _local(specs: Sequence[RunSpec], X: np.ndarray, y: np.ndarray | None, workers: int,
+           on_done: Callable[[RunSpec, dict[str, Any] | BaseException], None]) -> None:
+    """Local processes (forkserver, else spawn: no inherited threads or locks), one run each at a time."""
+    if workers == 0:  # in this process: for debugging
+        for s in specs:
+            on_done(s, run_one(s, X, y))
+        return
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(specs)), mp_context=ctx, initializer=_init_worker,
+                             initargs=(X, y)) as ex:
+        futures: dict[Future[dict[str, Any]], RunSpec] = {ex.submit(_run_in_worker, s): s for s in specs}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in sorted(done, key=lambda f: futures[f].index):
+                exc = f.exception()
+                on_done(futures[f], exc if exc is not None else f.result())
+
+
+def _dask(specs: Sequence[RunSpec], X: np.ndarray, y: np.ndarray | None, scheduler: Any,
+          on_done: Callable[[RunSpec, dict[str, Any] | BaseException], None]) -> None:
+    """A running ``distributed`` scheduler (an address, or a Client/cluster object)."""
+    try:
+        from distributed import Client, as_completed
+    except ImportError as exc:
+        raise ImportError('--scheduler needs Dask: pip install "nemm[dask]"') from exc
+    own = not isinstance(scheduler, Client)
+    address = getattr(scheduler, "scheduler_address", scheduler)
+    try:
+        client = Client(address, set_as_default=False) if own else scheduler
+    except OSError as exc:
+        raise RuntimeError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+    try:
+        # The data travel once to every worker; tasks refer to them.
+        Xf = client.scatter(X, broadcast=True, hash=False)
+        yf = client.scatter(y, broadcast=True, hash=False) if y is not None else None
+        futures = {client.submit(run_one, s, Xf, yf, pure=False, key=f"nemm-run-{s.run_id}-{os.getpid()}-{time.time_ns()}"): s
+                   for s in specs}
+        for f in as_completed(list(futures), loop=client.loop):
+            try:
+                out = f.result()
+            except Exception as exc:  # a lost worker: recorded, not final
+                out = exc
+            on_done(futures[f], out)
+    finally:
+        if own:
+            client.close()
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+@dataclass
+class SweepResult:
+    """What :func:`run_sweep` did: every run's row (grid order) and the counts."""
+
+    out: Path
+    rows: list[dict[str, Any]]
+    columns: list[str]
+    n_skipped: int
+    n_run: int
+    n_errors: int
+    seconds: float
+    #: Wall time of the execution phase only (runs on the backend, their files written).
+    run_seconds: float = 0.0
+
+
+def result_columns(config: SweepConfig) -> list[str]:
+    """The columns of results.csv: swept settings and seed, loglik and the measures, baselines, status."""
+    cols = [k for k, _ in config.axes] + ["seed"]
+    for m in config.diagnostics.measures:
+        cols += _MEASURE_COLUMNS[m]
+    if config.baselines.mixture:
+        cols.append("mixture_loglik")
+    if config.baselines.rbm:
+        cols.append("rbm_loglik")
+    return cols + ["status", "error", "run_id"]
+
+
+def _csv_value(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)  # round-trips; nan and inf as "nan", "inf"
+    if isinstance(v, (list, tuple)):
+        return " ".join(_csv_value(x) for x in v)
+    return str(v)
+
+
+def _csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([_csv_value(r.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+
+
+def _read_result(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
+
+
+def _row(spec: RunSpec, result: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    row = dict(spec.swept)
+    for c in columns:
+        if c not in row:
+            row[c] = result.get(c, math.nan if c not in ("status", "error", "run_id") else None)
+    row["run_id"] = spec.run_id
+    return row
+
+
+def run_sweep(
+    config: SweepConfig,
+    out: str | os.PathLike[str],
+    *,
+    workers: int | None = None,
+    scheduler: Any = None,
+    progress: bool = True,
+    data: tuple[np.ndarray, np.ndarray | None] | None = None,
+) -> SweepResult:
+    """Run every unfinished run of ``config`` and write the sweep's files under ``out``.
+
+    Parameters
+    ----------
+    config : SweepConfig
+    out : path
+        The sweep directory (created if needed). Finished runs found there are skipped and
+        their files are not touched; the table, report and figure are rewritten only when
+        the table changes.
+    workers : int, optional
+        Local worker processes (default: all cores; 0 runs in this process). Ignored with
+        ``scheduler``.
+    scheduler : str or distributed.Client, optional
+        Address of a running Dask scheduler (``tcp://host:8786``), or a Client.
+    progress : bool
+        Show a tqdm progress bar on stderr.
+    data : (X, y), optional
+        Data to use instead of the ``[data]`` table (for callers that have them already).
+
+    Returns
+    -------
+    SweepResult
+    """
+    t_start = time.perf_counter()
+    out = Path(out)
+    if data is None:
+        X, y, _ = load_data(config.data)
+    else:
+        X, y = np.ascontiguousarray(data[0], dtype=np.uint8), data[1]
+    diag: DiagnosticsConfig = config.diagnostics
+    if y is None and "class_kl" in diag.measures and diag.measures_given:
+        raise ValueError(f"{config.source}: [diagnostics] measures: class_kl needs labelled data")
+    specs = expand(config, data_checksum(X, y))
+    columns = result_columns(config)
+    results: dict[str, dict[str, Any]] = {}
+    for s in specs:
+        r = _read_result(out / "runs" / s.run_id / "result.json")
+        if r is not None:
+            results[s.run_id] = r
+    todo = [s for s in specs if s.run_id not in results]
+    n_skipped = len(specs) - len(todo)
+
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(specs), initial=n_skipped, desc="sweep", unit="run", file=sys.stderr, leave=True)
+
+    from nemm import __version__ as version
+
+    def on_done(spec: RunSpec, got: dict[str, Any] | BaseException) -> None:
+        if not isinstance(got, BaseException) and got["result"].get("nemm_version") != version:
+            got = RuntimeError(f"the worker runs nemm {got['result'].get('nemm_version')}, the driver nemm {version}")
+        if isinstance(got, BaseException):  # the worker died: reported, not written, run again next time
+            results[spec.run_id] = {"status": "error", "error": f"worker lost: {type(got).__name__}: {got}"}
+        else:
+            res = got["result"]
+            run_dir = out / "runs" / spec.run_id
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if got["model"] is not None:
+                _write_bytes(run_dir / "model.npz", got["model"])
+            # result.json last: its presence marks a finished run.
+            _write_bytes(run_dir / "result.json", json.dumps(res, indent=1, sort_keys=True).encode())
+            results[spec.run_id] = res
+        if bar is not None:
+            bar.update(1)
+
+    t_runs = time.perf_counter()
+    try:
+        if todo:
+            if scheduler is not None:
+                _dask(todo, X, y, scheduler, on_done)
+            else:
+                n = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) \
+                    if workers is None else int(workers)
+                if n < 0:
+                    raise ValueError(f"workers must be >= 0, got {n}")
+                _local(todo, X, y, n, on_done)
+    finally:
+        if bar is not None:
+            bar.close()
+    run_seconds = time.perf_counter() - t_runs
+
+    rows = [_row(s, results[s.run_id], columns) for s in specs]
+    text = _csv_text(rows, columns)
+    csv_path = out / "results.csv"
+    old = csv_path.read_text(encoding="utf-8") if csv_path.exists() else None
+    if old != text or not (out / "report.md").exists():
+        _write_bytes(csv_path, text.encode())
+        _write_bytes(out / "report.md", _report(config, specs, rows, results, columns, X).encode())
+        _summary_figure(config, rows, out / "summary.png")
+    n_err = sum(r.get("status") != "ok" for r in rows)
+    return SweepResult(out=out, rows=rows, columns=columns, n_skipped=n_skipped, n_run=len(todo), n_errors=n_err,
+                       seconds=time.perf_counter() - t_start, run_seconds=run_seconds)
+
+
+# --------------------------------------------------------------------------- report and figure
+
+
+def _finite(vals: Sequence[Any]) -> np.ndarray:
+    a = np.array([v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan for v in vals], float)
+    return a[np.isfinite(a)]
+
+
+def _report(config: SweepConfig, specs: Sequence[RunSpec], rows: Sequence[Mapping[str, Any]],
+            results: Mapping[str, Mapping[str, Any]], columns: Sequence[str], X: np.ndarray) -> str:
+    axes = [k for k, _ in config.axes]
+    shown = [c for c in columns if c in _PLOTTED]
+    ok = [r for r in rows if r.get("status") == "ok"]
+    train = _finite([results[s.run_id].get("train_seconds") for s in specs])
+    lines = [
+        "# Sweep report", "",
+        f"Configuration: `{config.source}`; data: {X.shape[0]} rows of {X.shape[1]} bits "
+        f"(sha256 {specs[0].data_checksum[:12] if specs else '-'}).",
+        f"{len(rows)} runs ({len(config.grid())} grid points x {len(config.seeds)} seeds): "
+        f"{len(ok)} finished, {len(rows) - len(ok)} failed. Training time summed over runs: {train.sum():.1f} s.",
+        "", "Every run's row is in `results.csv`; `summary.png` plots each measure against each swept axis.",
+        "", "## Mean ± standard deviation over seeds", "",
+    ]
+    head = (axes or ["(all)"]) + ["runs"] + shown
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    n_seeds = len(config.seeds)
+    for g in range(len(config.grid())):
+        group = rows[g * n_seeds:(g + 1) * n_seeds]
+        cells = [str(group[0][a]) for a in axes] or ["all"]
+        good = [r for r in group if r.get("status") == "ok"]
+        cells.append(f"{len(good)}/{len(group)}")
+        for c in shown:
+            v = _finite([r.get(c) for r in good])
+            cells.append(f"{v.mean():.4g} ± {v.std():.2g}" if v.size > 1 else (f"{v[0]:.4g}" if v.size else "–"))
+        lines.append("| " + " | ".join(cells) + " |")
+    failed = [r for r in rows if r.get("status") != "ok"]
+    if failed:
+        lines += ["", "## Failed runs", ""]
+        for r in failed:
+            what = ", ".join(f"{k} = {r[k]}" for k in axes + ["seed"])
+            lines.append(f"- `{r['run_id']}` ({what}): {r.get('error')}")
+    return "\n".join(lines) + "\n"
+
+
+def _summary_figure(config: SweepConfig, rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
+    """Each measure (rows) against each swept axis (columns): one dot per run, the mean as a bar."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        warnings.warn("matplotlib is not installed: no summary.png (pip install 'nemm[plots]')", stacklevel=2)
+        return None
+    axes = [(k, [_jsonable(v) for v in vals]) for k, vals in config.axes] or [("seed", list(config.seeds))]
+    measures = [c for c in result_columns(config) if c in _PLOTTED]
+    if not measures:
+        return None
+    ok = [r for r in rows if r.get("status") == "ok"]
+    fig = Figure(figsize=(3.2 * len(axes), 2.4 * len(measures)), layout="constrained")
+    grid = fig.subplots(len(measures), len(axes), squeeze=False)
+    for i, m in enumerate(measures):
+        for j, (key, values) in enumerate(axes):
+            ax = grid[i][j]
+            labels = [str(v) for v in values]
+            for pos, v in enumerate(values):
+                vals = _finite([r.get(m) for r in ok if r.get(key) == v])
+                if vals.size:
+                    offs = np.linspace(-0.15, 0.15, vals.size) if vals.size > 1 else np.zeros(1)
+                    ax.plot(pos + offs, vals, "o", ms=3, color="#1f77b4", alpha=0.7)
+                    ax.plot([pos - 0.25, pos + 0.25], [vals.mean()] * 2, "-", color="#d62728", lw=2)
+            ax.set_xticks(range(len(values)), labels)
+            ax.set_xlim(-0.5, len(values) - 0.5)
+            if i == len(measures) - 1:
+                ax.set_xlabel(key)
+            if j == 0:
+                ax.set_ylabel(m)
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=90)
+    return path
+
+
+
+# --------------------------------------------------------------------------- nemm train --config
+
+
+def train_from_config(path: str | os.PathLike[str], out: str | os.PathLike[str], *, progress: bool = True) -> int:
+    """``nemm train --config FILE``: train the one grid point of FILE, save it, print its measures.
+
+    Raises
+    ------
+    ConfigError
+        If the file has grid axes or several seeds (that is a sweep: ``nemm sweep``).
+    """
+    from nemm import Machine
+    from nemm.config import ConfigError, load_config
+
+    cfg = load_config(path)
+    if cfg.axes or len(cfg.seeds) > 1:
+        what = [f"{k} ({len(v)} values)" for k, v in cfg.axes] + ([f"{len(cfg.seeds)} seeds"] if len(cfg.seeds) > 1 else [])
+        raise ConfigError(f"{cfg.source}: `nemm train --config` trains one machine, but the file has "
+                          f"{', '.join(what)}; run it with `nemm sweep`")
+    X, y, desc = load_data(cfg.data)
+    print(f"data: {desc}")
+    (spec,) = expand(cfg, data_checksum(X, y))
+    m = Machine(**{k: (tuple(v) if k == "batch_size" else v) for k, v in spec.settings.items()}, verbose=progress)
+    t0 = time.perf_counter()
+    m.fit(X)
+    seconds = time.perf_counter() - t0
+    saved = m.save(out)
+    print(f"trained {m.n_epochs} epochs in {seconds:.2f} s; model written to {saved}")
+    values = _measure(m, X, y if "class_kl" in spec.diagnostics["measures"] else None, spec.diagnostics)
+    values.update(_baselines(spec, X))
+    for k, v in values.items():
+        print(f"{k}: {v!r}")  # repr: the same digits as results.csv
+    return 0

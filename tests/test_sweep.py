@@ -1,0 +1,348 @@
+"""nemm.sweep: run ids, backends that agree to the bit, resumption after SIGKILL, recorded failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+
+import nemm
+from nemm import sweep
+from nemm.config import load_config, parse_config
+
+# Tiny runs: 60 digits, 2 epochs of 3 steps, a short diagnostics chain; 2 grid points x 2 seeds.
+TINY = """\
+[model]
+n_hidden = [2, 3]
+
+[train]
+n_epochs = 2
+steps_per_epoch = 3
+batch_size = [8, 16]
+chain_steps = 8
+
+[sweep]
+seeds = 2
+
+[data]
+per_class = 20
+
+[diagnostics]
+chain_steps = 2000
+
+[baselines]
+mixture = true
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY)
+    return p
+
+
+def snapshot(out: Path) -> dict[str, int]:
+    """mtime (ns) of every file under out."""
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+# --------------------------------------------------------------------------- run ids
+
+
+def test_run_ids_are_stable_and_sensitive_to_settings_data_and_version(tiny: Path) -> None:
+    cfg = load_config(tiny)
+    X, y, _ = sweep.load_data(cfg.data)
+    ck = sweep.data_checksum(X, y)
+    ids = [s.run_id for s in sweep.expand(cfg, ck)]
+    assert ids == [s.run_id for s in sweep.expand(load_config(tiny), sweep.data_checksum(X.copy(), y.copy()))]
+    assert len(set(ids)) == 4 and all(len(i) == 16 for i in ids)
+    # A setting written at its default value is the same run as the default itself.
+    explicit = parse_config(TINY.replace("chain_steps = 8", "chain_steps = 8\nlearning_rate = 0.1"))
+    assert [s.run_id for s in sweep.expand(explicit, ck)] == ids
+    # Any change of settings, diagnostics, baselines, data or version changes every id.
+    for changed in (TINY.replace("chain_steps = 8", "chain_steps = 9"),
+                    TINY.replace("chain_steps = 2000", "chain_steps = 2001"),
+                    TINY.replace("mixture = true", "mixture = false"),
+                    TINY.replace("seeds = 2", "seeds = [2, 3]")):
+        assert not set(s.run_id for s in sweep.expand(parse_config(changed), ck)) & set(ids)
+    X2 = X.copy()
+    X2[5, 100] ^= 1
+    assert not set(s.run_id for s in sweep.expand(cfg, sweep.data_checksum(X2, y))) & set(ids)
+    y2 = y.copy()
+    y2[0] = 2 if y2[0] != 2 else 1
+    assert sweep.data_checksum(X, y2) != ck and sweep.data_checksum(X, None) != ck
+    spec = sweep.expand(cfg, ck)[0]
+    other = sweep.run_id(spec.settings, spec.diagnostics, spec.baselines, ck, version=nemm.__version__ + ".post1")
+    assert other != spec.run_id == sweep.run_id(spec.settings, spec.diagnostics, spec.baselines, ck)
+
+
+# --------------------------------------------------------------------------- local backend
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny sweep run in this process: the table every backend must reproduce."""
+    d = tmp_path_factory.mktemp("ref")
+    (d / "tiny.toml").write_text(TINY)
+    res = sweep.run_sweep(load_config(d / "tiny.toml"), d / "out", workers=0, progress=False)
+    assert res.n_run == 4 and res.n_errors == 0
+    return d / "out"
+
+
+def test_sweep_writes_runs_table_report_and_figure(reference: Path, tiny: Path) -> None:
+    text = (reference / "results.csv").read_text().splitlines()
+    assert text[0] == ("n_hidden,seed,loglik,sigma,sigma_err,n_one_way,tau,tau_err,trace,trace_err,class_kl,"
+                       "mixture_loglik,status,error,run_id")
+    rows = [line.split(",") for line in text[1:]]
+    assert [(r[0], r[1]) for r in rows] == [("2", "0"), ("2", "1"), ("3", "0"), ("3", "1")]
+    assert all(r[-3] == "ok" and r[-2] == "" for r in rows)
+    cfg = load_config(tiny)
+    X, y, _ = sweep.load_data(cfg.data)
+    for spec, r in zip(sweep.expand(cfg, sweep.data_checksum(X, y)), rows):
+        assert r[-1] == spec.run_id
+        run = reference / "runs" / spec.run_id
+        result = json.loads((run / "result.json").read_text())
+        assert result["status"] == "ok" and result["swept"] == spec.swept
+        # The saved model is the measured one: measuring the file again gives the table's values.
+        m = nemm.load(run / "model.npz")
+        assert m.n_hidden == spec.settings["n_hidden"] and m.random_state == spec.seed
+        again = sweep._measure(m, X, y, spec.diagnostics)
+        assert repr(again["loglik"]) == r[2] and repr(again["sigma"]) == r[3] and repr(again["class_kl"]) == r[10]
+        # ln p is a mean of log-probabilities of 784 bits: negative and finite, and below the EM ceiling + noise.
+        assert -784 * np.log(2) < float(r[2]) < 0 and float(r[2]) < float(r[11]) + 1.0
+    assert (reference / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (reference / "report.md").read_text()
+    assert "| n_hidden | runs | loglik |" in report and "| 2 | 2/2 |" in report and "| 3 | 2/2 |" in report
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_local_processes_give_the_same_table(reference: Path, tiny: Path, tmp_path: Path, workers: int) -> None:
+    res = sweep.run_sweep(load_config(tiny), tmp_path / "out", workers=workers, progress=False)
+    assert res.n_run == 4
+    assert (tmp_path / "out" / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
+
+
+def test_rerun_is_a_noop_and_a_lost_run_is_redone(reference: Path, tiny: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    before = snapshot(out)
+    res = sweep.run_sweep(load_config(tiny), out, workers=1, progress=False)
+    assert res.n_run == 0 and res.n_skipped == 4
+    assert snapshot(out) == before  # nothing rewritten, not even the table
+    lost = res.rows[2]["run_id"]
+    shutil.rmtree(out / "runs" / lost)
+    res = sweep.run_sweep(load_config(tiny), out, workers=1, progress=False)
+    assert res.n_run == 1
+    after = snapshot(out)
+    assert all(after[k] == v for k, v in before.items() if not k.startswith(f"runs/{lost}") and "/" in k)
+    assert (out / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
+
+
+def test_a_failing_run_is_recorded_and_the_others_finish(reference: Path, tiny: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    real = sweep._train_and_measure
+
+    def flaky(spec: Any, X: Any, y: Any) -> Any:
+        if spec.seed == 1 and spec.settings["n_hidden"] == 3:
+            raise FloatingPointError("training diverged at epoch 1 (injected)")
+        return real(spec, X, y)
+
+    monkeypatch.setattr(sweep, "_train_and_measure", flaky)
+    out = tmp_path / "out"
+    res = sweep.run_sweep(load_config(tiny), out, workers=0, progress=False)
+    assert res.n_errors == 1 and [r["status"] for r in res.rows] == ["ok", "ok", "ok", "error"]
+    bad = res.rows[3]
+    assert bad["error"] == "FloatingPointError: training diverged at epoch 1 (injected)"
+    assert np.isnan(bad["loglik"])
+    assert json.loads((out / "runs" / bad["run_id"] / "result.json").read_text())["status"] == "error"
+    assert not (out / "runs" / bad["run_id"] / "model.npz").exists()
+    ref = (reference / "results.csv").read_text().splitlines()
+    got = (out / "results.csv").read_text().splitlines()
+    assert got[:4] == ref[:4]  # the other runs are untouched by the failure
+    assert got[4].endswith(f",error,FloatingPointError: training diverged at epoch 1 (injected),{bad['run_id']}")
+    assert "## Failed runs" in (out / "report.md").read_text()
+    # A recorded failure is final: a re-run does not retry it.
+    monkeypatch.setattr(sweep, "_train_and_measure", real)
+    assert sweep.run_sweep(load_config(tiny), out, workers=0, progress=False).n_run == 0
+
+
+@pytest.mark.slow
+def test_sigkilled_sweep_resumes_to_the_same_table(reference: Path, tmp_path: Path) -> None:
+    # Longer runs (a longer diagnostics chain), so that the kill lands mid-sweep.
+    slow = TINY.replace("seeds = 2", "seeds = 4").replace("chain_steps = 2000", "chain_steps = 60000")
+    cfg_path = tmp_path / "slow.toml"
+    cfg_path.write_text(slow)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "nemm", "sweep", str(cfg_path), "--out", str(out),
+                             "--workers", "1", "--quiet"], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("runs/*/result.json")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, as a crash would
+        proc.wait()
+    done = len(list(out.glob("runs/*/result.json")))
+    assert 1 <= done < 8 and not (out / "results.csv").exists()
+    res = sweep.run_sweep(load_config(cfg_path), out, workers=1, progress=False)
+    assert res.n_skipped == done and res.n_run == 8 - done and res.n_errors == 0
+    whole = sweep.run_sweep(load_config(cfg_path), tmp_path / "whole", workers=2, progress=False)
+    assert whole.n_run == 8
+    assert (out / "results.csv").read_bytes() == (tmp_path / "whole" / "results.csv").read_bytes()
+
+
+# --------------------------------------------------------------------------- Dask
+
+
+def test_dask_local_cluster_gives_the_same_table(reference: Path, tiny: Path, tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        res = sweep.run_sweep(load_config(tiny), tmp_path / "out", scheduler=cluster.scheduler_address,
+                              progress=False)
+    assert res.n_run == 4 and res.n_errors == 0
+    assert (tmp_path / "out" / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def dask_processes(tmp_path: Path) -> Iterator[str]:
+    """A `dask scheduler` and two `dask worker` processes on 127.0.0.1; yields the scheduler address."""
+    distributed = pytest.importorskip("distributed")
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    dask = [sys.executable, "-m", "dask"]
+    logs = [open(tmp_path / f"dask-{i}.log", "wb") for i in range(3)]
+    procs = [subprocess.Popen(dask + ["scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+                                      "--no-dashboard"], stdout=logs[0], stderr=subprocess.STDOUT)]
+    try:
+        for i in (1, 2):
+            procs.append(subprocess.Popen(dask + ["worker", address, "--nthreads", "1", "--no-dashboard",
+                                                  "--local-directory", str(tmp_path / f"w{i}")],
+                                          stdout=logs[i], stderr=subprocess.STDOUT))
+        with distributed.Client(address, timeout=60, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=120)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for f in logs:
+            f.close()
+
+
+@pytest.mark.slow
+def test_dask_scheduler_and_worker_processes_give_the_same_table(reference: Path, tiny: Path, tmp_path: Path,
+                                                                 dask_processes: str) -> None:
+    from nemm.cli import main
+
+    assert main(["sweep", str(tiny), "--out", str(tmp_path / "out"), "--scheduler", dask_processes, "--quiet"]) == 0
+    assert (tmp_path / "out" / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_sweep_and_train_config_agree(reference: Path, tiny: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from nemm.cli import main
+
+    assert main(["sweep", str(tiny), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"]) == 0
+    assert "4 runs (0 already done, 4 run now)" in capsys.readouterr().out
+    assert (tmp_path / "out" / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
+    # `nemm train --config` reads the same tables: the one-point file of the first run gives its numbers.
+    one = tmp_path / "one.toml"
+    one.write_text(TINY.replace("n_hidden = [2, 3]", "n_hidden = 2").replace("seeds = 2", "seeds = [1]"))
+    assert main(["train", "--config", str(one), "--out", str(tmp_path / "m.npz"), "--quiet"]) == 0
+    printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines() if ": " in line)
+    header, row = (reference / "results.csv").read_text().splitlines()[:3:2]
+    ref = dict(zip(header.split(","), row.split(",")))
+    assert printed["loglik"] == ref["loglik"] and printed["sigma"] == ref["sigma"]
+    assert float(printed["mixture_loglik"]) == pytest.approx(float(ref["mixture_loglik"]), abs=1e-5)
+
+
+def test_cli_errors_are_one_line_and_nonzero(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nemm.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nn_hiden = 3\n")
+    assert main(["sweep", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(bad) in err and "[model] n_hiden" in err
+    assert main(["train", "--config", str(tiny)]) == 2
+    assert "nemm sweep" in capsys.readouterr().err
+    assert main(["train", "--config", str(tiny), "--hidden", "5"]) == 2
+    assert "--hidden" in capsys.readouterr().err
+    assert main(["sweep", str(tiny), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
+    assert main(["sweep", str(tiny), "--out", str(tmp_path / "o"), "--workers", "2", "--scheduler", "tcp://x:1"]) == 2
+    assert "--scheduler" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_data_from_an_npz_with_labels_and_from_an_idx_directory(tmp_path: Path, mnist_dir: Path) -> None:
+    rng = np.random.default_rng(0)
+    X = (rng.random((30, 12)) < 0.3).astype(np.uint8)
+    y = np.repeat([4, 7, 9], 10)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    cfg = parse_config("[data]\npath = 'd.npz'\ndigits = [9, 4]\nper_class = 3\n", base_dir=tmp_path)
+    Xs, ys, desc = sweep.load_data(cfg.data)
+    # select_digits keeps the file's order: the first 3 fours, then the first 3 nines.
+    assert ys.tolist() == [4, 4, 4, 9, 9, 9] and np.array_equal(Xs, X[[0, 1, 2, 20, 21, 22]]) and "labelled" in desc
+    Xa, ya, _ = sweep.load_data(parse_config("[data]\npath = 'd.npz'\n", base_dir=tmp_path).data)
+    assert np.array_equal(Xa, X) and np.array_equal(ya, y)
+    np.save(tmp_path / "d.npy", X)
+    Xn, yn, _ = sweep.load_data(parse_config("[data]\npath = 'd.npy'\n", base_dir=tmp_path).data)
+    assert np.array_equal(Xn, X) and yn is None
+    unlabelled = parse_config("[data]\npath = 'd.npy'\n[diagnostics]\nmeasures = ['class_kl']\n", base_dir=tmp_path)
+    with pytest.raises(ValueError, match="class_kl needs labelled data"):
+        sweep.run_sweep(unlabelled, tmp_path / "never", workers=0, progress=False)
+    assert not (tmp_path / "never").exists()
+    with pytest.raises(ValueError, match="no labels"):
+        sweep.load_data(parse_config("[data]\npath = 'd.npy'\ndigits = [1]\n", base_dir=tmp_path).data)
+    cfg = parse_config(f"[data]\npath = '{mnist_dir}'\ndigits = [3, 8]\nper_class = 4\n")
+    Xm, ym, _ = sweep.load_data(cfg.data)
+    assert Xm.shape == (8, 784) and sorted(ym.tolist()) == [3] * 4 + [8] * 4 and set(np.unique(Xm)) <= {0, 1}
+
+
+def test_a_worker_with_another_nemm_version_is_refused_and_retried(reference: Path, tiny: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    real = sweep.run_one
+
+    def old_worker(spec: Any, X: Any, y: Any = None) -> Any:
+        got = real(spec, X, y)
+        if spec.index == 0:
+            got["result"]["nemm_version"] = "0.0.1"
+        return got
+
+    monkeypatch.setattr(sweep, "run_one", old_worker)
+    out = tmp_path / "out"
+    res = sweep.run_sweep(load_config(tiny), out, workers=0, progress=False)
+    assert res.n_errors == 1 and "worker lost" in res.rows[0]["error"] and "0.0.1" in res.rows[0]["error"]
+    assert not (out / "runs" / res.rows[0]["run_id"]).exists()  # not recorded: the next run retries it
+    monkeypatch.setattr(sweep, "run_one", real)
+    again = sweep.run_sweep(load_config(tiny), out, workers=0, progress=False)
+    assert again.n_run == 1 and again.n_errors == 0
+    assert (out / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
