@@ -1,29 +1,27 @@
-// Persistent chains x'(0) -> z(0) -> x'(1) -> z(1) -> ... (eq. 18). Each chain owns its random
-// streams, keyed by (seed, chain index), and its buffers: the loop itself never allocates.
+// The sampling chains x'(0) -> z(0) -> x'(1) -> z(1) -> ... (eq. 18), in float tables.
+// Each chain owns its random streams, keyed by (seed, chain index), and its buffers: the loop
+// itself never allocates. Chains run in parallel, one per OpenMP iteration (schedule static).
 #pragma once
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-#include "kernels.hpp"
+#include "math.hpp"
+#include "model.hpp"
 #include "rng.hpp"
-
+#include "simd.hpp"
+#include "sparse_rows.hpp"
 
 namespace nemm {
 
-typedef float f32x4 __attribute__((vector_size(16)));  // SSE registers: the portable baseline
-inline f32x4 load4f(const float* p) {
-  f32x4 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
 // x_i ~ Bernoulli(thr_i / 2^32) for i < Dp; writes the active indices (ascending) and returns
 // their number. `bits` and `words` are Dp-long scratch buffers.
-NEMM_CLONES static int sample_visible(LaneRng& g, const uint32_t* thr, int Dp, uint32_t* words,
+NEMM_CLONES inline int sample_visible(LaneRng& g, const uint32_t* thr, int Dp, uint32_t* words,
                                       uint8_t* bits, int32_t* active) {
   g.fill(words, Dp);
   for (int i = 0; i < Dp; ++i) bits[i] = uint8_t(words[i] < thr[i]);
@@ -50,6 +48,7 @@ struct ChainState {
   std::vector<uint32_t> words;   // Dp
   std::vector<uint8_t> bits;     // Dp
   std::vector<uint32_t> thr;     // Dp (binary hidden: thresholds of the current z)
+  std::vector<float> h;          // Dp (binary hidden: fields, then means, of the current z)
   std::vector<float> u;          // Lp
   std::vector<double> p;         // L
 
@@ -60,6 +59,7 @@ struct ChainState {
     words.assign(m.Dp, 0);
     bits.assign(m.Dp, 0);
     thr.assign(m.Dp, 0);
+    h.assign(m.Dp, 0.0f);
     u.assign(m.Lp, 0.0f);
     p.assign(m.s.L, 0.0);
     n_active = 0;
@@ -128,18 +128,21 @@ struct ChainState {
       t = m.thr.data() + std::size_t(z) * m.Dp;
     } else {
       const int Dp = m.Dp;
-      float* h = reinterpret_cast<float*>(words.data());  // words is rewritten by the sampler
-      std::memcpy(h, m.a_f.data(), sizeof(float) * Dp);
+      float* hh = h.data();  // its own float buffer: no float written into uint32 storage
+      std::memcpy(hh, m.a_f.data(), sizeof(float) * Dp);
       for (int b = 0; b < m.s.L; ++b)
         if ((z >> b) & 1u) {
           const float* col = m.wT.data() + std::size_t(b) * Dp;
-          for (int i = 0; i < Dp; ++i) h[i] += col[i];
+          for (int i = 0; i < Dp; ++i) hh[i] += col[i];
         }
       // Vectorized float sigmoid: the 2^L thresholds cannot be tabulated for every z.
-      Eigen::Map<Eigen::ArrayXf> hv(h, Dp);
+      Eigen::Map<Eigen::ArrayXf> hv(hh, Dp);
       hv = 1.0f / (1.0f + (-hv).exp());
+      // Threshold of P(word < thr) = h: compared before the conversion, so that a NaN mean
+      // (a diverged model) gives 0 instead of converting NaN to an integer (undefined
+      // behaviour); every mean in [0, 1] gives the same threshold as before.
       for (int i = 0; i < Dp; ++i)
-        thr[i] = h[i] >= 1.0f ? 0xFFFFFFFFu : uint32_t(double(h[i]) * 4294967296.0);
+        thr[i] = hh[i] >= 1.0f ? 0xFFFFFFFFu : hh[i] > 0.0f ? uint32_t(double(hh[i]) * 4294967296.0) : 0u;
       t = thr.data();
     }
     n_active = sample_visible(lanes, t, m.Dp, words.data(), bits.data(), active.data());

@@ -1,4 +1,4 @@
-// Transition counting along hidden trajectories: n(z -> z') and occupancy n(z) (section IV.B).
+// Transition counts n(z -> z') along hidden trajectories, dense or sparse (section IV.B, eq. 21).
 #pragma once
 #include <algorithm>
 #include <cstdint>

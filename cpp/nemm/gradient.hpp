@@ -1,11 +1,17 @@
 // The approximate log-likelihood gradient over the recorded chain, eqs. 16a-16d with 17.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <numeric>
+#include <stdexcept>
 #include <vector>
 
 #include "kernels.hpp"
 #include "likelihood.hpp"
+#include "math.hpp"
+#include "model.hpp"
+#include "simd.hpp"
+#include "sparse_rows.hpp"
 
 namespace nemm {
 
@@ -58,10 +64,11 @@ struct GradientWorkspace {
   RowMatrixXd Q, Qp, Gp, acc;
 };
 
-// X: the minibatch (data points x); Xp, Z: the recorded pairs (x'(s), z(s)) of all chains, pooled.
+// X: the minibatch (N data points x); Xp, Z: the S recorded pairs (x'(s), z(s)) of all chains,
+// pooled. work: scratch kept between calls (a local one when null).
 // r_s(x) = softmax_s log A(z(s), x) (step 3), computed in the log domain.
-NEMM_CLONES static Gradient approx_gradient(const Model& m, const std::vector<Span>& X, const std::vector<Span>& Xp,
-                                const std::vector<uint64_t>& Z, GradientWorkspace* work = nullptr) {
+NEMM_CLONES inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, const std::vector<Span>& Xp,
+                                            const std::vector<uint64_t>& Z, GradientWorkspace* work = nullptr) {
   GradientWorkspace local;
   GradientWorkspace& w = work ? *work : local;
   const Settings& s = m.s;

@@ -1,5 +1,6 @@
-// Random streams. One stream per chain, keyed by (seed, chain index) through SplitMix64
-// hashing, so results never depend on the number of threads.
+// Random streams: xoshiro256** for scalar draws, eight xoshiro128** lanes for visible bits.
+// One stream per chain, keyed by (seed, chain index) through SplitMix64 hashing, so results
+// never depend on the number of threads.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -22,7 +23,6 @@ inline uint64_t stream_key(uint64_t seed, uint64_t stream) {
 }
 
 inline uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-inline uint32_t rotl32(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
 
 // xoshiro256**: scalar draws (hidden-state choices, uniforms).
 struct Xoshiro256 {

@@ -1,14 +1,21 @@
-// One training step (section III): persistent chains, the gradient of eqs. 16-17 and an
-// RMSprop ascent step. The epoch loop and the minibatch schedule live in Python.
+// Training (section III): RMSprop and the Trainer's step (chains, gradient, ascent).
+// One step runs the persistent chains, takes the gradient of eqs. 16-17 and an RMSprop ascent
+// step. The epoch loop and the minibatch schedule live in Python.
 #pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
 #include "chain.hpp"
 #include "gradient.hpp"
-#include "likelihood.hpp"
+#include "model.hpp"
+#include "simd.hpp"
+#include "sparse_rows.hpp"
 
 namespace nemm {
 
 // v = rho v + (1 - rho) g^2; p += lr g / (sqrt(v) + eps): ascent, element by element.
-NEMM_CLONES static void rmsprop_update(double* __restrict p, const double* __restrict g, double* __restrict v,
+NEMM_CLONES inline void rmsprop_update(double* __restrict p, const double* __restrict g, double* __restrict v,
                                        std::size_t n, double lr, double rho, double eps) {
   for (std::size_t i = 0; i < n; ++i) {
     v[i] = rho * v[i] + (1.0 - rho) * g[i] * g[i];

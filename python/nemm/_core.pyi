@@ -1,4 +1,4 @@
-"""Type stubs for the compiled core (cpp/bindings.cpp)."""
+"""Type stubs for the compiled core nemm._core (cpp/bindings/, one register_<topic>.cpp per topic)."""
 
 import numpy as np
 import numpy.typing as npt

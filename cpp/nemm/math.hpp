@@ -1,0 +1,111 @@
+// Elementwise math in the log domain: exp(x <= 0), sigmoid, ln sigmoid, softplus, log-sum-exp.
+// Also the Bernoulli thresholds that turn probabilities into 32-bit compare values.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "simd.hpp"  // NEMM_CLONES
+
+namespace nemm {
+
+// exp(x) for x <= 0, branch-free so that loops over it vectorize: x = k ln2 + r with
+// |r| <= ln2 / 2 (Cody-Waite, two-part ln2), exp(r) by its Taylor series to r^13 (truncation
+// below 1e-17 relative), then the exponent bits set to k. Returns 0 below -708 (the normal range).
+inline double exp_nonpositive(double x) {
+  const double cx = std::max(x, -708.0);
+  // Round to nearest by the 1.5 * 2^52 shift: the integer k then sits in the low mantissa bits.
+  const double shift = 6755399441055744.0;
+  const double t = cx * 1.4426950408889634 + shift;
+  const double kf = t - shift;
+  const double r = (cx - kf * 6.93147180369123816490e-01) - kf * 1.90821492927058770002e-10;
+  double p = 1.0 / 6227020800.0;  // 1/13!
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  uint64_t tb, sb;
+  std::memcpy(&tb, &t, sizeof(tb));
+  const double shift_d = shift;
+  std::memcpy(&sb, &shift_d, sizeof(sb));
+  const uint64_t bits = (tb - sb + 1023) << 52;  // 2^k
+  double scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return double(x >= -708.0) * (p * scale);  // arithmetic, not a branch: keeps the loop vectorizable
+}
+
+// sum_i softplus(h_i) and sigmoid(h) with one exp per entry (h, sig, e: D entries; e is
+// scratch). softplus(h) = max(h, 0) + ln(1 + e) with e = exp(-|h|) in (0, 1], so
+// sum_i ln(1 + e_i) is the log of a product of factors in (1, 2]: these normalizers can neither
+// underflow nor (in chunks of 512) overflow, and one log per chunk replaces D logs.
+// (Probabilities themselves are never multiplied.)
+NEMM_CLONES inline double softplus_sum_sigmoid(const double* h, int D, double* sig, double* e) {
+  for (int i = 0; i < D; ++i) {  // no reduction: this loop vectorizes
+    const double ei = exp_nonpositive(-std::abs(h[i]));
+    const double pos = double(h[i] >= 0);
+    e[i] = ei;
+    sig[i] = (pos + (1.0 - pos) * ei) / (1.0 + ei);
+  }
+  // Four interleaved partial sums and products break the serial dependency chains; the order
+  // is fixed, so the result does not depend on anything but the input.
+  double lin[4] = {0, 0, 0, 0}, logs = 0;
+  for (int c0 = 0; c0 < D; c0 += 512) {
+    const int c1 = std::min(D, c0 + 512);
+    double prod[4] = {1, 1, 1, 1};
+    int i = c0;
+    for (; i + 4 <= c1; i += 4)
+      for (int j = 0; j < 4; ++j) {
+        lin[j] += h[i + j] > 0 ? h[i + j] : 0.0;
+        prod[j] *= 1.0 + e[i + j];
+      }
+    for (; i < c1; ++i) {
+      lin[0] += h[i] > 0 ? h[i] : 0.0;
+      prod[0] *= 1.0 + e[i];
+    }
+    // Each partial product covers at most 128 factors in (1, 2]: far from overflow.
+    logs += std::log(prod[0] * prod[1]) + std::log(prod[2] * prod[3]);
+  }
+  return (lin[0] + lin[1]) + (lin[2] + lin[3]) + logs;
+}
+
+inline double sigmoid(double u) {
+  return u >= 0 ? 1.0 / (1.0 + std::exp(-u)) : std::exp(u) / (1.0 + std::exp(u));
+}
+
+// ln sigmoid(u) = -softplus(-u), finite for every finite u.
+inline double log_sigmoid(double u) { return std::min(u, 0.0) - std::log1p(std::exp(-std::abs(u))); }
+
+// ln sum_i exp(v_i) over n entries, shifted by the maximum; -inf when all are -inf.
+inline double logsumexp(const double* v, int n) {
+  double m = -std::numeric_limits<double>::infinity();
+  for (int i = 0; i < n; ++i) m = std::max(m, v[i]);
+  if (!std::isfinite(m)) return m;
+  double s = 0;
+  for (int i = 0; i < n; ++i) s += exp_nonpositive(v[i] - m);
+  return m + std::log(s);
+}
+
+// Bernoulli thresholds for 32-bit uniform words: P(word < t) = t / 2^32, with t = p 2^32
+// clamped to [0, 2^32 - 1]. The compare comes before the conversion, so a NaN probability
+// (a diverged model) gives 0 instead of converting NaN to an integer (undefined behaviour);
+// finite inputs give the same thresholds as a plain clamp.
+NEMM_CLONES inline void bernoulli_thresholds(const double* p, int n, uint32_t* out) {
+  for (int i = 0; i < n; ++i) {
+    const double v = p[i] * 4294967296.0;
+    const double t = v > 0.0 ? std::min(v, 4294967295.0) : 0.0;
+    out[i] = uint32_t(int64_t(t));
+  }
+}
+
+}  // namespace nemm

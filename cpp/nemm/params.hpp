@@ -1,0 +1,49 @@
+// What defines one machine: Settings (sizes and variant) and Params (w, a, wbar, abar, xbar).
+// Settings: D, L, one-hot or binary hidden layer, normalization, centering, tying; Params in
+// double precision (eqs. 10, 11, 17). Hidden states are uint64 codes (hidden_bit).
+#pragma once
+#include <Eigen/Dense>
+
+#include <cstdint>
+#include <stdexcept>
+
+namespace nemm {
+
+enum class Hidden { OneHot, Binary };
+enum class Normalization { Softmax, Sigmoid };  // x -> z kernel: eq. 11 (softmax) or eq. 19
+
+using RowMatrixXd = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+struct Settings {
+  int D = 0;  // visible bits
+  int L = 0;  // hidden units (one-hot: L states; binary: 2^L states)
+  Hidden hidden = Hidden::OneHot;
+  Normalization normalization = Normalization::Softmax;
+  bool centered = true;  // u = wbar (x - xbar) + abar (eq. 17) instead of wbar x + abar
+  bool tied = false;     // wbar = w^T: the RBM Gibbs sampler, the equilibrium baseline
+
+  void validate() const {
+    if (D <= 0 || L <= 0) throw std::invalid_argument("D and L must be positive");
+    if (L < 2 && hidden == Hidden::OneHot) throw std::invalid_argument("one-hot hidden layer needs L >= 2");
+    if (hidden == Hidden::Binary && L > 63) throw std::invalid_argument("binary hidden layer supports L <= 63");
+    if (hidden == Hidden::Binary && normalization != Normalization::Softmax)
+      throw std::invalid_argument("the sigmoid-ratio normalization applies to one-hot hidden states only");
+    if (tied && normalization == Normalization::Sigmoid)
+      throw std::invalid_argument("tied mode is the RBM sampler and needs the softmax normalization");
+  }
+};
+
+struct Params {
+  Eigen::MatrixXd w;     // D x L, forward weights (eq. 10)
+  Eigen::VectorXd a;     // D, visible bias
+  Eigen::MatrixXd wbar;  // L x D, backward weights (eq. 11); column i is contiguous
+  Eigen::VectorXd abar;  // L, hidden bias
+  Eigen::VectorXd xbar;  // D, data mean used for centering (eq. 17)
+};
+
+// Hidden states are uint64 codes. One-hot: z = e_code. Binary: bit b of the code is z_b.
+inline double hidden_bit(uint64_t code, int b, Hidden hidden) {
+  return hidden == Hidden::OneHot ? double(code == uint64_t(b)) : double((code >> b) & 1u);
+}
+
+}  // namespace nemm
