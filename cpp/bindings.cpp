@@ -15,6 +15,8 @@
 namespace py = pybind11;
 using namespace nemm;
 
+void register_rbm(py::module_& m);  // cpp/bindings/register_rbm.cpp
+
 using U8Array = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
 using I64Array = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 using U64Array = py::array_t<uint64_t, py::array::c_style | py::array::forcecast>;
@@ -307,6 +309,8 @@ PYBIND11_MODULE(_core, m) {
         }
         return py::make_tuple(py::array(py::cast(sc.from)), py::array(py::cast(sc.to)), py::array(py::cast(sc.count)));
       }, py::arg("trajectory"), "Sparse transition counts (from, to, count), sorted by (from, to).");
+
+  register_rbm(m);
 
   py::class_<Engine>(m, "Engine")
       .def(py::init<int, int, const std::string&, const std::string&, bool, bool>(), py::arg("n_visible"),
