@@ -103,6 +103,11 @@ class RBM:
     ``abar[alpha] = -sum_i softplus(w[i, alpha])`` so that the L mixture components start
     with equal weights. Binary: ``w ~ 0.01 N(0, 1)``, ``a = logit(data mean)``, ``abar = 0``.
 
+    Defaults (Adam, learning rate 0.02, minibatches of 100, 100 epochs: 3000 exact-gradient
+    steps) were chosen on the training likelihood alone. On the 2980 embedded digits they give
+    -146.93 and -146.82 nats (one-hot, L = 6, seeds 0 and 1) and -140.17 and -139.46 (binary,
+    L = 6); the EM ceiling of the one-hot family is about -146.2.
+
     ``history_["loglik"]`` holds, per epoch, the mean over its minibatches of their exact
     mean ln p at the parameters before each step (NaN under PCD with more than 1024 hidden
     states, where ln Z is not computed during training).
