@@ -7,7 +7,6 @@ then persistence, thread independence and a short fit on the embedded digits.
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import subprocess

@@ -117,7 +117,8 @@ struct HiddenSums {
 inline HiddenSums enumerate_hidden(const Model& m, bool moments = true) {
   const Settings& s = m.s;
   const int D = s.D, L = s.L;
-  if (s.hidden == Hidden::Binary && L > 30) throw std::invalid_argument("exact enumeration needs at most 2^30 hidden states");
+  if (s.hidden == Hidden::Binary && L > 30)
+    throw std::invalid_argument("exact enumeration needs at most 2^30 hidden states");
   const uint64_t S = s.hidden == Hidden::OneHot ? uint64_t(L) : (uint64_t(1) << L);
   // Fixed blocks of states (at most 64), each with its own reference m_b, a running maximum of
   // lw taken lazily: the accumulators are rescaled only when lw exceeds m_b by kSlack, so no
