@@ -11,4 +11,5 @@ PYBIND11_MODULE(_core, m) {
   nemm::bindings::register_runtime(m);
   nemm::bindings::register_counting(m);
   nemm::bindings::register_engine(m);
+  nemm::bindings::register_rbm(m);
 }

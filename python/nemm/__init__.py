@@ -4,6 +4,8 @@ Public API
 ----------
 Machine, load, approx_gradient
     The estimator, its loader and the gradient of eqs. 16-17.
+RBM
+    The equilibrium RBM trained by its own rule (also ``nemm.baselines.RBM``).
 datasets, diagnostics, baselines, exact
     Data loaders, nonequilibrium diagnostics, equilibrium baselines, exact enumeration.
 openmp_enabled, set_num_threads
@@ -21,6 +23,7 @@ except ImportError as exc:  # pragma: no cover - only when the extension was not
     ) from exc
 
 from nemm.machine import Machine, approx_gradient, load
+from nemm.rbm import RBM
 
 __version__: str = _core.__version__
 
@@ -35,4 +38,4 @@ def set_num_threads(n: int) -> None:
     _core.set_num_threads(int(n))
 
 
-__all__ = ["Machine", "approx_gradient", "load", "openmp_enabled", "set_num_threads", "__version__"]
+__all__ = ["Machine", "RBM", "approx_gradient", "load", "openmp_enabled", "set_num_threads", "__version__"]

@@ -41,8 +41,9 @@ import numpy as np
 
 from ._checks import as_binary_matrix
 from ._logdomain import logsumexp
+from .rbm import RBM
 
-__all__ = ["BernoulliMixture", "fit_em_ceiling"]
+__all__ = ["BernoulliMixture", "RBM", "fit_em_ceiling"]
 
 #: Bernoulli means are kept in [_CLIP, 1 - _CLIP] so that log p and log(1-p) are finite.
 _CLIP = 1e-6

@@ -619,6 +619,8 @@ class Machine:
 def load(path: str | os.PathLike[str]) -> Machine:
     """Load a machine saved by :meth:`Machine.save` (never unpickles).
 
+    A file written by :meth:`nemm.baselines.RBM.save` (format "nemm-rbm") gives that RBM.
+
     Raises
     ------
     ValueError
@@ -650,6 +652,10 @@ def _machine_from_npz(npz: Any, path: Path) -> Machine:
         meta = json.loads(str(npz["metadata"][()]))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: corrupt metadata: {exc}") from exc
+    if isinstance(meta, dict) and meta.get("format") == "nemm-rbm":  # the equilibrium RBM's file
+        from nemm.rbm import rbm_from_npz
+
+        return rbm_from_npz(npz, meta, path)  # type: ignore[return-value]
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise ValueError(f"{path} is not a nemm model file (metadata format is not {FORMAT_NAME!r})")
     version = meta.get("format_version")

@@ -1,0 +1,347 @@
+// The equilibrium RBM trained by its own rule (spec "The equilibrium baseline: an RBM trained as
+// an RBM"). Energy E(x, h) = -x.w h - a.x - abar.h with h one-hot (L states) or L binary units.
+// The parameters and the Gibbs sampler are the engine's own: a Model with tied = true,
+// centered = false (u = w^T x + abar, x | h ~ Bernoulli(sigmoid(w h + a))) and its Chains. This
+// header adds only what the RBM's learning rule needs: the exact enumeration of the hidden layer
+// (ln Z and the model expectations), the data term, the PCD-k model term, and Adam.
+#pragma once
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include "chain.hpp"
+#include "kernels.hpp"
+#include "likelihood.hpp"
+#include "trainer.hpp"
+
+namespace nemm {
+
+// The engine's Gibbs sampler is the RBM's exactly when the weights are tied and the x -> z field
+// is not centered.
+inline Settings rbm_settings(int D, int L, Hidden hidden) {
+  Settings s;
+  s.D = D;
+  s.L = L;
+  s.hidden = hidden;
+  s.normalization = Normalization::Softmax;
+  s.centered = false;
+  s.tied = true;
+  s.validate();
+  return s;
+}
+
+inline double rbm_n_states(const Settings& s) {
+  return s.hidden == Hidden::OneHot ? double(s.L) : std::ldexp(1.0, s.L);
+}
+
+// Sums over a set of visible rows x of: x h^T, x and h weighted by P(h | x) (the data term of the
+// gradient), and of ln sum_h exp(-E(x, h)) = a.x + logsumexp_h[abar.h + x^T w h] (the
+// unnormalized ln p). The rows go in fixed blocks of 256, summed in block order: the same bits
+// whatever the number of threads.
+struct VisibleSums {
+  Eigen::MatrixXd xh;   // D x L: sum_n x_n E[h | x_n]^T
+  Eigen::VectorXd x;    // D
+  Eigen::VectorXd h;    // L: sum_n E[h | x_n]
+  double log_unnorm = 0;  // sum_n ln sum_h exp(-E(x_n, h))
+  long n = 0;
+};
+
+// ln sum_h exp(-E(x, h)) for one row, and E[h | x] into q (L). u: scratch (Lq).
+inline double rbm_row(const Model& m, Span x, double* u, double* q, double* gain) {
+  const Settings& s = m.s;
+  backward_field(m.backward_table(), m.Lq, m.field_bias_d.data(), x, u);  // u = w^T x + abar
+  backward_probs(s, u, q, gain);  // softmax (one-hot) or sigmoid (binary): P(h | x)
+  double ax = 0;
+  for (int32_t k = 0; k < x.n; ++k) ax += m.p.a[x.p[k]];
+  if (s.hidden == Hidden::OneHot) return ax + logsumexp(u, s.L);
+  double sp = 0;  // factorized: logsumexp over 2^L codes = sum_b softplus(u_b)
+  for (int b = 0; b < s.L; ++b) sp += std::max(u[b], 0.0) + std::log1p(std::exp(-std::abs(u[b])));
+  return ax + sp;
+}
+
+inline VisibleSums visible_sums(const Model& m, const std::vector<Span>& X, bool moments = true) {
+  const int D = m.s.D, L = m.s.L, Lq = m.Lq;
+  const long N = long(X.size());
+  constexpr long kBlock = 256;
+  const long B = (N + kBlock - 1) / kBlock;
+  std::vector<RowMatrixXd> acc(B);
+  std::vector<Eigen::VectorXd> xs(B), hs(B);
+  std::vector<double> lu(B, 0.0);
+#pragma omp parallel for schedule(static) if (B > 1)
+  for (long b = 0; b < B; ++b) {
+    std::vector<double> u(Lq), q(Lq, 0.0), gain(L);
+    if (moments) {
+      acc[b].setZero(D, Lq);
+      xs[b].setZero(D);
+      hs[b].setZero(L);
+    }
+    double l = 0;
+    for (long n = b * kBlock; n < std::min(N, (b + 1) * kBlock); ++n) {
+      l += rbm_row(m, X[n], u.data(), q.data(), gain.data());
+      if (!moments) continue;
+      scatter_rows(acc[b].data(), Lq, X[n], q.data(), Lq);
+      for (int32_t k = 0; k < X[n].n; ++k) xs[b][X[n].p[k]] += 1.0;
+      for (int j = 0; j < L; ++j) hs[b][j] += q[j];
+    }
+    lu[b] = l;
+  }
+  VisibleSums out;
+  out.n = N;
+  if (moments) {
+    out.xh.setZero(D, L);
+    out.x.setZero(D);
+    out.h.setZero(L);
+  }
+  for (long b = 0; b < B; ++b) {  // block order
+    out.log_unnorm += lu[b];
+    if (!moments) continue;
+    out.xh += acc[b].leftCols(L);
+    out.x += xs[b];
+    out.h += hs[b];
+  }
+  return out;
+}
+
+// Exact enumeration of the hidden layer. With h summed out of exp(-E), each hidden state has the
+// log weight lw(h) = abar.h + sum_i softplus(a_i + (w h)_i), so ln Z = logsumexp_h lw(h) and
+// p(h) = exp(lw(h) - ln Z). With moments: the model term of the gradient,
+// sum_h p(h) [sigmoid(w h + a) h^T, sigmoid(w h + a), h].
+struct HiddenSums {
+  double log_Z = 0;
+  Eigen::MatrixXd xh;  // D x L
+  Eigen::VectorXd x;   // D
+  Eigen::VectorXd h;   // L
+};
+
+inline HiddenSums enumerate_hidden(const Model& m, bool moments = true) {
+  const Settings& s = m.s;
+  const int D = s.D, L = s.L;
+  if (s.hidden == Hidden::Binary && L > 30)
+    throw std::invalid_argument("exact enumeration needs at most 2^30 hidden states");
+  const uint64_t S = s.hidden == Hidden::OneHot ? uint64_t(L) : (uint64_t(1) << L);
+  // Fixed blocks of states (at most 64), each with its own reference m_b, a running maximum of
+  // lw taken lazily: the accumulators are rescaled only when lw exceeds m_b by kSlack, so no
+  // term exceeds e^64 and a block's sums (at most 2^30 terms) stay far below overflow.
+  constexpr double kSlack = 64.0;
+  const uint64_t B = std::min<uint64_t>(64, std::max<uint64_t>(1, S / 64));
+  std::vector<double> mx(B, -std::numeric_limits<double>::infinity()), s0(B, 0.0);
+  std::vector<Eigen::MatrixXd> accw(moments ? B : 0);
+  std::vector<Eigen::VectorXd> acca(moments ? B : 0), acch(moments ? B : 0);
+#pragma omp parallel for schedule(static) if (B > 1)
+  for (long blk = 0; blk < long(B); ++blk) {
+    const uint64_t k0 = S * uint64_t(blk) / B, k1 = S * uint64_t(blk + 1) / B;
+    Eigen::VectorXd field(D), sig(D), e(D);
+    if (moments) {
+      accw[blk].setZero(D, L);
+      acca[blk].setZero(D);
+      acch[blk].setZero(L);
+    }
+    double m_b = -std::numeric_limits<double>::infinity(), tot = 0;
+    uint64_t prev = 0;
+    for (uint64_t k = k0; k < k1; ++k) {
+      // Binary: the k-th state in Gray-code order, so that successive fields differ by one
+      // column of w; the block's first field is built from scratch.
+      const uint64_t code = s.hidden == Hidden::OneHot ? k : (k ^ (k >> 1));
+      if (s.hidden == Hidden::OneHot) {
+        field = m.p.a + m.p.w.col(int(code));
+      } else if (k == k0) {
+        field = m.p.a;
+        for (int b = 0; b < L; ++b)
+          if ((code >> b) & 1u) field += m.p.w.col(b);
+      } else {
+        const int b = __builtin_ctzll(code ^ prev);
+        if ((code >> b) & 1u) field += m.p.w.col(b); else field -= m.p.w.col(b);
+      }
+      prev = code;
+      double lw = softplus_sum_sigmoid(field.data(), D, sig.data(), e.data());
+      for (int b = 0; b < L; ++b) lw += hidden_bit(code, b, s.hidden) * m.p.abar[b];
+      if (lw > m_b + kSlack) {  // rescale what was summed against the old reference
+        const double r = std::isfinite(m_b) ? std::exp(m_b - lw) : 0.0;
+        tot *= r;
+        if (moments) { accw[blk] *= r; acca[blk] *= r; acch[blk] *= r; }
+        m_b = lw;
+      }
+      const double wt = std::exp(lw - m_b);
+      tot += wt;
+      if (!moments) continue;
+      acca[blk] += wt * sig;
+      for (int b = 0; b < L; ++b)
+        if (hidden_bit(code, b, s.hidden) != 0.0) {
+          accw[blk].col(b) += wt * sig;
+          acch[blk][b] += wt;
+        }
+    }
+    mx[blk] = m_b;
+    s0[blk] = tot;
+  }
+  double M = -std::numeric_limits<double>::infinity();
+  for (uint64_t b = 0; b < B; ++b) M = std::max(M, mx[b]);
+  double tot = 0;
+  HiddenSums out;
+  if (moments) {
+    out.xh.setZero(D, L);
+    out.x.setZero(D);
+    out.h.setZero(L);
+  }
+  for (uint64_t b = 0; b < B; ++b) {  // block order
+    const double r = std::exp(mx[b] - M);
+    tot += r * s0[b];
+    if (!moments) continue;
+    out.xh += r * accw[b];
+    out.x += r * acca[b];
+    out.h += r * acch[b];
+  }
+  out.log_Z = M + std::log(tot);
+  if (moments) {
+    out.xh /= tot;
+    out.x /= tot;
+    out.h /= tot;
+  }
+  return out;
+}
+
+// Exact ln p(x) of every row: a.x + logsumexp_h[abar.h + x^T w h] - ln Z.
+inline Eigen::VectorXd rbm_log_likelihood(const Model& m, const std::vector<Span>& X) {
+  const double log_Z = enumerate_hidden(m, false).log_Z;
+  const long N = long(X.size());
+  Eigen::VectorXd out(N);
+#pragma omp parallel if (N > 1024)
+  {
+    std::vector<double> u(m.Lq), q(m.Lq), gain(m.s.L);
+#pragma omp for schedule(static)
+    for (long n = 0; n < N; ++n) out[n] = rbm_row(m, X[n], u.data(), q.data(), gain.data()) - log_Z;
+  }
+  return out;
+}
+
+// Gradient of the mean ln p over the rows: data term minus model term.
+struct RBMGradient {
+  Eigen::MatrixXd w;  // D x L
+  Eigen::VectorXd a;  // D
+  Eigen::VectorXd abar;  // L
+  Eigen::VectorXd h_data;  // L: mean E[h | x] over the rows (the centering offset's input)
+  double loglik = std::numeric_limits<double>::quiet_NaN();  // exact mean ln p, NaN without ln Z
+};
+
+inline RBMGradient rbm_gradient_from(const VisibleSums& data, const Eigen::MatrixXd& mw, const Eigen::VectorXd& ma,
+                                     const Eigen::VectorXd& mh) {
+  const double inv = 1.0 / double(data.n);
+  RBMGradient g;
+  g.w = data.xh * inv - mw;
+  g.a = data.x * inv - ma;
+  g.abar = data.h * inv - mh;
+  g.h_data = data.h * inv;
+  return g;
+}
+
+inline RBMGradient rbm_exact_gradient(const Model& m, const std::vector<Span>& X) {
+  if (X.empty()) throw std::invalid_argument("empty minibatch");
+  const VisibleSums data = visible_sums(m, X);
+  const HiddenSums model = enumerate_hidden(m, true);
+  RBMGradient g = rbm_gradient_from(data, model.xh, model.x, model.h);
+  g.loglik = data.log_unnorm / double(data.n) - model.log_Z;
+  return g;
+}
+
+// PCD-k: the model term from the persistent chains after k more Gibbs double steps, Rao-
+// Blackwellized over h: mean over chains of [x' E[h|x']^T, x', E[h|x']]. ln Z (for the reported
+// likelihood) only when the hidden layer is small enough to enumerate for free.
+inline RBMGradient rbm_pcd_gradient(const Model& m, Chains& chains, Recording& rec, const std::vector<Span>& X, int k,
+                                    bool with_loglik) {
+  if (X.empty()) throw std::invalid_argument("empty minibatch");
+  if (chains.size() == 0) throw std::runtime_error("no persistent chains");
+  const VisibleSums data = visible_sums(m, X);
+  chains.run(m, k, rec);
+  std::vector<Span> fantasy(chains.size());
+  for (int c = 0; c < chains.size(); ++c) fantasy[c] = Span{chains.chains[c].active.data(), chains.chains[c].n_active};
+  const VisibleSums model = visible_sums(m, fantasy);
+  const double inv = 1.0 / double(model.n);
+  RBMGradient g = rbm_gradient_from(data, model.xh * inv, model.x * inv, model.h * inv);
+  if (with_loglik) g.loglik = data.log_unnorm / double(data.n) - enumerate_hidden(m, false).log_Z;
+  return g;
+}
+
+// m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p += lr mhat / (sqrt(vhat) + eps): ascent,
+// with the bias corrections c1 = 1 - b1^t, c2 = 1 - b2^t.
+NEMM_CLONES static void adam_update(double* __restrict p, const double* __restrict g, double* __restrict mom,
+                                    double* __restrict v, std::size_t n, double lr, double b1, double b2, double eps,
+                                    double c1, double c2) {
+  for (std::size_t i = 0; i < n; ++i) {
+    mom[i] = b1 * mom[i] + (1.0 - b1) * g[i];
+    v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+    p[i] += lr * (mom[i] / c1) / (std::sqrt(v[i] / c2) + eps);
+  }
+}
+
+struct RBMOptimizer {
+  bool adam = true;
+  double lr = 0.02, b1 = 0.9, b2 = 0.999, rho = 0.9, eps = 1e-8;
+  long t = 0;
+  Eigen::MatrixXd mw, vw;
+  Eigen::VectorXd ma, va, mh, vh;
+
+  void reset(int D, int L) {
+    t = 0;
+    mw = vw = Eigen::MatrixXd::Zero(D, L);
+    ma = va = Eigen::VectorXd::Zero(D);
+    mh = vh = Eigen::VectorXd::Zero(L);
+  }
+
+  // delta (zero on entry) receives the ascent step of the gradient g.
+  template <class T>
+  void step_of(T& delta, const T& g, T& mom, T& v, double c1, double c2) const {
+    const std::size_t n = std::size_t(g.size());
+    if (adam) adam_update(delta.data(), g.data(), mom.data(), v.data(), n, lr, b1, b2, eps, c1, c2);
+    else rmsprop_update(delta.data(), g.data(), v.data(), n, lr, rho, eps);
+  }
+};
+
+// One minibatch after another: the exact gradient or PCD-k, optionally centered (Montavon and
+// Mueller), then an Adam or RMSprop ascent step on w, a, abar.
+class RBMTrainer {
+ public:
+  Model model;
+  Chains chains;
+  Recording recording;
+  SparseRows data;
+  RBMOptimizer opt;
+  Eigen::VectorXd lambda;  // L: centering offset of h, a running mean of E[h | x] over the data
+
+  explicit RBMTrainer(const Settings& s) : model(s) { opt.reset(s.D, s.L); }
+
+  // Centered coordinates: E = -(x - mu)^T W (h - lambda) - b.(x - mu) - c.(h - lambda), with
+  // mu = xbar (the data mean) and w = W, a = b - W lambda, abar = c - W^T mu. The gradient in
+  // (W, b, c) is (g_w - mu g_abar^T - g_a lambda^T, g_a, g_abar); the step taken there maps back
+  // to dw = dW, da = db - dW lambda, dabar = dc - dW^T mu. Uncentered: mu = lambda = 0.
+  double step(const int64_t* rows, long n, bool exact, int k, bool centered, double center_rate) {
+    const Settings& s = model.s;
+    const std::vector<Span> X = data.spans(rows, n);
+    const bool cheap_Z = rbm_n_states(s) <= 1024;
+    RBMGradient g = exact ? rbm_exact_gradient(model, X) : rbm_pcd_gradient(model, chains, recording, X, k, cheap_Z);
+    ++opt.t;
+    const double c1 = 1.0 - std::pow(opt.b1, double(opt.t)), c2 = 1.0 - std::pow(opt.b2, double(opt.t));
+    Eigen::MatrixXd dw = Eigen::MatrixXd::Zero(s.D, s.L);
+    Eigen::VectorXd da = Eigen::VectorXd::Zero(s.D), dh = Eigen::VectorXd::Zero(s.L);
+    if (centered) {
+      if (lambda.size() != s.L) lambda = g.h_data;
+      else lambda = (1.0 - center_rate) * lambda + center_rate * g.h_data;
+      const Eigen::VectorXd& mu = model.p.xbar;
+      g.w -= mu * g.abar.transpose() + g.a * lambda.transpose();
+    }
+    opt.step_of(dw, g.w, opt.mw, opt.vw, c1, c2);
+    opt.step_of(da, g.a, opt.ma, opt.va, c1, c2);
+    opt.step_of(dh, g.abar, opt.mh, opt.vh, c1, c2);
+    if (centered) {
+      da -= dw * lambda;
+      dh -= dw.transpose() * model.p.xbar;
+    }
+    model.p.w += dw;
+    model.p.a += da;
+    model.p.abar += dh;
+    model.refresh(false);  // wbar = w^T again and the chain's tables; xbar unchanged
+    return g.loglik;
+  }
+};
+
+}  // namespace nemm
