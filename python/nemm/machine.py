@@ -21,7 +21,8 @@ from nemm import _core
 from nemm._checks import as_binary_matrix, as_real_array
 from nemm._io import atomic_open
 from nemm._progress import Progress
-from nemm.diagnostics import occupancy_from_trajectory
+from nemm._states import codes_to_states
+from nemm.markov import occupancy_from_trajectory
 
 __all__ = ["Machine", "load", "approx_gradient", "FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -413,11 +414,7 @@ class Machine:
     # ------------------------------------------------------------------ sampling
     def _codes_to_states(self, codes: np.ndarray) -> np.ndarray:
         """One-hot: int states; binary: bits along a new last axis."""
-        codes = codes.astype(np.int64) if self.hidden == "onehot" else codes
-        if self.hidden == "onehot":
-            return codes
-        bits = (codes[..., None] >> np.arange(self.n_hidden, dtype=np.uint64)) & np.uint64(1)
-        return bits.astype(np.uint8)
+        return codes_to_states(codes, self.hidden, self.n_hidden)
 
     def _seed(self, seed: int | None) -> int:
         return _seed_words(np.random.SeedSequence(self.random_state if seed is None else seed))
