@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from nemm._io import atomic_open
+from nemm.results import as_float as _num
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.machine import Machine
@@ -50,15 +51,6 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
     with atomic_open(path) as fh:
         fig.savefig(fh, format="png", dpi=_DPI)
     return path
-
-
-def _num(v: Any) -> float:
-    """A float from a number or the JSON strings "inf"/"nan"; None becomes NaN."""
-    if v is None:
-        return float("nan")
-    if isinstance(v, str):
-        return float(v)
-    return float(v)
 
 
 def _err(v: Any) -> float | None:
