@@ -19,11 +19,12 @@ from nemm.reproduce.regimes import REGIMES, regime_rules
 from nemm.results import as_float as _f
 from nemm.results import write_csv, write_json, write_text
 
-__all__ = ["CSV_COLUMNS", "describe_result", "draw_figures", "fmt", "fmt_pm", "rebuild_report", "report_markdown", "summarize", "table_text",
-           "write_report"]
+__all__ = ["CSV_COLUMNS", "describe_result", "draw_figures", "fmt", "fmt_pm", "rebuild_report", "report_markdown",
+           "summarize", "table_text", "write_report"]
 
 
 def fmt(v: Any, spec: str = ".3g") -> str:
+    """A number for reports: ``format(v, spec)``, "–" for NaN/None, "∞" for infinities."""
     x = _f(v)
     if math.isnan(x):
         return "–"
@@ -33,6 +34,7 @@ def fmt(v: Any, spec: str = ".3g") -> str:
 
 
 def fmt_pm(v: Any, e: Any, spec: str = ".3g") -> str:
+    """``v ± e`` when the error bar ``e`` is finite, else ``v`` alone."""
     if math.isfinite(_f(e)):
         return f"{fmt(v, spec)} ± {fmt(e, '.2g')}"
     return fmt(v, spec)
@@ -57,9 +59,9 @@ def describe_result(r: Mapping[str, Any]) -> str:
 #: Columns of results.csv: one row per machine (seeds, then tied RBMs).
 CSV_COLUMNS = (
     "kind", "seed", "loglik", "loglik_on_the_fly", "em_ceiling", "gap_to_em", "sigma", "sigma_err", "n_one_way",
-    "pseudocount", "sigma_two_way", "tau", "tau_err", "self_transition", "self_transition_err", "random_self_transition",
-    "class_kl", "regime", "sigma_rao_blackwell", "tau_rao_blackwell", "occupancy", "n_epochs", "train_seconds",
-    "model",
+    "pseudocount", "sigma_two_way", "tau", "tau_err", "self_transition", "self_transition_err",
+    "random_self_transition", "class_kl", "regime", "sigma_rao_blackwell", "tau_rao_blackwell", "occupancy",
+    "n_epochs", "train_seconds", "model",
 )
 
 
