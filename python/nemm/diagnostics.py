@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from nemm._seeds import derive_seed
 from nemm._states import bits_to_codes, codes_to_bits
@@ -233,6 +234,7 @@ def rao_blackwell_M(
     *,
     seed: int | None = None,
     return_stderr: bool = False,
+    progress: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Rao-Blackwell estimate of ``M(z', z) = E_{x ~ A(z', .)} Abar(x, z)`` (spec, "Exact answers").
 
@@ -251,6 +253,8 @@ def rao_blackwell_M(
         Seed of the numpy generator (defaults to the machine's ``random_state``).
     return_stderr : bool
         Also return the standard error of every entry (``std / sqrt(n_draws)``).
+    progress : bool
+        Show a tqdm bar over the hidden states (worth it for binary layers, up to 4096 states).
 
     Returns
     -------
@@ -269,7 +273,7 @@ def rao_blackwell_M(
     mu = machine.mean_images(np.arange(Z.shape[0]) if machine.hidden == "onehot" else Z)
     wbar, abar, xbar = machine.wbar_, machine.abar_, machine.xbar_
     blocks, errs = [], []
-    for zp in range(Z.shape[0]):
+    for zp in tqdm(range(Z.shape[0]), desc="Rao-Blackwell M", unit="state", disable=not progress, leave=False):
         x = (rng.random((n, mu.shape[1])) < mu[zp]).astype(np.uint8)
         P = backward_kernel(wbar, abar, xbar, x, machine.hidden, machine.normalization, bool(machine.centered))
         blocks.append(P.mean(axis=0, keepdims=True))  # the mean row: memory O(S^2), not O(S^2 n)
