@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from nemm._pool import process_pool
 from nemm._seeds import derive_seed
 from nemm.reproduce.regimes import classify_regime
-from nemm.reproduce.report import describe_result, summarize, table_text, write_report
+from nemm.reproduce.report import describe_result, draw_figures, summarize, table_text, write_tables
 
 __all__ = ["QUICK_EPOCHS", "QUICK_SEEDS", "reproduce"]
 
@@ -264,10 +264,12 @@ def reproduce(
                         seed_list=seed_list, rbm_list=rbm_list, n_em=n_em, jobs=jobs, track_every=track_every,
                         track_steps=track_steps, diag_steps=diag_steps)
         res["training_seconds"] = time.perf_counter() - t_start
+        fig_files = None
         if figures:
             say("drawing figures...")
-        res["seconds"] = time.perf_counter() - t_start  # the report states the time up to here
-        write_report(res, out, figures=figures, map_fn=map_fn)
+            fig_files = draw_figures(res, out, map_fn)
+        res["seconds"] = time.perf_counter() - t_start
+        write_tables(res, out, fig_files)
         return res
 
     if jobs == 1:

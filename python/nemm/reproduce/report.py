@@ -20,7 +20,7 @@ from nemm.results import as_float as _f
 from nemm.results import write_csv, write_json, write_text
 
 __all__ = ["CSV_COLUMNS", "describe_result", "draw_figures", "fmt", "fmt_pm", "rebuild_report", "report_markdown",
-           "summarize", "table_text", "write_report"]
+           "summarize", "table_text", "write_report", "write_tables"]
 
 
 def fmt(v: Any, spec: str = ".3g") -> str:
@@ -257,15 +257,15 @@ def draw_figures(res: Mapping[str, Any], out_dir: str | Path,
     return {k: drawn[k] for k in ("fig2", "fig3_best", "fig3_worst", "fig4") if k in drawn}
 
 
-def write_report(res: dict[str, Any], out_dir: str | Path, *, figures: bool = True,
-                 map_fn: Callable[..., Iterable[tuple[str, str]]] = map) -> dict[str, str]:
-    """Write results.csv, results.json, report.md and (optionally) the figures of a results dictionary.
+def write_tables(res: dict[str, Any], out_dir: str | Path, figure_files: Mapping[str, str] | None = None
+                 ) -> dict[str, str]:
+    """Write results.csv, results.json and report.md of a results dictionary (figures already drawn).
 
-    Fills ``res["files"]`` with the written paths and returns it.
+    Fills ``res["files"]`` with ``figure_files`` and the written paths and returns it.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files: dict[str, str] = draw_figures(res, out, map_fn) if figures else {}
+    files: dict[str, str] = dict(figure_files or {})
     em = res["baselines"]["em"]
     machines = list(res["seeds"]) + list(res["baselines"]["rbm"])
     files["results_csv"] = str(write_csv(out / "results.csv", _csv_rows(machines, em["loglik"] if em else None),
@@ -276,6 +276,15 @@ def write_report(res: dict[str, Any], out_dir: str | Path, *, figures: bool = Tr
     write_text(out / "report.md", report_markdown(res))
     write_json(out / "results.json", res)
     return files
+
+
+def write_report(res: dict[str, Any], out_dir: str | Path, *, figures: bool = True,
+                 map_fn: Callable[..., Iterable[tuple[str, str]]] = map) -> dict[str, str]:
+    """Draw the figures (optionally) and write the tables and report.md of a results dictionary.
+
+    Fills ``res["files"]`` with the written paths and returns it.
+    """
+    return write_tables(res, out_dir, draw_figures(res, out_dir, map_fn) if figures else None)
 
 
 def rebuild_report(out_dir: str | Path, *, figures: bool = True) -> dict[str, str]:
