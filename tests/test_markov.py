@@ -1,4 +1,4 @@
-"""Tests of the array-level nonequilibrium diagnostics (nemm.diagnostics)."""
+"""nemm.markov: the pure Markov-chain math (counts, M, pbar, sigma, tau, Tr(M)/L, class KL, error bars)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,11 @@ from nemm.markov import (
     rao_blackwell_transition_matrix,
     segment_error,
     stationary_distribution,
+    summarize_counts,
     transition_counts,
     transition_matrix,
 )
+from nemm.markov import DENSE_EIG_LIMIT
 from nemm.exact import backward_kernel, exact_model, hidden_states, log_A, visible_states
 
 SETTINGS = settings(max_examples=30, deadline=None)
@@ -429,3 +431,27 @@ def test_rao_blackwell_estimate_approaches_exact_M(hidden):
     np.testing.assert_allclose(M_rb.sum(axis=1), 1.0, atol=1e-14)
     # Each entry is a mean of n_draws values in [0, 1]: standard error <= 0.5 / sqrt(n_draws).
     assert np.abs(M_rb - m.M).max() < 5 * 0.5 / math.sqrt(n_draws)
+
+
+@given(st.integers(0, 2**31 - 1), st.integers(2, 6))
+@SETTINGS
+def test_summarize_counts_is_the_sum_of_its_parts(seed, S):
+    rng = np.random.default_rng(seed)
+    c = rng.integers(0, 5, (S, S)).astype(float) * (rng.random((S, S)) < 0.7)
+    c[0, 1] += 1  # never all zero
+    got = summarize_counts(c, pseudocount=0.5, stationary=True)
+    M = transition_matrix(c)
+    np.testing.assert_array_equal(got.M, M)
+    assert got.entropy == entropy_production_from_counts(c, pseudocount=0.5)
+    assert got.tau == decorrelation_time(M) or (math.isinf(got.tau) and math.isinf(decorrelation_time(M)))
+    assert got.self_transition == mean_self_transition(M)
+    np.testing.assert_array_equal(got.pbar, stationary_distribution(M))
+    assert summarize_counts(c).pbar is None
+
+
+def test_summarize_counts_skips_eigen_decompositions_of_huge_blocks():
+    S = DENSE_EIG_LIMIT + 1
+    c = np.zeros((S, S))
+    c[np.arange(S), (np.arange(S) + 1) % S] = 1.0
+    got = summarize_counts(c, stationary=True)
+    assert math.isnan(got.tau) and got.pbar is None and got.self_transition == 0.0
