@@ -20,7 +20,7 @@ from scipy import stats
 from scipy.special import expit, logsumexp
 
 from nemm import Machine, _core, approx_gradient
-from nemm.diagnostics import entropy_production
+from nemm.markov import entropy_production
 from nemm.exact import (
     exact_log_likelihood_gradient,
     exact_model,
@@ -303,7 +303,7 @@ def test_recorded_chain_starts_from_given_states_and_continues():
 
 
 def test_count_transitions_matches_python_counting():
-    from nemm.diagnostics import transition_counts, transition_counts_sparse
+    from nemm.markov import transition_counts, transition_counts_sparse
 
     rng = np.random.default_rng(0)
     traj = rng.integers(0, 5, size=(3, 400)).astype(np.uint64)

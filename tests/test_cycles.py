@@ -19,7 +19,7 @@ from nemm.cycles import (
     sigma_against_draws,
     sigma_against_length,
 )
-from nemm.diagnostics import (
+from nemm.markov import (
     entropy_production,
     entropy_production_from_counts,
     stationary_distribution,

@@ -1,431 +1,294 @@
-"""Tests of the array-level nonequilibrium diagnostics (nemm.diagnostics)."""
+"""Model-level diagnostics (nemm.diagnostics) against exact enumeration.
+
+Tiny systems (D <= 10) are enumerated exactly by nemm.exact; the chain estimates
+of M, pbar, sigma, tau and Tr(M)/L must agree within tolerances set by the
+number of samples. These tests fail when the sampler, the counting or the
+estimators are wrong.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from nemm.diagnostics import (
-    ClassKL,
-    EntropyProduction,
-    class_kl,
-    decorrelation_time,
-    entropy_production,
-    entropy_production_from_counts,
-    mean_self_transition,
-    occupancy,
-    occupancy_from_trajectory,
-    rao_blackwell_transition_matrix,
-    segment_error,
-    stationary_distribution,
-    transition_counts,
-    transition_matrix,
-)
-from nemm.exact import backward_kernel, exact_model, hidden_states, log_A, visible_states
+from nemm import Machine, load
+from nemm import diagnostics as diag
+from nemm import markov
+from nemm.results import to_json, to_jsonable
+from nemm.exact import exact_model
 
-SETTINGS = settings(max_examples=30, deadline=None)
-
-CYCLE3 = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
-# A nonequilibrium 3-state chain with all transitions allowed.
-M3 = np.array([[0.2, 0.6, 0.2], [0.1, 0.3, 0.6], [0.5, 0.2, 0.3]])
+N_STEPS = 100_000
+N_CHAINS = 4
 
 
-def random_stochastic(seed: int, S: int, sparsity: float = 0.0) -> np.ndarray:
+def random_params(seed: int, D: int, L: int, scale: float = 2.0, hidden: str = "onehot"):
     rng = np.random.default_rng(seed)
-    M = rng.gamma(0.7, size=(S, S))
-    if sparsity:
-        M[rng.random((S, S)) < sparsity] = 0.0
-        M[np.arange(S), rng.integers(0, S, size=S)] += 0.1  # no empty rows
-    return M / M.sum(axis=1, keepdims=True)
-
-
-def simulate(M: np.ndarray, n_steps: int, seed: int, start: int = 0) -> np.ndarray:
-    """Trajectory of the chain M (row = current state) with a seeded Generator."""
-    rng = np.random.default_rng(seed)
-    cum = np.cumsum(M, axis=1).tolist()
-    u = rng.random(n_steps).tolist()
-    traj = np.empty(n_steps, dtype=np.int64)
-    s = start
-    for t in range(n_steps):
-        traj[t] = s
-        row, x = cum[s], u[t]
-        s = 0
-        while s < len(row) - 1 and x >= row[s]:
-            s += 1
-    return traj
-
-
-# --------------------------------------------------------------------------- counting
-
-
-def test_transition_counts_and_occupancy():
-    traj = np.array([0, 1, 1, 2, 0, 1])
-    c = transition_counts(traj, 3)
-    want = np.zeros((3, 3))
-    for i, j in [(0, 1), (1, 1), (1, 2), (2, 0), (0, 1)]:
-        want[i, j] += 1
-    np.testing.assert_array_equal(c, want)
-    np.testing.assert_allclose(occupancy(c), [2 / 5, 2 / 5, 1 / 5])
-    np.testing.assert_allclose(occupancy_from_trajectory(traj, 3), [2 / 6, 3 / 6, 1 / 6])
-    np.testing.assert_allclose(occupancy_from_trajectory(traj[:-1], 3), occupancy(c))
-    with pytest.raises(ValueError):
-        transition_counts([0, 3], 3)
-    with pytest.raises(ValueError):
-        occupancy(np.zeros((2, 2)))
-
-
-def test_transition_matrix_rows_and_pseudocount():
-    c = np.array([[2.0, 6.0], [1.0, 3.0]])
-    np.testing.assert_allclose(transition_matrix(c), [[0.25, 0.75], [0.25, 0.75]])
-    np.testing.assert_allclose(transition_matrix(c, pseudocount=1.0), [[0.3, 0.7], [2 / 6, 4 / 6]])
-    with pytest.raises(ValueError):
-        transition_matrix(c, pseudocount=-1.0)
-    with pytest.raises(ValueError):
-        transition_matrix(-c)
-
-
-def test_transition_matrix_empty_rows():
-    # State 2 is never left (seen only last), state 3 never visited.
-    traj = [0, 1, 0, 1, 1, 0, 2]
-    c = transition_counts(traj, 4)
-    M = transition_matrix(c)
-    np.testing.assert_allclose(M.sum(axis=1), 1.0)
-    # Default: the visit frequencies (each transition counted at both ends) fill empty rows.
-    visits = np.array([3 + 2, 3 + 3, 0 + 1, 0]) / 12  # out-counts + in-counts
-    np.testing.assert_allclose(M[2], visits)
-    np.testing.assert_allclose(M[3], visits)
-    # The unvisited state gets no stationary mass and does not change tau of the visited states.
-    assert stationary_distribution(M)[3] == 0.0
-    sub = M[:3, :3] / M[:3, :3].sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(sub, M[:3, :3], atol=1e-15)  # nothing flows into state 3
-    assert decorrelation_time(M) == pytest.approx(decorrelation_time(sub), rel=1e-10)
-    U = transition_matrix(c, empty_row="uniform")
-    np.testing.assert_allclose(U[2], 0.25)
-    np.testing.assert_allclose(U[3], 0.25)
-    assert math.isfinite(decorrelation_time(U))
-    S = transition_matrix(c, empty_row="self")
-    np.testing.assert_allclose(S[2], [0, 0, 1, 0])
-    np.testing.assert_allclose(S[3], [0, 0, 0, 1])
-    assert decorrelation_time(S) == math.inf  # documented consequence: two absorbing classes
-    np.testing.assert_allclose(transition_matrix(np.zeros((3, 3))), 1 / 3)
-    with pytest.raises(ValueError):
-        transition_matrix(c, empty_row="drop")
-
-
-def test_transition_matrix_converges_to_true_M():
-    n = 60_000
-    traj = simulate(M3, n, seed=1)
-    M = transition_matrix(transition_counts(traj, 3))
-    # Each row is a multinomial mean from about n/3 transitions: 5 standard errors.
-    assert np.abs(M - M3).max() < 5 * math.sqrt(0.25 / (n / 4))
-
-
-# --------------------------------------------------------------------------- spectra
-
-
-def test_stationary_distribution_two_state():
-    p, q = 0.3, 0.1
-    M = np.array([[1 - p, p], [q, 1 - q]])
-    np.testing.assert_allclose(stationary_distribution(M), [q / (p + q), p / (p + q)], rtol=1e-13)
-
-
-@SETTINGS
-@given(st.integers(0, 2**32 - 1), st.integers(1, 8), st.sampled_from([0.0, 0.5]))
-def test_stationary_distribution_random(seed, S, sparsity):
-    M = random_stochastic(seed, S, sparsity)
-    p = stationary_distribution(M)
-    assert p.shape == (S,) and (p >= 0).all()
-    assert p.sum() == pytest.approx(1.0, abs=1e-13)
-    np.testing.assert_allclose(p @ M, p, atol=1e-12)
-
-
-def test_stationary_distribution_rejects_non_stochastic():
-    with pytest.raises(ValueError, match="stochastic"):
-        stationary_distribution(np.array([[0.5, 0.4], [0.5, 0.5]]))
-    with pytest.raises(ValueError):
-        stationary_distribution(np.ones((2, 3)) / 3)
-
-
-def test_decorrelation_time_deterministic_cycle_is_infinite():
-    assert decorrelation_time(CYCLE3) == math.inf
-    assert decorrelation_time(np.eye(3)) == math.inf  # reducible: eigenvalue 1 twice
-
-
-@pytest.mark.parametrize("p", [0.05, 0.2, 0.45, 0.7, 0.95])
-def test_decorrelation_time_two_state(p):
-    # Symmetric two-state chain: eigenvalues 1 and 1 - 2p (negative for p > 1/2: modulus counts).
-    M = np.array([[1 - p, p], [p, 1 - p]])
-    assert decorrelation_time(M) == pytest.approx(-1.0 / math.log(abs(1 - 2 * p)), rel=1e-10)
-
-
-def test_decorrelation_time_rank_one_and_single_state():
-    assert decorrelation_time(np.array([[0.5, 0.5], [0.5, 0.5]])) == 0.0
-    assert decorrelation_time(np.tile([0.2, 0.3, 0.5], (3, 1))) == 0.0
-    assert decorrelation_time(np.array([[1.0]])) == 0.0
-
-
-@SETTINGS
-@given(st.integers(0, 2**32 - 1), st.integers(2, 7))
-def test_decorrelation_time_positive_for_mixing_chains(seed, S):
-    M = 0.9 * random_stochastic(seed, S) + 0.1 / S  # strictly positive: ergodic and aperiodic
-    tau = decorrelation_time(M)
-    assert 0.0 <= tau < math.inf
-    lam = np.sort(np.abs(np.linalg.eigvals(M)))[-2]
-    if lam > 1e-6:
-        # The correlation decays as |lambda_2|^t = exp(-t / tau).
-        assert math.exp(-1.0 / tau) == pytest.approx(lam, rel=1e-8)
-
-
-def test_mean_self_transition():
-    assert mean_self_transition(M3) == pytest.approx((0.2 + 0.3 + 0.3) / 3)
-    assert mean_self_transition(np.full((4, 4), 0.25)) == pytest.approx(0.25)
-    assert mean_self_transition(CYCLE3) == 0.0
-
-
-# --------------------------------------------------------------------------- entropy production
-
-
-def test_entropy_production_of_cycles():
-    pbar = np.full(3, 1 / 3)
-    assert entropy_production(CYCLE3, pbar) == math.inf
-    # Biased ring: jump forward with p, back with q, uniform pbar. Each of the three pairs carries
-    # (p - q)/3 ln(p/q), so sigma = (p - q) ln(p/q).
-    p, q = 0.7, 0.2
-    M = np.array([[0.1, p, q], [q, 0.1, p], [p, q, 0.1]])
-    np.testing.assert_allclose(stationary_distribution(M), pbar, rtol=1e-12)
-    assert entropy_production(M, pbar) == pytest.approx((p - q) * math.log(p / q), rel=1e-12)
-
-
-@SETTINGS
-@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.sampled_from([0.0, 0.5]))
-def test_entropy_production_zero_for_reversible_chains(seed, S, sparsity):
-    # Symmetric edge weights W give a reversible chain M = W / rowsum with pbar propto rowsum.
-    rng = np.random.default_rng(seed)
-    W = rng.gamma(0.7, size=(S, S))
-    if sparsity:
-        W[rng.random((S, S)) < sparsity] = 0.0
-    W = W + W.T + np.eye(S) * 1e-3
-    M = W / W.sum(axis=1, keepdims=True)
-    pbar = W.sum(axis=1) / W.sum()
-    assert abs(entropy_production(M, pbar)) < 1e-12
-    assert abs(entropy_production(M, stationary_distribution(M))) < 1e-10
-
-
-@SETTINGS
-@given(st.integers(0, 2**32 - 1), st.integers(2, 6))
-def test_entropy_production_non_negative(seed, S):
-    M = 0.9 * random_stochastic(seed, S) + 0.1 / S
-    assert entropy_production(M, stationary_distribution(M)) >= 0.0
-
-
-def test_entropy_production_pairs_without_flux_contribute_nothing():
-    # 0 <-> 1 balanced, state 2 isolated: no pair is one-way, sigma = 0.
-    M = np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
-    assert entropy_production(M, np.array([0.4, 0.4, 0.2])) == 0.0
-    with pytest.raises(ValueError):
-        entropy_production(M, np.array([0.5, 0.5]))
-
-
-def test_entropy_production_from_counts_pseudocount_rule():
-    # Pairs: (0,1) both ways; (0,2) one way (0->2 only); (1,2) one way (2->1 only); (2,3) and (0,3),
-    # (1,3) never. Self-transitions are present but must not matter beyond the total.
-    c = np.array(
-        [
-            [5.0, 4.0, 3.0, 0.0],
-            [2.0, 7.0, 0.0, 0.0],
-            [0.0, 6.0, 1.0, 0.0],
-            [0.0, 0.0, 0.0, 9.0],
-        ]
+    return dict(
+        w=rng.normal(0, scale, (D, L)),
+        a=rng.normal(0, 0.5, D),
+        wbar=rng.normal(0, scale, (L, D)),
+        abar=rng.normal(0, 0.5, L),
+        xbar=rng.uniform(0.2, 0.8, D),
     )
-    r = entropy_production_from_counts(c, pseudocount=0.5)
-    assert isinstance(r, EntropyProduction)
-    assert r.n_one_way == 2 and r.n_pairs_observed == 3 and r.pseudocount == 0.5
-    total = c.sum() + 4 * 0.5  # two one-way pairs, 0.5 added to both directions of each
-    want = (
-        (4 - 2) * math.log(4 / 2)
-        + (3.5 - 0.5) * math.log(3.5 / 0.5)
-        + (6.5 - 0.5) * math.log(6.5 / 0.5)
-    ) / total
-    assert r.sigma == pytest.approx(want, rel=1e-12)
-    # The two-way figure ignores the one-way pairs and uses the raw counts.
-    assert r.sigma_two_way == pytest.approx((4 - 2) * math.log(4 / 2) / c.sum(), rel=1e-12)
-    r0 = entropy_production_from_counts(c, pseudocount=0.0)
-    assert r0.sigma == math.inf and r0.n_one_way == 2
-    assert r0.sigma_two_way == pytest.approx(r.sigma_two_way, rel=1e-12)
-    # Only one-way pairs get the pseudo-count: without them the estimate is the raw plug-in.
-    c2 = c.copy()
-    c2[2, 0], c2[1, 2] = 1.0, 1.0
-    r2 = entropy_production_from_counts(c2, pseudocount=0.5)
-    assert r2.n_one_way == 0
-    want2 = (2 * math.log(2) + 2 * math.log(3) + 5 * math.log(6)) / c2.sum()
-    assert r2.sigma == pytest.approx(want2, rel=1e-12)
 
 
-def test_entropy_production_from_counts_self_transitions_and_scale():
-    c = np.array([[0.0, 4.0], [1.0, 0.0]])
-    base = entropy_production_from_counts(c).sigma
-    # Doubling all counts changes nothing; adding self-transitions only dilutes by the total.
-    assert entropy_production_from_counts(2 * c).sigma == pytest.approx(base)
-    c_self = c + np.diag([3.0, 2.0])
-    assert entropy_production_from_counts(c_self).sigma == pytest.approx(base * c.sum() / c_self.sum())
+def machine_and_exact(p: dict, **settings):
+    wbar_in = None if settings.get("tied") else p["wbar"]  # tied machines share w: no separate wbar
+    m = Machine.from_params(p["w"], p["a"], wbar_in, p["abar"], p["xbar"], random_state=0, **settings)
+    hidden = settings.get("hidden", "onehot")
+    norm = settings.get("normalization", "softmax")
+    wbar = p["w"].T if settings.get("tied") else p["wbar"]
+    ex = exact_model(p["w"], p["a"], wbar, p["abar"], p["xbar"], hidden=hidden, normalization=norm)
+    return m, ex
+
+
+def cycle_machine(strength: float, L: int = 3) -> tuple[Machine, dict]:
+    """State alpha emits x = e_alpha, which is read as state alpha + 1: a latent L-cycle."""
+    D = L
+    w = np.full((D, L), -strength)
+    np.fill_diagonal(w, strength)
+    wbar = np.full((L, D), -strength)
+    for alpha in range(L):
+        wbar[(alpha + 1) % L, alpha] = strength
+    p = dict(w=w, a=np.zeros(D), wbar=wbar, abar=np.zeros(L), xbar=np.full(D, 0.5))
+    return Machine.from_params(p["w"], p["a"], p["wbar"], p["abar"], p["xbar"], random_state=0), p
+
+
+def assert_M_close(ts: diag.TransitionStatistics, M_exact: np.ndarray, n_sd: float = 5.0) -> None:
+    """Each row of counts is multinomial given its state (Markov property): binomial error bars."""
+    n_row = ts.counts.sum(axis=1, keepdims=True)
+    sd = np.sqrt(M_exact * (1 - M_exact) / np.maximum(n_row, 1))
+    assert np.all(np.abs(ts.M - M_exact) <= n_sd * sd + 1e-3), (ts.M, M_exact)
+
+
+# --------------------------------------------------------------------------- transition_statistics
+
+
+@pytest.mark.parametrize("seed,normalization", [(1, "softmax"), (2, "sigmoid")])
+def test_onehot_statistics_match_exact(seed: int, normalization: str) -> None:
+    p = random_params(seed, D=8, L=4)
+    m, ex = machine_and_exact(p, normalization=normalization)
+    ts = diag.transition_statistics(m, N_STEPS, n_chains=N_CHAINS, seed=11)
+    assert ts.counts.shape == (4, 4)
+    assert ts.counts.sum() == N_CHAINS * (N_STEPS - 1)
+    assert_M_close(ts, ex.M)
+    np.testing.assert_allclose(ts.pbar_e, ex.pbar, atol=0.01)
+    np.testing.assert_allclose(ts.pbar, ex.pbar, atol=0.01)
+    np.testing.assert_allclose(ts.pbar_e.sum(), 1.0)
+
+    sigma_exact = ex.entropy_production
+    assert sigma_exact > 0.05  # a genuinely nonequilibrium machine
+    assert ts.n_one_way == 0
+    assert abs(ts.sigma - sigma_exact) <= 5 * ts.sigma_err + 2e-3, (ts.sigma, ts.sigma_err, sigma_exact)
+    tau_exact = markov.decorrelation_time(ex.M)
+    assert abs(ts.tau - tau_exact) <= 5 * ts.tau_err + 0.02 * tau_exact, (ts.tau, ts.tau_err, tau_exact)
+    st_exact = markov.mean_self_transition(ex.M)
+    assert abs(ts.self_transition - st_exact) <= 5 * ts.self_transition_err + 1e-3
+    assert ts.random_self_transition == pytest.approx(0.25)
+    # Error bars are positive and of the size the sample allows.
+    for err in (ts.sigma_err, ts.tau_err, ts.self_transition_err):
+        assert 0 < err < 0.05
+
+
+def test_binary_hidden_statistics_match_exact() -> None:
+    p = random_params(3, D=6, L=3, scale=1.5)
+    m, ex = machine_and_exact(p, hidden="binary")
+    ts = diag.transition_statistics(m, N_STEPS, n_chains=N_CHAINS, seed=5)
+    assert ts.n_states == 8 and ts.M.shape == (8, 8)
+    assert_M_close(ts, ex.M)
+    np.testing.assert_allclose(ts.pbar_e, ex.pbar, atol=0.01)
+    assert abs(ts.sigma - ex.entropy_production) <= 5 * ts.sigma_err + 5e-3
+
+
+def test_tied_machine_has_zero_entropy_production() -> None:
+    p = random_params(4, D=8, L=4)
+    m, ex = machine_and_exact(p, tied=True)
+    assert ex.entropy_production == pytest.approx(0.0, abs=1e-12)  # detailed balance, exactly
+    ts = diag.transition_statistics(m, N_STEPS, n_chains=N_CHAINS, seed=3)
+    assert_M_close(ts, ex.M)
+    # The plug-in estimate is >= 0 and biased up by O(pairs / samples); zero within its error bar.
+    assert 0 <= ts.sigma <= 3 * ts.sigma_err + 1e-4, (ts.sigma, ts.sigma_err)
+
+
+def test_strong_cycle_has_large_significant_entropy_production() -> None:
+    m, p = cycle_machine(8.0)
+    ex = exact_model(p["w"], p["a"], p["wbar"], p["abar"], p["xbar"])
+    ts = diag.transition_statistics(m, N_STEPS, n_chains=N_CHAINS, seed=2)
+    assert ex.entropy_production > 5
+    assert ts.sigma > 20 * ts.sigma_err and ts.sigma > 5
+    assert abs(ts.sigma - ex.entropy_production) <= 5 * ts.sigma_err + 0.05 * ex.entropy_production
+    assert ts.self_transition < 0.01 < 1 / 3
+    assert ts.tau > 100
+
+
+def test_one_way_pairs_are_counted_and_use_the_pseudocount() -> None:
+    m, _ = cycle_machine(60.0)  # deterministic to double precision: every pair one-way
+    a = diag.transition_statistics(m, 3000, n_chains=2, seed=1, pseudocount=0.5)
+    b = diag.transition_statistics(m, 3000, n_chains=2, seed=1, pseudocount=0.0)
+    assert a.n_one_way == 3 and a.pseudocount == 0.5
+    assert math.isfinite(a.sigma) and a.sigma > 0
+    assert b.sigma == math.inf
+    assert a.tau == math.inf  # a deterministic cycle never decorrelates
+
+
+def test_statistics_are_reproducible_and_validate_arguments() -> None:
+    m, _ = machine_and_exact(random_params(5, D=6, L=3))
+    a = diag.transition_statistics(m, 5000, seed=9)
+    b = diag.transition_statistics(m, 5000, seed=9)
+    np.testing.assert_array_equal(a.counts, b.counts)
     with pytest.raises(ValueError):
-        entropy_production_from_counts(np.zeros((2, 2)))
-
-
-def test_entropy_production_from_deterministic_cycle_counts():
-    traj = np.tile([0, 1, 2], 100)
-    r = entropy_production_from_counts(transition_counts(traj, 3), pseudocount=0.0)
-    assert r.sigma == math.inf and r.n_one_way == 3 and r.n_pairs_observed == 3
-
-
-def test_entropy_production_from_long_trajectory_matches_exact():
-    exact = entropy_production(M3, stationary_distribution(M3))
-    n_seg, seg_len = 20, 10_000
-    traj = simulate(M3, n_seg * seg_len + 1, seed=12345)
-    full = entropy_production_from_counts(transition_counts(traj, 3))
-    assert full.n_one_way == 0
-    segs = [
-        entropy_production_from_counts(transition_counts(traj[k * seg_len : (k + 1) * seg_len + 1], 3)).sigma
-        for k in range(n_seg)
-    ]
-    mean, err = segment_error(segs)
-    # The full-run estimate has about the error of the segment mean; plug-in bias is O(1/n).
-    assert err < 0.05 * exact  # the test has resolving power
-    assert abs(full.sigma - exact) < 4 * err
-    assert abs(mean - exact) < 4 * err + 1e-3
-
-
-# --------------------------------------------------------------------------- class KL
-
-
-def test_class_kl_constructed_case():
-    # 3 states; points of labels 0,0,1,1,1,2 given to states 0,0,1,1,2,2 via log_A.
-    log_pbar = np.log([0.5, 0.3, 0.2])
-    assign = np.array([0, 0, 1, 1, 2, 2])
-    log_A = np.full((6, 3), -50.0)
-    log_A[np.arange(6), assign] = -1.0
-    labels = np.array([0, 0, 1, 1, 1, 2])
-    r = class_kl(log_pbar, log_A, labels)
-    assert isinstance(r, ClassKL)
-    np.testing.assert_array_equal(r.assignment, assign)
-    # State 2 got one 1 and one 2: tie -> the smaller label.
-    np.testing.assert_array_equal(r.state_class, [0, 1, 1])
-    np.testing.assert_array_equal(r.classes, [0, 1, 2])
-    np.testing.assert_allclose(r.p_model, [0.5, 0.5, 0.0])
-    np.testing.assert_allclose(r.p_data, [2 / 6, 3 / 6, 1 / 6])
-    assert r.lost_mass == 0.0
-    assert r.kl == math.inf  # class 2 is in the data but no state generates it
-    # Without the class-2 point the KL is finite and explicit.
-    r2 = class_kl(log_pbar, log_A[:5], labels[:5])
-    p_d = np.array([2 / 5, 3 / 5])
-    p_m = np.array([0.5, 0.5])
-    assert r2.kl == pytest.approx(float(np.sum(p_d * np.log(p_d / p_m))), rel=1e-12)
-
-
-def test_class_kl_uses_pbar_in_assignment_and_reports_lost_mass():
-    # Equal log A for states 0 and 1: pbar decides. State 2 gets nothing: its mass is lost.
-    log_pbar = np.log([0.2, 0.5, 0.3])
-    log_A = np.array([[-3.0, -3.0, -10.0], [-2.0, -2.0, -10.0], [-1.0, -9.0, -12.0]])
-    labels = np.array([4, 4, 7])
-    r = class_kl(log_pbar, log_A, labels, classes=[4, 7, 9])
-    np.testing.assert_array_equal(r.assignment, [1, 1, 0])
-    np.testing.assert_array_equal(r.state_class, [7, 4, -1])
-    assert r.lost_mass == pytest.approx(0.3)
-    np.testing.assert_allclose(r.p_model, [0.5, 0.2, 0.0])
-    np.testing.assert_allclose(r.p_data, [2 / 3, 1 / 3, 0.0])
-    want = 2 / 3 * math.log((2 / 3) / 0.5) + 1 / 3 * math.log((1 / 3) / 0.2)
-    assert r.kl == pytest.approx(want, rel=1e-12)  # class 9: no data, no contribution
-    assert r.p_model.sum() + r.lost_mass == pytest.approx(1.0)
-
-
-def test_class_kl_sparse_digit_trap():
-    # D = 12. State 0 is a blurry "dense digit" (every pixel on with p = 0.35); state 1 is a
-    # sharp "one" (pixels 0, 1 on with p = 0.9, the rest 0.02). Class-0 data: 4 pixels on among
-    # 2..11; class-1 data: only pixel 0 on. A sparse image is likely under almost any state, so
-    # the rule "class with the highest mean log A" labels BOTH states as class 1.
-    D = 12
-    p0 = np.full(D, 0.35)
-    p1 = np.full(D, 0.02)
-    p1[:2] = 0.9
-    w = np.log(np.stack([p0, p1], axis=1) / (1 - np.stack([p0, p1], axis=1)))
-    a = np.zeros(D)
-    rng = np.random.default_rng(3)
-    dense = np.zeros((30, D), dtype=np.uint8)
-    for row in dense:
-        row[2 + rng.choice(D - 2, size=4, replace=False)] = 1
-    sparse = np.zeros((10, D), dtype=np.uint8)
-    sparse[:, 0] = 1
-    X = np.vstack([dense, sparse])
-    labels = np.array([0] * 30 + [1] * 10)
-    LA = log_A(w, a, hidden_states(2), X)
-    log_pbar = np.log([0.6, 0.4])
-
-    # The trap exists in this case: by mean log A both states would be called "1".
-    mean_by_class = np.stack([LA[labels == k].mean(axis=0) for k in (0, 1)])
-    np.testing.assert_array_equal(np.argmax(mean_by_class, axis=0), [1, 1])
-
-    r = class_kl(log_pbar, LA, labels)
-    np.testing.assert_array_equal(r.state_class, [0, 1])
-    np.testing.assert_allclose(r.p_model, [0.6, 0.4])
-    p_d = np.array([0.75, 0.25])
-    assert r.kl == pytest.approx(float(np.sum(p_d * np.log(p_d / [0.6, 0.4]))), rel=1e-12)
-
-
-def test_class_kl_argument_errors():
+        diag.transition_statistics(m, 1)
     with pytest.raises(ValueError):
-        class_kl(np.zeros(2), np.zeros((3, 3)), [0, 1, 2])
-    with pytest.raises(ValueError):
-        class_kl(np.zeros(2), np.zeros((3, 2)), [0, 1])
-    with pytest.raises(ValueError, match="not in classes"):
-        class_kl(np.zeros(2), np.zeros((2, 2)), [0, 3], classes=[0, 1])
-    with pytest.raises(ValueError, match="non-negative"):
-        class_kl(np.zeros(2), np.zeros((2, 2)), [0, -1])
+        diag.transition_statistics(m, 100, n_segments=1)
 
 
-# --------------------------------------------------------------------------- error bars and Rao-Blackwell
+def test_large_binary_state_space_is_relabelled_to_visited_states() -> None:
+    L = 13  # 8192 states: beyond the dense limit
+    p = random_params(6, D=4, L=L, scale=1.0)
+    m = Machine.from_params(p["w"], p["a"], p["wbar"], p["abar"], p["xbar"], hidden="binary", random_state=0)
+    ts = diag.transition_statistics(m, 400, n_chains=2, seed=1)
+    assert ts.n_states == 2**L
+    assert ts.states.size == ts.M.shape[0] < 2**L
+    assert ts.states.size > markov.DENSE_EIG_LIMIT and math.isnan(ts.tau)  # no O(S^3) eigen-decomposition
+    assert np.all(np.diff(ts.states) > 0) and ts.states.max() < 2**L
+    np.testing.assert_allclose(ts.M.sum(axis=1), 1.0)
 
 
-def test_segment_error():
-    mean, err = segment_error([1.0, 2.0, 3.0, 4.0])
-    assert mean == 2.5
-    assert err == pytest.approx(np.std([1, 2, 3, 4], ddof=1) / 2)
-    m, e = segment_error([5.0])
-    assert m == 5.0 and math.isnan(e)
-    m, e = segment_error([1.0, math.inf])
-    assert m == math.inf and math.isnan(e)
-    arr_m, arr_e = segment_error(np.array([[1.0, 2.0], [3.0, 2.0]]))
-    np.testing.assert_allclose(arr_m, [2.0, 2.0])
-    np.testing.assert_allclose(arr_e, [1.0, 0.0])
-    with pytest.raises(ValueError):
-        segment_error([])
+# --------------------------------------------------------------------------- Rao-Blackwell
 
 
-def test_rao_blackwell_transition_matrix_basic():
-    blocks = [np.array([[1.0, 0.0], [0.5, 0.5]]), np.array([[0.2, 0.8]])]
-    np.testing.assert_allclose(rao_blackwell_transition_matrix(blocks), [[0.75, 0.25], [0.2, 0.8]])
-    with pytest.raises(ValueError):
-        rao_blackwell_transition_matrix([np.array([[0.5, 0.4]]), np.array([[0.5, 0.5]])])
-    with pytest.raises(ValueError):
-        rao_blackwell_transition_matrix([np.zeros((0, 2)), np.array([[0.5, 0.5]])])
+def test_rao_blackwell_matches_exact_with_smaller_spread_than_counting() -> None:
+    p = random_params(1, D=8, L=4)
+    m, ex = machine_and_exact(p)
+    M_rb, err = diag.rao_blackwell_M(m, 4000, seed=0, return_stderr=True)
+    np.testing.assert_allclose(M_rb.sum(axis=1), 1.0)
+    assert np.all(np.abs(M_rb - ex.M) <= 5 * err + 1e-3)
+    # Same number of hidden-state draws: n per state for both estimators.
+    n, reps = 500, 8
+    rb = [diag.rao_blackwell_M(m, n, seed=r) - ex.M for r in range(reps)]
+    ct = [diag.transition_statistics(m, n * 4 // 2, n_chains=2, seed=100 + r, n_segments=2, burn_in=100).M - ex.M
+          for r in range(reps)]
+    mse_rb, mse_ct = float(np.mean(np.square(rb))), float(np.mean(np.square(ct)))
+    assert mse_rb < 0.7 * mse_ct, (mse_rb, mse_ct)
 
 
-@pytest.mark.parametrize("hidden", ["onehot", "binary"])
-def test_rao_blackwell_estimate_approaches_exact_M(hidden):
-    rng = np.random.default_rng(8)
-    D, L = 6, 3 if hidden == "onehot" else 2
-    w, a = 1.5 * rng.normal(size=(D, L)), rng.normal(size=D)
-    wbar, abar, xbar = 1.5 * rng.normal(size=(L, D)), rng.normal(size=L), np.full(D, 0.5)
-    m = exact_model(w, a, wbar, abar, xbar, hidden=hidden)
-    n_draws = 4000
-    blocks = []
-    for zp in range(m.M.shape[0]):
-        idx = rng.choice(2**D, size=n_draws, p=m.A[zp])  # x ~ A(z', .)
-        blocks.append(backward_kernel(wbar, abar, xbar, visible_states(D)[idx], hidden))
-    M_rb = rao_blackwell_transition_matrix(blocks)
-    np.testing.assert_allclose(M_rb.sum(axis=1), 1.0, atol=1e-14)
-    # Each entry is a mean of n_draws values in [0, 1]: standard error <= 0.5 / sqrt(n_draws).
-    assert np.abs(M_rb - m.M).max() < 5 * 0.5 / math.sqrt(n_draws)
+def test_rao_blackwell_binary_and_reproducible() -> None:
+    p = random_params(3, D=6, L=3, scale=1.5)
+    m, ex = machine_and_exact(p, hidden="binary")
+    a = diag.rao_blackwell_M(m, 3000, seed=4)
+    np.testing.assert_array_equal(a, diag.rao_blackwell_M(m, 3000, seed=4, progress=True))  # the bar changes nothing
+    np.testing.assert_allclose(a, ex.M, atol=0.03)
+
+
+# --------------------------------------------------------------------------- class KL, log-likelihood
+
+
+def test_class_kl_of_follows_the_spec_rule() -> None:
+    # D = 4: state 0 emits 1100, state 1 emits 0011, state 2 emits 0001 (sparse, weak).
+    B = 6.0
+    w = np.array([[B, -B, -B], [B, -B, -B], [-B, B, -B], [-B, B, B]])
+    m = Machine.from_params(w, np.zeros(4), np.zeros((3, 4)), np.zeros(3), np.full(4, 0.5), random_state=0)
+    X = np.array([[1, 1, 0, 0]] * 6 + [[0, 0, 1, 1]] * 3 + [[0, 0, 0, 1]] * 1, dtype=np.uint8)
+    y = np.array([0] * 6 + [1] * 3 + [2] * 1)
+    pbar = np.array([0.5, 0.3, 0.2])
+    ck = diag.class_kl_of(m, X, y, pbar=pbar)
+    np.testing.assert_array_equal(ck.assignment, [0] * 6 + [1] * 3 + [2])
+    np.testing.assert_array_equal(ck.state_class, [0, 1, 2])
+    np.testing.assert_allclose(ck.p_model, pbar)
+    expected = 0.6 * math.log(0.6 / 0.5) + 0.3 * math.log(0.3 / 0.3) + 0.1 * math.log(0.1 / 0.2)
+    assert ck.kl == pytest.approx(expected)
+    # A state given no point loses its mass: drop the sparse digit.
+    ck2 = diag.class_kl_of(m, X[:9], y[:9], pbar=pbar)
+    assert ck2.state_class[2] == -1 and ck2.lost_mass == pytest.approx(0.2)
+    assert ck2.kl == pytest.approx(2 / 3 * math.log((2 / 3) / 0.5) + 1 / 3 * math.log((1 / 3) / 0.3))
+    # ln pbar enters the argmax: with pbar(2) tiny, 0001 goes to state 1 (log A differs by less).
+    ck3 = diag.class_kl_of(m, X, y, pbar=np.array([0.5, 0.5 - 1e-12, 1e-12]))
+    assert ck3.assignment[-1] == 1
+
+
+def test_class_kl_of_with_occupancy_matches_exact_pbar() -> None:
+    p = random_params(7, D=8, L=4)
+    m, ex = machine_and_exact(p)
+    rng = np.random.default_rng(0)
+    X = (rng.random((200, 8)) < 0.5).astype(np.uint8)
+    y = (X[:, 0] + X[:, 1]).astype(int)
+    ck_chain = diag.class_kl_of(m, X, y, n_steps=N_STEPS, seed=1)
+    ck_exact = markov.class_kl(np.log(ex.pbar), m.log_A(X), y)
+    np.testing.assert_array_equal(ck_chain.state_class, ck_exact.state_class)
+    assert ck_chain.kl == pytest.approx(ck_exact.kl, abs=0.02)
+
+
+def test_log_likelihood_estimates_match_exact() -> None:
+    p = random_params(8, D=8, L=4)
+    m, ex = machine_and_exact(p)
+    rng = np.random.default_rng(1)
+    X = (rng.random((300, 8)) < 0.5).astype(np.uint8)
+    est = diag.log_likelihood_estimates(m, X, n_steps=N_STEPS, seed=2)
+    assert est["exact"] == pytest.approx(ex.log_likelihood(X), abs=0.02)
+    assert math.isnan(est["on_the_fly"])  # never trained
+    given = diag.log_likelihood_estimates(m, X, pbar=ex.pbar)
+    assert given["exact"] == pytest.approx(ex.log_likelihood(X), abs=1e-9)
+
+
+# --------------------------------------------------------------------------- diagnose, JSON, tracking
+
+
+def test_diagnose_is_json_serializable_and_consistent() -> None:
+    p = random_params(1, D=8, L=4)
+    m, ex = machine_and_exact(p)
+    rng = np.random.default_rng(2)
+    X = (rng.random((100, 8)) < 0.5).astype(np.uint8)
+    y = rng.integers(0, 3, 100)
+    d = diag.diagnose(m, X, y, n_steps=20_000)
+    assert isinstance(d, diag.Diagnosis)
+    back = json.loads(to_json(d))
+    assert back["sigma"] == pytest.approx(d.sigma)
+    for key in ("sigma", "sigma_err", "n_one_way", "tau", "tau_err", "self_transition", "occupancy", "M",
+                "M_rao_blackwell", "loglik_exact", "class_kl", "pseudocount", "random_self_transition"):
+        assert key in back
+    np.testing.assert_allclose(back["occupancy"], d.occupancy)
+    assert d.sigma == pytest.approx(ex.entropy_production, abs=5 * d.sigma_err + 5e-3)
+    assert d.sigma_rao_blackwell == pytest.approx(ex.entropy_production, rel=0.15)
+    assert d.loglik_exact == pytest.approx(ex.log_likelihood(X), abs=0.03)
+    assert d.loglik_on_the_fly is None
+    assert set(back["class_kl"]) == {"kl", "p_model", "p_data", "state_class", "lost_mass", "classes"}
+
+
+def test_infinite_values_become_strict_json() -> None:
+    m, _ = cycle_machine(60.0)
+    d = diag.diagnose(m, np.eye(3, dtype=np.uint8), np.arange(3), n_steps=2000)
+    assert d.tau == math.inf
+    text = to_json(d)
+    back = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert back["tau"] == "inf"
+    assert to_jsonable({"a": np.float64("nan"), "b": np.arange(2), "c": (np.int32(3),)}) == {
+        "a": "nan", "b": [0, 1], "c": [3]}
+
+
+def test_track_epoch_records_history_without_changing_training(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    protos = rng.random((3, 16)) < 0.5
+    X = np.array([np.where(rng.random(16) < 0.1, ~protos[k], protos[k]) for k in rng.integers(0, 3, 120)],
+                 dtype=np.uint8)
+    y = rng.integers(0, 3, 120)
+    settings = dict(n_epochs=6, steps_per_epoch=5, batch_size=(8, 16), chain_steps=8, random_state=3)
+    plain = Machine(3, **settings).fit(X)
+    tracked = Machine(3, **settings).fit(X, callback=diag.epoch_tracker(X, y, every=2, n_steps=2000))
+    np.testing.assert_array_equal(plain.w_, tracked.w_)  # tracking does not touch the training chain
+    h = tracked.history_
+    assert h["diag_epoch"] == [0.0, 1.0, 3.0, 5.0]
+    for key in ("sigma", "sigma_err", "tau", "self_transition", "loglik_exact", "class_kl", "n_one_way"):
+        assert len(h[key]) == 4, key
+    assert np.array(h["occupancy"]).shape == (4, 3)
+    np.testing.assert_allclose(np.sum(h["occupancy"], axis=1), 1.0)
+    # The partial form the docstring shows.
+    import functools
+
+    m = Machine(3, **settings).fit(X, callback=functools.partial(diag.track_epoch, X=X, every=3, n_steps=1000))
+    assert m.history_["diag_epoch"] == [0.0, 2.0, 5.0] and "class_kl" not in m.history_
+    # The history survives save/load.
+    path = tracked.save(tmp_path / "m.npz")
+    np.testing.assert_allclose(load(path).history_["sigma"], h["sigma"])

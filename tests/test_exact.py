@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nemm.diagnostics import entropy_production, stationary_distribution
+from nemm.markov import entropy_production, stationary_distribution
 from nemm.exact import (
     ExactModel,
     backward_kernel,
@@ -311,10 +311,23 @@ def test_untied_pbar_differs_from_rbm_marginal():
     assert np.abs(m.pbar - q / q.sum()).max() > 1e-3
 
 
-def test_stationary_distribution_reused_from_diagnostics():
+@pytest.mark.parametrize("hidden", ["onehot", "binary"])
+def test_exact_pbar_is_the_limit_of_power_iteration(hidden):
+    # Independent of how exact_model solves pbar M = pbar: iterate any start distribution to convergence.
     p = random_params(5, 4, 3)
+    m = exact_model(**p, hidden=hidden)
+    q = np.full(m.M.shape[0], 1.0 / m.M.shape[0])
+    for _ in range(5000):
+        q = q @ m.M
+    np.testing.assert_allclose(m.pbar, q, rtol=1e-10, atol=1e-14)
+    # The eigen-solver of nemm.markov agrees with it too.
+    np.testing.assert_allclose(stationary_distribution(m.M), q, rtol=1e-10, atol=1e-14)
+
+
+def test_exact_entropy_production_matches_markov():
+    p = random_params(6, 5, 4)
     m = exact_model(**p)
-    np.testing.assert_allclose(m.pbar, stationary_distribution(m.M), rtol=1e-14)
+    assert m.entropy_production == pytest.approx(entropy_production(m.M, m.pbar), rel=1e-10)
 
 
 # --------------------------------------------------------------------------- likelihood and gradient

@@ -1,8 +1,7 @@
-"""End-to-end tests of ``nemm.reproduce`` (the ``nemm reproduce`` / ``nemm diagnose`` work)."""
+"""End-to-end tests of ``nemm.reproduce`` (driver, report, regimes); the command line is in test_cli.py."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -95,31 +94,20 @@ def test_report_states_regimes_and_baselines(quick_run: tuple[Path, dict]) -> No
         assert rule in text
 
 
-def test_diagnose_cli_on_a_saved_model(quick_run: tuple[Path, dict], capsys: pytest.CaptureFixture[str]) -> None:
-    out, _ = quick_run
-    parser = argparse.ArgumentParser()
-    rp.add_diagnose_arguments(parser)
-    args = parser.parse_args([str(out / "models" / "seed_000.npz"), "--json", "--steps", "5000"])
-    assert rp.run_diagnose(args) == 0
-    d = json.loads(capsys.readouterr().out)
-    assert d["n_states"] == 6 and d["loglik_exact"] < 0 and d["class_kl"] is not None
-    args = parser.parse_args([str(out / "models" / "seed_000.npz"), "--steps", "5000", "--no-data"])
-    assert rp.run_diagnose(args) == 0
-    text = capsys.readouterr().out
-    assert "entropy production" in text and "regime:" in text
+def test_report_is_rebuilt_from_the_results_table_alone(quick_run: tuple[Path, dict], tmp_path: Path) -> None:
+    """report.md, results.csv and the figures come back from results.json, without any training."""
+    import shutil
 
-
-def test_run_reproduce_cli_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The `nemm reproduce --quick` argument path, shortened, in this process, without figures."""
-    parser = argparse.ArgumentParser()
-    rp.add_reproduce_arguments(parser)
-    args = parser.parse_args(["--quick", "--out", str(tmp_path / "r"), "--seeds", "1", "--epochs", "2",
-                              "--jobs", "1", "--em-restarts", "1", "--rbm-seeds", "0", "--no-figures",
-                              "--diag-steps", "5000", "--track-every", "0"])
-    assert rp.run_reproduce(args) == 0
-    text = capsys.readouterr().out
-    assert "quick" in text and "Report:" in text and "regimes:" in text
-    assert (tmp_path / "r" / "report.md").is_file() and (tmp_path / "r" / "results.csv").is_file()
+    out, res = quick_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    for name in ("report.md", "results.csv", "fig2.png", "fig4.png"):
+        (copy / name).unlink()
+    files = rp.rebuild_report(copy)
+    assert (copy / "report.md").read_text() == (out / "report.md").read_text()
+    assert (copy / "results.csv").read_text() == (out / "results.csv").read_text()
+    for fig in ("fig2", "fig3_best", "fig3_worst", "fig4"):
+        assert Path(files[fig]).read_bytes()[:8] == PNG_MAGIC
 
 
 def test_classify_regime_thresholds() -> None:

@@ -10,7 +10,6 @@ outside the package; the full suite, the yardstick and the numpy/PyTorch referen
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
@@ -88,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``nemm bench``: print a table, optionally write JSON."""
-    from nemm._io import atomic_open
+    from nemm.results import write_json
 
     data = measure(quick=args.quick, threads=args.threads)
     print(f"nemm {data['meta']['nemm_version']} (OpenMP {data['meta']['openmp']})"
@@ -96,8 +95,6 @@ def run(args: argparse.Namespace) -> int:
     for key, row in data["results"].items():
         print(f"  {key:<14} {row['value']:>14.4g} {row['unit']:<8} {row['note']}")
     if args.json:
-        with atomic_open(args.json, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
+        write_json(args.json, data, indent=2)
         print(f"results written to {args.json}")
     return 0

@@ -6,9 +6,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from nemm.diagnostics import Diagnosis
 
 
 def _digits(text: str) -> tuple[int, ...]:
@@ -151,20 +154,142 @@ def _run_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_delegated(sub: argparse._SubParsersAction, name: str, help_text: str, module: str, add: str,
-                   run: str) -> None:
-    """Subcommands whose arguments and work live in their own module."""
-    import importlib
+def _load_labelled(path: str, labels: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """--data (any format of nemm.datasets.load_binary) and --labels (.npy of integers)."""
+    from nemm.datasets import load_binary
 
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as exc:  # optional pieces (e.g. plotting) report themselves at run time
-        p = sub.add_parser(name, help=help_text)
-        p.set_defaults(func=lambda args, exc=exc: _fail(f"`nemm {name}` is unavailable: {exc}"))
-        return
-    p = sub.add_parser(name, help=help_text, description=help_text)
-    getattr(mod, add)(p)
-    p.set_defaults(func=getattr(mod, run))
+    X = load_binary(path)
+    return X, (np.load(labels, allow_pickle=False) if labels is not None else None)
+
+
+# --------------------------------------------------------------------------- diagnose
+
+
+def _add_diagnose(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("diagnose", help="nonequilibrium diagnostics of a saved machine",
+                       description="Entropy production, decorrelation time, Tr(M)/L, class KL and ln p of a "
+                                   "saved machine.")
+    p.add_argument("model", help="a model file written by Machine.save / nemm train")
+    p.add_argument("--json", action="store_true", help="print the full diagnostics as JSON")
+    p.add_argument("--data", default=None,
+                   help="data for ln p and the class KL (.npy/.npz, IDX dir, PNG folder); default: the "
+                        "embedded digits 0, 1, 2 when the model has 784 visible units")
+    p.add_argument("--labels", default=None, help=".npy of integer labels for --data (class KL)")
+    p.add_argument("--no-data", action="store_true", help="chain diagnostics only")
+    p.add_argument("--steps", type=int, default=100_000, help="steps per chain (4 chains; default 1e5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the diagnostic chains")
+    p.set_defaults(func=_run_diagnose)
+
+
+def diagnosis_text(d: Diagnosis, path: str, data_desc: str | None) -> str:
+    """The human-readable summary printed by ``nemm diagnose``."""
+    from nemm.reproduce.regimes import classify_regime
+    from nemm.reproduce.report import fmt, fmt_pm
+
+    L = d.L
+    lines = [f"model: {path} ({d.n_visible} visible, {d.n_states} hidden states, "
+             f"{'tied RBM' if d.machine.get('tied') else 'untied'})"]
+    sp = d.sampling
+    lines.append(f"chains: {sp['n_chains']} x {sp['n_steps']} steps (burn-in {sp['burn_in']}), "
+                 f"error bars over {sp['n_segments']} time windows")
+    lines.append(f"entropy production sigma (eq. 21): {fmt_pm(d.sigma, d.sigma_err)} nats/step "
+                 f"({d.n_one_way} one-way pair(s), pseudo-count {d.pseudocount}; "
+                 f"{fmt(d.sigma_two_way)} over two-way pairs only)")
+    if d.sigma_rao_blackwell is not None:
+        lines.append(f"  from the Rao-Blackwell M: {fmt(d.sigma_rao_blackwell)} nats/step")
+    lines.append(f"decorrelation time tau (eq. 23): {fmt_pm(d.tau, d.tau_err)} steps")
+    lines.append(f"mean self-transition Tr(M)/L (eq. 24): {fmt_pm(d.self_transition, d.self_transition_err)} "
+                 f"(random: {d.random_self_transition:.3f})")
+    if d.n_states <= 16 and d.M is not None:
+        lines.append("occupancy: " + " ".join(f"{p:.3f}" for p in d.occupancy))
+        lines.append("M (row: state, column: next state):")
+        for row in d.M:
+            lines.append("  " + " ".join(f"{v:5.3f}" for v in row))
+    if d.loglik_exact is not None:
+        lines.append(f"log-likelihood on {data_desc}: {d.loglik_exact:.3f} nats/point (exact given the occupancy)")
+    if d.loglik_on_the_fly is not None:
+        lines.append(f"log-likelihood, last training epoch (on-the-fly estimate): {d.loglik_on_the_fly:.3f}")
+    ck = d.class_kl
+    if ck is not None:
+        lines.append(f"class KL (eq. 22): {fmt(ck.kl)} nats; P_data {np.round(ck.p_data, 3).tolist()}, "
+                     f"P_model {np.round(ck.p_model, 3).tolist()}, lost mass {ck.lost_mass:.3g}")
+    if L == d.n_states:
+        lines.append(f"regime: {classify_regime(d.sigma, d.sigma_err, d.tau, d.self_transition, L)}")
+    return "\n".join(lines)
+
+
+def _run_diagnose(args: argparse.Namespace) -> int:
+    from nemm import load
+    from nemm.diagnostics import diagnose
+    from nemm.results import to_json
+
+    m = load(args.model)
+    X = y = None
+    desc = None
+    if not args.no_data:
+        if args.data is not None:
+            X, y = _load_labelled(args.data, args.labels)
+            desc = str(args.data)
+        elif m.n_visible_ == 784:
+            from nemm.datasets import embedded_digits
+
+            X, y = embedded_digits()
+            desc = "the embedded digits 0, 1, 2"
+    d = diagnose(m, X, y, n_steps=args.steps, seed=args.seed)
+    print(to_json(d, indent=1) if args.json else diagnosis_text(d, args.model, desc))
+    return 0
+
+
+# --------------------------------------------------------------------------- reproduce
+
+
+def _add_reproduce(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reproduce", help="reproduce the paper's section IV (table, figures, report)",
+                       description="Reproduce the paper's section IV (table, figures, report).")
+    p.add_argument("--out", default="nemm-report", help="output directory (default nemm-report)")
+    p.add_argument("--quick", action="store_true",
+                   help="demo: 6 seeds x 60 epochs, 2 EM restarts, 1 RBM seed (under a minute on 2 cores)")
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds (default 36; quick 6)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per machine (default 120; quick 60)")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--hidden", type=int, default=6, help="L, one-hot hidden states (default 6)")
+    p.add_argument("--data", default=None,
+                   help=".npy/.npz of 0/1 rows, an MNIST IDX directory or a PNG folder "
+                        "(default: the embedded digits 0, 1, 2)")
+    p.add_argument("--labels", default=None, help=".npy of integer labels for --data (for the class KL)")
+    p.add_argument("--track-every", type=int, default=10,
+                   help="track sigma/tau/ln p every N epochs during training (0: off; default 10)")
+    p.add_argument("--track-steps", type=int, default=5000, help="chain steps per tracking point")
+    p.add_argument("--diag-steps", type=int, default=100_000,
+                   help="chain steps of the final diagnostics, over 2 chains (default 1e5)")
+    p.add_argument("--em-restarts", type=int, default=None, help="EM restarts (default 5; quick 2)")
+    p.add_argument("--rbm-seeds", type=int, default=None, help="tied RBM seeds (default 3; quick 1)")
+    p.add_argument("--no-figures", action="store_true", help="skip the figures (no matplotlib needed)")
+    p.add_argument("--quiet", action="store_true", help="no console output")
+    p.set_defaults(func=_run_reproduce)
+
+
+def _run_reproduce(args: argparse.Namespace) -> int:
+    from nemm.reproduce import reproduce
+
+    data = _load_labelled(args.data, args.labels) if args.data is not None else None
+    reproduce(args.out, seeds=args.seeds, n_epochs=args.epochs, quick=args.quick, n_jobs=args.jobs, data=data,
+              track_every=args.track_every, progress=not args.quiet, n_hidden=args.hidden,
+              track_steps=args.track_steps, diag_steps=args.diag_steps, em_restarts=args.em_restarts,
+              rbm_seeds=args.rbm_seeds, figures=not args.no_figures)
+    return 0
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from nemm import _bench
+
+    p = sub.add_parser("bench", help="a short measurement of the installed engine",
+                       description="a short measurement of the installed engine (bench/ holds the full suite)")
+    _bench.add_arguments(p)
+    p.set_defaults(func=_bench.run)
 
 
 def _fail(message: str) -> int:
@@ -173,6 +298,7 @@ def _fail(message: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``nemm`` argument parser with every subcommand."""
     from nemm import __version__
 
     parser = argparse.ArgumentParser(prog="nemm", description="The nonequilibrium Markov machine "
@@ -182,16 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_sample(sub)
     _add_sweep(sub)
-    _add_delegated(sub, "diagnose", "nonequilibrium diagnostics of a saved machine", "nemm.reproduce",
-                   "add_diagnose_arguments", "run_diagnose")
-    _add_delegated(sub, "reproduce", "reproduce the paper's section IV (table, figures, report)",
-                   "nemm.reproduce", "add_reproduce_arguments", "run_reproduce")
-    _add_delegated(sub, "bench", "a short measurement of the installed engine", "nemm._bench",
-                   "add_arguments", "run")
+    _add_diagnose(sub)
+    _add_reproduce(sub)
+    _add_bench(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``nemm`` with ``argv`` (default: the process arguments); return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -203,6 +327,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted")
+    except BrokenPipeError:  # `nemm diagnose ... | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,7 +19,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from .diagnostics import (
+from .markov import (
     entropy_production,
     entropy_production_from_counts,
     rao_blackwell_transition_matrix,
@@ -297,8 +297,8 @@ def sigma_against_length(
     """The counting estimator of sigma (the paper's) on growing prefixes of hidden trajectories.
 
     For each ``n`` in ``lengths`` the transitions of the first ``n`` states of
-    every chain are counted (:func:`nemm.diagnostics.transition_counts`) and
-    fed to :func:`nemm.diagnostics.entropy_production_from_counts` with the
+    every chain are counted (:func:`nemm.markov.transition_counts`) and
+    fed to :func:`nemm.markov.entropy_production_from_counts` with the
     stated pseudo-count for one-way pairs. With one-way pairs present the
     estimate depends on ``n``; the curve shows whether it has settled.
 
@@ -338,7 +338,7 @@ def sigma_against_draws(abar_probs: object, draws: Sequence[int]) -> SigmaCurve:
     abar_probs : array_like, shape (S, n_draws, S)
         ``abar_probs[z', k]`` is ``Abar(x_k, .)`` for the ``k``-th draw
         ``x_k ~ A(z', .)`` (as for
-        :func:`nemm.diagnostics.rao_blackwell_transition_matrix`).
+        :func:`nemm.markov.rao_blackwell_transition_matrix`).
     draws : sequence of int
         Numbers of draws per state, in ``1 .. n_draws``.
 

@@ -20,6 +20,11 @@ Conventions (shared with the engine)
 
 Everything is computed in the log domain until the final, small,
 exponentiation, so the references stay exact to rounding even for large fields.
+
+This module is the independent reference: it depends on numpy, the
+log-sum-exp helper and input validation only, never on the engine or on
+:mod:`nemm.markov` / :mod:`nemm.diagnostics`, whose answers it checks. It keeps
+its own small copies (code <-> bits, pbar by linear algebra, eq. 21).
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ import numpy as np
 
 from ._checks import as_binary_matrix, as_real_array
 from ._logdomain import logsumexp
-from .diagnostics import entropy_production, stationary_distribution
 
 __all__ = [
     "MAX_EXACT_BITS",
@@ -107,6 +111,36 @@ def _code_weights(n: int) -> np.ndarray:
 def _bits(n: int) -> np.ndarray:
     codes = np.arange(1 << n, dtype=np.int64)
     return ((codes[:, None] >> np.arange(n, dtype=np.int64)[None, :]) & 1).astype(np.uint8)
+
+
+def _stationary(M: np.ndarray) -> np.ndarray:
+    """``pbar`` with ``pbar M = pbar`` and ``sum pbar = 1``, by least squares on the stacked system.
+
+    Deliberately not the eigen-solver of :func:`nemm.markov.stationary_distribution`, so
+    that the two check each other. Every exact M here is strictly positive (sigmoid
+    kernels), hence irreducible, and the solution unique.
+    """
+    S = M.shape[0]
+    lhs = np.vstack([M.T - np.eye(S), np.ones((1, S))])
+    rhs = np.zeros(S + 1)
+    rhs[-1] = 1.0
+    p = np.linalg.lstsq(lhs, rhs, rcond=None)[0]
+    p = np.clip(p, 0.0, None)
+    return p / p.sum()
+
+
+def _entropy_production(M: np.ndarray, pbar: np.ndarray) -> float:
+    """Eq. 21 summed pair by pair: ``sum_{z'<z} (J - J^T) ln(J / J^T)``, ``J = pbar M``."""
+    J = pbar[:, None] * M
+    total = 0.0
+    for i in range(J.shape[0]):
+        for j in range(i + 1, J.shape[0]):
+            f, b = J[i, j], J[j, i]
+            if f > 0 and b > 0:
+                total += (f - b) * (np.log(f) - np.log(b))
+            elif f > 0 or b > 0:
+                return float("inf")
+    return float(total)
 
 
 # --------------------------------------------------------------------------- state lists
@@ -374,7 +408,7 @@ class ExactModel:
     @property
     def entropy_production(self) -> float:
         """Exact entropy production rate (eq. 21) of the stationary chain."""
-        return entropy_production(self.M, self.pbar)
+        return _entropy_production(self.M, self.pbar)
 
     def log_likelihood(self, X: object) -> float:
         """Mean ``ln p(x)`` over the rows of ``X`` (eq. 7)."""
@@ -427,7 +461,7 @@ def exact_model(
     M = A @ Abar
     # Each row is sum_x A(z', x) * (probability vector): one up to rounding; make it exact.
     M /= M.sum(axis=1, keepdims=True)
-    pbar = stationary_distribution(M)
+    pbar = _stationary(M)
     with np.errstate(divide="ignore"):
         log_pbar = np.log(pbar)
     log_px = logsumexp(log_pbar[:, None] + logA, axis=0)

@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 from nemm import _core
 from nemm._checks import as_binary_matrix, as_real_array
 from nemm._io import atomic_open
-from nemm.diagnostics import occupancy_from_trajectory
+from nemm._states import codes_to_states
+from nemm.markov import occupancy_from_trajectory
 
 __all__ = ["Machine", "load", "approx_gradient", "FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -414,11 +415,7 @@ class Machine:
     # ------------------------------------------------------------------ sampling
     def _codes_to_states(self, codes: np.ndarray) -> np.ndarray:
         """One-hot: int states; binary: bits along a new last axis."""
-        codes = codes.astype(np.int64) if self.hidden == "onehot" else codes
-        if self.hidden == "onehot":
-            return codes
-        bits = (codes[..., None] >> np.arange(self.n_hidden, dtype=np.uint64)) & np.uint64(1)
-        return bits.astype(np.uint8)
+        return codes_to_states(codes, self.hidden, self.n_hidden)
 
     def _seed(self, seed: int | None) -> int:
         return _seed_words(np.random.SeedSequence(self.random_state if seed is None else seed))
@@ -616,6 +613,16 @@ class Machine:
         return f"Machine({shown})"
 
 
+#: Readers of the other models in the nemm file family, by metadata ``format``. Their modules
+#: register here (``nemm.rbm`` adds "nemm-rbm"), so this module never imports them.
+_OTHER_FORMATS: dict[str, Callable[[Any, dict[str, Any], Path], Any]] = {}
+
+
+def register_format(name: str, reader: Callable[[Any, dict[str, Any], Path], Any]) -> None:
+    """Let :func:`load` read files whose metadata ``format`` is ``name`` with ``reader(npz, meta, path)``."""
+    _OTHER_FORMATS[name] = reader
+
+
 def load(path: str | os.PathLike[str]) -> Machine:
     """Load a machine saved by :meth:`Machine.save` (never unpickles).
 
@@ -652,10 +659,8 @@ def _machine_from_npz(npz: Any, path: Path) -> Machine:
         meta = json.loads(str(npz["metadata"][()]))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: corrupt metadata: {exc}") from exc
-    if isinstance(meta, dict) and meta.get("format") == "nemm-rbm":  # the equilibrium RBM's file
-        from nemm.rbm import rbm_from_npz
-
-        return rbm_from_npz(npz, meta, path)  # type: ignore[return-value]
+    if isinstance(meta, dict) and meta.get("format") in _OTHER_FORMATS:  # e.g. the equilibrium RBM's file
+        return _OTHER_FORMATS[meta["format"]](npz, meta, path)  # type: ignore[no-any-return]
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise ValueError(f"{path} is not a nemm model file (metadata format is not {FORMAT_NAME!r})")
     version = meta.get("format_version")

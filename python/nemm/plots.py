@@ -1,7 +1,8 @@
 """Figures of the paper's section IV (Figs. 2, 3 and 4), drawn with matplotlib.
 
 matplotlib is an optional dependency (``pip install "nemm[plots]"``); it is
-imported only when a figure is drawn, with the non-interactive Agg backend.
+imported only when a figure is drawn. The figures are ``matplotlib.figure.Figure``
+objects, never pyplot, so the user's backend and open windows are left alone.
 Every function saves one PNG (atomically: a temporary file, then a rename)
 and returns its path.
 
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from nemm._io import atomic_open
+from nemm.results import as_float as _num
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.machine import Machine
@@ -31,40 +33,24 @@ REGIME_COLORS = {"near-equilibrium": "#1b9e77", "intermediate": "#7570b3", "cycl
 _DPI = 110
 
 
-def _pyplot() -> Any:
-    """matplotlib.pyplot on the Agg backend, or a clear error."""
+def _figure(**kwargs: Any) -> Any:
+    """A new ``matplotlib.figure.Figure`` (no pyplot, no backend change), or a clear error."""
     try:
-        import matplotlib
+        from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
             "nemm's figures need matplotlib, an optional dependency: pip install 'nemm[plots]' "
             "(or pip install matplotlib)"
         ) from exc
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kwargs)
 
 
 def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
-    """Save ``fig`` as PNG at ``path`` atomically and close it."""
-    plt = _pyplot()
+    """Save ``fig`` as PNG at ``path`` atomically (Figure.savefig renders with Agg, whatever the backend)."""
     path = Path(path)
-    try:
-        with atomic_open(path) as fh:
-            fig.savefig(fh, format="png", dpi=_DPI)
-    finally:
-        plt.close(fig)
+    with atomic_open(path) as fh:
+        fig.savefig(fh, format="png", dpi=_DPI)
     return path
-
-
-def _num(v: Any) -> float:
-    """A float from a number or the JSON strings "inf"/"nan"; None becomes NaN."""
-    if v is None:
-        return float("nan")
-    if isinstance(v, str):
-        return float(v)
-    return float(v)
 
 
 def _err(v: Any) -> float | None:
@@ -109,8 +95,7 @@ def fig2(
     baselines : sequence of dict
         Records of tied RBM runs (``loglik``, ``sigma``, ``sigma_err``).
     """
-    plt = _pyplot()
-    from matplotlib import cm, colors
+    from matplotlib import cm, colormaps, colors
 
     sig = np.array([_num(r["sigma"]) for r in runs])
     finite = sig[np.isfinite(sig)]
@@ -118,9 +103,10 @@ def fig2(
     if hi <= lo:
         hi = lo + 1e-9
     norm = colors.Normalize(vmin=lo, vmax=hi)
-    cmap = plt.get_cmap("viridis")
+    cmap = colormaps["viridis"]
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), constrained_layout=True)
+    fig = _figure(figsize=(16, 4.8), layout="constrained")
+    axes = fig.subplots(1, 3)
     ax_ll, ax_sig, ax_fin = axes
     tracked = any(r.get("history", {}).get("loglik_exact") for r in runs)
     for r, s in zip(runs, sig):
@@ -224,7 +210,6 @@ def fig3(
     """
     if machine.hidden != "onehot":
         raise ValueError("fig3 draws one-hot machines (one image per hidden state)")
-    plt = _pyplot()
     from nemm import diagnostics as diag
 
     L = int(machine.n_hidden)
@@ -240,7 +225,7 @@ def fig3(
     mu = machine.mean_images(Z)
 
     ncol = max(L, int(n_steps))
-    fig = plt.figure(figsize=(max(1.25 * ncol, 10), 10))
+    fig = _figure(figsize=(max(1.25 * ncol, 10), 10))
     gs = fig.add_gridspec(5, ncol, height_ratios=[1, 1, 2.2, 1, 1], hspace=0.45, wspace=0.15,
                           left=0.06, right=0.97, top=0.92, bottom=0.03)
     w, wbar = machine.w_, machine.wbar_
@@ -319,10 +304,10 @@ def fig4(
     L : int
         Number of hidden states (for the ``1/L`` line).
     """
-    plt = _pyplot()
     sig = np.array([_num(r["sigma"]) for r in runs])
     shown = np.isfinite(sig) & (sig > 0)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), constrained_layout=True)
+    fig = _figure(figsize=(15, 4.5), layout="constrained")
+    axes = fig.subplots(1, 3)
     keys = [("class_kl", None, "class KL(P_data ‖ P_model) (nats)"),
             ("tau", "tau_err", "decorrelation time τ (steps)"),
             ("self_transition", "self_transition_err", "Tr(M)/L")]

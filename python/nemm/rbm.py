@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from nemm import _core
 from nemm._checks import as_binary_matrix, as_real_array
 from nemm._io import atomic_open
-from nemm._progress import Progress
+from nemm.machine import Machine, register_format
 
 __all__ = ["RBM", "FORMAT_NAME", "FORMAT_VERSION", "EXACT_MAX_STATES"]
 
@@ -361,7 +362,7 @@ class RBM:
         n_steps = math.ceil(N / bs)
         sizes = np.full(n_steps, bs, dtype=np.int64)
         sizes[-1] = N - bs * (n_steps - 1)
-        progress = Progress(n_epochs, "training", enabled=bool(self.verbose))
+        progress = tqdm(total=n_epochs, desc="training", disable=not self.verbose)
         t0 = time.perf_counter()
         try:
             for _ in range(n_epochs):
@@ -380,7 +381,8 @@ class RBM:
                 self._sampler = None
                 if callback is not None:
                     callback(self, e)
-                progress.update(1, f"LL {mean_ll:.2f}")
+                progress.set_postfix_str(f"LL {mean_ll:.2f}", refresh=False)
+                progress.update(1)
         finally:
             progress.close()
         return self
@@ -423,7 +425,6 @@ class RBM:
     # ------------------------------------------------------------------ sampling
     def _gibbs(self) -> Any:
         """The engine's chain with tied weights and no centering: this RBM's Gibbs sampler."""
-        from nemm.machine import Machine
 
         if self._sampler is None:
             self._sampler = Machine.from_params(self.w_, self.a_, None, self.abar_, self.xbar_,
@@ -514,3 +515,6 @@ def rbm_from_npz(npz: Any, meta: dict[str, Any], path: Path) -> RBM:
     m.history_ = {k: npz[f"history/{k}"].tolist() for k in keys if f"history/{k}" in npz.files}
     m.epochs_done_ = int(meta.get("epochs_done", 0))
     return m
+
+
+register_format(FORMAT_NAME, rbm_from_npz)

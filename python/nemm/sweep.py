@@ -43,6 +43,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from nemm._io import atomic_open
+from nemm._seeds import derive_seed
 from nemm.config import DataConfig, DiagnosticsConfig, SweepConfig, rbm_class
 
 __all__ = [
@@ -200,9 +201,8 @@ def expand(config: SweepConfig, checksum: str) -> list[RunSpec]:
 
 
 def _derived_seed(seed: int | None, stream: int) -> int:
-    """An independent seed for a side computation (hashing the run's seed, never adding offsets)."""
-    ss = np.random.SeedSequence([0 if seed is None else int(seed), stream])
-    return int(ss.generate_state(1, dtype=np.uint32)[0])
+    """An independent seed for a side computation of a run (hashed, never an offset)."""
+    return int(derive_seed(0 if seed is None else int(seed), stream))
 
 
 def _measure(machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -219,16 +219,16 @@ def _measure(machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg:
                              seed=_derived_seed(machine.random_state, 1), rao_blackwell_draws=0)
     out: dict[str, Any] = {}
     if "loglik" in measures:
-        ok = machine.n_states <= ENUMERABLE_STATES and d["loglik_exact"] is not None
-        out["loglik"] = float(d["loglik_exact"]) if ok else math.nan
+        ok = machine.n_states <= ENUMERABLE_STATES and d.loglik_exact is not None
+        out["loglik"] = float(d.loglik_exact) if ok else math.nan
     if "sigma" in measures:
-        out.update(sigma=d["sigma"], sigma_err=d["sigma_err"], n_one_way=d["n_one_way"])
+        out.update(sigma=d.sigma, sigma_err=d.sigma_err, n_one_way=d.n_one_way)
     if "tau" in measures:
-        out.update(tau=d["tau"], tau_err=d["tau_err"])
+        out.update(tau=d.tau, tau_err=d.tau_err)
     if "trace" in measures:
-        out.update(trace=d["self_transition"], trace_err=d["self_transition_err"])
+        out.update(trace=d.self_transition, trace_err=d.self_transition_err)
     if "class_kl" in measures:
-        out["class_kl"] = d["class_kl"]["kl"] if d["class_kl"] else math.nan
+        out["class_kl"] = d.class_kl.kl if d.class_kl is not None else math.nan
     if "mixing" in measures:
         out.update(_mixing(machine, X, y, diagnostics_cfg))
     return out

@@ -1,0 +1,768 @@
+"""Markov-chain math of the hidden-state chain (spec "Diagnostics"): counts, M, pbar, sigma, tau, Tr(M)/L.
+
+Every function here is a pure array function: it takes transition counts,
+transition matrices, trajectories or log-likelihood tables, never a model, so
+that it can be checked against exact answers and reused on the output of any
+sampler. The model-level wrappers that run a machine's chain live in
+:mod:`nemm.diagnostics`. Equation numbers (eq. N) are those of Baiesi & Rosso,
+arXiv:2512.11415.
+
+Conventions
+-----------
+* ``counts[z', z]`` is the number of observed transitions ``z' -> z`` (row =
+  current hidden state, column = next), and ``M[z', z]`` the probability that
+  ``z'`` is followed by ``z`` (eq. 3), so rows of ``M`` sum to one.
+* ``pbar`` is the left eigenvector of ``M`` with eigenvalue 1 (``pbar M = pbar``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+
+from . import _core
+
+__all__ = [
+    "DENSE_EIG_LIMIT",
+    "DENSE_STATE_LIMIT",
+    "ClassKL",
+    "CountSummary",
+    "EntropyProduction",
+    "class_kl",
+    "decorrelation_time",
+    "entropy_production",
+    "entropy_production_from_counts",
+    "mean_self_transition",
+    "occupancy",
+    "occupancy_from_trajectory",
+    "rao_blackwell_transition_matrix",
+    "segment_error",
+    "stationary_distribution",
+    "summarize_counts",
+    "transition_counts",
+    "transition_counts_sparse",
+    "transition_matrix",
+]
+
+#: Largest number of hidden states for which counts are kept as a dense (S, S) matrix.
+DENSE_STATE_LIMIT = 4096
+#: Above this many (visited) states, dense eigen-decompositions are avoided (they cost O(S^3)).
+DENSE_EIG_LIMIT = 512
+
+# Tolerance on the row sums of a matrix presented as stochastic.
+_ROW_SUM_ATOL = 1e-8
+# |lambda_2| at or above 1 - this is a deterministic cycle (or a reducible chain): tau = inf.
+_UNIT_MODULUS_TOL = 1e-12
+# |lambda_2| at or below this is treated as an exact zero: tau = 0 (a rank-one M mixes in one step).
+_ZERO_MODULUS_TOL = 1e-12
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _as_square(M: object, name: str) -> np.ndarray:
+    arr = np.asarray(M, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty square matrix, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def _as_counts(counts: object) -> np.ndarray:
+    arr = _as_square(counts, "counts")
+    if (arr < 0).any():
+        raise ValueError("counts must be non-negative")
+    return arr
+
+
+def _as_stochastic(M: object, name: str = "M") -> np.ndarray:
+    arr = _as_square(M, name)
+    if (arr < 0).any():
+        raise ValueError(f"{name} must have non-negative entries")
+    rows = arr.sum(axis=1)
+    if not np.allclose(rows, 1.0, rtol=0.0, atol=_ROW_SUM_ATOL):
+        worst = int(np.argmax(np.abs(rows - 1.0)))
+        raise ValueError(f"{name} must be row-stochastic; row {worst} sums to {rows[worst]!r}")
+    return arr
+
+
+def _as_distribution(p: object, n: int, name: str) -> np.ndarray:
+    arr = np.asarray(p, dtype=np.float64)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        raise ValueError(f"{name} must be finite and non-negative")
+    return arr
+
+
+def _check_pseudocount(pseudocount: float) -> float:
+    pc = float(pseudocount)
+    if not np.isfinite(pc) or pc < 0:
+        raise ValueError(f"pseudocount must be finite and >= 0, got {pseudocount!r}")
+    return pc
+
+
+# --------------------------------------------------------------------------- counting
+
+
+def transition_counts(traj: object, n_states: int) -> np.ndarray:
+    """Count the transitions ``z(t) -> z(t+1)`` along hidden trajectories (C++ core).
+
+    Parameters
+    ----------
+    traj : array_like of int, shape (T,) or (n_chains, T)
+        State codes ``0 .. n_states - 1`` in time order; rows are independent
+        chains (no transition is counted across rows).
+    n_states : int
+        Number of hidden states ``S`` (at most 4096; beyond, see
+        :func:`transition_counts_sparse`).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (S, S)
+        ``counts[z', z]``: number of times ``z'`` is followed by ``z``
+        (the raw material of the empirical M of the spec's "Diagnostics").
+    """
+    t = _as_trajectory(traj, n_states)
+    if n_states > DENSE_STATE_LIMIT:
+        raise ValueError(f"dense counts are limited to {DENSE_STATE_LIMIT} states; use transition_counts_sparse")
+    return np.asarray(_core.count_transitions(t.astype(np.uint64), int(n_states)), dtype=np.float64)
+
+
+def transition_counts_sparse(traj: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Transition counts of a large state space (binary hidden states, L > 12), as triplets.
+
+    Parameters
+    ----------
+    traj : array_like of int, shape (T,) or (n_chains, T)
+        Non-negative state codes in time order; rows are independent chains.
+
+    Returns
+    -------
+    from_state, to_state : ndarray of uint64
+    count : ndarray of int64
+        One entry per observed transition, sorted by ``(from_state, to_state)``.
+    """
+    t = np.asarray(traj)
+    if t.ndim not in (1, 2) or (t.size and not np.issubdtype(t.dtype, np.integer)):
+        raise ValueError(f"traj must be a 1-d or 2-d integer array of state codes, got {t.dtype} {t.shape}")
+    if t.size and t.min() < 0:
+        raise ValueError("traj contains negative state codes")
+    t = np.ascontiguousarray(np.atleast_2d(t), dtype=np.uint64)
+    frm, to, cnt = _core.count_transitions_sparse(t)
+    return np.asarray(frm, dtype=np.uint64), np.asarray(to, dtype=np.uint64), np.asarray(cnt, dtype=np.int64)
+
+
+def _as_trajectory(traj: object, n_states: int) -> np.ndarray:
+    if int(n_states) != n_states or n_states <= 0:
+        raise ValueError(f"n_states must be a positive integer, got {n_states!r}")
+    t = np.asarray(traj)
+    if t.ndim not in (1, 2):
+        raise ValueError(f"traj must be one- or two-dimensional (n_chains, T), got shape {t.shape}")
+    if t.size and not np.issubdtype(t.dtype, np.integer):
+        if not np.array_equal(t, np.round(t)):
+            raise ValueError("traj must contain integer state codes")
+    t = np.atleast_2d(t.astype(np.int64))
+    if t.size and (t.min() < 0 or t.max() >= n_states):
+        raise ValueError(f"traj contains state codes outside 0..{n_states - 1}")
+    return np.ascontiguousarray(t)
+
+
+def occupancy(counts: object) -> np.ndarray:
+    """Empirical occupancy ``pbar_e(z)`` from transition counts.
+
+    The occupancy of ``z'`` is the fraction of transitions that start in
+    ``z'`` (row sums of ``counts`` over their total). It equals
+    :func:`occupancy_from_trajectory` on the trajectory without its last state.
+
+    Parameters
+    ----------
+    counts : array_like, shape (S, S)
+        Transition counts ``counts[z', z]``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (S,)
+        Occupancy, summing to one.
+
+    Raises
+    ------
+    ValueError
+        If there are no counts at all.
+    """
+    c = _as_counts(counts)
+    total = c.sum()
+    if total <= 0:
+        raise ValueError("counts are all zero: no occupancy can be estimated")
+    return c.sum(axis=1) / total
+
+
+def occupancy_from_trajectory(traj: object, n_states: int) -> np.ndarray:
+    """Empirical occupancy ``pbar_e(z)``: the fraction of time steps spent in each state.
+
+    Parameters
+    ----------
+    traj : array_like of int, shape (T,) or (n_chains, T)
+        State codes ``0 .. n_states - 1``; must not be empty.
+    n_states : int
+        Number of hidden states ``S``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (S,)
+    """
+    t = _as_trajectory(traj, n_states).ravel()
+    if t.size == 0:
+        raise ValueError("traj is empty")
+    return np.bincount(t, minlength=n_states) / t.size
+
+
+def transition_matrix(
+    counts: object,
+    *,
+    pseudocount: float = 0.0,
+    empty_row: Literal["occupancy", "uniform", "self"] = "occupancy",
+) -> np.ndarray:
+    """Empirical transition matrix: ``counts`` (plus a pseudo-count) normalized per row.
+
+    Parameters
+    ----------
+    counts : array_like, shape (S, S)
+        Transition counts ``counts[z', z]`` (row = current state).
+    pseudocount : float, default 0
+        Added to every entry before normalizing (then no row is empty).
+    empty_row : {"occupancy", "uniform", "self"}, default "occupancy"
+        What to put in a row with no counts at all (a state never left: never
+        visited, or visited only as the last state of the trajectory), so that
+        ``M`` stays row-stochastic:
+
+        * ``"occupancy"`` (default): the empirical visit frequencies
+          ``q(z) propto sum_z' counts[z', z] + sum_z'' counts[z, z'']``
+          (uniform if there are no counts). The chain restarts from where it
+          was seen to be: a never-visited state stays unreachable (zero
+          stationary mass, eigenvalue 0 only, so :func:`decorrelation_time` and
+          :func:`stationary_distribution` of the visited states are unchanged),
+          and a state seen only at the end leads back into the chain.
+        * ``"uniform"``: ``1/S`` everywhere. Simple, but a state seen only at
+          the end then leaks mass into never-visited states.
+        * ``"self"``: a self-loop, ``M[z, z] = 1``. This makes the state
+          absorbing: a never-visited state becomes a second closed class (a
+          second eigenvalue 1, so :func:`decorrelation_time` returns inf), and a
+          state seen only last captures all the stationary mass. Use it only
+          when that is wanted.
+
+    Returns
+    -------
+    numpy.ndarray, shape (S, S)
+        Row-stochastic matrix.
+    """
+    raw = _as_counts(counts)
+    c = raw + _check_pseudocount(pseudocount)
+    if empty_row not in ("occupancy", "uniform", "self"):
+        raise ValueError(f"empty_row must be 'occupancy', 'uniform' or 'self', got {empty_row!r}")
+    rows = c.sum(axis=1)
+    empty = rows <= 0
+    M = np.divide(c, rows[:, None], out=np.zeros_like(c), where=~empty[:, None])
+    n = c.shape[0]
+    if empty.any():
+        visits = raw.sum(axis=0) + raw.sum(axis=1)
+        if empty_row == "self":
+            idx = np.flatnonzero(empty)
+            M[idx, idx] = 1.0
+        elif empty_row == "occupancy" and visits.sum() > 0:
+            M[empty] = visits / visits.sum()
+        else:
+            M[empty] = 1.0 / n
+    return M
+
+
+def rao_blackwell_transition_matrix(abar_probs_per_state: Sequence[object] | np.ndarray) -> np.ndarray:
+    """Rao-Blackwell estimate of ``M`` (spec, end of "Exact answers for tests").
+
+    ``M(z', z) = E_{x ~ A(z', .)}[Abar(x, z)]`` (eq. 3) is estimated by the mean
+    of the exact probabilities ``Abar(x_k, .)`` over draws ``x_k ~ A(z', .)``,
+    which removes the noise of sampling ``z``.
+
+    Parameters
+    ----------
+    abar_probs_per_state : sequence of S arrays, each (n_draws, S), or array (S, n_draws, S)
+        Entry ``z'`` holds ``Abar(x_k, .)`` for the draws ``x_k ~ A(z', .)``;
+        each row must be a probability vector. The number of draws may differ
+        between states but must be at least one.
+
+    Returns
+    -------
+    numpy.ndarray, shape (S, S)
+        Row-stochastic estimate of ``M``.
+    """
+    blocks = list(abar_probs_per_state)
+    S = len(blocks)
+    if S == 0:
+        raise ValueError("abar_probs_per_state is empty")
+    M = np.empty((S, S))
+    for zp, block in enumerate(blocks):
+        b = np.asarray(block, dtype=np.float64)
+        if b.ndim != 2 or b.shape[1] != S or b.shape[0] == 0:
+            raise ValueError(f"abar_probs_per_state[{zp}] must have shape (n_draws >= 1, {S}), got {b.shape}")
+        if not np.isfinite(b).all() or (b < 0).any():
+            raise ValueError(f"abar_probs_per_state[{zp}] must be finite and non-negative")
+        if not np.allclose(b.sum(axis=1), 1.0, rtol=0.0, atol=_ROW_SUM_ATOL):
+            raise ValueError(f"rows of abar_probs_per_state[{zp}] must sum to one")
+        M[zp] = b.mean(axis=0)
+    # Renormalize away the rounding of the mean so that M is stochastic to machine precision.
+    return M / M.sum(axis=1, keepdims=True)
+
+
+# --------------------------------------------------------------------------- spectra
+
+
+def stationary_distribution(M: object) -> np.ndarray:
+    """Stationary distribution ``pbar`` of a row-stochastic ``M`` (``pbar M = pbar``).
+
+    Computed as the left eigenvector of ``M`` (eigenvector of ``M.T``) whose
+    eigenvalue is closest to 1, made real, non-negative and normalized, then
+    refined by one multiplication by ``M`` (which keeps it a distribution and
+    removes residual eigen-solver noise). For a reducible chain the stationary
+    distribution is not unique and one of them is returned.
+
+    Parameters
+    ----------
+    M : array_like, shape (S, S)
+        Row-stochastic matrix.
+
+    Returns
+    -------
+    numpy.ndarray, shape (S,)
+        Non-negative, summing to one.
+    """
+    P = _as_stochastic(M)
+    vals, vecs = np.linalg.eig(P.T)
+    k = int(np.argmin(np.abs(vals - 1.0)))
+    v = np.real(vecs[:, k])
+    # The Perron vector has one sign; choose it by the total so that the bulk is positive.
+    if v.sum() < 0:
+        v = -v
+    v = np.clip(v, 0.0, None)
+    total = v.sum()
+    if not total > 0:  # pragma: no cover - eig always returns a vector with a positive part
+        raise np.linalg.LinAlgError("could not extract a stationary distribution")
+    v = (v / total) @ P
+    return v / v.sum()
+
+
+def decorrelation_time(M: object) -> float:
+    """Decorrelation time ``tau = -1 / ln|lambda_2|`` (eq. 23).
+
+    ``lambda_2`` is the eigenvalue of ``M`` second largest in modulus (the
+    largest is 1 for a stochastic matrix).
+
+    Parameters
+    ----------
+    M : array_like, shape (S, S)
+        Row-stochastic matrix.
+
+    Returns
+    -------
+    float
+        ``inf`` when ``|lambda_2| >= 1 - 1e-12`` (a deterministic cycle or a
+        reducible chain never decorrelates; never a negative number);
+        ``0.0`` when ``|lambda_2| <= 1e-12`` (a rank-one ``M`` forgets its
+        state in one step) or when there is a single state.
+    """
+    P = _as_stochastic(M)
+    if P.shape[0] == 1:
+        return 0.0
+    mods = np.sort(np.abs(np.linalg.eigvals(P)))[::-1]
+    lam2 = float(mods[1])
+    if lam2 >= 1.0 - _UNIT_MODULUS_TOL:
+        return float("inf")
+    if lam2 <= _ZERO_MODULUS_TOL:
+        return 0.0
+    return -1.0 / float(np.log(lam2))
+
+
+def mean_self_transition(M: object) -> float:
+    """Mean self-transition probability ``Tr(M) / S`` (eq. 24).
+
+    Compare with ``1/S``, the value for hidden states drawn at random. ``S``
+    is the number of hidden states (``L`` for one-hot states).
+
+    Parameters
+    ----------
+    M : array_like, shape (S, S)
+        Row-stochastic matrix.
+
+    Returns
+    -------
+    float
+    """
+    P = _as_stochastic(M)
+    return float(np.trace(P) / P.shape[0])
+
+
+# --------------------------------------------------------------------------- entropy production
+
+
+@dataclass(frozen=True)
+class EntropyProduction:
+    """Plug-in entropy production rate with its bookkeeping (eq. 21).
+
+    Attributes
+    ----------
+    sigma : float
+        Entropy production rate per step (nats); ``inf`` when a one-way pair
+        is present and ``pseudocount == 0``.
+    n_one_way : int
+        Pairs ``z' < z`` observed in exactly one direction.
+    n_pairs_observed : int
+        Pairs ``z' < z`` observed in at least one direction.
+    pseudocount : float
+        Pseudo-count added to both directions of every one-way pair.
+    sigma_two_way : float
+        The same sum restricted to the pairs observed in both directions, without
+        pseudo-counts: a lower figure that ignores the one-way pairs entirely, for
+        comparison with estimators that drop them.
+    """
+
+    sigma: float
+    n_one_way: int
+    n_pairs_observed: int
+    pseudocount: float
+    sigma_two_way: float = float("nan")
+
+
+def _sigma_from_fluxes(J: np.ndarray, *, one_way_pairs: Literal["inf", "skip"] = "inf") -> float:
+    """``sum_{i<j} (J_ij - J_ji) ln(J_ij / J_ji)`` with the zero rules of eq. 21.
+
+    A pair with flux in one direction only makes sigma infinite (``"inf"``), or
+    is left out of the sum (``"skip"``: sigma over the two-way pairs only).
+    """
+    iu = np.triu_indices(J.shape[0], k=1)
+    f, b = J[iu], J.T[iu]
+    if one_way_pairs == "inf" and ((f > 0) != (b > 0)).any():
+        return float("inf")
+    both = (f > 0) & (b > 0)
+    f, b = f[both], b[both]
+    # Each term is >= 0 mathematically; sum them as computed (rounding can only make tiny ones +-1e-30).
+    return float(np.sum((f - b) * (np.log(f) - np.log(b))))
+
+
+def entropy_production(M: object, pbar: object) -> float:
+    """Exact entropy production rate of a stationary chain (eq. 21).
+
+    ``sigma = sum_{z' < z} [J(z', z) - J(z, z')] ln(J(z', z) / J(z, z'))`` with
+    the probability flux ``J(z', z) = pbar(z') M(z', z)``.
+
+    Parameters
+    ----------
+    M : array_like, shape (S, S)
+        Row-stochastic matrix.
+    pbar : array_like, shape (S,)
+        Its stationary distribution (not checked to be stationary).
+
+    Returns
+    -------
+    float
+        ``sigma >= 0``; ``0`` exactly under detailed balance up to rounding.
+        A pair with flux in one direction only makes it ``inf``; a pair with
+        flux in neither direction contributes nothing, and self-transitions
+        never contribute.
+    """
+    P = _as_stochastic(M)
+    p = _as_distribution(pbar, P.shape[0], "pbar")
+    return _sigma_from_fluxes(p[:, None] * P)
+
+
+def entropy_production_from_counts(counts: object, *, pseudocount: float = 0.5) -> EntropyProduction:
+    """Plug-in estimate of the entropy production rate (eq. 21) from transition counts.
+
+    The flux ``pbar(z') M(z', z)`` is estimated by the joint frequency
+    ``n(z' -> z) / n_total`` (the product of the empirical occupancy and the
+    empirical ``M``). Treatment of unbalanced pairs, stated exactly:
+
+    * a pair ``z' < z`` seen in exactly one direction (a *one-way* pair) has
+      ``pseudocount`` added to **both** of its directions, ``n(z'->z)`` and
+      ``n(z->z')``; no other count is changed;
+    * ``n_total`` is the total of all counts after that addition (including
+      self-transitions, which never contribute to sigma);
+    * a pair seen in neither direction contributes nothing;
+    * with ``pseudocount = 0`` any one-way pair gives ``sigma = inf``.
+
+    The number of one-way pairs is returned beside sigma so that the reader
+    can judge how much of it rests on the pseudo-count.
+
+    Parameters
+    ----------
+    counts : array_like, shape (S, S)
+        Transition counts ``counts[z', z]``.
+    pseudocount : float, default 0.5
+        Non-negative pseudo-count for one-way pairs (0.5 is the Jeffreys/KT choice).
+
+    Returns
+    -------
+    EntropyProduction
+    """
+    c = _as_counts(counts).copy()
+    pc = _check_pseudocount(pseudocount)
+    sigma_two_way = _sigma_two_way(c)
+    iu = np.triu_indices(c.shape[0], k=1)
+    f, b = c[iu], c.T[iu]
+    one_way = (f > 0) != (b > 0)
+    observed = (f > 0) | (b > 0)
+    n_one_way = int(one_way.sum())
+    rows, cols = iu[0][one_way], iu[1][one_way]
+    c[rows, cols] += pc
+    c[cols, rows] += pc
+    total = c.sum()
+    if total <= 0:
+        raise ValueError("counts are all zero: no entropy production can be estimated")
+    return EntropyProduction(
+        sigma=_sigma_from_fluxes(c / total),
+        n_one_way=n_one_way,
+        n_pairs_observed=int(observed.sum()),
+        pseudocount=pc,
+        sigma_two_way=sigma_two_way,
+    )
+
+
+def _sigma_two_way(counts: np.ndarray) -> float:
+    """Eq. 21 over the pairs seen in both directions only (fluxes from the raw counts)."""
+    total = counts.sum()
+    if total <= 0:
+        return float("nan")
+    return _sigma_from_fluxes(counts / total, one_way_pairs="skip")
+
+
+# --------------------------------------------------------------------------- class KL
+
+
+@dataclass(frozen=True)
+class ClassKL:
+    """Class-distribution KL divergence and the assignment behind it (eq. 22).
+
+    Attributes
+    ----------
+    kl : float
+        ``KL(P_data || P_model)`` in nats; ``inf`` if a class present in the
+        data has zero model mass.
+    state_class : numpy.ndarray of int, shape (S,)
+        Class label of each hidden state, ``-1`` for a state given no point.
+    p_model : numpy.ndarray, shape (K,)
+        ``P_model(k)``: total ``pbar`` of the states of class ``classes[k]``
+        (sums to ``1 - lost_mass``).
+    p_data : numpy.ndarray, shape (K,)
+        Label frequencies of the data.
+    lost_mass : float
+        Total ``pbar`` of the states that have no class.
+    classes : numpy.ndarray of int, shape (K,)
+        The class labels, ascending; indexes ``p_model`` and ``p_data``.
+    assignment : numpy.ndarray of int, shape (N,)
+        The hidden state each data point was given.
+    """
+
+    kl: float
+    state_class: np.ndarray
+    p_model: np.ndarray
+    p_data: np.ndarray
+    lost_mass: float
+    classes: np.ndarray
+    # Per data point, so left out of JSON reports (nemm.results skips fields marked json=False).
+    assignment: np.ndarray = field(metadata={"json": False})
+
+
+def class_kl(
+    log_pbar: object,
+    log_A: object,
+    labels: object,
+    *,
+    classes: Sequence[int] | np.ndarray | None = None,
+) -> ClassKL:
+    """Class-distribution KL divergence ``KL(P_data || P_model)`` (eq. 22).
+
+    The spec's default rule: every data point ``n`` is given its most
+    probable hidden state ``argmax_alpha [ln pbar(alpha) + log A(alpha, x_n)]``;
+    a state's class is the majority label of the points given to it (ties go
+    to the smallest label); a state given no point has no class and its mass
+    counts as lost (``P_model`` is then not renormalized, so lost mass raises
+    the KL). The rule "class with the highest mean log A" is deliberately not
+    used: sparse digits (the 1s) have the highest likelihood under almost any
+    state and would win every state.
+
+    Parameters
+    ----------
+    log_pbar : array_like, shape (S,)
+        Log stationary probabilities (``-inf`` allowed); normalized here.
+    log_A : array_like, shape (N, S)
+        ``log A(alpha, x_n)`` for every data point and hidden state.
+    labels : array_like of int, shape (N,)
+        Non-negative integer class label of each data point.
+    classes : sequence of int, optional
+        All class labels to report (default: the labels present). Must
+        contain every label; classes absent from the data have
+        ``P_data = 0`` and do not contribute.
+
+    Returns
+    -------
+    ClassKL
+    """
+    lp = np.asarray(log_pbar, dtype=np.float64)
+    LA = np.asarray(log_A, dtype=np.float64)
+    if lp.ndim != 1 or lp.size == 0:
+        raise ValueError(f"log_pbar must be a non-empty vector, got shape {lp.shape}")
+    S = lp.size
+    if LA.ndim != 2 or LA.shape[1] != S or LA.shape[0] == 0:
+        raise ValueError(f"log_A must have shape (N >= 1, {S}), got {LA.shape}")
+    if np.isnan(lp).any() or np.isnan(LA).any() or (lp == np.inf).any() or (LA == np.inf).any():
+        raise ValueError("log_pbar and log_A must not contain NaN or +inf")
+    if not np.isfinite(lp).any():
+        raise ValueError("log_pbar gives zero mass to every state")
+    lab = np.asarray(labels)
+    if lab.shape != (LA.shape[0],):
+        raise ValueError(f"labels must have shape ({LA.shape[0]},), got {lab.shape}")
+    if not np.issubdtype(lab.dtype, np.integer):
+        if lab.dtype == np.bool_ or not np.array_equal(lab, np.round(lab)):
+            raise ValueError("labels must be integers")
+    lab = lab.astype(np.int64)
+    if (lab < 0).any():
+        raise ValueError("labels must be non-negative (-1 marks a state with no class)")
+    cls = np.unique(lab) if classes is None else np.unique(np.asarray(classes, dtype=np.int64))
+    if (cls < 0).any():
+        raise ValueError("classes must be non-negative")
+    missing = np.setdiff1d(lab, cls)
+    if missing.size:
+        raise ValueError(f"labels {missing.tolist()} are not in classes")
+    k_of = np.searchsorted(cls, lab)  # class index of each point
+    K = cls.size
+
+    pbar = np.exp(lp - np.max(lp))
+    pbar /= pbar.sum()
+
+    assignment = np.argmax(lp[None, :] + LA, axis=1)
+    # tally[s, k]: points of class k given to state s.
+    tally = np.zeros((S, K), dtype=np.int64)
+    np.add.at(tally, (assignment, k_of), 1)
+    has_points = tally.sum(axis=1) > 0
+    # argmax returns the first maximum, i.e. the smallest label on ties (cls is ascending).
+    state_k = np.where(has_points, np.argmax(tally, axis=1), -1)
+    state_class = np.where(has_points, cls[np.clip(state_k, 0, None)], -1)
+
+    p_model = np.zeros(K)
+    np.add.at(p_model, state_k[has_points], pbar[has_points])
+    lost = float(pbar[~has_points].sum())
+    p_data = np.bincount(k_of, minlength=K) / lab.size
+
+    present = p_data > 0
+    if (p_model[present] <= 0).any():
+        kl = float("inf")
+    else:
+        kl = float(np.sum(p_data[present] * (np.log(p_data[present]) - np.log(p_model[present]))))
+    return ClassKL(
+        kl=kl,
+        state_class=state_class.astype(np.int64),
+        p_model=p_model,
+        p_data=p_data,
+        lost_mass=lost,
+        classes=cls,
+        assignment=assignment.astype(np.int64),
+    )
+
+
+# --------------------------------------------------------------------------- error bars
+
+
+def segment_error(values: object) -> tuple[float | np.ndarray, float | np.ndarray]:
+    """Mean and standard error from independent segment estimates.
+
+    Split a long run into ``n`` segments long compared with the decorrelation
+    time, estimate the quantity on each, and pass the ``n`` estimates here:
+    the error bar is ``std(ddof=1) / sqrt(n)``.
+
+    Parameters
+    ----------
+    values : array_like, shape (n, ...)
+        One estimate per segment along axis 0 (scalars or arrays).
+
+    Returns
+    -------
+    mean, stderr : float or numpy.ndarray
+        Floats for one-dimensional input. ``stderr`` is NaN where it is
+        undefined: a single segment, or non-finite segment values.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim == 0 or v.shape[0] == 0:
+        raise ValueError("values must have at least one segment along axis 0")
+    n = v.shape[0]
+    finite = np.isfinite(v).all(axis=0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean = v.mean(axis=0)
+        if n > 1:
+            centered = np.where(finite, v - np.where(finite, mean, 0.0), 0.0)
+            stderr = np.sqrt((centered**2).sum(axis=0) / (n - 1) / n)
+            stderr = np.where(finite, stderr, np.nan)
+        else:
+            stderr = np.full(np.shape(mean), np.nan)
+    if v.ndim == 1:
+        return float(mean), float(stderr)
+    return mean, stderr
+
+
+
+
+# --------------------------------------------------------------------------- one block of counts
+
+
+@dataclass(frozen=True)
+class CountSummary:
+    """What the counts of one stretch of chain say (eqs. 21, 23, 24); see :func:`summarize_counts`.
+
+    Attributes
+    ----------
+    M : numpy.ndarray, shape (S, S)
+        Row-normalized counts (no pseudo-count; "occupancy" rows for states never left).
+    entropy : EntropyProduction
+        sigma from the counts with the pseudo-count on one-way pairs (eq. 21).
+    tau : float
+        Decorrelation time (eq. 23); NaN above :data:`DENSE_EIG_LIMIT` states.
+    self_transition : float
+        ``Tr(M) / S`` (eq. 24).
+    pbar : numpy.ndarray or None
+        Left eigenvector of ``M`` (only with ``stationary=True`` and at most
+        :data:`DENSE_EIG_LIMIT` states).
+    """
+
+    M: np.ndarray
+    entropy: EntropyProduction
+    tau: float
+    self_transition: float
+    pbar: np.ndarray | None = None
+
+
+def summarize_counts(counts: object, *, pseudocount: float = 0.5, stationary: bool = False) -> CountSummary:
+    """M, sigma, tau and Tr(M)/S of one block of transition counts.
+
+    The whole chain and each time window of the error bars go through this one
+    function. Above :data:`DENSE_EIG_LIMIT` states no O(S^3) eigen-decomposition
+    is made: ``tau`` is NaN and ``pbar`` None.
+
+    Parameters
+    ----------
+    counts : array_like, shape (S, S)
+        Transition counts ``counts[z', z]``.
+    pseudocount : float
+        For the one-way pairs of :func:`entropy_production_from_counts`.
+    stationary : bool
+        Also compute ``pbar`` (:func:`stationary_distribution` of ``M``).
+
+    Returns
+    -------
+    CountSummary
+    """
+    M = transition_matrix(counts)
+    ep = entropy_production_from_counts(counts, pseudocount=pseudocount)
+    dense = M.shape[0] <= DENSE_EIG_LIMIT
+    pbar = stationary_distribution(M) if (stationary and dense) else None
+    tau = decorrelation_time(M) if dense else float("nan")
+    return CountSummary(M=M, entropy=ep, tau=float(tau), self_transition=mean_self_transition(M), pbar=pbar)
