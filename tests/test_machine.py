@@ -807,7 +807,8 @@ _SHARED_MACHINE_SCRIPT = textwrap.dedent(
             m.partial_fit(X, n_epochs=2)
     def read():
         for _ in range(10):
-            m.sample(20, seed=1); m.hidden_trajectory(500, seed=2); m.w_; m.log_A(X[:5]); m.score_samples(X[:5], n_steps=500)
+            m.sample(20, seed=1); m.hidden_trajectory(500, seed=2); m.w_; m.log_A(X[:5])
+            m.score_samples(X[:5], n_steps=500)
     run_all([train, train, train, read])
     ref = Machine(8, **SETTINGS).partial_fit(X)
     for _ in range(12):

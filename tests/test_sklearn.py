@@ -71,6 +71,52 @@ def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
 
+def _binarized(X: object) -> object:
+    """X > 0 for finite real 2-D input; anything else unchanged, for the Machine to reject."""
+    if hasattr(X, "toarray"):
+        X = X.toarray()
+    arr = np.asarray(X)
+    if arr.dtype == object:
+        return arr
+    if (arr.ndim == 2 and np.issubdtype(arr.dtype, np.number) and not np.issubdtype(arr.dtype, np.complexfloating)
+            and arr.size and np.isfinite(arr).all()):
+        return arr > 0
+    return arr
+
+
+class BinarizedMachine(Machine):
+    """A Machine on ``X > 0``: lets the checks, written for continuous data, exercise the whole
+    estimator API (fit, refit, clone, pickle, scores, n_features_in_) instead of stopping at the
+    first non-binary value."""
+
+    def fit(self, X, y=None, **kwargs):
+        return super().fit(_binarized(X), y, **kwargs)
+
+    def partial_fit(self, X, y=None, **kwargs):
+        return super().partial_fit(_binarized(X), y, **kwargs)
+
+    def score_samples(self, X, **kwargs):
+        return super().score_samples(_binarized(X), **kwargs)
+
+    def score(self, X, y=None):
+        return super().score(_binarized(X), y)
+
+
+_BINARIZED_EXPECTED_FAILED = {
+    "check_dtype_object": _EXPECTED_FAILED["check_dtype_object"],
+}
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "Estimator BinarizedMachine does not inherit from", UserWarning)
+    _with_binarized_checks = parametrize_with_checks(
+        [BinarizedMachine(3, random_state=0, **FAST)], expected_failed_checks=lambda est: _BINARIZED_EXPECTED_FAILED)
+
+
+@_with_binarized_checks
+def test_sklearn_estimator_checks_on_binarized_data(estimator, check):
+    check(estimator)
+
+
 def test_tags_say_density_estimator():
     tags = get_tags(Machine(3))
     assert tags.estimator_type == "density_estimator"

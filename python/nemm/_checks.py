@@ -17,7 +17,8 @@ __all__ = [
 ]
 
 
-def as_binary_matrix(X: object, name: str = "X", n_features: int | None = None) -> np.ndarray:
+def as_binary_matrix(X: object, name: str = "X", n_features: int | None = None, *,
+                     owner: str = "the model") -> np.ndarray:
     """Return ``X`` as a C-contiguous ``uint8`` matrix of 0/1 values.
 
     Parameters
@@ -30,6 +31,8 @@ def as_binary_matrix(X: object, name: str = "X", n_features: int | None = None) 
         Name used in error messages.
     n_features : int, optional
         Required number of columns.
+    owner : str
+        What expects ``n_features`` (e.g. the estimator's class name), for the message.
 
     Raises
     ------
@@ -50,9 +53,11 @@ def as_binary_matrix(X: object, name: str = "X", n_features: int | None = None) 
         raise ValueError(f"{name} must be two-dimensional (n_samples, n_features), got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         what = "0 sample(s)" if arr.shape[0] == 0 else "0 feature(s)"  # scikit-learn's wording
-        raise ValueError(f"{name} must not be empty: found {what} (shape={arr.shape}) while a minimum of 1 is required.")
+        raise ValueError(f"{name} must not be empty: found {what} (shape={arr.shape}) "
+                         "while a minimum of 1 is required.")
     if n_features is not None and arr.shape[1] != n_features:
-        raise ValueError(f"{name} has {arr.shape[1]} features per row, expected {n_features}")
+        # scikit-learn's wording, so that its checks recognize the message
+        raise ValueError(f"{name} has {arr.shape[1]} features, but {owner} is expecting {n_features} features as input")
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise ValueError(f"Complex data not supported: {name} must be real 0/1 values, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():

@@ -453,7 +453,7 @@ class Machine:
         if xbar is None:
             xbar = np.full(w_arr.shape[0], 0.5)
         m._set_params(w_arr, a, wbar, abar, xbar)
-        m.history_: dict[str, list[Any]] = {}
+        m.history_ = {}
         m.epochs_done_ = 0
         return m
 
@@ -518,7 +518,8 @@ class Machine:
         """
         n_epochs = as_int(n_epochs, "n_epochs", minimum=1)
         cfg = self._validate_settings()
-        X = as_binary_matrix(X, n_features=self.n_visible_ if self._engine is not None else None)
+        X = as_binary_matrix(X, n_features=self.n_visible_ if self._engine is not None else None,
+                             owner=type(self).__name__)
         self._check_training_memory(X.shape, cfg)
         self._cfg = cfg
         if self._engine is None or not hasattr(self, "_batches"):
@@ -698,7 +699,7 @@ class Machine:
         ``states`` defaults to all one-hot states; binary states are (S, L) bits.
         """
         engine = self._require_fitted()
-        X = as_binary_matrix(X, n_features=self.n_visible_)
+        X = as_binary_matrix(X, n_features=self.n_visible_, owner=type(self).__name__)
         if states is None:
             if self.hidden != "onehot":
                 raise ValueError("give the binary hidden states explicitly")
@@ -742,7 +743,7 @@ class Machine:
             Length of the chain that estimates ``pbar`` when it is not given.
         """
         engine = self._require_fitted()
-        X = as_binary_matrix(X, n_features=self.n_visible_)
+        X = as_binary_matrix(X, n_features=self.n_visible_, owner=type(self).__name__)
         if pbar is None:
             if self._occupancy is None or self._occupancy[2] != n_steps:
                 states, p = self.occupancy(n_steps)
@@ -822,7 +823,7 @@ class Machine:
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in ("n_hidden", "hidden", "normalization",
                                                                "centered", "tied", "random_state"))
-        return f"Machine({shown})"
+        return f"{type(self).__name__}({shown})"
 
 
 def load(path: str | os.PathLike[str]) -> Machine:
