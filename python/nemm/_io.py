@@ -18,7 +18,10 @@ Guarantees of :func:`atomic_open` (Linux and other POSIX systems):
   ``O_TMPFILE`` that vanishes with the process; it gets a name only for the instant between
   ``linkat`` and ``rename``. Elsewhere, or on file systems without ``O_TMPFILE``, the
   temporary name is ``.{name}.nemm-tmp-{pid}-{random}``; every later save to the same path
-  removes such files whose process ``pid`` no longer runs.
+  removes such files whose process ``pid`` no longer runs (a temp file whose pid was reused
+  by a live process stays until that process ends). Where the system refuses to link an
+  unnamed file (``/proc/self/fd`` and ``AT_EMPTY_PATH`` both fail), its bytes are copied to
+  such a named file once and later saves use named files directly.
 """
 
 from __future__ import annotations
