@@ -233,3 +233,22 @@ def test_killed_save_loop_leaves_nothing_after_next_save(tmp_path, unnamed):
     small_machine().save(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
     np.testing.assert_array_equal(load(path).w_, small_machine().w_)
+
+
+def test_unlinkable_unnamed_file_is_copied_to_a_named_one(tmp_path, monkeypatch):
+    # Systems that refuse to link an O_TMPFILE (both /proc/self/fd and AT_EMPTY_PATH) still save,
+    # through one copy, and switch to named temporary files afterwards.
+    if not nio._USE_O_TMPFILE:
+        pytest.skip("no O_TMPFILE here")
+    monkeypatch.setattr(nio, "_USE_O_TMPFILE", True)
+    monkeypatch.setattr(nio, "_link_unnamed", lambda fd, dst: False)
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o640)
+    data = bytes(range(256)) * 5000  # more than one copy chunk
+    write(path, data)
+    assert path.read_bytes() == data and stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    assert nio._USE_O_TMPFILE is False
+    write(path, b"again")
+    assert path.read_bytes() == b"again"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
