@@ -630,3 +630,239 @@ def test_visible_bias_freezing_and_callback():
     assert not np.allclose(b.a_, b0.a_)  # trained by default for binary
     o = Machine(3, random_state=0, freeze_visible_bias=False, **FAST).fit(X)
     assert np.abs(o.a_).max() > 0
+
+
+# =========================================================================== 8. settings at the door
+
+
+def test_numpy_scalar_settings_are_accepted_and_saved(tmp_path):
+    # GridSearchCV grids built with np.arange, np.float32 learning rates and np.bool_ flags:
+    # accepted, stored as given, written to the model file as plain JSON numbers.
+    X = tiny_data()
+    kw = dict(FAST, n_epochs=np.arange(1, 4)[2], chain_steps=np.int32(8), batch_size=np.array([8, 16]))
+    m = Machine(np.int64(3), learning_rate=np.float32(0.1), centered=np.bool_(True), tied=np.bool_(False),
+                freeze_visible_bias=np.bool_(True), random_state=np.uint32(5), **kw).fit(X)
+    assert isinstance(m.n_hidden, np.int64)  # the user's value is kept
+    plain = Machine(3, learning_rate=float(np.float32(0.1)), random_state=5, **FAST).fit(X)
+    np.testing.assert_array_equal(m.w_, plain.w_)  # ... and means the same
+    r = load(m.save(tmp_path / "m.npz"))
+    s = r.get_params()
+    assert type(s["n_hidden"]) is int and type(s["learning_rate"]) is float and type(s["centered"]) is bool
+    assert s["batch_size"] == (8, 16) and s["random_state"] == 5 and s["freeze_visible_bias"] is True
+    np.testing.assert_array_equal(r.w_, m.w_)
+    assert r.history_["epoch"] == [0, 1, 2] and all(type(e) is int for e in r.history_["epoch"])
+
+
+@pytest.mark.parametrize(
+    "settings,exc,match",
+    [
+        (dict(centered="no"), TypeError, "centered must be True or False"),
+        (dict(freeze_visible_bias="no"), TypeError, "freeze_visible_bias must be True or False"),
+        (dict(tied=1), TypeError, "tied"),
+        (dict(n_chains=2.5), TypeError, "n_chains must be an integer"),
+        (dict(n_hidden=3.0), TypeError, "n_hidden must be an integer"),
+        (dict(random_state=-1), ValueError, "random_state must be at least 0"),
+        (dict(learning_rate="0.1"), TypeError, "learning_rate must be a real number, got '0.1'"),
+        (dict(learning_rate=float("inf")), ValueError, "learning_rate must be finite"),
+        (dict(eps=float("nan")), ValueError, "eps must be finite"),
+        (dict(batch_size=None), TypeError, "batch_size must be a positive integer or a pair"),
+        (dict(batch_size=(8, 16, 32)), TypeError, "batch_size"),
+        (dict(batch_size=(8, 2.5)), TypeError, r"batch_size\[1\]"),
+        (dict(chain_steps=2**31), ValueError, "chain_steps must be at most 2147483647 .*32-bit"),
+        (dict(n_chains=2**31), ValueError, "n_chains must be at most 2147483647"),
+        (dict(n_hidden=2**31), ValueError, "n_hidden must be at most"),
+        (dict(verbose="yes"), TypeError, "verbose"),
+        (dict(hidden=None), ValueError, "hidden must be one of"),
+    ],
+    ids=lambda v: repr(v)[:40],
+)
+def test_bad_setting_types_are_rejected_before_training(settings, exc, match):
+    m = Machine(**dict(dict(FAST, n_hidden=3), **settings))  # stored as given (scikit-learn convention)
+    with pytest.raises(exc, match=match):
+        m.fit(tiny_data())
+    assert m._engine is None and not hasattr(m, "history_")  # nothing was trained
+    with pytest.raises(exc, match=match):
+        m.partial_fit(tiny_data())
+    D, L = 4, 3
+    with pytest.raises(exc, match=match):
+        Machine.from_params(np.zeros((D, L)), np.zeros(D), np.zeros((L, D)), np.zeros(L),
+                            **dict(dict(n_hidden=3), **settings))
+
+
+def test_fit_does_not_rewrite_batch_size():
+    X = tiny_data()
+    m = Machine(3, random_state=0, **dict(FAST, batch_size=8)).fit(X)
+    assert m.batch_size == 8 and m.get_params()["batch_size"] == 8
+    pair = Machine(3, random_state=0, **dict(FAST, batch_size=(8, 8))).fit(X)
+    np.testing.assert_array_equal(m.w_, pair.w_)
+
+
+def test_method_arguments_are_checked(fitted):
+    m, X = fitted  # one-hot, L = 3
+    with pytest.raises(TypeError, match="T must be an integer"):
+        m.hidden_trajectory(2.5)
+    with pytest.raises(TypeError, match="n_chains must be an integer"):
+        m.hidden_trajectory(10, n_chains=2.5)
+    with pytest.raises(TypeError, match="n_chains must be an integer"):
+        m.sample(5, n_chains=2.5)
+    with pytest.raises(ValueError, match="n_chains must be at most 2147483647"):
+        m.sample(5, n_chains=2**31)
+    with pytest.raises(ValueError, match="seed must be at least 0"):
+        m.sample(5, seed=-1)
+    with pytest.raises(TypeError, match="thin"):
+        m.sample(5, thin=1.5)
+    with pytest.raises(TypeError, match="states must be integer"):
+        m.log_A(X[:2], states=[1.7])
+    with pytest.raises(ValueError, match=r"range \[0, 3\)"):
+        m.mean_images(states=[-1])
+    with pytest.raises(ValueError, match=r"range \[0, 3\)"):
+        m.log_A(X[:2], states=[-1])
+    with pytest.raises(TypeError, match="n_epochs must be an integer"):
+        m.partial_fit(X, n_epochs=1.5)
+    np.testing.assert_array_equal(m.mean_images(states=[2, 0]), m.mean_images()[[2, 0]])
+    mb = Machine.from_params(np.zeros((X.shape[1], 2)), np.zeros(X.shape[1]), np.zeros((2, X.shape[1])),
+                             np.zeros(2), hidden="binary")
+    with pytest.raises(ValueError, match="binary hidden states"):
+        mb.mean_images(states=[[0, 2]])
+    assert mb.mean_images(states=[1, 0]).shape == (1, X.shape[1])
+
+
+def test_memory_is_estimated_before_training(monkeypatch):
+    import time
+
+    import nemm._checks as checks
+
+    X = (np.random.default_rng(0).random((20, 784)) < 0.3).astype(np.uint8)
+    monkeypatch.setattr(checks, "memory_limit", lambda: 16 * 2**30)  # a 16 GiB machine, anywhere
+    t0 = time.perf_counter()
+    with pytest.raises(MemoryError, match=r"n_hidden=1000000.* about 81\.\d GiB .* 16\.0 GiB"):
+        Machine(10**6).fit(X)
+    assert time.perf_counter() - t0 < 5  # at once, not after allocating and training
+    m = Machine(3, random_state=0, **FAST).fit(X[:, :10])
+    monkeypatch.setattr(checks, "memory_limit", lambda: 2**20)
+    with pytest.raises(MemoryError, match="10000000 samples"):
+        m.sample(10**7)
+    with pytest.raises(MemoryError, match="hidden trajectory"):
+        m.hidden_trajectory(10**6, n_chains=4)
+    assert checks.memory_limit is not None
+
+
+def test_sparse_input_is_accepted():
+    sp = pytest.importorskip("scipy.sparse")
+    X = tiny_data()
+    dense = Machine(3, random_state=0, **FAST).fit(X)
+    for S in (sp.csr_matrix(X), sp.csr_array(X.astype(float)), sp.coo_matrix(X.astype(bool))):
+        m = Machine(3, random_state=0, **FAST).fit(S)
+        np.testing.assert_array_equal(m.w_, dense.w_)
+        pbar = exact_pbar(m)
+        np.testing.assert_array_equal(m.score_samples(S, pbar=pbar), dense.score_samples(X, pbar=pbar))
+    bad = sp.csr_matrix(X * 2.0)
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        Machine(3, **FAST).fit(bad)
+
+
+def test_structural_settings_changed_after_fit_are_refused(fitted, tmp_path):
+    _, X = fitted
+    m = Machine(3, random_state=5, **FAST).fit(X)
+    m.set_params(n_hidden=4)
+    with pytest.raises(RuntimeError, match="n_hidden were changed"):
+        m.sample(3)
+    with pytest.raises(RuntimeError, match="n_hidden were changed"):
+        m.save(tmp_path / "m.npz")
+    m.set_params(n_hidden=3)
+    assert m.sample(3).shape == (3, X.shape[1])
+
+
+# =========================================================================== 9. threads and pickle
+
+
+_SHARED_MACHINE_SCRIPT = textwrap.dedent(
+    """
+    import threading
+    import numpy as np
+    from nemm import Machine
+    rng = np.random.default_rng(0)
+    X = (rng.random((400, 300)) < rng.uniform(0.1, 0.9, size=300)).astype(np.uint8)
+    # The minibatch size keeps changing (long schedule), so the engine's buffers are resized.
+    SETTINGS = dict(n_epochs=40, steps_per_epoch=10, batch_size=(16, 200), chain_steps=60, random_state=1)
+
+    def run_all(calls):
+        errors = []
+        def guard(f):
+            try:
+                f()
+            except BaseException as exc:
+                errors.append(repr(exc))
+        threads = [threading.Thread(target=guard, args=(f,)) for f in calls]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+
+    # Three threads, four partial_fits of 2 epochs each: 1 + 24 epochs, as if run one after the other.
+    m = Machine(8, **SETTINGS).partial_fit(X)
+    def train():
+        for _ in range(4):
+            m.partial_fit(X, n_epochs=2)
+    def read():
+        for _ in range(10):
+            m.sample(20, seed=1); m.hidden_trajectory(500, seed=2); m.w_; m.log_A(X[:5])
+            m.score_samples(X[:5], n_steps=500)
+    run_all([train, train, train, read])
+    ref = Machine(8, **SETTINGS).partial_fit(X)
+    for _ in range(12):
+        ref.partial_fit(X, n_epochs=2)
+    assert m.epochs_done_ == ref.epochs_done_ == 25, m.epochs_done_
+    assert m.history_["epoch"] == list(range(25)), m.history_["epoch"]
+    np.testing.assert_array_equal(m.w_, ref.w_)
+
+    # Two concurrent fits: each is a whole fit; the machine ends as after one.
+    f = Machine(8, **dict(SETTINGS, n_epochs=10))
+    run_all([lambda: f.fit(X), lambda: f.fit(X)])
+    one = Machine(8, **dict(SETTINGS, n_epochs=10)).fit(X)
+    assert f.epochs_done_ == 10 and f.history_["epoch"] == list(range(10)), f.history_["epoch"]
+    np.testing.assert_array_equal(f.w_, one.w_)
+    print("ok")
+    """
+)
+
+
+def test_threads_share_one_machine_safely():
+    # In a subprocess: before the lock, two threads in partial_fit crashed the interpreter
+    # (double free), which must fail this test rather than kill pytest.
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", _SHARED_MACHINE_SCRIPT], capture_output=True, text=True,
+                              timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        assert proc.returncode == 0 and proc.stdout.strip() == "ok", (proc.returncode, proc.stderr[-3000:])
+
+
+@pytest.mark.parametrize("hidden", ["onehot", "binary"])
+def test_pickle_and_deepcopy_go_through_the_model_file(hidden, tmp_path):
+    import copy
+    import io
+    import pickle
+
+    X = tiny_data()
+    m = Machine(3, hidden=hidden, random_state=4, **FAST).fit(X)
+    blob = pickle.dumps(m)
+    assert b"nemm._core" not in blob  # no engine memory, only the model file's bytes
+    state = m.__getstate__()
+    assert set(state) == {"model_npz"}
+    with np.load(io.BytesIO(state["model_npz"]), allow_pickle=False) as npz:
+        saved = m.save(tmp_path / "m.npz")
+        with np.load(saved, allow_pickle=False) as on_disk:
+            assert set(npz.files) == set(on_disk.files)
+            for k in npz.files:
+                np.testing.assert_array_equal(npz[k], on_disk[k])
+    for r in (pickle.loads(blob), copy.deepcopy(m)):
+        assert r.get_params() == m.get_params() and r.history_ == m.history_
+        assert r.epochs_done_ == m.epochs_done_ and r.n_features_in_ == m.n_features_in_
+        for k, v in params_of(m).items():
+            np.testing.assert_array_equal(getattr(r, k + "_"), v, err_msg=k)
+        np.testing.assert_array_equal(r.sample(20, seed=3), m.sample(20, seed=3))
+        r.partial_fit(X)  # trains on its own engine
+        assert r.epochs_done_ == m.epochs_done_ + 1
+    # unfitted: the settings as given, even invalid ones (checked at fit)
+    u = pickle.loads(pickle.dumps(Machine(np.int64(5), centered="no")))
+    assert u.n_hidden == 5 and u.centered == "no" and u._engine is None
