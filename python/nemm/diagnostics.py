@@ -313,8 +313,11 @@ class RaoBlackwellSigma:
         Standard error: the spread of eq. 21 over ``n_batches`` disjoint batches of
         draws, divided by ``sqrt(n_batches)``.
     converged : bool
-        ``|sigma(n/2) - sigma(n)| <= 3 sigma_err + 1e-3``: the value no longer moves with
-        the number of draws (the first half of the draws against all of them).
+        ``|sigma(n/2) - sigma(n)| <= max(2 sigma_err, 0.05 |sigma|, 1e-3)``: the value no
+        longer moves with the number of draws (the first half of the draws against all of
+        them). For a nearly deterministic cycle the backward entries of M are tiny and their
+        estimates need many draws: eq. 21 then keeps changing (on the digits, falling) as the
+        draws grow, and ``converged`` is False: read ``sigma`` as the value at ``n_draws``.
     M : numpy.ndarray, shape (S, S)
     pbar : numpy.ndarray, shape (S,)
         Stationary distribution of ``M``.
@@ -366,7 +369,8 @@ def rao_blackwell_sigma(
     curve = sigma_against_draws(B, grid)
     half = float(curve.sigma[list(curve.n).index(max(1, n // 2))])
     return RaoBlackwellSigma(
-        sigma=sigma, sigma_err=err, converged=bool(abs(half - sigma) <= 3 * err + 1e-3), M=M, pbar=pbar,
+        sigma=sigma, sigma_err=err, converged=bool(abs(half - sigma) <= max(2 * err, 0.05 * abs(sigma), 1e-3)),
+        M=M, pbar=pbar,
         tau=float(decorrelation_time(M)), n_draws=n, n_batches=nb,
         curve={"n": [int(k) for k in curve.n], "sigma": [float(v) for v in curve.sigma]},
     )
@@ -552,6 +556,7 @@ class Diagnosis:
     cycle_affinity: float | None = None
     cycle_current: float | None = None
     kind: str = "machine"
+    self_transition_rao_blackwell: float | None = None
 
 
 #: Fields a Diagnosis copies from TransitionStatistics under the same name.
@@ -626,6 +631,9 @@ def diagnose(
         d.sigma_rao_blackwell_curve = rb.curve
         d.rao_blackwell_draws = rb.n_draws
         d.pbar_rao_blackwell = rb.pbar
+        # Eq. 24 on the Rao-Blackwell M: a chain that never leaves its start has Tr(M)/L = 1 here, while
+        # the counted M only sees the states its chains started in.
+        d.self_transition_rao_blackwell = float(np.trace(rb.M) / rb.M.shape[0])
         _add_cycles(d, rb.M, rb.pbar)
     if X is not None:
         pfull = ts.pbar_e if ts.n_states == ts.states.size else None

@@ -60,7 +60,7 @@ RECORD_DIAGNOSTICS = (
     "self_transition", "self_transition_err", "random_self_transition", "sigma_rao_blackwell",
     "tau_rao_blackwell", "occupancy", "M", "sampling", "sigma_rao_blackwell_err",
     "sigma_rao_blackwell_converged", "sigma_rao_blackwell_curve", "sigma_counting_curve", "rao_blackwell_draws",
-    "currents", "dominant_cycle", "cycle_affinity", "cycle_current",
+    "currents", "dominant_cycle", "cycle_affinity", "cycle_current", "self_transition_rao_blackwell",
 )
 #: The measures of nemm.mixing.MixingMeasures copied into every record.
 RECORD_MIXING = ("tau_int_class", "tau_int_class_envelope", "tau_window", "tau_window_envelope", "cover_time",
