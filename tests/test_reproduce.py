@@ -202,6 +202,12 @@ def test_compare_normalization_runs_both_variants(tmp_path: Path) -> None:
     assert [p for p in pairs if p[0] != "nemm"] == [("rbm", "shared", "softmax"), ("tied", "shared", "softmax"),
                                                     ("mixture", "shared", "softmax")]
     assert [v["name"] for v in res["variants"]] == ["softmax", "sigmoid"]
+    # The comparison of kinds covers both variants; each variant has its own regime counts.
+    kinds = {(k["kind"], k["variant"]): k["n"] for k in res["summary"]["kinds"]}
+    assert kinds == {("nemm", "sigmoid"): 2, ("nemm", "softmax"): 2, ("rbm", "shared"): 1, ("tied", "shared"): 1,
+                     ("mixture", "shared"): 1}
+    for v in res["variants"]:
+        assert sum(c["count"] for c in v["summary"]["regimes"].values()) == 2
     text = (tmp_path / "report.md").read_text()
     assert "| softmax |" in text and "| sigmoid |" in text
     with pytest.raises(ValueError, match="compare must be one of"):

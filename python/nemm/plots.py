@@ -368,13 +368,16 @@ KIND_STYLE = {
 }
 
 
+_MIXING_FLOOR = 0.01
+
+
 def draw_mixing(models: Sequence[Mapping[str, Any]]) -> Any:
     """The mixing figure as a ``Figure``: exact ln p (x) against ``tau_int_class`` (y, log), by kind.
 
     One point per model; a model whose ``tau_int_class`` is infinite (its chain
     never changed class) is drawn at the top edge as an upward triangle, and a
-    value at or below 0 (anti-correlated classes, literal Sokal window) at the
-    bottom edge as a downward triangle; the legend says so.
+    value below 0.01, or at or below 0 (anti-correlated classes, literal Sokal
+    window), at the bottom edge as a downward triangle; the legend says so.
     The points of kind ``k`` are the ``ax.collections`` with ``gid`` ``"k:finite"``,
     ``"k:inf"`` (top edge) and ``"k:low"`` (bottom edge).
     """
@@ -382,7 +385,8 @@ def draw_mixing(models: Sequence[Mapping[str, Any]]) -> Any:
     ax = fig.add_subplot()
     taus = np.array([_num(r.get("tau_int_class")) for r in models], dtype=float)
     pos = taus[np.isfinite(taus) & (taus > 0)]
-    lo = float(pos.min()) / 2 if pos.size else 0.1
+    # Values below 0.01 (anti-correlated classes, literal window, including <= 0) sit at the bottom edge.
+    lo = max(float(pos.min()) / 2, _MIXING_FLOOR) if pos.size else 0.1
     hi = float(pos.max()) * 4 if pos.size else 10.0
     lo, hi = min(lo, 0.5), max(hi, 4.0)
     any_inf = any_low = False
@@ -392,7 +396,7 @@ def draw_mixing(models: Sequence[Mapping[str, Any]]) -> Any:
             continue
         ll = np.array([_num(r["loglik"]) for r in rs])
         t = np.array([_num(r.get("tau_int_class")) for r in rs])
-        finite = np.isfinite(t) & (t > 0)
+        finite = np.isfinite(t) & (t >= lo)
         ax.scatter(ll[finite], t[finite], marker=marker, color=color, s=60 if kind == "mixture" else 36,
                    edgecolor="k", linewidth=0.4, label=f"{label} ({len(rs)})", zorder=3, gid=f"{kind}:finite")
         top = np.isinf(t) & (t > 0)
@@ -400,7 +404,7 @@ def draw_mixing(models: Sequence[Mapping[str, Any]]) -> Any:
             any_inf = True
             ax.scatter(ll[top], np.full(top.sum(), hi), marker="^", color=color, s=70, edgecolor="k",
                        linewidth=0.6, clip_on=False, zorder=4, gid=f"{kind}:inf")
-        low = np.isfinite(t) & (t <= 0)
+        low = np.isfinite(t) & (t < lo)
         if low.any():
             any_low = True
             ax.scatter(ll[low], np.full(low.sum(), lo), marker="v", color=color, s=70, edgecolor="k",
@@ -411,11 +415,11 @@ def draw_mixing(models: Sequence[Mapping[str, Any]]) -> Any:
     if any_inf:
         ax.scatter([], [], marker="^", color="w", edgecolor="k", label="▲ at the top edge: τ = ∞ (stuck in one class)")
     if any_low:
-        ax.scatter([], [], marker="v", color="w", edgecolor="k", label="▼ at the bottom edge: τ ≤ 0 (anti-correlated)")
+        ax.scatter([], [], marker="v", color="w", edgecolor="k", label=f"▼ at the bottom edge: τ < {lo:.2g}, or ≤ 0 (anti-correlated)")
     ax.set_xlabel("exact ln p(x) (nats/digit)")
     ax.set_ylabel("τ_int of the sample class (steps, Sokal window)")
     ax.set_title("Mixing at comparable likelihood (dotted: i.i.d. = 1)")
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="lower left")
     return fig
 
 
