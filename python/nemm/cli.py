@@ -217,14 +217,17 @@ def diagnosis_text(d: Diagnosis, path: str, data_desc: str | None) -> str:
             lines.append("  " + " ".join(f"{v:+8.5f}" for v in row))
     lines.append(f"decorrelation time tau (eq. 23): {fmt_pm(d.tau, d.tau_err)} steps")
     lines.append(f"mean self-transition Tr(M)/L (eq. 24): {fmt_pm(d.self_transition, d.self_transition_err)} "
-                 f"(random: {d.random_self_transition:.3f})")
+                 f"(random: {d.random_self_transition:.3f})"
+                 + (f"; on the Rao-Blackwell M: {fmt(d.self_transition_rao_blackwell)}"
+                    if d.self_transition_rao_blackwell is not None else ""))
     if d.n_states <= 16 and d.M is not None:
         lines.append("occupancy: " + " ".join(f"{p:.3f}" for p in d.occupancy))
         lines.append("M (row: state, column: next state):")
         for row in d.M:
             lines.append("  " + " ".join(f"{v:5.3f}" for v in row))
     if d.loglik_exact is not None:
-        lines.append(f"log-likelihood on {data_desc}: {d.loglik_exact:.3f} nats/point (exact given the occupancy)")
+        how = "exact, ln Z by enumeration" if d.kind == "rbm" else "exact given the occupancy"
+        lines.append(f"log-likelihood on {data_desc}: {d.loglik_exact:.3f} nats/point ({how})")
     if d.loglik_on_the_fly is not None:
         lines.append(f"log-likelihood, last training epoch (on-the-fly estimate): {d.loglik_on_the_fly:.3f}")
     ck = d.class_kl
