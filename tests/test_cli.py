@@ -75,9 +75,16 @@ def test_diagnose_json_and_text(trained, capsys: pytest.CaptureFixture[str]) -> 
     assert d["n_states"] == 3 and d["sampling"]["n_steps"] == 4000 and d["sampling"]["seed"] == 0
     assert d["loglik_exact"] < 0 and d["class_kl"]["classes"] == [0, 1, 2]
     assert np.sum(d["occupancy"]) == pytest.approx(1.0)
+    # Currents (antisymmetric), the dominant cycle and its affinity, the RB sigma with its error bar.
+    J = np.array(d["currents"])
+    assert J.shape == (3, 3) and np.allclose(J, -J.T)
+    assert isinstance(d["dominant_cycle"], list) and "cycle_affinity" in d and "cycle_current" in d
+    assert d["sigma_rao_blackwell_err"] >= 0 and d["sigma_rao_blackwell_curve"]["n"]
     assert main(["diagnose", str(model), "--steps", "4000", "--no-data"]) == 0
     text = capsys.readouterr().out
     assert "entropy production" in text and "regime:" in text and "log-likelihood on" not in text
+    assert "Rao-Blackwell" in text and "counting transitions" in text and "one-way pair" in text
+    assert "probability currents" in text and "dominant cycle" in text
 
 
 def test_diagnose_bad_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,15 +97,21 @@ def test_reproduce_tiny(trained, capsys: pytest.CaptureFixture[str]) -> None:
     out = data.parent / "rep"
     assert main(["reproduce", "--quick", "--out", str(out), "--seeds", "2", "--epochs", "2", "--jobs", "1",
                  "--hidden", "3", "--data", str(data), "--labels", str(data.with_name("labels.npy")),
-                 "--em-restarts", "1", "--rbm-seeds", "0", "--no-figures", "--diag-steps", "2000",
-                 "--track-every", "0"]) == 0
+                 "--em-restarts", "1", "--rbm-seeds", "0", "--tied-seeds", "0", "--no-figures", "--diag-steps",
+                 "2000", "--track-every", "0", "--mixing-steps", "500", "--normalization", "sigmoid",
+                 "--no-centering", "--chains", "2", "--chain-steps", "10", "--lr", "0.05"]) == 0
     text = capsys.readouterr().out
-    assert "quick" in text and "Report:" in text and "regimes:" in text
+    assert "quick" in text and "Report:" in text and "regimes" in text
     with open(out / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert [int(r["seed"]) for r in rows] == [0, 1] and all(r["class_kl"] for r in rows)
+    assert [(r["kind"], int(r["seed"])) for r in rows] == [("nemm", 0), ("nemm", 1), ("mixture", 0)]
+    assert all(r["class_kl"] for r in rows[:2]) and all(r["tau_int_class"] for r in rows)
+    assert {r["normalization"] for r in rows} == {"sigmoid"} and rows[0]["centered"] == "False"
     res = json.loads((out / "results.json").read_text())
     assert res["protocol"]["n_hidden"] == 3 and res["protocol"]["n_epochs"] == 2
+    p = res["protocol"]
+    assert (p["normalization"], p["centered"], p["n_chains"], p["chain_steps"], p["learning_rate"]) == (
+        "sigmoid", False, 2, 10, 0.05)
     assert (out / "report.md").is_file() and not list(out.glob("*.png"))
 
 

@@ -19,6 +19,7 @@ from nemm import diagnostics as diag
 from nemm import markov
 from nemm.results import to_json, to_jsonable
 from nemm.exact import exact_model
+from nemm._seeds import derive_seed
 
 N_STEPS = 100_000
 N_CHAINS = 4
@@ -292,3 +293,80 @@ def test_track_epoch_records_history_without_changing_training(tmp_path) -> None
     # The history survives save/load.
     path = tracked.save(tmp_path / "m.npz")
     np.testing.assert_allclose(load(path).history_["sigma"], h["sigma"])
+
+
+# --------------------------------------------------------------------------- the model's own sigma, currents, cycles
+
+
+def test_rao_blackwell_sigma_uses_the_same_draws_and_converges() -> None:
+    p = random_params(5, D=8, L=4)
+    m, ex = machine_and_exact(p)
+    rb = diag.rao_blackwell_sigma(m, 2000, seed=3)
+    np.testing.assert_array_equal(rb.M, diag.rao_blackwell_M(m, 2000, seed=3))
+    assert ex.entropy_production > 0.05
+    assert abs(rb.sigma - ex.entropy_production) <= 5 * rb.sigma_err + 0.01
+    assert rb.converged and rb.curve["n"][-1] == 2000 and len(rb.curve["n"]) == len(rb.curve["sigma"])
+    assert rb.curve["sigma"][-1] == pytest.approx(rb.sigma)
+    with pytest.raises(ValueError, match="n_batches"):
+        diag.rao_blackwell_sigma(m, 10, n_batches=1)
+
+
+def test_rao_blackwell_sigma_of_tied_is_zero_and_of_untied_trained_is_positive() -> None:
+    p = random_params(4, D=8, L=4)
+    tied, ex = machine_and_exact(p, tied=True)
+    rb = diag.rao_blackwell_sigma(tied, 2000, seed=1)
+    assert rb.sigma <= 3 * rb.sigma_err + 1e-4, (rb.sigma, rb.sigma_err)
+    # An untied machine trained on three noisy prototypes by eqs. 16-17 (not hand-built).
+    rng = np.random.default_rng(0)
+    protos = np.repeat(np.eye(3, dtype=bool), 3, axis=1)
+    y = rng.integers(0, 3, 300)
+    X = np.where(rng.random((300, 9)) < 0.05, ~protos[y], protos[y]).astype(np.uint8)
+    m = Machine(3, n_epochs=30, random_state=0).fit(X)
+    rb_m = diag.rao_blackwell_sigma(m, 2000, seed=1)
+    assert rb_m.sigma > 3 * rb_m.sigma_err and rb_m.sigma > 0.01, (rb_m.sigma, rb_m.sigma_err)
+
+
+def test_diagnose_reports_currents_and_the_dominant_cycle() -> None:
+    m, p = cycle_machine(3.0)
+    d = diag.diagnose(m, n_steps=5000, rao_blackwell_draws=2000)
+    assert d.dominant_cycle == [0, 1, 2]  # alpha -> alpha + 1
+    ex = exact_model(p["w"], p["a"], p["wbar"], p["abar"], p["xbar"])
+    from nemm.cycles import cycle_affinity, probability_currents
+
+    assert d.cycle_affinity == pytest.approx(cycle_affinity(ex.M, [0, 1, 2]), rel=0.05)
+    np.testing.assert_allclose(d.currents, probability_currents(ex.M, ex.pbar), atol=0.01)
+    assert d.cycle_current > 0 and d.sigma_rao_blackwell > 3 * d.sigma_rao_blackwell_err
+    # Counting curve at the stated chain length, with its one-way pairs.
+    assert d.sigma_counting_curve["n"][-1] == 5000 and len(d.sigma_counting_curve["n_one_way"]) > 1
+
+
+def test_tied_machine_dominant_cycle_has_zero_affinity() -> None:
+    p = random_params(6, D=8, L=4)
+    m, ex = machine_and_exact(p, tied=True)
+    d = diag.diagnose(m, n_steps=5000, rao_blackwell_draws=4000)
+    assert np.abs(d.currents).max() < 0.01
+    assert d.dominant_cycle  # currents of pure sampling noise still close a cycle...
+    # ... whose affinity is 0 within the error propagated from the Rao-Blackwell entries (same draws).
+    M, se = diag.rao_blackwell_M(m, 4000, seed=derive_seed(0, 1), return_stderr=True)
+    np.testing.assert_array_equal(M, d.M_rao_blackwell)
+    c = d.dominant_cycle
+    nxt = c[1:] + c[:1]
+    err = math.sqrt(np.sum((se[c, nxt] / M[c, nxt]) ** 2 + (se[nxt, c] / M[nxt, c]) ** 2))
+    assert abs(d.cycle_affinity) <= 4 * err, (d.cycle_affinity, err)
+    assert abs(ex.M[c, nxt].prod() / ex.M[nxt, c].prod() - 1) < 1e-12  # exactly reversible
+
+
+def test_diagnose_an_rbm_uses_its_exact_likelihood_and_gibbs_chain() -> None:
+    from nemm.rbm import RBM
+
+    rng = np.random.default_rng(0)
+    w, a, abar = rng.normal(0, 1.5, (8, 3)), rng.normal(0, 0.5, 8), rng.normal(0, 0.5, 3)
+    rbm = RBM.from_params(w, a, abar, random_state=0)
+    X = (rng.random((50, 8)) < 0.5).astype(np.uint8)
+    y = rng.integers(0, 2, 50)
+    d = diag.diagnose(rbm, X, y, n_steps=5000, rao_blackwell_draws=1000)
+    assert d.kind == "rbm"
+    assert d.loglik_exact == pytest.approx(float(np.mean(rbm.score_samples(X))), abs=1e-9)
+    assert d.sigma_rao_blackwell <= 3 * d.sigma_rao_blackwell_err + 1e-3  # detailed balance
+    ph = diag.rbm_hidden_distribution(rbm)
+    np.testing.assert_allclose(d.pbar_rao_blackwell, ph, atol=0.03)

@@ -17,6 +17,7 @@ from nemm.mixing import (
     class_cover_times,
     integrated_autocorrelation_time,
     mixing_measures,
+    mixing_of,
     mixing_measures_from_labels,
     sample_class_kl,
 )
@@ -157,11 +158,11 @@ def test_tau_deterministic_cycle() -> None:
     # rho = 1, -1/2, -1/2, 1, ... never decays: the envelope window never closes (inf, as eq. 23 says
     # for |lambda_2| = 1); Sokal's literal rule closes at W = 1 on 1 + 2 rho(1) ~ 0 (the Abel sum).
     labels = np.tile([0, 1, 2], 1000)
-    assert integrated_autocorrelation_time(labels, 3) == math.inf
-    tau, w = integrated_autocorrelation_time(labels, 3, window="sokal", return_window=True)
-    assert 0.0 <= tau < 1e-3 and w == 1
-    # 0, 1, 0, 1: the raw windowed sum is -1, clipped at 0.
-    assert integrated_autocorrelation_time(np.tile([0, 1], 1000), 2, window="sokal") == 0.0
+    assert integrated_autocorrelation_time(labels, 3, window="abs") == math.inf
+    tau, w = integrated_autocorrelation_time(labels, 3, return_window=True)  # the default: the literal rule
+    assert abs(tau) < 1e-3 and w == 1
+    # 0, 1, 0, 1: the windowed sum is -1, reported as it is (anti-correlated: faster than i.i.d.), not clipped.
+    assert integrated_autocorrelation_time(np.tile([0, 1], 1000), 2) == pytest.approx(-1.0, abs=2e-3)
 
 
 @pytest.mark.parametrize("q", [0.5, 0.8, 0.95])
@@ -174,7 +175,7 @@ def test_tau_noisy_cycle_matches_exact(q: float) -> None:
     labels = np.cumsum(rng.random(300_000) < q) % 3
     rho = class_autocorrelation(labels, 3)
     np.testing.assert_allclose(rho[:6], np.real(lam ** np.arange(6)), atol=0.01)
-    assert integrated_autocorrelation_time(labels, 3) == pytest.approx(exact, abs=0.03)
+    assert integrated_autocorrelation_time(labels, 3, window="abs") == pytest.approx(exact, abs=0.03)
     if q >= 0.8:  # oscillating rho: Sokal's literal rule stops within the first period, off by over 50%
         tau, w = integrated_autocorrelation_time(labels, 3, window="sokal", return_window=True)
         assert w <= 2 and abs(tau - exact) > 0.5 * exact
@@ -190,7 +191,8 @@ def test_tau_noisy_cycle_matches_exact(q: float) -> None:
 def test_tau_invariants(seed: int, K: int, p: float, T: int) -> None:
     labels = symmetric_chain(K, p, T, seed)
     tau = integrated_autocorrelation_time(labels, K)
-    assert tau >= 0.0
+    # Unclipped, but bounded: the rule stops at the first W with tau(W) <= W / c, and tau(W - 1) > 0 there.
+    assert tau > -2.0
     perm = np.random.default_rng(seed).permutation(K)
     tau_perm = integrated_autocorrelation_time(perm[labels], K)
     assert tau_perm == pytest.approx(tau, rel=1e-9, abs=1e-9) or (math.isinf(tau) and math.isinf(tau_perm))
@@ -318,10 +320,12 @@ def test_mixing_measures_from_labels_agrees_with_the_parts() -> None:
     assert m.class_kl_samples == sample_class_kl(labels, data, 3)
     assert (m.n_steps, m.n_chains, m.classes) == (5000, 2, (4, 5, 6))
     assert sum(m.class_frequencies) == pytest.approx(1.0)
-    assert m.window_rule == "abs"
-    ms = mixing_measures_from_labels(labels, data, 3, window="sokal")
-    assert ms.tau_int_class == integrated_autocorrelation_time(labels, 3, window="sokal")
-    assert ms.window_rule == "sokal"
+    assert m.window_rule == "sokal"
+    assert m.tau_int_class == integrated_autocorrelation_time(labels, 3, window="sokal")
+    assert m.tau_int_class_envelope == integrated_autocorrelation_time(labels, 3, window="abs")
+    ms = mixing_measures_from_labels(labels, data, 3, window="abs")
+    assert ms.tau_int_class == m.tau_int_class_envelope
+    assert ms.window_rule == "abs"
     d = m.as_dict()
     assert d["classes"] == [4, 5, 6] and d["tau_int_class"] == m.tau_int_class
 
@@ -355,3 +359,67 @@ def test_mixing_measures_rejects_bad_input(digits: tuple[np.ndarray, np.ndarray]
         mixing_measures(X[0], nb, y)
     with pytest.raises(ValueError, match="not among the classes"):
         mixing_measures(X[:10], nb, np.array([0, 1, 7]))
+
+
+# --------------------------------------------------------------------------- mixing_of: every kind of model
+
+
+def test_mixing_of_iid_mixture_draws_is_one(digits: tuple[np.ndarray, np.ndarray]) -> None:
+    from nemm.baselines import BernoulliMixture
+
+    X, y = digits
+    mix = BernoulliMixture(n_components=3, n_init=1, random_state=0).fit(X)
+    m = mixing_of(mix, X, y, n_steps=20_000, seed=1)
+    assert (m.n_chains, m.n_steps) == (1, 20_000)
+    assert abs(m.tau_int_class - 1.0) < 0.15 and abs(m.tau_int_class_envelope - 1.0) < 0.15
+    assert m.cover_time < 8  # near the coupon collector's 5.5 for three classes
+    # The same draws as the mixture's own sampler with that seed.
+    m2 = mixing_of(mix, X, y, n_steps=10_000, seed=1, n_chains=2)
+    assert m2.n_chains == 2 and m2.class_frequencies == m.class_frequencies
+
+
+def _prototypes(D: int = 12, n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    protos = np.zeros((3, D), dtype=bool)
+    for k in range(3):
+        protos[k, k * (D // 3):(k + 1) * (D // 3)] = True
+    y = rng.integers(0, 3, n)
+    X = np.where(rng.random((n, D)) < 0.05, ~protos[y], protos[y]).astype(np.uint8)
+    return X, y, protos
+
+
+def test_mixing_of_an_rbm_stuck_in_one_class_is_inf() -> None:
+    from nemm.rbm import RBM
+
+    X, y, protos = _prototypes()
+    # Deep wells: x | h is a sharp prototype, and h | x picks that prototype's state back: the Gibbs
+    # chain never leaves its first hidden state, so its class never changes.
+    w = np.where(protos.T, 8.0, -8.0)
+    rbm = RBM.from_params(w, np.zeros(12), np.zeros(3), hidden="onehot", random_state=0)
+    m = mixing_of(rbm, X, y, n_steps=3000, seed=2)
+    assert m.tau_int_class == math.inf and m.tau_int_class_envelope == math.inf
+    assert m.cover_time == math.inf
+    assert max(m.class_frequencies) == 1.0
+
+
+def test_mixing_of_runs_consecutive_steps_of_the_machine_chain() -> None:
+    from nemm import Machine
+
+    X, y, protos = _prototypes()
+    w = np.where(protos.T, 4.0, -4.0)
+    # A deterministic-ish cycle 0 -> 1 -> 2 -> 0 in the backward weights: the class turns every step.
+    wbar = np.roll(np.where(protos, 4.0, -4.0), 1, axis=0)
+    m = Machine.from_params(w, np.zeros(12), wbar, np.zeros(3), hidden="onehot", centered=False, random_state=0)
+    mm = mixing_of(m, X, y, n_steps=4000, seed=3, n_chains=2)
+    assert (mm.n_chains, mm.n_steps) == (2, 4000)
+    # A cycling chain: successive samples change class almost always (literal window at or below 1).
+    assert mm.tau_int_class < 1.0
+    assert mm.cover_time < 4.0
+
+
+def test_mixing_of_rejects_other_objects(digits: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = digits
+    with pytest.raises(TypeError, match="Machine, an RBM or a BernoulliMixture"):
+        mixing_of(object(), X[:100], y[:100], n_steps=10)
+    with pytest.raises(ValueError, match="n_steps"):
+        mixing_of(object(), X[:100], y[:100], n_steps=1)

@@ -16,8 +16,10 @@ from nemm import reproduce as rp  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EXPECTED_COLUMNS = {
-    "kind", "seed", "loglik", "loglik_on_the_fly", "em_ceiling", "gap_to_em", "sigma", "sigma_err", "n_one_way",
-    "tau", "tau_err", "self_transition", "class_kl", "regime", "occupancy",
+    "kind", "variant", "seed", "normalization", "hidden", "n_hidden", "centered", "loglik", "loglik_on_the_fly",
+    "em_ceiling", "gap_to_em", "tau_int_class", "tau_int_class_envelope", "cover_time", "class_kl_samples", "sigma",
+    "sigma_err", "sigma_counting", "n_one_way", "counting_steps", "tau", "tau_err", "self_transition", "class_kl",
+    "cycle_affinity", "regime", "occupancy",
 }
 
 
@@ -26,22 +28,22 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """A shortened quick run: 2 seeds x 5 epochs in 2 worker processes, with every output."""
     out = tmp_path_factory.mktemp("reproduce")
     res = rp.reproduce(out, quick=True, seeds=2, n_epochs=5, n_jobs=2, em_restarts=1, track_every=2,
-                       track_steps=2000, diag_steps=20_000, progress=False)
+                       track_steps=2000, diag_steps=20_000, progress=False, mixing_steps=3000)
     return out, res
 
 
 def test_reproduce_writes_every_output(quick_run: tuple[Path, dict]) -> None:
     out, res = quick_run
     for name in ("results.csv", "results.json", "fig2.png", "fig3_best.png", "fig3_worst.png", "fig4.png",
-                 "report.md"):
+                 "fig5_mixing.png", "fig6_sigma.png", "report.md"):
         assert (out / name).is_file(), name
-    for name in ("fig2.png", "fig3_best.png", "fig3_worst.png", "fig4.png"):
+    for name in ("fig2.png", "fig3_best.png", "fig3_worst.png", "fig4.png", "fig5_mixing.png", "fig6_sigma.png"):
         data = (out / name).read_bytes()
         assert data[:8] == PNG_MAGIC, name
         assert len(data) > 10_000, name
     assert not list(out.glob(".*.tmp")) and not list(out.glob(".*.png"))  # atomic writes leave nothing behind
     assert sorted(p.name for p in (out / "models").iterdir()) == ["rbm_seed_000.npz", "seed_000.npz",
-                                                                 "seed_001.npz"]
+                                                                 "seed_001.npz", "tied_seed_000.npz"]
 
 
 def test_results_csv_and_json(quick_run: tuple[Path, dict]) -> None:
@@ -49,18 +51,29 @@ def test_results_csv_and_json(quick_run: tuple[Path, dict]) -> None:
     with open(out / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert EXPECTED_COLUMNS <= set(rows[0])
-    assert [r["kind"] for r in rows] == ["nemm", "nemm", "rbm"]
-    assert [int(r["seed"]) for r in rows] == [0, 1, 0]
+    # One row per model, the four kinds in report order.
+    assert [r["kind"] for r in rows] == ["nemm", "nemm", "rbm", "tied", "mixture"]
+    assert [int(r["seed"]) for r in rows] == [0, 1, 0, 0, 0]
     for r in rows:
         assert math.isfinite(float(r["loglik"])) and float(r["loglik"]) < 0
-        assert float(r["sigma"]) >= 0
+        assert r["normalization"] == "softmax" and r["hidden"] == "onehot" and r["n_hidden"] == "6"
+        # Every kind has its mixing measured on its own chain (or draws).
+        tau = float(r["tau_int_class"])
+        assert not math.isnan(tau)
+        assert float(r["cover_time"]) >= 3
+        if r["kind"] == "mixture":
+            assert r["sigma"] in ("", "nan") and r["regime"] in ("", "–")
+            continue
+        assert float(r["sigma"]) >= 0 and float(r["sigma_err"]) >= 0
+        assert float(r["sigma_counting"]) >= 0 and int(r["n_one_way"]) >= 0
         occ = [float(v) for v in r["occupancy"].split()]
         assert len(occ) == 6 and sum(occ) == pytest.approx(1.0, abs=1e-4)
         assert r["regime"] in rp.REGIMES
         assert float(r["em_ceiling"]) == pytest.approx(res["baselines"]["em"]["loglik"])
 
     data = json.loads((out / "results.json").read_text(), parse_constant=lambda c: pytest.fail(c))
-    assert len(data["seeds"]) == 2 and len(data["baselines"]["rbm"]) == 1
+    assert len(data["seeds"]) == 2 and len(data["baselines"]["rbm"]) == 1 and len(data["baselines"]["tied"]) == 1
+    assert [m["kind"] for m in data["models"]] == ["nemm", "nemm", "rbm", "tied", "mixture"]
     assert data["baselines"]["em"]["n_init"] == 1
     em = data["baselines"]["em"]["loglik"]
     assert -170 < em < -140
@@ -74,21 +87,35 @@ def test_results_csv_and_json(quick_run: tuple[Path, dict]) -> None:
     assert len(seed0["history"]["loglik"]) == 5
 
 
-def test_tied_rbm_baseline_is_near_equilibrium(quick_run: tuple[Path, dict]) -> None:
+def test_equilibrium_models_are_near_equilibrium(quick_run: tuple[Path, dict]) -> None:
     _, res = quick_run
     (rbm,) = res["baselines"]["rbm"]
-    assert rbm["tied"] and rbm["kind"] == "rbm"
-    # Detailed balance: zero entropy production within the estimator's error bar and bias.
-    assert rbm["sigma"] <= 3 * rbm["sigma_err"] + 1e-3
-    assert rbm["regime"] == "near-equilibrium"
+    (tied,) = res["baselines"]["tied"]
+    assert rbm["kind"] == "rbm" and not rbm["tied"] and tied["kind"] == "tied" and tied["tied"]
+    for r in (rbm, tied):
+        # Detailed balance: zero entropy production (Rao-Blackwell, the headline) within its error bar and bias.
+        assert r["sigma"] <= 3 * r["sigma_err"] + 1e-3
+        assert r["regime"] == "near-equilibrium"
+        assert r["sigma_rao_blackwell_curve"]["n"][-1] == r["rao_blackwell_draws"]
+
+
+def test_kind_summary_compares_the_kinds(quick_run: tuple[Path, dict]) -> None:
+    _, res = quick_run
+    kinds = {k["kind"]: k for k in res["summary"]["kinds"]}
+    assert set(kinds) == {"nemm", "rbm", "tied", "mixture"}
+    assert kinds["nemm"]["n"] == 2 and kinds["mixture"]["n"] == 1
+    # i.i.d. ancestral draws: about 1 (the ideal mixer), on 3000 draws.
+    assert abs(kinds["mixture"]["tau_int_class_median"] - 1.0) < 0.25
 
 
 def test_report_states_regimes_and_baselines(quick_run: tuple[Path, dict]) -> None:
     out, res = quick_run
     text = (out / "report.md").read_text()
-    for word in ("near-equilibrium", "intermediate", "cycling", "EM ceiling", "Tied RBM", "median"):
+    for word in ("near-equilibrium", "intermediate", "cycling", "EM mixture", "Equilibrium RBM", "Tied machine",
+                 "median", "τ_int,class", "envelope", "Rao–Blackwell", "one-way", "affinity"):
         assert word in text, word
-    for fig in ("fig2.png", "fig3_best.png", "fig3_worst.png", "fig4.png"):
+    assert "RBM baseline" not in text  # the tied machine is never called that
+    for fig in ("fig2.png", "fig3_best.png", "fig3_worst.png", "fig4.png", "fig5_mixing.png", "fig6_sigma.png"):
         assert f"]({fig})" in text
     for rule in rp.regime_rules(6).values():
         assert rule in text
@@ -106,7 +133,7 @@ def test_report_is_rebuilt_from_the_results_table_alone(quick_run: tuple[Path, d
     files = rp.rebuild_report(copy)
     assert (copy / "report.md").read_text() == (out / "report.md").read_text()
     assert (copy / "results.csv").read_text() == (out / "results.csv").read_text()
-    for fig in ("fig2", "fig3_best", "fig3_worst", "fig4"):
+    for fig in ("fig2", "fig3_best", "fig3_worst", "fig4", "fig5", "fig6"):
         assert Path(files[fig]).read_bytes()[:8] == PNG_MAGIC
 
 
@@ -128,10 +155,11 @@ def test_reproduce_with_user_data(tmp_path: Path) -> None:
     X = np.array([np.where(rng.random(16) < 0.1, ~protos[k], protos[k]) for k in rng.integers(0, 3, 90)],
                  dtype=np.uint8)
     res = rp.reproduce(tmp_path, seeds=[3], n_epochs=2, n_jobs=1, data=X, n_hidden=3, em_restarts=0,
-                       rbm_seeds=0, figures=False, progress=False, diag_steps=2000, track_every=1,
-                       track_steps=500)
+                       rbm_seeds=0, tied_seeds=0, figures=False, progress=False, diag_steps=2000, track_every=1,
+                       track_steps=500, rao_blackwell_draws=50)
     (r,) = res["seeds"]
     assert r["seed"] == 3 and r["class_kl"] is None and len(r["occupancy"]) == 3
+    assert math.isnan(r["tau_int_class"])  # no labels, no classes
     assert res["baselines"]["em"] is None
     assert "user data" in (tmp_path / "report.md").read_text()
 
@@ -146,10 +174,41 @@ def test_reproduce_without_matplotlib_still_writes_tables_and_report(
     rng = np.random.default_rng(0)
     X = (rng.random((60, 16)) < 0.3).astype(np.uint8)
     res = rp.reproduce(tmp_path, seeds=[1], n_epochs=2, n_jobs=1, data=X, n_hidden=3, em_restarts=0,
-                       rbm_seeds=0, progress=False, diag_steps=2000, track_steps=500)
+                       rbm_seeds=0, tied_seeds=0, progress=False, diag_steps=2000, track_steps=500,
+                       rao_blackwell_draws=50)
     assert "matplotlib is not installed" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.png"))
     for name in ("results.csv", "results.json", "report.md"):
         assert (tmp_path / name).stat().st_size > 100
     assert "## Figures" not in (tmp_path / "report.md").read_text()
     assert res["files"].get("fig2") is None
+
+
+def test_compare_normalization_runs_both_variants(tmp_path: Path) -> None:
+    """Small labelled data, in-process: every variant's machines get rows; the RBM and mixture run once."""
+    rng = np.random.default_rng(1)
+    protos = rng.random((3, 16)) < 0.5
+    y = rng.integers(0, 3, 120)
+    X = np.array([np.where(rng.random(16) < 0.1, ~protos[k], protos[k]) for k in y], dtype=np.uint8)
+    res = rp.reproduce(tmp_path, seeds=2, n_epochs=2, n_jobs=1, data=(X, y), n_hidden=3, em_restarts=1,
+                       rbm_seeds=1, tied_seeds=1, figures=False, progress=False, diag_steps=2000, track_every=0,
+                       mixing_steps=500, rao_blackwell_draws=50, compare="normalization")
+    with open(tmp_path / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    pairs = [(r["kind"], r["variant"], r["normalization"]) for r in rows]
+    for norm in ("softmax", "sigmoid"):
+        assert pairs.count(("nemm", norm, norm)) == 2
+    # The RBM, the tied machine (always the softmax kernel) and the mixture do not depend on eq. 19: once each.
+    assert [p for p in pairs if p[0] != "nemm"] == [("rbm", "shared", "softmax"), ("tied", "shared", "softmax"),
+                                                    ("mixture", "shared", "softmax")]
+    assert [v["name"] for v in res["variants"]] == ["softmax", "sigmoid"]
+    # The comparison of kinds covers both variants; each variant has its own regime counts.
+    kinds = {(k["kind"], k["variant"]): k["n"] for k in res["summary"]["kinds"]}
+    assert kinds == {("nemm", "sigmoid"): 2, ("nemm", "softmax"): 2, ("rbm", "shared"): 1, ("tied", "shared"): 1,
+                     ("mixture", "shared"): 1}
+    for v in res["variants"]:
+        assert sum(c["count"] for c in v["summary"]["regimes"].values()) == 2
+    text = (tmp_path / "report.md").read_text()
+    assert "| softmax |" in text and "| sigmoid |" in text
+    with pytest.raises(ValueError, match="compare must be one of"):
+        rp.reproduce(tmp_path / "x", seeds=1, n_jobs=1, data=(X, y), compare="lr", progress=False)

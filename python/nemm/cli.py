@@ -46,7 +46,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden-type", choices=("onehot", "binary"), default="onehot")
     p.add_argument("--normalization", choices=("softmax", "sigmoid"), default="softmax")
     p.add_argument("--no-centering", action="store_true", help="switch off x - xbar in the x -> z kernel")
-    p.add_argument("--tied", action="store_true", help="wbar = w^T: the equilibrium RBM baseline")
+    p.add_argument("--tied", action="store_true", help="wbar = w^T, trained by eqs. 16-17 (a studied variant; the "
+                   "equilibrium baseline is nemm.RBM)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=120)
     p.add_argument("--steps-per-epoch", type=int, default=30)
@@ -187,26 +188,46 @@ def diagnosis_text(d: Diagnosis, path: str, data_desc: str | None) -> str:
     from nemm.reproduce.report import fmt, fmt_pm
 
     L = d.L
-    lines = [f"model: {path} ({d.n_visible} visible, {d.n_states} hidden states, "
-             f"{'tied RBM' if d.machine.get('tied') else 'untied'})"]
+    what = ("RBM (equilibrium baseline, its Gibbs chain)" if d.kind == "rbm"
+            else "tied machine" if d.machine.get("tied") else "untied")
+    lines = [f"model: {path} ({d.n_visible} visible, {d.n_states} hidden states, {what})"]
     sp = d.sampling
     lines.append(f"chains: {sp['n_chains']} x {sp['n_steps']} steps (burn-in {sp['burn_in']}), "
                  f"error bars over {sp['n_segments']} time windows")
-    lines.append(f"entropy production sigma (eq. 21): {fmt_pm(d.sigma, d.sigma_err)} nats/step "
+    if d.sigma_rao_blackwell is not None:
+        conv = "converged" if d.sigma_rao_blackwell_converged else "NOT converged"
+        lines.append(f"entropy production sigma (eq. 21 on the Rao-Blackwell M, the model's own): "
+                     f"{fmt_pm(d.sigma_rao_blackwell, d.sigma_rao_blackwell_err)} nats/step "
+                     f"({d.rao_blackwell_draws} draws per state; {conv} against the number of draws)")
+    lines.append(f"sigma by counting transitions (the paper's estimator, {sp['n_chains']} x {sp['n_steps']} "
+                 f"steps): {fmt_pm(d.sigma, d.sigma_err)} nats/step "
                  f"({d.n_one_way} one-way pair(s), pseudo-count {d.pseudocount}; "
                  f"{fmt(d.sigma_two_way)} over two-way pairs only)")
-    if d.sigma_rao_blackwell is not None:
-        lines.append(f"  from the Rao-Blackwell M: {fmt(d.sigma_rao_blackwell)} nats/step")
+    if d.dominant_cycle is not None:
+        if d.dominant_cycle:
+            cyc = " -> ".join(str(z) for z in d.dominant_cycle + d.dominant_cycle[:1])
+            lines.append(f"dominant cycle: {cyc}; affinity ln prod M(fwd)/M(bwd) = {fmt(d.cycle_affinity)}, "
+                         f"current {fmt(d.cycle_current)} per step")
+        else:
+            lines.append("dominant cycle: none (no probability current: detailed balance)")
+    if d.currents is not None and d.n_states <= 16:
+        lines.append("probability currents J(z', z) = pbar(z') M(z', z) - pbar(z) M(z, z') "
+                     "(Rao-Blackwell M):")
+        for row in d.currents:
+            lines.append("  " + " ".join(f"{v:+8.5f}" for v in row))
     lines.append(f"decorrelation time tau (eq. 23): {fmt_pm(d.tau, d.tau_err)} steps")
     lines.append(f"mean self-transition Tr(M)/L (eq. 24): {fmt_pm(d.self_transition, d.self_transition_err)} "
-                 f"(random: {d.random_self_transition:.3f})")
+                 f"(random: {d.random_self_transition:.3f})"
+                 + (f"; on the Rao-Blackwell M: {fmt(d.self_transition_rao_blackwell)}"
+                    if d.self_transition_rao_blackwell is not None else ""))
     if d.n_states <= 16 and d.M is not None:
         lines.append("occupancy: " + " ".join(f"{p:.3f}" for p in d.occupancy))
         lines.append("M (row: state, column: next state):")
         for row in d.M:
             lines.append("  " + " ".join(f"{v:5.3f}" for v in row))
     if d.loglik_exact is not None:
-        lines.append(f"log-likelihood on {data_desc}: {d.loglik_exact:.3f} nats/point (exact given the occupancy)")
+        how = "exact, ln Z by enumeration" if d.kind == "rbm" else "exact given the occupancy"
+        lines.append(f"log-likelihood on {data_desc}: {d.loglik_exact:.3f} nats/point ({how})")
     if d.loglik_on_the_fly is not None:
         lines.append(f"log-likelihood, last training epoch (on-the-fly estimate): {d.loglik_on_the_fly:.3f}")
     ck = d.class_kl
@@ -214,7 +235,9 @@ def diagnosis_text(d: Diagnosis, path: str, data_desc: str | None) -> str:
         lines.append(f"class KL (eq. 22): {fmt(ck.kl)} nats; P_data {np.round(ck.p_data, 3).tolist()}, "
                      f"P_model {np.round(ck.p_model, 3).tolist()}, lost mass {ck.lost_mass:.3g}")
     if L == d.n_states:
-        lines.append(f"regime: {classify_regime(d.sigma, d.sigma_err, d.tau, d.self_transition, L)}")
+        sig, err = ((d.sigma_rao_blackwell, d.sigma_rao_blackwell_err) if d.sigma_rao_blackwell is not None
+                    else (d.sigma, d.sigma_err))
+        lines.append(f"regime: {classify_regime(sig, err, d.tau, d.self_transition, L)}")
     return "\n".join(lines)
 
 
@@ -248,11 +271,24 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
                        description="Reproduce the paper's section IV (table, figures, report).")
     p.add_argument("--out", default="nemm-report", help="output directory (default nemm-report)")
     p.add_argument("--quick", action="store_true",
-                   help="demo: 6 seeds x 60 epochs, 2 EM restarts, 1 RBM seed (under a minute on 2 cores)")
+                   help="demo: 6 seeds x 60 epochs, 2 EM restarts, 1 RBM and 1 tied seed, shorter chains "
+                        "(under a minute on 2 cores)")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default 36; quick 6)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per machine (default 120; quick 60)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
-    p.add_argument("--hidden", type=int, default=6, help="L, one-hot hidden states (default 6)")
+    p.add_argument("--hidden", type=int, default=6, help="L, hidden states or units (default 6)")
+    p.add_argument("--hidden-type", choices=("onehot", "binary"), default="onehot",
+                   help="hidden layer of every model (default onehot)")
+    p.add_argument("--normalization", choices=("softmax", "sigmoid"), default="softmax",
+                   help="backward kernel of the machines, eq. 19 (default softmax)")
+    p.add_argument("--no-centering", action="store_true", help="train the machines without centering")
+    p.add_argument("--chains", type=int, default=1, help="training chains per machine (default 1)")
+    p.add_argument("--chain-steps", type=int, default=48, help="T, chain steps per training step (default 48)")
+    p.add_argument("--lr", type=float, default=0.1, help="learning rate of the machines (default 0.1)")
+    p.add_argument("--compare", choices=("normalization",), default=None,
+                   help="run the machines once per value of this setting, side by side in one report")
+    p.add_argument("--mixing-steps", type=int, default=None,
+                   help="samples of every model's mixing chain (default 20000; quick 10000)")
     p.add_argument("--data", default=None,
                    help=".npy/.npz of 0/1 rows, an MNIST IDX directory or a PNG folder "
                         "(default: the embedded digits 0, 1, 2)")
@@ -263,7 +299,10 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--diag-steps", type=int, default=100_000,
                    help="chain steps of the final diagnostics, over 2 chains (default 1e5)")
     p.add_argument("--em-restarts", type=int, default=None, help="EM restarts (default 5; quick 2)")
-    p.add_argument("--rbm-seeds", type=int, default=None, help="tied RBM seeds (default 3; quick 1)")
+    p.add_argument("--rbm-seeds", type=int, default=None,
+                   help="seeds of the equilibrium RBM, nemm.RBM with its defaults (default 2; quick 1; 0: none)")
+    p.add_argument("--tied-seeds", type=int, default=None,
+                   help="seeds of the tied machine trained by eqs. 16-17 (default 3; quick 1; 0: none)")
     p.add_argument("--no-figures", action="store_true", help="skip the figures (no matplotlib needed)")
     p.add_argument("--quiet", action="store_true", help="no console output")
     p.set_defaults(func=_run_reproduce)
@@ -276,7 +315,10 @@ def _run_reproduce(args: argparse.Namespace) -> int:
     reproduce(args.out, seeds=args.seeds, n_epochs=args.epochs, quick=args.quick, n_jobs=args.jobs, data=data,
               track_every=args.track_every, progress=not args.quiet, n_hidden=args.hidden,
               track_steps=args.track_steps, diag_steps=args.diag_steps, em_restarts=args.em_restarts,
-              rbm_seeds=args.rbm_seeds, figures=not args.no_figures)
+              rbm_seeds=args.rbm_seeds, tied_seeds=args.tied_seeds, figures=not args.no_figures,
+              normalization=args.normalization, hidden=args.hidden_type, centered=not args.no_centering,
+              n_chains=args.chains, chain_steps=args.chain_steps, learning_rate=args.lr, compare=args.compare,
+              mixing_steps=args.mixing_steps)
     return 0
 
 

@@ -11,7 +11,7 @@ arXiv:2512.11415.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 __all__ = [
     "Diagnosis",
+    "RaoBlackwellSigma",
     "TransitionStatistics",
     "class_kl_of",
     "diagnose",
@@ -46,6 +47,8 @@ __all__ = [
     "log_likelihood_estimates",
     "mean_log_likelihood",
     "rao_blackwell_M",
+    "rao_blackwell_sigma",
+    "rbm_hidden_distribution",
     "track_epoch",
     "transition_statistics",
 ]
@@ -98,6 +101,9 @@ class TransitionStatistics:
         windows (each pooling all chains), see :func:`segment_error`.
     segments : dict
         The per-segment values of ``sigma``, ``tau`` and ``self_transition``.
+    sigma_curve : dict
+        The counting estimator against the chain length (:func:`nemm.cycles.sigma_against_length`):
+        ``{"n": steps per chain, "sigma": [...], "n_one_way": [...]}``.
     """
 
     states: np.ndarray
@@ -122,6 +128,7 @@ class TransitionStatistics:
     burn_in: int
     n_segments: int
     segments: dict = field(default_factory=dict)
+    sigma_curve: dict = field(default_factory=dict)
 
 
 def _chain_codes(machine: "Machine", n_steps: int, n_chains: int, seed: int | None, burn_in: int) -> np.ndarray:
@@ -217,6 +224,12 @@ def transition_statistics(
     _, tau_err = segment_error(seg["tau"])
     _, self_err = segment_error(seg["self_transition"])
     ep = full.entropy
+    from nemm.cycles import sigma_against_length
+
+    lengths = np.unique(np.round(np.geomspace(min(100, int(n_steps)), int(n_steps), 8)).astype(int))
+    lc = sigma_against_length(local, S, np.maximum(lengths, 2), pseudocount=pc)
+    curve = {"n": [int(k) for k in lc.n], "sigma": [float(v) for v in lc.sigma],
+             "n_one_way": [int(k) for k in lc.n_one_way]}
     return TransitionStatistics(
         states=states, n_states=S_full, counts=counts, M=full.M, pbar_e=pbar_e, pbar=pbar,
         sigma=float(ep.sigma), sigma_err=float(sigma_err), n_one_way=ep.n_one_way,
@@ -224,7 +237,7 @@ def transition_statistics(
         tau=float(full.tau), tau_err=float(tau_err),
         self_transition=float(full.self_transition), self_transition_err=float(self_err),
         random_self_transition=1.0 / S_full, n_steps=int(n_steps), n_chains=int(n_chains),
-        burn_in=int(burn_in), n_segments=n_segments, segments=seg,
+        burn_in=int(burn_in), n_segments=n_segments, segments=seg, sigma_curve=curve,
     )
 
 
@@ -263,6 +276,17 @@ def rao_blackwell_M(
     stderr : numpy.ndarray, shape (S, S)
         Only with ``return_stderr``.
     """
+    blocks, errs = [], []
+    for P in _abar_draws(machine, n_draws, seed, progress):
+        n = P.shape[0]
+        blocks.append(P.mean(axis=0, keepdims=True))  # the mean row: memory O(S^2), not O(S^2 n)
+        errs.append(P.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.full(P.shape[1], np.nan))
+    M = rao_blackwell_transition_matrix(blocks)
+    return (M, np.array(errs)) if return_stderr else M
+
+
+def _abar_draws(machine: "Machine", n_draws: int, seed: int | None, progress: bool = False) -> Iterator[np.ndarray]:
+    """For every hidden state z' in turn: ``Abar(x_k, .)`` of ``n_draws`` draws ``x_k ~ A(z', .)``, (n, S)."""
     if int(n_draws) < 1:
         raise ValueError(f"n_draws must be at least 1, got {n_draws!r}")
     if machine.hidden == "binary" and machine.n_hidden > 12:
@@ -272,14 +296,84 @@ def rao_blackwell_M(
     Z = hidden_states(int(machine.n_hidden), machine.hidden)
     mu = machine.mean_images(np.arange(Z.shape[0]) if machine.hidden == "onehot" else Z)
     wbar, abar, xbar = machine.wbar_, machine.abar_, machine.xbar_
-    blocks, errs = [], []
     for zp in tqdm(range(Z.shape[0]), desc="Rao-Blackwell M", unit="state", disable=not progress, leave=False):
         x = (rng.random((n, mu.shape[1])) < mu[zp]).astype(np.uint8)
-        P = backward_kernel(wbar, abar, xbar, x, machine.hidden, machine.normalization, bool(machine.centered))
-        blocks.append(P.mean(axis=0, keepdims=True))  # the mean row: memory O(S^2), not O(S^2 n)
-        errs.append(P.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.full(P.shape[1], np.nan))
-    M = rao_blackwell_transition_matrix(blocks)
-    return (M, np.array(errs)) if return_stderr else M
+        yield backward_kernel(wbar, abar, xbar, x, machine.hidden, machine.normalization, bool(machine.centered))
+
+
+@dataclass
+class RaoBlackwellSigma:
+    """The model's own entropy production: eq. 21 on the Rao-Blackwell M (spec, "which estimator").
+
+    Attributes
+    ----------
+    sigma : float
+        Eq. 21 on ``M`` (all ``n_draws`` draws per state) and its stationary ``pbar``.
+    sigma_err : float
+        Standard error: the spread of eq. 21 over ``n_batches`` disjoint batches of
+        draws, divided by ``sqrt(n_batches)``.
+    converged : bool
+        ``|sigma(n/2) - sigma(n)| <= max(2 sigma_err, 0.05 |sigma|, 1e-3)``: the value no
+        longer moves with the number of draws (the first half of the draws against all of
+        them). For a nearly deterministic cycle the backward entries of M are tiny and their
+        estimates need many draws: eq. 21 then keeps changing (on the digits, falling) as the
+        draws grow, and ``converged`` is False: read ``sigma`` as the value at ``n_draws``.
+    M : numpy.ndarray, shape (S, S)
+    pbar : numpy.ndarray, shape (S,)
+        Stationary distribution of ``M``.
+    tau : float
+        Eq. 23 on ``M``.
+    n_draws, n_batches : int
+    curve : dict
+        ``{"n": [...], "sigma": [...]}``: eq. 21 on the first ``n`` draws per state
+        (:func:`nemm.cycles.sigma_against_draws`).
+    """
+
+    sigma: float
+    sigma_err: float
+    converged: bool
+    M: np.ndarray
+    pbar: np.ndarray
+    tau: float
+    n_draws: int
+    n_batches: int
+    curve: dict
+
+
+def rao_blackwell_sigma(
+    machine: "Machine", n_draws: int = 2000, *, n_batches: int = 10, seed: int | None = None
+) -> RaoBlackwellSigma:
+    """Eq. 21 on the Rao-Blackwell M, with an error bar from batches and its convergence curve.
+
+    Uses the same draws as :func:`rao_blackwell_M` with the same ``seed`` (so
+    ``M`` is identical). Memory ``O(S^2 n_draws)``.
+    """
+    nb = int(n_batches)
+    if nb < 2 or nb > int(n_draws):
+        raise ValueError(f"n_batches must be between 2 and n_draws, got {n_batches!r}")
+    from nemm.cycles import sigma_against_draws
+
+    B = np.stack(list(_abar_draws(machine, n_draws, seed)))  # (S, n, S)
+    M = rao_blackwell_transition_matrix(B)
+    pbar = stationary_distribution(M)
+    sigma = float(entropy_production(M, pbar))
+    edges = np.linspace(0, B.shape[1], nb + 1).astype(int)
+    per = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        Mb = rao_blackwell_transition_matrix(B[:, lo:hi, :])
+        per.append(entropy_production(Mb, stationary_distribution(Mb)))
+    err = float(np.std(per, ddof=1) / np.sqrt(nb))
+    n = B.shape[1]
+    grid = np.unique(np.clip(np.round(np.geomspace(max(1, n // 64), n, 7)).astype(int), 1, n))
+    grid = np.unique(np.append(grid, max(1, n // 2)))
+    curve = sigma_against_draws(B, grid)
+    half = float(curve.sigma[list(curve.n).index(max(1, n // 2))])
+    return RaoBlackwellSigma(
+        sigma=sigma, sigma_err=err, converged=bool(abs(half - sigma) <= max(2 * err, 0.05 * abs(sigma), 1e-3)),
+        M=M, pbar=pbar,
+        tau=float(decorrelation_time(M)), n_draws=n, n_batches=nb,
+        curve={"n": [int(k) for k in curve.n], "sigma": [float(v) for v in curve.sigma]},
+    )
 
 
 def _full_pbar(machine: "Machine", pbar: object | None, n_steps: int, seed: int | None) -> np.ndarray | None:
@@ -406,6 +500,19 @@ class Diagnosis:
 
     The fields shared with :class:`TransitionStatistics` carry the same
     meaning; ``occupancy`` is its ``pbar_e`` and ``pbar_eigen`` its ``pbar``.
+
+    Two estimators of the entropy production (spec, "Entropy production: which
+    estimator"): ``sigma`` (with ``sigma_err``, ``n_one_way`` and
+    ``sigma_counting_curve``) is the paper's counting estimator at the stated
+    chain length; ``sigma_rao_blackwell`` (with ``sigma_rao_blackwell_err``,
+    ``sigma_rao_blackwell_converged`` and ``sigma_rao_blackwell_curve``) is the
+    model's own, eq. 21 on the Rao-Blackwell M, the headline value. The
+    probability currents ``J(z', z) = pbar(z') M(z', z) - pbar(z) M(z, z')``,
+    the dominant cycle (:func:`nemm.cycles.dominant_cycle`), its affinity
+    ``ln prod M(fwd) / M(bwd)`` and its bottleneck current are those of the
+    Rao-Blackwell M and its stationary ``pbar_rao_blackwell``. ``kind`` is
+    ``"machine"`` or ``"rbm"`` (an :class:`~nemm.RBM`, diagnosed on its Gibbs
+    chain, with its exact ln p and exact hidden distribution).
     ``M``, ``counts`` and the Rao-Blackwell results are None above 256 hidden
     states; the log-likelihoods and ``class_kl`` are None without data (labels).
     :func:`nemm.results.to_jsonable` turns it into JSON-ready types.
@@ -438,6 +545,18 @@ class Diagnosis:
     loglik_exact: float | None = None
     loglik_on_the_fly: float | None = None
     class_kl: ClassKL | None = None
+    sigma_rao_blackwell_err: float | None = None
+    sigma_rao_blackwell_converged: bool | None = None
+    rao_blackwell_draws: int = 0
+    sigma_rao_blackwell_curve: dict | None = None
+    sigma_counting_curve: dict | None = None
+    pbar_rao_blackwell: np.ndarray | None = None
+    currents: np.ndarray | None = None
+    dominant_cycle: list | None = None
+    cycle_affinity: float | None = None
+    cycle_current: float | None = None
+    kind: str = "machine"
+    self_transition_rao_blackwell: float | None = None
 
 
 #: Fields a Diagnosis copies from TransitionStatistics under the same name.
@@ -480,11 +599,17 @@ def diagnose(
         Floats may be ``inf`` (e.g. ``tau`` of a deterministic cycle);
         :func:`nemm.results.to_json` writes them as ``"inf"``.
     """
+    from nemm.rbm import RBM
+
+    rbm: RBM | None = None
+    if isinstance(machine, RBM):
+        rbm, machine = machine, machine._gibbs()
     ts = transition_statistics(machine, n_steps, n_chains=n_chains, seed=seed, n_segments=n_segments,
                                pseudocount=pseudocount)
     small = ts.n_states <= _DIAGNOSE_MATRIX_LIMIT
-    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in machine.get_params().items()}
-    hist = machine.history_.get("loglik", []) if isinstance(machine.history_, dict) else []
+    owner: Any = rbm if rbm is not None else machine
+    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in owner.get_params().items()}
+    hist = owner.history_.get("loglik", []) if isinstance(owner.history_, dict) else []
     d = Diagnosis(
         machine=settings, n_visible=int(machine.n_visible_), L=int(machine.n_hidden),
         occupancy=ts.pbar_e, pbar_eigen=ts.pbar,
@@ -492,19 +617,67 @@ def diagnose(
         sampling={"n_steps": ts.n_steps, "n_chains": ts.n_chains, "burn_in": ts.burn_in,
                   "n_segments": ts.n_segments, "seed": seed},
         loglik_on_the_fly=float(hist[-1]) if len(hist) else None,
+        sigma_counting_curve=ts.sigma_curve, kind="rbm" if rbm is not None else "machine",
         **{name: getattr(ts, name) for name in _SHARED_FIELDS},
     )
     if rao_blackwell_draws and small:
-        Mrb = rao_blackwell_M(machine, int(rao_blackwell_draws), seed=derive_seed(seed, 1))
-        d.M_rao_blackwell = Mrb
-        d.sigma_rao_blackwell = entropy_production(Mrb, stationary_distribution(Mrb))
-        d.tau_rao_blackwell = decorrelation_time(Mrb)
+        rb = rao_blackwell_sigma(machine, int(rao_blackwell_draws), seed=derive_seed(seed, 1),
+                                 n_batches=min(10, int(rao_blackwell_draws)))
+        d.M_rao_blackwell = rb.M
+        d.sigma_rao_blackwell = rb.sigma
+        d.tau_rao_blackwell = rb.tau
+        d.sigma_rao_blackwell_err = rb.sigma_err
+        d.sigma_rao_blackwell_converged = rb.converged
+        d.sigma_rao_blackwell_curve = rb.curve
+        d.rao_blackwell_draws = rb.n_draws
+        d.pbar_rao_blackwell = rb.pbar
+        # Eq. 24 on the Rao-Blackwell M: a chain that never leaves its start has Tr(M)/L = 1 here, while
+        # the counted M only sees the states its chains started in.
+        d.self_transition_rao_blackwell = float(np.trace(rb.M) / rb.M.shape[0])
+        _add_cycles(d, rb.M, rb.pbar)
     if X is not None:
         pfull = ts.pbar_e if ts.n_states == ts.states.size else None
-        d.loglik_exact = mean_log_likelihood(machine, X, pfull, n_steps=int(n_steps))
+        if rbm is not None:
+            # The Gibbs chain of an RBM may never leave its start: use the exact p(x) and p(h).
+            d.loglik_exact = float(np.mean(rbm.score_samples(X)))
+            pfull = rbm_hidden_distribution(rbm) if rbm.hidden == "onehot" or rbm.n_hidden <= 12 else None
+        else:
+            d.loglik_exact = mean_log_likelihood(machine, X, pfull, n_steps=int(n_steps))
         if y is not None:
             d.class_kl = class_kl_of(machine, X, y, pbar=pfull, n_steps=int(n_steps), seed=seed)
     return d
+
+
+def _add_cycles(d: Diagnosis, M: np.ndarray, pbar: np.ndarray) -> None:
+    """Currents, dominant cycle, its affinity and current (nemm.cycles) of ``M`` into ``d``."""
+    from nemm.cycles import cycle_affinity, cycle_current, dominant_cycle, probability_currents
+
+    d.currents = probability_currents(M, pbar)
+    # Cycles of at most 12 states: enough for the one-hot layers studied here, and bounded in cost.
+    cyc = dominant_cycle(M, pbar, max_length=min(M.shape[0], 12) if M.shape[0] >= 3 else None) \
+        if M.shape[0] >= 3 else []
+    d.dominant_cycle = [int(z) for z in cyc]
+    if cyc:
+        try:
+            d.cycle_affinity = cycle_affinity(M, cyc)
+        except ValueError:  # a step of probability 0 both ways: undefined
+            d.cycle_affinity = float("nan")
+        d.cycle_current = cycle_current(M, pbar, cyc)
+    else:
+        d.cycle_affinity, d.cycle_current = 0.0, 0.0
+
+
+def rbm_hidden_distribution(rbm: Any) -> np.ndarray:
+    """Exact ``p(h)`` of an RBM over all hidden states (state-code order), in the log domain.
+
+    ``ln p(h) = abar.h + sum_i softplus(a_i + (w h)_i) - ln Z`` (spec, "The equilibrium baseline").
+    """
+    Z = hidden_states(int(rbm.n_hidden), rbm.hidden)
+    field_ = Z @ np.asarray(rbm.w_).T + np.asarray(rbm.a_)  # (S, D)
+    logw = Z @ np.asarray(rbm.abar_) + np.sum(np.logaddexp(0.0, field_), axis=1)
+    logw -= logw.max()
+    p = np.exp(logw)
+    return p / p.sum()
 
 
 def track_epoch(

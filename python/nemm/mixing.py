@@ -38,6 +38,7 @@ __all__ = [
     "class_cover_time",
     "class_cover_times",
     "integrated_autocorrelation_time",
+    "mixing_of",
     "mixing_measures",
     "mixing_measures_from_labels",
     "sample_class_kl",
@@ -271,7 +272,7 @@ def integrated_autocorrelation_time(
     n_classes: int | None = None,
     *,
     c: float = SOKAL_C,
-    window: Literal["abs", "sokal"] = "abs",
+    window: Literal["abs", "sokal"] = "sokal",
     return_window: bool = False,
 ) -> float | tuple[float, int]:
     """Integrated autocorrelation time of the class of the generated samples (``tau_int_class``).
@@ -281,15 +282,17 @@ def integrated_autocorrelation_time(
     Sokal's automatic window (``c = 5``). Measured in steps of the label
     sequence (one sample each).
 
-    Window. Sokal's rule, the smallest ``W >= 1`` with ``W >= c tau_int(W)``
-    (``window="sokal"``), assumes a mostly positive ``rho``. A chain that
-    cycles through the classes has an oscillating ``rho`` (e.g. 1, -0.08,
-    -0.43, -0.16, 0.45, ...): the partial sums swing through 0 and the rule
-    closes at the first trough (``W = 2``, ``tau ~ 0``), long before the sum
-    has settled. The default ``window="abs"`` applies the same rule to the
-    envelope, ``W >= c (1 + 2 sum_{k<=W} |rho(k)|)``, and reports the signed sum
-    ``tau_int(W)`` there. For a non-negative ``rho`` (every reversible chain
-    and the i.i.d. case) the two rules choose the same ``W``.
+    Window. The default ``window="sokal"`` is the spec's rule taken
+    literally: the smallest ``W >= 1`` with ``W >= c tau_int(W)``. It assumes
+    a mostly positive ``rho``. A chain that cycles through the classes has an
+    oscillating ``rho`` (e.g. 1, -0.08, -0.43, -0.16, 0.45, ...): the partial
+    sums swing through 0 and the literal rule closes at the first trough
+    (``W = 2``, ``tau`` near 0 or even negative), long before the sum has
+    settled. ``window="abs"`` (the *envelope* variant) applies the same rule
+    to ``1 + 2 sum_{k<=W} |rho(k)|`` and reports the signed sum ``tau_int(W)``
+    there; :class:`MixingMeasures` reports it beside the literal value as
+    ``tau_int_class_envelope``. For a non-negative ``rho`` (every reversible
+    chain and the i.i.d. case) the two rules choose the same ``W``.
 
     Parameters
     ----------
@@ -299,7 +302,7 @@ def integrated_autocorrelation_time(
         Number of classes (default ``max(labels) + 1``).
     c : float, default 5
         Sokal's window constant.
-    window : {"abs", "sokal"}, default "abs"
+    window : {"abs", "sokal"}, default "sokal"
         Window rule, see above.
     return_window : bool
         Also return the window ``W`` (``-1`` when ``tau`` is inf).
@@ -308,9 +311,12 @@ def integrated_autocorrelation_time(
     -------
     float
         About 1 for i.i.d. labels; below 1 for a chain that cycles through
-        the classes (anti-correlated labels). Never negative: the windowed sum
-        is clipped at 0, which ``window="sokal"`` can undershoot (e.g. 0, 1, 0,
-        1, ..., whose Abel sum is 0, gives ``1 + 2 rho(1) = -1`` at ``W = 1``).
+        the classes (anti-correlated labels: successive classes differ more
+        often than i.i.d. draws would). Not clipped: the windowed sum can be
+        near 0 or negative when the labels are strongly anti-correlated (e.g.
+        0, 1, 0, 1, ..., whose Abel sum is 0, gives ``1 + 2 rho(1) = -1`` at
+        ``W = 1``); such a value means "faster than i.i.d. at the window's
+        lag", not a time, and is reported as it is.
         ``math.inf`` when
 
         * the class never changes (zero variance of the indicators, e.g. one
@@ -333,10 +339,9 @@ def integrated_autocorrelation_time(
     if np.isnan(rho[0]):
         tau, w = math.inf, -1
     else:
+        # Not clipped: a strongly anti-correlated sequence (0, 1, 0, 1, ...) gives a windowed sum
+        # below 0, and the reader is told so (see Returns) rather than shown a silent floor.
         tau, w = _sokal_window(rho, float(c), window)
-        # A strongly anti-correlated sequence (0, 1, 0, 1, ..., exact tau_int = 0) can make the
-        # windowed sum negative; an autocorrelation time is never below 0.
-        tau = max(tau, 0.0)
     return (tau, w) if return_window else tau
 
 
@@ -483,12 +488,19 @@ class MixingMeasures:
     Attributes
     ----------
     tau_int_class : float
-        :func:`integrated_autocorrelation_time` (``inf``: stuck, or not measurable
-        in this chain length).
+        :func:`integrated_autocorrelation_time` with ``window_rule`` (by default
+        the spec's literal Sokal window; ``inf``: stuck, or not measurable in
+        this chain length; may be near 0 or negative for anti-correlated classes).
     tau_window : int
-        Sokal's window ``W`` (``-1`` when ``tau_int_class`` is inf).
+        Its window ``W`` (``-1`` when ``tau_int_class`` is inf).
     window_rule : str
-        ``"abs"`` or ``"sokal"``: the window rule of :func:`integrated_autocorrelation_time`.
+        ``"abs"`` or ``"sokal"``: the window rule of ``tau_int_class``.
+    tau_int_class_envelope : float
+        The same sum at the envelope window (``window="abs"``), reported beside
+        the literal value because a cycling chain's oscillating ``rho`` closes
+        the literal window at its first trough.
+    tau_window_envelope : int
+        The envelope window ``W`` (``-1`` when inf).
     cover_time : float
         :func:`class_cover_time` (mean over covering starts).
     cover_fraction : float
@@ -516,7 +528,9 @@ class MixingMeasures:
     n_steps: int
     n_chains: int
     pseudocount: float = 0.0
-    window_rule: str = "abs"
+    window_rule: str = "sokal"
+    tau_int_class_envelope: float = math.nan
+    tau_window_envelope: int = -1
 
     def as_dict(self) -> dict[str, Any]:
         """Plain ints, floats and lists (floats may be ``inf``)."""
@@ -533,7 +547,7 @@ def mixing_measures_from_labels(
     *,
     classes: object = None,
     pseudocount: float = 0.0,
-    window: Literal["abs", "sokal"] = "abs",
+    window: Literal["abs", "sokal"] = "sokal",
 ) -> MixingMeasures:
     """:class:`MixingMeasures` of a class-index sequence (``(T,)`` or ``(n_chains, T)``).
 
@@ -543,6 +557,7 @@ def mixing_measures_from_labels(
     """
     lab, K = _as_labels(labels, n_classes)
     tau, w = integrated_autocorrelation_time(lab, K, window=window, return_window=True)
+    tau_env, w_env = integrated_autocorrelation_time(lab, K, window="abs", return_window=True)
     cover, frac = class_cover_time(lab, K, return_fraction=True)
     names = np.arange(K) if classes is None else np.asarray(classes)
     if names.shape != (K,):
@@ -560,6 +575,8 @@ def mixing_measures_from_labels(
         n_chains=int(lab.shape[0]),
         pseudocount=float(pseudocount),
         window_rule=window,
+        tau_int_class_envelope=float(tau_env),
+        tau_window_envelope=int(w_env),
     )
 
 
@@ -569,7 +586,7 @@ def mixing_measures(
     data_labels: object,
     *,
     pseudocount: float = 0.0,
-    window: Literal["abs", "sokal"] = "abs",
+    window: Literal["abs", "sokal"] = "sokal",
 ) -> MixingMeasures:
     """Classify generated samples and measure the mixing of their class.
 
@@ -585,8 +602,8 @@ def mixing_measures(
         Labels of the data (values from ``classifier.classes_``), for the class KL.
     pseudocount : float, default 0
         Passed to :func:`sample_class_kl`.
-    window : {"abs", "sokal"}, default "abs"
-        Passed to :func:`integrated_autocorrelation_time`.
+    window : {"abs", "sokal"}, default "sokal"
+        Window of ``tau_int_class`` (the envelope value is always reported too).
 
     Returns
     -------
@@ -610,6 +627,79 @@ def mixing_measures(
     didx = _class_indices(dl, classes, "data_labels")
     return mixing_measures_from_labels(idx, didx, classes.size, classes=classes, pseudocount=pseudocount,
                                        window=window)
+
+
+#: Default length of the mixing chain of :func:`mixing_of` (samples per chain).
+MIXING_STEPS = 20_000
+
+
+def mixing_of(
+    model: Any,
+    X: object,
+    y: object,
+    *,
+    n_steps: int = MIXING_STEPS,
+    seed: int | None = 0,
+    n_chains: int = 1,
+    burn_in: int = 1000,
+    classifier: Classifier | None = None,
+    window: Literal["abs", "sokal"] = "sokal",
+) -> MixingMeasures:
+    """Mixing of a model's own sampling chain, measured on the classes of its samples.
+
+    The one path for every kind of model (spec, "Mixing at equal likelihood"):
+
+    * a :class:`~nemm.Machine` (the nonequilibrium chain, tied or not) or an
+      :class:`~nemm.RBM` (its Gibbs chain): ``n_chains`` fresh chains of
+      ``n_steps`` consecutive visible states each (``thin=1``, after
+      ``burn_in`` double steps);
+    * a fitted :class:`~nemm.baselines.BernoulliMixture`: ``n_chains * n_steps``
+      i.i.d. ancestral draws (the ideal: ``tau_int_class`` about 1).
+
+    Parameters
+    ----------
+    model : Machine, RBM or BernoulliMixture
+        Fitted.
+    X : array_like of 0/1, (N, D)
+        Labeled data for the classifier.
+    y : array_like, (N,)
+        Labels of ``X`` (also ``P_data`` of the sample class KL).
+    n_steps : int
+        Samples per chain.
+    seed : int, optional
+        Seed of the chains or draws.
+    n_chains : int
+        Independent chains (each ``n_steps`` long; their labels are pooled as
+        :func:`class_autocorrelation` describes).
+    burn_in : int
+        Unrecorded double steps at the start of every chain (chains only).
+    classifier : fitted classifier, optional
+        Default: :class:`BernoulliNaiveBayes` fitted on ``(X, y)``; pass one to
+        reuse it across models.
+    window : {"abs", "sokal"}, default "sokal"
+        Window of ``tau_int_class``; the envelope value is reported beside it.
+
+    Returns
+    -------
+    MixingMeasures
+    """
+    T = int(n_steps)
+    C = int(n_chains)
+    if T < 2 or C < 1:
+        raise ValueError(f"need n_steps >= 2 and n_chains >= 1, got n_steps={n_steps!r}, n_chains={n_chains!r}")
+    clf = classifier if classifier is not None else BernoulliNaiveBayes().fit(X, y)
+    from .baselines import BernoulliMixture
+
+    if isinstance(model, BernoulliMixture):
+        draws, _ = model.sample(C * T, random_state=seed)
+        samples = np.asarray(draws).reshape(C, T, -1)
+    elif hasattr(model, "hidden_trajectory") and hasattr(model, "sample"):
+        # Machine.sample with several chains returns them one after another (chain-major rows).
+        draws = model.sample(C * T, n_chains=C, thin=1, burn_in=int(burn_in), seed=seed)
+        samples = np.asarray(draws).reshape(C, T, -1)
+    else:
+        raise TypeError(f"mixing_of needs a Machine, an RBM or a BernoulliMixture, got {type(model).__name__}")
+    return mixing_measures(samples, clf, y, window=window)
 
 
 def _class_indices(values: np.ndarray, classes: np.ndarray, name: str) -> np.ndarray:

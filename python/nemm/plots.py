@@ -26,7 +26,8 @@ from nemm.results import as_float as _num
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.machine import Machine
 
-__all__ = ["fig2", "fig3", "fig4", "image_shape", "REGIME_COLORS"]
+__all__ = ["KIND_STYLE", "REGIME_COLORS", "draw_mixing", "draw_sigma", "fig2", "fig3", "fig4", "fig_mixing", "fig_sigma",
+           "image_shape"]
 
 #: Colours of the three regimes of :func:`nemm.reproduce.classify_regime`.
 REGIME_COLORS = {"near-equilibrium": "#1b9e77", "intermediate": "#7570b3", "cycling": "#d95f02"}
@@ -80,7 +81,7 @@ def fig2(
     Panels: (a) mean log-likelihood against epoch for every seed, coloured by the
     seed's final sigma (colour bar); (b) sigma against epoch; (c) final
     log-likelihood against final sigma with error bars, the EM ceiling as a
-    dashed line and the equilibrium (tied RBM) baselines as squares.
+    dashed line and the baselines (e.g. tied machines, or equilibrium RBMs) as squares.
 
     Parameters
     ----------
@@ -93,7 +94,7 @@ def fig2(
     em_ceiling : float, optional
         EM mixture log-likelihood (the ceiling of the one-hot model).
     baselines : sequence of dict
-        Records of tied RBM runs (``loglik``, ``sigma``, ``sigma_err``).
+        Records of baseline runs (``loglik``, ``sigma``, ``sigma_err``; ``kind`` names them, default "tied").
     """
     from matplotlib import cm, colormaps, colors
 
@@ -145,10 +146,12 @@ def fig2(
     bottom = (float(fin.min()) if fin.size else top) - 0.15 * max(top - (float(fin.min()) if fin.size else top), 2.0)
     for i, b in enumerate(baselines):
         bl = _num(b["loglik"])
-        label = "tied RBM (equilibrium)" if i == 0 else None
+        name = {"rbm": "RBM (equilibrium)", "tied": "tied machine (eqs. 16-17)"}.get(str(b.get("kind", "tied")),
+                                                                                    str(b.get("kind")))
+        label = name if i == 0 else None
         if np.isfinite(bl) and bl < bottom:
             ax_fin.plot(_num(b["sigma"]), bottom, marker="v", ms=8, color="k", mfc="white", ls="none", label=label)
-            ax_fin.annotate(f"RBM seed {b.get('seed', i)}: ln p = {bl:.1f}", (_num(b["sigma"]), bottom),
+            ax_fin.annotate(f"{b.get('kind', 'tied')} seed {b.get('seed', i)}: ln p = {bl:.1f}", (_num(b["sigma"]), bottom),
                             xytext=(8, 4 + 11 * i), textcoords="offset points", fontsize=7)
         else:
             ax_fin.errorbar(_num(b["sigma"]), bl, xerr=_err(b.get("sigma_err")), fmt="s", ms=6, color="k",
@@ -354,3 +357,107 @@ def fig4(
     note = f"; {hidden} run(s) with σ ≤ 0 not shown on the log axis" if hidden else ""
     fig.suptitle(f"Fig. 4 — {int(shown.sum())} seeds{note}", fontsize=11)
     return _save(fig, path)
+
+
+#: Markers and colours of the kinds of model of a reproduction.
+KIND_STYLE = {
+    "nemm": ("o", "#d95f02", "nemm (nonequilibrium chain)"),
+    "rbm": ("s", "#1b9e77", "RBM (equilibrium, Gibbs chain)"),
+    "tied": ("D", "#7570b3", "tied machine (eqs. 16-17)"),
+    "mixture": ("*", "#e7298a", "EM mixture (i.i.d. draws)"),
+}
+
+
+_MIXING_FLOOR = 0.01
+
+
+def draw_mixing(models: Sequence[Mapping[str, Any]]) -> Any:
+    """The mixing figure as a ``Figure``: exact ln p (x) against ``tau_int_class`` (y, log), by kind.
+
+    One point per model; a model whose ``tau_int_class`` is infinite (its chain
+    never changed class) is drawn at the top edge as an upward triangle, and a
+    value below 0.01, or at or below 0 (anti-correlated classes, literal Sokal
+    window), at the bottom edge as a downward triangle; the legend says so.
+    The points of kind ``k`` are the ``ax.collections`` with ``gid`` ``"k:finite"``,
+    ``"k:inf"`` (top edge) and ``"k:low"`` (bottom edge).
+    """
+    fig = _figure(figsize=(6.4, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    taus = np.array([_num(r.get("tau_int_class")) for r in models], dtype=float)
+    pos = taus[np.isfinite(taus) & (taus > 0)]
+    # Values below 0.01 (anti-correlated classes, literal window, including <= 0) sit at the bottom edge.
+    lo = max(float(pos.min()) / 2, _MIXING_FLOOR) if pos.size else 0.1
+    hi = float(pos.max()) * 4 if pos.size else 10.0
+    lo, hi = min(lo, 0.5), max(hi, 4.0)
+    any_inf = any_low = False
+    for kind, (marker, color, label) in KIND_STYLE.items():
+        rs = [r for r in models if r["kind"] == kind]
+        if not rs:
+            continue
+        ll = np.array([_num(r["loglik"]) for r in rs])
+        t = np.array([_num(r.get("tau_int_class")) for r in rs])
+        finite = np.isfinite(t) & (t >= lo)
+        ax.scatter(ll[finite], t[finite], marker=marker, color=color, s=60 if kind == "mixture" else 36,
+                   edgecolor="k", linewidth=0.4, label=f"{label} ({len(rs)})", zorder=3, gid=f"{kind}:finite")
+        top = np.isinf(t) & (t > 0)
+        if top.any():
+            any_inf = True
+            ax.scatter(ll[top], np.full(top.sum(), hi), marker="^", color=color, s=70, edgecolor="k",
+                       linewidth=0.6, clip_on=False, zorder=4, gid=f"{kind}:inf")
+        low = np.isfinite(t) & (t < lo)
+        if low.any():
+            any_low = True
+            ax.scatter(ll[low], np.full(low.sum(), lo), marker="v", color=color, s=70, edgecolor="k",
+                       linewidth=0.6, clip_on=False, zorder=4, gid=f"{kind}:low")
+    ax.set_yscale("log")
+    ax.set_ylim(lo, hi)
+    ax.axhline(1.0, color="0.5", ls=":", lw=1)
+    if any_inf:
+        ax.scatter([], [], marker="^", color="w", edgecolor="k", label="▲ at the top edge: τ = ∞ (stuck in one class)")
+    if any_low:
+        ax.scatter([], [], marker="v", color="w", edgecolor="k", label=f"▼ at the bottom edge: τ < {lo:.2g}, or ≤ 0 (anti-correlated)")
+    ax.set_xlabel("exact ln p(x) (nats/digit)")
+    ax.set_ylabel("τ_int of the sample class (steps, Sokal window)")
+    ax.set_title("Mixing at comparable likelihood (dotted: i.i.d. = 1)")
+    ax.legend(fontsize=7, loc="lower left")
+    return fig
+
+
+def fig_mixing(models: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """Save :func:`draw_mixing` of ``models`` (records with ``kind``, ``loglik``, ``tau_int_class``) as PNG."""
+    return _save(draw_mixing(models), path)
+
+
+def draw_sigma(models: Sequence[Mapping[str, Any]]) -> Any:
+    """Both entropy-production estimators against the amount of sampling, as a ``Figure``.
+
+    Left: the model's own sigma (eq. 21 on the Rao-Blackwell M) against draws per
+    state (``sigma_rao_blackwell_curve``); right: the paper's counting estimator
+    against the chain length (``sigma_counting_curve``). One line per model, coloured by kind.
+    """
+    fig = _figure(figsize=(9.0, 3.8), layout="constrained")
+    ax_rb, ax_ct = fig.subplots(1, 2)
+    seen: set[str] = set()
+    for r in models:
+        marker, color, label = KIND_STYLE.get(r["kind"], ("o", "0.4", r["kind"]))
+        lab = label if r["kind"] not in seen else None
+        seen.add(r["kind"])
+        for ax, key in ((ax_rb, "sigma_rao_blackwell_curve"), (ax_ct, "sigma_counting_curve")):
+            c = r.get(key)
+            if c and len(c.get("n", [])):
+                ax.plot(c["n"], [_num(v) for v in c["sigma"]], color=color, alpha=0.6, lw=1, marker=marker,
+                        ms=3, label=lab)
+    for ax, xl, title in ((ax_rb, "draws per hidden state", "model's own σ (Rao–Blackwell M)"),
+                          (ax_ct, "chain length (steps per chain)", "counting estimator (paper)")):
+        ax.set_xscale("log")
+        ax.set_xlabel(xl)
+        ax.set_ylabel("σ (nats/step)")
+        ax.set_title(title, fontsize=9)
+    if seen:
+        ax_rb.legend(fontsize=7)
+    return fig
+
+
+def fig_sigma(models: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """Save :func:`draw_sigma` of ``models`` as PNG."""
+    return _save(draw_sigma(models), path)

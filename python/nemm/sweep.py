@@ -236,14 +236,13 @@ def _measure(machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg:
 
 def _mixing(machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Class-mixing measures of the machine's own sampling chain (needs nemm.mixing and labels)."""
-    from nemm import mixing  # type: ignore[attr-defined]
+    from nemm.mixing import mixing_of
 
     if y is None:
         return {"tau_int_class": math.nan, "cover_time": math.nan, "class_kl_samples": math.nan}
-    clf = mixing.BernoulliNaiveBayes().fit(X, y)
+    # One chain of consecutive samples (the shared path of nemm reproduce), not 64 chains one after another.
     T = min(int(diagnostics_cfg["chain_steps"]), 20_000)
-    samples = machine.sample(T, thin=1, seed=_derived_seed(machine.random_state, 2))
-    mm = mixing.mixing_measures(samples, clf, y)
+    mm = mixing_of(machine, X, y, n_steps=T, seed=_derived_seed(machine.random_state, 2))
     return {"tau_int_class": mm.tau_int_class, "cover_time": mm.cover_time, "class_kl_samples": mm.class_kl_samples}
 
 
