@@ -404,7 +404,8 @@ def _binary_machine(L: int, D: int, seed: int) -> Any:
 
 
 @pytest.mark.parametrize("chain_steps", [400, 3000])
-def test_large_binary_space_measures_equal_the_dense_statistics(chain_steps: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_binary_space_measures_equal_the_dense_statistics(chain_steps: int,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from nemm import diagnostics
     from nemm.markov import DENSE_STATE_LIMIT
 
