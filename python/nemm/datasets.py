@@ -888,7 +888,7 @@ def planted(
     z = rng.choice(pi.size, size=n, p=pi).astype(np.int64)
     w, a = machine.w_, machine.a_
     X = np.empty((n, D), dtype=np.uint8)
-    block = max(1, (1 << 24) // max(D, 1))  # rows per block: bounded float temporaries
+    block = max(1, (1 << 20) // max(D, 1))  # rows per block: float temporaries of 8 MiB, whatever n
     for lo in range(0, n, block):
         zz = z[lo:lo + block]
         if hidden == "onehot":
