@@ -366,7 +366,9 @@ def _measure_large(machine: Any, X: np.ndarray, y: np.ndarray | None,
                            "tau": tau, "tau_err": segment_error(seg[:, 2])[1], "trace": trace,
                            "trace_err": segment_error(seg[:, 3])[1]}
     occ = np.bincount(local.ravel(), minlength=S) / local.size
-    if machine.n_states <= ENUMERABLE_STATES:
+    if "loglik" not in diagnostics_cfg["measures"]:
+        pass
+    elif machine.n_states <= ENUMERABLE_STATES:
         pfull = np.zeros(machine.n_states)
         pfull[uniq.astype(np.int64)] = occ
         out["loglik"] = float(np.mean(machine.score_samples(X, pbar=pfull)))  # the one ln p path
