@@ -104,6 +104,7 @@ def test_grid_is_the_product_of_the_axes(hs: list[int], lrs: list[float], n_seed
     ("[data]\npath = 'no-such-file.npy'\n", "[data] path"),
     ("[data]\nper_class = 0\n", "[data] per_class"),
     ("[data]\ndigits = [1, 1]\n", "[data] digits"),
+    ("[data]\ndigits = 'some'\n", "[data] digits"),
     ("[data]\nsplit = 'val'\n", "[data] split"),
     ("[data]\nthreshold = 'half'\n", "[data] threshold"),
     ("[data]\nrows = 10\n", "[data] rows"),
@@ -169,3 +170,14 @@ def test_rbm_baseline_is_accepted_but_not_available_yet(tmp_path: Path) -> None:
 def test_mixing_measures_not_available_yet() -> None:
     with pytest.raises(ConfigError, match="not available yet"):
         parse_config("[diagnostics]\nmeasures = ['mixing']\n")
+
+
+def test_digits_all_and_the_example_files_parse() -> None:
+    cfg = parse_config("[data]\ndigits = 'all'\nper_class = 'all'\n")
+    assert cfg.data.all_digits and cfg.data.digits is None and cfg.data.all_per_class
+    assert cfg.data.as_dict()["digits"] == "all" and not parse_config("").data.all_digits
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    minimal = load_config(examples / "minimal.toml")
+    assert minimal.n_runs == 12 and minimal.axes == parse_config(MINIMAL).axes
+    lsweep = load_config(examples / "lsweep.toml")
+    assert dict(lsweep.axes) == {"n_hidden": [2, 4, 8, 16, 32, 64]} and lsweep.data.all_digits

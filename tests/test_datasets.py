@@ -461,3 +461,70 @@ def test_download_offline_error_is_helpful(tmp_path: Path, monkeypatch: pytest.M
     assert "offline" in msg and "NEMM_DATA" in msg and url in msg and url + "alt/" in msg
     assert "t10k-images-idx3-ubyte.gz" in msg
     assert [p for p in (tmp_path / "envcache").iterdir()] == []
+
+
+# --------------------------------------------------------------------------- planted machine
+
+
+def test_planted_onehot_kernel_is_the_exact_posterior() -> None:
+    """pi(z) A(z, x) = p(x) Abar(x, z) for every x of a small D: detailed balance, so pi is stationary."""
+    import itertools
+
+    pytest.importorskip("nemm._core")
+
+    from nemm.datasets import planted_model
+    from nemm.exact import backward_kernel
+
+    m, pi = planted_model(7, 3, 11, weights=[0.5, 0.3, 0.2])
+    X = np.array(list(itertools.product([0, 1], repeat=7)), dtype=np.uint8)
+    log_joint = np.log(pi)[None, :] + m.log_A(X)  # (2^D, L)
+    post = np.exp(log_joint - np.logaddexp.reduce(log_joint, axis=1, keepdims=True))
+    Abar = backward_kernel(m.wbar_, m.abar_, m.xbar_, X, "onehot", "softmax", True)
+    np.testing.assert_allclose(Abar, post, rtol=1e-10, atol=1e-14)
+    # Hence the stationary distribution of M(z', z) = sum_x A(z', x) Abar(x, z) is pi.
+    M = np.exp(m.log_A(X)).T @ Abar
+    np.testing.assert_allclose(pi @ M, pi, rtol=1e-10)
+
+
+def test_planted_data_are_deterministic_and_follow_the_prototypes() -> None:
+    pytest.importorskip("nemm._core")
+    from nemm.datasets import planted, planted_model
+
+    X, z = planted(200, 4, 4000, 5)
+    X2, z2 = planted(200, 4, 4000, 5)
+    assert X.dtype == np.uint8 and X.shape == (4000, 200) and z.shape == (4000,)
+    assert np.array_equal(X, X2) and np.array_equal(z, z2) and not np.array_equal(planted(200, 4, 4000, 6)[0], X)
+    m, pi = planted_model(200, 4, 5)
+    mu = m.mean_images()  # (L, D): sigmoid(+-2)
+    assert np.allclose(np.sort(np.unique(np.round(mu, 6))), np.round([1 / (1 + np.exp(2)), 1 / (1 + np.exp(-2))], 6))
+    for k in range(4):
+        rows = X[z == k]
+        assert abs(len(rows) / 4000 - pi[k]) < 0.03
+        # Per-pixel means within 5 standard errors of the prototype's.
+        assert np.all(np.abs(rows.mean(axis=0) - mu[k]) < 5 * np.sqrt(mu[k] * (1 - mu[k]) / len(rows)))
+    Xb, zb = planted(30, 16, 500, 2, hidden="binary")
+    assert Xb.shape == (500, 30) and zb.min() >= 0 and zb.max() < 2**16
+    with pytest.raises(ValueError, match="L <= 16"):
+        planted(30, 17, 5, 0, hidden="binary")
+    with pytest.raises(ValueError, match="weights"):
+        planted(30, 3, 5, 0, weights=[1, -1, 1])
+
+
+def test_a_machine_recovers_the_planted_log_likelihood() -> None:
+    """Trained on planted one-hot data with the planted L, a Machine reaches the planted model's exact ln p."""
+    pytest.importorskip("nemm._core")
+    import nemm
+    from nemm.datasets import planted, planted_model
+
+    D, L = 64, 4
+    X, _ = planted(D, L, 3000, 7)
+    truth, pi = planted_model(D, L, 7)
+    lp_true = float(np.mean(truth.score_samples(X, pbar=pi)))
+    m = nemm.Machine(L, n_epochs=40, random_state=0).fit(X)
+    lp = float(np.mean(m.score_samples(X, n_steps=20_000)))
+    # Per data point ln p is about -D * 0.37 = -23.5 nats; recovery within 0.25 nats (the planted
+    # model is not the maximum-likelihood fit of a finite sample, so lp may exceed lp_true a little).
+    assert abs(lp - lp_true) < 0.25, (lp, lp_true)
+    # A machine with too few states cannot: the test can fail.
+    small = nemm.Machine(2, n_epochs=40, random_state=0).fit(X)
+    assert float(np.mean(small.score_samples(X, n_steps=20_000))) < lp_true - 3

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import pytest
+
 from nemm._pool import process_pool
 
 
@@ -15,3 +20,22 @@ def test_workers_are_single_threaded() -> None:
     with process_pool(2) as pool:
         got = [f.result() for f in [pool.submit(_limits) for _ in range(2)]]
     assert all(g in ([], [1]) for g in got), got
+
+
+def test_the_sweep_runs_on_this_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local backend of nemm.sweep has no pool of its own: it is process_pool."""
+    from nemm import sweep
+    from nemm.config import parse_config
+
+    calls: list[int] = []
+    real = sweep.process_pool
+
+    def spy(n_workers: int, initializer: Any = None, initargs: Any = ()) -> Any:
+        calls.append(n_workers)
+        return real(n_workers, initializer, initargs)
+
+    monkeypatch.setattr(sweep, "process_pool", spy)
+    cfg = parse_config("[model]\nn_hidden = [2, 3]\n[train]\nn_epochs = 1\nsteps_per_epoch = 2\nbatch_size = 8\n"
+                       "chain_steps = 4\n[data]\nper_class = 10\n[diagnostics]\nchain_steps = 200\n")
+    res = sweep.run_sweep(cfg, tmp_path / "o", workers=2, progress=False)
+    assert calls == [2] and res.n_errors == 0 and res.n_run == 2

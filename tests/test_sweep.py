@@ -346,3 +346,115 @@ def test_a_worker_with_another_nemm_version_is_refused_and_retried(reference: Pa
     again = sweep.run_sweep(load_config(tiny), out, workers=0, progress=False)
     assert again.n_run == 1 and again.n_errors == 0
     assert (out / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
+
+
+def test_all_ten_digits_of_the_test_split(mnist_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = parse_config(f"[data]\npath = '{mnist_dir}'\ndigits = 'all'\nper_class = 'all'\n")
+    X, y, desc = sweep.load_data(cfg.data)
+    assert X.shape == (10_000, 784) and np.bincount(y).tolist()[0] == 980 and sorted(set(y.tolist())) == list(range(10))
+    assert "0,1,2,3,4,5,6,7,8,9" in desc
+    # Without a path: NEMM_DATA (or the cache) gives the same rows.
+    monkeypatch.setenv("NEMM_DATA", str(mnist_dir))
+    X2, y2, _ = sweep.load_data(parse_config("[data]\ndigits = 'all'\nper_class = 100\n").data)
+    assert X2.shape == (1000, 784) and np.array_equal(X2[y2 == 7], X[y == 7][:100])
+
+
+def test_digits_all_on_a_labelled_file_keeps_every_label(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    X = (rng.random((12, 5)) < 0.5).astype(np.uint8)
+    y = np.array([3, 1, 3, 1, 2, 2, 3, 1, 2, 3, 1, 2])
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    Xs, ys, _ = sweep.load_data(parse_config("[data]\npath = 'd.npz'\ndigits = 'all'\nper_class = 2\n",
+                                             base_dir=tmp_path).data)
+    assert ys.tolist() == [3, 1, 3, 1, 2, 2] and np.array_equal(Xs, X[:6])
+
+
+# --------------------------------------------------------------------------- large hidden spaces
+
+
+def _random_chains(rng: np.random.Generator, S: int, C: int, T: int, stay: float) -> np.ndarray:
+    """Chains over S states with a preferred cyclic drift (so that sigma > 0 and one-way pairs exist)."""
+    z = np.empty((C, T), dtype=np.int64)
+    z[:, 0] = rng.integers(0, S, C)
+    for t in range(1, T):
+        r = rng.random(C)
+        z[:, t] = np.where(r < stay, z[:, t - 1], np.where(r < 0.8, (z[:, t - 1] + 1) % S, rng.integers(0, S, C)))
+    return z
+
+
+@pytest.mark.parametrize("seed, S, pc", [(0, 7, 0.5), (1, 40, 0.5), (2, 300, 0.25), (3, 12, 0.0)])
+def test_sparse_counts_give_the_dense_sigma_and_trace(seed: int, S: int, pc: float) -> None:
+    from nemm.markov import summarize_counts, transition_counts, transition_counts_sparse
+
+    rng = np.random.default_rng(seed)
+    z = _random_chains(rng, S, 3, 400, 0.3)
+    z[0, -1] = S - 1  # a state that may be seen only last: the "occupancy" row of M
+    dense = summarize_counts(transition_counts(z, S), pseudocount=pc)
+    sigma, n_one_way, trace = sweep._sparse_block(*transition_counts_sparse(z), S, pc)
+    assert n_one_way == dense.entropy.n_one_way
+    assert sigma == pytest.approx(dense.entropy.sigma, rel=1e-12, abs=0) or sigma == dense.entropy.sigma == np.inf
+    assert trace == pytest.approx(dense.self_transition, rel=1e-12)
+
+
+def _binary_machine(L: int, D: int, seed: int) -> Any:
+    rng = np.random.default_rng(seed)
+    return nemm.Machine.from_params(rng.normal(0, 1.5, (D, L)), rng.normal(0, 0.5, D), rng.normal(0, 0.4, (L, D)),
+                                    rng.normal(0, 0.3, L), rng.uniform(0.2, 0.8, D), hidden="binary",
+                                    random_state=seed)
+
+
+@pytest.mark.parametrize("chain_steps", [400, 3000])
+def test_large_binary_space_measures_equal_the_dense_statistics(chain_steps: int,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from nemm import diagnostics
+    from nemm.markov import DENSE_STATE_LIMIT
+
+    m = _binary_machine(13, 24, 5)  # 8192 states > DENSE_STATE_LIMIT: the sparse path
+    assert m.n_states > DENSE_STATE_LIMIT
+    rng = np.random.default_rng(0)
+    X = (rng.random((90, 24)) < 0.5).astype(np.uint8)
+    y = rng.integers(0, 3, 90)
+    cfg = {"chain_steps": chain_steps, "n_chains": 2, "pseudocount": 0.5,
+           "measures": ["loglik", "sigma", "tau", "trace", "class_kl"]}
+    monkeypatch.setattr(sweep, "_LOG_A_BLOCK_BYTES", 8 * 500)  # several blocks of rows in the class KL
+    got = sweep._measure(m, X, y, cfg)
+    # transition_statistics relabels to the visited states too (it can, while they are <= 4096).
+    ts = diagnostics.transition_statistics(m, chain_steps, n_chains=2, seed=sweep._derived_seed(m.random_state, 1),
+                                           pseudocount=0.5)
+    assert got["n_one_way"] == ts.n_one_way
+    for k, ref in (("sigma", ts.sigma), ("sigma_err", ts.sigma_err), ("trace", ts.self_transition),
+                   ("trace_err", ts.self_transition_err), ("tau", ts.tau), ("tau_err", ts.tau_err)):
+        assert got[k] == pytest.approx(ref, rel=1e-9, nan_ok=True), k
+    assert (ts.states.size <= 512) == np.isfinite(got["tau"])
+    pfull = np.zeros(m.n_states)
+    pfull[ts.states] = ts.pbar_e
+    assert got["loglik"] == pytest.approx(float(np.mean(m.score_samples(X, pbar=pfull))), rel=1e-12)
+    ref_kl = diagnostics.class_kl_of(m, X, y, pbar=pfull).kl
+    assert got["class_kl"] == pytest.approx(ref_kl, rel=1e-12)
+
+
+def test_binary_16_and_onehot_64_run_in_a_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """2**16 hidden states: exact ln p from the chain's occupancy, sparse counts, nothing of size S^2."""
+    import tracemalloc
+
+    from nemm.datasets import planted
+
+    X, z = planted(40, 16, 300, 3, hidden="binary")
+    y = (z % 3).astype(np.int64)
+    cfg = parse_config("[model]\nn_hidden = 16\nhidden = 'binary'\n[train]\nn_epochs = 2\nsteps_per_epoch = 3\n"
+                       "batch_size = [8, 16]\nchain_steps = 8\n[diagnostics]\nchain_steps = 3000\n")
+    tracemalloc.start()
+    res = sweep.run_sweep(cfg, tmp_path / "b16", workers=0, progress=False, data=(X, y))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    row = res.rows[0]
+    assert row["status"] == "ok", row["error"]
+    assert np.isfinite(row["loglik"]) and np.isfinite(row["sigma"]) and np.isfinite(row["class_kl"])
+    assert row["loglik"] < 0 and 0 <= row["trace"] <= 1
+    assert peak < 2**16 * 2**16 // 64  # far below one dense 65536^2 matrix of bytes
+    cfg64 = parse_config("[model]\nn_hidden = 64\n[train]\nn_epochs = 2\nsteps_per_epoch = 3\nbatch_size = [8, 16]\n"
+                         "chain_steps = 8\n[diagnostics]\nchain_steps = 3000\n")
+    X64, z64 = planted(40, 64, 500, 4)
+    row = sweep.run_sweep(cfg64, tmp_path / "o64", workers=0, progress=False, data=(X64, z64 % 10)).rows[0]
+    assert row["status"] == "ok", row["error"]
+    assert np.isfinite(row["loglik"]) and np.isfinite(row["tau"]) and np.isfinite(row["class_kl"])

@@ -10,6 +10,7 @@ A configuration has up to six tables::
     seeds = 3                          # seeds 0, 1, 2 (or an explicit list)
     [data]         # default: the embedded digits 0, 1, 2
     path = "digits.npz"                # .npy/.npz file or MNIST IDX directory (relative to this file)
+    digits = "all"                     # or a list; per_class = "all" or a count
     [diagnostics]
     chain_steps = 100000
     measures = ["loglik", "sigma", "tau", "trace", "class_kl"]
@@ -119,19 +120,21 @@ class DataConfig:
     file of 0/1 rows (an ``.npz`` may carry labels as ``y``) or an MNIST IDX directory.
     ``digits`` and ``per_class`` select labelled data (None: 0, 1, 2 and 1000 for MNIST,
     everything for a file); ``per_class = "all"`` in the file gives None here with
-    ``all_per_class`` set.
+    ``all_per_class`` set, and ``digits = "all"`` gives None with ``all_digits`` set
+    (the ten MNIST digits; every label of a labelled file).
     """
 
     path: Path | None = None
     digits: tuple[int, ...] | None = None
     per_class: int | None = None
     all_per_class: bool = False
+    all_digits: bool = False
     threshold: float = 127.0
     split: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": None if self.path is None else str(self.path),
-                "digits": None if self.digits is None else list(self.digits),
+                "digits": "all" if self.all_digits else (None if self.digits is None else list(self.digits)),
                 "per_class": "all" if self.all_per_class else self.per_class,
                 "threshold": self.threshold, "split": self.split}
 
@@ -353,10 +356,14 @@ def _parse_data(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]
         if not path.exists():
             raise err("[data] path", f"no such file or directory: {path}")
     digits = table.get("digits")
-    if digits is not None:
+    all_digits = digits == "all"
+    if all_digits:
+        digits = None
+    elif digits is not None:
         if not (isinstance(digits, list) and digits and all(_is_int(d) and d >= 0 for d in digits)
                 and len(set(digits)) == len(digits)):
-            raise err("[data] digits", f"must be a non-empty list of distinct labels (e.g. [0, 1, 2]), got {digits!r}")
+            raise err("[data] digits", f'must be "all" or a non-empty list of distinct labels (e.g. [0, 1, 2]), '
+                                      f"got {digits!r}")
         digits = tuple(digits)
     per_class = table.get("per_class")
     all_per_class = per_class == "all"
@@ -371,7 +378,7 @@ def _parse_data(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]
     if split is not None and split not in ("test", "train"):
         raise err("[data] split", f'must be "test" or "train", got {split!r}')
     return DataConfig(path=path, digits=digits, per_class=per_class, all_per_class=all_per_class,
-                      threshold=float(threshold), split=split)
+                      all_digits=all_digits, threshold=float(threshold), split=split)
 
 
 def _parse_diagnostics(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]) -> DiagnosticsConfig:

@@ -29,13 +29,12 @@ import hashlib
 import io
 import json
 import math
-import multiprocessing
 import os
 import sys
 import tempfile
 import time
 import warnings
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -43,6 +42,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from nemm._io import atomic_open
+from nemm._pool import process_pool
 from nemm._seeds import derive_seed
 from nemm.config import DataConfig, DiagnosticsConfig, SweepConfig, rbm_class
 
@@ -84,7 +84,8 @@ def load_data(data: DataConfig) -> tuple[np.ndarray, np.ndarray | None, str]:
     from nemm import datasets
 
     if data.path is None or (data.path.is_dir() and any(data.path.glob("*-idx1-ubyte*"))):
-        digits = data.digits if data.digits is not None else (0, 1, 2)
+        # "all": the ten digits (the full test split is 10,000 images, read from NEMM_DATA or the cache).
+        digits = tuple(range(10)) if data.all_digits else (data.digits if data.digits is not None else (0, 1, 2))
         per_class = None if data.all_per_class else (data.per_class if data.per_class is not None else 1000)
         if data.path is None:
             X, y = datasets.load_digits(digits, per_class, split=data.split or "test", threshold=data.threshold)
@@ -103,7 +104,7 @@ def load_data(data: DataConfig) -> tuple[np.ndarray, np.ndarray | None, str]:
                 y = np.asarray(z["y"])
                 if y.shape != (len(X),):
                     raise ValueError(f"{data.path}: labels y have shape {y.shape}, expected ({len(X)},)")
-    if data.digits is not None or data.per_class is not None:
+    if data.digits is not None or data.per_class is not None or (data.all_digits and y is not None):
         if y is None:
             raise ValueError(f"{data.path}: [data] digits/per_class select by label, but the file has no labels y")
         X, y = datasets.select_digits(X, y, data.digits if data.digits is not None else np.unique(y).tolist(),
@@ -208,29 +209,172 @@ def _derived_seed(seed: int | None, stream: int) -> int:
 def _measure(machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The requested measures of one trained machine (the one call into the diagnostics).
 
+    Up to :data:`~nemm.markov.DENSE_STATE_LIMIT` hidden states this is
+    :func:`nemm.diagnostics.diagnose`; above (binary layers with L > 12) the chain's
+    counts stay sparse (:func:`_measure_large`): nothing of size O(S^2) is made.
+
     Returns a flat dict of the columns of ``_MEASURE_COLUMNS`` for the requested measures.
     """
     from nemm import diagnostics
+    from nemm.markov import DENSE_STATE_LIMIT
 
     measures = tuple(diagnostics_cfg["measures"])
     labelled = y if ("class_kl" in measures and y is not None) else None
-    d = diagnostics.diagnose(machine, X, labelled, n_steps=int(diagnostics_cfg["chain_steps"]),
-                             n_chains=int(diagnostics_cfg["n_chains"]), pseudocount=float(diagnostics_cfg["pseudocount"]),
-                             seed=_derived_seed(machine.random_state, 1), rao_blackwell_draws=0)
     out: dict[str, Any] = {}
-    if "loglik" in measures:
+    if machine.n_states > DENSE_STATE_LIMIT:
+        out.update(_measure_large(machine, X, labelled, diagnostics_cfg))
+    else:
+        d = diagnostics.diagnose(machine, X, labelled, n_steps=int(diagnostics_cfg["chain_steps"]),
+                                 n_chains=int(diagnostics_cfg["n_chains"]),
+                                 pseudocount=float(diagnostics_cfg["pseudocount"]),
+                                 seed=_derived_seed(machine.random_state, 1), rao_blackwell_draws=0)
         ok = machine.n_states <= ENUMERABLE_STATES and d.loglik_exact is not None
-        out["loglik"] = float(d.loglik_exact) if ok else math.nan
-    if "sigma" in measures:
-        out.update(sigma=d.sigma, sigma_err=d.sigma_err, n_one_way=d.n_one_way)
-    if "tau" in measures:
-        out.update(tau=d.tau, tau_err=d.tau_err)
-    if "trace" in measures:
-        out.update(trace=d.self_transition, trace_err=d.self_transition_err)
-    if "class_kl" in measures:
-        out["class_kl"] = d.class_kl.kl if d.class_kl is not None else math.nan
+        out.update(loglik=float(d.loglik_exact) if ok else math.nan, sigma=d.sigma, sigma_err=d.sigma_err,
+                   n_one_way=d.n_one_way, tau=d.tau, tau_err=d.tau_err, trace=d.self_transition,
+                   trace_err=d.self_transition_err,
+                   class_kl=d.class_kl.kl if d.class_kl is not None else math.nan)
+    keep = {c for m in measures if m != "mixing" for c in _MEASURE_COLUMNS[m]}
+    out = {k: v for k, v in out.items() if k in keep}
     if "mixing" in measures:
         out.update(_mixing(machine, X, y, diagnostics_cfg))
+    return out
+
+
+# ------------------------------------------------------------ large hidden spaces (sparse counts)
+
+#: Rows of X per block of log A in the class KL of a large hidden space (bounds the N x S table).
+_LOG_A_BLOCK_BYTES = 64 << 20
+
+
+def _sparse_block(frm: np.ndarray, to: np.ndarray, cnt: np.ndarray, S: int, pc: float) -> tuple[float, int, float]:
+    """(sigma, n_one_way, Tr(M)/S) of one block of sparse counts over S (visited) states.
+
+    The same numbers as :func:`nemm.markov.summarize_counts` on the dense (S, S) counts,
+    with O(transitions) memory: eq. 21 with ``pc`` added to both directions of each
+    one-way pair (``n_total`` includes self-transitions and the pseudo-counts), pairs
+    in the dense order (row-major over z' < z); Tr(M)/S (eq. 24) with the "occupancy"
+    row of :func:`~nemm.markov.transition_matrix` for a state never left.
+    """
+    c = cnt.astype(np.float64)
+    frm = frm.astype(np.int64)
+    to = to.astype(np.int64)
+    off = frm != to
+    lo, hi = np.minimum(frm[off], to[off]), np.maximum(frm[off], to[off])
+    up = frm[off] < to[off]  # z' < z: the "forward" entry J[z', z] of the pair
+    pairs, inv = np.unique(lo * S + hi, return_inverse=True)  # sorted = the dense triu order
+    nf = np.zeros(pairs.size)
+    nb = np.zeros(pairs.size)
+    np.add.at(nf, inv[up], c[off][up])
+    np.add.at(nb, inv[~up], c[off][~up])
+    one_way = (nf > 0) != (nb > 0)
+    n_one_way = int(one_way.sum())
+    nf[one_way] += pc
+    nb[one_way] += pc
+    total = c.sum() + 2.0 * pc * n_one_way
+    if total <= 0:
+        raise ValueError("counts are all zero: no entropy production can be estimated")
+    f, b = nf / total, nb / total
+    if n_one_way and pc == 0:
+        sigma = math.inf
+    else:
+        both = (f > 0) & (b > 0)
+        sigma = float(np.sum((f[both] - b[both]) * (np.log(f[both]) - np.log(b[both]))))
+    rows = np.bincount(frm, weights=c, minlength=S)
+    diag = np.bincount(frm[~off], weights=c[~off], minlength=S)
+    mdiag = np.divide(diag, rows, out=np.zeros(S), where=rows > 0)
+    empty = rows <= 0
+    if empty.any():
+        visits = rows + np.bincount(to, weights=c, minlength=S)
+        mdiag[empty] = visits[empty] / visits.sum() if visits.sum() > 0 else 1.0 / S
+    return sigma, n_one_way, float(mdiag.sum() / S)
+
+
+def _block_measures(local: np.ndarray, S: int, pc: float) -> tuple[float, int, float, float]:
+    """(sigma, n_one_way, tau, Tr(M)/S) of chains of local state labels 0..S-1.
+
+    At most :data:`~nemm.markov.DENSE_EIG_LIMIT` visited states: dense counts and
+    :func:`~nemm.markov.summarize_counts` (tau from the spectrum). Above: sparse
+    counts, and tau is NaN, as in :func:`~nemm.markov.summarize_counts` (the second
+    eigenvalue of a large M is not computed).
+    """
+    from nemm.markov import DENSE_EIG_LIMIT, summarize_counts, transition_counts, transition_counts_sparse
+
+    if S <= DENSE_EIG_LIMIT:
+        part = summarize_counts(transition_counts(local, S), pseudocount=pc)
+        return part.entropy.sigma, part.entropy.n_one_way, part.tau, part.self_transition
+    frm, to, cnt = transition_counts_sparse(local)
+    sigma, n_one_way, trace = _sparse_block(frm, to, cnt, S, pc)
+    return sigma, n_one_way, math.nan, trace
+
+
+def _class_kl_large(machine: Any, X: np.ndarray, y: np.ndarray, codes: np.ndarray, pbar: np.ndarray) -> float:
+    """Class KL (eq. 22) over the visited states ``codes`` with occupancy ``pbar``, in blocks of rows.
+
+    The rule of :func:`nemm.markov.class_kl` (argmax assignment, majority class per state,
+    ties to the smallest label, states given no point lose their mass), without the
+    (N, S) table of log A: it is made ``_LOG_A_BLOCK_BYTES`` at a time.
+    """
+    from nemm._states import codes_to_bits
+
+    states = codes_to_bits(codes, machine.n_hidden)
+    lp = np.log(pbar)
+    S = codes.size
+    block = max(1, _LOG_A_BLOCK_BYTES // (8 * S))
+    assignment = np.empty(len(X), dtype=np.int64)
+    for lo in range(0, len(X), block):
+        LA = machine.log_A(X[lo:lo + block], states)
+        assignment[lo:lo + block] = np.argmax(lp[None, :] + LA, axis=1)
+    cls, k_of = np.unique(np.asarray(y, dtype=np.int64), return_inverse=True)
+    tally = np.zeros((S, cls.size), dtype=np.int64)
+    np.add.at(tally, (assignment, k_of), 1)
+    has = tally.sum(axis=1) > 0
+    p_model = np.bincount(np.argmax(tally[has], axis=1), weights=pbar[has], minlength=cls.size)
+    p_data = np.bincount(k_of, minlength=cls.size) / k_of.size
+    if (p_model <= 0).any():
+        return math.inf
+    return float(np.sum(p_data * (np.log(p_data) - np.log(p_model))))
+
+
+def _measure_large(machine: Any, X: np.ndarray, y: np.ndarray | None,
+                   diagnostics_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The measures of a hidden space above DENSE_STATE_LIMIT states, from sparse counts.
+
+    The chain is the one :func:`nemm.diagnostics.diagnose` runs (same seed, chains,
+    burn-in and 10 time windows for the error bars), relabelled to its visited
+    states; the numbers equal those of :func:`nemm.diagnostics.transition_statistics`
+    wherever that can run. ``loglik`` uses the chain's occupancy over all states
+    (a vector of ``n_states``, so only up to ENUMERABLE_STATES); tau is NaN above
+    DENSE_EIG_LIMIT visited states.
+    """
+    from nemm.markov import segment_error
+
+    T, C = int(diagnostics_cfg["chain_steps"]), int(diagnostics_cfg["n_chains"])
+    pc = float(diagnostics_cfg["pseudocount"])
+    n_segments = 10
+    if T < 2 * n_segments:
+        raise ValueError(f"[diagnostics] chain_steps must be at least {2 * n_segments}, got {T}")
+    traj = machine.hidden_trajectory(T, seed=_derived_seed(machine.random_state, 1), n_chains=C, burn_in=1000,
+                                     codes=True)
+    codes = np.asarray(traj).reshape(C, T).astype(np.uint64)
+    uniq, inv = np.unique(codes, return_inverse=True)
+    local = inv.reshape(codes.shape).astype(np.int64)
+    S = int(uniq.size)
+    sigma, n_one_way, tau, trace = _block_measures(local, S, pc)
+    bounds = np.linspace(0, T, n_segments + 1).astype(int)
+    seg = np.array([_block_measures(local[:, lo:hi], S, pc) for lo, hi in zip(bounds[:-1], bounds[1:])])
+    out: dict[str, Any] = {"sigma": sigma, "sigma_err": segment_error(seg[:, 0])[1], "n_one_way": n_one_way,
+                           "tau": tau, "tau_err": segment_error(seg[:, 2])[1], "trace": trace,
+                           "trace_err": segment_error(seg[:, 3])[1]}
+    occ = np.bincount(local.ravel(), minlength=S) / local.size
+    if "loglik" not in diagnostics_cfg["measures"]:
+        pass
+    elif machine.n_states <= ENUMERABLE_STATES:
+        pfull = np.zeros(machine.n_states)
+        pfull[uniq.astype(np.int64)] = occ
+        out["loglik"] = float(np.mean(machine.score_samples(X, pbar=pfull)))  # the one ln p path
+    else:
+        out["loglik"] = math.nan  # no vector over 2**L states: ln p is not computed (ENUMERABLE_STATES)
+    out["class_kl"] = _class_kl_large(machine, X, y, uniq, occ) if y is not None else math.nan
     return out
 
 
@@ -264,12 +408,17 @@ def _baselines(spec: RunSpec, X: np.ndarray) -> dict[str, Any]:
     return out
 
 
+def _machine_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's settings as Machine keywords (a batch_size pair back to a tuple; a single size stays an int)."""
+    return {k: (tuple(v) if k == "batch_size" and isinstance(v, list) else v) for k, v in settings.items()}
+
+
 def _train_and_measure(spec: RunSpec, X: np.ndarray, y: np.ndarray | None) -> tuple[dict[str, Any], bytes]:
     """Train one machine, measure it, and return (values, model file bytes)."""
     from nemm import Machine
 
     t0 = time.perf_counter()
-    m = Machine(**{k: (tuple(v) if k == "batch_size" else v) for k, v in spec.settings.items()})
+    m = Machine(**_machine_kwargs(spec.settings))
     m.fit(X)
     t1 = time.perf_counter()
     values = _measure(m, X, y, spec.diagnostics)
@@ -335,15 +484,13 @@ def _run_in_worker(spec: RunSpec) -> dict[str, Any]:
 
 def _local(specs: Sequence[RunSpec], X: np.ndarray, y: np.ndarray | None, workers: int,
            on_done: Callable[[RunSpec, dict[str, Any] | BaseException], None]) -> None:
-    """Local processes (forkserver, else spawn: no inherited threads or locks), one run each at a time."""
+    """Local processes of the package's one worker pool (:func:`nemm._pool.process_pool`: spawned,
+    one thread each), one run each at a time; the data go to every worker once, at start-up."""
     if workers == 0:  # in this process: for debugging
         for s in specs:
             on_done(s, run_one(s, X, y))
         return
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(specs)), mp_context=ctx, initializer=_init_worker,
-                             initargs=(X, y)) as ex:
+    with process_pool(min(workers, len(specs)), _init_worker, (X, y)) as ex:
         futures: dict[Future[dict[str, Any]], RunSpec] = {ex.submit(_run_in_worker, s): s for s in specs}
         pending = set(futures)
         while pending:
@@ -663,7 +810,7 @@ def train_from_config(path: str | os.PathLike[str], out: str | os.PathLike[str],
     X, y, desc = load_data(cfg.data)
     print(f"data: {desc}")
     (spec,) = expand(cfg, data_checksum(X, y))
-    m = Machine(**{k: (tuple(v) if k == "batch_size" else v) for k, v in spec.settings.items()}, verbose=progress)
+    m = Machine(**_machine_kwargs(spec.settings), verbose=progress)
     t0 = time.perf_counter()
     m.fit(X)
     seconds = time.perf_counter() - t0
