@@ -95,6 +95,17 @@ def test_train_out_unwritable_directory_fails_before_training(data: Path, tmp_pa
     assert "permission" in line and str(ro) in line
 
 
+def test_train_out_denied_directory_fails_before_training(data: Path, tmp_path: Path, no_training: None,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # The same check where the tests run as root (whom chmod does not stop): the system says "denied".
+    real_access, denied = os.access, tmp_path.resolve()
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != denied and real_access(p, mode, **kw))
+    line = _one_line_error(capsys, ["train", str(data), *FAST, "--out", str(tmp_path / "new" / "m.npz")])
+    assert line == f"nemm: error: cannot write --out {tmp_path / 'new' / 'm.npz'}: no write permission in the " \
+                   f"directory {denied}"
+
+
 # ----------------------------------------------------------------------------- settings
 
 
