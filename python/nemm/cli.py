@@ -150,7 +150,8 @@ def _run_train(args: argparse.Namespace) -> int:
         given = [a.option_strings[0] for a in args.train_parser._actions if a.option_strings and a.dest not in
                  ("help", "config", "out", "quiet", "no_ceiling") and getattr(args, a.dest) != a.default]
         if args.data is not None or given:
-            raise ValueError(f"--config holds the settings; give {', '.join(given) or 'DATA'} in its tables instead")
+            raise ValueError(f"--config holds the settings and the data; {', '.join(given) or 'DATA'} cannot be "
+                             "given beside it (put the setting in its tables)")
         return train_from_config(args.config, args.out, progress=not args.quiet)
     X, desc = _load_training_data(args)
     print(f"data: {desc}")

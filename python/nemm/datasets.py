@@ -46,6 +46,7 @@ from ._checks import as_binary_matrix
 __all__ = [
     "DownloadError",
     "MNIST_MIRRORS",
+    "NPZ_KEYS",
     "binarize",
     "embedded_digits",
     "load_binary",
