@@ -224,12 +224,35 @@ def test_read_idx_rejects_malformed(tmp_path: Path, mutate, message: str) -> Non
         datasets.read_idx(path)
 
 
+@pytest.mark.parametrize("dims", [(2**31, 2**31, 2**31), (2**16,) * 4, (2**32 - 1, 2**32 - 1)])
+def test_read_idx_huge_dimensions_do_not_overflow(tmp_path: Path, dims: tuple[int, ...]) -> None:
+    # With int64 the product wraps around (2^93 and 2^64 become 0): an empty payload then "matched".
+    path = tmp_path / "huge-idx3-ubyte"
+    for payload in (b"", b"\0" * 10):
+        path.write_bytes(b"\0\0\x08" + bytes([len(dims)]) + struct.pack(f">{len(dims)}I", *dims) + payload)
+        expected = 1
+        for d in dims:
+            expected *= d
+        with pytest.raises(ValueError, match=f"truncated: {len(payload)} bytes .* expected {expected}$"):
+            datasets.read_idx(path)
+
+
 def test_read_idx_rejects_truncated_gzip(tmp_path: Path) -> None:
     data = gzip.compress(_idx_bytes(np.ones((50, 28, 28), dtype=np.uint8)))
     path = tmp_path / "cut-idx3-ubyte.gz"
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="gzip"):
         datasets.read_idx(path)
+
+
+def test_load_digits_checks_digits_before_any_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(datasets, "load_mnist", offline)
+    for digits in ((12,), (0, 10), (-1,)):
+        with pytest.raises(ValueError, match="MNIST has the digits 0-9"):
+            datasets.load_digits(digits)
 
 
 # ---------------------------------------------------------------- select / binarize
@@ -320,6 +343,82 @@ def test_load_binary_bad_paths(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(ValueError, match="neither PNG"):
         datasets.load_binary(empty)
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("rand.npz", bytes(range(256)) * 8, "rand.npz is not a valid .npz file: it is not a zip archive"),
+    ("text.npy", b"0 1 0\n1 0 1\n", "text.npy is not a valid .npy file: it does not start with the NumPy"),
+    ("zip.npy", b"PK\x03\x04" + b"x" * 60, "zip.npy is a damaged .npz archive"),
+    ("cut.npz", b"PK\x03\x04" + b"x" * 60, "cut.npz is a damaged .npz archive"),
+])
+def test_load_binary_invalid_files_never_advise_unpickling(tmp_path: Path, name: str, content: bytes,
+                                                           words: str) -> None:
+    # numpy takes unknown bytes for a pickle and suggests allow_pickle=: an unsafe act, and not the problem.
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        datasets.load_binary(tmp_path / name)
+    assert words in str(info.value) and "pickle" not in str(info.value)
+
+
+def test_load_binary_object_arrays_are_refused_without_unpickling(tmp_path: Path) -> None:
+    obj = np.array([[0, 1], [1, 0]], dtype=object)
+    np.save(tmp_path / "obj.npy", obj, allow_pickle=True)
+    np.savez(tmp_path / "obj.npz", X=obj)
+    for name, where in (("obj.npy", "obj.npy holds"), ("obj.npz", "array 'X' of")):
+        with pytest.raises(ValueError, match=f"{where}.*never unpickles") as info:
+            datasets.load_binary(tmp_path / name)
+        assert "allow_pickle" not in str(info.value)
+    with pytest.raises(ValueError, match="never unpickles"):
+        datasets.load_npy(tmp_path / "obj.npy")
+
+
+def test_load_npy(tmp_path: Path) -> None:
+    y = np.arange(5)
+    np.save(tmp_path / "y.npy", y)
+    np.testing.assert_array_equal(datasets.load_npy(tmp_path / "y.npy"), y)
+    np.savez(tmp_path / "y.npz", y=y)
+    with pytest.raises(ValueError, match="not a valid .npy file: it is an .npz archive"):
+        datasets.load_npy(tmp_path / "y.npz")
+    with pytest.raises(FileNotFoundError):
+        datasets.load_npy(tmp_path / "missing.npy")
+
+
+def test_load_binary_npz_choice_of_array(tmp_path: Path) -> None:
+    X = np.eye(3, dtype=np.uint8)
+    np.savez(tmp_path / "empty.npz")
+    with pytest.raises(ValueError, match="empty.npz contains no arrays$"):
+        datasets.load_binary(tmp_path / "empty.npz")
+    for name in datasets.NPZ_KEYS:  # picked by name among several arrays
+        np.savez(tmp_path / "named.npz", **{name: X, "y": np.arange(3)})
+        np.testing.assert_array_equal(datasets.load_binary(tmp_path / "named.npz"), X)
+    np.savez(tmp_path / "two.npz", a=X, b=1 - X)
+    with pytest.raises(ValueError, match=r"holds several arrays \['a', 'b'\] and none is named X, x or data; "
+                                         r"choose one with key= \(on the command line: --key\)"):
+        datasets.load_binary(tmp_path / "two.npz")
+    np.testing.assert_array_equal(datasets.load_binary(tmp_path / "two.npz", key="b"), 1 - X)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_load_binary_scipy_sparse_npz(tmp_path: Path, fmt: str) -> None:
+    sparse = pytest.importorskip("scipy.sparse")
+    X = (np.random.default_rng(3).random((20, 9)) < 0.3).astype(np.uint8)
+    sparse.save_npz(tmp_path / "x.npz", getattr(sparse, f"{fmt}_matrix")(X))
+    got = datasets.load_binary(tmp_path / "x.npz")
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, X)
+    sparse.save_npz(tmp_path / "bad.npz", sparse.csr_matrix(2 * X))
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        datasets.load_binary(tmp_path / "bad.npz")
+
+
+def test_load_binary_scipy_sparse_npz_without_scipy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The file a scipy user writes, read where scipy is missing: say so, do not pick its "data" array.
+    np.savez(tmp_path / "x.npz", indices=np.array([0, 1], dtype=np.int32), indptr=np.array([0, 1, 2]),
+             format=np.array(b"csr"), shape=np.array([2, 2]), data=np.array([1, 1], dtype=np.uint8))
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    monkeypatch.setitem(sys.modules, "scipy.sparse", None)
+    with pytest.raises(ImportError, match="scipy.sparse.save_npz.*pip install scipy"):
+        datasets.load_binary(tmp_path / "x.npz")
 
 
 def test_load_binary_png_directory(tmp_path: Path) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 import time
+import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, NoReturn, Sequence
 
 import numpy as np
 
@@ -14,11 +17,77 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.diagnostics import Diagnosis
 
 
+_KEY_HELP = "the array of an .npz data file to use (default: X, x or data, or its only array)"
+
+#: Most hidden states for which `nemm train` prints ln p (appendix A3). Above it the occupancy
+#: chain and the sum over states cost more than the training itself; `--max-states` raises it.
+LNP_MAX_STATES = 4096
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (the usage itself is in ``--help``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _digits(text: str) -> tuple[int, ...]:
+    """``--digits``: distinct MNIST digits 0-9, checked here so that a typo never starts a download."""
     try:
-        return tuple(int(t) for t in text.split(",") if t.strip())
+        values = tuple(int(t) for t in text.split(",") if t.strip())
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"--digits takes a comma-separated list of digits, got {text!r}") from exc
+    bad = [d for d in values if not 0 <= d <= 9]
+    if bad or not values or len(set(values)) != len(values):
+        why = f"{bad[0]} is not a digit 0-9" if bad else ("no digit given" if not values else "a digit repeats")
+        raise argparse.ArgumentTypeError(f"--digits takes distinct digits 0-9 such as 0,1,2; {why} in {text!r}")
+    return values
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _writable_directory(path: Path, shown: str) -> None:
+    """Refuse ``path`` (a directory to write into, or to be created) unless this process can write there.
+
+    Missing parents are created by the writers (``atomic_open``, ``mkdir(parents=True)``), so the
+    nearest existing ancestor is what must be a writable directory.
+    """
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"cannot write {shown}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, f"cannot write {shown}: no write permission in the directory {existing}")
+
+
+def _refuse_directory(path: str, example: str, option: str = "--out") -> None:
+    if Path(path).is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"{option} {path} is a directory; give a file name such as "
+                                              f"{Path(path) / example}")
+
+
+def _check_output_file(path: str | os.PathLike[str], option: str = "--out") -> None:
+    """Refuse, before any work, an output file that ``_io.atomic_open`` could not write."""
+    from nemm._io import writable_target
+
+    shown = f"{option} {os.fspath(path)}"
+    _writable_directory(Path(os.path.realpath(os.fspath(path))).parent, shown)
+    writable_target(path)  # a directory, FIFO, device or socket: refused with the reason
+
+
+def _model_path(out: str) -> Path:
+    """The file ``Machine.save(out)`` writes: ``.npz`` is appended to any other suffix."""
+    path = Path(out)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
 def _load_training_data(args: argparse.Namespace) -> tuple[np.ndarray, str]:
@@ -33,7 +102,7 @@ def _load_training_data(args: argparse.Namespace) -> tuple[np.ndarray, str]:
         split = "train" if any(path.glob("train-images-idx3-ubyte*")) and not any(path.glob("t10k-images*")) else "test"
         X, _ = datasets.load_digits(args.digits, args.per_class, split=split, directory=path, threshold=args.threshold)
         return X, f"MNIST {split} digits {','.join(map(str, args.digits))} from {path} ({len(X)} images)"
-    X = datasets.load_binary(path, threshold=args.threshold)
+    X = datasets.load_binary(path, threshold=args.threshold, key=args.key)
     return X, f"{path} ({X.shape[0]} rows of {X.shape[1]} bits)"
 
 
@@ -42,6 +111,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        description="Train a nonequilibrium Markov machine with the paper's protocol.")
     p.add_argument("data", nargs="?", help=".npy/.npz of 0/1 rows, an MNIST IDX directory or a folder of PNGs "
                                            "(default: the embedded digits 0, 1, 2)")
+    p.add_argument("--key", default=None, help=_KEY_HELP)
     p.add_argument("--hidden", type=int, default=6, help="L, the number of hidden units/states (default 6)")
     p.add_argument("--hidden-type", choices=("onehot", "binary"), default="onehot")
     p.add_argument("--normalization", choices=("softmax", "sigmoid"), default="softmax")
@@ -60,6 +130,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=127, help="binarization threshold for images")
     p.add_argument("--out", default="model.npz", help="model file to write (default model.npz)")
     p.add_argument("--no-ceiling", action="store_true", help="skip the EM mixture log-likelihood ceiling")
+    p.add_argument("--max-states", type=_positive_int, default=LNP_MAX_STATES, metavar="N",
+                   help=f"print ln p only for at most N hidden states (default {LNP_MAX_STATES})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--config", metavar="FILE", help="TOML file with [model], [train], [data], [diagnostics], "
                    "[baselines] tables (one grid point, one seed); replaces the settings options")
@@ -69,6 +141,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from nemm import Machine
 
+    # Before the data are read and an hour is spent training: the model file must be writable.
+    _refuse_directory(args.out, "model.npz")
+    _check_output_file(_model_path(args.out))
     if args.config is not None:
         from nemm.sweep import train_from_config
 
@@ -76,7 +151,8 @@ def _run_train(args: argparse.Namespace) -> int:
         given = [a.option_strings[0] for a in args.train_parser._actions if a.option_strings and a.dest not in
                  ("help", "config", "out", "quiet", "no_ceiling") and getattr(args, a.dest) != a.default]
         if args.data is not None or given:
-            raise ValueError(f"--config holds the settings; give {', '.join(given) or 'DATA'} in its tables instead")
+            raise ValueError(f"--config holds the settings and the data; {', '.join(given) or 'DATA'} cannot be "
+                             "given beside it (put the setting in its tables)")
         return train_from_config(args.config, args.out, progress=not args.quiet)
     X, desc = _load_training_data(args)
     print(f"data: {desc}")
@@ -91,8 +167,12 @@ def _run_train(args: argparse.Namespace) -> int:
     path = m.save(args.out)
     print(f"trained {args.epochs} epochs in {seconds:.2f} s; model written to {path}")
     print(f"log-likelihood (on-the-fly estimate, last epoch): {m.history_['loglik'][-1]:.2f} nats/point")
-    exact = m.score(X) if m.n_states <= 4096 else float("nan")
-    print(f"log-likelihood (from a 1e5-step occupancy, appendix A3): {exact:.2f} nats/point")
+    what = "log-likelihood (from a 1e5-step occupancy, appendix A3)"
+    if m.n_states <= args.max_states:
+        print(f"{what}: {m.score(X):.2f} nats/point")
+    else:  # say why, never print nan
+        print(f"{what}: skipped: 2^{m.n_hidden} = {m.n_states} hidden states exceed the limit of "
+              f"{args.max_states} states summed over; raise it with --max-states")
     if not args.no_ceiling and args.hidden_type == "onehot":
         from nemm.baselines import fit_em_ceiling
 
@@ -146,6 +226,8 @@ def _run_sample(args: argparse.Namespace) -> int:
     from nemm import load
     from nemm._io import atomic_open
 
+    _refuse_directory(args.out, "samples.npy")
+    _check_output_file(args.out)
     m = load(args.model)
     X = m.sample(args.n_samples, burn_in=args.burn_in, thin=args.thin, seed=args.seed)
     out = Path(args.out)
@@ -155,12 +237,12 @@ def _run_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_labelled(path: str, labels: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+def _load_labelled(path: str, labels: str | None, key: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """--data (any format of nemm.datasets.load_binary) and --labels (.npy of integers)."""
-    from nemm.datasets import load_binary
+    from nemm.datasets import load_binary, load_npy
 
-    X = load_binary(path)
-    return X, (np.load(labels, allow_pickle=False) if labels is not None else None)
+    X = load_binary(path, key=key)
+    return X, (load_npy(labels) if labels is not None else None)
 
 
 # --------------------------------------------------------------------------- diagnose
@@ -176,6 +258,7 @@ def _add_diagnose(sub: argparse._SubParsersAction) -> None:
                    help="data for ln p and the class KL (.npy/.npz, IDX dir, PNG folder); default: the "
                         "embedded digits 0, 1, 2 when the model has 784 visible units")
     p.add_argument("--labels", default=None, help=".npy of integer labels for --data (class KL)")
+    p.add_argument("--key", default=None, help=_KEY_HELP)
     p.add_argument("--no-data", action="store_true", help="chain diagnostics only")
     p.add_argument("--steps", type=int, default=100_000, help="steps per chain (4 chains; default 1e5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the diagnostic chains")
@@ -246,19 +329,23 @@ def _run_diagnose(args: argparse.Namespace) -> int:
     from nemm.diagnostics import diagnose
     from nemm.results import to_json
 
+    if args.steps < 4:  # two time windows of two steps: the fewest that give error bars
+        raise ValueError(f"--steps must be at least 4 (the error bars need 2 time windows of 2 steps); "
+                         f"got {args.steps}, the paper uses 100000")
     m = load(args.model)
     X = y = None
     desc = None
     if not args.no_data:
         if args.data is not None:
-            X, y = _load_labelled(args.data, args.labels)
+            X, y = _load_labelled(args.data, args.labels, args.key)
             desc = str(args.data)
         elif m.n_visible_ == 784:
             from nemm.datasets import embedded_digits
 
             X, y = embedded_digits()
             desc = "the embedded digits 0, 1, 2"
-    d = diagnose(m, X, y, n_steps=args.steps, seed=args.seed)
+    # Ten windows for the error bars, fewer for short runs (each window needs 2 steps).
+    d = diagnose(m, X, y, n_steps=args.steps, seed=args.seed, n_segments=min(10, args.steps // 2))
     print(to_json(d, indent=1) if args.json else diagnosis_text(d, args.model, desc))
     return 0
 
@@ -293,6 +380,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
                    help=".npy/.npz of 0/1 rows, an MNIST IDX directory or a PNG folder "
                         "(default: the embedded digits 0, 1, 2)")
     p.add_argument("--labels", default=None, help=".npy of integer labels for --data (for the class KL)")
+    p.add_argument("--key", default=None, help=_KEY_HELP)
     p.add_argument("--track-every", type=int, default=10,
                    help="track sigma/tau/ln p every N epochs during training (0: off; default 10)")
     p.add_argument("--track-steps", type=int, default=5000, help="chain steps per tracking point")
@@ -311,7 +399,12 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
 def _run_reproduce(args: argparse.Namespace) -> int:
     from nemm.reproduce import reproduce
 
-    data = _load_labelled(args.data, args.labels) if args.data is not None else None
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"--out {out} exists and is not a directory; reproduce writes a "
+                                                "report directory there")
+    _writable_directory(out, f"--out {out}")
+    data = _load_labelled(args.data, args.labels, args.key) if args.data is not None else None
     reproduce(args.out, seeds=args.seeds, n_epochs=args.epochs, quick=args.quick, n_jobs=args.jobs, data=data,
               track_every=args.track_every, progress=not args.quiet, n_hidden=args.hidden,
               track_steps=args.track_steps, diag_steps=args.diag_steps, em_restarts=args.em_restarts,
@@ -339,13 +432,33 @@ def _fail(message: str) -> int:
     return 2
 
 
+#: What bad input, a missing or unwritable file, or an environment lacking something raises: one
+#: line, no traceback. Anything else (AssertionError, KeyError, ...) would be a bug and stays loud.
+_USER_ERRORS = (OSError, ValueError, TypeError, MemoryError, EOFError, RuntimeError, ImportError,
+                zipfile.BadZipFile)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line, without Python's ``[Errno N]`` prefix."""
+    if isinstance(exc, OSError) and exc.strerror:
+        names = [os.fsdecode(f) for f in (exc.filename, exc.filename2) if f is not None]
+        text = f"{' -> '.join(names)}: {exc.strerror}" if names else exc.strerror
+    elif isinstance(exc, MemoryError) and not str(exc):
+        text = "out of memory (ask for less: fewer samples, steps, chains or hidden units)"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``nemm`` argument parser with every subcommand."""
     from nemm import __version__
 
-    parser = argparse.ArgumentParser(prog="nemm", description="The nonequilibrium Markov machine "
-                                     "(Baiesi and Rosso, arXiv:2512.11415).")
+    parser = _Parser(prog="nemm", description="The nonequilibrium Markov machine "
+                     "(Baiesi and Rosso, arXiv:2512.11415).")
     parser.add_argument("--version", action="version", version=f"nemm {__version__}")
+    parser.add_argument("--traceback", action="store_true",
+                        help="show the full traceback of an error instead of one line (also NEMM_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
     _add_sample(sub)
@@ -359,21 +472,27 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``nemm`` with ``argv`` (default: the process arguments); return the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (already printed on one line)
+        return exc.code if isinstance(exc.code, int) else 2
     if args.command is None:
         parser.print_help()
         return 1
+    debug = args.traceback or os.environ.get("NEMM_DEBUG", "") not in ("", "0")
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError, ImportError) as exc:
-        return _fail(str(exc))
     except KeyboardInterrupt:
+        if debug:
+            raise
         return _fail("interrupted")
     except BrokenPipeError:  # `nemm diagnose ... | head`: the reader left; not an error of ours
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except _USER_ERRORS as exc:
+        if debug:
+            raise
+        return _fail(_one_line(exc))
 
 
 if __name__ == "__main__":  # pragma: no cover

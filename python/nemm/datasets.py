@@ -9,8 +9,9 @@ nemm works on binary vectors.  This module provides
   a cache from the public mirrors with checksums checked;
 * :func:`load_digits` -- the paper's protocol (first ``per_class`` examples of
   the chosen digits, binarized), from the embedded data when it suffices;
-* :func:`load_binary` -- user data from ``.npy``/``.npz`` files, a directory
-  of PNG images or a directory of IDX files;
+* :func:`load_binary` -- user data from ``.npy``/``.npz`` files (dense or
+  ``scipy.sparse.save_npz``), a directory of PNG images or a directory of IDX files;
+* :func:`load_npy` -- one ``.npy`` array, never unpickled;
 * the building blocks :func:`read_idx`, :func:`select_digits` and
   :func:`binarize`.
 
@@ -25,11 +26,13 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import struct
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -46,11 +49,13 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = [
     "DownloadError",
     "MNIST_MIRRORS",
+    "NPZ_KEYS",
     "binarize",
     "embedded_digits",
     "load_binary",
     "load_digits",
     "load_mnist",
+    "load_npy",
     "planted",
     "planted_model",
     "read_idx",
@@ -231,7 +236,8 @@ def read_idx(path: PathLike) -> np.ndarray:
         raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes, need {header})")
     dims = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = np.dtype(_IDX_DTYPES[code])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    # Python ints: a product of up to 255 32-bit dimensions must not wrap around (int64 would).
+    expected = math.prod(dims) * dtype.itemsize
     actual = len(raw) - header
     if actual != expected:
         what = "truncated" if actual < expected else "has trailing data"
@@ -448,6 +454,12 @@ def load_mnist(
 # --------------------------------------------------------------------------
 
 
+def _check_mnist_digits(digits: tuple[int, ...]) -> None:
+    bad = [d for d in digits if not 0 <= d <= 9]
+    if bad:
+        raise ValueError(f"MNIST has the digits 0-9; got {bad[0]} in digits={digits}")
+
+
 def _as_digit_tuple(digits: Iterable[int]) -> tuple[int, ...]:
     try:
         values = tuple(int(d) for d in digits)
@@ -591,6 +603,7 @@ def load_digits(
     y : numpy.ndarray of uint8, shape (N,)
     """
     wanted = _as_digit_tuple(digits)
+    _check_mnist_digits(wanted)  # before any download
     limit = _check_per_class(per_class)
     use_embedded = (
         directory is None
@@ -651,20 +664,113 @@ def _validated(arr: object, path: Path) -> np.ndarray:
         raise ValueError(str(exc)) from exc
 
 
-def _load_npz(path: Path, key: str | None) -> np.ndarray:
-    with np.load(path, allow_pickle=False) as npz:
+_NPY_MAGIC = b"\x93NUMPY"
+# An npz is a zip archive: it starts with a local file header, or, with no arrays at all, the end record.
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+#: Arrays of an .npz file taken, in this order, when it holds several and no key is given.
+NPZ_KEYS = ("X", "x", "data")
+
+
+def _file_kind(path: Path) -> str | None:
+    """"npy" or "npz" from the file's first bytes (never from its name), else None."""
+    with open(path, "rb") as fh:
+        head = fh.read(len(_NPY_MAGIC))
+    if head.startswith(_NPY_MAGIC):
+        return "npy"
+    if head.startswith(_ZIP_MAGICS):
+        return "npz"
+    return None
+
+
+def _pickle_refused(exc: ValueError, where: str) -> ValueError:
+    """numpy's advice on object arrays ("load it unsafely using allow_pickle=") is not ours to give."""
+    if "pickle" in str(exc):
+        return ValueError(f"{where} holds Python objects (an object array), which nemm never unpickles; "
+                          "save the data as a numeric array of 0/1 values")
+    return exc
+
+
+def load_npy(path: PathLike) -> np.ndarray:
+    """Read a ``.npy`` array safely (never unpickling), with messages that name the file.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a ``.npy`` array (checked on its first bytes), is damaged, or holds
+        Python objects (which would need unpickling).
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    kind = _file_kind(path)
+    if kind != "npy":
+        why = "it is an .npz archive" if kind == "npz" else "it does not start with the NumPy magic bytes"
+        raise ValueError(f"{path} is not a valid .npy file: {why}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        err = _pickle_refused(exc, str(path))
+        if err is exc:
+            raise ValueError(f"{path} is a damaged .npy file: {exc}") from exc
+        raise err from exc
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"{path} is a damaged .npy file: {exc}") from exc
+
+
+def _is_scipy_sparse_npz(names: list[str]) -> bool:
+    # scipy.sparse.save_npz writes format, shape, data and the index arrays of the format
+    # (indices/indptr, row/col or offsets).
+    return {"format", "shape", "data"} <= set(names)
+
+
+def _load_scipy_sparse(path: Path) -> object:
+    try:
+        import scipy.sparse
+    except ImportError as exc:
+        raise ImportError(f"{path} holds a scipy.sparse matrix (written by scipy.sparse.save_npz); reading it "
+                          "needs scipy: pip install scipy") from exc
+    try:
+        return scipy.sparse.load_npz(path)
+    except (ValueError, KeyError, OSError) as exc:
+        raise ValueError(f"{path} looks like a scipy.sparse file (arrays format, shape, data) but cannot be "
+                         f"read as one: {exc}") from exc
+
+
+def _load_npz(path: Path, key: str | None) -> object:
+    # Our own handle: numpy leaks its own when the archive is corrupt.
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
         names = list(npz.files)
+        if not names:
+            raise ValueError(f"{path} contains no arrays")
         if key is not None:
             if key not in names:
                 raise ValueError(f"{path} has no array named {key!r}; it holds {names}")
             chosen = key
-        elif "X" in names:
-            chosen = "X"
+        elif _is_scipy_sparse_npz(names):
+            return _load_scipy_sparse(path)
         elif len(names) == 1:
             chosen = names[0]
         else:
-            raise ValueError(f"{path} holds several arrays {names}; pass key= to choose one")
-        return npz[chosen]
+            found = [k for k in NPZ_KEYS if k in names]
+            if not found:
+                raise ValueError(f"{path} holds several arrays {names} and none is named "
+                                 f"{', '.join(NPZ_KEYS[:-1])} or {NPZ_KEYS[-1]}; choose one with key= "
+                                 "(on the command line: --key)")
+            chosen = found[0]
+        try:
+            return npz[chosen]
+        except ValueError as exc:
+            raise _pickle_refused(exc, f"array {chosen!r} of {path}") from exc
 
 
 def _load_png_dir(directory: Path, files: list[Path], threshold: float) -> np.ndarray:
@@ -692,7 +798,9 @@ def load_binary(path: PathLike, *, threshold: float = 127, key: str | None = Non
         One of:
 
         * a ``.npy`` file holding a 2-D array of 0/1 values;
-        * a ``.npz`` file: the array ``key``, else ``X``, else its only array;
+        * a ``.npz`` file: the array ``key``, else its only array, else the first of
+          ``X``, ``x``, ``data`` (:data:`NPZ_KEYS`); a file written by
+          ``scipy.sparse.save_npz`` is read as that sparse matrix (needs scipy);
         * a directory of ``.png`` files (gray or colour, all the same size;
           needs Pillow), read in name order, colour converted to gray by the
           rounded mean of R, G and B, binarized and flattened;
@@ -713,11 +821,14 @@ def load_binary(path: PathLike, *, threshold: float = 127, key: str | None = Non
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the content is not usable: wrong dimensions, values other than 0
+        If the content is not usable: not an .npy/.npz file (judged by its
+        first bytes), an .npz without arrays or with several and none chosen,
+        object arrays (never unpickled), wrong dimensions, values other than 0
         and 1, NaN, no images in a directory, unreadable files.  The message
         names the file.
     ImportError
-        If ``path`` is a folder of PNG images and Pillow is not installed.
+        If ``path`` is a folder of PNG images and Pillow is not installed, or
+        a scipy.sparse ``.npz`` and scipy is not installed.
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -735,15 +846,18 @@ def load_binary(path: PathLike, *, threshold: float = 127, key: str | None = Non
             raise ValueError(f"{path} contains neither PNG images nor MNIST IDX image files")
         return _load_png_dir(path, pngs, threshold)
     suffix = path.suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        raise ValueError(f"{path}: unsupported file type {suffix!r} (expected .npy, .npz or a directory)")
+    kind = _file_kind(path)  # the content decides, as for numpy; the name only admits the file
+    if kind is None:
+        why = "it does not start with the NumPy magic bytes" if suffix == ".npy" else "it is not a zip archive"
+        raise ValueError(f"{path} is not a valid {suffix} file: {why}")
+    if kind == "npy":
+        return _validated(load_npy(path), path)
     try:
-        if suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
-        elif suffix == ".npz":
-            arr = _load_npz(path, key)
-        else:
-            raise ValueError(f"{path}: unsupported file type {suffix!r} (expected .npy, .npz or a directory)")
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from exc
+        arr = _load_npz(path, key)
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is a damaged .npz archive: {exc}") from exc
     except ValueError as exc:
         if str(path) in str(exc):
             raise

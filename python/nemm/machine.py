@@ -849,6 +849,12 @@ def load(path: str | os.PathLike[str]) -> Machine:
     if not path.exists():
         raise FileNotFoundError(f"no such model file: {path}")
     with open(path, "rb") as fh:  # our own handle: numpy leaks its own on a corrupt archive
+        head = fh.read(6)
+        fh.seek(0)
+        if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+            # Judged before numpy, which takes any other bytes for a pickle and advises allow_pickle=.
+            what = "it is a .npy array" if head == b"\x93NUMPY" else "it is not an npz (zip) archive"
+            raise ValueError(f"{path} is not a readable nemm model file: {what}")
         try:
             npz = np.load(fh, allow_pickle=False)
             if not isinstance(npz, np.lib.npyio.NpzFile):
@@ -859,6 +865,11 @@ def load(path: str | os.PathLike[str]) -> Machine:
             return _machine_from_npz(npz, path)
         except (KeyError, TypeError, EOFError, zipfile.BadZipFile, OSError) as exc:
             raise ValueError(f"{path} is a corrupt nemm model file: {exc}") from exc
+        except ValueError as exc:
+            if "allow_pickle" not in str(exc):  # numpy's advice for object arrays is not ours to give
+                raise
+            raise ValueError(f"{path} is not a readable nemm model file: it holds Python objects (an object "
+                             "array), which nemm never unpickles") from exc
         finally:
             npz.close()
 
