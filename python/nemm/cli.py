@@ -12,6 +12,7 @@ import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.diagnostics import Diagnosis
+    from nemm.machine import Machine
 
 
 def _digits(text: str) -> tuple[int, ...]:
@@ -62,7 +63,57 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--config", metavar="FILE", help="TOML file with [model], [train], [data], [diagnostics], "
                    "[baselines] tables (one grid point, one seed); replaces the settings options")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="K",
+                   help="save the whole training state to --out every K epochs (atomically), so that "
+                        "--resume can continue the run exactly after a crash (default 0: only at the end)")
+    p.add_argument("--resume", metavar="MODEL", help="continue the run saved in MODEL (a checkpoint or a finished "
+                   "model) to the number of epochs it was started with, on the data and with the settings "
+                   "recorded in it, bit for bit as if it had never stopped; writes the result back to MODEL")
     p.set_defaults(func=_run_train, train_parser=p)
+
+
+# Options that may accompany --resume: the rest are recorded in the model file.
+_RESUME_OPTIONS = ("help", "resume", "quiet", "no_ceiling", "checkpoint_every")
+
+
+def _train_in_pieces(m: "Machine", X: np.ndarray, out: str, every: int) -> None:
+    """Train m to its n_epochs, saving the whole training state to out after every K-th epoch."""
+    while m.epochs_done_ < m.n_epochs:
+        left = m.n_epochs - m.epochs_done_
+        k = left if every <= 0 else min(every - m.epochs_done_ % every, left)
+        m.partial_fit(X, n_epochs=k)  # the same numbers as fit, continued exactly across pieces
+        if every > 0 and m.epochs_done_ < m.n_epochs:
+            m.save(out)
+
+
+def _resume_train(args: argparse.Namespace) -> int:
+    from nemm.machine import _data_checksum, load
+
+    given = [a.option_strings[0] for a in args.train_parser._actions if a.option_strings and a.dest not in
+             _RESUME_OPTIONS and getattr(args, a.dest) != a.default]
+    if args.data is not None or given:
+        raise ValueError(f"--resume continues with the data and settings recorded in {args.resume}; "
+                         f"do not give {', '.join(given) or 'DATA'}")
+    if args.checkpoint_every < 0:
+        raise ValueError(f"--checkpoint-every must be at least 0, got {args.checkpoint_every}")
+    m = load(args.resume)
+    source = getattr(m, "_data_source", None)
+    if not source or not hasattr(m, "_batches"):
+        raise ValueError(f"{args.resume} holds no resumable training run (it was not written by nemm train "
+                         "with this version)")
+    data_args = argparse.Namespace(data=source.get("data"), digits=tuple(source.get("digits", (0, 1, 2))),
+                                   per_class=source.get("per_class", 1000), threshold=source.get("threshold", 127))
+    X, desc = _load_training_data(data_args)
+    if _data_checksum(X) != m._train_data_sha:
+        raise ValueError(f"the training data recorded in {args.resume} ({desc}) has changed since the run "
+                         "started: it cannot be resumed exactly")
+    every = args.checkpoint_every or int(source.get("checkpoint_every", 0))
+    print(f"data: {desc}")
+    print(f"resuming {args.resume} at epoch {m.epochs_done_} of {m.n_epochs}")
+    m.set_params(verbose=not args.quiet)
+    t0 = time.perf_counter()
+    _train_in_pieces(m, X, args.resume, every)
+    return _report_training(m, X, args.resume, time.perf_counter() - t0, args.no_ceiling)
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -77,6 +128,10 @@ def _run_train(args: argparse.Namespace) -> int:
         if args.data is not None or given:
             raise ValueError(f"--config holds the settings; give {', '.join(given) or 'DATA'} in its tables instead")
         return train_from_config(args.config, args.out, progress=not args.quiet)
+    if args.resume is not None:
+        return _resume_train(args)
+    if args.checkpoint_every < 0:
+        raise ValueError(f"--checkpoint-every must be at least 0, got {args.checkpoint_every}")
     X, desc = _load_training_data(args)
     print(f"data: {desc}")
     m = Machine(args.hidden, hidden=args.hidden_type, normalization=args.normalization,
@@ -84,19 +139,29 @@ def _run_train(args: argparse.Namespace) -> int:
                 steps_per_epoch=args.steps_per_epoch, batch_size=tuple(args.batch_size),
                 chain_steps=args.chain_steps, n_chains=args.chains, random_state=args.seed,
                 verbose=not args.quiet)
+    # Recorded in the model file, so that --resume finds the same data again.
+    m._data_source = {"data": None if args.data is None else str(Path(args.data).resolve()),
+                      "digits": list(args.digits), "per_class": args.per_class, "threshold": args.threshold,
+                      "checkpoint_every": args.checkpoint_every}
     t0 = time.perf_counter()
-    m.fit(X)
-    seconds = time.perf_counter() - t0
-    path = m.save(args.out)
-    print(f"trained {args.epochs} epochs in {seconds:.2f} s; model written to {path}")
+    if args.checkpoint_every > 0:
+        _train_in_pieces(m, X, args.out, args.checkpoint_every)
+    else:
+        m.fit(X)
+    return _report_training(m, X, args.out, time.perf_counter() - t0, args.no_ceiling)
+
+
+def _report_training(m: "Machine", X: np.ndarray, out: str, seconds: float, no_ceiling: bool) -> int:
+    path = m.save(out)
+    print(f"trained {m.epochs_done_} epochs in {seconds:.2f} s; model written to {path}")
     print(f"log-likelihood (on-the-fly estimate, last epoch): {m.history_['loglik'][-1]:.2f} nats/point")
     exact = m.score(X) if m.n_states <= 4096 else float("nan")
     print(f"log-likelihood (from a 1e5-step occupancy, appendix A3): {exact:.2f} nats/point")
-    if not args.no_ceiling and args.hidden_type == "onehot":
+    if not no_ceiling and m.hidden == "onehot":
         from nemm.baselines import fit_em_ceiling
 
-        ceiling = fit_em_ceiling(X, args.hidden, n_init=3, random_state=args.seed)
-        print(f"EM ceiling (mixture of {args.hidden} product-Bernoullis): {ceiling:.2f} nats/point")
+        ceiling = fit_em_ceiling(X, m.n_hidden, n_init=3, random_state=m.random_state)
+        print(f"EM ceiling (mixture of {m.n_hidden} product-Bernoullis): {ceiling:.2f} nats/point")
     return 0
 
 
