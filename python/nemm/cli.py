@@ -78,9 +78,9 @@ _RESUME_OPTIONS = ("help", "resume", "quiet", "no_ceiling", "checkpoint_every")
 
 def _train_in_pieces(m: "Machine", X: np.ndarray, out: str, every: int) -> None:
     """Train m to its n_epochs, saving the whole training state to out after every K-th epoch."""
-    while m.epochs_done_ < m.n_epochs:
-        left = m.n_epochs - m.epochs_done_
-        k = left if every <= 0 else min(every - m.epochs_done_ % every, left)
+    while getattr(m, "epochs_done_", 0) < m.n_epochs:
+        done = getattr(m, "epochs_done_", 0)
+        k = m.n_epochs - done if every <= 0 else min(every - done % every, m.n_epochs - done)
         m.partial_fit(X, n_epochs=k)  # the same numbers as fit, continued exactly across pieces
         if every > 0 and m.epochs_done_ < m.n_epochs:
             m.save(out)

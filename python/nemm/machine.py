@@ -615,10 +615,10 @@ class Machine:
                 e = self.epochs_done_
                 bs = batch_size_schedule(e, self._cfg["n_epochs"], self._cfg["batch_size"])
                 before = self._batches.state()
-                rows = self._batches.take(bs * self.steps_per_epoch)
-                sizes = np.full(self.steps_per_epoch, bs, dtype=np.int64)
                 ll = None
                 try:
+                    rows = self._batches.take(bs * self.steps_per_epoch)
+                    sizes = np.full(self.steps_per_epoch, bs, dtype=np.int64)
                     # The core checks every step for divergence (FloatingPointError naming epoch e
                     # and the step) and for Ctrl-C (also once after the last step), and rolls the
                     # whole epoch back on either.
