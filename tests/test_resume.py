@@ -191,8 +191,9 @@ def test_divergence_is_caught_at_its_step_and_rolled_back() -> None:
     m = Machine(**dict(SMALL, n_epochs=3)).partial_fit(X, n_epochs=1)
     before = training_state(m)
     m.set_params(learning_rate=1e308)  # the first update overflows to inf
-    with pytest.raises(FloatingPointError, match=r"training diverged at epoch 1, step 0 \(w became non-finite"
-                                                 r".*try a smaller learning_rate"):
+    with pytest.raises(FloatingPointError, match=r"training diverged at epoch 1, step 0 \(w became non-finite in "
+                                                 r"the update\); the training state is rolled back to the start of "
+                                                 r"that epoch; try a smaller learning_rate"):
         m.partial_fit(X, n_epochs=1)
     after = training_state(m)  # the epoch was rolled back: parameters, chains, optimizer, minibatches
     for k in before:
@@ -201,6 +202,21 @@ def test_divergence_is_caught_at_its_step_and_rolled_back() -> None:
     m.set_params(learning_rate=SMALL.get("learning_rate", 0.1))
     m.partial_fit(X, n_epochs=2)  # and it trains on exactly as if the failed call never happened
     assert_same_run(m, Machine(**dict(SMALL, n_epochs=3)).fit(X))
+
+
+def test_a_nan_gradient_is_never_applied() -> None:
+    # A NaN in the data's log-likelihood path (here: a NaN weight set by hand) is caught at the
+    # gradient, before the update, and the engine is left as before the call.
+    m = Machine(**SMALL).partial_fit(data(), n_epochs=1)
+    e = m._engine
+    w = e.w.copy()
+    w[0, 0] = np.nan
+    e.set_params(w, e.a, e.wbar, e.abar, e.xbar)
+    before = {k: v.copy() for k, v in e.optimizer_state().items()}
+    with pytest.raises(FloatingPointError, match=r"training diverged at step 0 of this call \(the "):
+        e.train_steps(np.arange(4), np.array([4]), 3, 0.1, 0.9, 1e-8, False)
+    for k, v in e.optimizer_state().items():
+        np.testing.assert_array_equal(v, before[k])
 
 
 # ---------------------------------------------------------------- Ctrl-C

@@ -219,8 +219,9 @@ class Engine {
       const std::string where = epoch >= 0 ? "epoch " + std::to_string(epoch) + ", step " + std::to_string(bad)
                                            : "step " + std::to_string(bad) + " of this call";
       PyErr_SetString(PyExc_FloatingPointError,
-                      ("training diverged at " + where + " (" + why +
-                       "); the parameters are those before this call; try a smaller learning_rate").c_str());
+                      ("training diverged at " + where + " (" + why + "); the training state is rolled back to " +
+                       (epoch >= 0 ? "the start of that epoch" : "the start of this call") +
+                       "; try a smaller learning_rate").c_str());
       throw py::error_already_set();
     }
     return ll;
