@@ -7,12 +7,16 @@
 #include <pybind11/pybind11.h>
 
 #include <cstddef>
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "convert.hpp"
+#include "interrupt.hpp"
 #include "nemm/chain.hpp"
 #include "nemm/gradient.hpp"
 #include "nemm/kernels.hpp"
@@ -79,14 +83,104 @@ class Engine {
     return dense_of(rows, D);
   }
 
+  // The whole state of the persistent chains, for an exact resume: x' (the active pixels), the
+  // last hidden state z, the scalar stream (xoshiro256**, 4 words) and the eight visible-bit
+  // lanes (xoshiro128**, 4 x 8 words). The other ChainState members are scratch.
+  py::dict chain_state() const {
+    const int C = tr.chains.size();
+    py::dict d;
+    d["visible"] = chain_states();
+    py::array_t<uint64_t> z(C), rng({py::ssize_t(C), py::ssize_t(4)});
+    py::array_t<uint32_t> lanes({py::ssize_t(C), py::ssize_t(4), py::ssize_t(LaneRng::K)});
+    for (int c = 0; c < C; ++c) {
+      const ChainState& ch = tr.chains.chains[c];
+      z.mutable_data()[c] = ch.z;
+      std::memcpy(rng.mutable_data() + std::size_t(c) * 4, ch.rng.s, sizeof(ch.rng.s));
+      uint32_t* l = lanes.mutable_data() + std::size_t(c) * 4 * LaneRng::K;
+      const u32x8* words[4] = {&ch.lanes.s0, &ch.lanes.s1, &ch.lanes.s2, &ch.lanes.s3};
+      for (int r = 0; r < 4; ++r)
+        for (int k = 0; k < LaneRng::K; ++k) l[r * LaneRng::K + k] = (*words[r])[k];
+    }
+    d["z"] = z; d["rng"] = rng; d["lanes"] = lanes;
+    return d;
+  }
+
+  // Chains rebuilt as reset_chains does (buffers sized for this model), then their state
+  // overwritten: no reseeding, so they continue exactly where chain_state() left them.
+  void set_chain_state(const U8Array& visible, const U64Array& z, const U64Array& rng, const py::array& lanes_in) {
+    using U32Array = py::array_t<uint32_t, py::array::c_style | py::array::forcecast>;
+    const U32Array lanes = U32Array::ensure(lanes_in);
+    const int D = settings().D, L = settings().L;
+    if (visible.ndim() != 2 || visible.shape(1) != D || visible.shape(0) < 1)
+      throw std::invalid_argument("chain visible states must have shape (n_chains, D) with n_chains >= 1");
+    const py::ssize_t C = visible.shape(0);
+    if (C > py::ssize_t(INT32_MAX)) throw std::invalid_argument("too many chains");
+    if (z.ndim() != 1 || z.shape(0) != C) throw std::invalid_argument("chain z must have shape (n_chains,)");
+    if (rng.ndim() != 2 || rng.shape(0) != C || rng.shape(1) != 4)
+      throw std::invalid_argument("chain rng must have shape (n_chains, 4)");
+    if (!lanes || lanes.ndim() != 3 || lanes.shape(0) != C || lanes.shape(1) != 4 || lanes.shape(2) != LaneRng::K)
+      throw std::invalid_argument("chain lanes must have shape (n_chains, 4, 8)");
+    for (py::ssize_t i = 0; i < C * D; ++i)
+      if (visible.data()[i] > 1) throw std::invalid_argument("chain visible states must be 0/1");
+    for (py::ssize_t c = 0; c < C; ++c) {
+      const uint64_t zc = z.data()[c];
+      if (settings().hidden == Hidden::OneHot ? zc >= uint64_t(L) : (L < 64 && (zc >> L) != 0))
+        throw std::invalid_argument("chain z out of range for this hidden layer");
+      const uint64_t* r = rng.data() + c * 4;
+      if ((r[0] | r[1] | r[2] | r[3]) == 0) throw std::invalid_argument("chain rng state is all zero (invalid)");
+      const uint32_t* l = lanes.data() + c * 4 * LaneRng::K;
+      for (int k = 0; k < LaneRng::K; ++k)
+        if ((l[k] | l[LaneRng::K + k] | l[2 * LaneRng::K + k] | l[3 * LaneRng::K + k]) == 0)
+          throw std::invalid_argument("chain lane state is all zero (invalid)");
+    }
+    Chains fresh;
+    fresh.chains.assign(std::size_t(C), ChainState());
+    for (py::ssize_t c = 0; c < C; ++c) {
+      ChainState& ch = fresh.chains[c];
+      ch.init(tr.model, 0, uint64_t(c));
+      std::memcpy(ch.rng.s, rng.data() + c * 4, sizeof(ch.rng.s));
+      const uint32_t* l = lanes.data() + c * 4 * LaneRng::K;
+      u32x8* words[4] = {&ch.lanes.s0, &ch.lanes.s1, &ch.lanes.s2, &ch.lanes.s3};
+      for (int r = 0; r < 4; ++r)
+        for (int k = 0; k < LaneRng::K; ++k) (*words[r])[k] = l[r * LaneRng::K + k];
+      ch.z = z.data()[c];
+      ch.set_visible(visible.data() + c * D, D);
+    }
+    tr.chains = std::move(fresh);
+  }
+
+  py::dict optimizer_state() const {
+    const RMSprop& o = tr.opt;
+    py::dict d;
+    d["vw"] = Eigen::MatrixXd(o.vw); d["va"] = Eigen::VectorXd(o.va);
+    d["vwbar"] = Eigen::MatrixXd(o.vwbar); d["vabar"] = Eigen::VectorXd(o.vabar);
+    return d;
+  }
+
+  void set_optimizer_state(const Eigen::MatrixXd& vw, const Eigen::VectorXd& va, const Eigen::MatrixXd& vwbar,
+                           const Eigen::VectorXd& vabar) {
+    const int D = settings().D, L = settings().L;
+    if (vw.rows() != D || vw.cols() != L) throw std::invalid_argument("vw must have shape (D, L)");
+    if (va.size() != D) throw std::invalid_argument("va must have shape (D,)");
+    if (vwbar.rows() != L || vwbar.cols() != D) throw std::invalid_argument("vwbar must have shape (L, D)");
+    if (vabar.size() != L) throw std::invalid_argument("vabar must have shape (L,)");
+    auto ok = [](const auto& v) { return v.allFinite() && (v.size() == 0 || v.minCoeff() >= 0.0); };
+    if (!ok(vw) || !ok(va) || !ok(vwbar) || !ok(vabar))
+      throw std::invalid_argument("RMSprop accumulators must be finite and non-negative");
+    tr.opt.vw = vw; tr.opt.va = va; tr.opt.vwbar = vwbar; tr.opt.vabar = vabar;
+  }
+
   void require_chains() const {
     if (tr.chains.size() == 0) throw std::runtime_error("no chains: call reset_chains first");
   }
 
   // Many gradient steps in one call: `rows` holds the minibatches back to back, `sizes` their lengths.
   // The Python loop hands a whole epoch over at once: one GIL release for many steps.
+  // Divergence or Ctrl-C rolls the whole call back (parameters, optimizer, chains): the engine
+  // is left as it was before the call, a state the caller's bookkeeping (epoch, minibatch
+  // stream) agrees with.
   py::array_t<double> train_steps(const I64Array& rows, const I64Array& sizes, int T, double lr, double rho,
-                                  double eps, bool freeze_a) {
+                                  double eps, bool freeze_a, long epoch) {
     require_chains();
     if (T < 1) throw std::invalid_argument("T must be at least 1");
     const long n_data = tr.data.size();
@@ -104,13 +198,31 @@ class Engine {
     const int64_t* r = rows.data();
     const int64_t* sz = sizes.data();
     const py::ssize_t n_steps = sizes.size();
+    std::string why;
+    py::ssize_t bad = -1;
+    bool interrupted = false;
     {
       py::gil_scoped_release release;
+      Trainer::Snapshot before = tr.snapshot();
+      SignalPoll poll;
       long off = 0;
       for (py::ssize_t k = 0; k < n_steps; ++k) {
-        out[k] = tr.step(r + off, sz[k], T, lr, rho, eps, freeze_a);
+        why = tr.step(r + off, sz[k], T, lr, rho, eps, freeze_a, out + k);
+        if (!why.empty()) { bad = k; break; }
         off += sz[k];
+        if (poll.interrupted(k + 1 == n_steps)) { interrupted = true; break; }
       }
+      if (interrupted || bad >= 0) tr.restore(std::move(before));
+    }
+    if (interrupted) throw py::error_already_set();
+    if (bad >= 0) {
+      const std::string where = epoch >= 0 ? "epoch " + std::to_string(epoch) + ", step " + std::to_string(bad)
+                                           : "step " + std::to_string(bad) + " of this call";
+      PyErr_SetString(PyExc_FloatingPointError,
+                      ("training diverged at " + where + " (" + why + "); the training state is rolled back to " +
+                       (epoch >= 0 ? "the start of that epoch" : "the start of this call") +
+                       "; try a smaller learning_rate").c_str());
+      throw py::error_already_set();
     }
     return ll;
   }
@@ -155,26 +267,74 @@ class Engine {
     return out;
   }
 
+  // Pieces of rows with a signal check between them; each row's value does not depend on them.
   Eigen::VectorXd log_likelihood(const U8Array& X, const py::array& Z, const Eigen::VectorXd& log_weight) const {
     const SparseRows xs = rows_of(X, settings().D, "X");
     const std::vector<uint64_t> z = codes_of(settings(), Z);
     if (log_weight.size() != Eigen::Index(z.size()))
       throw std::invalid_argument("log_weight must have one entry per hidden state");
-    py::gil_scoped_release release;
-    return log_mixture_likelihood(tr.model, z, log_weight, xs.spans());
+    const std::vector<Span> all = xs.spans();
+    const long N = long(all.size());
+    Eigen::VectorXd out(N);
+    bool interrupted = false;
+    {
+      py::gil_scoped_release release;
+      const ForwardFields f = compute_forward_fields(settings(), tr.model.p, z);
+      const long piece = std::max(long(1024), long(1 << 22) / std::max(long(1), long(z.size())));
+      SignalPoll poll;
+      for (long n0 = 0; n0 < N; n0 += piece) {
+        const long n1 = std::min(N, n0 + piece);
+        const std::vector<Span> rows(all.begin() + n0, all.begin() + n1);
+        out.segment(n0, n1 - n0) = log_mixture_likelihood(f, log_weight, rows);
+        if (n1 < N && poll.interrupted()) { interrupted = true; break; }
+      }
+    }
+    if (interrupted) throw py::error_already_set();
+    return out;
   }
 
-  // Fresh chains (not the persistent ones): sampling never disturbs training.
+  // Burn-in steps of fresh chains in pieces, with a signal check between them.
+  static bool burn(const Model& m, Chains& fresh, long burn_in, SignalPoll& poll) {
+    for (long done = 0; done < burn_in;) {
+      const long k = poll.next_piece(burn_in - done);
+      fresh.hidden_trajectory(m, k, 0, nullptr);
+      done += k;
+      if (poll.interrupted()) return false;
+    }
+    return true;
+  }
+
+  // Fresh chains (not the persistent ones): sampling never disturbs training. Run in pieces of a
+  // few milliseconds with a signal check between them; the chains carry over, so the output is
+  // that of one call. Ctrl-C raises KeyboardInterrupt and returns nothing (the machine is not
+  // changed: only these fresh chains ran).
   py::array_t<uint64_t> hidden_trajectory(long T, int n_chains, uint64_t seed, long burn_in) const {
     if (T < 1 || n_chains < 1 || burn_in < 0) throw std::invalid_argument("need T >= 1, n_chains >= 1, burn_in >= 0");
     py::array_t<uint64_t> out({py::ssize_t(n_chains), py::ssize_t(T)});
     uint64_t* o = out.mutable_data();
+    bool interrupted = false;
     {
       py::gil_scoped_release release;
       Chains fresh;
       fresh.reset(tr.model, n_chains, seed);
-      fresh.hidden_trajectory(tr.model, burn_in, T, o);
+      SignalPoll poll;
+      interrupted = !burn(tr.model, fresh, burn_in, poll);
+      std::vector<uint64_t> buf;
+      for (long t = 0; t < T && !interrupted;) {
+        const long k = poll.next_piece(T - t);
+        if (n_chains == 1) {
+          fresh.hidden_trajectory(tr.model, 0, k, o + t);
+        } else {
+          buf.resize(std::size_t(n_chains) * k);
+          fresh.hidden_trajectory(tr.model, 0, k, buf.data());
+          for (int c = 0; c < n_chains; ++c)
+            std::memcpy(o + std::size_t(c) * T + t, buf.data() + std::size_t(c) * k, sizeof(uint64_t) * k);
+        }
+        t += k;
+        if (t < T && poll.interrupted()) interrupted = true;
+      }
     }
+    if (interrupted) throw py::error_already_set();
     return out;
   }
 
@@ -185,12 +345,31 @@ class Engine {
     const py::ssize_t n = py::ssize_t(n_chains) * per_chain;
     py::array_t<uint8_t> X({n, py::ssize_t(D)});
     std::vector<uint64_t> z(n);
+    bool interrupted = false;
     {
       py::gil_scoped_release release;
       Chains fresh;
       fresh.reset(tr.model, n_chains, seed);
-      fresh.sample(tr.model, burn_in, thin, per_chain, X.mutable_data(), z.data());
+      SignalPoll poll;
+      interrupted = !burn(tr.model, fresh, burn_in, poll);
+      std::vector<uint8_t> bx;
+      std::vector<uint64_t> bz;
+      uint8_t* Xo = X.mutable_data();
+      for (long k0 = 0; k0 < per_chain && !interrupted;) {
+        const long k = std::max(long(1), poll.next_piece((per_chain - k0) * thin) / thin);
+        bx.resize(std::size_t(n_chains) * k * D);
+        bz.resize(std::size_t(n_chains) * k);
+        fresh.sample(tr.model, 0, thin, k, bx.data(), bz.data());
+        for (int c = 0; c < n_chains; ++c) {
+          const std::size_t row = std::size_t(c) * per_chain + k0;
+          std::memcpy(Xo + row * D, bx.data() + std::size_t(c) * k * D, std::size_t(k) * D);
+          std::memcpy(z.data() + row, bz.data() + std::size_t(c) * k, sizeof(uint64_t) * k);
+        }
+        k0 += k;
+        if (k0 < per_chain && poll.interrupted()) interrupted = true;
+      }
     }
+    if (interrupted) throw py::error_already_set();
     return py::make_tuple(X, states_out(settings(), z));
   }
 };

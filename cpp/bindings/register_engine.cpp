@@ -60,14 +60,34 @@ void register_engine(py::module_& m) {
           "Zero the RMSprop accumulators (mean squared gradients) of w, a, wbar, abar.")
       .def("chain_states", &Engine::chain_states,
            "The current visible states x' of the persistent chains, uint8 (n_chains, D).")
+      .def("chain_state", &Engine::chain_state,
+           "The whole state of the persistent chains, for an exact resume: a dict with visible uint8\n"
+           "(n_chains, D) (x'), z uint64 (n_chains,) (the last hidden state, as a code), rng uint64\n"
+           "(n_chains, 4) (the xoshiro256** stream of hidden draws) and lanes uint32 (n_chains, 4, 8)\n"
+           "(the eight xoshiro128** streams of visible bits, state word r of lane k at [c, r, k]).")
+      .def("set_chain_state", &Engine::set_chain_state, py::arg("visible"), py::arg("z"), py::arg("rng"),
+           py::arg("lanes"),
+           "Replace the persistent chains by the state chain_state() returned (shapes as there; visible\n"
+           "0/1, z a valid state code, no all-zero random state). Nothing is reseeded: the chains\n"
+           "continue bit for bit where that state was taken.")
+      .def("optimizer_state", &Engine::optimizer_state,
+           "The RMSprop accumulators (mean squared gradients), float64: a dict with vw (D, L), va (D,),\n"
+           "vwbar (L, D), vabar (L,).")
+      .def("set_optimizer_state", &Engine::set_optimizer_state, py::arg("vw"), py::arg("va"), py::arg("vwbar"),
+           py::arg("vabar"),
+           "Set the RMSprop accumulators (shapes as optimizer_state(); finite and non-negative).")
       .def("train_steps", &Engine::train_steps, py::arg("rows"), py::arg("sizes"), py::arg("T"), py::arg("lr"),
-           py::arg("rho"), py::arg("eps"), py::arg("freeze_a"),
+           py::arg("rho"), py::arg("eps"), py::arg("freeze_a"), py::arg("epoch") = -1,
            "len(sizes) training steps (section III) in one call, without the GIL.\n\n"
            "Step k uses the minibatch of data rows rows[o_k : o_k + sizes[k]] (o_k = sum of the earlier\n"
            "sizes): every persistent chain runs T double steps (eq. 18), then the gradient of eqs.\n"
            "16a-16d with 17 over the recorded pairs, then an RMSprop ascent step v = rho v + (1 - rho) g^2,\n"
            "p += lr g / (sqrt(v) + eps); a is left unchanged when freeze_a. Returns float64 (len(sizes),):\n"
-           "each step's on-the-fly estimate of the mean ln p of its minibatch.")
+           "each step's on-the-fly estimate of the mean ln p of its minibatch.\n\n"
+           "A step whose gradient is not finite, or after which a parameter is not finite, raises\n"
+           "FloatingPointError naming `epoch` (used only in the message; -1: none) and the step. Ctrl-C\n"
+           "is checked between steps and raises KeyboardInterrupt. Either way the call is rolled back:\n"
+           "parameters, optimizer and chains are left as they were before it.")
       .def("run_chains", &Engine::run_chains, py::arg("T"),
            "Continue every persistent chain T double steps x'(t) -> z(t) -> x'(t+1) (eq. 18), recording\n"
            "them; returns recording().")
@@ -85,19 +105,22 @@ void register_engine(py::module_& m) {
            "X: (N, D) 0/1; Z: U hidden states, int (U,) one-hot or 0/1 (U, L) binary. Returns float64 (N, U).")
       .def("log_likelihood", &Engine::log_likelihood, py::arg("X"), py::arg("Z"), py::arg("log_weight"),
            "ln p(x_n) = logsumexp_u [log_weight[u] + log A(z_u, x_n)]: the mixture over U hidden states.\n\n"
+           "Computed in pieces of rows with a Ctrl-C check between them (KeyboardInterrupt).\n"
            "With Z all states and log_weight = ln pbar this is the exact likelihood (appendix A3).\n"
            "X: (N, D) 0/1; Z as in log_A; log_weight: float64 (U,). Returns float64 (N,).")
       .def("hidden_trajectory", &Engine::hidden_trajectory, py::arg("T"), py::arg("n_chains"), py::arg("seed"),
            py::arg("burn_in"),
            "Hidden trajectories z(0..T-1) of n_chains fresh chains (streams keyed by (seed, chain index),\n"
            "x'(0) ~ Bernoulli(xbar)) after burn_in unrecorded double steps: uint64 codes (n_chains, T)\n"
-           "(one-hot: the state index; binary: bit b is z_b). The persistent chains are not touched.")
+           "(one-hot: the state index; binary: bit b is z_b). The persistent chains are not touched.\n"
+           "Ctrl-C is checked every few milliseconds and raises KeyboardInterrupt (nothing is returned).")
       .def("sample", &Engine::sample, py::arg("n_chains"), py::arg("per_chain"), py::arg("burn_in"),
            py::arg("thin"), py::arg("seed"),
            "Visible samples from n_chains fresh chains (streams keyed by (seed, chain index)): after\n"
            "burn_in double steps, one x every thin steps, per_chain per chain. Returns (X, Z): X uint8\n"
            "(n_chains per_chain, D), chain-major, and the hidden state z that produced each x: int64 (n,)\n"
-           "one-hot, uint8 (n, L) bits binary. The persistent chains are not touched.");
+           "one-hot, uint8 (n, L) bits binary. The persistent chains are not touched. Ctrl-C is checked\n"
+           "every few milliseconds and raises KeyboardInterrupt.");
 }
 
 }  // namespace nemm::bindings

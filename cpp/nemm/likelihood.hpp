@@ -34,10 +34,10 @@ inline void log_forward_kernel(const ForwardFields& f, const std::vector<Span>& 
 }
 
 // ln p(x_n) = logsumexp_u (log_weight[u] + log A(z_u, x_n)): the mixture over hidden states
-// with the given log weights (ln pbar for the exact likelihood of appendix A3).
-inline Eigen::VectorXd log_mixture_likelihood(const Model& m, const std::vector<uint64_t>& states,
-                                              const Eigen::VectorXd& log_weight, const std::vector<Span>& X) {
-  const ForwardFields f = compute_forward_fields(m.s, m.p, states);
+// with the given log weights (ln pbar for the exact likelihood of appendix A3), from the
+// forward fields f of those states (built once, reused over pieces of a large X).
+inline Eigen::VectorXd log_mixture_likelihood(const ForwardFields& f, const Eigen::VectorXd& log_weight,
+                                              const std::vector<Span>& X) {
   RowMatrixXd la;
   log_forward_kernel(f, X, la);
   const long N = la.rows();
@@ -48,6 +48,11 @@ inline Eigen::VectorXd log_mixture_likelihood(const Model& m, const std::vector<
     out[n] = logsumexp(la.data() + std::size_t(n) * U, U);
   }
   return out;
+}
+
+inline Eigen::VectorXd log_mixture_likelihood(const Model& m, const std::vector<uint64_t>& states,
+                                              const Eigen::VectorXd& log_weight, const std::vector<Span>& X) {
+  return log_mixture_likelihood(compute_forward_fields(m.s, m.p, states), log_weight, X);
 }
 
 }  // namespace nemm

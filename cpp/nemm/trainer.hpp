@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "chain.hpp"
 #include "gradient.hpp"
@@ -49,6 +50,18 @@ struct RMSprop {
   }
 };
 
+// Which part of a step went non-finite, or nullptr. Sums are cheap (O(D L), against the
+// O(B U D) gradient) and propagate any inf/NaN; a finite sum overflowing to inf means
+// parameters near 1e308, diverged all the same.
+inline const char* nonfinite_part(const Eigen::MatrixXd& w, const Eigen::VectorXd& a, const Eigen::MatrixXd& wbar,
+                                  const Eigen::VectorXd& abar) {
+  if (!std::isfinite(w.sum())) return "w";
+  if (!std::isfinite(a.sum())) return "a";
+  if (!std::isfinite(wbar.sum())) return "wbar";
+  if (!std::isfinite(abar.sum())) return "abar";
+  return nullptr;
+}
+
 class Trainer {
  public:
   Model model;
@@ -61,11 +74,36 @@ class Trainer {
   explicit Trainer(const Settings& s) : model(s) { opt.reset(s); }
 
   // Continue every persistent chain T double steps, then one ascent step on the minibatch rows.
-  double step(const int64_t* rows, long n_rows, int T, double lr, double rho, double eps, bool freeze_a) {
+  // Divergence is caught at the step where it happens: a non-finite gradient (or estimate) is
+  // never applied, and a non-finite parameter after the ascent is reported. Returns "" or what
+  // went non-finite; *loglik gets the step's estimate.
+  std::string step(const int64_t* rows, long n_rows, int T, double lr, double rho, double eps, bool freeze_a,
+                   double* loglik) {
     chains.run(model, T, recording);
     const Gradient g = approx_gradient(model, data.spans(rows, n_rows), recording.spans(), recording.z, &work);
+    *loglik = g.loglik;
+    if (std::isnan(g.loglik)) return "the log-likelihood estimate is NaN";
+    if (const char* part = nonfinite_part(g.w, g.a, g.wbar, g.abar))
+      return std::string("the gradient of ") + part + " is not finite";
     opt.step(model, g, lr, rho, eps, freeze_a);
-    return g.loglik;
+    if (const char* part = nonfinite_part(model.p.w, model.p.a, model.p.wbar, model.p.abar))
+      return std::string(part) + " became non-finite in the update";
+    return std::string();
+  }
+
+  // What training changes, for rolling back an interrupted or diverged call: the parameters,
+  // the optimizer and the chains (their states and random streams). Scratch is not kept.
+  struct Snapshot {
+    Params p;
+    RMSprop opt;
+    Chains chains;
+  };
+  Snapshot snapshot() const { return Snapshot{model.p, opt, chains}; }
+  void restore(Snapshot&& s) {
+    model.p = std::move(s.p);
+    model.refresh(false);  // xbar unchanged during training: its thresholds stay
+    opt = std::move(s.opt);
+    chains = std::move(s.chains);
   }
 };
 

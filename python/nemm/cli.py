@@ -15,6 +15,7 @@ import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.diagnostics import Diagnosis
+    from nemm.machine import Machine
 
 
 _KEY_HELP = "the array of an .npz data file to use (default: X, x or data, or its only array)"
@@ -135,7 +136,57 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--config", metavar="FILE", help="TOML file with [model], [train], [data], [diagnostics], "
                    "[baselines] tables (one grid point, one seed); replaces the settings options")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="K",
+                   help="save the whole training state to --out every K epochs (atomically), so that "
+                        "--resume can continue the run exactly after a crash (default 0: only at the end)")
+    p.add_argument("--resume", metavar="MODEL", help="continue the run saved in MODEL (a checkpoint or a finished "
+                   "model) to the number of epochs it was started with, on the data and with the settings "
+                   "recorded in it, bit for bit as if it had never stopped; writes the result back to MODEL")
     p.set_defaults(func=_run_train, train_parser=p)
+
+
+# Options that may accompany --resume: the rest are recorded in the model file.
+_RESUME_OPTIONS = ("help", "resume", "quiet", "no_ceiling", "checkpoint_every")
+
+
+def _train_in_pieces(m: "Machine", X: np.ndarray, out: str, every: int) -> None:
+    """Train m to its n_epochs, saving the whole training state to out after every K-th epoch."""
+    while getattr(m, "epochs_done_", 0) < m.n_epochs:
+        done = getattr(m, "epochs_done_", 0)
+        k = m.n_epochs - done if every <= 0 else min(every - done % every, m.n_epochs - done)
+        m.partial_fit(X, n_epochs=k)  # the same numbers as fit, continued exactly across pieces
+        if every > 0 and m.epochs_done_ < m.n_epochs:
+            m.save(out)
+
+
+def _resume_train(args: argparse.Namespace) -> int:
+    from nemm.machine import _data_checksum, load
+
+    given = [a.option_strings[0] for a in args.train_parser._actions if a.option_strings and a.dest not in
+             _RESUME_OPTIONS and getattr(args, a.dest) != a.default]
+    if args.data is not None or given:
+        raise ValueError(f"--resume continues with the data and settings recorded in {args.resume}; "
+                         f"do not give {', '.join(given) or 'DATA'}")
+    if args.checkpoint_every < 0:
+        raise ValueError(f"--checkpoint-every must be at least 0, got {args.checkpoint_every}")
+    m = load(args.resume)
+    source = getattr(m, "_data_source", None)
+    if not source or not hasattr(m, "_batches"):
+        raise ValueError(f"{args.resume} holds no resumable training run (it was not written by nemm train "
+                         "with this version)")
+    data_args = argparse.Namespace(data=source.get("data"), digits=tuple(source.get("digits", (0, 1, 2))),
+                                   per_class=source.get("per_class", 1000), threshold=source.get("threshold", 127))
+    X, desc = _load_training_data(data_args)
+    if _data_checksum(X) != m._train_data_sha:
+        raise ValueError(f"the training data recorded in {args.resume} ({desc}) has changed since the run "
+                         "started: it cannot be resumed exactly")
+    every = args.checkpoint_every or int(source.get("checkpoint_every", 0))
+    print(f"data: {desc}")
+    print(f"resuming {args.resume} at epoch {m.epochs_done_} of {m.n_epochs}")
+    m.set_params(verbose=not args.quiet)
+    t0 = time.perf_counter()
+    _train_in_pieces(m, X, args.resume, every)
+    return _report_training(m, X, args.resume, time.perf_counter() - t0, args.no_ceiling, args.max_states)
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -154,6 +205,10 @@ def _run_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--config holds the settings and the data; {', '.join(given) or 'DATA'} cannot be "
                              "given beside it (put the setting in its tables)")
         return train_from_config(args.config, args.out, progress=not args.quiet)
+    if args.resume is not None:
+        return _resume_train(args)
+    if args.checkpoint_every < 0:
+        raise ValueError(f"--checkpoint-every must be at least 0, got {args.checkpoint_every}")
     X, desc = _load_training_data(args)
     print(f"data: {desc}")
     m = Machine(args.hidden, hidden=args.hidden_type, normalization=args.normalization,
@@ -161,23 +216,34 @@ def _run_train(args: argparse.Namespace) -> int:
                 steps_per_epoch=args.steps_per_epoch, batch_size=tuple(args.batch_size),
                 chain_steps=args.chain_steps, n_chains=args.chains, random_state=args.seed,
                 verbose=not args.quiet)
+    # Recorded in the model file, so that --resume finds the same data again.
+    m._data_source = {"data": None if args.data is None else str(Path(args.data).resolve()),
+                      "digits": list(args.digits), "per_class": args.per_class, "threshold": args.threshold,
+                      "checkpoint_every": args.checkpoint_every}
     t0 = time.perf_counter()
-    m.fit(X)
-    seconds = time.perf_counter() - t0
-    path = m.save(args.out)
-    print(f"trained {args.epochs} epochs in {seconds:.2f} s; model written to {path}")
+    if args.checkpoint_every > 0:
+        _train_in_pieces(m, X, args.out, args.checkpoint_every)
+    else:
+        m.fit(X)
+    return _report_training(m, X, args.out, time.perf_counter() - t0, args.no_ceiling, args.max_states)
+
+
+def _report_training(m: "Machine", X: np.ndarray, out: str, seconds: float, no_ceiling: bool,
+                     max_states: int = LNP_MAX_STATES) -> int:
+    path = m.save(out)
+    print(f"trained {m.epochs_done_} epochs in {seconds:.2f} s; model written to {path}")
     print(f"log-likelihood (on-the-fly estimate, last epoch): {m.history_['loglik'][-1]:.2f} nats/point")
     what = "log-likelihood (from a 1e5-step occupancy, appendix A3)"
-    if m.n_states <= args.max_states:
+    if m.n_states <= max_states:
         print(f"{what}: {m.score(X):.2f} nats/point")
     else:  # say why, never print nan
         print(f"{what}: skipped: 2^{m.n_hidden} = {m.n_states} hidden states exceed the limit of "
-              f"{args.max_states} states summed over; raise it with --max-states")
-    if not args.no_ceiling and args.hidden_type == "onehot":
+              f"{max_states} states summed over; raise it with --max-states")
+    if not no_ceiling and m.hidden == "onehot":
         from nemm.baselines import fit_em_ceiling
 
-        ceiling = fit_em_ceiling(X, args.hidden, n_init=3, random_state=args.seed)
-        print(f"EM ceiling (mixture of {args.hidden} product-Bernoullis): {ceiling:.2f} nats/point")
+        ceiling = fit_em_ceiling(X, m.n_hidden, n_init=3, random_state=m.random_state)
+        print(f"EM ceiling (mixture of {m.n_hidden} product-Bernoullis): {ceiling:.2f} nats/point")
     return 0
 
 

@@ -8,12 +8,14 @@ pure function.
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import json
 import math
 import os
 import threading
 import time
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -40,7 +42,10 @@ from nemm.markov import occupancy_from_trajectory
 __all__ = ["Machine", "load", "approx_gradient", "FORMAT_NAME", "FORMAT_VERSION"]
 
 FORMAT_NAME = "nemm-machine"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 held the parameters only; version 2 adds the training state (``train/*``) for an
+# exact resume. Both are read.
+_READABLE_VERSIONS = (1, 2)
 
 _HIDDEN = ("onehot", "binary")
 _NORMALIZATION = ("softmax", "sigmoid")
@@ -69,6 +74,29 @@ class _BatchStream:
         self.perm = rng.permutation(n)
         self.pos = 0
 
+    def state(self) -> tuple[np.ndarray, int, dict[str, Any]]:
+        """(permutation, position, PCG64 state): everything that decides the next minibatches."""
+        return self.perm, self.pos, self.rng.bit_generator.state
+
+    @classmethod
+    def from_state(cls, perm: np.ndarray, pos: int, rng_state: dict[str, Any]) -> "_BatchStream":
+        """The stream ``state()`` described; it continues bit for bit."""
+        perm = np.asarray(perm, dtype=np.int64)
+        n = perm.shape[0]
+        if perm.ndim != 1 or not np.array_equal(np.sort(perm), np.arange(n)):
+            raise ValueError("the saved minibatch permutation is not a permutation")
+        if not isinstance(pos, int) or not 0 <= pos <= n:
+            raise ValueError(f"the saved minibatch position {pos!r} is outside [0, {n}]")
+        rng = np.random.Generator(np.random.PCG64())
+        rng.bit_generator.state = rng_state  # numpy checks its keys and types
+        stream = cls.__new__(cls)
+        stream.n, stream.rng, stream.perm, stream.pos = n, rng, perm, pos
+        return stream
+
+    def restore(self, state: tuple[np.ndarray, int, dict[str, Any]]) -> None:
+        """Go back to a ``state()`` of this stream (take() replaces perm, never writes into it)."""
+        self.perm, self.pos, self.rng.bit_generator.state = state
+
     def take(self, k: int) -> np.ndarray:
         out = np.empty(k, dtype=np.int64)
         filled = 0
@@ -80,6 +108,13 @@ class _BatchStream:
             filled += m
             self.pos += m
         return out
+
+
+def _data_checksum(X: np.ndarray) -> str:
+    """sha256 of a 0/1 matrix (its shape and packed bits): names training data in a model file."""
+    h = hashlib.sha256(f"{X.shape[0]}x{X.shape[1]}:".encode())
+    h.update(np.packbits(np.asarray(X, dtype=bool), axis=1).tobytes())
+    return h.hexdigest()
 
 
 def _seed_words(seed_seq: np.random.SeedSequence) -> int:
@@ -186,8 +221,16 @@ class Machine:
     scikit-learn stays optional: it is imported only when it asks for the tags.
 
     Pickling (and ``copy.deepcopy``) goes through the bytes of the model file that ``save``
-    writes, never through engine memory. Like ``load``, an unpickled machine continues
-    training from the saved parameters with fresh chains and optimizer state.
+    writes, never through engine memory. Like ``load``, it keeps the whole training state: an
+    unpickled machine continues training bit for bit (see ``save``).
+
+    Ctrl-C and divergence: training checks for signals between gradient steps, and sampling,
+    ``hidden_trajectory`` and the likelihood every few milliseconds; Ctrl-C raises
+    ``KeyboardInterrupt``. A gradient or parameter that turns non-finite raises
+    ``FloatingPointError`` naming the epoch and step. In both cases an interrupted ``fit`` or
+    ``partial_fit`` leaves the machine at the end of its last complete epoch (parameters,
+    chains, optimizer and minibatch stream together), so it can be saved and resumed exactly.
+    An interrupted ``hidden_trajectory`` or ``sample`` returns nothing and changes nothing.
     """
 
     def __init__(
@@ -232,6 +275,11 @@ class Machine:
         # Checked settings of the current training run and those the engine was built with.
         self._cfg: dict[str, Any] = {}
         self._structure: dict[str, Any] = {}
+        # The training data's checksum, whether the engine holds that data (not after load), and
+        # where the data came from (set by ``nemm train`` for ``--resume``; saved as metadata).
+        self._train_data_sha: str | None = None
+        self._engine_has_data = False
+        self._data_source: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ settings
     _SETTINGS = (
@@ -514,8 +562,11 @@ class Machine:
     def partial_fit(self, X: Any, y: Any = None, *, n_epochs: int = 1) -> "Machine":
         """Continue training for ``n_epochs`` epochs (initializing first if needed).
 
-        The persistent chains and the RMSprop state carry over; the minibatch size
-        continues the linear schedule of ``fit``.
+        The persistent chains, the RMSprop state and the minibatch stream carry over, also
+        through ``save``/``load`` and pickling; the minibatch size continues the linear schedule
+        of ``fit``. Given the same data as before (recognized by its checksum), training continues
+        exactly as one uninterrupted run. Given other data, training continues on it: the chains
+        and optimizer carry over and a new minibatch permutation of the new rows starts.
         """
         n_epochs = as_int(n_epochs, "n_epochs", minimum=1)
         cfg = self._validate_settings()
@@ -528,10 +579,16 @@ class Machine:
             if self._engine is None:
                 self._set_params(**self._initial_params(X, np.random.default_rng(seeds[0])))
             self._start_training(X, np.random.default_rng(seeds[1]), _seed_words(seeds[2]), keep_history=True)
-        elif self._batches.n != X.shape[0] or not np.array_equal(self._train_data_sum, X.sum(axis=0)):
-            self._engine.set_data(X)
-            self._batches = _BatchStream(X.shape[0], self._batches.rng)
-            self._train_data_sum = X.sum(axis=0)
+        else:
+            sha = _data_checksum(X)
+            if sha != self._train_data_sha:  # other data: a new permutation of its rows
+                self._engine.set_data(X)
+                self._batches = _BatchStream(X.shape[0], self._batches.rng)
+                self._train_data_sha = sha
+                self._engine_has_data = True
+            elif not self._engine_has_data:  # the same data after load/unpickle: the stream goes on
+                self._engine.set_data(X)
+                self._engine_has_data = True
         return self._train_epochs(n_epochs, None)
 
     def _start_training(self, X: np.ndarray, batch_rng: np.random.Generator, chain_seed: int,
@@ -543,7 +600,8 @@ class Machine:
         engine.reset_chains(C, chain_seed, X[init_rows])
         engine.reset_optimizer()
         self._batches = _BatchStream(X.shape[0], batch_rng)
-        self._train_data_sum = X.sum(axis=0)
+        self._train_data_sha = _data_checksum(X)
+        self._engine_has_data = True
         if not keep_history or not getattr(self, "history_", None):
             self.history_ = {"epoch": [], "loglik": [], "batch_size": [], "seconds": []}
             self.epochs_done_ = 0
@@ -556,13 +614,19 @@ class Machine:
             for _ in range(n_epochs):
                 e = self.epochs_done_
                 bs = batch_size_schedule(e, self._cfg["n_epochs"], self._cfg["batch_size"])
-                rows = self._batches.take(bs * self.steps_per_epoch)
-                sizes = np.full(self.steps_per_epoch, bs, dtype=np.int64)
-                ll = engine.train_steps(rows, sizes, int(self.chain_steps), float(self.learning_rate),
-                                        float(self.rho), float(self.eps), self._freeze_a)
-                if not np.isfinite(ll).all() or not np.isfinite(engine.w).all():
-                    raise FloatingPointError(f"training diverged at epoch {e} (non-finite parameters); "
-                                             "try a smaller learning_rate")
+                before = self._batches.state()
+                ll = None
+                try:
+                    rows = self._batches.take(bs * self.steps_per_epoch)
+                    sizes = np.full(self.steps_per_epoch, bs, dtype=np.int64)
+                    # The core checks every step for divergence (FloatingPointError naming epoch e
+                    # and the step) and for Ctrl-C (also once after the last step), and rolls the
+                    # whole epoch back on either.
+                    ll = engine.train_steps(rows, sizes, int(self.chain_steps), float(self.learning_rate),
+                                            float(self.rho), float(self.eps), self._freeze_a, e)
+                finally:
+                    if ll is None:  # the engine went back: so does the minibatch stream
+                        self._batches.restore(before)
                 self.epochs_done_ += 1
                 self.history_.setdefault("epoch", []).append(e)
                 self.history_.setdefault("loglik", []).append(float(ll.mean()))
@@ -768,9 +832,16 @@ class Machine:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save to ``path`` (npz with JSON metadata; no pickle), atomically.
 
-        The file holds the arrays ``w``, ``a``, ``wbar``, ``abar``, ``xbar``, the history
-        (``history/<key>``) and ``metadata``: a JSON string with ``format``
-        ("nemm-machine"), ``format_version``, the nemm version and the settings.
+        The file (format version 2) holds the arrays ``w``, ``a``, ``wbar``, ``abar``, ``xbar``,
+        the history (``history/<key>``) and ``metadata``: a JSON string with ``format``
+        ("nemm-machine"), ``format_version``, the nemm version and the settings. Once training
+        has started it also holds the whole training state, so that ``load`` + ``partial_fit`` on
+        the same data continues bit for bit like a run that never stopped: the persistent chains
+        with their random streams (``train/visible``, ``train/z``, ``train/rng``, ``train/lanes``),
+        the RMSprop accumulators (``train/vw``, ``train/va``, ``train/vwbar``, ``train/vabar``),
+        the minibatch permutation (``train/perm``), and in the metadata ``train``: the position in
+        it, the PCG64 state that draws the next permutations, and the sha256 and size of the
+        training data (the data itself is not stored). ``epochs_done`` counts the epochs.
 
         The file is written to ``path``: a symlink is followed (the link is kept and its target
         replaced), an existing file keeps its permissions, and anything but a regular file (a
@@ -794,8 +865,7 @@ class Machine:
     def _model_arrays(self) -> dict[str, np.ndarray]:
         """The arrays of the model file (``save``, pickling); ``_machine_from_npz`` reads them back.
 
-        The one place that decides what a model file holds: the resume state (chains, their
-        random streams, the optimizer) belongs here too once the core exports it.
+        The one place that decides what a model file holds, including the training state.
         """
         engine = self._require_fitted()
         settings = self._validate_settings()
@@ -816,6 +886,17 @@ class Machine:
             # Integer series (epoch, batch_size) stay integers; everything else is float.
             is_int = all(isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)) for x in v)
             arrays[f"history/{k}"] = np.asarray(v, dtype=np.int64 if is_int and len(v) else float)
+        if hasattr(self, "_batches"):  # training has started: everything an exact resume needs
+            chains, opt = engine.chain_state(), engine.optimizer_state()
+            perm, pos, rng_state = self._batches.state()
+            for k in ("visible", "z", "rng", "lanes"):
+                arrays[f"train/{k}"] = np.asarray(chains[k])
+            for k in ("vw", "va", "vwbar", "vabar"):
+                arrays[f"train/{k}"] = np.asarray(opt[k])
+            arrays["train/perm"] = np.asarray(perm, dtype=np.int64)
+            meta["train"] = {"batch_pos": int(pos), "batch_rng": rng_state, "n_samples": int(self._batches.n),
+                             "data_sha256": self._train_data_sha, "data_source": self._data_source}
+            arrays["metadata"] = np.array(json.dumps(meta))
         return arrays
 
     def __repr__(self) -> str:
@@ -886,8 +967,13 @@ def _machine_from_npz(npz: Any, path: Path | str) -> Machine:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise ValueError(f"{path} is not a nemm model file (metadata format is not {FORMAT_NAME!r})")
     version = meta.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{path} has model format version {version!r}; this nemm reads version {FORMAT_VERSION}")
+    if version not in _READABLE_VERSIONS or isinstance(version, bool):
+        raise ValueError(f"{path} has model format version {version!r}; this nemm reads versions "
+                         f"{', '.join(map(str, _READABLE_VERSIONS))}")
+    if version == 1:
+        warnings.warn(f"{path} is a version-1 model file: it holds the parameters but no training state, so "
+                      "training continued from it starts fresh chains, optimizer and minibatches and cannot "
+                      "resume exactly", UserWarning, stacklevel=3)
     missing = [k for k in ("w", "a", "wbar", "abar", "xbar") if k not in npz.files]
     if missing:
         raise ValueError(f"{path} lacks arrays {missing}")
@@ -904,7 +990,38 @@ def _machine_from_npz(npz: Any, path: Path | str) -> Machine:
     keys = meta.get("history_keys", [])
     m.history_ = {k: npz[f"history/{k}"].tolist() for k in keys if f"history/{k}" in npz.files}
     m.epochs_done_ = int(meta.get("epochs_done", 0))
+    if "train" in meta:
+        _restore_training_state(m, npz, meta["train"], path)
     return m
+
+
+_TRAIN_ARRAYS = ("visible", "z", "rng", "lanes", "vw", "va", "vwbar", "vabar", "perm")
+
+
+def _restore_training_state(m: Machine, npz: Any, train: Any, path: Path | str) -> None:
+    """Chains, optimizer and minibatch stream of a version-2 file, back into ``m``'s engine."""
+    missing = [k for k in _TRAIN_ARRAYS if f"train/{k}" not in npz.files]
+    if not isinstance(train, dict) or missing:
+        raise ValueError(f"{path}: incomplete training state (missing {missing or 'metadata'})")
+    a = {k: npz[f"train/{k}"] for k in _TRAIN_ARRAYS}
+    dtypes = {"visible": np.uint8, "z": np.uint64, "rng": np.uint64, "lanes": np.uint32}
+    for k, dt in dtypes.items():
+        if a[k].dtype != dt:
+            raise ValueError(f"{path}: train/{k} must be {np.dtype(dt).name}, got {a[k].dtype}")
+    engine = m._require_fitted()
+    try:
+        engine.set_chain_state(a["visible"], a["z"], a["rng"], a["lanes"])
+        engine.set_optimizer_state(a["vw"], a["va"], a["vwbar"], a["vabar"])
+        m._batches = _BatchStream.from_state(a["perm"], train.get("batch_pos"), train.get("batch_rng"))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: invalid training state: {exc}") from exc
+    sha = train.get("data_sha256")
+    if not isinstance(sha, str):
+        raise ValueError(f"{path}: the training state lacks the data checksum")
+    m._train_data_sha = sha
+    m._engine_has_data = False  # the data is not in the file: partial_fit(X) brings it back
+    source = train.get("data_source")
+    m._data_source = source if isinstance(source, dict) else None
 
 
 def approx_gradient(machine: Machine, X: Any, Xp: Any, Z: Any) -> dict[str, np.ndarray]:
