@@ -121,28 +121,42 @@ struct ChainState {
     z = uint64_t(c);
   }
 
+  // The Dp thresholds of sigmoid(w z + a) for the binary state z, in float (eqs. 8, 10).
+  void binary_thresholds(const Model& m, uint32_t* out) {
+    const int Dp = m.Dp;
+    float* hh = h.data();  // its own float buffer: no float written into uint32 storage
+    std::memcpy(hh, m.a_f.data(), sizeof(float) * Dp);
+    for (int b = 0; b < m.s.L; ++b)
+      if ((z >> b) & 1u) {
+        const float* col = m.wT.data() + std::size_t(b) * Dp;
+        for (int i = 0; i < Dp; ++i) hh[i] += col[i];
+      }
+    // Vectorized float sigmoid.
+    Eigen::Map<Eigen::ArrayXf> hv(hh, Dp);
+    hv = 1.0f / (1.0f + (-hv).exp());
+    // Threshold of P(word < thr) = h: compared before the conversion, so that a NaN mean
+    // (a diverged model) gives 0 instead of converting NaN to an integer (undefined
+    // behaviour); every mean in [0, 1] gives the same threshold as before.
+    for (int i = 0; i < Dp; ++i)
+      out[i] = hh[i] >= 1.0f ? 0xFFFFFFFFu : hh[i] > 0.0f ? uint32_t(double(hh[i]) * 4294967296.0) : 0u;
+  }
+
   // x'(t+1) ~ A(z(t), .) (eqs. 8, 10).
   void step_visible(const Model& m) {
     const uint32_t* t;
     if (m.s.hidden == Hidden::OneHot) {
       t = m.thr.data() + std::size_t(z) * m.Dp;
+    } else if (m.visible_thr.enabled()) {
+      // Small 2^L: the thresholds of each visited state are computed once per refresh.
+      t = m.visible_thr.ready(z);
+      if (!t) {
+        uint32_t* slot = m.visible_thr.claim(z);
+        binary_thresholds(m, slot ? slot : thr.data());
+        if (slot) m.visible_thr.publish(z);
+        t = slot ? slot : thr.data();
+      }
     } else {
-      const int Dp = m.Dp;
-      float* hh = h.data();  // its own float buffer: no float written into uint32 storage
-      std::memcpy(hh, m.a_f.data(), sizeof(float) * Dp);
-      for (int b = 0; b < m.s.L; ++b)
-        if ((z >> b) & 1u) {
-          const float* col = m.wT.data() + std::size_t(b) * Dp;
-          for (int i = 0; i < Dp; ++i) hh[i] += col[i];
-        }
-      // Vectorized float sigmoid: the 2^L thresholds cannot be tabulated for every z.
-      Eigen::Map<Eigen::ArrayXf> hv(hh, Dp);
-      hv = 1.0f / (1.0f + (-hv).exp());
-      // Threshold of P(word < thr) = h: compared before the conversion, so that a NaN mean
-      // (a diverged model) gives 0 instead of converting NaN to an integer (undefined
-      // behaviour); every mean in [0, 1] gives the same threshold as before.
-      for (int i = 0; i < Dp; ++i)
-        thr[i] = hh[i] >= 1.0f ? 0xFFFFFFFFu : hh[i] > 0.0f ? uint32_t(double(hh[i]) * 4294967296.0) : 0u;
+      binary_thresholds(m, thr.data());
       t = thr.data();
     }
     n_active = sample_visible(lanes, t, m.Dp, words.data(), bits.data(), active.data());

@@ -90,7 +90,9 @@ def _run_train(args: argparse.Namespace) -> int:
     path = m.save(args.out)
     print(f"trained {args.epochs} epochs in {seconds:.2f} s; model written to {path}")
     print(f"log-likelihood (on-the-fly estimate, last epoch): {m.history_['loglik'][-1]:.2f} nats/point")
-    exact = m.score(X) if m.n_states <= 4096 else float("nan")
+    from nemm.machine import ENUMERATION_LIMIT
+
+    exact = m.score(X) if m.n_states <= ENUMERATION_LIMIT else float("nan")
     print(f"log-likelihood (from a 1e5-step occupancy, appendix A3): {exact:.2f} nats/point")
     if not args.no_ceiling and args.hidden_type == "onehot":
         from nemm.baselines import fit_em_ceiling

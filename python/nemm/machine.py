@@ -37,10 +37,14 @@ from nemm._io import atomic_open
 from nemm._states import codes_to_states
 from nemm.markov import occupancy_from_trajectory
 
-__all__ = ["Machine", "load", "approx_gradient", "FORMAT_NAME", "FORMAT_VERSION"]
+__all__ = ["Machine", "load", "approx_gradient", "FORMAT_NAME", "FORMAT_VERSION", "ENUMERATION_LIMIT"]
 
 FORMAT_NAME = "nemm-machine"
 FORMAT_VERSION = 1
+
+#: Most hidden states whose exact ln p ``score_samples`` computes (binary: L <= 16). The C++
+#: likelihood enumerates all 2^L binary states once there are many of them (kEnumerateMaxL).
+ENUMERATION_LIMIT = 2**16
 
 _HIDDEN = ("onehot", "binary")
 _NORMALIZATION = ("softmax", "sigmoid")
