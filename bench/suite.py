@@ -499,6 +499,9 @@ def per_step(fn, t1, t2):
     return (c1 - c0), (c2 - c1), ((c2 - c1) - (c1 - c0)) / (t2 - t1)
 for C in (1, 4):
     out[f"hidden_trajectory_C{C}"] = per_step(lambda T: eng.hidden_trajectory(T, C, 1, 0), 1000, 101000)
+mb = Machine(8, hidden="binary", n_epochs=2, random_state=0).fit(X)
+engb = mb._engine
+out["hidden_trajectory_binary8_C4"] = per_step(lambda T: engb.hidden_trajectory(T, 4, 1, 0), 1000, 101000)
 eng.reset_chains(1, 3, X[:1])
 def chains(T):
     eng.reset_chains(1, 3, X[:1]); eng.run_chains(T)
@@ -536,8 +539,9 @@ def section_allocations(res: Results, threads_all: int) -> None:
                     note=f"probe failed: {str(exc)[:80]} {err[-200:]}")
             return
     res.extra["allocations"] = data
-    per_step = data["hidden_trajectory_C1"][2]
-    check(per_step == 0, f"the chain loop allocates: {per_step} mallocs per double step (expected 0)")
+    for key in ("hidden_trajectory_C1", "hidden_trajectory_binary8_C4"):
+        per_step = data[key][2]
+        check(per_step == 0, f"the chain loop allocates ({key}): {per_step} mallocs per double step (expected 0)")
     for key, (a, b, per) in data.items():
         if key.startswith("hidden_trajectory"):
             what, unit_note = f"{key}: mallocs per double step", "T = 1,000 vs 101,000"

@@ -97,6 +97,19 @@ NEMM_CLONES inline double sum_exp_shifted(const double* v, long n, double mx) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+// max_j v[j] over n entries (-inf when empty or all -inf; NaN entries are passed over), in four
+// independent lanes so that the comparisons overlap.
+inline double max_of(const double* v, long n) {
+  double m[4] = {-std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),
+                 -std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity()};
+  long j = 0;
+  for (; j + 4 <= n; j += 4)
+    for (int q = 0; q < 4; ++q) m[q] = v[j + q] > m[q] ? v[j + q] : m[q];
+  for (; j < n; ++j) m[0] = v[j] > m[0] ? v[j] : m[0];
+  const double a = m[0] > m[1] ? m[0] : m[1], b = m[2] > m[3] ? m[2] : m[3];
+  return a > b ? a : b;
+}
+
 // ln p(x_n) = logsumexp_z [log_weight[z] + log A(z, x_n)] over all 2^L binary states z
 // (log_weight: 2^L entries, -inf for states without weight), with
 //   log A(z, x) = a.x + (x^T w) z - c(z)     (eqs. 8, 10; c from binary_normalizers),
@@ -136,17 +149,14 @@ inline Eigen::VectorXd binary_enumerated_likelihood(const Model& m, const std::v
         int hb = 63 - __builtin_clzll(j);
         s_hi[j] = s_hi[j ^ (std::size_t(1) << hb)] + r[n_low + hb];
       }
-      double mx = -std::numeric_limits<double>::infinity();
       const std::size_t n_lo = s_lo.size();
-      for (std::size_t hi = 0; hi < s_hi.size(); ++hi) {
+      for (std::size_t hi = 0; hi < s_hi.size(); ++hi) {  // vectorizes: no reduction inside
         const double sh = s_hi[hi];
         const double* bz = base.data() + hi * n_lo;
         double* vz = v.data() + hi * n_lo;
-        for (std::size_t j = 0; j < n_lo; ++j) {
-          vz[j] = bz[j] + (sh + s_lo[j]);
-          mx = std::max(mx, vz[j]);
-        }
+        for (std::size_t j = 0; j < n_lo; ++j) vz[j] = bz[j] + (sh + s_lo[j]);
       }
+      const double mx = max_of(v.data(), n_states);
       out[n] = std::isfinite(mx) ? r[L] + mx + std::log(sum_exp_shifted(v.data(), n_states, mx)) : mx;
     }
   }
