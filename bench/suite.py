@@ -17,7 +17,10 @@ Sections (see bench/README.md for what every number means):
 5. the exact log-likelihood (``score_samples``) of the 2980 digits;
 6. scaling of each cost with D, L (one-hot and binary), T, N and threads, with fitted
    power-law exponents and a plot;
-7. allocations inside the chain loop, counted with an LD_PRELOAD malloc counter.
+7. allocations inside the chain loop, counted with an LD_PRELOAD malloc counter;
+8. the workloads of issue 12: thread scaling of the tied chain on trained parameters, the
+   exact ln p of a binary L = 16 machine (65,536 states), and the equilibrium RBM fit
+   (one-hot and binary hidden layer) against a nemm fit of the same size.
 """
 
 from __future__ import annotations
@@ -496,6 +499,9 @@ def per_step(fn, t1, t2):
     return (c1 - c0), (c2 - c1), ((c2 - c1) - (c1 - c0)) / (t2 - t1)
 for C in (1, 4):
     out[f"hidden_trajectory_C{C}"] = per_step(lambda T: eng.hidden_trajectory(T, C, 1, 0), 1000, 101000)
+mb = Machine(8, hidden="binary", n_epochs=2, random_state=0).fit(X)
+engb = mb._engine
+out["hidden_trajectory_binary8_C4"] = per_step(lambda T: engb.hidden_trajectory(T, 4, 1, 0), 1000, 101000)
 eng.reset_chains(1, 3, X[:1])
 def chains(T):
     eng.reset_chains(1, 3, X[:1]); eng.run_chains(T)
@@ -533,8 +539,9 @@ def section_allocations(res: Results, threads_all: int) -> None:
                     note=f"probe failed: {str(exc)[:80]} {err[-200:]}")
             return
     res.extra["allocations"] = data
-    per_step = data["hidden_trajectory_C1"][2]
-    check(per_step == 0, f"the chain loop allocates: {per_step} mallocs per double step (expected 0)")
+    for key in ("hidden_trajectory_C1", "hidden_trajectory_binary8_C4"):
+        per_step = data[key][2]
+        check(per_step == 0, f"the chain loop allocates ({key}): {per_step} mallocs per double step (expected 0)")
     for key, (a, b, per) in data.items():
         if key.startswith("hidden_trajectory"):
             what, unit_note = f"{key}: mallocs per double step", "T = 1,000 vs 101,000"
@@ -543,6 +550,79 @@ def section_allocations(res: Results, threads_all: int) -> None:
         else:
             what, unit_note = "train_steps: mallocs per gradient step", "5 vs 35 steps, N=160, T=48"
         res.add(f"alloc.{key}", what, per, "count", note=f"{unit_note}; calls counted {a} vs {b}")
+
+
+def _reference_binary_lnp(m: Machine, X: np.ndarray, log_pbar: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """ln p of a few rows by numpy, enumerating the 2^L binary states in chunks (the check of 8)."""
+    L = m.n_hidden
+    w, a = np.asarray(m.w_), np.asarray(m.a_)
+    Xf = X.astype(float)
+    parts = []
+    for c0 in range(0, 1 << L, chunk):
+        codes = np.arange(c0, min(c0 + chunk, 1 << L))
+        Z = ((codes[:, None] >> np.arange(L)[None, :]) & 1).astype(float)
+        H = Z @ w.T + a                                      # (chunk, D)
+        parts.append(log_pbar[codes][None, :] + Xf @ H.T - np.logaddexp(0, H).sum(axis=1)[None, :])
+    J = np.concatenate(parts, axis=1)
+    mx = J.max(axis=1, keepdims=True)
+    return (mx + np.log(np.exp(J - mx).sum(axis=1, keepdims=True)))[:, 0]
+
+
+def section_issue12(res: Results, X: np.ndarray, cfg: Config, threads_all: int, yard: float | None,
+                    yard_cpu: float | None, machine_fit_s: float, machine_fit_cpu: float) -> dict[str, Any]:
+    """Thread scaling of the tied chain, exact ln p at L = 16, the RBM fit against a nemm fit."""
+    out: dict[str, Any] = {}
+    res.section("8. issue 12 workloads: tied chains, exact ln p of binary L = 16, the equilibrium RBM fit")
+    counts = (1, 8) if cfg.quick else (1, 64)
+    mt = harness.trained_machine(X, 6, tied=True, n_epochs=cfg.binary_epochs)
+    out["tied6"] = harness.measure_chains(res, mt, "L=6 tied", "chain.tied6", threads_all=threads_all,
+                                          total_steps=cfg.chain_steps_total, repeats=cfg.repeats,
+                                          counts=counts, yardstick=yard, yardstick_cpu=yard_cpu)
+
+    # Exact ln p of a binary machine with 2^L states, given pbar (the occupancy of its chain).
+    L = 12 if cfg.quick else 16
+    set_threads(1)
+    m16 = Machine(L, hidden="binary", n_epochs=1 if cfg.quick else 3, random_state=0).fit(X)
+    codes = m16.hidden_trajectory(20_000 if cfg.quick else 100_000, seed=1, codes=True)
+    pbar = np.bincount(codes, minlength=1 << L) + 0.5  # every state some weight: all 2^L are summed
+    pbar /= pbar.sum()
+    for t in sorted({1, threads_all}):
+        set_threads(t)
+        box: list[np.ndarray] = []
+        info: dict[str, float] = {}
+        sec = best_time(lambda: box.append(m16.score_samples(X, pbar=pbar)), repeats=cfg.repeats, info=info)
+        if t == 1:
+            ref = _reference_binary_lnp(m16, X[:3], np.log(pbar))
+            err = float(np.max(np.abs(ref - box[-1][:3])))
+            check(err < 1e-8, f"exact ln p (L={L}) differs from numpy by {err:.3e}")
+            check(np.isfinite(box[-1]).all() and (box[-1] < 0).all(), "exact ln p not finite and negative")
+            first = box[-1]
+        else:
+            check(np.array_equal(box[-1], first), f"exact ln p differs between 1 and {t} threads")
+        out[f"lnp_t{t}"] = sec
+        res.add(f"loglik.binary{L}.t{t}", f"exact ln p, binary L={L} ({1 << L:,} states), {len(X)} digits, "
+                f"{t} thread{'s' if t > 1 else ''}", sec, "s",
+                note=f"CPU {info['cpu']:.3f} s; mean {first.mean():.2f} nats; |ours - numpy| on 3 rows "
+                     f"{err:.1e}; same bits on 1 and {threads_all} threads")
+    set_threads(1)
+
+    # The equilibrium RBM (exact gradient over the enumerated hidden layer) against a nemm fit.
+    from nemm.rbm import RBM
+
+    epochs = 3 if cfg.quick else 100
+    for hidden in ("onehot", "binary"):
+        box_r: list[Any] = []
+        info = {}
+        sec = best_time(lambda: box_r.append(RBM(6, hidden=hidden, n_epochs=epochs, random_state=0).fit(X)),
+                        repeats=cfg.protocol_repeats, info=info)
+        last = float(box_r[-1].history_["loglik"][-1])
+        check(math.isfinite(last) and last > -200, f"RBM ({hidden}) ended with ln p {last}")
+        out[f"rbm_{hidden}"] = (sec, info["cpu"])
+        res.add(f"rbm.{hidden}6_fit_s", f"RBM(6, {hidden}) fit, {epochs} epochs x 30 steps, exact gradient", sec,
+                "s", sec / machine_fit_s, "RBM/nemm fit",
+                note=f"CPU {info['cpu']:.3f} s = {info['cpu'] / machine_fit_cpu:.2f}x nemm's CPU seconds; "
+                     f"ln p {last:.2f}")
+    return out
 
 
 # --------------------------------------------------------------------------- main
@@ -605,6 +685,8 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
         seeds_cpu = res.value("seeds.cpu_s")
         log("5. exact log-likelihood ...")
         section_loglik(res, m6, X, cfg)
+        log("8. issue 12 workloads ...")
+        i12 = section_issue12(res, X, cfg, threads_all, yard, ys.get("steps_per_cpu_s"), sec, pinfo["cpu"])
         if not args.no_scaling:
             log("6. scaling ...")
             section_scaling(res, m6, X, cfg, threads_all, None if args.plot == "" else Path(args.plot))
@@ -632,9 +714,38 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
             note += f"; section 6 (threads) {eff_scaling:.2f}"
         res.target(f"{threads_all}-core efficiency, {cfg.chain_counts[-1]} chains",
                    None if eff is None else eff[-1], TARGETS["two_core_efficiency"], note=note)
+        b8 = res.value("chain.binary8.one_chain")
+        rb = chains["binary8"].get("ratio_per_cpu_s")
+        res.target("binary L=8, 1 chain vs yardstick, per core", None if yard is None else b8 / yard,
+                   TARGETS["binary_chain_vs_yardstick"],
+                   note="D=784, trained" + (f"; per CPU-second {rb:.2f}" if rb else ""))
+        for mode, series in (("one-hot L=6", chains["onehot6"]), ("binary L=8", chains["binary8"]),
+                             ("tied L=6", i12["tied6"])):
+            e = series.get("efficiency")
+            sh = series.get("cpu_share", {}).get(str(threads_all), [None])[-1]
+            per1 = series.get("steps_per_cpu_s", {}).get("1", [None])[-1]
+            perT = series.get("steps_per_cpu_s", {}).get(str(threads_all), [None])[-1]
+            nt = f"trained; CPU share {sh:.2f} of {threads_all}" if sh else "trained"
+            if per1 and perT:
+                nt += f"; steps per CPU-second {perT / per1:.2f}x of 1 thread's"
+            res.target(f"{threads_all}-core efficiency, {series['chains'][-1]} chains, {mode}",
+                       None if e is None else e[-1], TARGETS["two_core_efficiency"], note=nt)
         full = not cfg.quick
         res.target("paper protocol, 1 thread (s)", proto["ours"] if full else None, TARGETS["paper_protocol_s"],
                    at_most=True, note=f"CPU seconds {proto['cpu']['ours']:.3f}" if full else "quick: not measured")
+        ycpu = ys.get("steps_per_cpu_s")
+        res.target("paper protocol in yardstick double steps", proto["ours"] * yard if (full and yard) else None,
+                   TARGETS["paper_protocol_yardstick_steps"], at_most=True,
+                   note=(f"seconds x yardstick steps/s, same run; per CPU-second "
+                         f"{proto['cpu']['ours'] * ycpu:,.0f}" if (full and ycpu) else ""))
+        for hidden in ("onehot", "binary"):
+            r_s, r_cpu = i12[f"rbm_{hidden}"]
+            res.target(f"RBM(6, {hidden}) fit / nemm fit", r_s / sec, TARGETS["rbm_vs_machine_fit"], at_most=True,
+                       note=f"CPU-second ratio {r_cpu / pinfo['cpu']:.2f}")
+        Lx = 12 if cfg.quick else 16
+        lnp = min(v for k, v in i12.items() if k.startswith("lnp_t"))
+        res.target(f"exact ln p, binary L={Lx}, {len(X)} digits (s)", lnp, TARGETS["exact_lnp_L16_s"], at_most=True,
+                   note=f"1 thread {i12['lnp_t1']:.3f} s" + ("; quick: L=12" if cfg.quick else ""))
         np_cpu = proto["cpu"].get("numpy")
         res.target("paper protocol: numpy / ours",
                    proto["numpy"] / proto["ours"] if (full and proto["numpy"]) else None,

@@ -746,3 +746,101 @@ def test_training_raises_exact_likelihood_on_tiny_data():
     indep = float(np.mean(X @ np.log(q) + (1 - X) @ np.log1p(-q)))
     assert lls[1] > lls[0]
     assert lls[1] > indep
+
+
+# --------------------------------------------------------------------------- binary layers: tables and enumeration
+
+
+def _binary_all_states(L: int) -> np.ndarray:
+    codes = np.arange(1 << L, dtype=np.int64)
+    return ((codes[:, None] >> np.arange(L)[None, :]) & 1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("L,D,scale,seed", [(1, 7, 1.5, 0), (3, 40, 1.5, 1), (6, 90, 3.0, 2), (9, 33, 0.3, 3),
+                                            (10, 120, 4.0, 4)])
+def test_enumerated_binary_likelihood_matches_log_A(L, D, scale, seed):
+    """score_samples enumerates all 2^L binary states (likelihood.hpp): it must agree with the
+    per-state path, log A from compute_forward_fields, mixed with ln pbar by scipy."""
+    p = random_params(seed, D, L, scale)
+    m = make_machine(p, hidden="binary")
+    rng = np.random.default_rng(seed)
+    X = (rng.random((25, D)) < rng.uniform(0.1, 0.9, size=D)).astype(np.uint8)
+    pbar = rng.dirichlet(np.full(1 << L, 0.3))
+    if L > 2:
+        pbar[rng.choice(1 << L, size=(1 << L) // 3, replace=False)] = 0.0  # states without weight
+        pbar /= pbar.sum()
+    Z = _binary_all_states(L)
+    with np.errstate(divide="ignore"):
+        want = logsumexp(np.log(pbar)[None, :] + m.log_A(X, Z), axis=1)
+    got = m.score_samples(X, pbar=pbar)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+
+
+def test_enumerated_binary_likelihood_matches_exact_enumeration():
+    p = random_params(5, 7, 3, 2.0)
+    m = make_machine(p, hidden="binary")
+    ex = exact_of(m)
+    got = m.score_samples(ex.X, pbar=ex.pbar)
+    np.testing.assert_allclose(got, ex.log_px, rtol=0, atol=1e-10)
+    assert abs(np.exp(got).sum() - 1.0) < 1e-10  # all 2^D images: probabilities sum to one
+
+
+def test_enumerated_binary_likelihood_adds_repeated_states_and_ignores_threads():
+    import nemm
+
+    L, D = 7, 60
+    p = random_params(8, D, L, 2.0)
+    m = make_machine(p, hidden="binary")
+    rng = np.random.default_rng(8)
+    X = (rng.random((40, D)) < 0.4).astype(np.uint8)
+    Z = _binary_all_states(L)
+    logw = np.log(rng.dirichlet(np.ones(1 << L)))
+    # Each state given twice with half its weight: the same mixture.
+    Z2 = np.concatenate([Z, Z[::-1]])
+    logw2 = np.concatenate([logw, logw[::-1]]) - np.log(2)
+    once = m._engine.log_likelihood(X, Z, logw)
+    np.testing.assert_allclose(m._engine.log_likelihood(X, Z2, logw2), once, rtol=1e-13, atol=1e-12)
+    ref = logsumexp(logw[None, :] + m.log_A(X, Z), axis=1)
+    np.testing.assert_allclose(once, ref, rtol=1e-12, atol=1e-9)
+    saved = _core.max_threads()
+    try:
+        outs = []
+        for t in (1, 2, 3):
+            nemm.set_num_threads(t)
+            outs.append(m._engine.log_likelihood(np.repeat(X, 40, axis=0), Z, logw))
+    finally:
+        nemm.set_num_threads(saved)
+    for o in outs[1:]:
+        assert np.array_equal(o, outs[0])
+
+
+def test_enumerated_binary_likelihood_l16_is_finite_and_normalized_in_the_limit():
+    """L = 16 (65,536 states): a mixture whose weight sits on one state is that state's log A."""
+    L, D = 16, 12
+    p = random_params(9, D, L, 0.7)
+    m = make_machine(p, hidden="binary")
+    X = (np.random.default_rng(9).random((6, D)) < 0.5).astype(np.uint8)
+    pbar = np.full(1 << L, 1e-300)
+    z0 = 0b1010_0110_0101_1001
+    pbar[z0] = 1.0 - pbar.sum() + 1e-300
+    got = m.score_samples(X, pbar=pbar)
+    bits = ((z0 >> np.arange(L)) & 1).astype(np.uint8)[None, :]
+    np.testing.assert_allclose(got, m.log_A(X, bits)[:, 0], rtol=0, atol=1e-9)
+
+
+def test_binary_threshold_table_follows_parameter_changes():
+    """The chain's lazily filled z -> x thresholds (model.hpp) are emptied by every refresh: a
+    machine whose parameters were replaced walks exactly like a fresh machine with them."""
+    L, D = 5, 30
+    p, q = random_params(10, D, L, 2.0), random_params(11, D, L, 2.0)
+    m = make_machine(p, hidden="binary")
+    m.hidden_trajectory(2000, seed=1, n_chains=3)  # fills the table with p's thresholds
+    m._engine.set_params(q["w"], q["a"], q["wbar"], q["abar"], q["xbar"])
+    fresh = make_machine(q, hidden="binary")
+    for n_chains in (1, 4):
+        a = m.hidden_trajectory(3000, seed=2, n_chains=n_chains, codes=True)
+        b = fresh.hidden_trajectory(3000, seed=2, n_chains=n_chains, codes=True)
+        assert np.array_equal(a, b)
+    xa = m.sample(50, seed=3)
+    xb = fresh.sample(50, seed=3)
+    assert np.array_equal(xa, xb)

@@ -279,13 +279,13 @@ class Engine {
     bool interrupted = false;
     {
       py::gil_scoped_release release;
-      const ForwardFields f = compute_forward_fields(settings(), tr.model.p, z);
+      const MixtureLikelihood mixture(tr.model, z, log_weight);
       const long piece = std::max(long(1024), long(1 << 22) / std::max(long(1), long(z.size())));
       SignalPoll poll;
       for (long n0 = 0; n0 < N; n0 += piece) {
         const long n1 = std::min(N, n0 + piece);
         const std::vector<Span> rows(all.begin() + n0, all.begin() + n1);
-        out.segment(n0, n1 - n0) = log_mixture_likelihood(f, log_weight, rows);
+        out.segment(n0, n1 - n0) = mixture(rows);
         if (n1 < N && poll.interrupted()) { interrupted = true; break; }
       }
     }

@@ -121,28 +121,52 @@ struct ChainState {
     z = uint64_t(c);
   }
 
+  // The Dp thresholds of sigmoid(w z + a) for the binary state z, in float (eqs. 8, 10).
+  void binary_thresholds(const Model& m, uint32_t* out) {
+    const int Dp = m.Dp;
+    float* hh = h.data();  // its own float buffer: no float written into uint32 storage
+    std::memcpy(hh, m.a_f.data(), sizeof(float) * Dp);
+    for (int b = 0; b < m.s.L; ++b)
+      if ((z >> b) & 1u) {
+        const float* col = m.wT.data() + std::size_t(b) * Dp;
+        for (int i = 0; i < Dp; ++i) hh[i] += col[i];
+      }
+    // Fields clamped to [-30, 30] first: sigmoid(-30) < 1e-13 and sigmoid(30) rounds to 1 in
+    // float, so the thresholds are those of the unclamped fields (0 and 2^32 - 1), but exp never
+    // overflows and the sigmoid never returns a subnormal float (slow on many CPUs). NaN stays NaN.
+    for (int i = 0; i < Dp; ++i) hh[i] = hh[i] < -30.0f ? -30.0f : hh[i] > 30.0f ? 30.0f : hh[i];
+    // Vectorized float sigmoid.
+    Eigen::Map<Eigen::ArrayXf> hv(hh, Dp);
+    hv = 1.0f / (1.0f + (-hv).exp());
+    // Threshold of P(word < thr) = h, trunc(h 2^32): the product is exact in float (a power of
+    // two), and it is converted as a signed int32 after taking 2^31 off the upper half, which
+    // vectorizes and equals the conversion through double. Means of 1 or NaN (a diverged model)
+    // are kept out of the conversion (no undefined behaviour) and give 2^32 - 1 and 0.
+    for (int i = 0; i < Dp; ++i) {
+      const float x = (hh[i] < 1.0f ? hh[i] : 0.99999994f) * 4294967296.0f;  // < 2^32, no overflow
+      const bool upper = x >= 2147483648.0f;
+      const uint32_t t = uint32_t(int32_t(upper ? x - 2147483648.0f : (x > 0.0f ? x : 0.0f))) +
+                         (upper ? 0x80000000u : 0u);
+      out[i] = hh[i] >= 1.0f ? 0xFFFFFFFFu : hh[i] > 0.0f ? t : 0u;
+    }
+  }
+
   // x'(t+1) ~ A(z(t), .) (eqs. 8, 10).
   void step_visible(const Model& m) {
     const uint32_t* t;
     if (m.s.hidden == Hidden::OneHot) {
       t = m.thr.data() + std::size_t(z) * m.Dp;
+    } else if (m.visible_thr.enabled()) {
+      // Small 2^L: the thresholds of each visited state are computed once per refresh.
+      t = m.visible_thr.ready(z);
+      if (!t) {
+        uint32_t* slot = m.visible_thr.claim(z);
+        binary_thresholds(m, slot ? slot : thr.data());
+        if (slot) m.visible_thr.publish(z);
+        t = slot ? slot : thr.data();
+      }
     } else {
-      const int Dp = m.Dp;
-      float* hh = h.data();  // its own float buffer: no float written into uint32 storage
-      std::memcpy(hh, m.a_f.data(), sizeof(float) * Dp);
-      for (int b = 0; b < m.s.L; ++b)
-        if ((z >> b) & 1u) {
-          const float* col = m.wT.data() + std::size_t(b) * Dp;
-          for (int i = 0; i < Dp; ++i) hh[i] += col[i];
-        }
-      // Vectorized float sigmoid: the 2^L thresholds cannot be tabulated for every z.
-      Eigen::Map<Eigen::ArrayXf> hv(hh, Dp);
-      hv = 1.0f / (1.0f + (-hv).exp());
-      // Threshold of P(word < thr) = h: compared before the conversion, so that a NaN mean
-      // (a diverged model) gives 0 instead of converting NaN to an integer (undefined
-      // behaviour); every mean in [0, 1] gives the same threshold as before.
-      for (int i = 0; i < Dp; ++i)
-        thr[i] = hh[i] >= 1.0f ? 0xFFFFFFFFu : hh[i] > 0.0f ? uint32_t(double(hh[i]) * 4294967296.0) : 0u;
+      binary_thresholds(m, thr.data());
       t = thr.data();
     }
     n_active = sample_visible(lanes, t, m.Dp, words.data(), bits.data(), active.data());

@@ -79,6 +79,29 @@ NEMM_CLONES inline double softplus_sum_sigmoid(const double* h, int D, double* s
   return (lin[0] + lin[1]) + (lin[2] + lin[3]) + logs;
 }
 
+// sum_i softplus(h_i) alone: the same arithmetic, hence the same bits, as the sum returned by
+// softplus_sum_sigmoid (e: D entries of scratch).
+NEMM_CLONES inline double softplus_sum(const double* h, int D, double* e) {
+  for (int i = 0; i < D; ++i) e[i] = exp_nonpositive(-std::abs(h[i]));
+  double lin[4] = {0, 0, 0, 0}, logs = 0;
+  for (int c0 = 0; c0 < D; c0 += 512) {
+    const int c1 = std::min(D, c0 + 512);
+    double prod[4] = {1, 1, 1, 1};
+    int i = c0;
+    for (; i + 4 <= c1; i += 4)
+      for (int j = 0; j < 4; ++j) {
+        lin[j] += h[i + j] > 0 ? h[i + j] : 0.0;
+        prod[j] *= 1.0 + e[i + j];
+      }
+    for (; i < c1; ++i) {
+      lin[0] += h[i] > 0 ? h[i] : 0.0;
+      prod[0] *= 1.0 + e[i];
+    }
+    logs += std::log(prod[0] * prod[1]) + std::log(prod[2] * prod[3]);
+  }
+  return (lin[0] + lin[1]) + (lin[2] + lin[3]) + logs;
+}
+
 inline double sigmoid(double u) {
   return u >= 0 ? 1.0 / (1.0 + std::exp(-u)) : std::exp(u) / (1.0 + std::exp(u));
 }

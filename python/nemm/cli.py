@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, NoReturn, Sequence
 
 import numpy as np
 
+from nemm.machine import ENUMERATION_LIMIT
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.diagnostics import Diagnosis
     from nemm.machine import Machine
@@ -20,9 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 _KEY_HELP = "the array of an .npz data file to use (default: X, x or data, or its only array)"
 
-#: Most hidden states for which `nemm train` prints ln p (appendix A3). Above it the occupancy
-#: chain and the sum over states cost more than the training itself; `--max-states` raises it.
-LNP_MAX_STATES = 4096
+#: Most hidden states for which `nemm train` prints ln p (appendix A3): the core enumerates up
+#: to 2^16 binary states in about a second; `--max-states` changes it.
+LNP_MAX_STATES = ENUMERATION_LIMIT
 
 
 class _Parser(argparse.ArgumentParser):
@@ -146,7 +148,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 # Options that may accompany --resume: the rest are recorded in the model file.
-_RESUME_OPTIONS = ("help", "resume", "quiet", "no_ceiling", "checkpoint_every")
+_RESUME_OPTIONS = ("help", "resume", "quiet", "no_ceiling", "checkpoint_every", "max_states")
 
 
 def _train_in_pieces(m: "Machine", X: np.ndarray, out: str, every: int) -> None:
@@ -175,7 +177,8 @@ def _resume_train(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.resume} holds no resumable training run (it was not written by nemm train "
                          "with this version)")
     data_args = argparse.Namespace(data=source.get("data"), digits=tuple(source.get("digits", (0, 1, 2))),
-                                   per_class=source.get("per_class", 1000), threshold=source.get("threshold", 127))
+                                   per_class=source.get("per_class", 1000), threshold=source.get("threshold", 127),
+                                   key=source.get("key"))
     X, desc = _load_training_data(data_args)
     if _data_checksum(X) != m._train_data_sha:
         raise ValueError(f"the training data recorded in {args.resume} ({desc}) has changed since the run "
@@ -219,6 +222,7 @@ def _run_train(args: argparse.Namespace) -> int:
     # Recorded in the model file, so that --resume finds the same data again.
     m._data_source = {"data": None if args.data is None else str(Path(args.data).resolve()),
                       "digits": list(args.digits), "per_class": args.per_class, "threshold": args.threshold,
+                      "key": args.key,
                       "checkpoint_every": args.checkpoint_every}
     t0 = time.perf_counter()
     if args.checkpoint_every > 0:

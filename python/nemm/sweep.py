@@ -44,6 +44,7 @@ import numpy as np
 from nemm._io import atomic_open
 from nemm._pool import process_pool
 from nemm._seeds import derive_seed
+from nemm.machine import ENUMERATION_LIMIT
 from nemm.config import DataConfig, DiagnosticsConfig, SweepConfig, rbm_class
 
 __all__ = [
@@ -60,7 +61,7 @@ __all__ = [
 ]
 
 #: Largest hidden space whose ln p is computed (exact given the chain's occupancy, appendix A3).
-ENUMERABLE_STATES = 2**16
+ENUMERABLE_STATES = ENUMERATION_LIMIT
 
 # Columns each measure adds to results.csv, in this order.
 _MEASURE_COLUMNS: dict[str, tuple[str, ...]] = {
