@@ -493,10 +493,12 @@ nemm.set_num_threads(int(sys.argv[2]))
 m = Machine(6, n_epochs=2, random_state=0).fit(X)
 eng = m._engine
 out = {}
+import time
 def per_step(fn, t1, t2):
     fn(t1); fn(t2)                     # warm caches, pools and numpy's allocator first
-    c0 = count(); fn(t1); c1 = count(); fn(t2); c2 = count()
-    return (c1 - c0), (c2 - c1), ((c2 - c1) - (c1 - c0)) / (t2 - t1)
+    c0 = count(); s0 = time.perf_counter(); fn(t1); s1 = time.perf_counter(); c1 = count()
+    fn(t2); s2 = time.perf_counter(); c2 = count()
+    return (c1 - c0), (c2 - c1), ((c2 - c1) - (c1 - c0)) / (t2 - t1), (s2 - s1) - (s1 - s0)
 for C in (1, 4):
     out[f"hidden_trajectory_C{C}"] = per_step(lambda T: eng.hidden_trajectory(T, C, 1, 0), 1000, 101000)
 mb = Machine(8, hidden="binary", n_epochs=2, random_state=0).fit(X)
@@ -539,10 +541,16 @@ def section_allocations(res: Results, threads_all: int) -> None:
                     note=f"probe failed: {str(exc)[:80]} {err[-200:]}")
             return
     res.extra["allocations"] = data
+    # Long core calls take the GIL every 5 ms to check for Ctrl-C (cpp/bindings/interrupt.hpp),
+    # and Python may allocate there (about 0.3 times per check, measured). The chain step itself
+    # must allocate nothing, so the extra allocations of the longer run are bounded by the number
+    # of checks its extra time allows (2 per 5 ms interval, at least 2), not by its extra steps.
     for key in ("hidden_trajectory_C1", "hidden_trajectory_binary8_C4"):
-        per_step = data[key][2]
-        check(per_step == 0, f"the chain loop allocates ({key}): {per_step} mallocs per double step (expected 0)")
-    for key, (a, b, per) in data.items():
+        a, b, per_step, extra_seconds = data[key]
+        allowed = max(2, int(2 * extra_seconds / 0.005))
+        check(b - a <= allowed, f"the chain loop allocates ({key}): {b - a} more mallocs over 100,000 more double "
+                                f"steps, more than the {allowed} of its signal checks")
+    for key, (a, b, per, _) in data.items():
         if key.startswith("hidden_trajectory"):
             what, unit_note = f"{key}: mallocs per double step", "T = 1,000 vs 101,000"
         elif key == "run_chains":
