@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from nemm import reproduce as rp  # noqa: E402
+from nemm.results import as_float  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EXPECTED_COLUMNS = {
@@ -42,8 +43,12 @@ def test_reproduce_writes_every_output(quick_run: tuple[Path, dict]) -> None:
         assert data[:8] == PNG_MAGIC, name
         assert len(data) > 10_000, name
     assert not list(out.glob(".*.tmp")) and not list(out.glob(".*.png"))  # atomic writes leave nothing behind
-    assert sorted(p.name for p in (out / "models").iterdir()) == ["rbm_seed_000.npz", "seed_000.npz",
-                                                                 "seed_001.npz", "tied_seed_000.npz"]
+    # A sweep directory: every model under runs/<run id>/ (the mixture has no model file), named by the table.
+    with open(out / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    saved = {r["model"] for r in rows if r["model"]}
+    assert saved == {f"runs/{r['run_id']}/model.npz" for r in rows if r["kind"] != "mixture"} and len(saved) == 4
+    assert all((out / m).is_file() for m in saved)
 
 
 def test_results_csv_and_json(quick_run: tuple[Path, dict]) -> None:
@@ -159,7 +164,7 @@ def test_reproduce_with_user_data(tmp_path: Path) -> None:
                        track_steps=500, rao_blackwell_draws=50)
     (r,) = res["seeds"]
     assert r["seed"] == 3 and r["class_kl"] is None and len(r["occupancy"]) == 3
-    assert math.isnan(r["tau_int_class"])  # no labels, no classes
+    assert math.isnan(as_float(r["tau_int_class"]))  # no labels, no classes
     assert res["baselines"]["em"] is None
     assert "user data" in (tmp_path / "report.md").read_text()
 
