@@ -217,3 +217,57 @@ def test_compare_normalization_runs_both_variants(tmp_path: Path) -> None:
     assert "| softmax |" in text and "| sigmoid |" in text
     with pytest.raises(ValueError, match="compare must be one of"):
         rp.reproduce(tmp_path / "x", seeds=1, n_jobs=1, data=(X, y), compare="lr", progress=False)
+
+
+TINY_FLAGS = ["--seeds", "2", "--epochs", "2", "--hidden", "3", "--diag-steps", "2000", "--mixing-steps", "400",
+              "--track-every", "1", "--track-steps", "300", "--em-restarts", "1", "--rbm-seeds", "1",
+              "--tied-seeds", "1", "--compare", "normalization", "--no-figures", "--quiet"]
+
+
+def test_reproduce_equals_its_printed_config_run_through_nemm_sweep(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`nemm reproduce --print-config` run by `nemm sweep` gives the reproduction's table, to the byte."""
+    from nemm.cli import main
+    from nemm.config import load_config
+
+    assert main(["reproduce", *TINY_FLAGS, "--print-config"]) == 0
+    cfg_path = tmp_path / "r.toml"
+    cfg_path.write_text(capsys.readouterr().out)
+    cfg = load_config(cfg_path)
+    assert cfg.diagnostics.report == "reproduce" and cfg.axes == [("normalization", ["softmax", "sigmoid"])]
+    assert cfg.baselines.rbm_seeds == (0,) and cfg.baselines.tied_seeds == (0,) and cfg.baselines.mixture_restarts == 1
+    assert cfg.diagnostics.chain_steps == 1000 and cfg.diagnostics.n_chains == 2 and cfg.diagnostics.track_every == 1
+    # reproduce in this process, the sweep on 2 worker processes.
+    assert main(["reproduce", *TINY_FLAGS, "--jobs", "1", "--out", str(tmp_path / "rep")]) == 0
+    assert main(["sweep", str(cfg_path), "--out", str(tmp_path / "swp"), "--workers", "2", "--quiet"]) == 0
+    capsys.readouterr()
+    rep = (tmp_path / "rep" / "results.csv").read_text()
+    swp = (tmp_path / "swp" / "results.csv").read_text()
+    with open(tmp_path / "rep" / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["kind"], r["variant"]) for r in rows] == [("nemm", "softmax")] * 2 + [("nemm", "sigmoid")] * 2 + [
+        ("rbm", "shared"), ("tied", "shared"), ("mixture", "shared")]
+    assert all(math.isfinite(float(r["loglik"])) and r["status"] == "ok" for r in rows)
+    assert len({r["loglik"] for r in rows}) == len(rows)  # seven different models, not one copied
+    assert swp == rep
+    # The sweep writes the reproduction's report, from the same code.
+    assert (tmp_path / "swp" / "report.md").read_text().startswith("# nemm reproduction")
+    assert json.loads((tmp_path / "swp" / "results.json").read_text())["protocol"]["variants"] == ["softmax", "sigmoid"]
+    # ... and is resumable like every sweep: a second run trains nothing and rewrites nothing.
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "swp").rglob("*") if p.is_file()}
+    assert main(["sweep", str(cfg_path), "--out", str(tmp_path / "swp"), "--workers", "2", "--quiet"]) == 0
+    assert "(7 already done, 0 run now)" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "swp").rglob("*") if p.is_file()} == before
+
+
+def test_reproduce_keys_need_the_reproduce_report() -> None:
+    from nemm.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match=r"\[baselines\] rbm_seeds.*report = \"reproduce\""):
+        parse_config("[baselines]\nrbm_seeds = 2\n")
+    with pytest.raises(ConfigError, match=r"\[diagnostics\] rao_blackwell_draws"):
+        parse_config("[diagnostics]\nrao_blackwell_draws = 10\n")
+    with pytest.raises(ConfigError, match=r"\[diagnostics\] report"):
+        parse_config("[diagnostics]\nreport = 'paper'\n")
+    cfg = parse_config("[diagnostics]\nreport = 'reproduce'\n[baselines]\nrbm_seeds = [3, 5]\nmixture_restarts = 0\n")
+    assert cfg.baselines.rbm_seeds == (3, 5) and cfg.baselines.mixture_restarts == 0

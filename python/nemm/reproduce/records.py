@@ -145,7 +145,7 @@ def run_record(kind: str, settings: Mapping[str, Any], X: np.ndarray, y: np.ndar
         callback = None
         if int(diagnostics.get("track_every", 0)):
             callback = diag.epoch_tracker(X, y, every=int(diagnostics["track_every"]),
-                                          n_steps=int(diagnostics["track_steps"]))
+                                          n_steps=int(diagnostics.get("track_steps", 5000)))
         model.fit(X, callback=callback)
     elif kind == "rbm":
         from nemm.rbm import RBM

@@ -557,7 +557,7 @@ def assemble_sweep(config: Any, specs: Sequence[Any], results: Mapping[str, Mapp
         row.update(index=s.index, run_id=s.run_id)
         if r.get("status") != "ok":
             failed.append({**s.swept, "index": s.index, "run_id": s.run_id, "status": r.get("status", "error"),
-                           "error": r.get("error")})
+                           "error": r.get("error"), "em_ceiling": None, "gap_to_em": None})
             continue
         row["model"] = f"runs/{s.run_id}/model.npz" if s.kind != "mixture" else None
         em = em_by_L.get(int(s.swept["n_hidden"]))
