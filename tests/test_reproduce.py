@@ -271,3 +271,34 @@ def test_reproduce_keys_need_the_reproduce_report() -> None:
         parse_config("[diagnostics]\nreport = 'paper'\n")
     cfg = parse_config("[diagnostics]\nreport = 'reproduce'\n[baselines]\nrbm_seeds = [3, 5]\nmixture_restarts = 0\n")
     assert cfg.baselines.rbm_seeds == (3, 5) and cfg.baselines.mixture_restarts == 0
+
+
+def test_a_failing_run_of_a_reproduce_sweep_is_reported_and_the_others_finish(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from nemm import sweep
+    from nemm.config import parse_config
+    from nemm.reproduce import records
+
+    real = records.run_record
+
+    def flaky(kind: str, settings: dict, *args: object, **kw: object) -> object:
+        if kind == "nemm" and settings["random_state"] == 1:
+            raise FloatingPointError("diverged (injected)")
+        return real(kind, settings, *args, **kw)
+
+    monkeypatch.setattr(records, "run_record", flaky)
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 60)
+    X = (rng.random((60, 12)) < np.where(y[:, None] == np.arange(12) % 3, 0.8, 0.2)).astype(np.uint8)
+    text = rp.reproduce_config(seeds=2, n_epochs=2, n_hidden=3, diag_steps=1000, track_every=0, em_restarts=1,
+                               rbm_seeds=0, tied_seeds=1, mixing_steps=300, rao_blackwell_draws=20)
+    res = sweep.run_sweep(parse_config(text), tmp_path, workers=0, progress=False, data=(X, y), figures=False)
+    assert [r["status"] for r in res.rows] == ["ok", "error", "ok", "ok"] and res.n_errors == 1
+    with open(tmp_path / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["kind"], r["seed"], r["status"]) for r in rows] == [("nemm", "0", "ok"), ("nemm", "1", "error"),
+                                                                   ("tied", "0", "ok"), ("mixture", "0", "ok")]
+    assert rows[1]["error"] == "FloatingPointError: diverged (injected)" and rows[1]["loglik"] == ""
+    assert float(rows[0]["em_ceiling"]) == float(rows[3]["loglik"])
+    report = (tmp_path / "report.md").read_text()
+    assert "## Failed runs" in report and "diverged (injected)" in report

@@ -369,7 +369,7 @@ def _mixing(machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: 
     if y is None:
         return {"tau_int_class": math.nan, "cover_time": math.nan, "class_kl_samples": math.nan}
     # One chain of consecutive samples (the shared path of nemm reproduce), not 64 chains one after another.
-    T = min(int(diagnostics_cfg["chain_steps"]), 20_000)
+    T = int(diagnostics_cfg.get("mixing_steps") or min(int(diagnostics_cfg["chain_steps"]), 20_000))
     mm = mixing_of(machine, X, y, n_steps=T, seed=_derived_seed(machine.random_state, 2))
     return {"tau_int_class": mm.tau_int_class, "cover_time": mm.cover_time, "class_kl_samples": mm.class_kl_samples}
 

@@ -361,8 +361,8 @@ def report_markdown(res: Mapping[str, Any]) -> str:
         f"{fmt(s['loglik_min'], '.1f')} to {fmt(s['loglik_max'], '.1f')}.")
     add("")
     add("Files: `results.csv` (one row per model, with its `kind` and settings), `results.json` (everything, "
-        "including per-epoch histories, M, currents and the σ curves), `models/` (the trained models: "
-        "`nemm diagnose models/<file>.npz`).")
+        "including per-epoch histories, M, currents and the σ curves), `runs/<run id>/` (each trained model and "
+        "its record; the `model` column names the file: `nemm diagnose runs/<run id>/model.npz`).")
     add("")
     return "\n".join(lines)
 
