@@ -31,11 +31,9 @@ def _init_worker(X: np.ndarray, y: np.ndarray | None) -> None:
     _WORKER_DATA = (X, y)
 
 
-def _run_in_worker(spec: Any) -> dict[str, Any]:
-    from nemm.sweep import run_one
-
+def _run_in_worker(run: Callable[..., dict[str, Any]], spec: Any) -> dict[str, Any]:
     assert _WORKER_DATA is not None, "worker data not initialized"
-    return run_one(spec, *_WORKER_DATA)
+    return run(spec, *_WORKER_DATA)
 
 
 @contextlib.contextmanager
@@ -61,7 +59,7 @@ def run_local(specs: Sequence[Any], X: np.ndarray, y: np.ndarray | None, workers
         return
     with contextlib.ExitStack() as stack:
         ex = executor if executor is not None else stack.enter_context(worker_pool(min(workers, len(specs)), X, y))
-        futures: dict[Future[dict[str, Any]], Any] = {ex.submit(_run_in_worker, s): s for s in specs}
+        futures: dict[Future[dict[str, Any]], Any] = {ex.submit(_run_in_worker, run, s): s for s in specs}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -71,7 +71,8 @@ def report_markdown(config: SweepConfig, specs: Sequence[RunSpec], rows: Sequenc
     return "\n".join(lines) + "\n"
 
 
-def summary_figure(config: SweepConfig, rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
+def summary_figure(config: SweepConfig, rows: Sequence[Mapping[str, Any]], path: Path,
+                   table_columns: Sequence[str]) -> Path | None:
     """Each measure (rows) against each swept axis (columns): one dot per run, the mean as a bar."""
     try:
         from matplotlib.figure import Figure
@@ -79,9 +80,7 @@ def summary_figure(config: SweepConfig, rows: Sequence[Mapping[str, Any]], path:
         warnings.warn("matplotlib is not installed: no summary.png (pip install 'nemm[plots]')", stacklevel=2)
         return None
     axes = [(k, [_jsonable(v) for v in vals]) for k, vals in config.axes] or [("seed", list(config.seeds))]
-    from nemm.sweep import result_columns
-
-    measures = [c for c in result_columns(config) if c in _PLOTTED]
+    measures = [c for c in table_columns if c in _PLOTTED]
     if not measures:
         return None
     ok = [r for r in rows if r.get("status") == "ok"]

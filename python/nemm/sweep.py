@@ -686,7 +686,7 @@ def run_sweep(
             _write_bytes(csv_path, text.encode())
             _write_bytes(out / "report.md", _report(config, specs, rows, results, columns, X).encode())
             if figures:
-                _summary_figure(config, rows, out / "summary.png")
+                _summary_figure(config, rows, out / "summary.png", columns)
         report = None
     n_err = sum(r.get("status") != "ok" for r in rows)
     return SweepResult(out=out, rows=rows, columns=columns, n_skipped=n_skipped, n_run=len(todo), n_errors=n_err,
