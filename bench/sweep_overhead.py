@@ -47,11 +47,10 @@ def _nap() -> None:
 def pool_startup(workers: int) -> float:
     """Seconds until every worker of a fresh sweep pool (with the data) has run a first task."""
     from nemm import sweep
-    from nemm._pool import process_pool
 
     X, y, _ = sweep.load_data(parse_config(CONFIG.format(seeds=1)).data)
     t0 = time.perf_counter()
-    with process_pool(workers, sweep._init_worker, (X, y)) as ex:
+    with sweep.worker_pool(workers, X, y) as ex:
         for f in [ex.submit(_nap) for _ in range(workers)]:  # one nap per worker: each is busy when the next comes
             f.result()
         startup = time.perf_counter() - t0 - 0.3

@@ -23,18 +23,18 @@ def test_workers_are_single_threaded() -> None:
 
 
 def test_the_sweep_runs_on_this_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The local backend of nemm.sweep has no pool of its own: it is process_pool."""
-    from nemm import sweep
+    """The local backend of nemm.sweep (nemm._backends) has no pool of its own: it is process_pool."""
+    from nemm import _backends, sweep
     from nemm.config import parse_config
 
     calls: list[int] = []
-    real = sweep.process_pool
+    real = _backends.process_pool
 
     def spy(n_workers: int, initializer: Any = None, initargs: Any = ()) -> Any:
         calls.append(n_workers)
         return real(n_workers, initializer, initargs)
 
-    monkeypatch.setattr(sweep, "process_pool", spy)
+    monkeypatch.setattr(_backends, "process_pool", spy)
     cfg = parse_config("[model]\nn_hidden = [2, 3]\n[train]\nn_epochs = 1\nsteps_per_epoch = 2\nbatch_size = 8\n"
                        "chain_steps = 4\n[data]\nper_class = 10\n[diagnostics]\nchain_steps = 200\n")
     res = sweep.run_sweep(cfg, tmp_path / "o", workers=2, progress=False)

@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from nemm import reproduce as rp  # noqa: E402
+from nemm.results import as_float  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EXPECTED_COLUMNS = {
@@ -42,8 +43,12 @@ def test_reproduce_writes_every_output(quick_run: tuple[Path, dict]) -> None:
         assert data[:8] == PNG_MAGIC, name
         assert len(data) > 10_000, name
     assert not list(out.glob(".*.tmp")) and not list(out.glob(".*.png"))  # atomic writes leave nothing behind
-    assert sorted(p.name for p in (out / "models").iterdir()) == ["rbm_seed_000.npz", "seed_000.npz",
-                                                                 "seed_001.npz", "tied_seed_000.npz"]
+    # A sweep directory: every model under runs/<run id>/ (the mixture has no model file), named by the table.
+    with open(out / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    saved = {r["model"] for r in rows if r["model"]}
+    assert saved == {f"runs/{r['run_id']}/model.npz" for r in rows if r["kind"] != "mixture"} and len(saved) == 4
+    assert all((out / m).is_file() for m in saved)
 
 
 def test_results_csv_and_json(quick_run: tuple[Path, dict]) -> None:
@@ -159,7 +164,7 @@ def test_reproduce_with_user_data(tmp_path: Path) -> None:
                        track_steps=500, rao_blackwell_draws=50)
     (r,) = res["seeds"]
     assert r["seed"] == 3 and r["class_kl"] is None and len(r["occupancy"]) == 3
-    assert math.isnan(r["tau_int_class"])  # no labels, no classes
+    assert math.isnan(as_float(r["tau_int_class"]))  # no labels, no classes
     assert res["baselines"]["em"] is None
     assert "user data" in (tmp_path / "report.md").read_text()
 
@@ -212,3 +217,88 @@ def test_compare_normalization_runs_both_variants(tmp_path: Path) -> None:
     assert "| softmax |" in text and "| sigmoid |" in text
     with pytest.raises(ValueError, match="compare must be one of"):
         rp.reproduce(tmp_path / "x", seeds=1, n_jobs=1, data=(X, y), compare="lr", progress=False)
+
+
+TINY_FLAGS = ["--seeds", "2", "--epochs", "2", "--hidden", "3", "--diag-steps", "2000", "--mixing-steps", "400",
+              "--track-every", "1", "--track-steps", "300", "--em-restarts", "1", "--rbm-seeds", "1",
+              "--tied-seeds", "1", "--compare", "normalization", "--no-figures", "--quiet"]
+
+
+def test_reproduce_equals_its_printed_config_run_through_nemm_sweep(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`nemm reproduce --print-config` run by `nemm sweep` gives the reproduction's table, to the byte."""
+    from nemm.cli import main
+    from nemm.config import load_config
+
+    assert main(["reproduce", *TINY_FLAGS, "--print-config"]) == 0
+    cfg_path = tmp_path / "r.toml"
+    cfg_path.write_text(capsys.readouterr().out)
+    cfg = load_config(cfg_path)
+    assert cfg.diagnostics.report == "reproduce" and cfg.axes == [("normalization", ["softmax", "sigmoid"])]
+    assert cfg.baselines.rbm_seeds == (0,) and cfg.baselines.tied_seeds == (0,) and cfg.baselines.mixture_restarts == 1
+    assert cfg.diagnostics.chain_steps == 1000 and cfg.diagnostics.n_chains == 2 and cfg.diagnostics.track_every == 1
+    # reproduce in this process, the sweep on 2 worker processes.
+    assert main(["reproduce", *TINY_FLAGS, "--jobs", "1", "--out", str(tmp_path / "rep")]) == 0
+    assert main(["sweep", str(cfg_path), "--out", str(tmp_path / "swp"), "--workers", "2", "--quiet"]) == 0
+    capsys.readouterr()
+    rep = (tmp_path / "rep" / "results.csv").read_text()
+    swp = (tmp_path / "swp" / "results.csv").read_text()
+    with open(tmp_path / "rep" / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["kind"], r["variant"]) for r in rows] == [("nemm", "softmax")] * 2 + [("nemm", "sigmoid")] * 2 + [
+        ("rbm", "shared"), ("tied", "shared"), ("mixture", "shared")]
+    assert all(math.isfinite(float(r["loglik"])) and r["status"] == "ok" for r in rows)
+    assert len({r["loglik"] for r in rows}) == len(rows)  # seven different models, not one copied
+    assert swp == rep
+    # The sweep writes the reproduction's report, from the same code.
+    assert (tmp_path / "swp" / "report.md").read_text().startswith("# nemm reproduction")
+    assert json.loads((tmp_path / "swp" / "results.json").read_text())["protocol"]["variants"] == ["softmax", "sigmoid"]
+    # ... and is resumable like every sweep: a second run trains nothing and rewrites nothing.
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "swp").rglob("*") if p.is_file()}
+    assert main(["sweep", str(cfg_path), "--out", str(tmp_path / "swp"), "--workers", "2", "--quiet"]) == 0
+    assert "(7 already done, 0 run now)" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "swp").rglob("*") if p.is_file()} == before
+
+
+def test_reproduce_keys_need_the_reproduce_report() -> None:
+    from nemm.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match=r"\[baselines\] rbm_seeds.*report = \"reproduce\""):
+        parse_config("[baselines]\nrbm_seeds = 2\n")
+    with pytest.raises(ConfigError, match=r"\[diagnostics\] rao_blackwell_draws"):
+        parse_config("[diagnostics]\nrao_blackwell_draws = 10\n")
+    with pytest.raises(ConfigError, match=r"\[diagnostics\] report"):
+        parse_config("[diagnostics]\nreport = 'paper'\n")
+    cfg = parse_config("[diagnostics]\nreport = 'reproduce'\n[baselines]\nrbm_seeds = [3, 5]\nmixture_restarts = 0\n")
+    assert cfg.baselines.rbm_seeds == (3, 5) and cfg.baselines.mixture_restarts == 0
+
+
+def test_a_failing_run_of_a_reproduce_sweep_is_reported_and_the_others_finish(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from nemm import sweep
+    from nemm.config import parse_config
+    from nemm.reproduce import records
+
+    real = records.run_record
+
+    def flaky(kind: str, settings: dict, *args: object, **kw: object) -> object:
+        if kind == "nemm" and settings["random_state"] == 1:
+            raise FloatingPointError("diverged (injected)")
+        return real(kind, settings, *args, **kw)
+
+    monkeypatch.setattr(records, "run_record", flaky)
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 60)
+    X = (rng.random((60, 12)) < np.where(y[:, None] == np.arange(12) % 3, 0.8, 0.2)).astype(np.uint8)
+    text = rp.reproduce_config(seeds=2, n_epochs=2, n_hidden=3, diag_steps=1000, track_every=0, em_restarts=1,
+                               rbm_seeds=0, tied_seeds=1, mixing_steps=300, rao_blackwell_draws=20)
+    res = sweep.run_sweep(parse_config(text), tmp_path, workers=0, progress=False, data=(X, y), figures=False)
+    assert [r["status"] for r in res.rows] == ["ok", "error", "ok", "ok"] and res.n_errors == 1
+    with open(tmp_path / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["kind"], r["seed"], r["status"]) for r in rows] == [("nemm", "0", "ok"), ("nemm", "1", "error"),
+                                                                   ("tied", "0", "ok"), ("mixture", "0", "ok")]
+    assert rows[1]["error"] == "FloatingPointError: diverged (injected)" and rows[1]["loglik"] == ""
+    assert float(rows[0]["em_ceiling"]) == float(rows[3]["loglik"])
+    report = (tmp_path / "report.md").read_text()
+    assert "## Failed runs" in report and "diverged (injected)" in report

@@ -384,13 +384,13 @@ def _random_chains(rng: np.random.Generator, S: int, C: int, T: int, stay: float
 
 @pytest.mark.parametrize("seed, S, pc", [(0, 7, 0.5), (1, 40, 0.5), (2, 300, 0.25), (3, 12, 0.0)])
 def test_sparse_counts_give_the_dense_sigma_and_trace(seed: int, S: int, pc: float) -> None:
-    from nemm.markov import summarize_counts, transition_counts, transition_counts_sparse
+    from nemm.markov import count_summary_sparse, summarize_counts, transition_counts, transition_counts_sparse
 
     rng = np.random.default_rng(seed)
     z = _random_chains(rng, S, 3, 400, 0.3)
     z[0, -1] = S - 1  # a state that may be seen only last: the "occupancy" row of M
     dense = summarize_counts(transition_counts(z, S), pseudocount=pc)
-    sigma, n_one_way, trace = sweep._sparse_block(*transition_counts_sparse(z), S, pc)
+    sigma, n_one_way, trace = count_summary_sparse(*transition_counts_sparse(z), S, pc)
     assert n_one_way == dense.entropy.n_one_way
     assert sigma == pytest.approx(dense.entropy.sigma, rel=1e-12, abs=0) or sigma == dense.entropy.sigma == np.inf
     assert trace == pytest.approx(dense.self_transition, rel=1e-12)

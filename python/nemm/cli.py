@@ -9,7 +9,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, Sequence
 
 import numpy as np
 
@@ -463,11 +463,31 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
                    help="seeds of the tied machine trained by eqs. 16-17 (default 3; quick 1; 0: none)")
     p.add_argument("--no-figures", action="store_true", help="skip the figures (no matplotlib needed)")
     p.add_argument("--quiet", action="store_true", help="no console output")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the TOML configuration of this reproduction and exit: `nemm sweep FILE --out DIR` "
+                        "runs it into the same table")
     p.set_defaults(func=_run_reproduce)
 
 
+def _reproduce_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(seeds=args.seeds, n_epochs=args.epochs, quick=args.quick, track_every=args.track_every,
+                n_hidden=args.hidden, track_steps=args.track_steps, diag_steps=args.diag_steps,
+                em_restarts=args.em_restarts, rbm_seeds=args.rbm_seeds, tied_seeds=args.tied_seeds,
+                normalization=args.normalization, hidden=args.hidden_type, centered=not args.no_centering,
+                n_chains=args.chains, chain_steps=args.chain_steps, learning_rate=args.lr, compare=args.compare,
+                mixing_steps=args.mixing_steps)
+
+
 def _run_reproduce(args: argparse.Namespace) -> int:
-    from nemm.reproduce import reproduce
+    from nemm.reproduce import reproduce, reproduce_config
+
+    if args.print_config:
+        if args.data is not None and (args.labels is not None or args.key is not None
+                                      or not str(args.data).lower().endswith(".npy")):
+            raise ValueError("--print-config writes --data as the [data] path of the sweep, which reads it the "
+                             "same way only for an .npy file of 0/1 rows without --labels/--key")
+        sys.stdout.write(reproduce_config(**_reproduce_kwargs(args), data_path=args.data))
+        return 0
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -475,13 +495,8 @@ def _run_reproduce(args: argparse.Namespace) -> int:
                                                 "report directory there")
     _writable_directory(out, f"--out {out}")
     data = _load_labelled(args.data, args.labels, args.key) if args.data is not None else None
-    reproduce(args.out, seeds=args.seeds, n_epochs=args.epochs, quick=args.quick, n_jobs=args.jobs, data=data,
-              track_every=args.track_every, progress=not args.quiet, n_hidden=args.hidden,
-              track_steps=args.track_steps, diag_steps=args.diag_steps, em_restarts=args.em_restarts,
-              rbm_seeds=args.rbm_seeds, tied_seeds=args.tied_seeds, figures=not args.no_figures,
-              normalization=args.normalization, hidden=args.hidden_type, centered=not args.no_centering,
-              n_chains=args.chains, chain_steps=args.chain_steps, learning_rate=args.lr, compare=args.compare,
-              mixing_steps=args.mixing_steps)
+    reproduce(args.out, n_jobs=args.jobs, data=data, progress=not args.quiet, figures=not args.no_figures,
+              **_reproduce_kwargs(args))
     return 0
 
 

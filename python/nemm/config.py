@@ -17,6 +17,13 @@ A configuration has up to six tables::
     [baselines]
     mixture = true                     # the EM ceiling beside every run
 
+With ``[diagnostics] report = "reproduce"`` every run records what ``nemm reproduce``
+measures (Rao-Blackwell sigma, mixing, regime, ...; :mod:`nemm.reproduce.records`),
+the sweep writes the reproduction's report and figures, and ``[baselines]`` can add
+runs of other kinds: ``rbm_seeds`` (the equilibrium RBM), ``tied_seeds`` (the tied
+machine) and ``mixture_restarts`` (the EM mixture). ``nemm reproduce --print-config``
+prints such a file.
+
 Every key is checked when the file is read: an unknown key or a bad value raises
 :class:`ConfigError`, whose message names the file, the table and the key. Each
 grid point is validated as a :class:`~nemm.Machine` at load time, so a bad
@@ -103,8 +110,10 @@ MEASURES = ("loglik", "sigma", "tau", "trace", "class_kl", "mixing")
 DEFAULT_MEASURES = ("loglik", "sigma", "tau", "trace", "class_kl")
 
 _DATA_KEYS = ("path", "digits", "per_class", "threshold", "split")
-_DIAGNOSTICS_KEYS = ("chain_steps", "n_chains", "pseudocount", "measures")
-_BASELINES_KEYS = ("mixture", "rbm")
+_DIAGNOSTICS_KEYS = ("chain_steps", "n_chains", "pseudocount", "measures", "rao_blackwell_draws", "mixing_steps",
+                     "track_every", "track_steps", "report")
+_REPORTS = ("sweep", "reproduce")
+_BASELINES_KEYS = ("mixture", "rbm", "rbm_seeds", "tied_seeds", "mixture_restarts")
 _SWEEP_KEYS = ("seeds",)
 _TABLES = ("model", "train", "sweep", "data", "diagnostics", "baselines")
 
@@ -154,10 +163,28 @@ class DiagnosticsConfig:
     pseudocount: float = 0.5
     measures: tuple[str, ...] = DEFAULT_MEASURES
     measures_given: bool = False
+    #: ``report = "reproduce"`` only: Rao-Blackwell draws per state, training-time tracking.
+    rao_blackwell_draws: int = 0
+    track_every: int = 0
+    track_steps: int = 5000
+    #: Length of each model's mixing chain (0: min(chain_steps, 20000) for the "mixing" measure;
+    #: no mixing chain in a reproduce record).
+    mixing_steps: int = 0
+    #: "sweep" (the measures' columns and the grid summary) or "reproduce" (nemm reproduce's records and report).
+    report: str = "sweep"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"chain_steps": self.chain_steps, "n_chains": self.n_chains,
-                "pseudocount": self.pseudocount, "measures": list(self.measures)}
+        d: dict[str, Any] = {"chain_steps": self.chain_steps, "n_chains": self.n_chains,
+                             "pseudocount": self.pseudocount, "measures": list(self.measures)}
+        # The newer keys only when set, so that the run ids of existing configurations stay the same.
+        for key, default in _NEW_DIAGNOSTICS.items():
+            if getattr(self, key) != default:
+                d[key] = getattr(self, key)
+        return d
+
+
+_NEW_DIAGNOSTICS = {"rao_blackwell_draws": 0, "track_every": 0, "track_steps": 5000, "mixing_steps": 0,
+                    "report": "sweep"}
 
 
 @dataclass(frozen=True)
@@ -166,8 +193,13 @@ class BaselinesConfig:
 
     mixture: bool = False
     rbm: bool = False
+    #: Runs of other kinds (``report = "reproduce"``): RBM and tied-machine seeds, EM restarts (0: none).
+    rbm_seeds: tuple[int, ...] = ()
+    tied_seeds: tuple[int, ...] = ()
+    mixture_restarts: int = 0
 
     def as_dict(self) -> dict[str, Any]:
+        """The settings that change the rows of the runs of kind nemm (their ``mixture``/``rbm`` columns)."""
         return {"mixture": self.mixture, "rbm": self.rbm}
 
 
@@ -292,7 +324,7 @@ def parse_config(text: str, *, source: str = "<string>", base_dir: str | os.Path
     seeds = _parse_seeds(doc.get("sweep", {}), err)
     data = _parse_data(doc.get("data", {}), err, Path(base_dir) if base_dir is not None else Path.cwd())
     diagnostics = _parse_diagnostics(doc.get("diagnostics", {}), err)
-    baselines = _parse_baselines(doc.get("baselines", {}), err)
+    baselines = _parse_baselines(doc.get("baselines", {}), err, diagnostics.report)
     cfg = SweepConfig(model=model, train=train, seeds=seeds, data=data, diagnostics=diagnostics,
                       baselines=baselines, source=source)
     _validate_grid(cfg, err)
@@ -386,11 +418,24 @@ def _parse_diagnostics(table: Mapping[str, Any], err: Callable[[str, str], Confi
         if key not in _DIAGNOSTICS_KEYS:
             raise err(f"[diagnostics] {key}", f"unknown key; [diagnostics] takes {', '.join(_DIAGNOSTICS_KEYS)}")
     kw: dict[str, Any] = {}
-    for key in ("chain_steps", "n_chains"):
+    for key in ("chain_steps", "n_chains", "track_steps"):
         if key in table:
             if not (_is_int(table[key]) and table[key] >= 1):
                 raise err(f"[diagnostics] {key}", f"must be a positive integer, got {table[key]!r}")
             kw[key] = table[key]
+    for key in ("rao_blackwell_draws", "mixing_steps", "track_every"):
+        if key in table:
+            if not (_is_int(table[key]) and table[key] >= 0):
+                raise err(f"[diagnostics] {key}", f"must be a non-negative integer, got {table[key]!r}")
+            kw[key] = table[key]
+    if "report" in table:
+        if table["report"] not in _REPORTS:
+            raise err("[diagnostics] report", f'must be "sweep" or "reproduce", got {table["report"]!r}')
+        kw["report"] = table["report"]
+    if kw.get("report", "sweep") == "sweep":
+        for key in ("rao_blackwell_draws", "track_every", "track_steps"):
+            if key in table:
+                raise err(f"[diagnostics] {key}", 'applies to the records of report = "reproduce" only')
     if "pseudocount" in table:
         if not (_is_number(table["pseudocount"]) and table["pseudocount"] > 0):
             raise err("[diagnostics] pseudocount", f"must be a positive number, got {table['pseudocount']!r}")
@@ -424,13 +469,30 @@ def rbm_class() -> type | None:
     return None
 
 
-def _parse_baselines(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]) -> BaselinesConfig:
+def _parse_baselines(table: Mapping[str, Any], err: Callable[[str, str], ConfigError],
+                     report: str) -> BaselinesConfig:
+    kw: dict[str, Any] = {}
     for key, value in table.items():
         if key not in _BASELINES_KEYS:
             raise err(f"[baselines] {key}", f"unknown key; [baselines] takes {', '.join(_BASELINES_KEYS)}")
-        if not isinstance(value, bool):
-            raise err(f"[baselines] {key}", f"must be true or false, got {value!r}")
-    cfg = BaselinesConfig(**table)
+        if key in ("mixture", "rbm"):
+            if not isinstance(value, bool):
+                raise err(f"[baselines] {key}", f"must be true or false, got {value!r}")
+            kw[key] = value
+            continue
+        if report != "reproduce":
+            raise err(f"[baselines] {key}", 'adds runs of another kind: needs [diagnostics] report = "reproduce"')
+        if key == "mixture_restarts":
+            if not (_is_int(value) and value >= 0):
+                raise err(f"[baselines] {key}", f"must be a non-negative integer (0: no mixture), got {value!r}")
+            kw[key] = value
+        elif _is_int(value) and value >= 0:
+            kw[key] = tuple(range(value))
+        elif isinstance(value, list) and all(_is_int(s) and s >= 0 for s in value) and len(set(value)) == len(value):
+            kw[key] = tuple(value)
+        else:
+            raise err(f"[baselines] {key}", f"must be N (seeds 0..N-1) or a list of distinct seeds, got {value!r}")
+    cfg = BaselinesConfig(**kw)
     if cfg.rbm and rbm_class() is None:
         raise err("[baselines] rbm", "the equilibrium RBM baseline is not available yet in this nemm version")
     return cfg

@@ -17,6 +17,7 @@ Conventions
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
@@ -31,6 +32,8 @@ __all__ = [
     "CountSummary",
     "EntropyProduction",
     "class_kl",
+    "class_kl_from_assignment",
+    "count_summary_sparse",
     "decorrelation_time",
     "entropy_production",
     "entropy_production_from_counts",
@@ -41,6 +44,7 @@ __all__ = [
     "segment_error",
     "stationary_distribution",
     "summarize_counts",
+    "summarize_trajectory",
     "transition_counts",
     "transition_counts_sparse",
     "transition_matrix",
@@ -766,3 +770,85 @@ def summarize_counts(counts: object, *, pseudocount: float = 0.5, stationary: bo
     pbar = stationary_distribution(M) if (stationary and dense) else None
     tau = decorrelation_time(M) if dense else float("nan")
     return CountSummary(M=M, entropy=ep, tau=float(tau), self_transition=mean_self_transition(M), pbar=pbar)
+
+
+# ------------------------------------------------------------ large state spaces (sparse counts)
+
+
+def count_summary_sparse(frm: np.ndarray, to: np.ndarray, cnt: np.ndarray, n_states: int,
+                         pseudocount: float = 0.5) -> tuple[float, int, float]:
+    """(sigma, n_one_way, Tr(M)/S) of sparse transition counts over ``n_states`` = S states.
+
+    The numbers of :func:`summarize_counts` on the dense (S, S) counts with
+    O(transitions) memory (the triples of :func:`transition_counts_sparse`): eq. 21
+    with ``pseudocount`` added to both directions of each one-way pair (the total
+    includes self-transitions and the pseudo-counts), pairs in the dense order
+    (row-major over z' < z); Tr(M)/S (eq. 24) with the "occupancy" row of
+    :func:`transition_matrix` for a state never left.
+    """
+    S, pc = int(n_states), float(pseudocount)
+    c = cnt.astype(np.float64)
+    frm, to = frm.astype(np.int64), to.astype(np.int64)
+    off = frm != to
+    lo, hi = np.minimum(frm[off], to[off]), np.maximum(frm[off], to[off])
+    up = frm[off] < to[off]  # z' < z: the "forward" entry J[z', z] of the pair
+    pairs, inv = np.unique(lo * S + hi, return_inverse=True)  # sorted = the dense triu order
+    nf, nb = np.zeros(pairs.size), np.zeros(pairs.size)
+    np.add.at(nf, inv[up], c[off][up])
+    np.add.at(nb, inv[~up], c[off][~up])
+    one_way = (nf > 0) != (nb > 0)
+    n_one_way = int(one_way.sum())
+    nf[one_way] += pc
+    nb[one_way] += pc
+    total = c.sum() + 2.0 * pc * n_one_way
+    if total <= 0:
+        raise ValueError("counts are all zero: no entropy production can be estimated")
+    f, b = nf / total, nb / total
+    if n_one_way and pc == 0:
+        sigma = math.inf
+    else:
+        both = (f > 0) & (b > 0)
+        sigma = float(np.sum((f[both] - b[both]) * (np.log(f[both]) - np.log(b[both]))))
+    rows = np.bincount(frm, weights=c, minlength=S)
+    diag = np.bincount(frm[~off], weights=c[~off], minlength=S)
+    mdiag = np.divide(diag, rows, out=np.zeros(S), where=rows > 0)
+    empty = rows <= 0
+    if empty.any():
+        visits = rows + np.bincount(to, weights=c, minlength=S)
+        mdiag[empty] = visits[empty] / visits.sum() if visits.sum() > 0 else 1.0 / S
+    return sigma, n_one_way, float(mdiag.sum() / S)
+
+
+def summarize_trajectory(local: np.ndarray, n_states: int, pseudocount: float = 0.5
+                         ) -> tuple[float, int, float, float]:
+    """(sigma, n_one_way, tau, Tr(M)/S) of chains (rows) of state labels 0..S-1.
+
+    Up to :data:`DENSE_EIG_LIMIT` states: dense counts and :func:`summarize_counts`
+    (tau from the spectrum). Above: :func:`count_summary_sparse`, and tau is NaN,
+    as in :func:`summarize_counts` (the second eigenvalue of a large M is not computed).
+    """
+    S = int(n_states)
+    if S <= DENSE_EIG_LIMIT:
+        part = summarize_counts(transition_counts(local, S), pseudocount=pseudocount)
+        return part.entropy.sigma, part.entropy.n_one_way, part.tau, part.self_transition
+    sigma, n_one_way, trace = count_summary_sparse(*transition_counts_sparse(local), S, pseudocount)
+    return sigma, n_one_way, math.nan, trace
+
+
+def class_kl_from_assignment(assignment: np.ndarray, labels: np.ndarray, pbar: np.ndarray) -> float:
+    """Class KL (eq. 22) from each point's state ``assignment`` (indices into ``pbar``).
+
+    The rule of :func:`class_kl` once the argmax is taken (majority class per state,
+    ties to the smallest label, states given no point lose their mass), for callers
+    that compute the argmax in blocks instead of holding the (N, S) table of log A.
+    """
+    S = int(np.asarray(pbar).size)
+    cls, k_of = np.unique(np.asarray(labels, dtype=np.int64), return_inverse=True)
+    tally = np.zeros((S, cls.size), dtype=np.int64)
+    np.add.at(tally, (np.asarray(assignment, dtype=np.int64), k_of), 1)
+    has = tally.sum(axis=1) > 0
+    p_model = np.bincount(np.argmax(tally[has], axis=1), weights=np.asarray(pbar)[has], minlength=cls.size)
+    p_data = np.bincount(k_of, minlength=cls.size) / k_of.size
+    if (p_model <= 0).any():
+        return math.inf
+    return float(np.sum(p_data * (np.log(p_data) - np.log(p_model))))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib.util
 import io
 import json
 import math
@@ -33,8 +34,7 @@ import os
 import sys
 import tempfile
 import time
-import warnings
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -42,7 +42,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from nemm._io import atomic_open
-from nemm._pool import process_pool
+from nemm._backends import run_dask, run_local, worker_pool
+from nemm._sweep_report import report_markdown as _report
+from nemm._sweep_report import summary_figure as _summary_figure
 from nemm._seeds import derive_seed
 from nemm.machine import ENUMERATION_LIMIT
 from nemm.config import DataConfig, DiagnosticsConfig, SweepConfig, rbm_class
@@ -58,6 +60,7 @@ __all__ = [
     "run_id",
     "result_columns",
     "ENUMERABLE_STATES",
+    "worker_pool",
 ]
 
 #: Largest hidden space whose ln p is computed (exact given the chain's occupancy, appendix A3).
@@ -72,10 +75,8 @@ _MEASURE_COLUMNS: dict[str, tuple[str, ...]] = {
     "class_kl": ("class_kl",),
     "mixing": ("tau_int_class", "cover_time", "class_kl_samples"),
 }
-# Columns plotted in the summary figure (the error bars and counts are not).
-_PLOTTED = ("loglik", "sigma", "tau", "trace", "class_kl", "tau_int_class", "cover_time", "class_kl_samples",
-            "mixture_loglik", "rbm_loglik")
-
+# Runs of these kinds are submitted first (they train longest); the rest in grid order.
+_SUBMIT_ORDER = {"rbm": 0, "tied": 1, "nemm": 2, "mixture": 3}
 
 # --------------------------------------------------------------------------- data
 
@@ -146,6 +147,9 @@ class RunSpec:
         The ``[diagnostics]`` and ``[baselines]`` settings.
     data_checksum : str
     run_id : str
+    kind : str
+        "nemm" (a grid point's machine), or, with ``report = "reproduce"``, "rbm", "tied"
+        or "mixture" (``settings`` are then those of that model).
     """
 
     index: int
@@ -156,6 +160,7 @@ class RunSpec:
     baselines: dict[str, Any]
     data_checksum: str
     run_id: str = field(default="")
+    kind: str = "nemm"
 
 
 def _jsonable(v: Any) -> Any:
@@ -179,23 +184,69 @@ def run_id(settings: Mapping[str, Any], diagnostics: Mapping[str, Any], baseline
 
 
 def expand(config: SweepConfig, checksum: str) -> list[RunSpec]:
-    """The run specs of a configuration, in grid order (last axis, then the seed, fastest)."""
+    """The run specs of a configuration, in grid order (last axis, then the seed, fastest).
+
+    With ``report = "reproduce"`` the runs of kind nemm are followed by those of the
+    ``[baselines]`` kinds (rbm, tied, mixture) of every grid point, once each: a
+    baseline that does not depend on an axis (the RBM under a normalization axis) is
+    one run, found by its id. Their leading columns (``swept``) are ``kind``,
+    ``variant`` (the grid point; "shared" for a baseline of several), ``seed`` and the
+    settings the reproduction's table shows.
+    """
     from nemm import Machine
 
     axes = [k for k, _ in config.axes]
     diag = config.diagnostics.as_dict()
     base = config.baselines.as_dict()
-    specs = []
-    for point in config.grid():
+    grid = config.grid()
+    full = config.diagnostics.report == "reproduce"
+    specs: list[RunSpec] = []
+    seen: set[str] = set()
+
+    def add(kind: str, settings: dict[str, Any], swept: dict[str, Any], seed: int, baselines: dict[str, Any]) -> None:
+        settings = {k: _jsonable(v) for k, v in settings.items()}
+        rid = run_id(settings if kind == "nemm" else {**settings, "kind": kind}, diag, baselines, checksum)
+        if rid not in seen:
+            seen.add(rid)
+            specs.append(RunSpec(index=len(specs), settings=settings, swept=swept, seed=int(seed), diagnostics=diag,
+                                 baselines=baselines, data_checksum=checksum, run_id=rid, kind=kind))
+
+    def machine(point: Mapping[str, Any], seed: int) -> dict[str, Any]:
+        settings = Machine(**point, random_state=int(seed)).get_params()
+        settings.pop("verbose", None)
+        return settings
+
+    def labels(kind: str, variant: str, seed: int, m: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
+        if not full:
+            return {**{k: _jsonable(point[k]) for k in axes}, "seed": int(seed)}
+        return {"kind": kind, "variant": variant, "seed": int(seed), "normalization": m["normalization"],
+                "hidden": m["hidden"], "n_hidden": int(m["n_hidden"]), "centered": bool(m["centered"]),
+                **{k: _jsonable(point[k]) for k in axes if k not in ("normalization", "hidden", "n_hidden", "centered")}}
+
+    names = ["/".join(str(_jsonable(p[k])) for k in axes) or str(machine(p, 0)["normalization"]) for p in grid]
+    for point, name in zip(grid, names):
         for seed in config.seeds:
-            settings = Machine(**point, random_state=int(seed)).get_params()
-            settings.pop("verbose", None)
-            settings = {k: _jsonable(v) for k, v in settings.items()}
-            swept = {k: _jsonable(point[k]) for k in axes}
-            swept["seed"] = int(seed)
-            specs.append(RunSpec(index=len(specs), settings=settings, swept=swept, seed=int(seed),
-                                 diagnostics=diag, baselines=base, data_checksum=checksum,
-                                 run_id=run_id(settings, diag, base, checksum)))
+            m = machine(point, seed)
+            add("nemm", m, labels("nemm", name, seed, m, point), seed, base)
+    if not full:
+        return specs
+    bl = config.baselines
+    for point, name in zip(grid, names):
+        shared = "shared" if len(grid) > 1 else name
+        m0 = machine(point, 0)
+        for seed in bl.rbm_seeds:
+            rbm_cls = rbm_class()
+            assert rbm_cls is not None
+            rbm = rbm_cls(int(m0["n_hidden"]), hidden=m0["hidden"], random_state=int(seed)).get_params()
+            rbm.pop("verbose", None)
+            add("rbm", rbm, labels("rbm", shared, seed, m0, point), seed, {})
+        # The tied machine samples like an RBM: eq. 19's sigmoid ratio does not apply to it (softmax kernel).
+        for seed in bl.tied_seeds:
+            m = machine({**point, "normalization": "softmax", "tied": True}, seed)
+            add("tied", m, labels("tied", shared, seed, m, point), seed, {})
+        if bl.mixture_restarts:
+            mix = {"n_components": int(m0["n_hidden"]), "n_init": int(bl.mixture_restarts), "random_state": 0}
+            add("mixture", mix, labels("mixture", shared, 0, m0, point), 0, {})
     return specs
 
 
@@ -247,67 +298,6 @@ def _measure(machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg:
 _LOG_A_BLOCK_BYTES = 64 << 20
 
 
-def _sparse_block(frm: np.ndarray, to: np.ndarray, cnt: np.ndarray, S: int, pc: float) -> tuple[float, int, float]:
-    """(sigma, n_one_way, Tr(M)/S) of one block of sparse counts over S (visited) states.
-
-    The same numbers as :func:`nemm.markov.summarize_counts` on the dense (S, S) counts,
-    with O(transitions) memory: eq. 21 with ``pc`` added to both directions of each
-    one-way pair (``n_total`` includes self-transitions and the pseudo-counts), pairs
-    in the dense order (row-major over z' < z); Tr(M)/S (eq. 24) with the "occupancy"
-    row of :func:`~nemm.markov.transition_matrix` for a state never left.
-    """
-    c = cnt.astype(np.float64)
-    frm = frm.astype(np.int64)
-    to = to.astype(np.int64)
-    off = frm != to
-    lo, hi = np.minimum(frm[off], to[off]), np.maximum(frm[off], to[off])
-    up = frm[off] < to[off]  # z' < z: the "forward" entry J[z', z] of the pair
-    pairs, inv = np.unique(lo * S + hi, return_inverse=True)  # sorted = the dense triu order
-    nf = np.zeros(pairs.size)
-    nb = np.zeros(pairs.size)
-    np.add.at(nf, inv[up], c[off][up])
-    np.add.at(nb, inv[~up], c[off][~up])
-    one_way = (nf > 0) != (nb > 0)
-    n_one_way = int(one_way.sum())
-    nf[one_way] += pc
-    nb[one_way] += pc
-    total = c.sum() + 2.0 * pc * n_one_way
-    if total <= 0:
-        raise ValueError("counts are all zero: no entropy production can be estimated")
-    f, b = nf / total, nb / total
-    if n_one_way and pc == 0:
-        sigma = math.inf
-    else:
-        both = (f > 0) & (b > 0)
-        sigma = float(np.sum((f[both] - b[both]) * (np.log(f[both]) - np.log(b[both]))))
-    rows = np.bincount(frm, weights=c, minlength=S)
-    diag = np.bincount(frm[~off], weights=c[~off], minlength=S)
-    mdiag = np.divide(diag, rows, out=np.zeros(S), where=rows > 0)
-    empty = rows <= 0
-    if empty.any():
-        visits = rows + np.bincount(to, weights=c, minlength=S)
-        mdiag[empty] = visits[empty] / visits.sum() if visits.sum() > 0 else 1.0 / S
-    return sigma, n_one_way, float(mdiag.sum() / S)
-
-
-def _block_measures(local: np.ndarray, S: int, pc: float) -> tuple[float, int, float, float]:
-    """(sigma, n_one_way, tau, Tr(M)/S) of chains of local state labels 0..S-1.
-
-    At most :data:`~nemm.markov.DENSE_EIG_LIMIT` visited states: dense counts and
-    :func:`~nemm.markov.summarize_counts` (tau from the spectrum). Above: sparse
-    counts, and tau is NaN, as in :func:`~nemm.markov.summarize_counts` (the second
-    eigenvalue of a large M is not computed).
-    """
-    from nemm.markov import DENSE_EIG_LIMIT, summarize_counts, transition_counts, transition_counts_sparse
-
-    if S <= DENSE_EIG_LIMIT:
-        part = summarize_counts(transition_counts(local, S), pseudocount=pc)
-        return part.entropy.sigma, part.entropy.n_one_way, part.tau, part.self_transition
-    frm, to, cnt = transition_counts_sparse(local)
-    sigma, n_one_way, trace = _sparse_block(frm, to, cnt, S, pc)
-    return sigma, n_one_way, math.nan, trace
-
-
 def _class_kl_large(machine: Any, X: np.ndarray, y: np.ndarray, codes: np.ndarray, pbar: np.ndarray) -> float:
     """Class KL (eq. 22) over the visited states ``codes`` with occupancy ``pbar``, in blocks of rows.
 
@@ -316,6 +306,7 @@ def _class_kl_large(machine: Any, X: np.ndarray, y: np.ndarray, codes: np.ndarra
     (N, S) table of log A: it is made ``_LOG_A_BLOCK_BYTES`` at a time.
     """
     from nemm._states import codes_to_bits
+    from nemm.markov import class_kl_from_assignment
 
     states = codes_to_bits(codes, machine.n_hidden)
     lp = np.log(pbar)
@@ -325,15 +316,7 @@ def _class_kl_large(machine: Any, X: np.ndarray, y: np.ndarray, codes: np.ndarra
     for lo in range(0, len(X), block):
         LA = machine.log_A(X[lo:lo + block], states)
         assignment[lo:lo + block] = np.argmax(lp[None, :] + LA, axis=1)
-    cls, k_of = np.unique(np.asarray(y, dtype=np.int64), return_inverse=True)
-    tally = np.zeros((S, cls.size), dtype=np.int64)
-    np.add.at(tally, (assignment, k_of), 1)
-    has = tally.sum(axis=1) > 0
-    p_model = np.bincount(np.argmax(tally[has], axis=1), weights=pbar[has], minlength=cls.size)
-    p_data = np.bincount(k_of, minlength=cls.size) / k_of.size
-    if (p_model <= 0).any():
-        return math.inf
-    return float(np.sum(p_data * (np.log(p_data) - np.log(p_model))))
+    return class_kl_from_assignment(assignment, y, pbar)
 
 
 def _measure_large(machine: Any, X: np.ndarray, y: np.ndarray | None,
@@ -347,7 +330,7 @@ def _measure_large(machine: Any, X: np.ndarray, y: np.ndarray | None,
     (a vector of ``n_states``, so only up to ENUMERABLE_STATES); tau is NaN above
     DENSE_EIG_LIMIT visited states.
     """
-    from nemm.markov import segment_error
+    from nemm.markov import segment_error, summarize_trajectory
 
     T, C = int(diagnostics_cfg["chain_steps"]), int(diagnostics_cfg["n_chains"])
     pc = float(diagnostics_cfg["pseudocount"])
@@ -360,9 +343,9 @@ def _measure_large(machine: Any, X: np.ndarray, y: np.ndarray | None,
     uniq, inv = np.unique(codes, return_inverse=True)
     local = inv.reshape(codes.shape).astype(np.int64)
     S = int(uniq.size)
-    sigma, n_one_way, tau, trace = _block_measures(local, S, pc)
+    sigma, n_one_way, tau, trace = summarize_trajectory(local, S, pc)
     bounds = np.linspace(0, T, n_segments + 1).astype(int)
-    seg = np.array([_block_measures(local[:, lo:hi], S, pc) for lo, hi in zip(bounds[:-1], bounds[1:])])
+    seg = np.array([summarize_trajectory(local[:, lo:hi], S, pc) for lo, hi in zip(bounds[:-1], bounds[1:])])
     out: dict[str, Any] = {"sigma": sigma, "sigma_err": segment_error(seg[:, 0])[1], "n_one_way": n_one_way,
                            "tau": tau, "tau_err": segment_error(seg[:, 2])[1], "trace": trace,
                            "trace_err": segment_error(seg[:, 3])[1]}
@@ -386,7 +369,7 @@ def _mixing(machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: 
     if y is None:
         return {"tau_int_class": math.nan, "cover_time": math.nan, "class_kl_samples": math.nan}
     # One chain of consecutive samples (the shared path of nemm reproduce), not 64 chains one after another.
-    T = min(int(diagnostics_cfg["chain_steps"]), 20_000)
+    T = int(diagnostics_cfg.get("mixing_steps") or min(int(diagnostics_cfg["chain_steps"]), 20_000))
     mm = mixing_of(machine, X, y, n_steps=T, seed=_derived_seed(machine.random_state, 2))
     return {"tau_int_class": mm.tau_int_class, "cover_time": mm.cover_time, "class_kl_samples": mm.class_kl_samples}
 
@@ -414,22 +397,39 @@ def _machine_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (tuple(v) if k == "batch_size" and isinstance(v, list) else v) for k, v in settings.items()}
 
 
-def _train_and_measure(spec: RunSpec, X: np.ndarray, y: np.ndarray | None) -> tuple[dict[str, Any], bytes]:
-    """Train one machine, measure it, and return (values, model file bytes)."""
+def _model_bytes(model: Any) -> bytes | None:
+    """The model's file (npz + JSON metadata), as bytes for the driver to write; None if it has no file."""
+    if not hasattr(model, "save"):
+        return None
+    with tempfile.TemporaryDirectory(prefix="nemm-run-") as tmp:
+        return Path(model.save(Path(tmp) / "model.npz")).read_bytes()
+
+
+def _train_and_measure(spec: RunSpec, X: np.ndarray, y: np.ndarray | None) -> tuple[dict[str, Any], bytes | None]:
+    """Train one model, measure it, and return (values, model file bytes).
+
+    ``report = "reproduce"``: the record of :func:`nemm.reproduce.records.run_record`
+    (every kind); otherwise a Machine and the requested measures (:func:`_measure`).
+    """
     from nemm import Machine
 
     t0 = time.perf_counter()
+    if spec.diagnostics.get("report") == "reproduce":
+        from nemm.reproduce.records import run_record
+
+        values, model = run_record(spec.kind, spec.settings, X, y, spec.diagnostics, data_key=spec.data_checksum)
+        if spec.kind == "nemm":
+            values.update(_baselines(spec, X))
+        return values, _model_bytes(model)
     m = Machine(**_machine_kwargs(spec.settings))
     m.fit(X)
     t1 = time.perf_counter()
     values = _measure(m, X, y, spec.diagnostics)
     values.update(_baselines(spec, X))
     t2 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="nemm-run-") as tmp:
-        model = Path(m.save(Path(tmp) / "model.npz")).read_bytes()
     values["train_seconds"] = t1 - t0
     values["measure_seconds"] = t2 - t1
-    return values, model
+    return values, _model_bytes(m)
 
 
 def run_one(spec: RunSpec, X: np.ndarray, y: np.ndarray | None = None) -> dict[str, Any]:
@@ -466,71 +466,6 @@ def run_one(spec: RunSpec, X: np.ndarray, y: np.ndarray | None = None) -> dict[s
     return {"result": result, "model": model}
 
 
-# Data of a local worker process, set once by the pool initializer (not pickled per task).
-_WORKER_DATA: tuple[np.ndarray, np.ndarray | None] | None = None
-
-
-def _init_worker(X: np.ndarray, y: np.ndarray | None) -> None:
-    global _WORKER_DATA
-    _WORKER_DATA = (X, y)
-
-
-def _run_in_worker(spec: RunSpec) -> dict[str, Any]:
-    assert _WORKER_DATA is not None, "worker data not initialized"
-    return run_one(spec, *_WORKER_DATA)
-
-
-# --------------------------------------------------------------------------- backends
-
-
-def _local(specs: Sequence[RunSpec], X: np.ndarray, y: np.ndarray | None, workers: int,
-           on_done: Callable[[RunSpec, dict[str, Any] | BaseException], None]) -> None:
-    """Local processes of the package's one worker pool (:func:`nemm._pool.process_pool`: spawned,
-    one thread each), one run each at a time; the data go to every worker once, at start-up."""
-    if workers == 0:  # in this process: for debugging
-        for s in specs:
-            on_done(s, run_one(s, X, y))
-        return
-    with process_pool(min(workers, len(specs)), _init_worker, (X, y)) as ex:
-        futures: dict[Future[dict[str, Any]], RunSpec] = {ex.submit(_run_in_worker, s): s for s in specs}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for f in sorted(done, key=lambda f: futures[f].index):
-                exc = f.exception()
-                on_done(futures[f], exc if exc is not None else f.result())
-
-
-def _dask(specs: Sequence[RunSpec], X: np.ndarray, y: np.ndarray | None, scheduler: Any,
-          on_done: Callable[[RunSpec, dict[str, Any] | BaseException], None]) -> None:
-    """A running ``distributed`` scheduler (an address, or a Client/cluster object)."""
-    try:
-        from distributed import Client, as_completed
-    except ImportError as exc:
-        raise ImportError('--scheduler needs Dask: pip install "nemm[dask]"') from exc
-    own = not isinstance(scheduler, Client)
-    address = getattr(scheduler, "scheduler_address", scheduler)
-    try:
-        client = Client(address, set_as_default=False) if own else scheduler
-    except OSError as exc:
-        raise RuntimeError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
-    try:
-        # The data travel once to every worker; tasks refer to them.
-        Xf = client.scatter(X, broadcast=True, hash=False)
-        yf = client.scatter(y, broadcast=True, hash=False) if y is not None else None
-        futures = {client.submit(run_one, s, Xf, yf, pure=False, key=f"nemm-run-{s.run_id}-{os.getpid()}-{time.time_ns()}"): s
-                   for s in specs}
-        for f in as_completed(list(futures), loop=client.loop):
-            try:
-                out = f.result()
-            except Exception as exc:  # a lost worker: recorded, not final
-                out = exc
-            on_done(futures[f], out)
-    finally:
-        if own:
-            client.close()
-
-
 # --------------------------------------------------------------------------- the sweep
 
 
@@ -547,13 +482,24 @@ class SweepResult:
     seconds: float
     #: Wall time of the execution phase only (runs on the backend, their files written).
     run_seconds: float = 0.0
+    #: With ``report = "reproduce"``: the results dictionary of the report (:func:`nemm.reproduce.report.assemble_sweep`).
+    report: dict[str, Any] | None = None
 
 
 def result_columns(config: SweepConfig) -> list[str]:
-    """The columns of results.csv: swept settings and seed, loglik and the measures, baselines, status."""
-    cols = [k for k, _ in config.axes] + ["seed"]
-    for m in config.diagnostics.measures:
-        cols += _MEASURE_COLUMNS[m]
+    """The columns of results.csv: swept settings and seed, loglik and the measures, baselines, status.
+
+    With ``report = "reproduce"``: the columns of the reproduction's table
+    (:data:`nemm.reproduce.report.CSV_COLUMNS`), the other axes after its settings.
+    """
+    if config.diagnostics.report == "reproduce":
+        from nemm.reproduce.report import CSV_COLUMNS
+
+        cols = list(CSV_COLUMNS[:7]) + [k for k, _ in config.axes if k not in CSV_COLUMNS] + list(CSV_COLUMNS[7:])
+    else:
+        cols = [k for k, _ in config.axes] + ["seed"]
+        for m in config.diagnostics.measures:
+            cols += _MEASURE_COLUMNS[m]
     if config.baselines.mixture:
         cols.append("mixture_loglik")
     if config.baselines.rbm:
@@ -612,6 +558,10 @@ def run_sweep(
     scheduler: Any = None,
     progress: bool = True,
     data: tuple[np.ndarray, np.ndarray | None] | None = None,
+    executor: Executor | None = None,
+    on_run: Callable[[Mapping[str, Any]], None] | None = None,
+    protocol: Mapping[str, Any] | None = None,
+    figures: bool = True,
 ) -> SweepResult:
     """Run every unfinished run of ``config`` and write the sweep's files under ``out``.
 
@@ -631,6 +581,16 @@ def run_sweep(
         Show a tqdm progress bar on stderr.
     data : (X, y), optional
         Data to use instead of the ``[data]`` table (for callers that have them already).
+    executor : optional
+        A :func:`worker_pool` holding the same data, to run on (instead of a new pool;
+        the caller can use its warm workers afterwards).
+    on_run : callable, optional
+        Called with the result of every run finished now (a dict: what ``result.json`` holds).
+    figures : bool
+        Draw the figures (summary.png; the reproduction's figures with ``report = "reproduce"``).
+    protocol : dict, optional
+        With ``report = "reproduce"``: what the report states beside the configuration
+        (``mode``, ``data``, ...; see :func:`nemm.reproduce.report.assemble_sweep`).
 
     Returns
     -------
@@ -639,9 +599,11 @@ def run_sweep(
     t_start = time.perf_counter()
     out = Path(out)
     if data is None:
-        X, y, _ = load_data(config.data)
+        X, y, desc = load_data(config.data)
     else:
         X, y = np.ascontiguousarray(data[0], dtype=np.uint8), data[1]
+        desc = f"{X.shape[0]} rows of {X.shape[1]} bits{', labelled' if y is not None else ''}"
+
     diag: DiagnosticsConfig = config.diagnostics
     if y is None and "class_kl" in diag.measures and diag.measures_given:
         raise ValueError(f"{config.source}: [diagnostics] measures: class_kl needs labelled data")
@@ -677,116 +639,58 @@ def run_sweep(
             # result.json last: its presence marks a finished run.
             _write_bytes(run_dir / "result.json", json.dumps(res, indent=1, sort_keys=True).encode())
             results[spec.run_id] = res
+            if on_run is not None:
+                on_run(res)
         if bar is not None:
             bar.update(1)
 
     t_runs = time.perf_counter()
+    n_jobs = 1
     try:
         if todo:
+            # The slow kinds first, so that the pool's tail is short (the rows keep grid order).
+            todo.sort(key=lambda s: (_SUBMIT_ORDER.get(s.kind, 2), s.index))
             if scheduler is not None:
-                _dask(todo, X, y, scheduler, on_done)
+                run_dask(todo, X, y, scheduler, on_done, run_one)
             else:
                 n = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) \
                     if workers is None else int(workers)
                 if n < 0:
                     raise ValueError(f"workers must be >= 0, got {n}")
-                _local(todo, X, y, n, on_done)
+                n_jobs = max(1, n)
+                run_local(todo, X, y, n, on_done, run_one, executor)
     finally:
         if bar is not None:
             bar.close()
     run_seconds = time.perf_counter() - t_runs
 
     rows = [_row(s, results[s.run_id], columns) for s in specs]
-    text = _csv_text(rows, columns)
     csv_path = out / "results.csv"
     old = csv_path.read_text(encoding="utf-8") if csv_path.exists() else None
-    if old != text or not (out / "report.md").exists():
-        _write_bytes(csv_path, text.encode())
-        _write_bytes(out / "report.md", _report(config, specs, rows, results, columns, X).encode())
-        _summary_figure(config, rows, out / "summary.png")
+    if config.diagnostics.report == "reproduce":
+        from nemm.reproduce import report as rr
+
+        res = rr.assemble_sweep(config, specs, results, columns, data=desc, n_jobs=n_jobs,
+                                seconds=time.perf_counter() - t_start, protocol=protocol)
+        if old != rr.csv_of(res) or not (out / "report.md").exists():
+            drawn = rr.draw_figures(res, out, executor.map if executor is not None else map) \
+                if figures and importlib.util.find_spec("matplotlib") is not None and res["seeds"] else None
+            rr.write_tables(res, out, drawn)
+        else:
+            res["files"] = {"report": str(out / "report.md"), "results_csv": str(csv_path),
+                            "results_json": str(out / "results.json")}
+        report: dict[str, Any] | None = res
+    else:
+        text = _csv_text(rows, columns)
+        if old != text or not (out / "report.md").exists():
+            _write_bytes(csv_path, text.encode())
+            _write_bytes(out / "report.md", _report(config, specs, rows, results, columns, X).encode())
+            if figures:
+                _summary_figure(config, rows, out / "summary.png", columns)
+        report = None
     n_err = sum(r.get("status") != "ok" for r in rows)
     return SweepResult(out=out, rows=rows, columns=columns, n_skipped=n_skipped, n_run=len(todo), n_errors=n_err,
-                       seconds=time.perf_counter() - t_start, run_seconds=run_seconds)
-
-
-# --------------------------------------------------------------------------- report and figure
-
-
-def _finite(vals: Sequence[Any]) -> np.ndarray:
-    a = np.array([v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan for v in vals], float)
-    return a[np.isfinite(a)]
-
-
-def _report(config: SweepConfig, specs: Sequence[RunSpec], rows: Sequence[Mapping[str, Any]],
-            results: Mapping[str, Mapping[str, Any]], columns: Sequence[str], X: np.ndarray) -> str:
-    axes = [k for k, _ in config.axes]
-    shown = [c for c in columns if c in _PLOTTED]
-    ok = [r for r in rows if r.get("status") == "ok"]
-    train = _finite([results[s.run_id].get("train_seconds") for s in specs])
-    lines = [
-        "# Sweep report", "",
-        f"Configuration: `{config.source}`; data: {X.shape[0]} rows of {X.shape[1]} bits "
-        f"(sha256 {specs[0].data_checksum[:12] if specs else '-'}).",
-        f"{len(rows)} runs ({len(config.grid())} grid points x {len(config.seeds)} seeds): "
-        f"{len(ok)} finished, {len(rows) - len(ok)} failed. Training time summed over runs: {train.sum():.1f} s.",
-        "", "Every run's row is in `results.csv`; `summary.png` plots each measure against each swept axis.",
-        "", "## Mean ± standard deviation over seeds", "",
-    ]
-    head = (axes or ["(all)"]) + ["runs"] + shown
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    n_seeds = len(config.seeds)
-    for g in range(len(config.grid())):
-        group = rows[g * n_seeds:(g + 1) * n_seeds]
-        cells = [str(group[0][a]) for a in axes] or ["all"]
-        good = [r for r in group if r.get("status") == "ok"]
-        cells.append(f"{len(good)}/{len(group)}")
-        for c in shown:
-            v = _finite([r.get(c) for r in good])
-            cells.append(f"{v.mean():.4g} ± {v.std():.2g}" if v.size > 1 else (f"{v[0]:.4g}" if v.size else "–"))
-        lines.append("| " + " | ".join(cells) + " |")
-    failed = [r for r in rows if r.get("status") != "ok"]
-    if failed:
-        lines += ["", "## Failed runs", ""]
-        for r in failed:
-            what = ", ".join(f"{k} = {r[k]}" for k in axes + ["seed"])
-            lines.append(f"- `{r['run_id']}` ({what}): {r.get('error')}")
-    return "\n".join(lines) + "\n"
-
-
-def _summary_figure(config: SweepConfig, rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
-    """Each measure (rows) against each swept axis (columns): one dot per run, the mean as a bar."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        warnings.warn("matplotlib is not installed: no summary.png (pip install 'nemm[plots]')", stacklevel=2)
-        return None
-    axes = [(k, [_jsonable(v) for v in vals]) for k, vals in config.axes] or [("seed", list(config.seeds))]
-    measures = [c for c in result_columns(config) if c in _PLOTTED]
-    if not measures:
-        return None
-    ok = [r for r in rows if r.get("status") == "ok"]
-    fig = Figure(figsize=(3.2 * len(axes), 2.4 * len(measures)), layout="constrained")
-    grid = fig.subplots(len(measures), len(axes), squeeze=False)
-    for i, m in enumerate(measures):
-        for j, (key, values) in enumerate(axes):
-            ax = grid[i][j]
-            labels = [str(v) for v in values]
-            for pos, v in enumerate(values):
-                vals = _finite([r.get(m) for r in ok if r.get(key) == v])
-                if vals.size:
-                    offs = np.linspace(-0.15, 0.15, vals.size) if vals.size > 1 else np.zeros(1)
-                    ax.plot(pos + offs, vals, "o", ms=3, color="#1f77b4", alpha=0.7)
-                    ax.plot([pos - 0.25, pos + 0.25], [vals.mean()] * 2, "-", color="#d62728", lw=2)
-            ax.set_xticks(range(len(values)), labels)
-            ax.set_xlim(-0.5, len(values) - 0.5)
-            if i == len(measures) - 1:
-                ax.set_xlabel(key)
-            if j == 0:
-                ax.set_ylabel(m)
-    with atomic_open(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=90)
-    return path
-
+                       seconds=time.perf_counter() - t_start, run_seconds=run_seconds, report=report)
 
 
 # --------------------------------------------------------------------------- nemm train --config

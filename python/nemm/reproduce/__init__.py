@@ -1,7 +1,8 @@
 """Reproduce the paper's section IV: many seeds, diagnostics, baselines, figures and a report.
 
-* :mod:`nemm.reproduce.driver`: :func:`reproduce`, training and measuring every model (kinds nemm, rbm,
-  tied, mixture) in worker processes;
+* :mod:`nemm.reproduce.driver`: :func:`reproduce`, a built-in sweep (:func:`reproduce_config` is its TOML)
+  of every model (kinds nemm, rbm, tied, mixture), run by :func:`nemm.sweep.run_sweep`;
+* :mod:`nemm.reproduce.records`: :func:`~nemm.reproduce.records.run_record`, one model trained and measured;
 * :mod:`nemm.reproduce.report`: the report, tables and figures, written from the results table alone
   (:func:`write_report`, :func:`rebuild_report`);
 * :mod:`nemm.reproduce.regimes`: :func:`classify_regime` and its thresholds.
@@ -11,7 +12,7 @@ The command line is ``nemm reproduce [--quick] [--out DIR] [--compare normalizat
 
 from __future__ import annotations
 
-from nemm.reproduce.driver import KINDS, MIXING_STEPS, QUICK_EPOCHS, QUICK_SEEDS, reproduce
+from nemm.reproduce.driver import KINDS, MIXING_STEPS, QUICK_EPOCHS, QUICK_SEEDS, reproduce, reproduce_config
 from nemm.reproduce.regimes import CYCLE_SIGMA, NEAR_EQ_SIGMA, REGIMES, classify_regime, regime_rules
 from nemm.reproduce.report import rebuild_report, write_report
 
@@ -27,5 +28,6 @@ __all__ = [
     "rebuild_report",
     "regime_rules",
     "reproduce",
+    "reproduce_config",
     "write_report",
 ]

@@ -17,10 +17,11 @@ import numpy as np
 
 from nemm.reproduce.regimes import REGIMES, regime_rules
 from nemm.results import as_float as _f
-from nemm.results import write_csv, write_json, write_text
+from nemm.results import csv_text, write_json, write_text
 
-__all__ = ["CSV_COLUMNS", "describe_result", "draw_figures", "fmt", "fmt_pm", "kind_summary", "rebuild_report",
-           "report_markdown", "summarize", "table_text", "write_report", "write_tables"]
+__all__ = ["CSV_COLUMNS", "assemble", "assemble_sweep", "csv_of", "describe_result", "draw_figures", "fmt", "fmt_pm",
+           "kind_summary", "rebuild_report", "report_markdown", "summarize", "table_text", "write_report",
+           "write_tables"]
 
 
 def fmt(v: Any, spec: str = ".3g") -> str:
@@ -68,12 +69,13 @@ def describe_result(r: Mapping[str, Any]) -> str:
 
 
 #: Columns of results.csv: one row per model (kind: nemm, rbm, tied, mixture); NaN where a measure does not apply.
+#: No timings (they are in results.json): the table of a run is the same bytes whatever the machine and backend.
 CSV_COLUMNS = (
     "kind", "variant", "seed", "normalization", "hidden", "n_hidden", "centered", "loglik", "em_ceiling",
     "gap_to_em", "tau_int_class", "tau_int_class_envelope", "cover_time", "class_kl_samples", "class_kl",
     "sigma", "sigma_err", "sigma_counting", "sigma_counting_err", "n_one_way", "counting_steps", "tau", "tau_err",
     "self_transition", "self_transition_err", "self_transition_rao_blackwell", "random_self_transition", "cycle_affinity", "cycle_current",
-    "regime", "loglik_on_the_fly", "occupancy", "n_epochs", "train_seconds", "mixing_steps", "model",
+    "regime", "loglik_on_the_fly", "occupancy", "n_epochs", "mixing_steps", "model",
 )
 
 
@@ -81,8 +83,9 @@ def _csv_rows(rows: Iterable[Mapping[str, Any]], em: float | None) -> list[dict[
     out = []
     for r in rows:
         full = dict(r)
-        full["em_ceiling"] = em
-        full["gap_to_em"] = (_f(r["loglik"]) - em) if em is not None else None
+        if "em_ceiling" not in r:  # a sweep's rows have their own (the mixture of their L)
+            full["em_ceiling"] = em
+            full["gap_to_em"] = (_f(r["loglik"]) - em) if em is not None else None
         if r.get("occupancy") is not None:
             full["occupancy"] = [round(float(p), 6) for p in r["occupancy"]]
         out.append(full)
@@ -307,6 +310,12 @@ def report_markdown(res: Mapping[str, Any]) -> str:
         if "fig4" in figs:
             add("![Fig. 4: class KL, decorrelation time and mean self-transition against σ](fig4.png)")
             add("")
+    if res.get("failed"):
+        add("## Failed runs")
+        add("")
+        for r in res["failed"]:
+            add(f"- `{r['run_id']}` ({r.get('kind')} seed {r.get('seed')}, {r.get('variant')}): {r.get('error')}")
+        add("")
     add("## All models")
     add("")
     add("| kind | variant | seed | ln p (exact) | τ_int,class | τ (envelope) | cover time | σ (Rao–Blackwell) "
@@ -352,8 +361,8 @@ def report_markdown(res: Mapping[str, Any]) -> str:
         f"{fmt(s['loglik_min'], '.1f')} to {fmt(s['loglik_max'], '.1f')}.")
     add("")
     add("Files: `results.csv` (one row per model, with its `kind` and settings), `results.json` (everything, "
-        "including per-epoch histories, M, currents and the σ curves), `models/` (the trained models: "
-        "`nemm diagnose models/<file>.npz`).")
+        "including per-epoch histories, M, currents and the σ curves), `runs/<run id>/` (each trained model and "
+        "its record; the `model` column names the file: `nemm diagnose runs/<run id>/model.npz`).")
     add("")
     return "\n".join(lines)
 
@@ -411,6 +420,14 @@ def draw_figures(res: Mapping[str, Any], out_dir: str | Path,
     return {k: drawn[k] for k in ("fig2", "fig3_best", "fig3_worst", "fig4", "fig5", "fig6") if k in drawn}
 
 
+def csv_of(res: Mapping[str, Any]) -> str:
+    """The text of results.csv of a results dictionary: every model's row (and the failed runs'), in run order."""
+    em = res["baselines"]["em"]
+    machines = res.get("models") or (list(res["seeds"]) + list(res["baselines"]["rbm"]))
+    rows = sorted(list(machines) + list(res.get("failed", [])), key=lambda r: r.get("index", 0))
+    return csv_text(_csv_rows(rows, em["loglik"] if em else None), res.get("csv_columns", CSV_COLUMNS))
+
+
 def write_tables(res: dict[str, Any], out_dir: str | Path, figure_files: Mapping[str, str] | None = None
                  ) -> dict[str, str]:
     """Write results.csv, results.json and report.md of a results dictionary (figures already drawn).
@@ -420,10 +437,7 @@ def write_tables(res: dict[str, Any], out_dir: str | Path, figure_files: Mapping
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = dict(figure_files or {})
-    em = res["baselines"]["em"]
-    machines = res.get("models") or (list(res["seeds"]) + list(res["baselines"]["rbm"]))
-    files["results_csv"] = str(write_csv(out / "results.csv", _csv_rows(machines, em["loglik"] if em else None),
-                                         CSV_COLUMNS))
+    files["results_csv"] = str(write_text(out / "results.csv", csv_of(res)))
     files["report"] = str(out / "report.md")
     files["results_json"] = str(out / "results.json")
     res["files"] = files
@@ -475,3 +489,99 @@ def table_text(res: Mapping[str, Any]) -> str:
                      + f"  (rules: nemm.reproduce.classify_regime, L = {L})")
     lines.append(f"done in {res['seconds']:.1f} s. Report: {res['files']['report']}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- from a sweep's runs
+
+#: Keys of a run's result.json that describe the run, not the model: left out of the model records.
+_RUN_KEYS = ("swept", "settings", "diagnostics", "baselines", "data_checksum", "nemm_version")
+
+
+def _by_seed(models: Sequence[Mapping[str, Any]], kind: str, variant: str | None = None) -> list[dict[str, Any]]:
+    return sorted((dict(r) for r in models if r["kind"] == kind and (variant is None or r["variant"] == variant)),
+                  key=lambda r: r["seed"])
+
+
+def assemble(models: Sequence[Mapping[str, Any]], protocol: Mapping[str, Any], *,
+             failed: Sequence[Mapping[str, Any]] = (), csv_columns: Sequence[str] | None = None) -> dict[str, Any]:
+    """The results dictionary (what the report is written from) of the model records of a reproduction.
+
+    ``models``: one record per finished run (kinds nemm, rbm, tied, mixture, each with its
+    ``variant``), in run order; ``protocol``: the settings the report states.
+    """
+    models = [dict(r) for r in models]
+    em_res = next((r for r in models if r["kind"] == "mixture"), None)
+    rbm_res = _by_seed(models, "rbm")
+    tied_all = _by_seed(models, "tied")
+    em_ll = _f(em_res["loglik"]) if em_res else None
+    names = list(dict.fromkeys(r["variant"] for r in models if r["kind"] == "nemm"))
+    per_variant = []
+    for name in names:
+        seeds_v = _by_seed(models, "nemm", name)
+        settings = {k: seeds_v[0].get(k) for k in ("normalization", "hidden", "centered")}
+        per_variant.append({"name": name, "settings": settings, "seeds": seeds_v, "tied": tied_all,
+                            "summary": summarize(seeds_v, tied_all, em_ll, int(protocol["n_hidden"]), rbms=rbm_res,
+                                                 mixture=em_res)})
+    if not per_variant:
+        per_variant.append({"name": "", "settings": {}, "seeds": [], "tied": tied_all,
+                            "summary": summarize([], tied_all, em_ll, int(protocol["n_hidden"]), rbms=rbm_res,
+                                                 mixture=em_res)})
+    # The headline summary is the first variant's, but its comparison of kinds covers every variant.
+    summary = dict(per_variant[0]["summary"])
+    summary["kinds"] = kind_summary(models)
+    res = {"protocol": dict(protocol), "models": models, "seeds": per_variant[0]["seeds"],
+           "baselines": {"em": em_res, "rbm": rbm_res, "tied": tied_all}, "variants": per_variant,
+           "summary": summary, "seconds": 0.0, "files": {}, "failed": [dict(r) for r in failed]}
+    if csv_columns is not None:
+        res["csv_columns"] = list(csv_columns)
+    return res
+
+
+def assemble_sweep(config: Any, specs: Sequence[Any], results: Mapping[str, Mapping[str, Any]],
+                   columns: Sequence[str], *, data: str, n_jobs: int, seconds: float,
+                   protocol: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The results dictionary of a sweep with ``[diagnostics] report = "reproduce"`` (see :func:`assemble`).
+
+    ``specs`` are the sweep's runs (:func:`nemm.sweep.expand`), ``results`` what their
+    ``result.json`` hold; every model's saved file is ``runs/<run id>/model.npz``. The
+    mixture of each L gives the EM ceiling of the rows with that L. ``protocol`` adds to
+    (or overrides) what is read from the configuration (e.g. ``mode``).
+    """
+    em_by_L = {int(s.swept["n_hidden"]): _f(results[s.run_id].get("loglik")) for s in specs
+               if s.kind == "mixture" and results[s.run_id].get("status") == "ok"}
+    models, failed = [], []
+    for s in specs:
+        r = results[s.run_id]
+        row = {k: v for k, v in r.items() if k not in _RUN_KEYS}
+        row.update(s.swept)
+        row.update(index=s.index, run_id=s.run_id)
+        if r.get("status") != "ok":
+            failed.append({**s.swept, "index": s.index, "run_id": s.run_id, "status": r.get("status", "error"),
+                           "error": r.get("error"), "em_ceiling": None, "gap_to_em": None})
+            continue
+        row["model"] = f"runs/{s.run_id}/model.npz" if s.kind != "mixture" else None
+        em = em_by_L.get(int(s.swept["n_hidden"]))
+        row["em_ceiling"] = em
+        row["gap_to_em"] = _f(row["loglik"]) - em if em is not None else None
+        models.append(row)
+    nemm_specs = [s for s in specs if s.kind == "nemm"]
+    first = nemm_specs[0].settings if nemm_specs else {}
+    bs = first.get("batch_size", [16, 160])
+    d, bl = config.diagnostics, config.baselines
+    p = {
+        "mode": f"sweep ({config.source})", "data": data, "n_hidden": int(first.get("n_hidden", 0)),
+        "hidden": first.get("hidden"), "n_epochs": first.get("n_epochs"), "steps_per_epoch": first.get("steps_per_epoch"),
+        "batch_size": list(bs) if isinstance(bs, (list, tuple)) else [bs, bs], "chain_steps": first.get("chain_steps"),
+        "n_chains": first.get("n_chains"), "learning_rate": first.get("learning_rate"),
+        "centered": first.get("centered"), "normalization": first.get("normalization"),
+        "compare": ", ".join(k for k, _ in config.axes) or None,
+        "variants": list(dict.fromkeys(s.swept["variant"] for s in nemm_specs)),
+        "seeds": list(config.seeds), "rbm_seeds": list(bl.rbm_seeds), "tied_seeds": list(bl.tied_seeds),
+        "em_restarts": bl.mixture_restarts, "n_jobs": int(n_jobs), "track_every": d.track_every,
+        "track_steps": d.track_steps, "diag_steps": d.chain_steps * d.n_chains, "mixing_steps": d.mixing_steps,
+        "rao_blackwell_draws": d.rao_blackwell_draws,
+    }
+    p.update(protocol or {})
+    res = assemble(models, p, failed=failed, csv_columns=columns)
+    res["seconds"] = float(seconds)
+    return res
