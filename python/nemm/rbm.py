@@ -27,10 +27,10 @@ from typing import Any, Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from nemm import _core
+from nemm import _core, model_file
 from nemm._checks import as_binary_matrix, as_real_array
-from nemm._io import atomic_open
-from nemm.machine import Machine, register_format
+from nemm.machine import Machine
+from nemm.model_file import register_format
 
 __all__ = ["RBM", "FORMAT_NAME", "FORMAT_VERSION", "EXACT_MAX_STATES"]
 
@@ -471,24 +471,11 @@ class RBM:
         with ``format`` ("nemm-rbm"), ``format_version``, the nemm version and the settings.
         """
         engine = self._require_fitted()
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
-        meta = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "nemm_version": _core.__version__,
-            "settings": self.get_params(),
-            "epochs_done": self.epochs_done_,
-            "history_keys": sorted(self.history_),
-        }
+        meta = model_file.metadata(FORMAT_NAME, FORMAT_VERSION, self.get_params(), self.epochs_done_, self.history_)
         arrays = {"w": engine.w, "a": engine.a, "abar": engine.abar, "xbar": engine.xbar,
                   "metadata": np.array(json.dumps(meta))}
-        for k, v in self.history_.items():
-            arrays[f"history/{k}"] = np.asarray(v, dtype=float)
-        with atomic_open(path) as fh:
-            np.savez(fh, **arrays)
-        return path
+        arrays.update(model_file.history_arrays(self.history_, keep_integers=False))
+        return model_file.write(path, arrays)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in ("n_hidden", "hidden", "optimizer", "gradient",
@@ -496,24 +483,13 @@ class RBM:
         return f"RBM({shown})"
 
 
-def rbm_from_npz(npz: Any, meta: dict[str, Any], path: Path) -> RBM:
+def rbm_from_npz(npz: Any, meta: dict[str, Any], path: Path | str) -> RBM:
     """Rebuild an :class:`RBM` from an opened npz whose metadata says ``format: "nemm-rbm"``."""
-    version = meta.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{path} has RBM format version {version!r}; this nemm reads version {FORMAT_VERSION}")
-    missing = [k for k in ("w", "a", "abar", "xbar") if k not in npz.files]
-    if missing:
-        raise ValueError(f"{path} lacks arrays {missing}")
-    settings = meta.get("settings")
-    if not isinstance(settings, dict):
-        raise ValueError(f"{path}: metadata has no settings")
-    unknown = sorted(set(settings) - set(RBM._SETTINGS))
-    if unknown:
-        raise ValueError(f"{path}: unknown settings {unknown} (written by a newer nemm?)")
+    model_file.check_version(meta, path, (FORMAT_VERSION,), "RBM")
+    model_file.require_arrays(npz, ("w", "a", "abar", "xbar"), path)
+    settings = model_file.read_settings(meta, RBM._SETTINGS, path)
     m = RBM.from_params(npz["w"], npz["a"], npz["abar"], npz["xbar"], **settings)
-    keys = meta.get("history_keys", [])
-    m.history_ = {k: npz[f"history/{k}"].tolist() for k in keys if f"history/{k}" in npz.files}
-    m.epochs_done_ = int(meta.get("epochs_done", 0))
+    m.history_, m.epochs_done_ = model_file.read_history(npz, meta)
     return m
 
 
