@@ -21,16 +21,10 @@ extra: ``pip install "nemm[images]"``).
 
 
 from .files import NPZ_KEYS, load_binary, load_npy
-from .idx import _find_file, _read_maybe_gzip, read_idx
+from .idx import read_idx
 from .mnist import (
-    _EMBEDDED,
-    _EMBEDDED_FORMAT,
-    _EMBEDDED_VERSION,
-    _MNIST_MD5,
     MNIST_MIRRORS,
     DownloadError,
-    _check_mnist_pair,
-    _split_stems,
     binarize,
     embedded_digits,
     load_digits,

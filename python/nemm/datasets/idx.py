@@ -12,7 +12,6 @@ from typing import Union
 
 import numpy as np
 
-
 PathLike = Union[str, "os.PathLike[str]"]
 _GZIP_MAGIC = b"\x1f\x8b"
 

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.machine import Machine
 
