@@ -114,4 +114,26 @@ inline py::array_t<uint8_t> dense_of(const std::vector<Span>& rows, int D) {
   return X;
 }
 
+// Persistent chains of either engine (Chains, chain.hpp), in and out as 0/1 arrays.
+// Fresh chains from xbar, or with the visible states of an (n_chains, D) array `init`.
+template <class ChainsT, class ModelT>
+void reset_chains_from(ChainsT& chains, const ModelT& model, int n_chains, uint64_t seed, const py::object& init) {
+  if (n_chains < 1) throw std::invalid_argument("n_chains must be at least 1");
+  chains.reset(model, n_chains, seed);
+  if (init.is_none()) return;
+  const U8Array X = U8Array::ensure(init);
+  const int D = model.s.D;
+  if (!X || X.ndim() != 2 || X.shape(0) != n_chains || X.shape(1) != D)
+    throw std::invalid_argument("initial chain states must have shape (n_chains, D)");
+  for (int c = 0; c < n_chains; ++c) chains.chains[c].set_visible(X.data() + std::size_t(c) * D, D);
+}
+
+// The visible states of the chains, (n_chains, D).
+template <class ChainsT>
+py::array_t<uint8_t> visible_states_of(const ChainsT& chains, int D) {
+  std::vector<Span> rows;
+  for (const auto& ch : chains.chains) rows.push_back(Span{ch.active.data(), ch.n_active});
+  return dense_of(rows, D);
+}
+
 }  // namespace nemm::bindings

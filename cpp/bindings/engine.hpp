@@ -65,23 +65,10 @@ class Engine {
   void set_data(const U8Array& X) { tr.data = rows_of(X, settings().D, "X"); }
 
   void reset_chains(int n_chains, uint64_t seed, const py::object& init) {
-    if (n_chains < 1) throw std::invalid_argument("n_chains must be at least 1");
-    tr.chains.reset(tr.model, n_chains, seed);
-    if (!init.is_none()) {
-      const U8Array X = U8Array::ensure(init);
-      const int D = settings().D;
-      if (!X || X.ndim() != 2 || X.shape(0) != n_chains || X.shape(1) != D)
-        throw std::invalid_argument("initial chain states must have shape (n_chains, D)");
-      for (int c = 0; c < n_chains; ++c) tr.chains.chains[c].set_visible(X.data() + std::size_t(c) * D, D);
-    }
+    reset_chains_from(tr.chains, tr.model, n_chains, seed, init);
   }
 
-  py::array_t<uint8_t> chain_states() const {
-    const int D = settings().D;
-    std::vector<Span> rows;
-    for (const auto& ch : tr.chains.chains) rows.push_back(Span{ch.active.data(), ch.n_active});
-    return dense_of(rows, D);
-  }
+  py::array_t<uint8_t> chain_states() const { return visible_states_of(tr.chains, settings().D); }
 
   // The whole state of the persistent chains, for an exact resume: x' (the active pixels), the
   // last hidden state z, the scalar stream (xoshiro256**, 4 words) and the eight visible-bit

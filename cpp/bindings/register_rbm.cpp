@@ -51,22 +51,10 @@ class RBMEngine {
   }
 
   void reset_chains(int n_chains, uint64_t seed, const py::object& init) {
-    if (n_chains < 1) throw std::invalid_argument("n_chains must be at least 1");
-    tr.chains.reset(tr.model, n_chains, seed);
-    if (!init.is_none()) {
-      const U8Array X = U8Array::ensure(init);
-      const int D = settings().D;
-      if (!X || X.ndim() != 2 || X.shape(0) != n_chains || X.shape(1) != D)
-        throw std::invalid_argument("initial chain states must have shape (n_chains, D)");
-      for (int c = 0; c < n_chains; ++c) tr.chains.chains[c].set_visible(X.data() + std::size_t(c) * D, D);
-    }
+    reset_chains_from(tr.chains, tr.model, n_chains, seed, init);
   }
 
-  py::array_t<uint8_t> chain_states() const {
-    std::vector<Span> rows;
-    for (const auto& ch : tr.chains.chains) rows.push_back(Span{ch.active.data(), ch.n_active});
-    return dense_of(rows, settings().D);
-  }
+  py::array_t<uint8_t> chain_states() const { return visible_states_of(tr.chains, settings().D); }
 
   void set_optimizer(const std::string& name, double lr, double b1, double b2, double rho, double eps) {
     if (name != "adam" && name != "rmsprop") throw std::invalid_argument("optimizer must be 'adam' or 'rmsprop'");

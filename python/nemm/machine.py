@@ -32,10 +32,18 @@ from nemm._checks import (
     as_seed,
     check_memory,
 )
+from nemm._logdomain import logit
+from nemm._seeds import engine_seed
 from nemm._states import codes_to_states
 from nemm.markov import occupancy_from_trajectory
 from nemm.model_file import FORMAT_NAME, FORMAT_VERSION, load, register_format
-from nemm.training import _BatchStream, _data_checksum, _training_memory, approx_gradient, batch_size_schedule
+from nemm.training import (
+    _BatchStream,
+    _data_checksum,
+    _training_memory,
+    approx_gradient,
+    batch_size_schedule,
+)
 
 # The model file (``save``/``load``, FORMAT_NAME, FORMAT_VERSION, register_format) lives in
 # nemm.model_file, shared with the RBM; the names stay importable from here.
@@ -50,15 +58,6 @@ _HIDDEN = ("onehot", "binary")
 _NORMALIZATION = ("softmax", "sigmoid")
 # Means of the initialization subsets are clipped here before the logit (appendix A1).
 _INIT_CLIP = 0.01
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    return np.log(p) - np.log1p(-p)
-
-
-def _seed_words(seed_seq: np.random.SeedSequence) -> int:
-    """A 64-bit engine seed drawn from a SeedSequence (hashing, never offsets)."""
-    return int(seed_seq.generate_state(1, dtype=np.uint64)[0])
 
 
 _WHY_INT32 = " (the C++ core counts it in a 32-bit int)"
@@ -432,11 +431,11 @@ class Machine:
             w = np.empty((D, L))
             for alpha in range(L):
                 sub = rng.choice(N, size=k, replace=False)
-                w[:, alpha] = _logit(np.clip(X[sub].mean(axis=0), _INIT_CLIP, 1 - _INIT_CLIP))
+                w[:, alpha] = logit(np.clip(X[sub].mean(axis=0), _INIT_CLIP, 1 - _INIT_CLIP))
             a = np.zeros(D)
         else:
             w = 0.01 * rng.standard_normal((D, L))
-            a = _logit(np.clip(xbar, _INIT_CLIP, 1 - _INIT_CLIP))
+            a = logit(np.clip(xbar, _INIT_CLIP, 1 - _INIT_CLIP))
         wbar = w.T.copy() if self._cfg["tied"] else np.zeros((L, D))
         return dict(w=w, a=a, wbar=wbar, abar=np.zeros(L), xbar=xbar)
 
@@ -471,7 +470,7 @@ class Machine:
         init_rng, batch_rng = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1])
         self._engine = None
         self._set_params(**self._initial_params(X, init_rng))
-        self._start_training(X, batch_rng, _seed_words(seeds[2]))
+        self._start_training(X, batch_rng, engine_seed(seeds[2]))
         return self._train_epochs(self.n_epochs, callback)
 
     @_locked
@@ -494,7 +493,7 @@ class Machine:
             seeds = np.random.SeedSequence(cfg["random_state"]).spawn(3)
             if self._engine is None:
                 self._set_params(**self._initial_params(X, np.random.default_rng(seeds[0])))
-            self._start_training(X, np.random.default_rng(seeds[1]), _seed_words(seeds[2]), keep_history=True)
+            self._start_training(X, np.random.default_rng(seeds[1]), engine_seed(seeds[2]), keep_history=True)
         else:
             sha = _data_checksum(X)
             if sha != self._train_data_sha:  # other data: a new permutation of its rows
@@ -564,8 +563,8 @@ class Machine:
 
     def _seed(self, seed: int | None) -> int:
         if seed is None:
-            return _seed_words(np.random.SeedSequence(as_seed(self.random_state, "random_state")))
-        return _seed_words(np.random.SeedSequence(as_seed(seed, "seed")))
+            return engine_seed(np.random.SeedSequence(as_seed(self.random_state, "random_state")))
+        return engine_seed(np.random.SeedSequence(as_seed(seed, "seed")))
 
     @_locked
     def hidden_trajectory(

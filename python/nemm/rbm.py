@@ -29,6 +29,8 @@ from tqdm.auto import tqdm
 
 from nemm import _core, model_file
 from nemm._checks import as_binary_matrix, as_real_array
+from nemm._logdomain import logit
+from nemm._seeds import engine_seed
 from nemm.machine import Machine
 from nemm.model_file import register_format
 
@@ -49,18 +51,8 @@ _OPTIMIZERS = ("adam", "rmsprop")
 _GRADIENTS = ("auto", "exact", "pcd")
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    return np.log(p) - np.log1p(-p)
-
-
 def _softplus(h: np.ndarray) -> np.ndarray:
     return np.maximum(h, 0.0) + np.log1p(np.exp(-np.abs(h)))
-
-
-def _seed_word(seed: int | np.random.SeedSequence | None) -> int:
-    """A 64-bit core seed hashed from a seed (SeedSequence: hashing, never offsets)."""
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    return int(ss.generate_state(1, dtype=np.uint64)[0])
 
 
 class RBM:
@@ -289,12 +281,12 @@ class RBM:
             w = np.empty((D, L))
             for alpha in range(L):
                 sub = rng.choice(N, size=k, replace=False)
-                w[:, alpha] = _logit(np.clip(X[sub].mean(axis=0), _INIT_CLIP, 1 - _INIT_CLIP))
+                w[:, alpha] = logit(np.clip(X[sub].mean(axis=0), _INIT_CLIP, 1 - _INIT_CLIP))
             a = np.zeros(D)
             abar = -_softplus(w).sum(axis=0)  # equal mixture weights: lw(alpha) = 0 for every alpha
         else:
             w = 0.01 * rng.standard_normal((D, L))
-            a = _logit(np.clip(xbar, _INIT_CLIP, 1 - _INIT_CLIP))
+            a = logit(np.clip(xbar, _INIT_CLIP, 1 - _INIT_CLIP))
             abar = np.zeros(L)
         return dict(w=w, a=a, abar=abar, xbar=xbar)
 
@@ -319,7 +311,7 @@ class RBM:
         seeds = np.random.SeedSequence(self.random_state).spawn(3)
         self._engine = None
         self._set_params(**self._initial_params(X, np.random.default_rng(seeds[0])))
-        self._start_training(X, np.random.default_rng(seeds[1]), _seed_word(seeds[2]))
+        self._start_training(X, np.random.default_rng(seeds[1]), engine_seed(seeds[2]))
         self.history_ = {"epoch": [], "loglik": [], "seconds": []}
         self.epochs_done_ = 0
         return self._train_epochs(X, int(self.n_epochs), callback)
@@ -337,7 +329,7 @@ class RBM:
             seeds = np.random.SeedSequence(self.random_state).spawn(3)
             if self._engine is None:
                 self._set_params(**self._initial_params(X, np.random.default_rng(seeds[0])))
-            self._start_training(X, np.random.default_rng(seeds[1]), _seed_word(seeds[2]))
+            self._start_training(X, np.random.default_rng(seeds[1]), engine_seed(seeds[2]))
             self.history_ = {k: list(self.history_.get(k, [])) for k in ("epoch", "loglik", "seconds")}
         else:
             self._require_fitted().set_data(X)
