@@ -32,7 +32,6 @@ from nemm._checks import (
     as_seed,
     check_memory,
 )
-from nemm._logdomain import logit
 from nemm._seeds import engine_seed
 from nemm._states import codes_to_states
 from nemm.markov import occupancy_from_trajectory
@@ -43,6 +42,7 @@ from nemm.training import (
     _training_memory,
     approx_gradient,
     batch_size_schedule,
+    initial_weights,
 )
 
 # The model file (``save``/``load``, FORMAT_NAME, FORMAT_VERSION, register_format) lives in
@@ -56,8 +56,6 @@ ENUMERATION_LIMIT = 2**16
 
 _HIDDEN = ("onehot", "binary")
 _NORMALIZATION = ("softmax", "sigmoid")
-# Means of the initialization subsets are clipped here before the logit (appendix A1).
-_INIT_CLIP = 0.01
 
 
 _WHY_INT32 = " (the C++ core counts it in a 32-bit int)"
@@ -422,21 +420,10 @@ class Machine:
         return m
 
     def _initial_params(self, X: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Appendix A1: wbar = 0, abar = 0, w[:, alpha] = logit(mean of a random 10% subset)."""
-        N, D = X.shape
+        """Appendix A1: w and a from ``initial_weights``; wbar = 0 (w^T when tied), abar = 0."""
         L = self._cfg["n_hidden"]
-        xbar = X.mean(axis=0)
-        if self._cfg["hidden"] == "onehot":
-            k = max(1, N // 10)
-            w = np.empty((D, L))
-            for alpha in range(L):
-                sub = rng.choice(N, size=k, replace=False)
-                w[:, alpha] = logit(np.clip(X[sub].mean(axis=0), _INIT_CLIP, 1 - _INIT_CLIP))
-            a = np.zeros(D)
-        else:
-            w = 0.01 * rng.standard_normal((D, L))
-            a = logit(np.clip(xbar, _INIT_CLIP, 1 - _INIT_CLIP))
-        wbar = w.T.copy() if self._cfg["tied"] else np.zeros((L, D))
+        w, a, xbar = initial_weights(X, L, self._cfg["hidden"], rng)
+        wbar = w.T.copy() if self._cfg["tied"] else np.zeros((L, X.shape[1]))
         return dict(w=w, a=a, wbar=wbar, abar=np.zeros(L), xbar=xbar)
 
     # ------------------------------------------------------------------ training

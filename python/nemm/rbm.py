@@ -29,10 +29,10 @@ from tqdm.auto import tqdm
 
 from nemm import _core, model_file
 from nemm._checks import as_binary_matrix, as_real_array
-from nemm._logdomain import logit
 from nemm._seeds import engine_seed
 from nemm.machine import Machine
 from nemm.model_file import register_format
+from nemm.training import initial_weights
 
 __all__ = ["RBM", "FORMAT_NAME", "FORMAT_VERSION", "EXACT_MAX_STATES"]
 
@@ -42,7 +42,6 @@ FORMAT_VERSION = 1
 EXACT_MAX_STATES = 2**16
 # The exact ln Z of score_samples enumerates at most this many hidden states.
 _SCORE_MAX_STATES = 2**24
-_INIT_CLIP = 0.01
 # Centering: the offset of h is a running mean of E[h | x] over the minibatches, at this rate.
 _CENTER_RATE = 0.01
 
@@ -273,21 +272,9 @@ class RBM:
         return m
 
     def _initial_params(self, X: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        N, D = X.shape
-        L = int(self.n_hidden)
-        xbar = X.mean(axis=0)
-        if self.hidden == "onehot":
-            k = max(1, N // 10)
-            w = np.empty((D, L))
-            for alpha in range(L):
-                sub = rng.choice(N, size=k, replace=False)
-                w[:, alpha] = logit(np.clip(X[sub].mean(axis=0), _INIT_CLIP, 1 - _INIT_CLIP))
-            a = np.zeros(D)
-            abar = -_softplus(w).sum(axis=0)  # equal mixture weights: lw(alpha) = 0 for every alpha
-        else:
-            w = 0.01 * rng.standard_normal((D, L))
-            a = logit(np.clip(xbar, _INIT_CLIP, 1 - _INIT_CLIP))
-            abar = np.zeros(L)
+        w, a, xbar = initial_weights(X, self.n_hidden, self.hidden, rng)
+        # One-hot: equal mixture weights, lw(alpha) = 0 for every alpha.
+        abar = -_softplus(w).sum(axis=0) if self.hidden == "onehot" else np.zeros(int(self.n_hidden))
         return dict(w=w, a=a, abar=abar, xbar=xbar)
 
     # ------------------------------------------------------------------ training

@@ -15,11 +15,39 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nemm._checks import as_binary_matrix
+from nemm._logdomain import logit
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.machine import Machine
 
-__all__ = ["approx_gradient", "batch_size_schedule"]
+__all__ = ["approx_gradient", "batch_size_schedule", "initial_weights"]
+
+# Means of the initialization subsets are clipped here before the logit (appendix A1).
+_INIT_CLIP = 0.01
+
+
+def initial_weights(X: np.ndarray, n_hidden: int, hidden: str,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Appendix A1: the starting w (D, L) and a (D,), and the data mean xbar.
+
+    One-hot: ``w[:, alpha]`` is the logit of the mean of a random 10% subset of the data (one
+    subset per state), ``a = 0``; binary: ``w`` small Gaussian, ``a = logit(xbar)``. Means are
+    clipped to [0.01, 0.99] first. Shared by the machine and the equilibrium RBM.
+    """
+    N, D = X.shape
+    L = int(n_hidden)
+    xbar = X.mean(axis=0)
+    if hidden == "onehot":
+        k = max(1, N // 10)
+        w = np.empty((D, L))
+        for alpha in range(L):
+            sub = rng.choice(N, size=k, replace=False)
+            w[:, alpha] = logit(np.clip(X[sub].mean(axis=0), _INIT_CLIP, 1 - _INIT_CLIP))
+        a = np.zeros(D)
+    else:
+        w = 0.01 * rng.standard_normal((D, L))
+        a = logit(np.clip(xbar, _INIT_CLIP, 1 - _INIT_CLIP))
+    return w, a, xbar
 
 
 def batch_size_schedule(epoch: int, n_epochs: int, batch_size: tuple[int, int]) -> int:
