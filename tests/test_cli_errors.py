@@ -129,7 +129,7 @@ def test_train_digits_are_checked_before_any_download(tmp_path: Path, monkeypatc
     def offline(*args: object, **kwargs: object) -> None:
         raise AssertionError("a download was attempted")
 
-    monkeypatch.setattr(datasets, "load_mnist", offline)
+    monkeypatch.setattr(datasets.mnist, "load_mnist", offline)
     for digits, words in (("12", "12 is not a digit 0-9"), ("1,1", "repeats"), ("-1", "-1 is not a digit")):
         line = _one_line_error(capsys, ["train", "--digits", digits, *FAST, "--out", str(tmp_path / "m.npz")])
         assert words in line and "--digits" in line

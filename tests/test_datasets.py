@@ -156,7 +156,7 @@ def test_load_digits_uses_embedded_without_io(monkeypatch: pytest.MonkeyPatch) -
     def boom(*args: object, **kwargs: object) -> None:
         raise AssertionError("load_mnist must not be called")
 
-    monkeypatch.setattr(datasets, "load_mnist", boom)
+    monkeypatch.setattr(datasets.mnist, "load_mnist", boom)
     X, y = datasets.load_digits((2, 1), 10)
     assert X.shape == (20, 784)
     assert sorted(y.tolist()) == [1] * 10 + [2] * 10
@@ -249,7 +249,7 @@ def test_load_digits_checks_digits_before_any_download(monkeypatch: pytest.Monke
     def offline(*args: object, **kwargs: object) -> None:
         raise AssertionError("a download was attempted")
 
-    monkeypatch.setattr(datasets, "load_mnist", offline)
+    monkeypatch.setattr(datasets.mnist, "load_mnist", offline)
     for digits in ((12,), (0, 10), (-1,)):
         with pytest.raises(ValueError, match="MNIST has the digits 0-9"):
             datasets.load_digits(digits)

@@ -25,17 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-from nemm import datasets
+from nemm.datasets import idx, mnist
 from nemm._io import atomic_open
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MNIST_DIR = REPO_ROOT.parent / "shared" / "data" / "mnist"
 DEFAULT_OUT = REPO_ROOT / "python" / "nemm" / "data" / "mnist012.npz"
 
-SPEC = datasets._EMBEDDED  # digits, per_class, threshold, split: what embedded_digits() promises
+SPEC = mnist._EMBEDDED  # digits, per_class, threshold, split: what embedded_digits() promises
 META = {
-    "format": datasets._EMBEDDED_FORMAT,
-    "version": datasets._EMBEDDED_VERSION,
+    "format": mnist._EMBEDDED_FORMAT,
+    "version": mnist._EMBEDDED_VERSION,
     "source": "MNIST test split (t10k), Y. LeCun, C. Cortes, C. J. C. Burges",
     "license": "CC BY-SA 3.0 (MNIST)",
     "threshold": SPEC["threshold"],
@@ -48,26 +48,26 @@ META = {
 
 def read_checked(directory: Path, stem: str) -> np.ndarray:
     """``stem[.gz]`` in ``directory`` as an array, after checking the MD5 of its uncompressed bytes."""
-    path = datasets._find_file(directory, stem)
+    path = idx._find_file(directory, stem)
     if path is None:
         raise FileNotFoundError(f"neither {stem}.gz nor {stem} found in {directory}")
-    got = hashlib.md5(datasets._read_maybe_gzip(path)).hexdigest()
-    if got != datasets._MNIST_MD5[stem]:
-        raise ValueError(f"MD5 of uncompressed {path} is {got}, expected {datasets._MNIST_MD5[stem]}")
-    return datasets.read_idx(path)
+    got = hashlib.md5(idx._read_maybe_gzip(path)).hexdigest()
+    if got != mnist._MNIST_MD5[stem]:
+        raise ValueError(f"MD5 of uncompressed {path} is {got}, expected {mnist._MNIST_MD5[stem]}")
+    return idx.read_idx(path)
 
 
 def build(mnist_dir: Path) -> dict[str, np.ndarray]:
     """Return the arrays to store, after checking the source checksums."""
-    images_stem, labels_stem = datasets._split_stems(SPEC["split"])
+    images_stem, labels_stem = mnist._split_stems(SPEC["split"])
     images = read_checked(mnist_dir, images_stem)
     labels = read_checked(mnist_dir, labels_stem)
-    datasets._check_mnist_pair(images, labels, f"MNIST files in {mnist_dir}")
+    mnist._check_mnist_pair(images, labels, f"MNIST files in {mnist_dir}")
     # First per_class of each digit, kept in the interleaved test-split order: select the row
     # numbers themselves, so that the file also records which rows were taken.
-    indices, kept = datasets.select_digits(np.arange(len(labels), dtype=np.int32), labels,
+    indices, kept = mnist.select_digits(np.arange(len(labels), dtype=np.int32), labels,
                                            SPEC["digits"], SPEC["per_class"])
-    X = datasets.binarize(images[indices], SPEC["threshold"])
+    X = mnist.binarize(images[indices], SPEC["threshold"])
     return {
         "bits": np.packbits(X, axis=1),
         "labels": kept.astype(np.uint8),

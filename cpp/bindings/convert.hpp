@@ -35,11 +35,31 @@ inline Normalization parse_normalization(const std::string& n) {
   throw std::invalid_argument("normalization must be 'softmax' or 'sigmoid', got '" + n + "'");
 }
 
-// An (n, D) 0/1 matrix (any nonzero counts as 1) as active-pixel lists; `name` for the error.
+// An (n, D) matrix of 0/1 values as active-pixel lists; `name` for the error. The one
+// conversion of data rows for every engine: a value other than 0 or 1 is refused (one pass
+// over the bytes, cheap beside building the lists).
 inline SparseRows rows_of(const U8Array& X, int D, const char* name) {
   if (X.ndim() != 2 || X.shape(1) != D)
     throw std::invalid_argument(std::string(name) + " must have shape (n, " + std::to_string(D) + ")");
-  return SparseRows(X.data(), long(X.shape(0)), D);
+  const uint8_t* x = X.data();
+  uint8_t any_above_one = 0;
+  for (py::ssize_t k = 0; k < X.size(); ++k) any_above_one |= uint8_t(x[k] > 1);  // vectorizes, no branch
+  if (any_above_one) throw std::invalid_argument(std::string(name) + " must contain only 0 and 1");
+  return SparseRows(x, long(X.shape(0)), D);
+}
+
+// Minibatches for train_steps: `rows` (indices into n_data training rows) back to back, `sizes`
+// their positive lengths, summing to the number of rows.
+inline void check_minibatches(const I64Array& rows, const I64Array& sizes, long n_data) {
+  if (n_data <= 0) throw std::runtime_error("no training data: call set_data first");
+  long total = 0;
+  for (py::ssize_t k = 0; k < sizes.size(); ++k) {
+    if (sizes.data()[k] < 1) throw std::invalid_argument("minibatch sizes must be positive");
+    total += sizes.data()[k];
+  }
+  if (total != rows.size()) throw std::invalid_argument("rows and sizes disagree");
+  for (py::ssize_t k = 0; k < rows.size(); ++k)
+    if (rows.data()[k] < 0 || rows.data()[k] >= n_data) throw std::invalid_argument("row index out of range");
 }
 
 // Hidden states in: one-hot int array (S,) of states in [0, L), binary 0/1 array (S, L).
@@ -92,6 +112,28 @@ inline py::array_t<uint8_t> dense_of(const std::vector<Span>& rows, int D) {
   for (std::size_t r = 0; r < rows.size(); ++r)
     for (int32_t k = 0; k < rows[r].n; ++k) x[r * D + rows[r].p[k]] = 1;
   return X;
+}
+
+// Persistent chains of either engine (Chains, chain.hpp), in and out as 0/1 arrays.
+// Fresh chains from xbar, or with the visible states of an (n_chains, D) array `init`.
+template <class ChainsT, class ModelT>
+void reset_chains_from(ChainsT& chains, const ModelT& model, int n_chains, uint64_t seed, const py::object& init) {
+  if (n_chains < 1) throw std::invalid_argument("n_chains must be at least 1");
+  chains.reset(model, n_chains, seed);
+  if (init.is_none()) return;
+  const U8Array X = U8Array::ensure(init);
+  const int D = model.s.D;
+  if (!X || X.ndim() != 2 || X.shape(0) != n_chains || X.shape(1) != D)
+    throw std::invalid_argument("initial chain states must have shape (n_chains, D)");
+  for (int c = 0; c < n_chains; ++c) chains.chains[c].set_visible(X.data() + std::size_t(c) * D, D);
+}
+
+// The visible states of the chains, (n_chains, D).
+template <class ChainsT>
+py::array_t<uint8_t> visible_states_of(const ChainsT& chains, int D) {
+  std::vector<Span> rows;
+  for (const auto& ch : chains.chains) rows.push_back(Span{ch.active.data(), ch.n_active});
+  return dense_of(rows, D);
 }
 
 }  // namespace nemm::bindings

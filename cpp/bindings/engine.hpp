@@ -65,23 +65,10 @@ class Engine {
   void set_data(const U8Array& X) { tr.data = rows_of(X, settings().D, "X"); }
 
   void reset_chains(int n_chains, uint64_t seed, const py::object& init) {
-    if (n_chains < 1) throw std::invalid_argument("n_chains must be at least 1");
-    tr.chains.reset(tr.model, n_chains, seed);
-    if (!init.is_none()) {
-      const U8Array X = U8Array::ensure(init);
-      const int D = settings().D;
-      if (!X || X.ndim() != 2 || X.shape(0) != n_chains || X.shape(1) != D)
-        throw std::invalid_argument("initial chain states must have shape (n_chains, D)");
-      for (int c = 0; c < n_chains; ++c) tr.chains.chains[c].set_visible(X.data() + std::size_t(c) * D, D);
-    }
+    reset_chains_from(tr.chains, tr.model, n_chains, seed, init);
   }
 
-  py::array_t<uint8_t> chain_states() const {
-    const int D = settings().D;
-    std::vector<Span> rows;
-    for (const auto& ch : tr.chains.chains) rows.push_back(Span{ch.active.data(), ch.n_active});
-    return dense_of(rows, D);
-  }
+  py::array_t<uint8_t> chain_states() const { return visible_states_of(tr.chains, settings().D); }
 
   // The whole state of the persistent chains, for an exact resume: x' (the active pixels), the
   // last hidden state z, the scalar stream (xoshiro256**, 4 words) and the eight visible-bit
@@ -183,16 +170,7 @@ class Engine {
                                   double eps, bool freeze_a, long epoch) {
     require_chains();
     if (T < 1) throw std::invalid_argument("T must be at least 1");
-    const long n_data = tr.data.size();
-    if (n_data <= 0) throw std::runtime_error("no training data: call set_data first");
-    long total = 0;
-    for (py::ssize_t k = 0; k < sizes.size(); ++k) {
-      if (sizes.data()[k] < 1) throw std::invalid_argument("minibatch sizes must be positive");
-      total += sizes.data()[k];
-    }
-    if (total != rows.size()) throw std::invalid_argument("rows and sizes disagree");
-    for (py::ssize_t k = 0; k < rows.size(); ++k)
-      if (rows.data()[k] < 0 || rows.data()[k] >= n_data) throw std::invalid_argument("row index out of range");
+    check_minibatches(rows, sizes, tr.data.size());
     py::array_t<double> ll(sizes.size());
     double* out = ll.mutable_data();
     const int64_t* r = rows.data();
@@ -304,40 +282,52 @@ class Engine {
     return true;
   }
 
-  // Fresh chains (not the persistent ones): sampling never disturbs training. Run in pieces of a
-  // few milliseconds with a signal check between them; the chains carry over, so the output is
-  // that of one call. Ctrl-C raises KeyboardInterrupt and returns nothing (the machine is not
-  // changed: only these fresh chains ran).
+  // Fresh chains (not the persistent ones): sampling never disturbs training. After `burn_in`
+  // double steps, record(fresh, done, k) records k more outputs (each `stride` double steps) at
+  // a time, for `total` outputs in all: pieces of a few milliseconds with a signal check between
+  // them. The chains carry over, so the output is that of one call. Call without the GIL;
+  // false means Ctrl-C (the machine is not changed: only these fresh chains ran).
+  template <class Record>
+  bool run_fresh(int n_chains, uint64_t seed, long burn_in, long total, long stride, Record record) const {
+    Chains fresh;
+    fresh.reset(tr.model, n_chains, seed);
+    SignalPoll poll;
+    if (!burn(tr.model, fresh, burn_in, poll)) return false;
+    for (long done = 0; done < total;) {
+      const long k = std::max(long(1), poll.next_piece((total - done) * stride) / stride);
+      record(fresh, done, k);
+      done += k;
+      if (done < total && poll.interrupted()) return false;
+    }
+    return true;
+  }
+
+  // Hidden codes of fresh chains, (n_chains, T). Ctrl-C raises KeyboardInterrupt, returns nothing.
   py::array_t<uint64_t> hidden_trajectory(long T, int n_chains, uint64_t seed, long burn_in) const {
     if (T < 1 || n_chains < 1 || burn_in < 0) throw std::invalid_argument("need T >= 1, n_chains >= 1, burn_in >= 0");
     py::array_t<uint64_t> out({py::ssize_t(n_chains), py::ssize_t(T)});
     uint64_t* o = out.mutable_data();
-    bool interrupted = false;
+    bool finished;
     {
       py::gil_scoped_release release;
-      Chains fresh;
-      fresh.reset(tr.model, n_chains, seed);
-      SignalPoll poll;
-      interrupted = !burn(tr.model, fresh, burn_in, poll);
       std::vector<uint64_t> buf;
-      for (long t = 0; t < T && !interrupted;) {
-        const long k = poll.next_piece(T - t);
+      finished = run_fresh(n_chains, seed, burn_in, T, 1, [&](Chains& fresh, long t, long k) {
         if (n_chains == 1) {
           fresh.hidden_trajectory(tr.model, 0, k, o + t);
-        } else {
-          buf.resize(std::size_t(n_chains) * k);
-          fresh.hidden_trajectory(tr.model, 0, k, buf.data());
-          for (int c = 0; c < n_chains; ++c)
-            std::memcpy(o + std::size_t(c) * T + t, buf.data() + std::size_t(c) * k, sizeof(uint64_t) * k);
+          return;
         }
-        t += k;
-        if (t < T && poll.interrupted()) interrupted = true;
-      }
+        buf.resize(std::size_t(n_chains) * k);
+        fresh.hidden_trajectory(tr.model, 0, k, buf.data());
+        for (int c = 0; c < n_chains; ++c)
+          std::memcpy(o + std::size_t(c) * T + t, buf.data() + std::size_t(c) * k, sizeof(uint64_t) * k);
+      });
     }
-    if (interrupted) throw py::error_already_set();
+    if (!finished) throw py::error_already_set();
     return out;
   }
 
+  // per_chain samples of each of n_chains fresh chains, `thin` double steps apart: X (n, D) and
+  // their hidden states. Ctrl-C raises KeyboardInterrupt, returns nothing.
   py::tuple sample(int n_chains, long per_chain, long burn_in, long thin, uint64_t seed) const {
     if (n_chains < 1 || per_chain < 1 || burn_in < 0 || thin < 1)
       throw std::invalid_argument("need n_chains >= 1, per_chain >= 1, burn_in >= 0, thin >= 1");
@@ -345,18 +335,13 @@ class Engine {
     const py::ssize_t n = py::ssize_t(n_chains) * per_chain;
     py::array_t<uint8_t> X({n, py::ssize_t(D)});
     std::vector<uint64_t> z(n);
-    bool interrupted = false;
+    bool finished;
     {
       py::gil_scoped_release release;
-      Chains fresh;
-      fresh.reset(tr.model, n_chains, seed);
-      SignalPoll poll;
-      interrupted = !burn(tr.model, fresh, burn_in, poll);
       std::vector<uint8_t> bx;
       std::vector<uint64_t> bz;
       uint8_t* Xo = X.mutable_data();
-      for (long k0 = 0; k0 < per_chain && !interrupted;) {
-        const long k = std::max(long(1), poll.next_piece((per_chain - k0) * thin) / thin);
+      finished = run_fresh(n_chains, seed, burn_in, per_chain, thin, [&](Chains& fresh, long k0, long k) {
         bx.resize(std::size_t(n_chains) * k * D);
         bz.resize(std::size_t(n_chains) * k);
         fresh.sample(tr.model, 0, thin, k, bx.data(), bz.data());
@@ -365,11 +350,9 @@ class Engine {
           std::memcpy(Xo + row * D, bx.data() + std::size_t(c) * k * D, std::size_t(k) * D);
           std::memcpy(z.data() + row, bz.data() + std::size_t(c) * k, sizeof(uint64_t) * k);
         }
-        k0 += k;
-        if (k0 < per_chain && poll.interrupted()) interrupted = true;
-      }
+      });
     }
-    if (interrupted) throw py::error_already_set();
+    if (!finished) throw py::error_already_set();
     return py::make_tuple(X, states_out(settings(), z));
   }
 };

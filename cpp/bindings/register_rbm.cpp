@@ -6,24 +6,15 @@
 
 #include <string>
 
+#include "convert.hpp"
 #include "nemm/rbm.hpp"
 #include "register.hpp"
 
 namespace py = pybind11;
 using namespace nemm;
+using namespace nemm::bindings;
 
 namespace {
-
-using RbmU8 = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
-using RbmI64 = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
-
-SparseRows rbm_rows_of(const RbmU8& X, int D, const char* name) {
-  if (X.ndim() != 2 || X.shape(1) != D)
-    throw std::invalid_argument(std::string(name) + " must have shape (n, " + std::to_string(D) + ")");
-  for (py::ssize_t k = 0; k < X.size(); ++k)
-    if (X.data()[k] > 1) throw std::invalid_argument(std::string(name) + " must contain only 0 and 1");
-  return SparseRows(X.data(), long(X.shape(0)), D);
-}
 
 py::dict gradient_dict(const RBMGradient& g) {
   py::dict d;
@@ -38,13 +29,8 @@ class RBMEngine {
  public:
   RBMTrainer tr;
 
-  RBMEngine(int D, int L, const std::string& hidden) : tr(rbm_settings(D, L, parse(hidden))) {}
+  RBMEngine(int D, int L, const std::string& hidden) : tr(rbm_settings(D, L, parse_hidden(hidden))) {}
 
-  static Hidden parse(const std::string& h) {
-    if (h == "onehot") return Hidden::OneHot;
-    if (h == "binary") return Hidden::Binary;
-    throw std::invalid_argument("hidden must be 'onehot' or 'binary', got '" + h + "'");
-  }
   const Settings& settings() const { return tr.model.s; }
 
   void require_enumerable() const {
@@ -65,26 +51,10 @@ class RBMEngine {
   }
 
   void reset_chains(int n_chains, uint64_t seed, const py::object& init) {
-    if (n_chains < 1) throw std::invalid_argument("n_chains must be at least 1");
-    tr.chains.reset(tr.model, n_chains, seed);
-    if (!init.is_none()) {
-      const RbmU8 X = RbmU8::ensure(init);
-      const int D = settings().D;
-      if (!X || X.ndim() != 2 || X.shape(0) != n_chains || X.shape(1) != D)
-        throw std::invalid_argument("initial chain states must have shape (n_chains, D)");
-      for (int c = 0; c < n_chains; ++c) tr.chains.chains[c].set_visible(X.data() + std::size_t(c) * D, D);
-    }
+    reset_chains_from(tr.chains, tr.model, n_chains, seed, init);
   }
 
-  py::array_t<uint8_t> chain_states() const {
-    const int D = settings().D, C = tr.chains.size();
-    py::array_t<uint8_t> X({py::ssize_t(C), py::ssize_t(D)});
-    uint8_t* x = X.mutable_data();
-    std::fill(x, x + std::size_t(C) * D, uint8_t(0));
-    for (int c = 0; c < C; ++c)
-      for (int j = 0; j < tr.chains.chains[c].n_active; ++j) x[std::size_t(c) * D + tr.chains.chains[c].active[j]] = 1;
-    return X;
-  }
+  py::array_t<uint8_t> chain_states() const { return visible_states_of(tr.chains, settings().D); }
 
   void set_optimizer(const std::string& name, double lr, double b1, double b2, double rho, double eps) {
     if (name != "adam" && name != "rmsprop") throw std::invalid_argument("optimizer must be 'adam' or 'rmsprop'");
@@ -95,7 +65,7 @@ class RBMEngine {
     o.lr = lr; o.b1 = b1; o.b2 = b2; o.rho = rho; o.eps = eps;
   }
 
-  py::array_t<double> train_steps(const RbmI64& rows, const RbmI64& sizes, const std::string& gradient, int k,
+  py::array_t<double> train_steps(const I64Array& rows, const I64Array& sizes, const std::string& gradient, int k,
                                   bool centered, double center_rate) {
     if (gradient != "exact" && gradient != "pcd") throw std::invalid_argument("gradient must be 'exact' or 'pcd'");
     const bool exact = gradient == "exact";
@@ -103,16 +73,7 @@ class RBMEngine {
     if (!exact && tr.chains.size() == 0) throw std::runtime_error("no persistent chains: call reset_chains first");
     if (!exact && k < 1) throw std::invalid_argument("pcd_steps must be at least 1");
     if (!(center_rate > 0 && center_rate <= 1)) throw std::invalid_argument("center_rate must lie in (0, 1]");
-    const long n_data = tr.data.size();
-    if (n_data <= 0) throw std::runtime_error("no training data: call set_data first");
-    long total = 0;
-    for (py::ssize_t j = 0; j < sizes.size(); ++j) {
-      if (sizes.data()[j] < 1) throw std::invalid_argument("minibatch sizes must be positive");
-      total += sizes.data()[j];
-    }
-    if (total != rows.size()) throw std::invalid_argument("rows and sizes disagree");
-    for (py::ssize_t j = 0; j < rows.size(); ++j)
-      if (rows.data()[j] < 0 || rows.data()[j] >= n_data) throw std::invalid_argument("row index out of range");
+    check_minibatches(rows, sizes, tr.data.size());
     py::array_t<double> ll(sizes.size());
     double* out = ll.mutable_data();
     const int64_t* r = rows.data();
@@ -135,16 +96,16 @@ class RBMEngine {
     return enumerate_hidden(tr.model, false).log_Z;
   }
 
-  Eigen::VectorXd log_likelihood(const RbmU8& X) const {
+  Eigen::VectorXd log_likelihood(const U8Array& X) const {
     require_enumerable();
-    const SparseRows xs = rbm_rows_of(X, settings().D, "X");
+    const SparseRows xs = rows_of(X, settings().D, "X");
     py::gil_scoped_release release;
     return rbm_log_likelihood(tr.model, xs.spans());
   }
 
-  py::dict exact_gradient(const RbmU8& X) const {
+  py::dict exact_gradient(const U8Array& X) const {
     require_enumerable();
-    const SparseRows xs = rbm_rows_of(X, settings().D, "X");
+    const SparseRows xs = rows_of(X, settings().D, "X");
     if (xs.size() == 0) throw std::invalid_argument("X must have at least one row");
     RBMGradient g;
     {
@@ -154,10 +115,10 @@ class RBMEngine {
     return gradient_dict(g);
   }
 
-  py::dict pcd_gradient(const RbmU8& X, int k) {
+  py::dict pcd_gradient(const U8Array& X, int k) {
     if (tr.chains.size() == 0) throw std::runtime_error("no persistent chains: call reset_chains first");
     if (k < 1) throw std::invalid_argument("k must be at least 1");
-    const SparseRows xs = rbm_rows_of(X, settings().D, "X");
+    const SparseRows xs = rows_of(X, settings().D, "X");
     if (xs.size() == 0) throw std::invalid_argument("X must have at least one row");
     RBMGradient g;
     {
@@ -190,7 +151,7 @@ void register_rbm(py::module_& m) {
                              "Number of persistent chains.")
       .def("set_params", &RBMEngine::set_params, py::arg("w"), py::arg("a"), py::arg("abar"), py::arg("xbar"),
            "Set w (D, L), a (D,), abar (L,) and the data mean xbar (D,).")
-      .def("set_data", [](RBMEngine& e, const RbmU8& X) { e.tr.data = rbm_rows_of(X, e.settings().D, "X"); },
+      .def("set_data", [](RBMEngine& e, const U8Array& X) { e.tr.data = rows_of(X, e.settings().D, "X"); },
            py::arg("X"), "Training data, an (N, D) 0/1 array; train_steps refers to its rows.")
       .def("reset_chains", &RBMEngine::reset_chains, py::arg("n_chains"), py::arg("seed"),
            py::arg("init") = py::none(),

@@ -50,15 +50,11 @@ inline double exp_nonpositive(double x) {
 // sum_i ln(1 + e_i) is the log of a product of factors in (1, 2]: these normalizers can neither
 // underflow nor (in chunks of 512) overflow, and one log per chunk replaces D logs.
 // (Probabilities themselves are never multiplied.)
-NEMM_CLONES inline double softplus_sum_sigmoid(const double* h, int D, double* sig, double* e) {
-  for (int i = 0; i < D; ++i) {  // no reduction: this loop vectorizes
-    const double ei = exp_nonpositive(-std::abs(h[i]));
-    const double pos = double(h[i] >= 0);
-    e[i] = ei;
-    sig[i] = (pos + (1.0 - pos) * ei) / (1.0 + ei);
-  }
-  // Four interleaved partial sums and products break the serial dependency chains; the order
-  // is fixed, so the result does not depend on anything but the input.
+// sum_i softplus(h_i) = sum_i max(h_i, 0) + ln prod_i (1 + e_i), given e_i = exp(-|h_i|).
+// Four interleaved partial sums and products break the serial dependency chains; the order is
+// fixed, so the result does not depend on anything but the input. Always inlined into its two
+// callers below, which therefore give the same bits for the same h.
+NEMM_ALWAYS_INLINE double softplus_sum_of_exps(const double* h, int D, const double* e) {
   double lin[4] = {0, 0, 0, 0}, logs = 0;
   for (int c0 = 0; c0 < D; c0 += 512) {
     const int c1 = std::min(D, c0 + 512);
@@ -79,27 +75,22 @@ NEMM_CLONES inline double softplus_sum_sigmoid(const double* h, int D, double* s
   return (lin[0] + lin[1]) + (lin[2] + lin[3]) + logs;
 }
 
-// sum_i softplus(h_i) alone: the same arithmetic, hence the same bits, as the sum returned by
-// softplus_sum_sigmoid (e: D entries of scratch).
+// sum_i softplus(h_i), and sigmoid(h_i) into sig (e: D entries of scratch).
+NEMM_CLONES inline double softplus_sum_sigmoid(const double* h, int D, double* sig, double* e) {
+  for (int i = 0; i < D; ++i) {  // no reduction: this loop vectorizes
+    const double ei = exp_nonpositive(-std::abs(h[i]));
+    const double pos = double(h[i] >= 0);
+    e[i] = ei;
+    sig[i] = (pos + (1.0 - pos) * ei) / (1.0 + ei);
+  }
+  return softplus_sum_of_exps(h, D, e);
+}
+
+// sum_i softplus(h_i) alone: the same bits as the sum returned by softplus_sum_sigmoid
+// (e: D entries of scratch).
 NEMM_CLONES inline double softplus_sum(const double* h, int D, double* e) {
   for (int i = 0; i < D; ++i) e[i] = exp_nonpositive(-std::abs(h[i]));
-  double lin[4] = {0, 0, 0, 0}, logs = 0;
-  for (int c0 = 0; c0 < D; c0 += 512) {
-    const int c1 = std::min(D, c0 + 512);
-    double prod[4] = {1, 1, 1, 1};
-    int i = c0;
-    for (; i + 4 <= c1; i += 4)
-      for (int j = 0; j < 4; ++j) {
-        lin[j] += h[i + j] > 0 ? h[i + j] : 0.0;
-        prod[j] *= 1.0 + e[i + j];
-      }
-    for (; i < c1; ++i) {
-      lin[0] += h[i] > 0 ? h[i] : 0.0;
-      prod[0] *= 1.0 + e[i];
-    }
-    logs += std::log(prod[0] * prod[1]) + std::log(prod[2] * prod[3]);
-  }
-  return (lin[0] + lin[1]) + (lin[2] + lin[3]) + logs;
+  return softplus_sum_of_exps(h, D, e);
 }
 
 inline double sigmoid(double u) {

@@ -12,3 +12,8 @@ def logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
     with np.errstate(divide="ignore"):
         out = np.log(np.sum(np.exp(a - amax), axis=axis, keepdims=True)) + amax
     return np.squeeze(out, axis=axis)
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    """``ln(p / (1 - p))`` as a difference of logs."""
+    return np.log(p) - np.log1p(-p)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["derive_seed"]
+__all__ = ["derive_seed", "engine_seed"]
 
 
 def derive_seed(*parts: int | None) -> int | None:
@@ -17,3 +17,8 @@ def derive_seed(*parts: int | None) -> int | None:
         return None
     words = [int(p) for p in parts if p is not None]
     return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def engine_seed(seed_seq: np.random.SeedSequence) -> int:
+    """A 64-bit seed for the C++ core drawn from a SeedSequence (hashing, never offsets)."""
+    return int(seed_seq.generate_state(1, dtype=np.uint64)[0])

@@ -20,6 +20,8 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from .markov import (
+    _as_distribution,
+    _as_stochastic,
     entropy_production,
     entropy_production_from_counts,
     rao_blackwell_transition_matrix,
@@ -36,31 +38,6 @@ __all__ = [
     "sigma_against_draws",
     "sigma_against_length",
 ]
-
-_ROW_SUM_ATOL = 1e-8
-
-
-def _as_stochastic(M: object) -> np.ndarray:
-    P = np.asarray(M, dtype=np.float64)
-    if P.ndim != 2 or P.shape[0] != P.shape[1] or P.shape[0] == 0:
-        raise ValueError(f"M must be a non-empty square matrix, got shape {P.shape}")
-    if not np.isfinite(P).all() or (P < 0).any():
-        raise ValueError("M must be finite and non-negative")
-    rows = P.sum(axis=1)
-    if not np.allclose(rows, 1.0, rtol=0.0, atol=_ROW_SUM_ATOL):
-        worst = int(np.argmax(np.abs(rows - 1.0)))
-        raise ValueError(f"M must be row-stochastic; row {worst} sums to {rows[worst]!r}")
-    return P
-
-
-def _as_pbar(pbar: object, n: int) -> np.ndarray:
-    p = np.asarray(pbar, dtype=np.float64)
-    if p.shape != (n,):
-        raise ValueError(f"pbar must have shape ({n},), got {p.shape}")
-    if not np.isfinite(p).all() or (p < 0).any():
-        raise ValueError("pbar must be finite and non-negative")
-    return p
-
 
 def _as_cycle(cycle: Sequence[int], n: int) -> list[int]:
     c = [int(z) for z in cycle]
@@ -95,7 +72,7 @@ def probability_currents(M: object, pbar: object) -> np.ndarray:
         (current is conserved at each state).
     """
     P = _as_stochastic(M)
-    flux = _as_pbar(pbar, P.shape[0])[:, None] * P
+    flux = _as_distribution(pbar, P.shape[0], "pbar")[:, None] * P
     return flux - flux.T
 
 

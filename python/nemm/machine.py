@@ -8,22 +8,19 @@ pure function.
 from __future__ import annotations
 
 import functools
-import hashlib
-import io
 import json
 import math
 import os
 import threading
 import time
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from nemm import _core
+from nemm import _core, model_file
 from nemm._checks import (
     INT32_MAX,
     as_binary_matrix,
@@ -35,17 +32,23 @@ from nemm._checks import (
     as_seed,
     check_memory,
 )
-from nemm._io import atomic_open
+from nemm._seeds import engine_seed
 from nemm._states import codes_to_states
 from nemm.markov import occupancy_from_trajectory
+from nemm.model_file import FORMAT_NAME, FORMAT_VERSION, load, register_format
+from nemm.training import (
+    _BatchStream,
+    _data_checksum,
+    _training_memory,
+    approx_gradient,
+    batch_size_schedule,
+    initial_weights,
+)
 
-__all__ = ["Machine", "load", "approx_gradient", "FORMAT_NAME", "FORMAT_VERSION", "ENUMERATION_LIMIT"]
-
-FORMAT_NAME = "nemm-machine"
-FORMAT_VERSION = 2
-# Version 1 held the parameters only; version 2 adds the training state (``train/*``) for an
-# exact resume. Both are read.
-_READABLE_VERSIONS = (1, 2)
+# The model file (``save``/``load``, FORMAT_NAME, FORMAT_VERSION, register_format) lives in
+# nemm.model_file, shared with the RBM; the names stay importable from here.
+__all__ = ["Machine", "load", "approx_gradient", "register_format", "FORMAT_NAME", "FORMAT_VERSION",
+           "ENUMERATION_LIMIT"]
 
 #: Most hidden states whose exact ln p ``score_samples`` computes (binary: L <= 16). The C++
 #: likelihood enumerates all 2^L binary states once there are many of them (kEnumerateMaxL).
@@ -53,77 +56,6 @@ ENUMERATION_LIMIT = 2**16
 
 _HIDDEN = ("onehot", "binary")
 _NORMALIZATION = ("softmax", "sigmoid")
-# Means of the initialization subsets are clipped here before the logit (appendix A1).
-_INIT_CLIP = 0.01
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    return np.log(p) - np.log1p(-p)
-
-
-def batch_size_schedule(epoch: int, n_epochs: int, batch_size: tuple[int, int]) -> int:
-    """Minibatch size of ``epoch``: linear from ``batch_size[0]`` to ``batch_size[1]``."""
-    start, end = batch_size
-    if n_epochs <= 1:
-        return int(end)
-    frac = min(max(epoch / (n_epochs - 1), 0.0), 1.0)
-    return int(round(start + (end - start) * frac))
-
-
-class _BatchStream:
-    """Minibatches drawn by walking a random permutation of the data, reshuffled when used up."""
-
-    def __init__(self, n: int, rng: np.random.Generator) -> None:
-        self.n, self.rng = n, rng
-        self.perm = rng.permutation(n)
-        self.pos = 0
-
-    def state(self) -> tuple[np.ndarray, int, dict[str, Any]]:
-        """(permutation, position, PCG64 state): everything that decides the next minibatches."""
-        return self.perm, self.pos, self.rng.bit_generator.state
-
-    @classmethod
-    def from_state(cls, perm: np.ndarray, pos: int, rng_state: dict[str, Any]) -> "_BatchStream":
-        """The stream ``state()`` described; it continues bit for bit."""
-        perm = np.asarray(perm, dtype=np.int64)
-        n = perm.shape[0]
-        if perm.ndim != 1 or not np.array_equal(np.sort(perm), np.arange(n)):
-            raise ValueError("the saved minibatch permutation is not a permutation")
-        if not isinstance(pos, int) or not 0 <= pos <= n:
-            raise ValueError(f"the saved minibatch position {pos!r} is outside [0, {n}]")
-        rng = np.random.Generator(np.random.PCG64())
-        rng.bit_generator.state = rng_state  # numpy checks its keys and types
-        stream = cls.__new__(cls)
-        stream.n, stream.rng, stream.perm, stream.pos = n, rng, perm, pos
-        return stream
-
-    def restore(self, state: tuple[np.ndarray, int, dict[str, Any]]) -> None:
-        """Go back to a ``state()`` of this stream (take() replaces perm, never writes into it)."""
-        self.perm, self.pos, self.rng.bit_generator.state = state
-
-    def take(self, k: int) -> np.ndarray:
-        out = np.empty(k, dtype=np.int64)
-        filled = 0
-        while filled < k:
-            if self.pos == self.n:
-                self.perm, self.pos = self.rng.permutation(self.n), 0
-            m = min(k - filled, self.n - self.pos)
-            out[filled : filled + m] = self.perm[self.pos : self.pos + m]
-            filled += m
-            self.pos += m
-        return out
-
-
-def _data_checksum(X: np.ndarray) -> str:
-    """sha256 of a 0/1 matrix (its shape and packed bits): names training data in a model file."""
-    h = hashlib.sha256(f"{X.shape[0]}x{X.shape[1]}:".encode())
-    h.update(np.packbits(np.asarray(X, dtype=bool), axis=1).tobytes())
-    return h.hexdigest()
-
-
-def _seed_words(seed_seq: np.random.SeedSequence) -> int:
-    """A 64-bit engine seed drawn from a SeedSequence (hashing, never offsets)."""
-    return int(seed_seq.generate_state(1, dtype=np.uint64)[0])
 
 
 _WHY_INT32 = " (the C++ core counts it in a 32-bit int)"
@@ -147,26 +79,6 @@ def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(self, *args, **kwargs)
 
     return wrapper
-
-
-def _training_memory(n_samples: int, n_visible: int, settings: dict[str, Any]) -> int:
-    """Bytes that training needs, estimated from the sizes of the core's buffers.
-
-    Per weight (D * L of them): w and wbar, their RMSprop accumulators and gradients, the
-    gradient workspace, the forward fields of the visited states (doubles), the float and
-    threshold tables of the chains, and the parameter copies made on the Python side.
-    Per chain: its scratch vectors and the recording of ``chain_steps`` fantasy states.
-    Per data point: its active-pixel list. Peaks measured at D = 784, L = 2000 and 4000 are about
-    20% below this estimate.
-    """
-    D, L = int(n_visible), int(settings["n_hidden"])
-    C, T = int(settings["n_chains"]), int(settings["chain_steps"])
-    B = max(settings["batch_size"])
-    U = min(L if settings["hidden"] == "onehot" else 2**L, C * T)  # distinct hidden states in one step
-    per_weight = 8 * 13 + 4 * 2
-    per_chain = D * (4 + 4 + 1 + 4) + L * (4 + 8) + T * (4 * D + 8 + 8)
-    gradient = 8 * 3 * B * U + 8 * 2 * D * U
-    return D * L * per_weight + C * per_chain + gradient + 4 * n_samples * D
 
 
 class Machine:
@@ -382,14 +294,11 @@ class Machine:
         with self._lock:
             if self._engine is None:
                 return {"settings": self.get_params()}
-            buf = io.BytesIO()
-            np.savez(buf, **self._model_arrays())
-            return {"model_npz": buf.getvalue()}
+            return {"model_npz": model_file.to_bytes(self._model_arrays())}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "model_npz" in state:
-            with np.load(io.BytesIO(state["model_npz"]), allow_pickle=False) as npz:
-                m = _machine_from_npz(npz, "pickled Machine")
+            m = model_file.from_bytes(state["model_npz"], "pickled Machine")
             self.__dict__.update(m.__dict__)  # with m's own, fresh lock
         else:
             self.__init__(**state["settings"])  # type: ignore[misc]
@@ -511,21 +420,10 @@ class Machine:
         return m
 
     def _initial_params(self, X: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Appendix A1: wbar = 0, abar = 0, w[:, alpha] = logit(mean of a random 10% subset)."""
-        N, D = X.shape
+        """Appendix A1: w and a from ``initial_weights``; wbar = 0 (w^T when tied), abar = 0."""
         L = self._cfg["n_hidden"]
-        xbar = X.mean(axis=0)
-        if self._cfg["hidden"] == "onehot":
-            k = max(1, N // 10)
-            w = np.empty((D, L))
-            for alpha in range(L):
-                sub = rng.choice(N, size=k, replace=False)
-                w[:, alpha] = _logit(np.clip(X[sub].mean(axis=0), _INIT_CLIP, 1 - _INIT_CLIP))
-            a = np.zeros(D)
-        else:
-            w = 0.01 * rng.standard_normal((D, L))
-            a = _logit(np.clip(xbar, _INIT_CLIP, 1 - _INIT_CLIP))
-        wbar = w.T.copy() if self._cfg["tied"] else np.zeros((L, D))
+        w, a, xbar = initial_weights(X, L, self._cfg["hidden"], rng)
+        wbar = w.T.copy() if self._cfg["tied"] else np.zeros((L, X.shape[1]))
         return dict(w=w, a=a, wbar=wbar, abar=np.zeros(L), xbar=xbar)
 
     # ------------------------------------------------------------------ training
@@ -559,7 +457,7 @@ class Machine:
         init_rng, batch_rng = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1])
         self._engine = None
         self._set_params(**self._initial_params(X, init_rng))
-        self._start_training(X, batch_rng, _seed_words(seeds[2]))
+        self._start_training(X, batch_rng, engine_seed(seeds[2]))
         return self._train_epochs(self.n_epochs, callback)
 
     @_locked
@@ -582,7 +480,7 @@ class Machine:
             seeds = np.random.SeedSequence(cfg["random_state"]).spawn(3)
             if self._engine is None:
                 self._set_params(**self._initial_params(X, np.random.default_rng(seeds[0])))
-            self._start_training(X, np.random.default_rng(seeds[1]), _seed_words(seeds[2]), keep_history=True)
+            self._start_training(X, np.random.default_rng(seeds[1]), engine_seed(seeds[2]), keep_history=True)
         else:
             sha = _data_checksum(X)
             if sha != self._train_data_sha:  # other data: a new permutation of its rows
@@ -652,8 +550,8 @@ class Machine:
 
     def _seed(self, seed: int | None) -> int:
         if seed is None:
-            return _seed_words(np.random.SeedSequence(as_seed(self.random_state, "random_state")))
-        return _seed_words(np.random.SeedSequence(as_seed(seed, "seed")))
+            return engine_seed(np.random.SeedSequence(as_seed(self.random_state, "random_state")))
+        return engine_seed(np.random.SeedSequence(as_seed(seed, "seed")))
 
     @_locked
     def hidden_trajectory(
@@ -861,13 +759,7 @@ class Machine:
         Path
             ``path``, with ``.npz`` appended if it had another suffix.
         """
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
-        arrays = self._model_arrays()
-        with atomic_open(path) as fh:
-            np.savez(fh, **arrays)
-        return path
+        return model_file.write(path, self._model_arrays())
 
     def _model_arrays(self) -> dict[str, np.ndarray]:
         """The arrays of the model file (``save``, pickling); ``_machine_from_npz`` reads them back.
@@ -877,30 +769,15 @@ class Machine:
         engine = self._require_fitted()
         settings = self._validate_settings()
         settings["batch_size"] = list(settings["batch_size"])
-        meta = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "nemm_version": _core.__version__,
-            "settings": settings,
-            "epochs_done": int(self.epochs_done_),
-            "history_keys": sorted(self.history_),
-        }
+        meta = model_file.metadata(FORMAT_NAME, FORMAT_VERSION, settings, self.epochs_done_, self.history_)
         arrays = {
             "w": engine.w, "a": engine.a, "wbar": engine.wbar, "abar": engine.abar, "xbar": engine.xbar,
             "metadata": np.array(json.dumps(meta)),
         }
-        for k, v in self.history_.items():
-            # Integer series (epoch, batch_size) stay integers; everything else is float.
-            is_int = all(isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)) for x in v)
-            arrays[f"history/{k}"] = np.asarray(v, dtype=np.int64 if is_int and len(v) else float)
+        arrays.update(model_file.history_arrays(self.history_, keep_integers=True))
         if hasattr(self, "_batches"):  # training has started: everything an exact resume needs
-            chains, opt = engine.chain_state(), engine.optimizer_state()
             perm, pos, rng_state = self._batches.state()
-            for k in ("visible", "z", "rng", "lanes"):
-                arrays[f"train/{k}"] = np.asarray(chains[k])
-            for k in ("vw", "va", "vwbar", "vabar"):
-                arrays[f"train/{k}"] = np.asarray(opt[k])
-            arrays["train/perm"] = np.asarray(perm, dtype=np.int64)
+            arrays.update(model_file.training_state_arrays(engine.chain_state(), engine.optimizer_state(), perm))
             meta["train"] = {"batch_pos": int(pos), "batch_rng": rng_state, "n_samples": int(self._batches.n),
                              "data_sha256": self._train_data_sha, "data_source": self._data_source}
             arrays["metadata"] = np.array(json.dumps(meta))
@@ -912,109 +789,30 @@ class Machine:
         return f"{type(self).__name__}({shown})"
 
 
-#: Readers of the other models in the nemm file family, by metadata ``format``. Their modules
-#: register here (``nemm.rbm`` adds "nemm-rbm"), so this module never imports them.
-_OTHER_FORMATS: dict[str, Callable[[Any, dict[str, Any], Path], Any]] = {}
-
-
-def register_format(name: str, reader: Callable[[Any, dict[str, Any], Path], Any]) -> None:
-    """Let :func:`load` read files whose metadata ``format`` is ``name`` with ``reader(npz, meta, path)``."""
-    _OTHER_FORMATS[name] = reader
-
-
-def load(path: str | os.PathLike[str]) -> Machine:
-    """Load a machine saved by :meth:`Machine.save` (never unpickles).
-
-    A file written by :meth:`nemm.baselines.RBM.save` (format "nemm-rbm") gives that RBM.
-
-    Raises
-    ------
-    ValueError
-        If the file is not a nemm model, has an unsupported format version, or its
-        arrays are malformed.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such model file: {path}")
-    with open(path, "rb") as fh:  # our own handle: numpy leaks its own on a corrupt archive
-        head = fh.read(6)
-        fh.seek(0)
-        if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-            # Judged before numpy, which takes any other bytes for a pickle and advises allow_pickle=.
-            what = "it is a .npy array" if head == b"\x93NUMPY" else "it is not an npz (zip) archive"
-            raise ValueError(f"{path} is not a readable nemm model file: {what}")
-        try:
-            npz = np.load(fh, allow_pickle=False)
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise ValueError("not an npz archive")
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{path} is not a readable nemm model file (npz): {exc}") from exc
-        try:
-            return _machine_from_npz(npz, path)
-        except (KeyError, TypeError, EOFError, zipfile.BadZipFile, OSError) as exc:
-            raise ValueError(f"{path} is a corrupt nemm model file: {exc}") from exc
-        except ValueError as exc:
-            if "allow_pickle" not in str(exc):  # numpy's advice for object arrays is not ours to give
-                raise
-            raise ValueError(f"{path} is not a readable nemm model file: it holds Python objects (an object "
-                             "array), which nemm never unpickles") from exc
-        finally:
-            npz.close()
-
-
-def _machine_from_npz(npz: Any, path: Path | str) -> Machine:
-    if "metadata" not in npz.files:
-        raise ValueError(f"{path} is not a nemm model file (no metadata)")
-    try:
-        meta = json.loads(str(npz["metadata"][()]))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: corrupt metadata: {exc}") from exc
-    if isinstance(meta, dict) and meta.get("format") in _OTHER_FORMATS:  # e.g. the equilibrium RBM's file
-        return _OTHER_FORMATS[meta["format"]](npz, meta, path)  # type: ignore[no-any-return]
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise ValueError(f"{path} is not a nemm model file (metadata format is not {FORMAT_NAME!r})")
-    version = meta.get("format_version")
-    if version not in _READABLE_VERSIONS or isinstance(version, bool):
-        raise ValueError(f"{path} has model format version {version!r}; this nemm reads versions "
-                         f"{', '.join(map(str, _READABLE_VERSIONS))}")
+def _machine_from_npz(npz: Any, meta: dict[str, Any], path: Path | str) -> Machine:
+    """The reader of "nemm-machine" files (registered with :func:`nemm.model_file.register_format`)."""
+    version = model_file.check_version(meta, path, model_file.READABLE_VERSIONS)
     if version == 1:
         warnings.warn(f"{path} is a version-1 model file: it holds the parameters but no training state, so "
                       "training continued from it starts fresh chains, optimizer and minibatches and cannot "
-                      "resume exactly", UserWarning, stacklevel=3)
-    missing = [k for k in ("w", "a", "wbar", "abar", "xbar") if k not in npz.files]
-    if missing:
-        raise ValueError(f"{path} lacks arrays {missing}")
-    settings = meta.get("settings")
-    if not isinstance(settings, dict):
-        raise ValueError(f"{path}: metadata has no settings")
-    unknown = sorted(set(settings) - set(Machine._SETTINGS))
-    if unknown:
-        raise ValueError(f"{path}: unknown settings {unknown} (written by a newer nemm?)")
-    settings = dict(settings)
+                      "resume exactly", UserWarning, stacklevel=4)
+    model_file.require_arrays(npz, ("w", "a", "wbar", "abar", "xbar"), path)
+    settings = model_file.read_settings(meta, Machine._SETTINGS, path)
     if "batch_size" in settings:
         settings["batch_size"] = tuple(settings["batch_size"])
     m = Machine.from_params(npz["w"], npz["a"], npz["wbar"], npz["abar"], npz["xbar"], **settings)
-    keys = meta.get("history_keys", [])
-    m.history_ = {k: npz[f"history/{k}"].tolist() for k in keys if f"history/{k}" in npz.files}
-    m.epochs_done_ = int(meta.get("epochs_done", 0))
+    m.history_, m.epochs_done_ = model_file.read_history(npz, meta)
     if "train" in meta:
         _restore_training_state(m, npz, meta["train"], path)
     return m
 
 
-_TRAIN_ARRAYS = ("visible", "z", "rng", "lanes", "vw", "va", "vwbar", "vabar", "perm")
+register_format(FORMAT_NAME, _machine_from_npz)
 
 
 def _restore_training_state(m: Machine, npz: Any, train: Any, path: Path | str) -> None:
     """Chains, optimizer and minibatch stream of a version-2 file, back into ``m``'s engine."""
-    missing = [k for k in _TRAIN_ARRAYS if f"train/{k}" not in npz.files]
-    if not isinstance(train, dict) or missing:
-        raise ValueError(f"{path}: incomplete training state (missing {missing or 'metadata'})")
-    a = {k: npz[f"train/{k}"] for k in _TRAIN_ARRAYS}
-    dtypes = {"visible": np.uint8, "z": np.uint64, "rng": np.uint64, "lanes": np.uint32}
-    for k, dt in dtypes.items():
-        if a[k].dtype != dt:
-            raise ValueError(f"{path}: train/{k} must be {np.dtype(dt).name}, got {a[k].dtype}")
+    a = model_file.read_training_state(npz, train, path)
     engine = m._require_fitted()
     try:
         engine.set_chain_state(a["visible"], a["z"], a["rng"], a["lanes"])
@@ -1029,43 +827,3 @@ def _restore_training_state(m: Machine, npz: Any, train: Any, path: Path | str) 
     m._engine_has_data = False  # the data is not in the file: partial_fit(X) brings it back
     source = train.get("data_source")
     m._data_source = source if isinstance(source, dict) else None
-
-
-def approx_gradient(machine: Machine, X: Any, Xp: Any, Z: Any) -> dict[str, np.ndarray]:
-    """The approximate log-likelihood gradient of eqs. 16a-16d with 17.
-
-    The same C++ code as training.
-
-    Parameters
-    ----------
-    machine : Machine
-    X : array_like, (N, D)
-        Data points; the result is averaged over them.
-    Xp : array_like, (T, D)
-        Recorded fantasy states x'(t).
-    Z : array_like
-        Hidden states z(t) drawn from Xp: int (T,) for one-hot, (T, L) bits for binary.
-        mu_{z|x'} is recomputed from Xp.
-
-    Returns
-    -------
-    dict
-        ``w`` (D, L), ``a`` (D,), ``wbar`` (L, D), ``abar`` (L,). Tied machines give the
-        shared-matrix gradient in ``w`` and its transpose in ``wbar``.
-    """
-    with machine._lock:  # the engine serves one call at a time
-        engine = machine._require_fitted()
-        D = machine.n_visible_
-        X = as_binary_matrix(X, "X", n_features=D)
-        Xp = as_binary_matrix(Xp, "Xp", n_features=D)
-        Z = np.asarray(Z)
-        if Z.ndim == 0:
-            raise ValueError("Z must be an array of hidden states, one per row of Xp")
-        if machine.hidden == "onehot" and not np.issubdtype(Z.dtype, np.integer):
-            raise TypeError(f"one-hot hidden states Z must be integers in [0, L), got dtype {Z.dtype}")
-        if machine.hidden == "binary":
-            Z = as_binary_matrix(Z, "binary hidden states Z", n_features=machine.n_hidden)
-        if Z.shape[0] != Xp.shape[0]:
-            raise ValueError(f"Z has {Z.shape[0]} hidden states but Xp has {Xp.shape[0]} rows")
-        g = engine.approx_gradient(X, Xp, Z)
-        return {k: np.asarray(g[k]) for k in ("w", "a", "wbar", "abar")}

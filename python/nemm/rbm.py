@@ -27,10 +27,12 @@ from typing import Any, Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from nemm import _core
+from nemm import _core, model_file
 from nemm._checks import as_binary_matrix, as_real_array
-from nemm._io import atomic_open
-from nemm.machine import Machine, register_format
+from nemm._seeds import engine_seed
+from nemm.machine import Machine
+from nemm.model_file import register_format
+from nemm.training import initial_weights
 
 __all__ = ["RBM", "FORMAT_NAME", "FORMAT_VERSION", "EXACT_MAX_STATES"]
 
@@ -40,7 +42,6 @@ FORMAT_VERSION = 1
 EXACT_MAX_STATES = 2**16
 # The exact ln Z of score_samples enumerates at most this many hidden states.
 _SCORE_MAX_STATES = 2**24
-_INIT_CLIP = 0.01
 # Centering: the offset of h is a running mean of E[h | x] over the minibatches, at this rate.
 _CENTER_RATE = 0.01
 
@@ -49,18 +50,8 @@ _OPTIMIZERS = ("adam", "rmsprop")
 _GRADIENTS = ("auto", "exact", "pcd")
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    return np.log(p) - np.log1p(-p)
-
-
 def _softplus(h: np.ndarray) -> np.ndarray:
     return np.maximum(h, 0.0) + np.log1p(np.exp(-np.abs(h)))
-
-
-def _seed_word(seed: int | np.random.SeedSequence | None) -> int:
-    """A 64-bit core seed hashed from a seed (SeedSequence: hashing, never offsets)."""
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    return int(ss.generate_state(1, dtype=np.uint64)[0])
 
 
 class RBM:
@@ -281,21 +272,9 @@ class RBM:
         return m
 
     def _initial_params(self, X: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        N, D = X.shape
-        L = int(self.n_hidden)
-        xbar = X.mean(axis=0)
-        if self.hidden == "onehot":
-            k = max(1, N // 10)
-            w = np.empty((D, L))
-            for alpha in range(L):
-                sub = rng.choice(N, size=k, replace=False)
-                w[:, alpha] = _logit(np.clip(X[sub].mean(axis=0), _INIT_CLIP, 1 - _INIT_CLIP))
-            a = np.zeros(D)
-            abar = -_softplus(w).sum(axis=0)  # equal mixture weights: lw(alpha) = 0 for every alpha
-        else:
-            w = 0.01 * rng.standard_normal((D, L))
-            a = _logit(np.clip(xbar, _INIT_CLIP, 1 - _INIT_CLIP))
-            abar = np.zeros(L)
+        w, a, xbar = initial_weights(X, self.n_hidden, self.hidden, rng)
+        # One-hot: equal mixture weights, lw(alpha) = 0 for every alpha.
+        abar = -_softplus(w).sum(axis=0) if self.hidden == "onehot" else np.zeros(int(self.n_hidden))
         return dict(w=w, a=a, abar=abar, xbar=xbar)
 
     # ------------------------------------------------------------------ training
@@ -319,7 +298,7 @@ class RBM:
         seeds = np.random.SeedSequence(self.random_state).spawn(3)
         self._engine = None
         self._set_params(**self._initial_params(X, np.random.default_rng(seeds[0])))
-        self._start_training(X, np.random.default_rng(seeds[1]), _seed_word(seeds[2]))
+        self._start_training(X, np.random.default_rng(seeds[1]), engine_seed(seeds[2]))
         self.history_ = {"epoch": [], "loglik": [], "seconds": []}
         self.epochs_done_ = 0
         return self._train_epochs(X, int(self.n_epochs), callback)
@@ -337,7 +316,7 @@ class RBM:
             seeds = np.random.SeedSequence(self.random_state).spawn(3)
             if self._engine is None:
                 self._set_params(**self._initial_params(X, np.random.default_rng(seeds[0])))
-            self._start_training(X, np.random.default_rng(seeds[1]), _seed_word(seeds[2]))
+            self._start_training(X, np.random.default_rng(seeds[1]), engine_seed(seeds[2]))
             self.history_ = {k: list(self.history_.get(k, [])) for k in ("epoch", "loglik", "seconds")}
         else:
             self._require_fitted().set_data(X)
@@ -471,24 +450,11 @@ class RBM:
         with ``format`` ("nemm-rbm"), ``format_version``, the nemm version and the settings.
         """
         engine = self._require_fitted()
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
-        meta = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "nemm_version": _core.__version__,
-            "settings": self.get_params(),
-            "epochs_done": self.epochs_done_,
-            "history_keys": sorted(self.history_),
-        }
+        meta = model_file.metadata(FORMAT_NAME, FORMAT_VERSION, self.get_params(), self.epochs_done_, self.history_)
         arrays = {"w": engine.w, "a": engine.a, "abar": engine.abar, "xbar": engine.xbar,
                   "metadata": np.array(json.dumps(meta))}
-        for k, v in self.history_.items():
-            arrays[f"history/{k}"] = np.asarray(v, dtype=float)
-        with atomic_open(path) as fh:
-            np.savez(fh, **arrays)
-        return path
+        arrays.update(model_file.history_arrays(self.history_, keep_integers=False))
+        return model_file.write(path, arrays)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in ("n_hidden", "hidden", "optimizer", "gradient",
@@ -496,24 +462,13 @@ class RBM:
         return f"RBM({shown})"
 
 
-def rbm_from_npz(npz: Any, meta: dict[str, Any], path: Path) -> RBM:
+def rbm_from_npz(npz: Any, meta: dict[str, Any], path: Path | str) -> RBM:
     """Rebuild an :class:`RBM` from an opened npz whose metadata says ``format: "nemm-rbm"``."""
-    version = meta.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{path} has RBM format version {version!r}; this nemm reads version {FORMAT_VERSION}")
-    missing = [k for k in ("w", "a", "abar", "xbar") if k not in npz.files]
-    if missing:
-        raise ValueError(f"{path} lacks arrays {missing}")
-    settings = meta.get("settings")
-    if not isinstance(settings, dict):
-        raise ValueError(f"{path}: metadata has no settings")
-    unknown = sorted(set(settings) - set(RBM._SETTINGS))
-    if unknown:
-        raise ValueError(f"{path}: unknown settings {unknown} (written by a newer nemm?)")
+    model_file.check_version(meta, path, (FORMAT_VERSION,), "RBM")
+    model_file.require_arrays(npz, ("w", "a", "abar", "xbar"), path)
+    settings = model_file.read_settings(meta, RBM._SETTINGS, path)
     m = RBM.from_params(npz["w"], npz["a"], npz["abar"], npz["xbar"], **settings)
-    keys = meta.get("history_keys", [])
-    m.history_ = {k: npz[f"history/{k}"].tolist() for k in keys if f"history/{k}" in npz.files}
-    m.epochs_done_ = int(meta.get("epochs_done", 0))
+    m.history_, m.epochs_done_ = model_file.read_history(npz, meta)
     return m
 
 

@@ -1,0 +1,215 @@
+"""The nemm model file: npz arrays with a JSON ``metadata`` string, never a pickle.
+
+One module owns the format for every model of the family (the machine, "nemm-machine", and
+the equilibrium RBM, "nemm-rbm"): the path suffix, the metadata header, the history arrays,
+the atomic write, the checks on reading (zip magic, object arrays, metadata, versions,
+settings), the training-state arrays of machine format version 2, and the bytes used for
+pickling. Each model module registers a reader for its ``format`` with :func:`register_format`;
+this module imports neither of them, so :func:`load` dispatches without an import cycle.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+
+from nemm import _core
+from nemm._io import atomic_open
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "register_format", "load"]
+
+FORMAT_NAME = "nemm-machine"
+FORMAT_VERSION = 2
+# Version 1 held the parameters only; version 2 adds the training state (``train/*``) for an
+# exact resume. Both are read.
+READABLE_VERSIONS = (1, 2)
+
+#: The training-state arrays of a version-2 machine file: chains with their random streams,
+#: the RMSprop accumulators and the minibatch permutation.
+CHAIN_ARRAYS = ("visible", "z", "rng", "lanes")
+OPTIMIZER_ARRAYS = ("vw", "va", "vwbar", "vabar")
+TRAIN_ARRAYS = CHAIN_ARRAYS + OPTIMIZER_ARRAYS + ("perm",)
+_TRAIN_DTYPES = {"visible": np.uint8, "z": np.uint64, "rng": np.uint64, "lanes": np.uint32}
+
+Reader = Callable[[Any, dict[str, Any], "Path | str"], Any]
+
+#: Readers by metadata ``format``; the model modules register here (``nemm.machine`` adds
+#: "nemm-machine", ``nemm.rbm`` adds "nemm-rbm").
+_FORMATS: dict[str, Reader] = {}
+
+
+def register_format(name: str, reader: Reader) -> None:
+    """Let :func:`load` read files whose metadata ``format`` is ``name`` with ``reader(npz, meta, path)``."""
+    _FORMATS[name] = reader
+
+
+# ---------------------------------------------------------------------------- writing
+def npz_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` with ``.npz`` appended if it had another suffix (or none)."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+    return path
+
+
+def metadata(fmt: str, version: int, settings: dict[str, Any], epochs_done: int,
+             history: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON header every model file starts from."""
+    return {
+        "format": fmt,
+        "format_version": version,
+        "nemm_version": _core.__version__,
+        "settings": settings,
+        "epochs_done": int(epochs_done),
+        "history_keys": sorted(history),
+    }
+
+
+def history_arrays(history: Mapping[str, Any], *, keep_integers: bool) -> dict[str, np.ndarray]:
+    """``history/<key>`` arrays; with ``keep_integers``, integer series (epoch, batch_size) stay int64."""
+    arrays = {}
+    for k, v in history.items():
+        is_int = keep_integers and all(
+            isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)) for x in v)
+        arrays[f"history/{k}"] = np.asarray(v, dtype=np.int64 if is_int and len(v) else float)
+    return arrays
+
+
+def training_state_arrays(chains: Mapping[str, Any], optimizer: Mapping[str, Any],
+                          perm: np.ndarray) -> dict[str, np.ndarray]:
+    """``train/*`` arrays of a version-2 machine file (what an exact resume needs besides metadata)."""
+    arrays = {f"train/{k}": np.asarray(chains[k]) for k in CHAIN_ARRAYS}
+    arrays.update({f"train/{k}": np.asarray(optimizer[k]) for k in OPTIMIZER_ARRAYS})
+    arrays["train/perm"] = np.asarray(perm, dtype=np.int64)
+    return arrays
+
+
+def write(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> Path:
+    """Write ``arrays`` to ``npz_path(path)`` atomically (see ``nemm._io.atomic_open``); return that path."""
+    path = npz_path(path)
+    with atomic_open(path) as fh:
+        np.savez(fh, **arrays)
+    return path
+
+
+def to_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """The bytes of the model file holding ``arrays`` (what pickling carries)."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def from_bytes(data: bytes, what: str) -> Any:
+    """The model whose file bytes are ``data`` (``to_bytes``); ``what`` names it in errors."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return read(npz, what)
+
+
+# ---------------------------------------------------------------------------- reading
+def load(path: str | os.PathLike[str]) -> Any:
+    """Load a model saved by :meth:`nemm.Machine.save` or :meth:`nemm.RBM.save` (never unpickles).
+
+    The metadata ``format`` picks the class: "nemm-machine" gives a :class:`nemm.Machine`,
+    "nemm-rbm" a :class:`nemm.RBM`.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a nemm model, has an unsupported format version, or its
+        arrays are malformed.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such model file: {path}")
+    with open(path, "rb") as fh:  # our own handle: numpy leaks its own on a corrupt archive
+        head = fh.read(6)
+        fh.seek(0)
+        if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+            # Judged before numpy, which takes any other bytes for a pickle and advises allow_pickle=.
+            what = "it is a .npy array" if head == b"\x93NUMPY" else "it is not an npz (zip) archive"
+            raise ValueError(f"{path} is not a readable nemm model file: {what}")
+        try:
+            npz = np.load(fh, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise ValueError("not an npz archive")
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path} is not a readable nemm model file (npz): {exc}") from exc
+        try:
+            return read(npz, path)
+        except (KeyError, TypeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+            raise ValueError(f"{path} is a corrupt nemm model file: {exc}") from exc
+        except ValueError as exc:
+            if "allow_pickle" not in str(exc):  # numpy's advice for object arrays is not ours to give
+                raise
+            raise ValueError(f"{path} is not a readable nemm model file: it holds Python objects (an object "
+                             "array), which nemm never unpickles") from exc
+        finally:
+            npz.close()
+
+
+def read(npz: Any, path: Path | str) -> Any:
+    """The model in an opened npz, by the reader registered for its metadata ``format``."""
+    if "metadata" not in npz.files:
+        raise ValueError(f"{path} is not a nemm model file (no metadata)")
+    try:
+        meta = json.loads(str(npz["metadata"][()]))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: corrupt metadata: {exc}") from exc
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    if not isinstance(fmt, str) or fmt not in _FORMATS:
+        raise ValueError(f"{path} is not a nemm model file (metadata format is not {FORMAT_NAME!r})")
+    return _FORMATS[fmt](npz, meta, path)
+
+
+def check_version(meta: dict[str, Any], path: Path | str, readable: Iterable[int], what: str = "model") -> int:
+    """The metadata's ``format_version``, or a ValueError naming the versions this nemm reads."""
+    readable = tuple(readable)
+    version = meta.get("format_version")
+    if version not in readable or isinstance(version, bool):
+        plural = "versions" if len(readable) > 1 else "version"
+        raise ValueError(f"{path} has {what} format version {version!r}; this nemm reads {plural} "
+                         f"{', '.join(map(str, readable))}")
+    return int(version)
+
+
+def require_arrays(npz: Any, names: Iterable[str], path: Path | str) -> None:
+    """A ValueError listing the arrays of ``names`` that the file lacks."""
+    missing = [k for k in names if k not in npz.files]
+    if missing:
+        raise ValueError(f"{path} lacks arrays {missing}")
+
+
+def read_settings(meta: dict[str, Any], known: Iterable[str], path: Path | str) -> dict[str, Any]:
+    """The metadata's settings (a copy), refusing any the reading class does not know."""
+    settings = meta.get("settings")
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path}: metadata has no settings")
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise ValueError(f"{path}: unknown settings {unknown} (written by a newer nemm?)")
+    return dict(settings)
+
+
+def read_history(npz: Any, meta: dict[str, Any]) -> tuple[dict[str, list[Any]], int]:
+    """The history lists and the number of epochs done."""
+    keys = meta.get("history_keys", [])
+    history = {k: npz[f"history/{k}"].tolist() for k in keys if f"history/{k}" in npz.files}
+    return history, int(meta.get("epochs_done", 0))
+
+
+def read_training_state(npz: Any, train: Any, path: Path | str) -> dict[str, np.ndarray]:
+    """The ``train/*`` arrays of a version-2 file, complete and of the engine's dtypes."""
+    missing = [k for k in TRAIN_ARRAYS if f"train/{k}" not in npz.files]
+    if not isinstance(train, dict) or missing:
+        raise ValueError(f"{path}: incomplete training state (missing {missing or 'metadata'})")
+    a = {k: npz[f"train/{k}"] for k in TRAIN_ARRAYS}
+    for k, dt in _TRAIN_DTYPES.items():
+        if a[k].dtype != dt:
+            raise ValueError(f"{path}: train/{k} must be {np.dtype(dt).name}, got {a[k].dtype}")
+    return a
