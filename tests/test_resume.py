@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import pickle
 import signal
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nemm import Machine, _core, load
+from nemm import Machine, load
 from nemm.machine import FORMAT_VERSION
 
 SMALL = dict(n_hidden=3, n_epochs=4, steps_per_epoch=4, batch_size=(4, 10), chain_steps=6, random_state=7)

@@ -19,11 +19,10 @@ from tqdm.auto import tqdm
 from nemm._seeds import derive_seed
 from nemm._states import bits_to_codes, codes_to_bits
 from nemm.exact import backward_kernel, hidden_states
+from nemm.class_distribution import ClassKL, class_kl
 from nemm.markov import (
     DENSE_STATE_LIMIT,
-    ClassKL,
     _check_pseudocount,
-    class_kl,
     decorrelation_time,
     entropy_production,
     occupancy_from_trajectory,

@@ -24,8 +24,6 @@ from nemm import _core, model_file
 from nemm._checks import (
     INT32_MAX,
     as_binary_matrix,
-    as_bool,
-    as_float,
     as_int,
     as_onehot_states,
     as_real_array,
@@ -37,12 +35,14 @@ from nemm._states import codes_to_states
 from nemm.markov import occupancy_from_trajectory
 from nemm.model_file import FORMAT_NAME, FORMAT_VERSION, load, register_format
 from nemm.training import (
+    _WHY_INT32,
     _BatchStream,
     _data_checksum,
     _training_memory,
     approx_gradient,
     batch_size_schedule,
     initial_weights,
+    validate_settings,
 )
 
 # The model file (``save``/``load``, FORMAT_NAME, FORMAT_VERSION, register_format) lives in
@@ -54,11 +54,6 @@ __all__ = ["Machine", "load", "approx_gradient", "register_format", "FORMAT_NAME
 #: likelihood enumerates all 2^L binary states once there are many of them (kEnumerateMaxL).
 ENUMERATION_LIMIT = 2**16
 
-_HIDDEN = ("onehot", "binary")
-_NORMALIZATION = ("softmax", "sigmoid")
-
-
-_WHY_INT32 = " (the C++ core counts it in a 32-bit int)"
 # Settings that shape the engine: changing one after fit makes the parameters meaningless.
 _STRUCTURE = ("n_hidden", "hidden", "normalization", "centered", "tied")
 
@@ -223,42 +218,7 @@ class Machine:
         The stored settings stay as the user gave them; callers use the returned dict (``batch_size``
         always as a pair).
         """
-        s: dict[str, Any] = {}
-        s["n_hidden"] = as_int(self.n_hidden, "n_hidden", minimum=1, maximum=INT32_MAX, why_max=_WHY_INT32)
-        for name, valid in (("hidden", _HIDDEN), ("normalization", _NORMALIZATION)):
-            v = getattr(self, name)
-            if not isinstance(v, str) or v not in valid:
-                raise ValueError(f"{name} must be one of {valid}, got {v!r}")
-            s[name] = str(v)
-        s["centered"] = as_bool(self.centered, "centered")
-        s["tied"] = as_bool(self.tied, "tied")
-        if s["hidden"] == "onehot" and s["n_hidden"] < 2:
-            raise ValueError("a one-hot hidden layer needs n_hidden >= 2")
-        if s["hidden"] == "binary" and s["n_hidden"] > 63:
-            raise ValueError("a binary hidden layer supports n_hidden <= 63")
-        if s["hidden"] == "binary" and s["normalization"] != "softmax":
-            raise ValueError("normalization='sigmoid' (eq. 19) applies to one-hot hidden states only")
-        if s["tied"] and s["normalization"] != "softmax":
-            raise ValueError("tied=True is the RBM Gibbs sampler and needs normalization='softmax'")
-        s["learning_rate"] = as_float(self.learning_rate, "learning_rate", lower=0.0)
-        s["rho"] = as_float(self.rho, "rho", lower=0.0, upper=1.0, lower_open=False)
-        s["eps"] = as_float(self.eps, "eps", lower=0.0)
-        s["n_epochs"] = as_int(self.n_epochs, "n_epochs", minimum=1)
-        s["steps_per_epoch"] = as_int(self.steps_per_epoch, "steps_per_epoch", minimum=1)
-        b = self.batch_size
-        if isinstance(b, (int, np.integer)) and not isinstance(b, (bool, np.bool_)):
-            b = (b, b)
-        if not isinstance(b, (tuple, list, np.ndarray)) or len(b) != 2:
-            raise TypeError(f"batch_size must be a positive integer or a pair (start, end) of them, got {b!r}")
-        s["batch_size"] = (as_int(b[0], "batch_size[0]", minimum=1), as_int(b[1], "batch_size[1]", minimum=1))
-        for name in ("chain_steps", "n_chains"):
-            s[name] = as_int(getattr(self, name), name, minimum=1, maximum=INT32_MAX, why_max=_WHY_INT32)
-        f = self.freeze_visible_bias
-        s["freeze_visible_bias"] = None if f is None else as_bool(f, "freeze_visible_bias")
-        s["random_state"] = as_seed(self.random_state, "random_state")
-        s["verbose"] = as_bool(self.verbose, "verbose")
-        assert list(s) == list(self._SETTINGS)  # one entry per setting, in their order
-        return s
+        return validate_settings(self.get_params())
 
     def _check_training_memory(self, shape: tuple[int, int], cfg: dict[str, Any]) -> None:
         needed = _training_memory(shape[0], shape[1], cfg)

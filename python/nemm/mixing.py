@@ -441,7 +441,7 @@ def sample_class_kl(
     ``P_model(k) = (n_k + pseudocount) / (n + K pseudocount)`` where ``n_k``
     counts the samples labeled ``k``, and ``P_data`` is the label frequency of
     the data. Unlike the state-based eq. 22 of
-    :func:`nemm.markov.class_kl`, no hidden state is assigned a class: the
+    :func:`nemm.class_distribution.class_kl`, no hidden state is assigned a class: the
     samples themselves are classified.
 
     Parameters

@@ -32,6 +32,7 @@ from nemm._checks import as_binary_matrix, as_real_array
 from nemm._seeds import engine_seed
 from nemm.machine import Machine
 from nemm.model_file import register_format
+from nemm.training import HIDDEN as _HIDDEN
 from nemm.training import initial_weights
 
 __all__ = ["RBM", "FORMAT_NAME", "FORMAT_VERSION", "EXACT_MAX_STATES"]
@@ -45,7 +46,6 @@ _SCORE_MAX_STATES = 2**24
 # Centering: the offset of h is a running mean of E[h | x] over the minibatches, at this rate.
 _CENTER_RATE = 0.01
 
-_HIDDEN = ("onehot", "binary")
 _OPTIMIZERS = ("adam", "rmsprop")
 _GRADIENTS = ("auto", "exact", "pcd")
 

@@ -301,12 +301,12 @@ _LOG_A_BLOCK_BYTES = 64 << 20
 def _class_kl_large(machine: Any, X: np.ndarray, y: np.ndarray, codes: np.ndarray, pbar: np.ndarray) -> float:
     """Class KL (eq. 22) over the visited states ``codes`` with occupancy ``pbar``, in blocks of rows.
 
-    The rule of :func:`nemm.markov.class_kl` (argmax assignment, majority class per state,
+    The rule of :func:`nemm.class_distribution.class_kl` (argmax assignment, majority class per state,
     ties to the smallest label, states given no point lose their mass), without the
     (N, S) table of log A: it is made ``_LOG_A_BLOCK_BYTES`` at a time.
     """
     from nemm._states import codes_to_bits
-    from nemm.markov import class_kl_from_assignment
+    from nemm.class_distribution import class_kl_from_assignment
 
     states = codes_to_bits(codes, machine.n_hidden)
     lp = np.log(pbar)
