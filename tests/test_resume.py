@@ -343,3 +343,31 @@ def test_nemm_train_resume_refuses_settings_and_changed_data(tmp_path: Path) -> 
     r = subprocess.run([sys.executable, "-m", "nemm", "train", "--resume", str(tmp_path / "m.npz")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "has changed since the run started" in r.stderr
+
+
+class _InterruptedOnce(list):
+    """A history list whose first append raises KeyboardInterrupt, as a Ctrl-C landing mid-booking would."""
+
+    fired = False
+
+    def append(self, value: object) -> None:
+        if not _InterruptedOnce.fired:
+            _InterruptedOnce.fired = True
+            raise KeyboardInterrupt
+        super().append(value)
+
+
+def test_ctrl_c_while_booking_an_epoch_still_books_it_then_raises() -> None:
+    X = data(9)
+    kw = dict(n_hidden=3, n_epochs=6, steps_per_epoch=3, batch_size=(4, 4), chain_steps=5, random_state=1)
+    m = Machine(**kw).partial_fit(X, n_epochs=2)
+    m.history_["batch_size"] = _InterruptedOnce(m.history_["batch_size"])
+    _InterruptedOnce.fired = False
+    with pytest.raises(KeyboardInterrupt):
+        m.partial_fit(X, n_epochs=2)
+    # The core kept epoch 2: its row is booked in every list, the counter follows, nothing is doubled.
+    assert m.epochs_done_ == 3
+    assert all(len(v) == 3 for v in m.history_.values()), {k: len(v) for k, v in m.history_.items()}
+    m.history_["batch_size"] = list(m.history_["batch_size"])
+    m.partial_fit(X, n_epochs=1)
+    assert_same_run(m, Machine(**kw).partial_fit(X, n_epochs=4))

@@ -477,6 +477,7 @@ class Machine:
                 e = self.epochs_done_
                 bs = batch_size_schedule(e, self._cfg["n_epochs"], self._cfg["batch_size"])
                 before = self._batches.state()
+                rows_before = {k: len(v) for k, v in self.history_.items()}
                 ll = None
                 try:
                     rows = self._batches.take(bs * self.steps_per_epoch)
@@ -489,12 +490,18 @@ class Machine:
                 finally:
                     if ll is None:  # the engine went back: so does the minibatch stream
                         self._batches.restore(before)
-                self.epochs_done_ += 1
-                self.history_.setdefault("epoch", []).append(e)
-                self.history_.setdefault("loglik", []).append(float(ll.mean()))
-                self.history_.setdefault("batch_size", []).append(bs)
-                self.history_.setdefault("seconds", []).append(time.perf_counter() - t0)
-                self._occupancy = None
+                # The core kept this epoch: book it even if Ctrl-C lands meanwhile (no call or
+                # backward jump between the engine's return and this try), then raise it.
+                interrupted = False
+                while True:
+                    try:
+                        self._record_epoch({"epoch": e, "loglik": float(ll.mean()), "batch_size": bs,
+                                            "seconds": time.perf_counter() - t0}, rows_before)
+                        break
+                    except KeyboardInterrupt:
+                        interrupted = True
+                if interrupted:
+                    raise KeyboardInterrupt
                 if callback is not None:
                     callback(self, e)
                 progress.set_postfix_str(f"LL {ll.mean():.2f}", refresh=False)
@@ -502,6 +509,19 @@ class Machine:
         finally:
             progress.close()
         return self
+
+    def _record_epoch(self, record: dict[str, Any], rows_before: dict[str, int]) -> None:
+        """Book one epoch the core has completed: its history rows, then the epoch counter.
+
+        Idempotent (a row is added only while its list still has the length it had before the
+        epoch), so that a booking cut short by Ctrl-C can simply be done again.
+        """
+        for key, value in record.items():
+            rows = self.history_.setdefault(key, [])
+            if len(rows) == rows_before.get(key, 0):
+                rows.append(value)
+        self.epochs_done_ = int(record["epoch"]) + 1
+        self._occupancy = None
 
     # ------------------------------------------------------------------ sampling
     def _codes_to_states(self, codes: np.ndarray) -> np.ndarray:
