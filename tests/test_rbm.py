@@ -492,8 +492,9 @@ def test_version_1_file_loads_with_a_warning_and_no_training_state(tmp_path):
 
 def test_corrupt_training_state_is_refused(tmp_path):
     X = random_data(4, 50, 5)
-    path = RBM(2, n_epochs=1, random_state=0).fit(X).save(tmp_path / "rbm.npz")
-    with np.load(path) as npz:
+    good = RBM(2, n_epochs=1, random_state=0).fit(X).save(tmp_path / "good.npz")
+    path = tmp_path / "rbm.npz"
+    with np.load(good) as npz:
         arrays = {k: npz[k] for k in npz.files}
     arrays["train/vw"] = -np.abs(arrays["train/vw"]) - 1.0
     np.savez(path, **arrays)
@@ -502,6 +503,16 @@ def test_corrupt_training_state_is_refused(tmp_path):
     del arrays["train/mw"]
     np.savez(path, **arrays)
     with pytest.raises(ValueError, match="lacks arrays"):
+        nemm.load(path)
+    import json
+
+    with np.load(good) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays["metadata"][()]))
+    meta["train"]["order_rng"] = None
+    arrays["metadata"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="invalid training state.*order_rng"):
         nemm.load(path)
 
 

@@ -633,8 +633,11 @@ def _restore_training_state(m: RBM, npz: Any, train: Any, path: Path | str) -> N
                 if st[k].dtype != dt:
                     raise ValueError(f"train/{k} must be {np.dtype(dt).name}, got {st[k].dtype}")
             engine.set_chain_state(st["visible"], st["z"], st["rng"], st["lanes"])
-        rng = np.random.default_rng()
-        rng.bit_generator.state = train.get("order_rng")  # numpy checks its keys and types
+        order = train.get("order_rng")
+        if not isinstance(order, dict):
+            raise ValueError("the metadata lacks the state of the minibatch-order generator (order_rng)")
+        rng = np.random.default_rng(0)
+        rng.bit_generator.state = order  # numpy checks its keys and types
     except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"{path}: invalid training state: {exc}") from exc
     m._rng = rng
