@@ -567,7 +567,14 @@ class RBM:
         """Save to ``path`` (npz with JSON metadata, no pickle), atomically; read back by ``nemm.load``.
 
         Arrays ``w``, ``a``, ``abar``, ``xbar``, ``history/<key>`` and ``metadata``: a JSON string
-        with ``format`` ("nemm-rbm"), ``format_version``, the nemm version and the settings.
+        with ``format`` ("nemm-rbm"), ``format_version`` (2), the nemm version and the checked
+        settings. Once training has started the file also holds the training state, so that
+        ``load`` + ``partial_fit`` on the same data continues bit for bit: the Adam moments or
+        RMSprop accumulators (``train/mw``, ``train/vw``, ``train/ma``, ``train/va``, ``train/mh``,
+        ``train/vh``), the centering offset ``train/lambda``, under PCD the persistent chains with
+        their random streams (``train/visible``, ``train/z``, ``train/rng``, ``train/lanes``), and in
+        the metadata ``train``: the step count ``t`` and the PCG64 state ``order_rng`` that draws
+        the next epochs' minibatch orders. Version-1 files (no training state) load with a warning.
         """
         return model_file.write(path, self._model_arrays())
 
