@@ -426,3 +426,203 @@ def test_onehot_rbm_learns_the_digits(digits):
     # Measured -146.9 (seed 0); the EM ceiling of this family is about -146.2.
     assert rbm.score(X) > -150.0
     assert rbm.history_["loglik"][-1] > -150.5
+
+
+# --------------------------------------------------------------------------- exact resume, pickling, settings
+
+
+def _same_state(a: RBM, b: RBM) -> None:
+    for name in ("w_", "a_", "abar_", "xbar_"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.history_["loglik"] == b.history_["loglik"] and a.epochs_done_ == b.epochs_done_
+
+
+@pytest.mark.parametrize("kw", [
+    dict(n_hidden=3),
+    dict(n_hidden=3, hidden="binary", centered=True, optimizer="rmsprop"),
+    dict(n_hidden=2, hidden="binary", gradient="pcd", n_chains=6, pcd_steps=2),
+], ids=["adam", "centered-rmsprop", "pcd"])
+@pytest.mark.parametrize("how", ["save", "pickle", "deepcopy"])
+def test_two_epochs_round_trip_two_epochs_equals_four_epochs(kw, how, tmp_path):
+    import copy
+    import pickle
+
+    X = random_data(5, 90, 11)
+    straight = RBM(**kw, n_epochs=4, batch_size=16, random_state=3).fit(X)
+    first = RBM(**kw, n_epochs=2, batch_size=16, random_state=3).fit(X)
+    if how == "save":
+        back = nemm.load(first.save(tmp_path / "half.npz"))
+    elif how == "pickle":
+        back = pickle.loads(pickle.dumps(first))
+    else:
+        back = copy.deepcopy(first)
+    assert back is not first and back._engine is not first._engine
+    _same_state(back, first)
+    back.partial_fit(X, n_epochs=2)
+    first.partial_fit(X, n_epochs=2)
+    _same_state(back, straight)
+    _same_state(first, straight)
+    # A fresh optimizer gives other numbers: the test can tell a lost state.
+    fresh = RBM.from_params(back.w_, back.a_, back.abar_, back.xbar_, **kw)
+    fresh.partial_fit(X, n_epochs=1)
+    assert not np.array_equal(fresh.w_, straight.w_)
+
+
+def test_version_1_file_loads_with_a_warning_and_no_training_state(tmp_path):
+    import json
+
+    X = random_data(4, 50, 5)
+    rbm = RBM(2, n_epochs=2, random_state=0).fit(X)
+    path = rbm.save(tmp_path / "rbm.npz")
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files if not k.startswith("train/")}
+    meta = json.loads(str(arrays["metadata"][()]))
+    assert meta["format_version"] == 2 and "train" in meta
+    meta["format_version"] = 1
+    del meta["train"]
+    arrays["metadata"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    with pytest.warns(UserWarning, match="version-1 RBM file.*cannot resume exactly"):
+        back = nemm.load(path)
+    np.testing.assert_array_equal(back.w_, rbm.w_)
+    assert back.epochs_done_ == 2
+    back.partial_fit(X)  # starts a fresh optimizer, and works
+    assert back.epochs_done_ == 3
+
+
+def test_corrupt_training_state_is_refused(tmp_path):
+    X = random_data(4, 50, 5)
+    good = RBM(2, n_epochs=1, random_state=0).fit(X).save(tmp_path / "good.npz")
+    path = tmp_path / "rbm.npz"
+    with np.load(good) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["train/vw"] = -np.abs(arrays["train/vw"]) - 1.0
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="invalid training state.*non-negative"):
+        nemm.load(path)
+    del arrays["train/mw"]
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="lacks arrays"):
+        nemm.load(path)
+    import json
+
+    with np.load(good) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays["metadata"][()]))
+    meta["train"]["order_rng"] = None
+    arrays["metadata"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="invalid training state.*order_rng"):
+        nemm.load(path)
+
+
+def test_unfitted_pickle_keeps_the_settings_and_no_fitted_attributes():
+    import pickle
+
+    r = pickle.loads(pickle.dumps(RBM(4, "binary", learning_rate=np.float32(0.05), random_state=np.int64(2))))
+    assert r.n_hidden == 4 and r.learning_rate == np.float32(0.05) and r.random_state == 2
+    assert not [k for k in vars(r) if k.endswith("_") and not k.startswith("__")]
+    with pytest.raises(RuntimeError, match="no parameters"):
+        r.score(random_data(0, 5, 4))
+
+
+def test_numpy_scalar_settings_train_like_python_ones_and_save_as_python(tmp_path):
+    import json
+
+    X = random_data(2, 60, 5)
+    py = RBM(3, "binary", learning_rate=0.05, n_epochs=2, batch_size=10, centered=True, beta1=0.8,
+             random_state=4).fit(X)
+    npy = RBM(np.int64(3), np.str_("binary"), learning_rate=np.float64(0.05),
+              n_epochs=np.int32(2), batch_size=np.uint16(10), centered=np.bool_(True), beta1=np.float64(0.8),
+              random_state=np.int64(4)).fit(X)
+    _same_state(npy, py)
+    assert type(npy.n_hidden) is np.int64 and type(npy.centered) is np.bool_  # fit rewrites no setting
+    path = npy.save(tmp_path / "np.npz")
+    with np.load(path) as npz:
+        settings = json.loads(str(npz["metadata"][()]))["settings"]
+    assert settings["n_hidden"] == 3 and settings["centered"] is True and settings["batch_size"] == 10
+    assert nemm.load(path).get_params() == py.get_params()
+
+
+@pytest.mark.parametrize("setting, value, exc, match", [
+    ("n_hidden", 2.0, TypeError, "n_hidden must be an integer"),
+    ("n_hidden", True, TypeError, "n_hidden must be an integer"),
+    ("n_hidden", 1, ValueError, "n_hidden must be at least 2"),
+    ("hidden", 1, TypeError, "hidden must be a string"),
+    ("optimizer", "sgd", ValueError, "optimizer must be one of"),
+    ("learning_rate", "0.1", TypeError, "learning_rate must be a real number"),
+    ("learning_rate", 0.0, ValueError, "learning_rate must be > 0"),
+    ("learning_rate", float("nan"), ValueError, "learning_rate must be finite"),
+    ("n_epochs", 0, ValueError, "n_epochs must be at least 1"),
+    ("batch_size", 10.5, TypeError, "batch_size must be an integer"),
+    ("centered", "yes", TypeError, "centered must be True or False"),
+    ("centered", 1, TypeError, "centered must be True or False"),
+    ("beta1", 1.0, ValueError, "beta1 must be < 1"),
+    ("rho", -0.1, ValueError, "rho must be >= 0"),
+    ("eps", 0, ValueError, "eps must be > 0"),
+    ("random_state", -1, ValueError, "random_state must be at least 0"),
+    ("random_state", 1.5, TypeError, "random_state must be an integer"),
+    ("verbose", None, TypeError, "verbose must be True or False"),
+])
+def test_bad_settings_are_refused_at_fit_naming_the_setting(setting, value, exc, match):
+    X = random_data(0, 20, 4)
+    rbm = RBM(2, n_epochs=1).set_params(**{setting: value})  # stored as given
+    assert getattr(rbm, setting) is value
+    with pytest.raises(exc, match=match):
+        rbm.fit(X)
+    assert rbm._engine is None and not hasattr(rbm, "n_features_in_")
+    with pytest.raises(exc, match=match):
+        rbm.partial_fit(X)
+
+
+def test_structure_changed_after_fit_is_refused():
+    X = random_data(0, 30, 4)
+    rbm = RBM(2, n_epochs=1, random_state=0).fit(X)
+    rbm.set_params(n_hidden=3)
+    with pytest.raises(RuntimeError, match="n_hidden were changed"):
+        rbm.score(X)
+    rbm.set_params(n_hidden=2)
+    assert np.isfinite(rbm.score(X))
+
+
+_CONCURRENT_SCRIPT = textwrap.dedent(
+    """
+    import threading
+    import numpy as np
+    from nemm.baselines import RBM
+
+    rng = np.random.default_rng(0)
+    X = (rng.random((200, 8)) < 0.4).astype(np.uint8)
+    shared = RBM(3, "binary", gradient="pcd", n_chains=8, n_epochs=1, batch_size=20, random_state=1).fit(X)
+    errors = []
+
+    def work(i):
+        try:
+            for _ in range(3):
+                shared.partial_fit(X, n_epochs=1)
+                shared.score(X)
+                shared.sample(8, burn_in=5, thin=1, seed=i)
+                if i % 2:
+                    shared.set_params(learning_rate=0.01 + 0.001 * i)
+        except Exception as exc:
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert shared.epochs_done_ == 1 + 6 * 3, shared.epochs_done_
+    assert np.isfinite(shared.w_).all()
+    print("ok", shared.epochs_done_)
+    """
+)
+
+
+def test_concurrent_use_of_one_rbm_from_threads_is_serialized():
+    # In a subprocess: a crash there fails this test instead of killing pytest.
+    out = subprocess.run([sys.executable, "-c", _CONCURRENT_SCRIPT], capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["ok", "19"]

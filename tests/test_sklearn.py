@@ -1,4 +1,4 @@
-"""scikit-learn compatibility: Machine as a density estimator (skipped without scikit-learn)."""
+"""scikit-learn compatibility: Machine and RBM as density estimators (skipped without scikit-learn)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from sklearn.utils import get_tags  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 from sklearn.utils.validation import check_is_fitted  # noqa: E402
 
-from nemm import Machine, load  # noqa: E402
+from nemm import RBM, Machine, load  # noqa: E402
 
 # Small and fast: every estimator check fits this instance (or a clone) a few times.
 FAST = dict(n_epochs=2, steps_per_epoch=2, chain_steps=4, batch_size=(4, 8))
@@ -183,3 +183,108 @@ def test_clone_and_pickle_of_a_fitted_machine():
     assert r.score(X) == m.score(X)
     with pytest.raises(NotFittedError):
         check_is_fitted(clone(m))
+
+
+# --------------------------------------------------------------------------- the RBM baseline
+RBM_FAST = dict(n_epochs=2, batch_size=8)
+
+# The same checks as for Machine cannot apply, for the same reasons: the RBM models binary data.
+_RBM_EXPECTED_FAILED = {name: reason.replace("a Machine", "an RBM") for name, reason in _EXPECTED_FAILED.items()}
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "Estimator RBM does not inherit from", UserWarning)
+    _with_rbm_checks = parametrize_with_checks([RBM(3, random_state=0, **RBM_FAST)],
+                                               expected_failed_checks=lambda est: _RBM_EXPECTED_FAILED)
+
+
+@_with_rbm_checks
+def test_sklearn_estimator_checks_rbm(estimator, check):
+    check(estimator)
+
+
+class BinarizedRBM(RBM):
+    """An RBM on ``X > 0``, as BinarizedMachine: the whole API under the checks' continuous data."""
+
+    def fit(self, X, y=None, **kwargs):
+        return super().fit(_binarized(X), y, **kwargs)
+
+    def partial_fit(self, X, y=None, **kwargs):
+        return super().partial_fit(_binarized(X), y, **kwargs)
+
+    def score_samples(self, X):
+        return super().score_samples(_binarized(X))
+
+    def score(self, X, y=None):
+        return super().score(_binarized(X), y)
+
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "Estimator BinarizedRBM does not inherit from", UserWarning)
+    _with_binarized_rbm_checks = parametrize_with_checks(
+        [BinarizedRBM(3, random_state=0, **RBM_FAST)],
+        expected_failed_checks=lambda est: {"check_dtype_object": _RBM_EXPECTED_FAILED["check_dtype_object"]})
+
+
+@_with_binarized_rbm_checks
+def test_sklearn_estimator_checks_on_binarized_data_rbm(estimator, check):
+    check(estimator)
+
+
+def test_rbm_tags_fitted_attributes_and_score():
+    X = tiny_binary()
+    tags = get_tags(RBM(3))
+    assert tags.estimator_type == "density_estimator" and tags.requires_fit
+    r = RBM(3, random_state=0, **RBM_FAST)
+    assert [k for k in vars(r) if k.endswith("_") and not k.startswith("__")] == []
+    with pytest.raises(NotFittedError):
+        check_is_fitted(r)
+    r.fit(X)
+    check_is_fitted(r)
+    assert r.n_features_in_ == X.shape[1] == r.n_visible_
+    assert r.score(X) == pytest.approx(float(np.mean(r.score_samples(X))), rel=1e-12)
+    # score is the exact mean ln p: the probabilities of all 2**D patterns sum to one
+    D = X.shape[1]
+    allx = ((np.arange(2**D)[:, None] >> np.arange(D)) & 1).astype(np.uint8)
+    assert np.logaddexp.reduce(r.score_samples(allx)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_rbm_fit_keeps_the_parameters_as_given():
+    X = tiny_binary()
+    r = RBM(np.int64(3), learning_rate=np.float32(0.05), batch_size=np.int32(8), n_epochs=np.int64(2),
+            random_state=np.uint8(0))
+    before = r.get_params()
+    r.fit(X)
+    after = r.get_params()
+    for k, v in before.items():
+        assert after[k] is v, k
+    c = clone(r)
+    assert c.get_params() == before and not hasattr(c, "n_features_in_")
+
+
+def test_rbm_pipeline_grid_search_and_cross_validation(tmp_path):
+    X = tiny_binary()
+    grid = GridSearchCV(RBM(3, random_state=0, **RBM_FAST), {"n_hidden": np.arange(2, 4)}, cv=2)
+    grid.fit(X)
+    assert isinstance(grid.best_params_["n_hidden"], np.integer)
+    path = grid.best_estimator_.save(tmp_path / "best.npz")
+    assert load(path).n_hidden == int(grid.best_params_["n_hidden"])
+    pipe = Pipeline([("identity", FunctionTransformer()), ("rbm", RBM(3, random_state=0, **RBM_FAST))])
+    pipe.fit(X)
+    assert np.isfinite(pipe.score(X))
+    scores = cross_val_score(RBM(3, random_state=0, **RBM_FAST), X, cv=3)
+    assert scores.shape == (3,) and np.isfinite(scores).all() and (scores < 0).all()
+    scores2 = cross_val_score(RBM(3, random_state=0, **RBM_FAST), X, cv=3, n_jobs=2)  # pickled to workers
+    np.testing.assert_array_equal(scores, scores2)
+
+
+def test_clone_pickle_and_deepcopy_of_a_fitted_rbm():
+    import copy
+
+    X = tiny_binary()
+    r = RBM(3, "binary", random_state=0, **RBM_FAST).fit(X)
+    for back in (pickle.loads(pickle.dumps(r)), copy.deepcopy(r)):
+        np.testing.assert_array_equal(back.w_, r.w_)
+        assert back.score(X) == r.score(X) and back.get_params() == r.get_params()
+        assert back.history_ == r.history_ and back.n_features_in_ == r.n_features_in_
+    with pytest.raises(NotFittedError):
+        check_is_fitted(clone(r))

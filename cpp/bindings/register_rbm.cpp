@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "chain_state.hpp"
 #include "convert.hpp"
 #include "nemm/rbm.hpp"
 #include "register.hpp"
@@ -55,6 +56,41 @@ class RBMEngine {
   }
 
   py::array_t<uint8_t> chain_states() const { return visible_states_of(tr.chains, settings().D); }
+
+  // Adam moments (m*) and second moments / RMSprop accumulators (v*), the step count t (Adam's
+  // bias correction) and the centering offset lambda (empty until a centered step): with the
+  // chains, everything a step reads besides the parameters and the data.
+  py::dict optimizer_state() const {
+    const RBMOptimizer& o = tr.opt;
+    py::dict d;
+    d["t"] = o.t;
+    d["mw"] = Eigen::MatrixXd(o.mw); d["vw"] = Eigen::MatrixXd(o.vw);
+    d["ma"] = Eigen::VectorXd(o.ma); d["va"] = Eigen::VectorXd(o.va);
+    d["mh"] = Eigen::VectorXd(o.mh); d["vh"] = Eigen::VectorXd(o.vh);
+    d["lambda"] = Eigen::VectorXd(tr.lambda);
+    return d;
+  }
+
+  void set_optimizer_state(long t, const Eigen::MatrixXd& mw, const Eigen::MatrixXd& vw, const Eigen::VectorXd& ma,
+                           const Eigen::VectorXd& va, const Eigen::VectorXd& mh, const Eigen::VectorXd& vh,
+                           const Eigen::VectorXd& lambda) {
+    const int D = settings().D, L = settings().L;
+    if (t < 0) throw std::invalid_argument("optimizer step count t must be non-negative");
+    if (mw.rows() != D || mw.cols() != L || vw.rows() != D || vw.cols() != L)
+      throw std::invalid_argument("mw and vw must have shape (D, L)");
+    if (ma.size() != D || va.size() != D) throw std::invalid_argument("ma and va must have shape (D,)");
+    if (mh.size() != L || vh.size() != L) throw std::invalid_argument("mh and vh must have shape (L,)");
+    if (lambda.size() != 0 && lambda.size() != L) throw std::invalid_argument("lambda must have shape (L,) or (0,)");
+    auto finite = [](const auto& v) { return v.allFinite(); };
+    auto nonneg = [](const auto& v) { return v.allFinite() && (v.size() == 0 || v.minCoeff() >= 0.0); };
+    if (!finite(mw) || !finite(ma) || !finite(mh) || !finite(lambda))
+      throw std::invalid_argument("optimizer moments and lambda must be finite");
+    if (!nonneg(vw) || !nonneg(va) || !nonneg(vh))
+      throw std::invalid_argument("second moments must be finite and non-negative");
+    RBMOptimizer& o = tr.opt;
+    o.t = t; o.mw = mw; o.vw = vw; o.ma = ma; o.va = va; o.mh = mh; o.vh = vh;
+    tr.lambda = lambda;
+  }
 
   void set_optimizer(const std::string& name, double lr, double b1, double b2, double rho, double eps) {
     if (name != "adam" && name != "rmsprop") throw std::invalid_argument("optimizer must be 'adam' or 'rmsprop'");
@@ -158,6 +194,22 @@ void register_rbm(py::module_& m) {
            "Fresh persistent chains, one random stream per chain keyed by (seed, chain index); visible states "
            "drawn from xbar or given as an (n_chains, D) array.")
       .def("chain_states", &RBMEngine::chain_states, "Visible states of the persistent chains, (n_chains, D).")
+      .def("chain_state", [](const RBMEngine& e) { return chain_state_of(e.tr.chains, e.settings().D); },
+           "The whole state of the persistent chains for an exact resume: dict visible (n_chains, D) uint8, "
+           "z (n_chains,) uint64, rng (n_chains, 4) uint64, lanes (n_chains, 4, 8) uint32.")
+      .def("set_chain_state",
+           [](RBMEngine& e, const U8Array& visible, const U64Array& z, const U64Array& rng, const py::array& lanes) {
+             set_chain_state_of(e.tr.chains, e.tr.model, visible, z, rng, lanes);
+           },
+           py::arg("visible"), py::arg("z"), py::arg("rng"), py::arg("lanes"),
+           "Persistent chains restored from chain_state(): they continue exactly, without reseeding.")
+      .def("optimizer_state", &RBMEngine::optimizer_state,
+           "Optimizer state for an exact resume: dict t (steps taken), Adam first moments mw (D, L), ma (D,), "
+           "mh (L,), second moments (RMSprop accumulators) vw, va, vh, and the centering offset lambda "
+           "((L,), or (0,) before the first centered step).")
+      .def("set_optimizer_state", &RBMEngine::set_optimizer_state, py::arg("t"), py::arg("mw"), py::arg("vw"),
+           py::arg("ma"), py::arg("va"), py::arg("mh"), py::arg("vh"), py::arg("lambda_"),
+           "Restore optimizer_state(); shapes and finiteness are checked, second moments must be >= 0.")
       .def("set_optimizer", &RBMEngine::set_optimizer, py::arg("name"), py::arg("lr"), py::arg("beta1"),
            py::arg("beta2"), py::arg("rho"), py::arg("eps"),
            "Choose 'adam' (beta1, beta2, eps) or 'rmsprop' (rho, eps) and the learning rate.")

@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,9 +30,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from nemm import _core, model_file
-from nemm._checks import as_binary_matrix, as_real_array
+from nemm._checks import as_binary_matrix, as_bool, as_float, as_int, as_real_array, as_seed
 from nemm._seeds import engine_seed
-from nemm.machine import Machine
+from nemm.machine import Machine, _locked
 from nemm.model_file import register_format
 from nemm.training import HIDDEN as _HIDDEN
 from nemm.training import initial_weights
@@ -38,7 +40,9 @@ from nemm.training import initial_weights
 __all__ = ["RBM", "FORMAT_NAME", "FORMAT_VERSION", "EXACT_MAX_STATES"]
 
 FORMAT_NAME = "nemm-rbm"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions ``nemm.load`` reads; version 1 files hold no training state.
+READABLE_VERSIONS = (1, 2)
 #: ``gradient="auto"`` uses the exact gradient up to this many hidden states, PCD-k beyond.
 EXACT_MAX_STATES = 2**16
 # The exact ln Z of score_samples enumerates at most this many hidden states.
@@ -48,6 +52,68 @@ _CENTER_RATE = 0.01
 
 _OPTIMIZERS = ("adam", "rmsprop")
 _GRADIENTS = ("auto", "exact", "pcd")
+
+
+# Settings fixed by the engine's shape: changing them needs a new fit.
+_STRUCTURE = ("n_hidden", "hidden")
+# Training-state arrays of a version-2 file: optimizer (always) and persistent chains (PCD only).
+_OPTIMIZER_ARRAYS = ("mw", "vw", "ma", "va", "mh", "vh", "lambda")
+_CHAIN_ARRAYS = ("visible", "z", "rng", "lanes")
+_CHAIN_DTYPES = {"visible": np.uint8, "z": np.uint64, "rng": np.uint64, "lanes": np.uint32}
+
+
+def _choice(value: Any, name: str, options: tuple[str, ...]) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, one of {options}, got {value!r} of type {type(value).__name__}")
+    if value not in options:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return str(value)
+
+
+def n_states_of(n_hidden: int, hidden: str) -> int:
+    """Number of hidden states: L (one-hot) or 2**L (binary)."""
+    return int(n_hidden) if hidden == "onehot" else 2 ** int(n_hidden)
+
+
+def validate_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """Every RBM setting checked and converted to a plain Python value: the one place that does it.
+
+    numpy scalars are accepted (a ``GridSearchCV`` grid from ``np.arange`` gives them); a wrong
+    type raises ``TypeError`` and a wrong value ``ValueError``, both naming the setting.
+    """
+    c: dict[str, Any] = {}
+    c["hidden"] = _choice(params["hidden"], "hidden", _HIDDEN)
+    onehot = c["hidden"] == "onehot"
+    c["n_hidden"] = as_int(params["n_hidden"], "n_hidden", minimum=2 if onehot else 1,
+                           maximum=None if onehot else 63,
+                           why_max=" for a binary hidden layer (2**n_hidden states)")
+    c["optimizer"] = _choice(params["optimizer"], "optimizer", _OPTIMIZERS)
+    c["learning_rate"] = as_float(params["learning_rate"], "learning_rate", lower=0.0)
+    for name in ("n_epochs", "batch_size", "pcd_steps", "n_chains"):
+        c[name] = as_int(params[name], name, minimum=1)
+    c["centered"] = as_bool(params["centered"], "centered")
+    c["gradient"] = _choice(params["gradient"], "gradient", _GRADIENTS)
+    for name in ("beta1", "beta2", "rho"):
+        c[name] = as_float(params[name], name, lower=0.0, lower_open=False, upper=1.0)
+    c["eps"] = as_float(params["eps"], "eps", lower=0.0)
+    c["random_state"] = as_seed(params["random_state"], "random_state")
+    c["verbose"] = as_bool(params["verbose"], "verbose")
+    states = n_states_of(c["n_hidden"], c["hidden"])
+    if c["gradient"] == "exact" and states > EXACT_MAX_STATES:
+        raise ValueError(f"gradient='exact' enumerates the hidden layer: at most {EXACT_MAX_STATES} states, "
+                         f"this one has {states}; use gradient='pcd'")
+    if c["gradient"] == "auto":
+        c["gradient_used"] = "exact" if states <= EXACT_MAX_STATES else "pcd"
+    else:
+        c["gradient_used"] = c["gradient"]
+    return c
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # e.g. an array compared with a number
+        return False
 
 
 def _softplus(h: np.ndarray) -> np.ndarray:
@@ -100,6 +166,20 @@ class RBM:
     -146.93 and -146.82 nats (one-hot, L = 6, seeds 0 and 1) and -140.17 and -139.46 (binary,
     L = 6); the EM ceiling of the one-hot family is about -146.2.
 
+    Settings are stored as given (scikit-learn convention) and checked, as plain Python values,
+    at the start of ``fit``, ``partial_fit`` and ``from_params`` (:func:`validate_settings`): a
+    wrong type raises ``TypeError``, a wrong value ``ValueError``, naming the setting. numpy
+    scalars are accepted. ``fit`` never rewrites a setting.
+
+    With scikit-learn installed, an RBM is a density estimator (``Pipeline``, ``GridSearchCV``,
+    ``cross_val_score``, ``check_is_fitted``): ``score`` is the mean exact ln p(x), fitted
+    attributes end in ``_`` and exist only after ``fit``, ``n_features_in_`` is D.
+
+    Thread safety: every method takes a per-RBM lock, so calls on one RBM from several threads
+    run one after the other. Pickling (and ``copy.deepcopy``) goes through the bytes of the model
+    file that ``save`` writes, with the whole training state: an unpickled RBM continues
+    ``partial_fit`` bit for bit like the original.
+
     ``history_["loglik"]`` holds, per epoch, the mean over its minibatches of their exact
     mean ln p at the parameters before each step (NaN under PCD with more than 1024 hidden
     states, where ln Z is not computed during training).
@@ -146,96 +226,111 @@ class RBM:
         self.eps = eps
         self.random_state = random_state
         self.verbose = verbose
+        self._lock = threading.RLock()
         self._engine: _core.RBMEngine | None = None
         self._rng: np.random.Generator | None = None
         self._sampler: Any = None
-        self.history_: dict[str, list[float]] = {}
-        self.epochs_done_ = 0
+        # Checked settings of the current run, and the structural ones the engine was built with.
+        self._cfg: dict[str, Any] = {}
+        self._structure: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ settings
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Settings as a dict (scikit-learn convention)."""
         return {k: getattr(self, k) for k in self._SETTINGS}
 
+    @_locked
     def set_params(self, **params: Any) -> "RBM":
-        """Change settings (scikit-learn convention); takes effect at the next ``fit``."""
+        """Change settings (scikit-learn convention); they are checked and take effect at the next ``fit``."""
         for k, v in params.items():
             if k not in self._SETTINGS:
                 raise ValueError(f"unknown setting {k!r}; valid settings: {', '.join(self._SETTINGS)}")
             setattr(self, k, v)
         return self
 
-    def _validate_settings(self) -> None:
-        if not isinstance(self.n_hidden, (int, np.integer)) or isinstance(self.n_hidden, bool) or self.n_hidden < 1:
-            raise ValueError(f"n_hidden must be a positive integer, got {self.n_hidden!r}")
-        if self.hidden not in _HIDDEN:
-            raise ValueError(f"hidden must be one of {_HIDDEN}, got {self.hidden!r}")
-        if self.hidden == "onehot" and self.n_hidden < 2:
-            raise ValueError("a one-hot hidden layer needs n_hidden >= 2")
-        if self.hidden == "binary" and self.n_hidden > 63:
-            raise ValueError("a binary hidden layer supports n_hidden <= 63")
-        if self.optimizer not in _OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {self.optimizer!r}")
-        if self.gradient not in _GRADIENTS:
-            raise ValueError(f"gradient must be one of {_GRADIENTS}, got {self.gradient!r}")
-        if self.gradient == "exact" and self.n_states > EXACT_MAX_STATES:
-            raise ValueError(f"gradient='exact' enumerates the hidden layer: at most {EXACT_MAX_STATES} states, "
-                             f"this one has {self.n_states}; use gradient='pcd'")
-        for name in ("n_epochs", "batch_size", "pcd_steps", "n_chains"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if not (self.learning_rate > 0 and self.eps > 0):
-            raise ValueError("need learning_rate > 0 and eps > 0")
-        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and 0 <= self.rho < 1):
-            raise ValueError("need beta1, beta2 and rho in [0, 1)")
+    def _validate_settings(self) -> dict[str, Any]:
+        """The checked settings (:func:`validate_settings`), kept as ``self._cfg`` for this run."""
+        self._cfg = validate_settings(self.get_params())
+        return self._cfg
+
+    # ------------------------------------------------------------------ scikit-learn protocol
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn tags: a density estimator (like ``DensityMixin``) that must be fitted."""
+        return Machine.__sklearn_tags__(self)  # type: ignore[arg-type]
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self._engine is not None
+
+    # ------------------------------------------------------------------ pickle
+    def __getstate__(self) -> dict[str, Any]:
+        """The model file's bytes (as ``save`` writes them) or, unfitted, the settings as given."""
+        with self._lock:
+            if self._engine is None:
+                return {"settings": self.get_params()}
+            return {"model_npz": model_file.to_bytes(self._model_arrays())}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "model_npz" in state:
+            m = model_file.from_bytes(state["model_npz"], "pickled RBM")
+            self.__dict__.update(m.__dict__)  # with m's own, fresh lock
+        else:
+            self.__init__(**state["settings"])  # type: ignore[misc]
 
     @property
     def n_states(self) -> int:
         """Number of hidden states: L (one-hot) or 2**L (binary)."""
-        return int(self.n_hidden) if self.hidden == "onehot" else 2 ** int(self.n_hidden)
+        return n_states_of(as_int(self.n_hidden, "n_hidden"), _choice(self.hidden, "hidden", _HIDDEN))
 
     @property
     def gradient_(self) -> str:
         """The gradient actually used: ``"exact"`` or ``"pcd"`` (``"auto"`` resolved)."""
-        if self.gradient != "auto":
-            return str(self.gradient)
-        return "exact" if self.n_states <= EXACT_MAX_STATES else "pcd"
+        return str(validate_settings(self.get_params())["gradient_used"])
 
     # ------------------------------------------------------------------ parameters
     def _require_fitted(self) -> _core.RBMEngine:
         if self._engine is None:
             raise RuntimeError("this RBM has no parameters yet: call fit(X) or use RBM.from_params")
+        changed = [k for k, v in self._structure.items() if not _same(getattr(self, k), v)]
+        if changed:
+            raise RuntimeError(f"the settings {', '.join(changed)} were changed (set_params) after the parameters "
+                               "were made; call fit again, or set them back")
         return self._engine
 
     @property
+    @_locked
     def n_visible_(self) -> int:
         """D, the number of visible bits."""
         return int(self._require_fitted().n_visible)
 
     @property
+    @_locked
     def w_(self) -> np.ndarray:
         """Weights w, (D, L)."""
         return self._require_fitted().w
 
     @property
+    @_locked
     def a_(self) -> np.ndarray:
         """Visible bias a, (D,)."""
         return self._require_fitted().a
 
     @property
+    @_locked
     def abar_(self) -> np.ndarray:
         """Hidden bias abar, (L,)."""
         return self._require_fitted().abar
 
     @property
+    @_locked
     def xbar_(self) -> np.ndarray:
         """Data mean, (D,): the centering offset and the start of fresh chains."""
         return self._require_fitted().xbar
 
     def _set_params(self, w: Any, a: Any, abar: Any, xbar: Any) -> None:
-        if np.ndim(w) != 2 or np.shape(w)[1] != self.n_hidden:
-            raise ValueError(f"w must have shape (D, {self.n_hidden}), got {np.shape(w)}")
+        """Load parameters into the engine (made anew if D changed); needs the checked ``self._cfg``."""
+        n_hidden, hidden = self._cfg["n_hidden"], self._cfg["hidden"]
+        if np.ndim(w) != 2 or np.shape(w)[1] != n_hidden:
+            raise ValueError(f"w must have shape (D, {n_hidden}), got {np.shape(w)}")
         D, L = np.shape(w)
         w = as_real_array(w, "w", (D, L))
         a = as_real_array(a, "a", (D,))
@@ -244,8 +339,13 @@ class RBM:
         if ((xbar < 0) | (xbar > 1)).any():
             raise ValueError("xbar is a data mean and must lie in [0, 1]")
         if self._engine is None or self._engine.n_visible != D:
-            self._engine = _core.RBMEngine(int(D), int(L), self.hidden)
+            self._engine = _core.RBMEngine(int(D), int(L), hidden)
+            self._structure = {"n_hidden": n_hidden, "hidden": hidden}
+            self.n_features_in_ = int(D)
             self._rng = None
+            if not hasattr(self, "history_"):
+                self.history_: dict[str, list[Any]] = {}
+                self.epochs_done_ = 0
         self._engine.set_params(w, a, abar, xbar)
         self._sampler = None
 
@@ -268,16 +368,19 @@ class RBM:
         settings.setdefault("n_hidden", int(w_arr.shape[1]))
         m = cls(**settings)
         m._validate_settings()
+        m.history_, m.epochs_done_ = {}, 0
         m._set_params(w_arr, a, abar, np.full(w_arr.shape[0], 0.5) if xbar is None else xbar)
         return m
 
     def _initial_params(self, X: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        w, a, xbar = initial_weights(X, self.n_hidden, self.hidden, rng)
+        c = self._cfg
+        w, a, xbar = initial_weights(X, c["n_hidden"], c["hidden"], rng)
         # One-hot: equal mixture weights, lw(alpha) = 0 for every alpha.
-        abar = -_softplus(w).sum(axis=0) if self.hidden == "onehot" else np.zeros(int(self.n_hidden))
+        abar = -_softplus(w).sum(axis=0) if c["hidden"] == "onehot" else np.zeros(c["n_hidden"])
         return dict(w=w, a=a, abar=abar, xbar=xbar)
 
     # ------------------------------------------------------------------ training
+    @_locked
     def fit(self, X: Any, y: Any = None, *, callback: Callable[["RBM", int], None] | None = None) -> "RBM":
         """Train on binary data for ``n_epochs`` passes.
 
@@ -293,61 +396,71 @@ class RBM:
         -------
         self
         """
-        self._validate_settings()
+        c = self._validate_settings()
         X = as_binary_matrix(X)
-        seeds = np.random.SeedSequence(self.random_state).spawn(3)
+        seeds = np.random.SeedSequence(c["random_state"]).spawn(3)
         self._engine = None
-        self._set_params(**self._initial_params(X, np.random.default_rng(seeds[0])))
-        self._start_training(X, np.random.default_rng(seeds[1]), engine_seed(seeds[2]))
         self.history_ = {"epoch": [], "loglik": [], "seconds": []}
         self.epochs_done_ = 0
-        return self._train_epochs(X, int(self.n_epochs), callback)
+        self._set_params(**self._initial_params(X, np.random.default_rng(seeds[0])))
+        self._start_training(X, np.random.default_rng(seeds[1]), engine_seed(seeds[2]))
+        return self._train_epochs(X, c["n_epochs"], callback)
 
+    @_locked
     def partial_fit(self, X: Any, y: Any = None, *, n_epochs: int = 1) -> "RBM":
         """Continue training for ``n_epochs`` passes (initializing first if needed).
 
-        The optimizer state and the persistent chains carry over from the previous call.
+        The optimizer state, the persistent chains and the stream of minibatch orders carry
+        over from the previous call, also through ``save``/``load`` and pickling: 2 epochs,
+        a round trip, then 2 more give the same bits as 4 epochs.
         """
-        if not isinstance(n_epochs, (int, np.integer)) or n_epochs < 1:
-            raise ValueError(f"n_epochs must be a positive integer, got {n_epochs!r}")
-        X = as_binary_matrix(X, n_features=self.n_visible_ if self._engine is not None else None)
-        self._validate_settings()
+        n_epochs = as_int(n_epochs, "n_epochs", minimum=1)
+        c = self._validate_settings()
+        X = as_binary_matrix(X, n_features=self.n_visible_ if self._engine is not None else None,
+                             owner=type(self).__name__)
         if self._engine is None or self._rng is None:
-            seeds = np.random.SeedSequence(self.random_state).spawn(3)
+            seeds = np.random.SeedSequence(c["random_state"]).spawn(3)
             if self._engine is None:
                 self._set_params(**self._initial_params(X, np.random.default_rng(seeds[0])))
             self._start_training(X, np.random.default_rng(seeds[1]), engine_seed(seeds[2]))
             self.history_ = {k: list(self.history_.get(k, [])) for k in ("epoch", "loglik", "seconds")}
         else:
-            self._require_fitted().set_data(X)
-        return self._train_epochs(X, int(n_epochs), None)
+            engine = self._require_fitted()
+            engine.set_data(X)
+            self._set_optimizer(engine)  # a changed learning rate (set_params) applies from here
+        return self._train_epochs(X, n_epochs, None)
+
+    def _set_optimizer(self, engine: _core.RBMEngine) -> None:
+        c = self._cfg
+        engine.set_optimizer(c["optimizer"], c["learning_rate"], c["beta1"], c["beta2"], c["rho"], c["eps"])
 
     def _start_training(self, X: np.ndarray, rng: np.random.Generator, chain_seed: int) -> None:
         engine = self._require_fitted()
+        c = self._cfg
         engine.set_data(X)
-        engine.set_optimizer(self.optimizer, float(self.learning_rate), float(self.beta1), float(self.beta2),
-                             float(self.rho), float(self.eps))
+        self._set_optimizer(engine)
         engine.reset_optimizer()
-        if self.gradient_ == "pcd":  # chains start at random data points
-            init = rng.choice(X.shape[0], size=int(self.n_chains), replace=X.shape[0] < self.n_chains)
-            engine.reset_chains(int(self.n_chains), chain_seed, X[init])
+        if c["gradient_used"] == "pcd":  # chains start at random data points
+            init = rng.choice(X.shape[0], size=c["n_chains"], replace=X.shape[0] < c["n_chains"])
+            engine.reset_chains(c["n_chains"], chain_seed, X[init])
         self._rng = rng
 
     def _train_epochs(self, X: np.ndarray, n_epochs: int, callback: Callable[["RBM", int], None] | None) -> "RBM":
         engine = self._require_fitted()
         assert self._rng is not None
+        c = self._cfg
         N = X.shape[0]
-        bs = min(int(self.batch_size), N)
+        bs = min(c["batch_size"], N)
         n_steps = math.ceil(N / bs)
         sizes = np.full(n_steps, bs, dtype=np.int64)
         sizes[-1] = N - bs * (n_steps - 1)
-        progress = tqdm(total=n_epochs, desc="training", disable=not self.verbose)
+        progress = tqdm(total=n_epochs, desc="training", disable=not c["verbose"])
         t0 = time.perf_counter()
         try:
             for _ in range(n_epochs):
                 e = self.epochs_done_
                 rows = self._rng.permutation(N).astype(np.int64)
-                ll = engine.train_steps(rows, sizes, self.gradient_, int(self.pcd_steps), bool(self.centered),
+                ll = engine.train_steps(rows, sizes, c["gradient_used"], c["pcd_steps"], c["centered"],
                                         _CENTER_RATE)
                 if not np.isfinite(engine.w).all() or not np.isfinite(engine.abar).all():
                     raise FloatingPointError(f"training diverged at epoch {e} (non-finite parameters); "
@@ -372,23 +485,27 @@ class RBM:
             raise ValueError(f"the exact ln Z enumerates the hidden layer: at most {_SCORE_MAX_STATES} states, "
                              f"this RBM has {self.n_states}")
 
+    @_locked
     def log_partition(self) -> float:
         """ln Z = logsumexp_h [abar.h + sum_i softplus(a_i + (w h)_i)], by enumerating h."""
         engine = self._require_fitted()
         self._require_enumerable()
         return float(engine.log_partition())
 
+    @_locked
     def score_samples(self, X: Any) -> np.ndarray:
         """Exact ln p(x) of every row: a.x + logsumexp_h [abar.h + x.w h] - ln Z (nats)."""
         engine = self._require_fitted()
         self._require_enumerable()
-        X = as_binary_matrix(X, n_features=self.n_visible_)
+        X = as_binary_matrix(X, n_features=self.n_visible_, owner=type(self).__name__)
         return np.asarray(engine.log_likelihood(X))
 
+    @_locked
     def score(self, X: Any, y: Any = None) -> float:
         """Mean exact log-likelihood per data point (nats)."""
         return float(self.score_samples(X).mean())
 
+    @_locked
     def gradient_of(self, X: Any) -> dict[str, np.ndarray]:
         """Exact gradient of the mean ln p over the rows of X: ``w`` (D, L), ``a`` (D,), ``abar`` (L,).
 
@@ -397,7 +514,7 @@ class RBM:
         """
         engine = self._require_fitted()
         self._require_enumerable()
-        X = as_binary_matrix(X, n_features=self.n_visible_)
+        X = as_binary_matrix(X, n_features=self.n_visible_, owner=type(self).__name__)
         g = engine.exact_gradient(X)
         return {k: np.asarray(g[k]) for k in ("w", "a", "abar")}
 
@@ -407,10 +524,11 @@ class RBM:
 
         if self._sampler is None:
             self._sampler = Machine.from_params(self.w_, self.a_, None, self.abar_, self.xbar_,
-                                                hidden=self.hidden, centered=False, tied=True,
-                                                random_state=self.random_state)
+                                                hidden=self._structure["hidden"], centered=False, tied=True,
+                                                random_state=as_seed(self.random_state, "random_state"))
         return self._sampler
 
+    @_locked
     def hidden_trajectory(
         self, T: int, *, seed: int | None = None, n_chains: int = 1, burn_in: int = 1000, codes: bool = False
     ) -> np.ndarray:
@@ -422,6 +540,7 @@ class RBM:
         """
         return self._gibbs().hidden_trajectory(T, seed=seed, n_chains=n_chains, burn_in=burn_in, codes=codes)
 
+    @_locked
     def sample(
         self,
         n_samples: int,
@@ -443,33 +562,92 @@ class RBM:
                                     return_hidden=return_hidden)
 
     # ------------------------------------------------------------------ persistence
+    @_locked
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save to ``path`` (npz with JSON metadata, no pickle), atomically; read back by ``nemm.load``.
 
         Arrays ``w``, ``a``, ``abar``, ``xbar``, ``history/<key>`` and ``metadata``: a JSON string
-        with ``format`` ("nemm-rbm"), ``format_version``, the nemm version and the settings.
+        with ``format`` ("nemm-rbm"), ``format_version`` (2), the nemm version and the checked
+        settings. Once training has started the file also holds the training state, so that
+        ``load`` + ``partial_fit`` on the same data continues bit for bit: the Adam moments or
+        RMSprop accumulators (``train/mw``, ``train/vw``, ``train/ma``, ``train/va``, ``train/mh``,
+        ``train/vh``), the centering offset ``train/lambda``, under PCD the persistent chains with
+        their random streams (``train/visible``, ``train/z``, ``train/rng``, ``train/lanes``), and in
+        the metadata ``train``: the step count ``t`` and the PCG64 state ``order_rng`` that draws
+        the next epochs' minibatch orders. Version-1 files (no training state) load with a warning.
         """
+        return model_file.write(path, self._model_arrays())
+
+    def _model_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays of the model file (``save``, pickling); ``rbm_from_npz`` reads them back."""
         engine = self._require_fitted()
-        meta = model_file.metadata(FORMAT_NAME, FORMAT_VERSION, self.get_params(), self.epochs_done_, self.history_)
-        arrays = {"w": engine.w, "a": engine.a, "abar": engine.abar, "xbar": engine.xbar,
-                  "metadata": np.array(json.dumps(meta))}
+        settings = validate_settings(self.get_params())
+        del settings["gradient_used"]
+        meta = model_file.metadata(FORMAT_NAME, FORMAT_VERSION, settings, self.epochs_done_, self.history_)
+        arrays = {"w": engine.w, "a": engine.a, "abar": engine.abar, "xbar": engine.xbar}
         arrays.update(model_file.history_arrays(self.history_, keep_integers=False))
-        return model_file.write(path, arrays)
+        if self._rng is not None:  # training has started: everything an exact resume needs
+            opt = engine.optimizer_state()
+            arrays.update({f"train/{k}": np.asarray(opt[k], dtype=float) for k in _OPTIMIZER_ARRAYS})
+            chains = engine.n_chains > 0
+            if chains:
+                st = engine.chain_state()
+                arrays.update({f"train/{k}": np.asarray(st[k]) for k in _CHAIN_ARRAYS})
+            meta["train"] = {"t": int(opt["t"]), "order_rng": self._rng.bit_generator.state, "chains": chains}
+        arrays["metadata"] = np.array(json.dumps(meta))
+        return arrays
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in ("n_hidden", "hidden", "optimizer", "gradient",
                                                                "centered", "random_state"))
-        return f"RBM({shown})"
+        return f"{type(self).__name__}({shown})"
 
 
 def rbm_from_npz(npz: Any, meta: dict[str, Any], path: Path | str) -> RBM:
     """Rebuild an :class:`RBM` from an opened npz whose metadata says ``format: "nemm-rbm"``."""
-    model_file.check_version(meta, path, (FORMAT_VERSION,), "RBM")
+    version = model_file.check_version(meta, path, READABLE_VERSIONS, "RBM")
+    if version == 1:
+        warnings.warn(f"{path} is a version-1 RBM file: it holds the parameters but no training state, so "
+                      "training continued from it starts a fresh optimizer, chains and minibatch order and "
+                      "cannot resume exactly", UserWarning, stacklevel=4)
     model_file.require_arrays(npz, ("w", "a", "abar", "xbar"), path)
     settings = model_file.read_settings(meta, RBM._SETTINGS, path)
     m = RBM.from_params(npz["w"], npz["a"], npz["abar"], npz["xbar"], **settings)
     m.history_, m.epochs_done_ = model_file.read_history(npz, meta)
+    if version >= 2 and "train" in meta:
+        _restore_training_state(m, npz, meta["train"], path)
     return m
+
+
+def _restore_training_state(m: RBM, npz: Any, train: Any, path: Path | str) -> None:
+    """Optimizer, centering offset, chains and minibatch-order stream of a version-2 file, back into ``m``."""
+    if not isinstance(train, dict):
+        raise ValueError(f"{path}: invalid training state (metadata)")
+    names = [f"train/{k}" for k in _OPTIMIZER_ARRAYS]
+    if train.get("chains"):
+        names += [f"train/{k}" for k in _CHAIN_ARRAYS]
+    model_file.require_arrays(npz, names, path)
+    engine = m._require_fitted()
+    try:
+        t = as_int(train.get("t"), "train.t", minimum=0)
+        opt = {k: np.asarray(npz[f"train/{k}"], dtype=float) for k in _OPTIMIZER_ARRAYS}
+        m._set_optimizer(engine)
+        engine.set_optimizer_state(t, opt["mw"], opt["vw"], opt["ma"], opt["va"], opt["mh"], opt["vh"],
+                                   opt["lambda"])
+        if train.get("chains"):
+            st = {k: npz[f"train/{k}"] for k in _CHAIN_ARRAYS}
+            for k, dt in _CHAIN_DTYPES.items():
+                if st[k].dtype != dt:
+                    raise ValueError(f"train/{k} must be {np.dtype(dt).name}, got {st[k].dtype}")
+            engine.set_chain_state(st["visible"], st["z"], st["rng"], st["lanes"])
+        order = train.get("order_rng")
+        if not isinstance(order, dict):
+            raise ValueError("the metadata lacks the state of the minibatch-order generator (order_rng)")
+        rng = np.random.default_rng(0)
+        rng.bit_generator.state = order  # numpy checks its keys and types
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: invalid training state: {exc}") from exc
+    m._rng = rng
 
 
 register_format(FORMAT_NAME, rbm_from_npz)
