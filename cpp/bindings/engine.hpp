@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "chain_state.hpp"
 #include "convert.hpp"
 #include "interrupt.hpp"
 #include "nemm/chain.hpp"
@@ -70,70 +71,13 @@ class Engine {
 
   py::array_t<uint8_t> chain_states() const { return visible_states_of(tr.chains, settings().D); }
 
-  // The whole state of the persistent chains, for an exact resume: x' (the active pixels), the
-  // last hidden state z, the scalar stream (xoshiro256**, 4 words) and the eight visible-bit
-  // lanes (xoshiro128**, 4 x 8 words). The other ChainState members are scratch.
-  py::dict chain_state() const {
-    const int C = tr.chains.size();
-    py::dict d;
-    d["visible"] = chain_states();
-    py::array_t<uint64_t> z(C), rng({py::ssize_t(C), py::ssize_t(4)});
-    py::array_t<uint32_t> lanes({py::ssize_t(C), py::ssize_t(4), py::ssize_t(LaneRng::K)});
-    for (int c = 0; c < C; ++c) {
-      const ChainState& ch = tr.chains.chains[c];
-      z.mutable_data()[c] = ch.z;
-      std::memcpy(rng.mutable_data() + std::size_t(c) * 4, ch.rng.s, sizeof(ch.rng.s));
-      uint32_t* l = lanes.mutable_data() + std::size_t(c) * 4 * LaneRng::K;
-      const u32x8* words[4] = {&ch.lanes.s0, &ch.lanes.s1, &ch.lanes.s2, &ch.lanes.s3};
-      for (int r = 0; r < 4; ++r)
-        for (int k = 0; k < LaneRng::K; ++k) l[r * LaneRng::K + k] = (*words[r])[k];
-    }
-    d["z"] = z; d["rng"] = rng; d["lanes"] = lanes;
-    return d;
-  }
+  // The whole state of the persistent chains, for an exact resume (chain_state.hpp).
+  py::dict chain_state() const { return chain_state_of(tr.chains, settings().D); }
 
-  // Chains rebuilt as reset_chains does (buffers sized for this model), then their state
-  // overwritten: no reseeding, so they continue exactly where chain_state() left them.
-  void set_chain_state(const U8Array& visible, const U64Array& z, const U64Array& rng, const py::array& lanes_in) {
-    using U32Array = py::array_t<uint32_t, py::array::c_style | py::array::forcecast>;
-    const U32Array lanes = U32Array::ensure(lanes_in);
-    const int D = settings().D, L = settings().L;
-    if (visible.ndim() != 2 || visible.shape(1) != D || visible.shape(0) < 1)
-      throw std::invalid_argument("chain visible states must have shape (n_chains, D) with n_chains >= 1");
-    const py::ssize_t C = visible.shape(0);
-    if (C > py::ssize_t(INT32_MAX)) throw std::invalid_argument("too many chains");
-    if (z.ndim() != 1 || z.shape(0) != C) throw std::invalid_argument("chain z must have shape (n_chains,)");
-    if (rng.ndim() != 2 || rng.shape(0) != C || rng.shape(1) != 4)
-      throw std::invalid_argument("chain rng must have shape (n_chains, 4)");
-    if (!lanes || lanes.ndim() != 3 || lanes.shape(0) != C || lanes.shape(1) != 4 || lanes.shape(2) != LaneRng::K)
-      throw std::invalid_argument("chain lanes must have shape (n_chains, 4, 8)");
-    for (py::ssize_t i = 0; i < C * D; ++i)
-      if (visible.data()[i] > 1) throw std::invalid_argument("chain visible states must be 0/1");
-    for (py::ssize_t c = 0; c < C; ++c) {
-      const uint64_t zc = z.data()[c];
-      if (settings().hidden == Hidden::OneHot ? zc >= uint64_t(L) : (L < 64 && (zc >> L) != 0))
-        throw std::invalid_argument("chain z out of range for this hidden layer");
-      const uint64_t* r = rng.data() + c * 4;
-      if ((r[0] | r[1] | r[2] | r[3]) == 0) throw std::invalid_argument("chain rng state is all zero (invalid)");
-      const uint32_t* l = lanes.data() + c * 4 * LaneRng::K;
-      for (int k = 0; k < LaneRng::K; ++k)
-        if ((l[k] | l[LaneRng::K + k] | l[2 * LaneRng::K + k] | l[3 * LaneRng::K + k]) == 0)
-          throw std::invalid_argument("chain lane state is all zero (invalid)");
-    }
-    Chains fresh;
-    fresh.chains.assign(std::size_t(C), ChainState());
-    for (py::ssize_t c = 0; c < C; ++c) {
-      ChainState& ch = fresh.chains[c];
-      ch.init(tr.model, 0, uint64_t(c));
-      std::memcpy(ch.rng.s, rng.data() + c * 4, sizeof(ch.rng.s));
-      const uint32_t* l = lanes.data() + c * 4 * LaneRng::K;
-      u32x8* words[4] = {&ch.lanes.s0, &ch.lanes.s1, &ch.lanes.s2, &ch.lanes.s3};
-      for (int r = 0; r < 4; ++r)
-        for (int k = 0; k < LaneRng::K; ++k) (*words[r])[k] = l[r * LaneRng::K + k];
-      ch.z = z.data()[c];
-      ch.set_visible(visible.data() + c * D, D);
-    }
-    tr.chains = std::move(fresh);
+  // Chains rebuilt for this model with their state overwritten: no reseeding, so they continue
+  // exactly where chain_state() left them.
+  void set_chain_state(const U8Array& visible, const U64Array& z, const U64Array& rng, const py::array& lanes) {
+    set_chain_state_of(tr.chains, tr.model, visible, z, rng, lanes);
   }
 
   py::dict optimizer_state() const {
