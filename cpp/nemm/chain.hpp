@@ -19,22 +19,41 @@
 
 namespace nemm {
 
+// For each 8-bit mask: the positions of its set bits, ascending (then zeros), and their number.
+struct SetBitPositions {
+  uint8_t p[256][8];
+  uint8_t count[256];
+  constexpr SetBitPositions() : p(), count() {
+    for (int m = 0; m < 256; ++m) {
+      int c = 0;
+      for (int j = 0; j < 8; ++j)
+        if ((m >> j) & 1) p[m][c++] = uint8_t(j);
+      count[m] = uint8_t(c);
+    }
+  }
+};
+inline constexpr SetBitPositions kSetBitPositions{};
+
 // x_i ~ Bernoulli(thr_i / 2^32) for i < Dp; writes the active indices (ascending) and returns
 // their number. `bits` and `words` are Dp-long scratch buffers.
 NEMM_CLONES inline int sample_visible(LaneRng& g, const uint32_t* thr, int Dp, uint32_t* words,
                                       uint8_t* bits, int32_t* active) {
   g.fill(words, Dp);
   for (int i = 0; i < Dp; ++i) bits[i] = uint8_t(words[i] < thr[i]);
-  // Branch-free compaction, eight bytes at a time, skipping all-zero words (image borders).
+  // Branch-free compaction, eight bytes at a time, skipping all-zero words (image borders):
+  // the eight 0/1 bytes become an 8-bit mask (one multiply gathers byte j's bit at bit 56 + j,
+  // without carries), whose set positions come from a table, written as eight independent
+  // stores (no store waits for the count of the one before). Slots past the count are
+  // overwritten later or ignored; they stay inside `active` since n <= i.
   int n = 0;
   for (int i = 0; i < Dp; i += 8) {
     uint64_t v;
     std::memcpy(&v, bits + i, 8);
     if (!v) continue;
-    for (int j = 0; j < 8; ++j) {
-      active[n] = i + j;
-      n += bits[i + j];
-    }
+    const unsigned m = unsigned((v * 0x0102040810204080ull) >> 56);
+    const uint8_t* pos = kSetBitPositions.p[m];
+    for (int j = 0; j < 8; ++j) active[n + j] = i + pos[j];
+    n += kSetBitPositions.count[m];
   }
   return n;
 }

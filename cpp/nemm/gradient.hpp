@@ -106,18 +106,21 @@ NEMM_CLONES inline Gradient approx_gradient(const Model& m, const std::vector<Sp
   }
   const Eigen::RowVectorXd C = Qp.leftCols(U).colwise().sum();
   const double invN = 1.0 / double(N);
-  if (s.hidden == Hidden::OneHot) {  // states are 0..L-1 (z_u = e_u): one fused pass
+  if (s.hidden == Hidden::OneHot) {  // states are 0..L-1 (z_u = e_u): column u of g.w is state u's
+    // Column by column, so that the contiguous columns of mu and g.w vectorize; g.a sums the
+    // columns from 0 upwards, the order of the former row loop (same bits).
     g.w.resize(D, L);
-    g.a.resize(D);
-    for (int i = 0; i < D; ++i) {
-      const double* gp = Gp.data() + std::size_t(i) * Uq;
-      double row = 0;
-      for (int u = 0; u < U; ++u) {
-        const double v = (gp[u] - f.mu(i, u) * C[u]) * invN;
-        g.w(i, u) = v;
-        row += v;
+    g.a.setZero(D);
+    for (int u = 0; u < U; ++u) {
+      const double c = C[u];
+      const double* mu = f.mu.col(u).data();
+      const double* gp = Gp.data() + u;
+      double* gw = g.w.col(u).data();
+      double* ga = g.a.data();
+      for (int i = 0; i < D; ++i) {
+        gw[i] = (gp[std::size_t(i) * Uq] - mu[i] * c) * invN;
+        ga[i] += gw[i];
       }
-      g.a[i] = row;
     }
   } else {
     const RowMatrixXd G = Gp.leftCols(U) - (f.mu.array().rowwise() * C.array()).matrix();

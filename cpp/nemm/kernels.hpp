@@ -63,9 +63,13 @@ inline void compute_forward_fields(const Settings& s, const Params& p, const std
   f.sp.resize(U);
   Eigen::VectorXd h(D), e(D);
   for (int u = 0; u < U; ++u) {
-    h = p.a;
-    for (int b = 0; b < s.L; ++b)
-      if (hidden_bit(states[u], b, s.hidden) != 0.0) h += p.w.col(b);
+    if (s.hidden == Hidden::OneHot && states[u] < uint64_t(s.L)) {  // a + w[:, z]: the same single add
+      h = p.a + p.w.col(Eigen::Index(states[u]));
+    } else {
+      h = p.a;
+      for (int b = 0; b < s.L; ++b)
+        if (hidden_bit(states[u], b, s.hidden) != 0.0) h += p.w.col(b);
+    }
     f.sp[u] = softplus_sum_sigmoid(h.data(), D, f.mu.col(u).data(), e.data());
     f.H.col(u) = h;
   }

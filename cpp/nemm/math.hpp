@@ -114,11 +114,16 @@ inline double logsumexp(const double* v, int n) {
 // clamped to [0, 2^32 - 1]. The compare comes before the conversion, so a NaN probability
 // (a diverged model) gives 0 instead of converting NaN to an integer (undefined behaviour);
 // finite inputs give the same thresholds as a plain clamp.
+// t lies in [0, 2^32 - 1], and trunc(t) is converted as a signed int32 after taking 2^31 off the
+// upper half (exact: both are multiples of the spacing of doubles there), which vectorizes
+// (there is no vector conversion from double to a 64-bit integer below AVX-512) and equals the
+// conversion through int64.
 NEMM_CLONES inline void bernoulli_thresholds(const double* p, int n, uint32_t* out) {
   for (int i = 0; i < n; ++i) {
     const double v = p[i] * 4294967296.0;
     const double t = v > 0.0 ? std::min(v, 4294967295.0) : 0.0;
-    out[i] = uint32_t(int64_t(t));
+    const bool upper = t >= 2147483648.0;
+    out[i] = uint32_t(int32_t(upper ? t - 2147483648.0 : t)) + (upper ? 0x80000000u : 0u);
   }
 }
 

@@ -115,11 +115,13 @@ class Model {
     Eigen::VectorXd field_bias = p.abar;  // abar - wbar xbar (centered, eq. 17) or abar
     if (s.centered) field_bias -= p.wbar * p.xbar;
 
-    wbarT.assign(std::size_t(D) * Lp, 0.0f);
+    // Padding lanes and pixels are zero from the first sizing on and never written: only the
+    // entries that change are rewritten after a training step.
+    if (wbarT.size() != std::size_t(D) * Lp) wbarT.assign(std::size_t(D) * Lp, 0.0f);
     for (int i = 0; i < D; ++i)
       for (int b = 0; b < L; ++b) wbarT[std::size_t(i) * Lp + b] = float(p.wbar(b, i));
     if (Lq != L) {  // even L: column-major wbar already has this layout (see backward_table)
-      wbarT_d.assign(std::size_t(D) * Lq, 0.0);
+      if (wbarT_d.size() != std::size_t(D) * Lq) wbarT_d.assign(std::size_t(D) * Lq, 0.0);
       for (int i = 0; i < D; ++i)
         for (int b = 0; b < L; ++b) wbarT_d[std::size_t(i) * Lq + b] = p.wbar(b, i);
     }
@@ -138,7 +140,7 @@ class Model {
       std::vector<uint64_t> all(L);
       for (int b = 0; b < L; ++b) all[b] = uint64_t(b);
       compute_forward_fields(s, p, all, onehot_fields);
-      thr.assign(std::size_t(L) * Dp, 0u);  // padding pixels: threshold 0, never on
+      if (thr.size() != std::size_t(L) * Dp) thr.assign(std::size_t(L) * Dp, 0u);  // padding pixels: 0, never on
       for (int b = 0; b < L; ++b)
         bernoulli_thresholds(onehot_fields.mu.col(b).data(), D, thr.data() + std::size_t(b) * Dp);
     } else {
