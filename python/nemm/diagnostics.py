@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
+from nemm import _core
 from nemm._seeds import derive_seed
 from nemm._states import bits_to_codes, codes_to_bits
 from nemm.exact import backward_kernel, hidden_states
@@ -641,10 +642,33 @@ def diagnose(
             d.loglik_exact = float(np.mean(rbm.score_samples(X)))
             pfull = rbm_hidden_distribution(rbm) if rbm.hidden == "onehot" or rbm.n_hidden <= 12 else None
         else:
+            shared = _shared_log_A(machine, X, pfull) if y is not None else None
+            if shared is not None:  # one log A table for ln p and the class KL (the same bits)
+                LA, log_p = shared
+                d.loglik_exact = float(np.mean(_core.log_mixture_rows(LA, log_p)))
+                d.class_kl = class_kl(log_p, LA, y)
+                return d
             d.loglik_exact = mean_log_likelihood(machine, X, pfull, n_steps=int(n_steps))
         if y is not None:
             d.class_kl = class_kl_of(machine, X, y, pbar=pfull, n_steps=int(n_steps), seed=seed)
     return d
+
+
+def _shared_log_A(machine: "Machine", X: object, pbar: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(log A over all states, ln pbar)`` when one table serves both ln p and the class KL, else None.
+
+    That is a one-hot machine whose ``pbar`` gives every state some mass: then
+    :meth:`Machine.score_samples` evaluates log A on exactly these states (it drops only
+    states without mass), so ``_core.log_mixture_rows`` on this table, which repeats the
+    engine's mixture arithmetic, gives the bits of :func:`mean_log_likelihood`, and
+    :func:`class_kl_of` would compute the same table again.
+    """
+    if pbar is None or machine.hidden != "onehot":
+        return None
+    p = np.asarray(pbar, dtype=np.float64)
+    if p.shape != (machine.n_states,) or not (p > 0).all() or not np.isclose(p.sum(), 1.0, atol=1e-8):
+        return None
+    return np.ascontiguousarray(machine.log_A(X), dtype=np.float64), np.log(p)
 
 
 def _add_cycles(d: Diagnosis, M: np.ndarray, pbar: np.ndarray) -> None:
@@ -721,6 +745,12 @@ def track_epoch(
         h.setdefault("occupancy", []).append(ts.pbar_e.tolist())
     if X is not None:
         pfull = ts.pbar_e if ts.n_states == ts.states.size else None
+        shared = _shared_log_A(machine, X, pfull) if y is not None else None
+        if shared is not None:  # one log A table for both (the same bits as the two calls below)
+            LA, log_p = shared
+            h.setdefault("loglik_exact", []).append(float(np.mean(_core.log_mixture_rows(LA, log_p))))
+            h.setdefault("class_kl", []).append(float(class_kl(log_p, LA, y).kl))
+            return
         h.setdefault("loglik_exact", []).append(mean_log_likelihood(machine, X, pfull))
         if y is not None:
             ck = class_kl_of(machine, X, y, pbar=pfull, n_steps=int(n_steps))
