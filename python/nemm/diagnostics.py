@@ -187,6 +187,14 @@ def transition_statistics(
     -------
     TransitionStatistics
     """
+    return _transition_statistics(machine, n_steps, n_chains=n_chains, seed=seed, burn_in=burn_in,
+                                  n_segments=n_segments, pseudocount=pseudocount, sigma_curve=True)
+
+
+def _transition_statistics(machine: "Machine", n_steps: int, *, n_chains: int, seed: int | None, burn_in: int,
+                           n_segments: int, pseudocount: float, sigma_curve: bool) -> TransitionStatistics:
+    """:func:`transition_statistics`; ``sigma_curve=False`` skips the counting curve (left empty), which
+    the per-epoch tracking does not keep (13 curves per machine in ``nemm reproduce``)."""
     if int(n_steps) < 2 or int(n_chains) < 1 or int(burn_in) < 0:
         raise ValueError("need n_steps >= 2, n_chains >= 1 and burn_in >= 0")
     n_segments = int(n_segments)
@@ -224,12 +232,14 @@ def transition_statistics(
     _, tau_err = segment_error(seg["tau"])
     _, self_err = segment_error(seg["self_transition"])
     ep = full.entropy
-    from nemm.cycles import sigma_against_length
+    curve: dict = {}
+    if sigma_curve:
+        from nemm.cycles import sigma_against_length
 
-    lengths = np.unique(np.round(np.geomspace(min(100, int(n_steps)), int(n_steps), 8)).astype(int))
-    lc = sigma_against_length(local, S, np.maximum(lengths, 2), pseudocount=pc)
-    curve = {"n": [int(k) for k in lc.n], "sigma": [float(v) for v in lc.sigma],
-             "n_one_way": [int(k) for k in lc.n_one_way]}
+        lengths = np.unique(np.round(np.geomspace(min(100, int(n_steps)), int(n_steps), 8)).astype(int))
+        lc = sigma_against_length(local, S, np.maximum(lengths, 2), pseudocount=pc)
+        curve = {"n": [int(k) for k in lc.n], "sigma": [float(v) for v in lc.sigma],
+                 "n_one_way": [int(k) for k in lc.n_one_way]}
     return TransitionStatistics(
         states=states, n_states=S_full, counts=counts, M=full.M, pbar_e=pbar_e, pbar=pbar,
         sigma=float(ep.sigma), sigma_err=float(sigma_err), n_one_way=ep.n_one_way,
@@ -733,9 +743,9 @@ def track_epoch(
     if not (epoch == 0 or (epoch + 1) % every == 0 or epoch == machine.n_epochs - 1):
         return
     base = machine.random_state if seed is None else seed
-    ts = transition_statistics(machine, int(n_steps), n_chains=int(n_chains),
-                               seed=derive_seed(0 if base is None else base, 7919, epoch),
-                               burn_in=200, n_segments=min(5, int(n_steps) // 2))
+    ts = _transition_statistics(machine, int(n_steps), n_chains=int(n_chains),
+                                seed=derive_seed(0 if base is None else base, 7919, epoch),
+                                burn_in=200, n_segments=min(5, int(n_steps) // 2), pseudocount=0.5, sigma_curve=False)
     h = machine.history_
     for key, val in (("diag_epoch", float(epoch)), ("sigma", ts.sigma), ("sigma_err", ts.sigma_err),
                      ("n_one_way", float(ts.n_one_way)), ("tau", ts.tau),
