@@ -12,4 +12,5 @@ PYBIND11_MODULE(_core, m) {
   nemm::bindings::register_counting(m);
   nemm::bindings::register_engine(m);
   nemm::bindings::register_rbm(m);
+  nemm::bindings::register_diagnostics(m);
 }

@@ -14,6 +14,7 @@ def count_transitions(trajectory: npt.ArrayLike, n_states: int) -> npt.NDArray[n
 def count_transitions_sparse(
     trajectory: npt.ArrayLike,
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.int64]]: ...
+def log_mixture_rows(log_A: npt.ArrayLike, log_weight: npt.ArrayLike) -> npt.NDArray[np.float64]: ...
 
 class Engine:
     """Parameters, persistent chains and RMSprop state of one machine."""

@@ -176,7 +176,7 @@ class BernoulliMixture:
         rng = _random_state(self.random_state)
         best: _Run | None = None
         for _ in range(int(self.n_init)):
-            means0 = self._initial_means(Xf, rng)
+            means0 = self._initial_means(Xf, rng, Xb)
             run = self._em(Xf, means0)
             if best is None or run.log_likelihood > best.log_likelihood:
                 best = run
@@ -190,8 +190,8 @@ class BernoulliMixture:
         self.n_features_in_ = Xb.shape[1]
         return self
 
-    def _initial_means(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Starting Bernoulli means ``(K, D)`` for one EM run."""
+    def _initial_means(self, X: np.ndarray, rng: np.random.Generator, Xb: np.ndarray | None = None) -> np.ndarray:
+        """Starting Bernoulli means ``(K, D)`` for one EM run (``Xb``: the same data as uint8, optional)."""
         K = int(self.n_components)
         n, _ = X.shape
         xbar = X.mean(axis=0)
@@ -203,14 +203,21 @@ class BernoulliMixture:
                 means[k] = X[idx].mean(axis=0)
             return np.clip(means, 0.01, 0.99)
         # k-means++ seeding with squared Hamming distance.
+        def hamming2(i: int) -> np.ndarray:
+            # Squared Hamming distances to row i, as floats. Counted on the 0/1 bytes when given:
+            # the float sum of |x - x_i| is an integer below 2**53, so both are exact and equal.
+            if Xb is None:
+                return np.sum(np.abs(X - X[i]), axis=1) ** 2
+            return np.count_nonzero(Xb != Xb[i], axis=1).astype(np.float64) ** 2
+
         seeds = [int(rng.integers(n))]
-        d2 = np.sum(np.abs(X - X[seeds[0]]), axis=1) ** 2
+        d2 = hamming2(seeds[0])
         for _ in range(1, K):
             total = d2.sum()
             # All remaining points coincide with a seed: fall back to a uniform pick.
             nxt = int(rng.integers(n)) if total <= 0 else int(rng.choice(n, p=d2 / total))
             seeds.append(nxt)
-            d2 = np.minimum(d2, np.sum(np.abs(X - X[nxt]), axis=1) ** 2)
+            d2 = np.minimum(d2, hamming2(nxt))
         means = 0.5 * X[seeds] + 0.5 * xbar
         return np.clip(means, _CLIP, 1.0 - _CLIP)
 

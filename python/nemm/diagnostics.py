@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
+from nemm import _core
 from nemm._seeds import derive_seed
 from nemm._states import bits_to_codes, codes_to_bits
 from nemm.exact import backward_kernel, hidden_states
@@ -186,6 +187,14 @@ def transition_statistics(
     -------
     TransitionStatistics
     """
+    return _transition_statistics(machine, n_steps, n_chains=n_chains, seed=seed, burn_in=burn_in,
+                                  n_segments=n_segments, pseudocount=pseudocount, sigma_curve=True)
+
+
+def _transition_statistics(machine: "Machine", n_steps: int, *, n_chains: int, seed: int | None, burn_in: int,
+                           n_segments: int, pseudocount: float, sigma_curve: bool) -> TransitionStatistics:
+    """:func:`transition_statistics`; ``sigma_curve=False`` skips the counting curve (left empty), which
+    the per-epoch tracking does not keep (13 curves per machine in ``nemm reproduce``)."""
     if int(n_steps) < 2 or int(n_chains) < 1 or int(burn_in) < 0:
         raise ValueError("need n_steps >= 2, n_chains >= 1 and burn_in >= 0")
     n_segments = int(n_segments)
@@ -223,12 +232,14 @@ def transition_statistics(
     _, tau_err = segment_error(seg["tau"])
     _, self_err = segment_error(seg["self_transition"])
     ep = full.entropy
-    from nemm.cycles import sigma_against_length
+    curve: dict = {}
+    if sigma_curve:
+        from nemm.cycles import sigma_against_length
 
-    lengths = np.unique(np.round(np.geomspace(min(100, int(n_steps)), int(n_steps), 8)).astype(int))
-    lc = sigma_against_length(local, S, np.maximum(lengths, 2), pseudocount=pc)
-    curve = {"n": [int(k) for k in lc.n], "sigma": [float(v) for v in lc.sigma],
-             "n_one_way": [int(k) for k in lc.n_one_way]}
+        lengths = np.unique(np.round(np.geomspace(min(100, int(n_steps)), int(n_steps), 8)).astype(int))
+        lc = sigma_against_length(local, S, np.maximum(lengths, 2), pseudocount=pc)
+        curve = {"n": [int(k) for k in lc.n], "sigma": [float(v) for v in lc.sigma],
+                 "n_one_way": [int(k) for k in lc.n_one_way]}
     return TransitionStatistics(
         states=states, n_states=S_full, counts=counts, M=full.M, pbar_e=pbar_e, pbar=pbar,
         sigma=float(ep.sigma), sigma_err=float(sigma_err), n_one_way=ep.n_one_way,
@@ -641,10 +652,33 @@ def diagnose(
             d.loglik_exact = float(np.mean(rbm.score_samples(X)))
             pfull = rbm_hidden_distribution(rbm) if rbm.hidden == "onehot" or rbm.n_hidden <= 12 else None
         else:
+            shared = _shared_log_A(machine, X, pfull) if y is not None else None
+            if shared is not None:  # one log A table for ln p and the class KL (the same bits)
+                LA, log_p = shared
+                d.loglik_exact = float(np.mean(_core.log_mixture_rows(LA, log_p)))
+                d.class_kl = class_kl(log_p, LA, y)
+                return d
             d.loglik_exact = mean_log_likelihood(machine, X, pfull, n_steps=int(n_steps))
         if y is not None:
             d.class_kl = class_kl_of(machine, X, y, pbar=pfull, n_steps=int(n_steps), seed=seed)
     return d
+
+
+def _shared_log_A(machine: "Machine", X: object, pbar: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(log A over all states, ln pbar)`` when one table serves both ln p and the class KL, else None.
+
+    That is a one-hot machine whose ``pbar`` gives every state some mass: then
+    :meth:`Machine.score_samples` evaluates log A on exactly these states (it drops only
+    states without mass), so ``_core.log_mixture_rows`` on this table, which repeats the
+    engine's mixture arithmetic, gives the bits of :func:`mean_log_likelihood`, and
+    :func:`class_kl_of` would compute the same table again.
+    """
+    if pbar is None or machine.hidden != "onehot":
+        return None
+    p = np.asarray(pbar, dtype=np.float64)
+    if p.shape != (machine.n_states,) or not (p > 0).all() or not np.isclose(p.sum(), 1.0, atol=1e-8):
+        return None
+    return np.ascontiguousarray(machine.log_A(X), dtype=np.float64), np.log(p)
 
 
 def _add_cycles(d: Diagnosis, M: np.ndarray, pbar: np.ndarray) -> None:
@@ -709,9 +743,9 @@ def track_epoch(
     if not (epoch == 0 or (epoch + 1) % every == 0 or epoch == machine.n_epochs - 1):
         return
     base = machine.random_state if seed is None else seed
-    ts = transition_statistics(machine, int(n_steps), n_chains=int(n_chains),
-                               seed=derive_seed(0 if base is None else base, 7919, epoch),
-                               burn_in=200, n_segments=min(5, int(n_steps) // 2))
+    ts = _transition_statistics(machine, int(n_steps), n_chains=int(n_chains),
+                                seed=derive_seed(0 if base is None else base, 7919, epoch),
+                                burn_in=200, n_segments=min(5, int(n_steps) // 2), pseudocount=0.5, sigma_curve=False)
     h = machine.history_
     for key, val in (("diag_epoch", float(epoch)), ("sigma", ts.sigma), ("sigma_err", ts.sigma_err),
                      ("n_one_way", float(ts.n_one_way)), ("tau", ts.tau),
@@ -721,6 +755,12 @@ def track_epoch(
         h.setdefault("occupancy", []).append(ts.pbar_e.tolist())
     if X is not None:
         pfull = ts.pbar_e if ts.n_states == ts.states.size else None
+        shared = _shared_log_A(machine, X, pfull) if y is not None else None
+        if shared is not None:  # one log A table for both (the same bits as the two calls below)
+            LA, log_p = shared
+            h.setdefault("loglik_exact", []).append(float(np.mean(_core.log_mixture_rows(LA, log_p))))
+            h.setdefault("class_kl", []).append(float(class_kl(log_p, LA, y).kl))
+            return
         h.setdefault("loglik_exact", []).append(mean_log_likelihood(machine, X, pfull))
         if y is not None:
             ck = class_kl_of(machine, X, y, pbar=pfull, n_steps=int(n_steps))

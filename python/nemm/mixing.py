@@ -44,6 +44,9 @@ __all__ = [
     "sample_class_kl",
 ]
 
+#: Rows per piece of the classifier's matrix product (see BernoulliNaiveBayes.joint_log_likelihood).
+_JLL_ROWS = 4096
+
 # Sokal's window constant: the smallest W with W >= SOKAL_C * tau_int(W).
 SOKAL_C = 5.0
 
@@ -131,10 +134,20 @@ class BernoulliNaiveBayes:
     def joint_log_likelihood(self, X: object) -> np.ndarray:
         """``ln P(c) + ln P(x | c)`` for every row of ``X`` and class, shape (N, K)."""
         self._require_fitted()
-        Xb = as_binary_matrix(X, "X", n_features=self.feature_log_prob_.shape[1]).astype(np.float64)
+        Xb = as_binary_matrix(X, "X", n_features=self.feature_log_prob_.shape[1])
         # sum_i [x_i ln theta + (1 - x_i) ln(1 - theta)] = x . (ln theta - ln(1-theta)) + sum_i ln(1-theta)
         diff = self.feature_log_prob_ - self.feature_log_neg_prob_
-        return Xb @ diff.T + self.feature_log_neg_prob_.sum(axis=1) + self.class_log_prior_
+        neg = self.feature_log_neg_prob_.sum(axis=1)
+        # In pieces of at least _JLL_ROWS rows: the float64 copy of a 20,000-sample chain would be
+        # 125 MB (most of the classifier's time, in page faults). Every piece stays a large matrix
+        # product (BLAS keeps its large-matrix kernel, so every row gets the same bits as in one
+        # product), and the two additions keep their order.
+        n = Xb.shape[0]
+        out = np.empty((n, diff.shape[0]))
+        edges = np.linspace(0, n, max(1, n // _JLL_ROWS) + 1).astype(np.int64)
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            out[lo:hi] = Xb[lo:hi].astype(np.float64) @ diff.T + neg + self.class_log_prior_
+        return out
 
     def predict_log_proba(self, X: object) -> np.ndarray:
         """Posterior ``ln P(c | x)``, shape (N, K), columns in the order of ``classes_``."""

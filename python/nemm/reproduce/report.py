@@ -403,11 +403,6 @@ def draw_figures(res: Mapping[str, Any], out_dir: str | Path,
     em = res["baselines"]["em"]
     models = res.get("models") or list(seeds)
     jobs: list[dict[str, Any]] = [
-        {"kind": "fig5", "name": "fig5", "path": str(out / "fig5_mixing.png"), "models": models},
-        {"kind": "fig6", "name": "fig6", "path": str(out / "fig6_sigma.png"),
-         "models": [r for r in models if r["kind"] != "mixture"]},
-        {"kind": "fig2", "name": "fig2", "path": str(out / "fig2.png"), "seeds": seeds,
-         "em": em["loglik"] if em else None, "rbm": res["baselines"].get("tied", [])},
         {"kind": "fig4", "name": "fig4", "path": str(out / "fig4.png"), "seeds": seeds,
          "L": int(res["protocol"]["n_hidden"])},
     ]
@@ -416,6 +411,14 @@ def draw_figures(res: Mapping[str, Any], out_dir: str | Path,
         if rec.get("model"):
             jobs.append({"kind": "fig3", "name": f"fig3_{tag}", "path": str(out / f"fig3_{tag}.png"),
                          "model": str(out / rec["model"]), "rec": rec, "title": _fig3_title(tag, rec)})
+    # Longest first (Fig. 4, the two Figs. 3, Fig. 2), so that a pool's workers finish together.
+    jobs += [
+        {"kind": "fig2", "name": "fig2", "path": str(out / "fig2.png"), "seeds": seeds,
+         "em": em["loglik"] if em else None, "rbm": res["baselines"].get("tied", [])},
+        {"kind": "fig6", "name": "fig6", "path": str(out / "fig6_sigma.png"),
+         "models": [r for r in models if r["kind"] != "mixture"]},
+        {"kind": "fig5", "name": "fig5", "path": str(out / "fig5_mixing.png"), "models": models},
+    ]
     drawn = dict(map_fn(_draw_figure, jobs))
     return {k: drawn[k] for k in ("fig2", "fig3_best", "fig3_worst", "fig4", "fig5", "fig6") if k in drawn}
 
