@@ -7,7 +7,6 @@ pure function.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -30,6 +29,7 @@ from nemm._checks import (
     as_seed,
     check_memory,
 )
+from nemm._estimator import locked, same_setting
 from nemm._seeds import engine_seed
 from nemm._states import codes_to_states
 from nemm.markov import occupancy_from_trajectory
@@ -58,22 +58,6 @@ ENUMERATION_LIMIT = 2**16
 _STRUCTURE = ("n_hidden", "hidden", "normalization", "centered", "tied")
 
 
-def _same(a: Any, b: Any) -> bool:
-    try:
-        return bool(a == b)
-    except (TypeError, ValueError):  # e.g. an array compared with a number
-        return False
-
-
-def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Run ``method`` holding the machine's lock: one engine call at a time per Machine."""
-
-    @functools.wraps(method)
-    def wrapper(self: "Machine", *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return method(self, *args, **kwargs)
-
-    return wrapper
 
 
 class Machine:
@@ -203,7 +187,7 @@ class Machine:
         """Settings as a dict (scikit-learn convention)."""
         return {k: getattr(self, k) for k in self._SETTINGS}
 
-    @_locked
+    @locked
     def set_params(self, **params: Any) -> "Machine":
         """Change settings (scikit-learn convention); they are checked and take effect at the next ``fit``."""
         for k, v in params.items():
@@ -267,44 +251,44 @@ class Machine:
     def _require_fitted(self) -> _core.Engine:
         if self._engine is None:
             raise RuntimeError("this Machine has no parameters yet: call fit(X) or use Machine.from_params")
-        changed = [k for k, v in self._structure.items() if not _same(getattr(self, k), v)]
+        changed = [k for k, v in self._structure.items() if not same_setting(getattr(self, k), v)]
         if changed:
             raise RuntimeError(f"the settings {', '.join(changed)} were changed (set_params) after the parameters "
                                "were made; call fit again, or set them back")
         return self._engine
 
     @property
-    @_locked
+    @locked
     def n_visible_(self) -> int:
         """D, the number of visible bits."""
         return int(self._require_fitted().n_visible)
 
     @property
-    @_locked
+    @locked
     def w_(self) -> np.ndarray:
         """Forward weights w, (D, L) (eq. 10)."""
         return self._require_fitted().w
 
     @property
-    @_locked
+    @locked
     def a_(self) -> np.ndarray:
         """Visible bias a, (D,)."""
         return self._require_fitted().a
 
     @property
-    @_locked
+    @locked
     def wbar_(self) -> np.ndarray:
         """Backward weights wbar, (L, D) (eq. 11); ``w_.T`` when tied."""
         return self._require_fitted().wbar
 
     @property
-    @_locked
+    @locked
     def abar_(self) -> np.ndarray:
         """Hidden bias abar, (L,)."""
         return self._require_fitted().abar
 
     @property
-    @_locked
+    @locked
     def xbar_(self) -> np.ndarray:
         """Data mean used for centering, (D,) (eq. 17)."""
         return self._require_fitted().xbar
@@ -387,7 +371,7 @@ class Machine:
         return dict(w=w, a=a, wbar=wbar, abar=np.zeros(L), xbar=xbar)
 
     # ------------------------------------------------------------------ training
-    @_locked
+    @locked
     def fit(
         self,
         X: Any,
@@ -420,7 +404,7 @@ class Machine:
         self._start_training(X, batch_rng, engine_seed(seeds[2]))
         return self._train_epochs(self.n_epochs, callback)
 
-    @_locked
+    @locked
     def partial_fit(self, X: Any, y: Any = None, *, n_epochs: int = 1) -> "Machine":
         """Continue training for ``n_epochs`` epochs (initializing first if needed).
 
@@ -533,7 +517,7 @@ class Machine:
             return engine_seed(np.random.SeedSequence(as_seed(self.random_state, "random_state")))
         return engine_seed(np.random.SeedSequence(as_seed(seed, "seed")))
 
-    @_locked
+    @locked
     def hidden_trajectory(
         self, T: int, *, seed: int | None = None, n_chains: int = 1, burn_in: int = 1000, codes: bool = False
     ) -> np.ndarray:
@@ -568,7 +552,7 @@ class Machine:
         out = traj.astype(np.int64) if (codes or self.hidden == "onehot") else self._codes_to_states(traj)
         return out[0] if n_chains == 1 else out
 
-    @_locked
+    @locked
     def sample(
         self,
         n_samples: int,
@@ -613,7 +597,7 @@ class Machine:
         X, Z = X[:n_samples], Z[:n_samples]
         return (X, Z) if return_hidden else X
 
-    @_locked
+    @locked
     def mean_images(self, states: Any = None) -> np.ndarray:
         """mu_{x|z} = sigmoid(w z + a) (eq. 14) for hidden states (default: every one-hot state)."""
         Z = self._state_matrix(states)
@@ -636,7 +620,7 @@ class Machine:
         return as_binary_matrix(s[None, :] if s.ndim == 1 else s, "binary hidden states", n_features=self.n_hidden)
 
     # ------------------------------------------------------------------ likelihood
-    @_locked
+    @locked
     def log_A(self, X: Any, states: Any = None) -> np.ndarray:
         """log A(z, x) for every row x of X and every hidden state z, (N, S), in the log domain.
 
@@ -654,7 +638,7 @@ class Machine:
             states = self._binary_states(states)
         return engine.log_A(X, states)
 
-    @_locked
+    @locked
     def occupancy(self, n_steps: int = 100_000, *, seed: int | None = None, n_chains: int = 1,
                   burn_in: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         """Empirical stationary occupancy pbar_e(z) of the hidden chain.
@@ -671,7 +655,7 @@ class Machine:
         codes, counts = np.unique(traj.ravel(), return_counts=True)
         return self._codes_to_states(codes.astype(np.uint64)), counts / traj.size
 
-    @_locked
+    @locked
     def score_samples(self, X: Any, *, pbar: Any = None, n_steps: int = 100_000) -> np.ndarray:
         """Log-likelihood ln p(x) of every row (appendix A3).
 
@@ -707,13 +691,13 @@ class Machine:
             logw = np.log(p)
         return engine.log_likelihood(X, states, logw)
 
-    @_locked
+    @locked
     def score(self, X: Any, y: Any = None) -> float:
         """Mean log-likelihood per data point (nats)."""
         return float(self.score_samples(X).mean())
 
     # ------------------------------------------------------------------ persistence
-    @_locked
+    @locked
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save to ``path`` (npz with JSON metadata; no pickle), atomically.
 

@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 from nemm import _core, model_file
 from nemm._checks import as_binary_matrix, as_bool, as_float, as_int, as_real_array, as_seed
 from nemm._seeds import engine_seed
-from nemm.machine import Machine, _locked
+from nemm._estimator import locked, same_setting
+from nemm.machine import Machine
 from nemm.model_file import register_format
 from nemm.training import HIDDEN as _HIDDEN
 from nemm.training import initial_weights
@@ -108,12 +109,6 @@ def validate_settings(params: dict[str, Any]) -> dict[str, Any]:
         c["gradient_used"] = c["gradient"]
     return c
 
-
-def _same(a: Any, b: Any) -> bool:
-    try:
-        return bool(a == b)
-    except (TypeError, ValueError):  # e.g. an array compared with a number
-        return False
 
 
 def _softplus(h: np.ndarray) -> np.ndarray:
@@ -239,7 +234,7 @@ class RBM:
         """Settings as a dict (scikit-learn convention)."""
         return {k: getattr(self, k) for k in self._SETTINGS}
 
-    @_locked
+    @locked
     def set_params(self, **params: Any) -> "RBM":
         """Change settings (scikit-learn convention); they are checked and take effect at the next ``fit``."""
         for k, v in params.items():
@@ -290,38 +285,38 @@ class RBM:
     def _require_fitted(self) -> _core.RBMEngine:
         if self._engine is None:
             raise RuntimeError("this RBM has no parameters yet: call fit(X) or use RBM.from_params")
-        changed = [k for k, v in self._structure.items() if not _same(getattr(self, k), v)]
+        changed = [k for k, v in self._structure.items() if not same_setting(getattr(self, k), v)]
         if changed:
             raise RuntimeError(f"the settings {', '.join(changed)} were changed (set_params) after the parameters "
                                "were made; call fit again, or set them back")
         return self._engine
 
     @property
-    @_locked
+    @locked
     def n_visible_(self) -> int:
         """D, the number of visible bits."""
         return int(self._require_fitted().n_visible)
 
     @property
-    @_locked
+    @locked
     def w_(self) -> np.ndarray:
         """Weights w, (D, L)."""
         return self._require_fitted().w
 
     @property
-    @_locked
+    @locked
     def a_(self) -> np.ndarray:
         """Visible bias a, (D,)."""
         return self._require_fitted().a
 
     @property
-    @_locked
+    @locked
     def abar_(self) -> np.ndarray:
         """Hidden bias abar, (L,)."""
         return self._require_fitted().abar
 
     @property
-    @_locked
+    @locked
     def xbar_(self) -> np.ndarray:
         """Data mean, (D,): the centering offset and the start of fresh chains."""
         return self._require_fitted().xbar
@@ -380,7 +375,7 @@ class RBM:
         return dict(w=w, a=a, abar=abar, xbar=xbar)
 
     # ------------------------------------------------------------------ training
-    @_locked
+    @locked
     def fit(self, X: Any, y: Any = None, *, callback: Callable[["RBM", int], None] | None = None) -> "RBM":
         """Train on binary data for ``n_epochs`` passes.
 
@@ -406,7 +401,7 @@ class RBM:
         self._start_training(X, np.random.default_rng(seeds[1]), engine_seed(seeds[2]))
         return self._train_epochs(X, c["n_epochs"], callback)
 
-    @_locked
+    @locked
     def partial_fit(self, X: Any, y: Any = None, *, n_epochs: int = 1) -> "RBM":
         """Continue training for ``n_epochs`` passes (initializing first if needed).
 
@@ -485,14 +480,14 @@ class RBM:
             raise ValueError(f"the exact ln Z enumerates the hidden layer: at most {_SCORE_MAX_STATES} states, "
                              f"this RBM has {self.n_states}")
 
-    @_locked
+    @locked
     def log_partition(self) -> float:
         """ln Z = logsumexp_h [abar.h + sum_i softplus(a_i + (w h)_i)], by enumerating h."""
         engine = self._require_fitted()
         self._require_enumerable()
         return float(engine.log_partition())
 
-    @_locked
+    @locked
     def score_samples(self, X: Any) -> np.ndarray:
         """Exact ln p(x) of every row: a.x + logsumexp_h [abar.h + x.w h] - ln Z (nats)."""
         engine = self._require_fitted()
@@ -500,12 +495,12 @@ class RBM:
         X = as_binary_matrix(X, n_features=self.n_visible_, owner=type(self).__name__)
         return np.asarray(engine.log_likelihood(X))
 
-    @_locked
+    @locked
     def score(self, X: Any, y: Any = None) -> float:
         """Mean exact log-likelihood per data point (nats)."""
         return float(self.score_samples(X).mean())
 
-    @_locked
+    @locked
     def gradient_of(self, X: Any) -> dict[str, np.ndarray]:
         """Exact gradient of the mean ln p over the rows of X: ``w`` (D, L), ``a`` (D,), ``abar`` (L,).
 
@@ -528,7 +523,7 @@ class RBM:
                                                 random_state=as_seed(self.random_state, "random_state"))
         return self._sampler
 
-    @_locked
+    @locked
     def hidden_trajectory(
         self, T: int, *, seed: int | None = None, n_chains: int = 1, burn_in: int = 1000, codes: bool = False
     ) -> np.ndarray:
@@ -540,7 +535,7 @@ class RBM:
         """
         return self._gibbs().hidden_trajectory(T, seed=seed, n_chains=n_chains, burn_in=burn_in, codes=codes)
 
-    @_locked
+    @locked
     def sample(
         self,
         n_samples: int,
@@ -562,7 +557,7 @@ class RBM:
                                     return_hidden=return_hidden)
 
     # ------------------------------------------------------------------ persistence
-    @_locked
+    @locked
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save to ``path`` (npz with JSON metadata, no pickle), atomically; read back by ``nemm.load``.
 
