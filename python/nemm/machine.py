@@ -29,7 +29,7 @@ from nemm._checks import (
     as_seed,
     check_memory,
 )
-from nemm._estimator import locked, same_setting
+from nemm._estimator import Estimator, locked
 from nemm._seeds import engine_seed
 from nemm._states import codes_to_states
 from nemm.markov import occupancy_from_trajectory
@@ -60,7 +60,7 @@ _STRUCTURE = ("n_hidden", "hidden", "normalization", "centered", "tied")
 
 
 
-class Machine:
+class Machine(Estimator):
     """Nonequilibrium Markov machine (Baiesi and Rosso, arXiv:2512.11415).
 
     Two independent kernels link binary data ``x`` (D bits) and a hidden state
@@ -183,19 +183,6 @@ class Machine:
         "freeze_visible_bias", "random_state", "verbose",
     )
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Settings as a dict (scikit-learn convention)."""
-        return {k: getattr(self, k) for k in self._SETTINGS}
-
-    @locked
-    def set_params(self, **params: Any) -> "Machine":
-        """Change settings (scikit-learn convention); they are checked and take effect at the next ``fit``."""
-        for k, v in params.items():
-            if k not in self._SETTINGS:
-                raise ValueError(f"unknown setting {k!r}; valid settings: {', '.join(self._SETTINGS)}")
-            setattr(self, k, v)
-        return self
-
     def _validate_settings(self) -> dict[str, Any]:
         """Every setting checked and converted to a plain Python value: the one place that does it.
 
@@ -215,48 +202,7 @@ class Machine:
         f = self._cfg["freeze_visible_bias"]
         return self._cfg["hidden"] == "onehot" if f is None else bool(f)
 
-    # ------------------------------------------------------------------ scikit-learn protocol
-    def __sklearn_tags__(self) -> Any:
-        """scikit-learn tags: a density estimator (like ``DensityMixin``) that must be fitted.
-
-        scikit-learn is imported here, only when it asks, so that it stays optional.
-        """
-        try:
-            from sklearn.utils import InputTags, Tags, TargetTags
-        except ImportError as exc:  # scikit-learn < 1.6 or absent: no tags protocol
-            raise AttributeError("__sklearn_tags__ needs scikit-learn >= 1.6") from exc
-        return Tags(estimator_type="density_estimator", target_tags=TargetTags(required=False),
-                    transformer_tags=None, classifier_tags=None, regressor_tags=None, requires_fit=True,
-                    input_tags=InputTags(sparse=True))  # sparse 0/1 input is checked, then made dense
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return self._engine is not None
-
-    # ------------------------------------------------------------------ pickle
-    def __getstate__(self) -> dict[str, Any]:
-        """The model file's bytes (as ``save`` writes them) or, unfitted, the settings as given."""
-        with self._lock:
-            if self._engine is None:
-                return {"settings": self.get_params()}
-            return {"model_npz": model_file.to_bytes(self._model_arrays())}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if "model_npz" in state:
-            m = model_file.from_bytes(state["model_npz"], "pickled Machine")
-            self.__dict__.update(m.__dict__)  # with m's own, fresh lock
-        else:
-            self.__init__(**state["settings"])  # type: ignore[misc]
-
     # ------------------------------------------------------------------ parameters
-    def _require_fitted(self) -> _core.Engine:
-        if self._engine is None:
-            raise RuntimeError("this Machine has no parameters yet: call fit(X) or use Machine.from_params")
-        changed = [k for k, v in self._structure.items() if not same_setting(getattr(self, k), v)]
-        if changed:
-            raise RuntimeError(f"the settings {', '.join(changed)} were changed (set_params) after the parameters "
-                               "were made; call fit again, or set them back")
-        return self._engine
-
     @property
     @locked
     def n_visible_(self) -> int:

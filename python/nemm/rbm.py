@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from nemm import _core, model_file
 from nemm._checks import as_binary_matrix, as_bool, as_float, as_int, as_real_array, as_seed
 from nemm._seeds import engine_seed
-from nemm._estimator import locked, same_setting
+from nemm._estimator import Estimator, locked
 from nemm.machine import Machine
 from nemm.model_file import register_format
 from nemm.training import HIDDEN as _HIDDEN
@@ -115,7 +115,7 @@ def _softplus(h: np.ndarray) -> np.ndarray:
     return np.maximum(h, 0.0) + np.log1p(np.exp(-np.abs(h)))
 
 
-class RBM:
+class RBM(Estimator):
     """Restricted Boltzmann machine with one-hot or binary hidden units, trained as an RBM.
 
     Parameters
@@ -230,46 +230,10 @@ class RBM:
         self._structure: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ settings
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Settings as a dict (scikit-learn convention)."""
-        return {k: getattr(self, k) for k in self._SETTINGS}
-
-    @locked
-    def set_params(self, **params: Any) -> "RBM":
-        """Change settings (scikit-learn convention); they are checked and take effect at the next ``fit``."""
-        for k, v in params.items():
-            if k not in self._SETTINGS:
-                raise ValueError(f"unknown setting {k!r}; valid settings: {', '.join(self._SETTINGS)}")
-            setattr(self, k, v)
-        return self
-
     def _validate_settings(self) -> dict[str, Any]:
         """The checked settings (:func:`validate_settings`), kept as ``self._cfg`` for this run."""
         self._cfg = validate_settings(self.get_params())
         return self._cfg
-
-    # ------------------------------------------------------------------ scikit-learn protocol
-    def __sklearn_tags__(self) -> Any:
-        """scikit-learn tags: a density estimator (like ``DensityMixin``) that must be fitted."""
-        return Machine.__sklearn_tags__(self)  # type: ignore[arg-type]
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return self._engine is not None
-
-    # ------------------------------------------------------------------ pickle
-    def __getstate__(self) -> dict[str, Any]:
-        """The model file's bytes (as ``save`` writes them) or, unfitted, the settings as given."""
-        with self._lock:
-            if self._engine is None:
-                return {"settings": self.get_params()}
-            return {"model_npz": model_file.to_bytes(self._model_arrays())}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if "model_npz" in state:
-            m = model_file.from_bytes(state["model_npz"], "pickled RBM")
-            self.__dict__.update(m.__dict__)  # with m's own, fresh lock
-        else:
-            self.__init__(**state["settings"])  # type: ignore[misc]
 
     @property
     def n_states(self) -> int:
@@ -282,15 +246,6 @@ class RBM:
         return str(validate_settings(self.get_params())["gradient_used"])
 
     # ------------------------------------------------------------------ parameters
-    def _require_fitted(self) -> _core.RBMEngine:
-        if self._engine is None:
-            raise RuntimeError("this RBM has no parameters yet: call fit(X) or use RBM.from_params")
-        changed = [k for k, v in self._structure.items() if not same_setting(getattr(self, k), v)]
-        if changed:
-            raise RuntimeError(f"the settings {', '.join(changed)} were changed (set_params) after the parameters "
-                               "were made; call fit again, or set them back")
-        return self._engine
-
     @property
     @locked
     def n_visible_(self) -> int:
