@@ -81,14 +81,19 @@ class Estimator:
     def __sklearn_is_fitted__(self) -> bool:
         return self._engine is not None
 
-    def __getstate__(self) -> dict[str, Any]:
-        """The model file's bytes (as ``save`` writes them) or, unfitted, the settings as given."""
+    @locked
+    def _file_bytes(self) -> bytes:
+        """The bytes of the model file ``save`` would write (fitted models only)."""
         from nemm import model_file
 
+        return model_file.to_bytes(self._model_arrays())
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The model file's bytes (as ``save`` writes them) or, unfitted, the settings as given."""
         with self._lock:
             if self._engine is None:
                 return {"settings": self.get_params()}
-            return {"model_npz": model_file.to_bytes(self._model_arrays())}
+            return {"model_npz": self._file_bytes()}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         from nemm import model_file

@@ -32,7 +32,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -400,12 +399,9 @@ def _machine_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 def _model_bytes(model: Any) -> bytes | None:
     """The model's file (npz + JSON metadata), as bytes for the driver to write; None if it has no file."""
-    if not hasattr(model, "save"):
-        return None
-    # In memory where there is a tmpfs: the save fsyncs its file, which costs a disk flush per run on /tmp.
-    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    with tempfile.TemporaryDirectory(prefix="nemm-run-", dir=shm) as tmp:
-        return Path(model.save(Path(tmp) / "model.npz")).read_bytes()
+    from nemm._estimator import Estimator
+
+    return model._file_bytes() if isinstance(model, Estimator) else None
 
 
 def _train_and_measure(spec: RunSpec, X: np.ndarray, y: np.ndarray | None) -> tuple[dict[str, Any], bytes | None]:
