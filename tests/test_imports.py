@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import pkgutil
 from pathlib import Path
 
 import nemm
@@ -19,10 +20,14 @@ def _module_name(path: Path) -> str:
 
 def _modules() -> dict[str, Path]:
     mods = {_module_name(p): p for p in PKG.rglob("*.py")}
-    # Compiled extensions (nemm._core) are leaves: present with an empty source.
+    # Compiled extensions (nemm._core) are leaves: present with an empty source. An editable
+    # install keeps them in another directory of nemm.__path__, hence pkgutil.
     for p in PKG.rglob("*"):
         if p.suffix in (".so", ".pyd"):
             mods.setdefault(_module_name(p.with_name(p.name.split(".")[0] + ".py")), p)
+    for info in pkgutil.iter_modules(nemm.__path__, "nemm."):
+        if not info.ispkg:
+            mods.setdefault(info.name, PKG / (info.name.rpartition(".")[2] + ".so"))
     return mods
 
 

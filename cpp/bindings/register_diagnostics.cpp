@@ -31,10 +31,13 @@ void register_diagnostics(py::module_& m) {
           const double* la = log_A.data();
           const double* lw = log_weight.data();
           double* o = out.mutable_data();
-          std::vector<double> row(std::size_t(U > 0 ? U : 1));
-          for (long n = 0; n < N; ++n) {
-            for (int u = 0; u < U; ++u) row[u] = la[std::size_t(n) * U + u] + lw[u];
-            o[n] = logsumexp(row.data(), U);
+          constexpr long kRows = 512;  // in pieces: the scratch stays small for any U
+          std::vector<double> rows(std::size_t(kRows) * std::size_t(U)), shift, e;
+          for (long n0 = 0; n0 < N; n0 += kRows) {
+            const long k = std::min(N - n0, kRows);
+            for (long n = 0; n < k; ++n)
+              for (int u = 0; u < U; ++u) rows[std::size_t(n) * U + u] = la[std::size_t(n0 + n) * U + u] + lw[u];
+            row_logsumexp(rows.data(), k, U, o + n0, shift, e);
           }
         }
         return out;

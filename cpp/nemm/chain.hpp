@@ -34,10 +34,53 @@ struct SetBitPositions {
 };
 inline constexpr SetBitPositions kSetBitPositions{};
 
+#ifdef NEMM_HAVE_AVX2_ROWS
+// GCC 12's own _mm512_castsi256_si512 warns that its undefined upper half may be used uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// sample_visible on AVX-512 (F and VL): the same words, compares and active list, in one pass
+// without the scratch buffers. Sixteen pixels at a time: two steps of the eight lanes, one
+// unsigned compare into a 16-bit mask, and vpcompressd of the pixel indices into a register,
+// stored whole (slots past the count are overwritten or ignored, as below). Dp: a multiple of 8.
+__attribute__((target("avx512f,avx512vl"))) inline int sample_visible_avx512(LaneRng& g, const uint32_t* thr,
+                                                                           int Dp, int32_t* active) {
+  u32x8 a = g.s0, b = g.s1, c = g.s2, d = g.s3;
+  const __m512i step = _mm512_set1_epi32(16);
+  __m512i index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  int n = 0, i = 0;
+  for (; i + 16 <= Dp; i += 16) {
+    const u32x8 lo = LaneRng::advance(a, b, c, d), hi = LaneRng::advance(a, b, c, d);
+    const __m512i words = _mm512_inserti64x4(_mm512_castsi256_si512(__m256i(lo)), __m256i(hi), 1);
+    const __mmask16 on = _mm512_cmplt_epu32_mask(words, _mm512_loadu_si512(thr + i));
+    _mm512_storeu_si512(active + n, _mm512_maskz_compress_epi32(on, index));
+    n += __builtin_popcount(unsigned(on));
+    index = _mm512_add_epi32(index, step);
+  }
+  if (i < Dp) {  // the last eight
+    const u32x8 r = LaneRng::advance(a, b, c, d);
+    const __mmask8 on = _mm256_cmplt_epu32_mask(__m256i(r), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(thr + i)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(active + n),
+                        _mm256_maskz_compress_epi32(on, _mm256_add_epi32(_mm256_set1_epi32(i),
+                                                                         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
+    n += __builtin_popcount(unsigned(on));
+  }
+  g.s0 = a; g.s1 = b; g.s2 = c; g.s3 = d;
+  return n;
+}
+#pragma GCC diagnostic pop
+inline bool cpu_has_avx512() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+  return has;
+}
+#endif
+
 // x_i ~ Bernoulli(thr_i / 2^32) for i < Dp; writes the active indices (ascending) and returns
 // their number. `bits` and `words` are Dp-long scratch buffers.
 NEMM_CLONES inline int sample_visible(LaneRng& g, const uint32_t* thr, int Dp, uint32_t* words,
                                       uint8_t* bits, int32_t* active) {
+#ifdef NEMM_HAVE_AVX2_ROWS
+  if (cpu_has_avx512()) return sample_visible_avx512(g, thr, Dp, active);
+#endif
   g.fill(words, Dp);
   for (int i = 0; i < Dp; ++i) bits[i] = uint8_t(words[i] < thr[i]);
   // Branch-free compaction, eight bytes at a time, skipping all-zero words (image borders):

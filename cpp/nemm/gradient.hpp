@@ -62,7 +62,22 @@ struct StateIndex {
 struct GradientWorkspace {
   ForwardFields fields;      // binary hidden states only
   RowMatrixXd Q, Qp, Gp, acc;
+  RowMatrixXd u, mu, gain;   // the x -> z fields, probabilities and gains of the recorded pairs
+  std::vector<double> lse, shift, e;
 };
+
+// Eq. 16c with 17: column i of wbar's gradient (L x D, column-major) from row i of acc, the
+// pixel's summed contributions, centered and averaged: out[i L + b] = (acc[i Lq + b] - abar[b]
+// xbar[i]) / N. Its own function so that the pointers are known not to alias (it vectorizes).
+NEMM_CLONES inline void centered_backward_gradient(const double* __restrict acc, int Lq,
+                                                   const double* __restrict abar, const double* __restrict xbar,
+                                                   int D, int L, double invN, double* __restrict out) {
+  for (int i = 0; i < D; ++i) {
+    const double* a = acc + std::size_t(i) * Lq;
+    double* col = out + std::size_t(i) * L;
+    for (int b = 0; b < L; ++b) col[b] = (a[b] - abar[b] * xbar[i]) * invN;
+  }
+}
 
 // X: the minibatch (N data points x); Xp, Z: the S recorded pairs (x'(s), z(s)) of all chains,
 // pooled. work: scratch kept between calls (a local one when null).
@@ -84,17 +99,20 @@ NEMM_CLONES inline Gradient approx_gradient(const Model& m, const std::vector<Sp
   RowMatrixXd& Q = w.Q;  // N x U: Q[n, u] = sum of r_s(x_n) over the samples s in state u
   log_forward_kernel(f, X, Q);
   const Eigen::RowVectorXd log_count = idx.count.array().log().transpose();
-  RowMatrixXd& Qp = w.Qp;  // Q padded to Uq columns for the 2-wide adds
-  Qp.setZero(N, Uq);
+  Q.rowwise() += log_count;
+  std::vector<double>& lse = w.lse;
+  lse.resize(std::size_t(N));
+  row_logsumexp(Q.data(), N, U, lse.data(), w.shift, w.e);
   double ll = 0;
   for (long n = 0; n < N; ++n) {
-    Q.row(n) += log_count;
-    const double lse = logsumexp(Q.data() + std::size_t(n) * U, U);
-    ll += lse - std::log(double(S));
-    const double* q = Q.data() + std::size_t(n) * U;
-    double* qp = Qp.data() + std::size_t(n) * Uq;
-    for (int u = 0; u < U; ++u) qp[u] = exp_nonpositive(q[u] - lse);  // -inf (unrecorded state) -> 0
+    ll += lse[std::size_t(n)] - std::log(double(S));
+    std::fill_n(w.shift.data() + std::size_t(n) * U, U, lse[std::size_t(n)]);
   }
+  RowMatrixXd& Qp = w.Qp;  // r summed per state: Q padded to Uq columns for the 2-wide adds
+  Qp.setZero(N, Uq);
+  exp_of_difference(Q.data(), w.shift.data(), std::size_t(N) * U, w.e.data());  // -inf (unrecorded) -> 0
+  for (long n = 0; n < N; ++n)
+    std::copy_n(w.e.data() + std::size_t(n) * U, U, Qp.data() + std::size_t(n) * Uq);
 
   Gradient g;
   g.loglik = ll / double(N);
@@ -135,25 +153,26 @@ NEMM_CLONES inline Gradient approx_gradient(const Model& m, const std::vector<Sp
   RowMatrixXd& acc = w.acc;  // row i: contributions of pixel i
   acc.setZero(D, Lq);
   g.abar = Eigen::VectorXd::Zero(L);
-  std::vector<double> u(Lq), mu(L), gain(L), delta(Lq, 0.0);
+  w.u.resize(S, Lq);
+  for (long smp = 0; smp < S; ++smp)
+    backward_field(m.backward_table(), Lq, m.field_bias_d.data(), Xp[smp], w.u.data() + std::size_t(smp) * Lq);
+  backward_probs_rows(s, w.u.data(), S, Lq, w.mu, w.gain, w.shift, w.e);
+  std::vector<double> delta(Lq, 0.0);
   for (long smp = 0; smp < S; ++smp) {
     const int st = idx.of_sample[smp];
     const double c = C[st] / idx.count[st];
-    backward_field(m.backward_table(), Lq, m.field_bias_d.data(), Xp[smp], u.data());
-    backward_probs(s, u.data(), mu.data(), gain.data());
+    const double* mu = w.mu.data() + std::size_t(smp) * L;
+    const double* gain = w.gain.data() + std::size_t(smp) * L;
     for (int b = 0; b < L; ++b) {
       delta[b] = c * gain[b] * (hidden_bit(Z[smp], b, s.hidden) - mu[b]);
       g.abar[b] += delta[b];
     }
     scatter_rows(acc.data(), Lq, Xp[smp], delta.data(), Lq);
   }
-  g.wbar.resize(L, D);  // column i (contiguous) from row i of acc, centered (eq. 17), averaged
-  for (int i = 0; i < D; ++i) {
-    const double* a = acc.data() + std::size_t(i) * Lq;
-    const double xb = s.centered ? m.p.xbar[i] : 0.0;
-    double* col = g.wbar.data() + std::size_t(i) * L;
-    for (int b = 0; b < L; ++b) col[b] = (a[b] - g.abar[b] * xb) * invN;
-  }
+  g.wbar.resize(L, D);
+  const Eigen::VectorXd no_centering = s.centered ? Eigen::VectorXd() : Eigen::VectorXd::Zero(D);
+  centered_backward_gradient(acc.data(), Lq, g.abar.data(), s.centered ? m.p.xbar.data() : no_centering.data(), D,
+                             L, invN, g.wbar.data());
   g.abar *= invN;
 
   if (s.tied) {  // one shared matrix: d/dW = d/dw + (d/dwbar)^T

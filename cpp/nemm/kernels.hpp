@@ -46,6 +46,40 @@ inline void backward_probs(const Settings& s, const double* u, double* mu, doubl
   }
 }
 
+// backward_probs of n rows of fields (u: n x stride, row-major) into mu and g (n x L), the same
+// bits; the softmax's exponentials of all rows go in one vectorized pass. shift, e: scratch.
+inline void backward_probs_rows(const Settings& s, const double* u, long n, int stride, RowMatrixXd& mu,
+                                RowMatrixXd& g, std::vector<double>& shift, std::vector<double>& e) {
+  const int L = s.L;
+  mu.resize(n, L);
+  g.resize(n, L);
+  if (s.hidden == Hidden::Binary || s.normalization != Normalization::Softmax) {
+    for (long r = 0; r < n; ++r)
+      backward_probs(s, u + std::size_t(r) * stride, mu.data() + std::size_t(r) * L, g.data() + std::size_t(r) * L);
+    return;
+  }
+  const std::size_t nL = std::size_t(n) * L;
+  shift.resize(nL);
+  e.resize(nL);
+  std::vector<double> ur(nL);
+  for (long r = 0; r < n; ++r) {
+    const double* ru = u + std::size_t(r) * stride;
+    double m = ru[0];
+    for (int b = 1; b < L; ++b) m = std::max(m, ru[b]);
+    std::copy_n(ru, L, ur.data() + std::size_t(r) * L);
+    std::fill_n(shift.data() + std::size_t(r) * L, L, m);
+  }
+  exp_of_difference(ur.data(), shift.data(), nL, e.data());
+  g.setOnes();
+  for (long r = 0; r < n; ++r) {
+    const double* er = e.data() + std::size_t(r) * L;
+    double tot = 0;
+    for (int b = 0; b < L; ++b) tot += er[b];
+    double* mr = mu.data() + std::size_t(r) * L;
+    for (int b = 0; b < L; ++b) mr[b] = er[b] / tot;
+  }
+}
+
 // H = w Z^T + a for a set of U hidden states (D x U, row-major so that one pixel's U fields are
 // contiguous), with sum_i softplus(H[i, u]) and mu_{x|z} = sigmoid(H) (eq. 14).
 struct ForwardFields {

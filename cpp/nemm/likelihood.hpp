@@ -208,11 +208,11 @@ class MixtureLikelihood {
     log_forward_kernel(f_, X, la);
     const long N = la.rows();
     const int U = int(la.cols());
+    la.rowwise() += log_weight_.transpose();
     Eigen::VectorXd out(N);
-    for (long n = 0; n < N; ++n) {
-      la.row(n) += log_weight_.transpose();
-      out[n] = logsumexp(la.data() + std::size_t(n) * U, U);
-    }
+    std::vector<double> shift, e;
+    for (long n0 = 0; n0 < N; n0 += 512)  // in pieces: the scratch stays small for any U
+      row_logsumexp(la.data() + std::size_t(n0) * U, std::min(N - n0, 512L), U, out.data() + n0, shift, e);
     return out;
   }
 

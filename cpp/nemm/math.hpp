@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "simd.hpp"  // NEMM_CLONES
 
@@ -108,6 +109,37 @@ inline double logsumexp(const double* v, int n) {
   double s = 0;
   for (int i = 0; i < n; ++i) s += exp_nonpositive(v[i] - m);
   return m + std::log(s);
+}
+
+// out[i] = exp_nonpositive(v[i] - shift[i]): one loop over many rows' entries that vectorizes
+// (a row of a few hidden states is too short to).
+NEMM_CLONES inline void exp_of_difference(const double* v, const double* shift, std::size_t n, double* out) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = exp_nonpositive(v[i] - shift[i]);
+}
+
+// The log-sum-exp of each row of v (n rows of U, row-major) into lse, by the operations of
+// logsumexp() (the same bits), with the exponentials of all rows in one vectorized pass.
+// shift, e: scratch, resized to n U.
+inline void row_logsumexp(const double* v, long n, int U, double* lse, std::vector<double>& shift,
+                          std::vector<double>& e) {
+  const std::size_t nU = std::size_t(n) * std::size_t(U);
+  shift.resize(nU);
+  e.resize(nU);
+  for (long r = 0; r < n; ++r) {
+    const double* row = v + std::size_t(r) * U;
+    double m = -std::numeric_limits<double>::infinity();
+    for (int u = 0; u < U; ++u) m = std::max(m, row[u]);
+    lse[r] = m;
+    std::fill_n(shift.data() + std::size_t(r) * U, U, m);
+  }
+  exp_of_difference(v, shift.data(), nU, e.data());
+  for (long r = 0; r < n; ++r) {
+    if (!std::isfinite(lse[r])) continue;
+    const double* er = e.data() + std::size_t(r) * U;
+    double sum = 0;
+    for (int u = 0; u < U; ++u) sum += er[u];
+    lse[r] += std::log(sum);
+  }
 }
 
 // Bernoulli thresholds for 32-bit uniform words: P(word < t) = t / 2^32, with t = p 2^32

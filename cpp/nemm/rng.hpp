@@ -55,16 +55,21 @@ struct alignas(32) LaneRng {
       if ((s0[k] | s1[k] | s2[k] | s3[k]) == 0) s0[k] = 1;  // the all-zero state is a fixed point
     }
   }
+  // One step of all eight lanes on a copy of the state held in registers: the next K words.
+  static inline u32x8 advance(u32x8& a, u32x8& b, u32x8& c, u32x8& d) {
+    const u32x8 b5 = (b << 2) + b;                 // b * 5
+    const u32x8 rot = (b5 << 7) | (b5 >> 25);
+    const u32x8 r = (rot << 3) + rot;              // * 9
+    const u32x8 t = b << 9;
+    c ^= a; d ^= b; b ^= c; a ^= d; c ^= t;
+    d = (d << 11) | (d >> 21);
+    return r;
+  }
   // n (a multiple of K) words into out.
   inline void fill(uint32_t* __restrict out, int n) {
     u32x8 a = s0, b = s1, c = s2, d = s3;
     for (int i = 0; i < n; i += K) {
-      const u32x8 b5 = (b << 2) + b;                 // b * 5
-      const u32x8 rot = (b5 << 7) | (b5 >> 25);
-      const u32x8 r = (rot << 3) + rot;              // * 9
-      const u32x8 t = b << 9;
-      c ^= a; d ^= b; b ^= c; a ^= d; c ^= t;
-      d = (d << 11) | (d >> 21);
+      const u32x8 r = advance(a, b, c, d);
       std::memcpy(out + i, &r, sizeof(r));
     }
     s0 = a; s1 = b; s2 = c; s3 = d;

@@ -9,13 +9,20 @@
 #include "sparse_rows.hpp"
 
 // Runtime dispatch, chosen once at load time. Two mechanisms, both giving the same bits:
-// - NEMM_CLONES: function multiversioning (an AVX2 clone and a default one behind an ifunc
+// - NEMM_CLONES: function multiversioning (AVX-512, AVX2 and default clones behind an ifunc
 //   resolver). ifunc needs GCC on x86-64 Linux with glibc; elsewhere the portable code alone.
 // - NEMM_HAVE_AVX2_ROWS: explicit AVX2 row kernels behind __builtin_cpu_supports (no ifunc).
 // Define NEMM_PORTABLE to build the portable code only (to check that both paths agree).
+// The AVX-512 clone (x86-64-v4: AVX-512 F, BW, DQ, VL) needs GCC 12 for an "arch=" clone. No
+// clone may contract a * b + c into an FMA (CMake passes -ffp-contract=off): every clone then
+// rounds exactly as the portable code, whatever its vector width.
 #if !defined(NEMM_PORTABLE) && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
     defined(__linux__) && defined(__GLIBC__)
+#if __GNUC__ >= 12
+#define NEMM_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
 #define NEMM_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
 #else
 #define NEMM_CLONES
 #endif
@@ -128,6 +135,9 @@ inline void scatter_rows_sse2(double* dst, int stride, Span x, const double* src
 
 #if !defined(NEMM_PORTABLE) && defined(__GNUC__) && defined(__x86_64__)
 #define NEMM_HAVE_AVX2_ROWS 1
+}  // namespace nemm
+#include <immintrin.h>
+namespace nemm {
 typedef double f64x4 __attribute__((vector_size(32)));  // one AVX register
 template <int NV4, int NV2>
 __attribute__((target("avx2"))) void sum_rows_avx2(const double* table, int stride, Span x, const double* init,

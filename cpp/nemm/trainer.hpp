@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "chain.hpp"
@@ -16,12 +17,21 @@
 namespace nemm {
 
 // v = rho v + (1 - rho) g^2; p += lr g / (sqrt(v) + eps): ascent, element by element.
-NEMM_CLONES inline void rmsprop_update(double* __restrict p, const double* __restrict g, double* __restrict v,
+// Returns whether every updated p is finite, from its exponent bits (an integer test that
+// vectorizes, unlike a floating-point reduction). A non-finite g leaves a non-finite p (NaN, or
+// inf / inf), so this one test also catches a non-finite gradient without a pass of its own.
+NEMM_CLONES inline bool rmsprop_update(double* __restrict p, const double* __restrict g, double* __restrict v,
                                        std::size_t n, double lr, double rho, double eps) {
+  uint64_t nonfinite = 0;
   for (std::size_t i = 0; i < n; ++i) {
     v[i] = rho * v[i] + (1.0 - rho) * g[i] * g[i];
-    p[i] += lr * g[i] / (std::sqrt(v[i]) + eps);
+    const double q = p[i] + lr * g[i] / (std::sqrt(v[i]) + eps);
+    p[i] = q;
+    uint64_t b;
+    std::memcpy(&b, &q, sizeof(b));
+    nonfinite |= uint64_t((b & 0x7FF0000000000000ull) == 0x7FF0000000000000ull);
   }
+  return nonfinite == 0;
 }
 
 struct RMSprop {
@@ -36,23 +46,25 @@ struct RMSprop {
   }
 
   template <class P, class G, class V>
-  static void ascend(P& p, const G& g, V& v, double lr, double rho, double eps) {
-    rmsprop_update(p.data(), g.data(), v.data(), std::size_t(p.size()), lr, rho, eps);
+  static bool ascend(P& p, const G& g, V& v, double lr, double rho, double eps) {
+    return rmsprop_update(p.data(), g.data(), v.data(), std::size_t(p.size()), lr, rho, eps);
   }
 
-  void step(Model& m, const Gradient& g, double lr, double rho, double eps, bool freeze_a) {
+  // Returns whether the updated parameters are all finite (see rmsprop_update).
+  bool step(Model& m, const Gradient& g, double lr, double rho, double eps, bool freeze_a) {
     if (vw.rows() != m.s.D || vw.cols() != m.s.L) reset(m.s);
-    ascend(m.p.w, g.w, vw, lr, rho, eps);
-    if (!freeze_a) ascend(m.p.a, g.a, va, lr, rho, eps);
-    if (!m.s.tied) ascend(m.p.wbar, g.wbar, vwbar, lr, rho, eps);
-    ascend(m.p.abar, g.abar, vabar, lr, rho, eps);
+    bool finite = ascend(m.p.w, g.w, vw, lr, rho, eps);
+    if (!freeze_a) finite &= ascend(m.p.a, g.a, va, lr, rho, eps);
+    if (!m.s.tied) finite &= ascend(m.p.wbar, g.wbar, vwbar, lr, rho, eps);
+    finite &= ascend(m.p.abar, g.abar, vabar, lr, rho, eps);
     m.refresh(false);  // tied: wbar = w^T again; xbar unchanged
+    return finite;
   }
 };
 
-// Which part of a step went non-finite, or nullptr. Sums are cheap (O(D L), against the
-// O(B U D) gradient) and propagate any inf/NaN; a finite sum overflowing to inf means
-// parameters near 1e308, diverged all the same.
+// Which part of a step went non-finite, or nullptr: only asked once a step has failed. Sums
+// propagate any inf/NaN; a finite sum overflowing to inf means parameters near 1e308, diverged
+// all the same.
 inline const char* nonfinite_part(const Eigen::MatrixXd& w, const Eigen::VectorXd& a, const Eigen::MatrixXd& wbar,
                                   const Eigen::VectorXd& abar) {
   if (!std::isfinite(w.sum())) return "w";
@@ -74,21 +86,21 @@ class Trainer {
   explicit Trainer(const Settings& s) : model(s) { opt.reset(s); }
 
   // Continue every persistent chain T double steps, then one ascent step on the minibatch rows.
-  // Divergence is caught at the step where it happens: a non-finite gradient (or estimate) is
-  // never applied, and a non-finite parameter after the ascent is reported. Returns "" or what
-  // went non-finite; *loglik gets the step's estimate.
+  // Divergence is caught at the step where it happens, from the estimate and from the updated
+  // parameters (a non-finite gradient leaves them non-finite). Returns "" or what went
+  // non-finite, the gradient before the update; *loglik gets the step's estimate. After a
+  // failure the caller restores its snapshot: a failed step is never kept.
   std::string step(const int64_t* rows, long n_rows, int T, double lr, double rho, double eps, bool freeze_a,
                    double* loglik) {
     chains.run(model, T, recording);
     const Gradient g = approx_gradient(model, data.spans(rows, n_rows), recording.spans(), recording.z, &work);
     *loglik = g.loglik;
     if (std::isnan(g.loglik)) return "the log-likelihood estimate is NaN";
+    if (opt.step(model, g, lr, rho, eps, freeze_a)) return std::string();
     if (const char* part = nonfinite_part(g.w, g.a, g.wbar, g.abar))
       return std::string("the gradient of ") + part + " is not finite";
-    opt.step(model, g, lr, rho, eps, freeze_a);
-    if (const char* part = nonfinite_part(model.p.w, model.p.a, model.p.wbar, model.p.abar))
-      return std::string(part) + " became non-finite in the update";
-    return std::string();
+    const char* part = nonfinite_part(model.p.w, model.p.a, model.p.wbar, model.p.abar);
+    return std::string(part ? part : "a parameter") + " became non-finite in the update";
   }
 
   // What training changes, for rolling back an interrupted or diverged call: the parameters,
