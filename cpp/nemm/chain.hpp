@@ -34,7 +34,7 @@ struct SetBitPositions {
 };
 inline constexpr SetBitPositions kSetBitPositions{};
 
-#ifdef NEMM_HAVE_AVX2_ROWS
+#if defined(NEMM_HAVE_AVX2_ROWS) && defined(NEMM_HAVE_AVX512)
 // GCC 12's own _mm512_castsi256_si512 warns that its undefined upper half may be used uninitialized.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -78,7 +78,7 @@ inline bool cpu_has_avx512() {
 // their number. `bits` and `words` are Dp-long scratch buffers.
 NEMM_CLONES inline int sample_visible(LaneRng& g, const uint32_t* thr, int Dp, uint32_t* words,
                                       uint8_t* bits, int32_t* active) {
-#ifdef NEMM_HAVE_AVX2_ROWS
+#if defined(NEMM_HAVE_AVX2_ROWS) && defined(NEMM_HAVE_AVX512)
   if (cpu_has_avx512()) return sample_visible_avx512(g, thr, Dp, active);
 #endif
   g.fill(words, Dp);
@@ -99,6 +99,32 @@ NEMM_CLONES inline int sample_visible(LaneRng& g, const uint32_t* thr, int Dp, u
     n += kSetBitPositions.count[m];
   }
   return n;
+}
+
+// u = bias + sum over the active pixels of their rows of wbarT (Lp floats each, a multiple of
+// 8): the x -> z field in float. Two pixels at a time into independent accumulators per block of
+// 8 hidden units, added at the end; the vector type is 8 floats wide in every clone (one AVX
+// register, or two SSE ones in the same order), so every clone gives the same bits.
+typedef float f32x8 __attribute__((vector_size(32)));
+NEMM_CLONES inline void hidden_field(const float* wbarT, const float* bias, int Lp, const int32_t* active,
+                                     int n_active, float* u) {
+  auto load8 = [](const float* p) {
+    f32x8 v;
+    std::memcpy(&v, p, sizeof(v));
+    return v;
+  };
+  for (int blk = 0; blk < Lp; blk += 8) {
+    f32x8 a = load8(bias + blk), b = {0, 0, 0, 0, 0, 0, 0, 0};
+    const float* base = wbarT + blk;
+    int k = 0;
+    for (; k + 2 <= n_active; k += 2) {
+      a += load8(base + std::size_t(active[k]) * Lp);
+      b += load8(base + std::size_t(active[k + 1]) * Lp);
+    }
+    if (k < n_active) a += load8(base + std::size_t(active[k]) * Lp);
+    a += b;
+    std::memcpy(u + blk, &a, sizeof(a));
+  }
 }
 
 struct ChainState {
@@ -140,28 +166,9 @@ struct ChainState {
 
   // z(t) ~ Abar(x'(t), .) from the float tables (eqs. 9, 11, 19).
   void step_hidden(const Model& m) {
-    const int L = m.s.L, Lp = m.Lp;
+    const int L = m.s.L;
     float* uu = u.data();
-    // Two pixels at a time into independent accumulators per block of 8 hidden units.
-    for (int blk = 0; blk < Lp; blk += 8) {
-      f32x4 a0 = load4f(m.field_bias_f.data() + blk), a1 = load4f(m.field_bias_f.data() + blk + 4);
-      f32x4 b0 = {0, 0, 0, 0}, b1 = {0, 0, 0, 0};
-      const float* base = m.wbarT.data() + blk;
-      int k = 0;
-      for (; k + 2 <= n_active; k += 2) {
-        const float* r = base + std::size_t(active[k]) * Lp;
-        const float* q = base + std::size_t(active[k + 1]) * Lp;
-        a0 += load4f(r); a1 += load4f(r + 4);
-        b0 += load4f(q); b1 += load4f(q + 4);
-      }
-      if (k < n_active) {
-        const float* r = base + std::size_t(active[k]) * Lp;
-        a0 += load4f(r); a1 += load4f(r + 4);
-      }
-      a0 += b0; a1 += b1;
-      std::memcpy(uu + blk, &a0, sizeof(a0));
-      std::memcpy(uu + blk + 4, &a1, sizeof(a1));
-    }
+    hidden_field(m.wbarT.data(), m.field_bias_f.data(), m.Lp, active.data(), n_active, uu);
     if (m.s.hidden == Hidden::Binary) {
       uint64_t code = 0;
       for (int b = 0; b < L; ++b)

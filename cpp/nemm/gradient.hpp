@@ -66,6 +66,24 @@ struct GradientWorkspace {
   std::vector<double> lse, shift, e;
 };
 
+// Eqs. 16a-b with one-hot states (z_u = e_u): gw[i, u] = (G[i, u] - mu[i, u] C[u]) / N and
+// ga[i] += gw[i, u] for u = 0, 1, ... (gw, mu: D x U column-major; G: D x Uq row-major). Column by
+// column, in its own function so that the pointers are known not to alias.
+NEMM_CLONES inline void onehot_forward_gradient(const double* __restrict G, int Uq, const double* __restrict mu,
+                                                const double* __restrict C, int D, int U, double invN,
+                                                double* __restrict gw, double* __restrict ga) {
+  for (int u = 0; u < U; ++u) {
+    const double c = C[u];
+    const double* m = mu + std::size_t(u) * D;
+    const double* g = G + u;
+    double* w = gw + std::size_t(u) * D;
+    for (int i = 0; i < D; ++i) {
+      w[i] = (g[std::size_t(i) * Uq] - m[i] * c) * invN;
+      ga[i] += w[i];
+    }
+  }
+}
+
 // Eq. 16c with 17: column i of wbar's gradient (L x D, column-major) from row i of acc, the
 // pixel's summed contributions, centered and averaged: out[i L + b] = (acc[i Lq + b] - abar[b]
 // xbar[i]) / N. Its own function so that the pointers are known not to alias (it vectorizes).
@@ -104,8 +122,9 @@ NEMM_CLONES inline Gradient approx_gradient(const Model& m, const std::vector<Sp
   lse.resize(std::size_t(N));
   row_logsumexp(Q.data(), N, U, lse.data(), w.shift, w.e);
   double ll = 0;
+  const double log_S = std::log(double(S));
   for (long n = 0; n < N; ++n) {
-    ll += lse[std::size_t(n)] - std::log(double(S));
+    ll += lse[std::size_t(n)] - log_S;
     std::fill_n(w.shift.data() + std::size_t(n) * U, U, lse[std::size_t(n)]);
   }
   RowMatrixXd& Qp = w.Qp;  // r summed per state: Q padded to Uq columns for the 2-wide adds
@@ -129,17 +148,7 @@ NEMM_CLONES inline Gradient approx_gradient(const Model& m, const std::vector<Sp
     // columns from 0 upwards, the order of the former row loop (same bits).
     g.w.resize(D, L);
     g.a.setZero(D);
-    for (int u = 0; u < U; ++u) {
-      const double c = C[u];
-      const double* mu = f.mu.col(u).data();
-      const double* gp = Gp.data() + u;
-      double* gw = g.w.col(u).data();
-      double* ga = g.a.data();
-      for (int i = 0; i < D; ++i) {
-        gw[i] = (gp[std::size_t(i) * Uq] - mu[i] * c) * invN;
-        ga[i] += gw[i];
-      }
-    }
+    onehot_forward_gradient(Gp.data(), Uq, f.mu.data(), C.data(), D, U, invN, g.w.data(), g.a.data());
   } else {
     const RowMatrixXd G = Gp.leftCols(U) - (f.mu.array().rowwise() * C.array()).matrix();
     Eigen::MatrixXd Zu(U, L);

@@ -86,6 +86,7 @@ struct ForwardFields {
   RowMatrixXd H;         // D x pad2(U), zero padded: rows are summed two columns at a time
   Eigen::MatrixXd mu;    // D x U, column-major: one state's means are contiguous
   Eigen::VectorXd sp;    // U: sum_i softplus(H[i, u]), the normalizer of log A
+  std::vector<double> h, e;  // scratch: one state's fields and exponentials
 };
 
 // Fills f (reusing its storage): the fields of the given hidden states (codes).
@@ -95,17 +96,20 @@ inline void compute_forward_fields(const Settings& s, const Params& p, const std
   if (f.H.rows() != D || f.H.cols() != Uq) f.H = RowMatrixXd::Zero(D, Uq);
   f.mu.resize(D, U);
   f.sp.resize(U);
-  Eigen::VectorXd h(D), e(D);
+  f.h.resize(D);
+  f.e.resize(D);
+  double* h = f.h.data();
   for (int u = 0; u < U; ++u) {
     if (s.hidden == Hidden::OneHot && states[u] < uint64_t(s.L)) {  // a + w[:, z]: the same single add
-      h = p.a + p.w.col(Eigen::Index(states[u]));
+      add_vectors(h, p.a.data(), p.w.col(Eigen::Index(states[u])).data(), D);
     } else {
-      h = p.a;
+      std::copy_n(p.a.data(), D, h);
       for (int b = 0; b < s.L; ++b)
-        if (hidden_bit(states[u], b, s.hidden) != 0.0) h += p.w.col(b);
+        if (hidden_bit(states[u], b, s.hidden) != 0.0) add_to(h, p.w.col(b).data(), D);
     }
-    f.sp[u] = softplus_sum_sigmoid(h.data(), D, f.mu.col(u).data(), e.data());
-    f.H.col(u) = h;
+    f.sp[u] = softplus_sum_sigmoid(h, D, f.mu.col(u).data(), f.e.data());
+    double* Hu = f.H.data() + u;
+    for (int i = 0; i < D; ++i) Hu[std::size_t(i) * Uq] = h[i];
   }
 }
 

@@ -111,6 +111,26 @@ inline double logsumexp(const double* v, int n) {
   return m + std::log(s);
 }
 
+// Element-wise vector updates, cloned for AVX-512 / AVX2 where Eigen's own code is built for the
+// baseline only: each element sees the one operation Eigen would do (y + c x rounds c x first,
+// with no FMA), so the results are Eigen's bits.
+NEMM_CLONES inline void add_vectors(double* __restrict y, const double* __restrict a, const double* __restrict b,
+                                    int n) {
+  for (int i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
+NEMM_CLONES inline void add_to(double* __restrict y, const double* __restrict x, int n) {
+  for (int i = 0; i < n; ++i) y[i] += x[i];
+}
+NEMM_CLONES inline void subtract_from(double* __restrict y, const double* __restrict x, int n) {
+  for (int i = 0; i < n; ++i) y[i] -= x[i];
+}
+NEMM_CLONES inline void add_scaled(double* __restrict y, double c, const double* __restrict x, int n) {
+  for (int i = 0; i < n; ++i) y[i] += c * x[i];
+}
+NEMM_CLONES inline void scale(double* y, double c, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) y[i] *= c;
+}
+
 // out[i] = exp_nonpositive(v[i] - shift[i]): one loop over many rows' entries that vectorizes
 // (a row of a few hidden states is too short to).
 NEMM_CLONES inline void exp_of_difference(const double* v, const double* shift, std::size_t n, double* out) {

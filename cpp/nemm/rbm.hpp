@@ -144,14 +144,15 @@ inline HiddenSums enumerate_hidden(const Model& m, bool moments = true) {
       // column of w; the block's first field is built from scratch.
       const uint64_t code = s.hidden == Hidden::OneHot ? k : (k ^ (k >> 1));
       if (s.hidden == Hidden::OneHot) {
-        field = m.p.a + m.p.w.col(int(code));
+        add_vectors(field.data(), m.p.a.data(), m.p.w.col(int(code)).data(), D);
       } else if (k == k0) {
         field = m.p.a;
         for (int b = 0; b < L; ++b)
-          if ((code >> b) & 1u) field += m.p.w.col(b);
+          if ((code >> b) & 1u) add_to(field.data(), m.p.w.col(b).data(), D);
       } else {
         const int b = __builtin_ctzll(code ^ prev);
-        if ((code >> b) & 1u) field += m.p.w.col(b); else field -= m.p.w.col(b);
+        if ((code >> b) & 1u) add_to(field.data(), m.p.w.col(b).data(), D);
+        else subtract_from(field.data(), m.p.w.col(b).data(), D);
       }
       prev = code;
       double lw = softplus_sum_sigmoid(field.data(), D, sig.data(), e.data());
@@ -159,16 +160,20 @@ inline HiddenSums enumerate_hidden(const Model& m, bool moments = true) {
       if (lw > m_b + kSlack) {  // rescale what was summed against the old reference
         const double r = std::isfinite(m_b) ? std::exp(m_b - lw) : 0.0;
         tot *= r;
-        if (moments) { accw[blk] *= r; acca[blk] *= r; acch[blk] *= r; }
+        if (moments) {
+          scale(accw[blk].data(), r, std::size_t(accw[blk].size()));
+          scale(acca[blk].data(), r, std::size_t(D));
+          acch[blk] *= r;
+        }
         m_b = lw;
       }
       const double wt = std::exp(lw - m_b);
       tot += wt;
       if (!moments) continue;
-      acca[blk] += wt * sig;
+      add_scaled(acca[blk].data(), wt, sig.data(), D);
       for (int b = 0; b < L; ++b)
         if (hidden_bit(code, b, s.hidden) != 0.0) {
-          accw[blk].col(b) += wt * sig;
+          add_scaled(accw[blk].col(b).data(), wt, sig.data(), D);
           acch[blk][b] += wt;
         }
     }

@@ -12,13 +12,15 @@
 // - NEMM_CLONES: function multiversioning (AVX-512, AVX2 and default clones behind an ifunc
 //   resolver). ifunc needs GCC on x86-64 Linux with glibc; elsewhere the portable code alone.
 // - NEMM_HAVE_AVX2_ROWS: explicit AVX2 row kernels behind __builtin_cpu_supports (no ifunc).
-// Define NEMM_PORTABLE to build the portable code only (to check that both paths agree).
+// Define NEMM_PORTABLE to build the portable code only, NEMM_NO_AVX512 to leave out the AVX-512
+// code (to check that every path gives the same bits on a machine that has them all).
 // The AVX-512 clone (x86-64-v4: AVX-512 F, BW, DQ, VL) needs GCC 12 for an "arch=" clone. No
 // clone may contract a * b + c into an FMA (CMake passes -ffp-contract=off): every clone then
 // rounds exactly as the portable code, whatever its vector width.
 #if !defined(NEMM_PORTABLE) && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
     defined(__linux__) && defined(__GLIBC__)
-#if __GNUC__ >= 12
+#if __GNUC__ >= 12 && !defined(NEMM_NO_AVX512)
+#define NEMM_HAVE_AVX512 1
 #define NEMM_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define NEMM_CLONES __attribute__((target_clones("avx2", "default")))
