@@ -1,8 +1,14 @@
 """A hash over trained parameters, samples and hidden trajectories in the four modes.
 
-Refactors must leave it unchanged: run it before and after and compare the lines.
+Refactors must leave it unchanged: run it before and after and compare the lines with
+``behaviour_hash.expected``. Every build path must print them too: the default build (AVX-512 and
+AVX2 clones), ``-Ccmake.define.CMAKE_CXX_FLAGS=-DNEMM_NO_AVX512`` and ``-DNEMM_PORTABLE`` (SSE2).
 
     python tools/behaviour_hash.py
+
+A deliberate change of arithmetic re-records the file, with its reason in the commit. Last:
+the softplus normalizers sum ln(1 + e) as eight interleaved partial products instead of four
+(shorter multiply chains; issue 12), which moves the last bits of every log A.
 """
 
 from __future__ import annotations

@@ -49,31 +49,38 @@ inline double exp_nonpositive(double x) {
 // sum_i softplus(h_i) and sigmoid(h) with one exp per entry (h, sig, e: D entries; e is
 // scratch). softplus(h) = max(h, 0) + ln(1 + e) with e = exp(-|h|) in (0, 1], so
 // sum_i ln(1 + e_i) is the log of a product of factors in (1, 2]: these normalizers can neither
-// underflow nor (in chunks of 512) overflow, and one log per chunk replaces D logs.
+// underflow nor overflow, and one log per chunk of 512 entries replaces 512 logs.
 // (Probabilities themselves are never multiplied.)
 // sum_i softplus(h_i) = sum_i max(h_i, 0) + ln prod_i (1 + e_i), given e_i = exp(-|h_i|).
-// Four interleaved partial sums and products break the serial dependency chains; the order is
-// fixed, so the result does not depend on anything but the input. Always inlined into its two
-// callers below, which therefore give the same bits for the same h.
+// Eight interleaved partial sums and products, one 8-wide vector (one AVX-512 register, two
+// AVX2 or four SSE2 ones: the same lanes in every clone), keep the serial chains of multiplies
+// short; in a chunk of 512 each partial product is at most 2^71 and the product of the eight,
+// taken as a fixed pairwise tree, at most 2^519. The order is fixed, so the result depends on
+// nothing but the input. Always inlined into its two callers below, which therefore give the
+// same bits for the same h.
+typedef double f64x8 __attribute__((vector_size(64)));
 NEMM_ALWAYS_INLINE double softplus_sum_of_exps(const double* h, int D, const double* e) {
-  double lin[4] = {0, 0, 0, 0}, logs = 0;
+  const f64x8 zero = {0, 0, 0, 0, 0, 0, 0, 0}, one = {1, 1, 1, 1, 1, 1, 1, 1};
+  f64x8 lin = zero;
+  double logs = 0;
   for (int c0 = 0; c0 < D; c0 += 512) {
     const int c1 = std::min(D, c0 + 512);
-    double prod[4] = {1, 1, 1, 1};
+    f64x8 prod = one;
     int i = c0;
-    for (; i + 4 <= c1; i += 4)
-      for (int j = 0; j < 4; ++j) {
-        lin[j] += h[i + j] > 0 ? h[i + j] : 0.0;
-        prod[j] *= 1.0 + e[i + j];
-      }
+    for (; i + 8 <= c1; i += 8) {
+      f64x8 hv, ev;
+      std::memcpy(&hv, h + i, sizeof(hv));
+      std::memcpy(&ev, e + i, sizeof(ev));
+      lin += hv > zero ? hv : zero;
+      prod *= one + ev;
+    }
     for (; i < c1; ++i) {
       lin[0] += h[i] > 0 ? h[i] : 0.0;
       prod[0] *= 1.0 + e[i];
     }
-    // Each partial product covers at most 128 factors in (1, 2]: far from overflow.
-    logs += std::log(prod[0] * prod[1]) + std::log(prod[2] * prod[3]);
+    logs += std::log(((prod[0] * prod[4]) * (prod[2] * prod[6])) * ((prod[1] * prod[5]) * (prod[3] * prod[7])));
   }
-  return (lin[0] + lin[1]) + (lin[2] + lin[3]) + logs;
+  return (((lin[0] + lin[4]) + (lin[2] + lin[6])) + ((lin[1] + lin[5]) + (lin[3] + lin[7]))) + logs;
 }
 
 // sum_i softplus(h_i), and sigmoid(h_i) into sig (e: D entries of scratch).
@@ -124,8 +131,19 @@ NEMM_CLONES inline void add_to(double* __restrict y, const double* __restrict x,
 NEMM_CLONES inline void subtract_from(double* __restrict y, const double* __restrict x, int n) {
   for (int i = 0; i < n; ++i) y[i] -= x[i];
 }
-NEMM_CLONES inline void add_scaled(double* __restrict y, double c, const double* __restrict x, int n) {
-  for (int i = 0; i < n; ++i) y[i] += c * x[i];
+// ys[t][i] += c x[i] for k vectors ys[t] at once: c x is formed once per element (the same
+// product each add_scaled would form), in blocks that stay in registers.
+NEMM_CLONES inline void add_scaled(double* const* ys, int k, double c, const double* __restrict x, int n) {
+  constexpr int kBlock = 64;
+  double cx[kBlock];
+  for (int i0 = 0; i0 < n; i0 += kBlock) {
+    const int m = std::min(n - i0, kBlock);
+    for (int i = 0; i < m; ++i) cx[i] = c * x[i0 + i];
+    for (int t = 0; t < k; ++t) {
+      double* __restrict y = ys[t] + i0;
+      for (int i = 0; i < m; ++i) y[i] += cx[i];
+    }
+  }
 }
 NEMM_CLONES inline void scale(double* y, double c, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] *= c;

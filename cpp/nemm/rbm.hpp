@@ -132,6 +132,7 @@ inline HiddenSums enumerate_hidden(const Model& m, bool moments = true) {
   for (long blk = 0; blk < long(B); ++blk) {
     const uint64_t k0 = S * uint64_t(blk) / B, k1 = S * uint64_t(blk + 1) / B;
     Eigen::VectorXd field(D), sig(D), e(D);
+    std::vector<double*> targets(std::size_t(L) + 1);  // the sums that p(h) sigmoid(w h + a) goes into
     if (moments) {
       accw[blk].setZero(D, L);
       acca[blk].setZero(D);
@@ -170,12 +171,14 @@ inline HiddenSums enumerate_hidden(const Model& m, bool moments = true) {
       const double wt = std::exp(lw - m_b);
       tot += wt;
       if (!moments) continue;
-      add_scaled(acca[blk].data(), wt, sig.data(), D);
+      int k_targets = 0;
+      targets[k_targets++] = acca[blk].data();
       for (int b = 0; b < L; ++b)
         if (hidden_bit(code, b, s.hidden) != 0.0) {
-          add_scaled(accw[blk].col(b).data(), wt, sig.data(), D);
+          targets[k_targets++] = accw[blk].col(b).data();
           acch[blk][b] += wt;
         }
+      add_scaled(targets.data(), k_targets, wt, sig.data(), D);
     }
     mx[blk] = m_b;
     s0[blk] = tot;
