@@ -43,7 +43,7 @@ import tempfile  # noqa: E402
 import textwrap  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -542,12 +542,14 @@ def section_allocations(res: Results, threads_all: int) -> None:
             return
     res.extra["allocations"] = data
     # Long core calls take the GIL every 5 ms to check for Ctrl-C (cpp/bindings/interrupt.hpp),
-    # and Python may allocate there (about 0.3 times per check, measured). The chain step itself
-    # must allocate nothing, so the extra allocations of the longer run are bounded by the number
-    # of checks its extra time allows (2 per 5 ms interval, at least 2), not by its extra steps.
+    # and Python may allocate there (about 0.3 times per check, measured); the longer call's
+    # larger output array takes other allocation paths in numpy (up to 9 more calls, measured,
+    # allowed 16). The chain step itself must allocate nothing: one malloc per step would add
+    # 100,000 here, so the bound is the checks its extra time allows (2 per 5 ms interval) plus
+    # that fixed allowance, never a number of the order of its extra steps.
     for key in ("hidden_trajectory_C1", "hidden_trajectory_binary8_C4"):
         a, b, per_step, extra_seconds = data[key]
-        allowed = max(2, int(2 * extra_seconds / 0.005))
+        allowed = 16 + int(2 * extra_seconds / 0.005)
         check(b - a <= allowed, f"the chain loop allocates ({key}): {b - a} more mallocs over 100,000 more double "
                                 f"steps, more than the {allowed} of its signal checks")
     for key, (a, b, per, _) in data.items():
@@ -577,7 +579,7 @@ def _reference_binary_lnp(m: Machine, X: np.ndarray, log_pbar: np.ndarray, chunk
 
 
 def section_issue12(res: Results, X: np.ndarray, cfg: Config, threads_all: int, yard: float | None,
-                    yard_cpu: float | None, machine_fit_s: float, machine_fit_cpu: float) -> dict[str, Any]:
+                    yard_cpu: float | None, machine_fit_s: float) -> dict[str, Any]:
     """Thread scaling of the tied chain, exact ln p at L = 16, the RBM fit against a nemm fit."""
     out: dict[str, Any] = {}
     res.section("8. issue 12 workloads: tied chains, exact ln p of binary L = 16, the equilibrium RBM fit")
@@ -614,22 +616,35 @@ def section_issue12(res: Results, X: np.ndarray, cfg: Config, threads_all: int, 
                      f"{err:.1e}; same bits on 1 and {threads_all} threads")
     set_threads(1)
 
-    # The equilibrium RBM (exact gradient over the enumerated hidden layer) against a nemm fit.
+    # The equilibrium RBM (exact gradient over the enumerated hidden layer) against a nemm fit,
+    # timed in alternation with that nemm fit (the paper protocol again): a ratio of two timings
+    # taken minutes apart would measure the machine's drift as much as the code.
     from nemm.rbm import RBM
 
     epochs = 3 if cfg.quick else 100
+    fits: dict[str, Callable[[], Any]] = {
+        "nemm": lambda: Machine(6, n_epochs=cfg.protocol_epochs, random_state=0).fit(X),
+        "onehot": lambda: RBM(6, hidden="onehot", n_epochs=epochs, random_state=0).fit(X),
+        "binary": lambda: RBM(6, hidden="binary", n_epochs=epochs, random_state=0).fit(X),
+    }
+    best = {k: (math.inf, math.nan) for k in fits}  # (wall, CPU) seconds of the fastest round
+    last_fit: dict[str, Any] = {}
+    for _ in range(max(3, cfg.protocol_repeats)):
+        for k, fit in fits.items():
+            wall, cpu = harness.cpu_time_of(lambda: last_fit.__setitem__(k, fit()))
+            if wall < best[k][0]:
+                best[k] = (wall, cpu)
+    nemm_s, nemm_cpu = best["nemm"]
+    res.add("rbm.nemm_fit_s", "nemm Machine(6).fit, timed in alternation with the RBM fits", nemm_s, "s",
+            note=f"CPU {nemm_cpu:.3f} s; section 3 measured {machine_fit_s:.3f} s")
     for hidden in ("onehot", "binary"):
-        box_r: list[Any] = []
-        info = {}
-        sec = best_time(lambda: box_r.append(RBM(6, hidden=hidden, n_epochs=epochs, random_state=0).fit(X)),
-                        repeats=cfg.protocol_repeats, info=info)
-        last = float(box_r[-1].history_["loglik"][-1])
+        sec, cpu = best[hidden]
+        last = float(last_fit[hidden].history_["loglik"][-1])
         check(math.isfinite(last) and last > -200, f"RBM ({hidden}) ended with ln p {last}")
-        out[f"rbm_{hidden}"] = (sec, info["cpu"])
+        out[f"rbm_{hidden}"] = (sec, cpu, nemm_s, nemm_cpu)
         res.add(f"rbm.{hidden}6_fit_s", f"RBM(6, {hidden}) fit, {epochs} epochs x 30 steps, exact gradient", sec,
-                "s", sec / machine_fit_s, "RBM/nemm fit",
-                note=f"CPU {info['cpu']:.3f} s = {info['cpu'] / machine_fit_cpu:.2f}x nemm's CPU seconds; "
-                     f"ln p {last:.2f}")
+                "s", sec / nemm_s, "RBM/nemm fit",
+                note=f"CPU {cpu:.3f} s = {cpu / nemm_cpu:.2f}x nemm's CPU seconds; ln p {last:.2f}")
     return out
 
 
@@ -694,7 +709,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
         log("5. exact log-likelihood ...")
         section_loglik(res, m6, X, cfg)
         log("8. issue 12 workloads ...")
-        i12 = section_issue12(res, X, cfg, threads_all, yard, ys.get("steps_per_cpu_s"), sec, pinfo["cpu"])
+        i12 = section_issue12(res, X, cfg, threads_all, yard, ys.get("steps_per_cpu_s"), sec)
         if not args.no_scaling:
             log("6. scaling ...")
             section_scaling(res, m6, X, cfg, threads_all, None if args.plot == "" else Path(args.plot))
@@ -747,9 +762,9 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
                    note=(f"seconds x yardstick steps/s, same run; per CPU-second "
                          f"{proto['cpu']['ours'] * ycpu:,.0f}" if (full and ycpu) else ""))
         for hidden in ("onehot", "binary"):
-            r_s, r_cpu = i12[f"rbm_{hidden}"]
-            res.target(f"RBM(6, {hidden}) fit / nemm fit", r_s / sec, TARGETS["rbm_vs_machine_fit"], at_most=True,
-                       note=f"CPU-second ratio {r_cpu / pinfo['cpu']:.2f}")
+            r_s, r_cpu, n_s, n_cpu = i12[f"rbm_{hidden}"]
+            res.target(f"RBM(6, {hidden}) fit / nemm fit", r_s / n_s, TARGETS["rbm_vs_machine_fit"], at_most=True,
+                       note=f"timed in alternation; CPU-second ratio {r_cpu / n_cpu:.2f}")
         Lx = 12 if cfg.quick else 16
         lnp = min(v for k, v in i12.items() if k.startswith("lnp_t"))
         res.target(f"exact ln p, binary L={Lx}, {len(X)} digits (s)", lnp, TARGETS["exact_lnp_L16_s"], at_most=True,
