@@ -47,13 +47,34 @@ struct VisibleSums {
   long n = 0;
 };
 
-// ln sum_h exp(-E(x, h)) for one row, and E[h | x] into q (L). u: scratch (Lq).
-inline double rbm_row(const Model& m, Span x, double* u, double* q, double* gain) {
+// The table of the RBM's rows: row i = [w[i, 0..L), a_i, 0 ...], W = pad2(L + 1) wide, and the
+// initial values [abar, 0, 0 ...]: one sparse row sum over x gives u = w^T x + abar and, in
+// column L, a.x. Built from the parameters (after every update) by rbm_rows_of.
+struct RBMRows {
+  int W = 0;
+  std::vector<double> table, init;
+};
+inline RBMRows rbm_rows_of(const Model& m) {
+  const int D = m.s.D, L = m.s.L;
+  RBMRows r;
+  r.W = pad2(L + 1);
+  r.table.assign(std::size_t(D) * r.W, 0.0);
+  for (int i = 0; i < D; ++i) {
+    double* row = r.table.data() + std::size_t(i) * r.W;
+    for (int b = 0; b < L; ++b) row[b] = m.p.w(i, b);
+    row[L] = m.p.a[i];
+  }
+  r.init.assign(r.W, 0.0);
+  for (int b = 0; b < L; ++b) r.init[b] = m.p.abar[b];
+  return r;
+}
+
+// ln sum_h exp(-E(x, h)) for one row, and E[h | x] into q (L). u: scratch (W).
+inline double rbm_row(const Model& m, const RBMRows& rows, Span x, double* u, double* q, double* gain) {
   const Settings& s = m.s;
-  backward_field(m.backward_table(), m.Lq, m.field_bias_d.data(), x, u);  // u = w^T x + abar
+  sum_rows(rows.table.data(), rows.W, x, rows.init.data(), u, rows.W);  // u = w^T x + abar; u[L] = a.x
   backward_probs(s, u, q, gain);  // softmax (one-hot) or sigmoid (binary): P(h | x)
-  double ax = 0;
-  for (int32_t k = 0; k < x.n; ++k) ax += m.p.a[x.p[k]];
+  const double ax = u[s.L];
   if (s.hidden == Hidden::OneHot) return ax + logsumexp(u, s.L);
   double sp = 0;  // factorized: logsumexp over 2^L codes = sum_b softplus(u_b)
   for (int b = 0; b < s.L; ++b) sp += std::max(u[b], 0.0) + std::log1p(std::exp(-std::abs(u[b])));
@@ -61,27 +82,28 @@ inline double rbm_row(const Model& m, Span x, double* u, double* q, double* gain
 }
 
 inline VisibleSums visible_sums(const Model& m, const std::vector<Span>& X, bool moments = true) {
-  const int D = m.s.D, L = m.s.L, Lq = m.Lq;
+  const int D = m.s.D, L = m.s.L;
+  const RBMRows rows = rbm_rows_of(m);
+  const int W = rows.W;
   const long N = long(X.size());
   constexpr long kBlock = 256;
   const long B = (N + kBlock - 1) / kBlock;
-  std::vector<RowMatrixXd> acc(B);
-  std::vector<Eigen::VectorXd> xs(B), hs(B);
+  std::vector<RowMatrixXd> acc(B);  // D x W: columns 0..L) sum x E[h | x]^T, column L sums x
+  std::vector<Eigen::VectorXd> hs(B);
   std::vector<double> lu(B, 0.0);
 #pragma omp parallel for schedule(static) if (B > 1)
   for (long b = 0; b < B; ++b) {
-    std::vector<double> u(Lq), q(Lq, 0.0), gain(L);
+    std::vector<double> u(W), q(W, 0.0), gain(L);
+    q[L] = 1.0;  // the scatter of [E[h | x], 1] adds x itself into column L
     if (moments) {
-      acc[b].setZero(D, Lq);
-      xs[b].setZero(D);
+      acc[b].setZero(D, W);
       hs[b].setZero(L);
     }
     double l = 0;
     for (long n = b * kBlock; n < std::min(N, (b + 1) * kBlock); ++n) {
-      l += rbm_row(m, X[n], u.data(), q.data(), gain.data());
+      l += rbm_row(m, rows, X[n], u.data(), q.data(), gain.data());
       if (!moments) continue;
-      scatter_rows(acc[b].data(), Lq, X[n], q.data(), Lq);
-      for (int32_t k = 0; k < X[n].n; ++k) xs[b][X[n].p[k]] += 1.0;
+      scatter_rows(acc[b].data(), W, X[n], q.data(), W);
       for (int j = 0; j < L; ++j) hs[b][j] += q[j];
     }
     lu[b] = l;
@@ -97,7 +119,7 @@ inline VisibleSums visible_sums(const Model& m, const std::vector<Span>& X, bool
     out.log_unnorm += lu[b];
     if (!moments) continue;
     out.xh += acc[b].leftCols(L);
-    out.x += xs[b];
+    out.x += acc[b].col(L);
     out.h += hs[b];
   }
   return out;
@@ -214,11 +236,12 @@ inline Eigen::VectorXd rbm_log_likelihood(const Model& m, const std::vector<Span
   const double log_Z = enumerate_hidden(m, false).log_Z;
   const long N = long(X.size());
   Eigen::VectorXd out(N);
+  const RBMRows rows = rbm_rows_of(m);
 #pragma omp parallel if (N > 1024)
   {
-    std::vector<double> u(m.Lq), q(m.Lq), gain(m.s.L);
+    std::vector<double> u(rows.W), q(rows.W), gain(m.s.L);
 #pragma omp for schedule(static)
-    for (long n = 0; n < N; ++n) out[n] = rbm_row(m, X[n], u.data(), q.data(), gain.data()) - log_Z;
+    for (long n = 0; n < N; ++n) out[n] = rbm_row(m, rows, X[n], u.data(), q.data(), gain.data()) - log_Z;
   }
   return out;
 }
