@@ -69,16 +69,18 @@ inline RBMRows rbm_rows_of(const Model& m) {
   return r;
 }
 
-// ln sum_h exp(-E(x, h)) for one row, and E[h | x] into q (L). u: scratch (W).
-inline double rbm_row(const Model& m, const RBMRows& rows, Span x, double* u, double* q, double* gain) {
+// ln sum_h exp(-E(x, h)) for one row, and E[h | x] into q (L). u: scratch (W); scratch: L.
+inline double rbm_row(const Model& m, const RBMRows& rows, Span x, double* u, double* q, double* scratch) {
   const Settings& s = m.s;
   sum_rows(rows.table.data(), rows.W, x, rows.init.data(), u, rows.W);  // u = w^T x + abar; u[L] = a.x
-  backward_probs(s, u, q, gain);  // softmax (one-hot) or sigmoid (binary): P(h | x)
   const double ax = u[s.L];
-  if (s.hidden == Hidden::OneHot) return ax + logsumexp(u, s.L);
-  double sp = 0;  // factorized: logsumexp over 2^L codes = sum_b softplus(u_b)
-  for (int b = 0; b < s.L; ++b) sp += std::max(u[b], 0.0) + std::log1p(std::exp(-std::abs(u[b])));
-  return ax + sp;
+  if (s.hidden == Hidden::OneHot) {
+    backward_probs(s, u, q, scratch);  // softmax: P(h | x)
+    return ax + logsumexp(u, s.L);
+  }
+  // Factorized: P(h_b = 1 | x) = sigmoid(u_b), and the logsumexp over the 2^L codes is
+  // sum_b softplus(u_b): both from one exponential per unit, as for the visible layer.
+  return ax + softplus_sum_sigmoid(u, s.L, q, scratch);
 }
 
 inline VisibleSums visible_sums(const Model& m, const std::vector<Span>& X, bool moments = true) {
@@ -93,7 +95,7 @@ inline VisibleSums visible_sums(const Model& m, const std::vector<Span>& X, bool
   std::vector<double> lu(B, 0.0);
 #pragma omp parallel for schedule(static) if (B > 1)
   for (long b = 0; b < B; ++b) {
-    std::vector<double> u(W), q(W, 0.0), gain(L);
+    std::vector<double> u(W), q(W, 0.0), scratch(L);
     q[L] = 1.0;  // the scatter of [E[h | x], 1] adds x itself into column L
     if (moments) {
       acc[b].setZero(D, W);
@@ -101,7 +103,7 @@ inline VisibleSums visible_sums(const Model& m, const std::vector<Span>& X, bool
     }
     double l = 0;
     for (long n = b * kBlock; n < std::min(N, (b + 1) * kBlock); ++n) {
-      l += rbm_row(m, rows, X[n], u.data(), q.data(), gain.data());
+      l += rbm_row(m, rows, X[n], u.data(), q.data(), scratch.data());
       if (!moments) continue;
       scatter_rows(acc[b].data(), W, X[n], q.data(), W);
       for (int j = 0; j < L; ++j) hs[b][j] += q[j];
@@ -239,9 +241,9 @@ inline Eigen::VectorXd rbm_log_likelihood(const Model& m, const std::vector<Span
   const RBMRows rows = rbm_rows_of(m);
 #pragma omp parallel if (N > 1024)
   {
-    std::vector<double> u(rows.W), q(rows.W), gain(m.s.L);
+    std::vector<double> u(rows.W), q(rows.W), scratch(m.s.L);
 #pragma omp for schedule(static)
-    for (long n = 0; n < N; ++n) out[n] = rbm_row(m, rows, X[n], u.data(), q.data(), gain.data()) - log_Z;
+    for (long n = 0; n < N; ++n) out[n] = rbm_row(m, rows, X[n], u.data(), q.data(), scratch.data()) - log_Z;
   }
   return out;
 }
@@ -294,14 +296,16 @@ inline RBMGradient rbm_pcd_gradient(const Model& m, Chains& chains, Recording& r
 }
 
 // m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p += lr mhat / (sqrt(vhat) + eps): ascent,
-// with the bias corrections c1 = 1 - b1^t, c2 = 1 - b2^t.
+// with the bias corrections c1 = 1 - b1^t, c2 = 1 - b2^t (as the factors lr / c1 and 1 / c2:
+// one division per element instead of three).
 NEMM_CLONES static void adam_update(double* __restrict p, const double* __restrict g, double* __restrict mom,
                                     double* __restrict v, std::size_t n, double lr, double b1, double b2, double eps,
                                     double c1, double c2) {
+  const double step = lr / c1, inv_c2 = 1.0 / c2;
   for (std::size_t i = 0; i < n; ++i) {
     mom[i] = b1 * mom[i] + (1.0 - b1) * g[i];
     v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
-    p[i] += lr * (mom[i] / c1) / (std::sqrt(v[i] / c2) + eps);
+    p[i] += step * mom[i] / (std::sqrt(v[i] * inv_c2) + eps);
   }
 }
 
