@@ -414,6 +414,27 @@ def paper_protocol(X: np.ndarray | None = None, *, n_epochs: int = 120, repeats:
     return sec, m, ll
 
 
+def step_profile(res: "Results", key: str, label: str, estimator: Any, X: np.ndarray, n_epochs: int) -> None:
+    """Where the time of a fit's steps goes, measured in the run itself: adds a row per part.
+
+    ``estimator`` (a Machine or an RBM, unfitted) trains one epoch, then ``n_epochs - 1`` more
+    with the engine's step profile on (``start_profiling``/``stop_profiling``): the seconds of
+    each part of the steps, clocked in C++, and what the Python loop around them adds.
+    """
+    estimator.partial_fit(X, n_epochs=1)
+    engine = estimator._engine
+    engine.start_profiling()
+    wall, _ = cpu_time_of(lambda: estimator.partial_fit(X, n_epochs=max(1, n_epochs - 1)))
+    prof = engine.stop_profiling()
+    steps = int(prof.pop("steps"))
+    check(steps > 0, f"{label}: the step profile counted no steps")
+    parts = dict(prof)
+    parts["outside the steps (Python loop, calls)"] = max(0.0, wall - sum(prof.values()))
+    for name, seconds in parts.items():
+        res.add(f"{key}.{name.split()[0]}_us", f"  {label} per step: {name}", seconds / steps * 1e6, "us",
+                note=f"{100 * seconds / wall:.0f} % of {wall:.3f} s over {steps} steps (C++ clock)")
+
+
 _WORKER_DATA: dict[str, np.ndarray] = {}
 
 

@@ -245,6 +245,7 @@ def section_protocol(res: Results, X: np.ndarray, cfg: Config, numpy_machine_cls
             f"LL {ll:.2f} nats/digit (1e5-step occupancy)")
     res.add("protocol.ours_cpu_s", "  CPU seconds of that run", cpu, "s",
             note="one thread: about the wall time on a quiet machine")
+    harness.step_profile(res, "protocol.profile", "protocol", Machine(6, n_epochs=E, random_state=0), X, E)
     out: dict[str, Any] = {"ours": sec, "numpy": None, "torch": None, "cpu": {"ours": cpu}}
     for name, cls in (("numpy", numpy_machine_cls), ("torch", torch_machine_cls)):
         if cls is None:
@@ -634,6 +635,8 @@ def section_issue12(res: Results, X: np.ndarray, cfg: Config, threads_all: int, 
             wall, cpu = harness.cpu_time_of(lambda: last_fit.__setitem__(k, fit()))
             if wall < best[k][0]:
                 best[k] = (wall, cpu)
+    harness.step_profile(res, "rbm.profile", "binary RBM", RBM(6, hidden="binary", n_epochs=epochs, random_state=0),
+                         X, epochs)
     nemm_s, nemm_cpu = best["nemm"]
     res.add("rbm.nemm_fit_s", "nemm Machine(6).fit, timed in alternation with the RBM fits", nemm_s, "s",
             note=f"CPU {nemm_cpu:.3f} s; section 3 measured {machine_fit_s:.3f} s")
@@ -755,7 +758,8 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
                        None if e is None else e[-1], TARGETS["two_core_efficiency"], note=nt)
         full = not cfg.quick
         res.target("paper protocol, 1 thread (s)", proto["ours"] if full else None, TARGETS["paper_protocol_s"],
-                   at_most=True, note=f"CPU seconds {proto['cpu']['ours']:.3f}" if full else "quick: not measured")
+                   at_most=True, note=f"CPU seconds {proto['cpu']['ours']:.3f}; profile: section 3, "
+                                      "bench/README.md" if full else "quick: not measured")
         ycpu = ys.get("steps_per_cpu_s")
         res.target("paper protocol in yardstick double steps", proto["ours"] * yard if (full and yard) else None,
                    TARGETS["paper_protocol_yardstick_steps"], at_most=True,
@@ -764,7 +768,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
         for hidden in ("onehot", "binary"):
             r_s, r_cpu, n_s, n_cpu = i12[f"rbm_{hidden}"]
             res.target(f"RBM(6, {hidden}) fit / nemm fit", r_s / n_s, TARGETS["rbm_vs_machine_fit"], at_most=True,
-                       note=f"timed in alternation; CPU-second ratio {r_cpu / n_cpu:.2f}")
+                       note=f"timed in alternation; CPU-second ratio {r_cpu / n_cpu:.2f}; profile: section 8")
         Lx = 12 if cfg.quick else 16
         lnp = min(v for k, v in i12.items() if k.startswith("lnp_t"))
         res.target(f"exact ln p, binary L={Lx}, {len(X)} digits (s)", lnp, TARGETS["exact_lnp_L16_s"], at_most=True,

@@ -844,3 +844,21 @@ def test_binary_threshold_table_follows_parameter_changes():
     xa = m.sample(50, seed=3)
     xb = fresh.sample(50, seed=3)
     assert np.array_equal(xa, xb)
+
+
+# --------------------------------------------------------------------------- step profile
+def test_step_profile_times_the_parts_of_the_steps_it_ran():
+    # bench/suite.py reads this profile to show where a step's time goes.
+    rng = np.random.default_rng(0)
+    X = (rng.random((40, 30)) < 0.3).astype(np.uint8)
+    m = Machine(3, n_epochs=4, steps_per_epoch=5, random_state=0).partial_fit(X, n_epochs=1)
+    e = m._engine
+    e.start_profiling()
+    m.partial_fit(X, n_epochs=2)
+    prof = e.stop_profiling()
+    assert set(prof) == {"chain", "gradient", "update", "steps"}
+    assert prof["steps"] == 2 * 5
+    assert all(prof[k] > 0 for k in ("chain", "gradient", "update"))
+    m.partial_fit(X, n_epochs=1)  # stopped: nothing more is counted
+    e.start_profiling()
+    assert e.stop_profiling()["steps"] == 0

@@ -626,3 +626,15 @@ def test_concurrent_use_of_one_rbm_from_threads_is_serialized():
                          check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["ok", "19"]
+
+
+def test_step_profile_times_the_data_term_model_term_and_update():
+    rng = np.random.default_rng(1)
+    X = (rng.random((50, 20)) < 0.3).astype(np.uint8)
+    r = RBM(3, hidden="binary", n_epochs=3, batch_size=10, random_state=0).partial_fit(X, n_epochs=1)
+    r._engine.start_profiling()
+    r.partial_fit(X, n_epochs=2)
+    prof = r._engine.stop_profiling()
+    assert set(prof) == {"data term", "model term", "update", "steps"}
+    assert prof["steps"] == 2 * 5
+    assert all(prof[k] > 0 for k in ("data term", "model term", "update"))

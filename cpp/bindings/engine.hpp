@@ -18,6 +18,7 @@
 #include "chain_state.hpp"
 #include "convert.hpp"
 #include "interrupt.hpp"
+#include "step_profile.hpp"
 #include "nemm/chain.hpp"
 #include "nemm/gradient.hpp"
 #include "nemm/kernels.hpp"
@@ -32,6 +33,7 @@ namespace nemm::bindings {
 class Engine {
  public:
   Trainer tr;  // the model, persistent chains, training data and RMSprop state
+  StepTimes profile;  // filled while profiling (step_profile.hpp)
 
   Engine(int D, int L, const std::string& hidden, const std::string& normalization, bool centered, bool tied)
       : tr(make_settings(D, L, hidden, normalization, centered, tied)) {}

@@ -76,6 +76,14 @@ void register_engine(py::module_& m) {
       .def("set_optimizer_state", &Engine::set_optimizer_state, py::arg("vw"), py::arg("va"), py::arg("vwbar"),
            py::arg("vabar"),
            "Set the RMSprop accumulators (shapes as optimizer_state(); finite and non-negative).")
+      .def(
+          "start_profiling", [](Engine& e) { start_profiling(e.tr, e.profile); },
+          "From now on, train_steps adds the wall-clock seconds of each step's parts to a profile.")
+      .def(
+          "stop_profiling",
+          [](Engine& e) { return stop_profiling(e.tr, e.profile, {"chain", "gradient", "update"}); },
+          "Stop profiling and return the seconds spent since start_profiling in the chains (T double\n"
+          "steps), the gradient (eqs. 16-17) and the update (RMSprop and the tables), and the steps.")
       .def("train_steps", &Engine::train_steps, py::arg("rows"), py::arg("sizes"), py::arg("T"), py::arg("lr"),
            py::arg("rho"), py::arg("eps"), py::arg("freeze_a"), py::arg("epoch") = -1,
            "len(sizes) training steps (section III) in one call, without the GIL.\n\n"

@@ -10,6 +10,7 @@
 #include "convert.hpp"
 #include "nemm/rbm.hpp"
 #include "register.hpp"
+#include "step_profile.hpp"
 
 namespace py = pybind11;
 using namespace nemm;
@@ -29,6 +30,7 @@ py::dict gradient_dict(const RBMGradient& g) {
 class RBMEngine {
  public:
   RBMTrainer tr;
+  StepTimes profile;  // filled while profiling (step_profile.hpp)
 
   RBMEngine(int D, int L, const std::string& hidden) : tr(rbm_settings(D, L, parse_hidden(hidden))) {}
 
@@ -217,6 +219,14 @@ void register_rbm(py::module_& m) {
              e.tr.opt.reset(e.settings().D, e.settings().L);
              e.tr.lambda.resize(0);
            }, "Zero the optimizer's moments and forget the centering offset.")
+      .def(
+          "start_profiling", [](RBMEngine& e) { start_profiling(e.tr, e.profile); },
+          "From now on, train_steps adds the wall-clock seconds of each step's parts to a profile.")
+      .def(
+          "stop_profiling",
+          [](RBMEngine& e) { return stop_profiling(e.tr, e.profile, {"data term", "model term", "update"}); },
+          "Stop profiling and return the seconds spent since start_profiling in the data term, the model\n"
+          "term (enumeration or PCD chains) and the update (optimizer and tables), and the steps.")
       .def("train_steps", &RBMEngine::train_steps, py::arg("rows"), py::arg("sizes"), py::arg("gradient"),
            py::arg("k"), py::arg("centered"), py::arg("center_rate"),
            "Ascent steps on the minibatches of data rows `rows` (back to back, lengths `sizes`), with the "

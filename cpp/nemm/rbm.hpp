@@ -268,10 +268,13 @@ inline RBMGradient rbm_gradient_from(const VisibleSums& data, const Eigen::Matri
   return g;
 }
 
-inline RBMGradient rbm_exact_gradient(const Model& m, const std::vector<Span>& X) {
+// at: when given, receives the clock after the data term (at[0]) and after the model term (at[1]).
+inline RBMGradient rbm_exact_gradient(const Model& m, const std::vector<Span>& X, double* at = nullptr) {
   if (X.empty()) throw std::invalid_argument("empty minibatch");
   const VisibleSums data = visible_sums(m, X);
+  if (at) at[0] = StepTimes::now();
   const HiddenSums model = enumerate_hidden(m, true);
+  if (at) at[1] = StepTimes::now();
   RBMGradient g = rbm_gradient_from(data, model.xh, model.x, model.h);
   g.loglik = data.log_unnorm / double(data.n) - model.log_Z;
   return g;
@@ -281,10 +284,11 @@ inline RBMGradient rbm_exact_gradient(const Model& m, const std::vector<Span>& X
 // Blackwellized over h: mean over chains of [x' E[h|x']^T, x', E[h|x']]. ln Z (for the reported
 // likelihood) only when the hidden layer is small enough to enumerate for free.
 inline RBMGradient rbm_pcd_gradient(const Model& m, Chains& chains, Recording& rec, const std::vector<Span>& X, int k,
-                                    bool with_loglik) {
+                                    bool with_loglik, double* at = nullptr) {
   if (X.empty()) throw std::invalid_argument("empty minibatch");
   if (chains.size() == 0) throw std::runtime_error("no persistent chains");
   const VisibleSums data = visible_sums(m, X);
+  if (at) at[0] = StepTimes::now();
   chains.run(m, k, rec);
   std::vector<Span> fantasy(chains.size());
   for (int c = 0; c < chains.size(); ++c) fantasy[c] = Span{chains.chains[c].active.data(), chains.chains[c].n_active};
@@ -292,6 +296,7 @@ inline RBMGradient rbm_pcd_gradient(const Model& m, Chains& chains, Recording& r
   const double inv = 1.0 / double(model.n);
   RBMGradient g = rbm_gradient_from(data, model.xh * inv, model.x * inv, model.h * inv);
   if (with_loglik) g.loglik = data.log_unnorm / double(data.n) - enumerate_hidden(m, false).log_Z;
+  if (at) at[1] = StepTimes::now();
   return g;
 }
 
@@ -342,6 +347,7 @@ class RBMTrainer {
   SparseRows data;
   RBMOptimizer opt;
   Eigen::VectorXd lambda;  // L: centering offset of h, a running mean of E[h | x] over the data
+  StepTimes* times = nullptr;  // when set, step() adds the seconds of its parts here
 
   explicit RBMTrainer(const Settings& s) : model(s) { opt.reset(s.D, s.L); }
 
@@ -353,7 +359,9 @@ class RBMTrainer {
     const Settings& s = model.s;
     const std::vector<Span> X = data.spans(rows, n);
     const bool cheap_Z = rbm_n_states(s) <= 1024;
-    RBMGradient g = exact ? rbm_exact_gradient(model, X) : rbm_pcd_gradient(model, chains, recording, X, k, cheap_Z);
+    double at[3] = {times ? StepTimes::now() : 0.0, 0.0, 0.0};
+    RBMGradient g = exact ? rbm_exact_gradient(model, X, times ? at + 1 : nullptr)
+                          : rbm_pcd_gradient(model, chains, recording, X, k, cheap_Z, times ? at + 1 : nullptr);
     ++opt.t;
     const double c1 = 1.0 - std::pow(opt.b1, double(opt.t)), c2 = 1.0 - std::pow(opt.b2, double(opt.t));
     Eigen::MatrixXd dw = Eigen::MatrixXd::Zero(s.D, s.L);
@@ -375,6 +383,7 @@ class RBMTrainer {
     model.p.a += da;
     model.p.abar += dh;
     model.refresh(false);  // wbar = w^T again and the chain's tables; xbar unchanged
+    if (times) times->add(at[0], at[1], at[2], StepTimes::now());
     return g.loglik;
   }
 };

@@ -2,6 +2,7 @@
 // One step runs the persistent chains, takes the gradient of eqs. 16-17 and an RMSprop ascent
 // step. The epoch loop and the minibatch schedule live in Python.
 #pragma once
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -74,6 +75,23 @@ inline const char* nonfinite_part(const Eigen::MatrixXd& w, const Eigen::VectorX
   return nullptr;
 }
 
+// Wall-clock seconds of the three parts of the training steps, summed while a trainer's `times`
+// points here (bench/suite.py reads them to show where a step's time goes, in the run itself).
+// Machine: chain, gradient, update (RMSprop and table refresh); RBM: data term, model term, update.
+struct StepTimes {
+  double seconds[3] = {0, 0, 0};
+  long steps = 0;
+  static double now() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
+  void add(double t0, double t1, double t2, double t3) {
+    seconds[0] += t1 - t0;
+    seconds[1] += t2 - t1;
+    seconds[2] += t3 - t2;
+    ++steps;
+  }
+};
+
 class Trainer {
  public:
   Model model;
@@ -82,6 +100,7 @@ class Trainer {
   SparseRows data;
   RMSprop opt;
   GradientWorkspace work;
+  StepTimes* times = nullptr;  // when set, step() adds the seconds of its parts here
 
   explicit Trainer(const Settings& s) : model(s) { opt.reset(s); }
 
@@ -92,11 +111,16 @@ class Trainer {
   // failure the caller restores its snapshot: a failed step is never kept.
   std::string step(const int64_t* rows, long n_rows, int T, double lr, double rho, double eps, bool freeze_a,
                    double* loglik) {
+    const double t0 = times ? StepTimes::now() : 0.0;
     chains.run(model, T, recording);
+    const double t1 = times ? StepTimes::now() : 0.0;
     const Gradient g = approx_gradient(model, data.spans(rows, n_rows), recording.spans(), recording.z, &work);
+    const double t2 = times ? StepTimes::now() : 0.0;
     *loglik = g.loglik;
     if (std::isnan(g.loglik)) return "the log-likelihood estimate is NaN";
-    if (opt.step(model, g, lr, rho, eps, freeze_a)) return std::string();
+    const bool finite = opt.step(model, g, lr, rho, eps, freeze_a);
+    if (times) times->add(t0, t1, t2, StepTimes::now());
+    if (finite) return std::string();
     if (const char* part = nonfinite_part(g.w, g.a, g.wbar, g.abar))
       return std::string("the gradient of ") + part + " is not finite";
     const char* part = nonfinite_part(model.p.w, model.p.a, model.p.wbar, model.p.abar);
