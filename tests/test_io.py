@@ -221,14 +221,17 @@ def test_killed_save_loop_leaves_nothing_after_next_save(tmp_path, unnamed):
     for _ in range(4):
         proc = subprocess.Popen([sys.executable, "-c", script, str(path), "1" if unnamed else "0"],
                                 stdout=subprocess.PIPE, text=True)
-        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
-        deadline = time.monotonic() + 30
-        while not path.exists() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        time.sleep(float(rng.uniform(0.0, 0.2)))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        proc.stdout.close()
+        try:
+            assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+            deadline = time.monotonic() + 30
+            while not path.exists() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(float(rng.uniform(0.0, 0.2)))
+        finally:  # killed in any case: a failed check must not leave the save loop running
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
         load(path)  # whatever was killed, the model file is whole
     small_machine().save(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]

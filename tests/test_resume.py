@@ -225,12 +225,17 @@ def _python(code: str, **kw) -> subprocess.Popen:
 
 
 def _interrupt_after_ready(proc: subprocess.Popen, delay: float = 1.0) -> tuple[float, str, str]:
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(delay)
-    proc.send_signal(signal.SIGINT)
-    t0 = time.perf_counter()
-    out, err = proc.communicate(timeout=60)
-    return time.perf_counter() - t0, out, err
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        t0 = time.perf_counter()
+        out, err = proc.communicate(timeout=60)
+        return time.perf_counter() - t0, out, err
+    finally:  # a failed check must not leave the long call running
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 @pytest.mark.parametrize("call", [
