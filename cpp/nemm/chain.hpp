@@ -10,6 +10,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>  // the AVX-512 visible sampler
+#endif
 
 #include "math.hpp"
 #include "model.hpp"

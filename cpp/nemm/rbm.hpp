@@ -83,9 +83,9 @@ inline double rbm_row(const Model& m, const RBMRows& rows, Span x, double* u, do
   return ax + softplus_sum_sigmoid(u, s.L, q, scratch);
 }
 
-inline VisibleSums visible_sums(const Model& m, const std::vector<Span>& X, bool moments = true) {
+inline VisibleSums visible_sums(const Model& m, const RBMRows& rows, const std::vector<Span>& X,
+                                bool moments = true) {
   const int D = m.s.D, L = m.s.L;
-  const RBMRows rows = rbm_rows_of(m);
   const int W = rows.W;
   const long N = long(X.size());
   constexpr long kBlock = 256;
@@ -271,7 +271,7 @@ inline RBMGradient rbm_gradient_from(const VisibleSums& data, const Eigen::Matri
 // at: when given, receives the clock after the data term (at[0]) and after the model term (at[1]).
 inline RBMGradient rbm_exact_gradient(const Model& m, const std::vector<Span>& X, double* at = nullptr) {
   if (X.empty()) throw std::invalid_argument("empty minibatch");
-  const VisibleSums data = visible_sums(m, X);
+  const VisibleSums data = visible_sums(m, rbm_rows_of(m), X);
   if (at) at[0] = StepTimes::now();
   const HiddenSums model = enumerate_hidden(m, true);
   if (at) at[1] = StepTimes::now();
@@ -287,12 +287,13 @@ inline RBMGradient rbm_pcd_gradient(const Model& m, Chains& chains, Recording& r
                                     bool with_loglik, double* at = nullptr) {
   if (X.empty()) throw std::invalid_argument("empty minibatch");
   if (chains.size() == 0) throw std::runtime_error("no persistent chains");
-  const VisibleSums data = visible_sums(m, X);
+  const RBMRows rows = rbm_rows_of(m);
+  const VisibleSums data = visible_sums(m, rows, X);
   if (at) at[0] = StepTimes::now();
   chains.run(m, k, rec);
   std::vector<Span> fantasy(chains.size());
   for (int c = 0; c < chains.size(); ++c) fantasy[c] = Span{chains.chains[c].active.data(), chains.chains[c].n_active};
-  const VisibleSums model = visible_sums(m, fantasy);
+  const VisibleSums model = visible_sums(m, rows, fantasy);
   const double inv = 1.0 / double(model.n);
   RBMGradient g = rbm_gradient_from(data, model.xh * inv, model.x * inv, model.h * inv);
   if (with_loglik) g.loglik = data.log_unnorm / double(data.n) - enumerate_hidden(m, false).log_Z;

@@ -137,9 +137,6 @@ inline void scatter_rows_sse2(double* dst, int stride, Span x, const double* src
 
 #if !defined(NEMM_PORTABLE) && defined(__GNUC__) && defined(__x86_64__)
 #define NEMM_HAVE_AVX2_ROWS 1
-}  // namespace nemm
-#include <immintrin.h>
-namespace nemm {
 typedef double f64x4 __attribute__((vector_size(32)));  // one AVX register
 template <int NV4, int NV2>
 __attribute__((target("avx2"))) void sum_rows_avx2(const double* table, int stride, Span x, const double* init,
