@@ -183,15 +183,10 @@ def _kind_sentence(kinds: Sequence[Mapping[str, Any]]) -> str:
     return "; ".join(parts) + "."
 
 
-def report_markdown(res: Mapping[str, Any]) -> str:
-    """The text of report.md from a results dictionary."""
-    s = res["summary"]
+def _header_lines(res: Mapping[str, Any]) -> list[str]:
+    """The title, the protocol in one paragraph, and the kinds of model."""
     p = res["protocol"]
     L = p["n_hidden"]
-    em = res["baselines"]["em"]
-    variants = res.get("variants") or [{"name": p.get("normalization", ""), "seeds": res["seeds"],
-                                        "tied": res["baselines"].get("tied", []), "summary": s}]
-    models = res.get("models") or (list(res["seeds"]) + list(res["baselines"].get("rbm", [])))
     lines: list[str] = []
     add = lines.append
     add("# nemm reproduction of Baiesi & Rosso, section IV, with its baselines")
@@ -214,6 +209,17 @@ def report_markdown(res: Mapping[str, Any]) -> str:
     add("- **mixture**: the EM mixture of L product-Bernoullis (the ceiling of the one-hot family's "
         "likelihood), sampled by i.i.d. ancestral draws, the ideal mixer.")
     add("")
+    return lines
+
+
+def _summary_lines(res: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The summary: the kinds compared at comparable likelihood, then the headline numbers."""
+    s = res["summary"]
+    p = res["protocol"]
+    L = p["n_hidden"]
+    em = res["baselines"]["em"]
+    lines: list[str] = []
+    add = lines.append
     add("## Summary")
     add("")
     kinds = s.get("kinds") or []
@@ -261,6 +267,13 @@ def report_markdown(res: Mapping[str, Any]) -> str:
         f"steps; Tr(M)/L: median {fmt(s['self_transition_median'])} (random: 1/L = {1 / L:.3f}); class KL: "
         f"median {fmt(s['class_kl_median'])} nats.")
     add("")
+    return lines
+
+
+def _regime_lines(s: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The regime rules and the regimes found, per variant."""
+    lines: list[str] = []
+    add = lines.append
     add("## Regimes")
     add("")
     add("Every nemm seed is classified from its headline σ (Rao–Blackwell, with its error bar), τ and Tr(M)/L "
@@ -285,6 +298,14 @@ def report_markdown(res: Mapping[str, Any]) -> str:
             + f"; median ln p {fmt(vs['loglik_median'], '.2f')}, σ {fmt(vs['sigma_min'])} to "
             f"{fmt(vs['sigma_max'])}.")
     add("")
+    return lines
+
+
+def _figure_lines(res: Mapping[str, Any]) -> list[str]:
+    """The figures that were drawn, as Markdown images."""
+    s = res["summary"]
+    lines: list[str] = []
+    add = lines.append
     figs = res.get("files", {})
     if "fig2" in figs or "fig5" in figs:
         add("## Figures")
@@ -310,12 +331,26 @@ def report_markdown(res: Mapping[str, Any]) -> str:
         if "fig4" in figs:
             add("![Fig. 4: class KL, decorrelation time and mean self-transition against σ](fig4.png)")
             add("")
+    return lines
+
+
+def _failed_lines(res: Mapping[str, Any]) -> list[str]:
+    """The runs that failed, with their errors (nothing when none did)."""
+    lines: list[str] = []
+    add = lines.append
     if res.get("failed"):
         add("## Failed runs")
         add("")
         for r in res["failed"]:
             add(f"- `{r['run_id']}` ({r.get('kind')} seed {r.get('seed')}, {r.get('variant')}): {r.get('error')}")
         add("")
+    return lines
+
+
+def _models_lines(models: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The table of every model."""
+    lines: list[str] = []
+    add = lines.append
     add("## All models")
     add("")
     add("| kind | variant | seed | ln p (exact) | τ_int,class | τ (envelope) | cover time | σ (Rao–Blackwell) "
@@ -329,6 +364,15 @@ def report_markdown(res: Mapping[str, Any]) -> str:
             f"{fmt_pm(r['tau'], r.get('tau_err'))} | {fmt(r['self_transition'])} | {fmt(r['class_kl'])} | "
             f"{r['regime'] or '–'} |")
     add("")
+    return lines
+
+
+def _method_lines(res: Mapping[str, Any]) -> list[str]:
+    """How the numbers were obtained, and the files written."""
+    s = res["summary"]
+    p = res["protocol"]
+    lines: list[str] = []
+    add = lines.append
     add("## How the numbers were obtained")
     add("")
     seeds = res["seeds"]
@@ -364,6 +408,17 @@ def report_markdown(res: Mapping[str, Any]) -> str:
         "including per-epoch histories, M, currents and the σ curves), `runs/<run id>/` (each trained model and "
         "its record; the `model` column names the file: `nemm diagnose runs/<run id>/model.npz`).")
     add("")
+    return lines
+
+
+def report_markdown(res: Mapping[str, Any]) -> str:
+    """The text of report.md from a results dictionary."""
+    p = res["protocol"]
+    variants = res.get("variants") or [{"name": p.get("normalization", ""), "seeds": res["seeds"],
+                                        "tied": res["baselines"].get("tied", []), "summary": res["summary"]}]
+    models = res.get("models") or (list(res["seeds"]) + list(res["baselines"].get("rbm", [])))
+    lines = (_header_lines(res) + _summary_lines(res, variants) + _regime_lines(res["summary"], variants)
+             + _figure_lines(res) + _failed_lines(res) + _models_lines(models) + _method_lines(res))
     return "\n".join(lines)
 
 
