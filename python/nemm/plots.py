@@ -96,19 +96,36 @@ def fig2(
     baselines : sequence of dict
         Records of baseline runs (``loglik``, ``sigma``, ``sigma_err``; ``kind`` names them, default "tied").
     """
-    from matplotlib import cm, colormaps, colors
+    from matplotlib import cm
 
     sig = np.array([_num(r["sigma"]) for r in runs])
+    norm, cmap = _sigma_colors(sig)
+    fig = _figure(figsize=(16, 4.8), layout="constrained")
+    axes = fig.subplots(1, 3)
+    ax_ll, ax_sig, ax_fin = axes
+    _draw_training_curves(ax_ll, ax_sig, runs, sig, norm, cmap, em_ceiling)
+    _draw_final_quality(ax_fin, runs, sig, norm, cmap, em_ceiling, baselines)
+    sm = cm.ScalarMappable(norm=norm, cmap=cmap)
+    sm.set_array([])
+    fig.colorbar(sm, ax=axes, label="final σ (nats per step)", shrink=0.9)
+    fig.suptitle(f"Fig. 2 — {len(runs)} seeds", fontsize=11)
+    return _save(fig, path)
+
+
+def _sigma_colors(sig: np.ndarray) -> tuple[Any, Any]:
+    """The colour scale of the seeds' final sigma (viridis over the finite range)."""
+    from matplotlib import colormaps, colors
+
     finite = sig[np.isfinite(sig)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if hi <= lo:
         hi = lo + 1e-9
-    norm = colors.Normalize(vmin=lo, vmax=hi)
-    cmap = colormaps["viridis"]
+    return colors.Normalize(vmin=lo, vmax=hi), colormaps["viridis"]
 
-    fig = _figure(figsize=(16, 4.8), layout="constrained")
-    axes = fig.subplots(1, 3)
-    ax_ll, ax_sig, ax_fin = axes
+
+def _draw_training_curves(ax_ll: Any, ax_sig: Any, runs: Sequence[Mapping[str, Any]], sig: np.ndarray, norm: Any,
+                          cmap: Any, em_ceiling: float | None) -> None:
+    """Fig. 2 (a) and (b): ln p and sigma against epoch, one line per seed coloured by its final sigma."""
     tracked = any(r.get("history", {}).get("loglik_exact") for r in runs)
     for r, s in zip(runs, sig):
         h = r.get("history", {})
@@ -134,6 +151,10 @@ def fig2(
     ax_sig.set_ylabel("σ (nats per step)")
     ax_sig.set_title("(b) entropy production during training")
 
+
+def _draw_final_quality(ax_fin: Any, runs: Sequence[Mapping[str, Any]], sig: np.ndarray, norm: Any, cmap: Any,
+                        em_ceiling: float | None, baselines: Sequence[Mapping[str, Any]]) -> None:
+    """Fig. 2 (c): final ln p against final sigma, the baselines as squares and the EM ceiling."""
     ll = np.array([_num(r["loglik"]) for r in runs])
     err = np.array([_num(r.get("sigma_err")) for r in runs])
     for x, yv, e, s in zip(sig, ll, err, sig):
@@ -144,6 +165,21 @@ def fig2(
     top = max(list(fin) + ([em_ceiling] if em_ceiling is not None and np.isfinite(em_ceiling) else [])) \
         if fin.size else 0.0
     bottom = (float(fin.min()) if fin.size else top) - 0.15 * max(top - (float(fin.min()) if fin.size else top), 2.0)
+    _draw_baselines(ax_fin, baselines, bottom)
+    if fin.size:
+        span = max(top - bottom, 1.0)
+        ax_fin.set_ylim(bottom - 0.04 * span, top + 0.08 * span)
+    if em_ceiling is not None and np.isfinite(em_ceiling):
+        ax_fin.axhline(em_ceiling, color="k", ls="--", lw=1, label="EM ceiling")
+    if baselines or em_ceiling is not None:
+        ax_fin.legend(loc="best", fontsize=8)
+    ax_fin.set_xlabel("final σ (nats per step)")
+    ax_fin.set_ylabel("final mean ln p(x) (nats, exact)")
+    ax_fin.set_title("(c) quality against entropy production")
+
+
+def _draw_baselines(ax_fin: Any, baselines: Sequence[Mapping[str, Any]], bottom: float) -> None:
+    """The baselines of Fig. 2 (c): squares, or a marker with its value at ``bottom`` when below it."""
     for i, b in enumerate(baselines):
         bl = _num(b["loglik"])
         name = {"rbm": "RBM (equilibrium)", "tied": "tied machine (eqs. 16-17)"}.get(str(b.get("kind", "tied")),
@@ -156,21 +192,6 @@ def fig2(
         else:
             ax_fin.errorbar(_num(b["sigma"]), bl, xerr=_err(b.get("sigma_err")), fmt="s", ms=6, color="k",
                             mfc="white", capsize=2, label=label)
-    if fin.size:
-        span = max(top - bottom, 1.0)
-        ax_fin.set_ylim(bottom - 0.04 * span, top + 0.08 * span)
-    if em_ceiling is not None and np.isfinite(em_ceiling):
-        ax_fin.axhline(em_ceiling, color="k", ls="--", lw=1, label="EM ceiling")
-    if baselines or em_ceiling is not None:
-        ax_fin.legend(loc="best", fontsize=8)
-    ax_fin.set_xlabel("final σ (nats per step)")
-    ax_fin.set_ylabel("final mean ln p(x) (nats, exact)")
-    ax_fin.set_title("(c) quality against entropy production")
-    sm = cm.ScalarMappable(norm=norm, cmap=cmap)
-    sm.set_array([])
-    fig.colorbar(sm, ax=axes, label="final σ (nats per step)", shrink=0.9)
-    fig.suptitle(f"Fig. 2 — {len(runs)} seeds", fontsize=11)
-    return _save(fig, path)
 
 
 # --------------------------------------------------------------------------- Fig. 3
@@ -213,42 +234,62 @@ def fig3(
     """
     if machine.hidden != "onehot":
         raise ValueError("fig3 draws one-hot machines (one image per hidden state)")
+    occ, Mx = _occupancy_and_M(machine, occupancy, M, seed)
+    X, Z = machine.sample(int(n_steps), burn_in=1000, thin=1, n_chains=1, seed=seed, return_hidden=True)
+    mu = machine.mean_images(Z)
+    shp = shape or image_shape(int(machine.n_visible_))
+    ncol = max(int(machine.n_hidden), int(n_steps))
+    fig = _figure(figsize=(max(1.25 * ncol, 10), 10))
+    gs = fig.add_gridspec(5, ncol, height_ratios=[1, 1, 2.2, 1, 1], hspace=0.45, wspace=0.15,
+                          left=0.06, right=0.97, top=0.92, bottom=0.03)
+    _draw_weight_images(fig, gs, machine, occ, shp)
+    _draw_bias_and_M(fig, gs, machine.abar_, Mx, ncol)
+    _draw_trajectory(fig, gs, mu, X, Z, shp)
+    fig.suptitle(title or "Fig. 3", fontsize=11)
+    return _save(fig, path)
+
+
+def _occupancy_and_M(machine: "Machine", occupancy: Sequence[float] | None, M: Sequence[Sequence[float]] | None,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The given occupancy and M, the missing ones estimated from a 2e4-step chain."""
     from nemm import diagnostics as diag
 
-    L = int(machine.n_hidden)
-    D = int(machine.n_visible_)
-    shp = shape or image_shape(D)
     if occupancy is None or M is None:
         ts = diag.transition_statistics(machine, 20_000, n_chains=2, seed=seed, n_segments=4)
         occupancy = ts.pbar_e if occupancy is None else occupancy
         M = ts.M if M is None else M
-    occ = np.asarray(occupancy, dtype=float)
-    Mx = np.asarray(M, dtype=float)
-    X, Z = machine.sample(int(n_steps), burn_in=1000, thin=1, n_chains=1, seed=seed, return_hidden=True)
-    mu = machine.mean_images(Z)
+    return np.asarray(occupancy, dtype=float), np.asarray(M, dtype=float)
 
-    ncol = max(L, int(n_steps))
-    fig = _figure(figsize=(max(1.25 * ncol, 10), 10))
-    gs = fig.add_gridspec(5, ncol, height_ratios=[1, 1, 2.2, 1, 1], hspace=0.45, wspace=0.15,
-                          left=0.06, right=0.97, top=0.92, bottom=0.03)
+
+def _image(ax: Any, img: np.ndarray, shp: tuple[int, int], **kwargs: Any) -> None:
+    """One image without ticks (a one-row shape is stretched to the axes)."""
+    ax.imshow(img.reshape(shp), aspect="auto" if shp[0] == 1 else None, **kwargs)
+    ax.set_xticks([]), ax.set_yticks([])
+
+
+def _draw_weight_images(fig: Any, gs: Any, machine: "Machine", occ: np.ndarray, shp: tuple[int, int]) -> None:
+    """Fig. 3, rows 1 and 2: ``w[:, alpha]`` with the occupancy on top, and ``wbar[alpha, :]``."""
     w, wbar = machine.w_, machine.wbar_
     wlim = float(np.max(np.abs(w))) or 1.0
     wblim = float(np.max(np.abs(wbar))) or 1.0
-    for a in range(L):
+    for a in range(int(machine.n_hidden)):
         ax = fig.add_subplot(gs[0, a])
-        ax.imshow(w[:, a].reshape(shp), cmap="RdBu_r", vmin=-wlim, vmax=wlim, aspect="auto" if shp[0] == 1 else None)
+        _image(ax, w[:, a], shp, cmap="RdBu_r", vmin=-wlim, vmax=wlim)
         ax.set_title(f"z={a}  p̄={occ[a]:.3f}", fontsize=8)
-        ax.set_xticks([]), ax.set_yticks([])
         if a == 0:
             ax.set_ylabel("w", fontsize=9)
         ax = fig.add_subplot(gs[1, a])
-        ax.imshow(wbar[a].reshape(shp), cmap="RdBu_r", vmin=-wblim, vmax=wblim, aspect="auto" if shp[0] == 1 else None)
-        ax.set_xticks([]), ax.set_yticks([])
+        _image(ax, wbar[a], shp, cmap="RdBu_r", vmin=-wblim, vmax=wblim)
         if a == 0:
             ax.set_ylabel("w̄", fontsize=9)
+
+
+def _draw_bias_and_M(fig: Any, gs: Any, abar: np.ndarray, Mx: np.ndarray, ncol: int) -> None:
+    """Fig. 3, row 3: the hidden biases as bars and M as a heat map (with its values when L <= 12)."""
+    L = len(abar)
     half = max(ncol // 2, 1)
     ax_b = fig.add_subplot(gs[2, : max(half - 1, 1)])
-    ax_b.bar(np.arange(L), machine.abar_, color="0.4")
+    ax_b.bar(np.arange(L), abar, color="0.4")
     ax_b.set_xticks(np.arange(L))
     ax_b.set_xlabel("hidden state z")
     ax_b.set_ylabel("ā (hidden bias)")
@@ -265,20 +306,20 @@ def fig3(
     ax_m.set_ylabel("state z'")
     ax_m.set_title("M(z', z)", fontsize=9)
     fig.colorbar(im, ax=ax_m, fraction=0.046, pad=0.04)
-    for t in range(int(n_steps)):
+
+
+def _draw_trajectory(fig: Any, gs: Any, mu: np.ndarray, X: np.ndarray, Z: np.ndarray, shp: tuple[int, int]) -> None:
+    """Fig. 3, rows 4 and 5: the mean images ``mu_{x|z(t)}`` and the samples ``x(t+1) ~ A(z(t), .)``."""
+    for t in range(len(Z)):
         ax = fig.add_subplot(gs[3, t])
-        ax.imshow(mu[t].reshape(shp), cmap="gray_r", vmin=0, vmax=1, aspect="auto" if shp[0] == 1 else None)
+        _image(ax, mu[t], shp, cmap="gray_r", vmin=0, vmax=1)
         ax.set_title(f"t={t} z={int(Z[t])}", fontsize=7)
-        ax.set_xticks([]), ax.set_yticks([])
         if t == 0:
             ax.set_ylabel("μ(x|z(t))", fontsize=8)
         ax = fig.add_subplot(gs[4, t])
-        ax.imshow(X[t].reshape(shp), cmap="gray_r", vmin=0, vmax=1, aspect="auto" if shp[0] == 1 else None)
-        ax.set_xticks([]), ax.set_yticks([])
+        _image(ax, X[t], shp, cmap="gray_r", vmin=0, vmax=1)
         if t == 0:
             ax.set_ylabel("x ~ A(z(t),·)", fontsize=8)
-    fig.suptitle(title or "Fig. 3", fontsize=11)
-    return _save(fig, path)
 
 
 # --------------------------------------------------------------------------- Fig. 4
