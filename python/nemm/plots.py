@@ -1,10 +1,11 @@
-"""Figures of the paper's section IV (Figs. 2, 3 and 4), drawn with matplotlib.
+"""Figures of the paper's section IV (Figs. 2, 3 and 4) and of the reproduction (mixing, sigma), drawn with matplotlib.
 
 matplotlib is an optional dependency (``pip install "nemm[plots]"``); it is
 imported only when a figure is drawn. The figures are ``matplotlib.figure.Figure``
 objects, never pyplot, so the user's backend and open windows are left alone.
-Every function saves one PNG (atomically: a temporary file, then a rename)
-and returns its path.
+Every ``draw_*`` function returns a ``Figure``; every ``fig*`` function saves
+one as PNG (atomically: a temporary file, then a rename, :func:`save_png`) and
+returns its path.
 
 The figure functions take plain data (the per-seed records written by
 :func:`nemm.reproduce.reproduce`) or a :class:`~nemm.Machine`, so that they can
@@ -26,8 +27,8 @@ from nemm.results import as_float as _num
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.machine import Machine
 
-__all__ = ["KIND_STYLE", "REGIME_COLORS", "draw_mixing", "draw_sigma", "fig2", "fig3", "fig4", "fig_mixing", "fig_sigma",
-           "image_shape"]
+__all__ = ["KIND_STYLE", "REGIME_COLORS", "draw_fig2", "draw_fig3", "draw_fig4", "draw_mixing", "draw_sigma", "fig2",
+           "fig3", "fig4", "fig_mixing", "fig_sigma", "image_shape", "save_png"]
 
 #: Colours of the three regimes of :func:`nemm.reproduce.classify_regime`.
 REGIME_COLORS = {"near-equilibrium": "#1b9e77", "intermediate": "#7570b3", "cycling": "#d95f02"}
@@ -46,7 +47,7 @@ def _figure(**kwargs: Any) -> Any:
     return Figure(**kwargs)
 
 
-def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
+def save_png(fig: Any, path: str | os.PathLike[str]) -> Path:
     """Save ``fig`` as PNG at ``path`` atomically (Figure.savefig renders with Agg, whatever the backend)."""
     path = Path(path)
     with atomic_open(path) as fh:
@@ -76,7 +77,17 @@ def fig2(
     em_ceiling: float | None = None,
     baselines: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
-    """Fig. 2: training curves and the final log-likelihood against the entropy production.
+    """Save :func:`draw_fig2` of ``runs`` as PNG at ``path``."""
+    return save_png(draw_fig2(runs, em_ceiling=em_ceiling, baselines=baselines), path)
+
+
+def draw_fig2(
+    runs: Sequence[Mapping[str, Any]],
+    *,
+    em_ceiling: float | None = None,
+    baselines: Sequence[Mapping[str, Any]] = (),
+) -> Any:
+    """Fig. 2 as a ``Figure``: training curves and the final log-likelihood against the entropy production.
 
     Panels: (a) mean log-likelihood against epoch for every seed, coloured by the
     seed's final sigma (colour bar); (b) sigma against epoch; (c) final
@@ -89,8 +100,6 @@ def fig2(
         One record per seed with ``seed``, ``loglik`` (exact final), ``sigma``,
         ``sigma_err`` and ``history`` (``epoch``, ``loglik`` on the fly, and
         from tracking ``diag_epoch``, ``sigma``, ``loglik_exact``).
-    path : path-like
-        PNG to write.
     em_ceiling : float, optional
         EM mixture log-likelihood (the ceiling of the one-hot model).
     baselines : sequence of dict
@@ -109,7 +118,7 @@ def fig2(
     sm.set_array([])
     fig.colorbar(sm, ax=axes, label="final σ (nats per step)", shrink=0.9)
     fig.suptitle(f"Fig. 2 — {len(runs)} seeds", fontsize=11)
-    return _save(fig, path)
+    return fig
 
 
 def _sigma_colors(sig: np.ndarray) -> tuple[Any, Any]:
@@ -208,7 +217,22 @@ def fig3(
     title: str | None = None,
     shape: tuple[int, int] | None = None,
 ) -> Path:
-    """Fig. 3: anatomy of one one-hot machine.
+    """Save :func:`draw_fig3` of ``machine`` as PNG at ``path``."""
+    return save_png(draw_fig3(machine, occupancy=occupancy, M=M, n_steps=n_steps, seed=seed, title=title,
+                              shape=shape), path)
+
+
+def draw_fig3(
+    machine: "Machine",
+    *,
+    occupancy: Sequence[float] | None = None,
+    M: Sequence[Sequence[float]] | None = None,
+    n_steps: int = 12,
+    seed: int = 0,
+    title: str | None = None,
+    shape: tuple[int, int] | None = None,
+) -> Any:
+    """Fig. 3 as a ``Figure``: anatomy of one one-hot machine.
 
     Rows: the forward weights ``w[:, alpha]`` as images with the occupancy
     ``pbar(alpha)`` on top; the backward weights ``wbar[alpha, :]``; the hidden
@@ -220,7 +244,6 @@ def fig3(
     ----------
     machine : Machine
         A one-hot machine.
-    path : path-like
     occupancy, M : optional
         Precomputed occupancy and transition matrix (else estimated from a
         2e4-step chain).
@@ -246,7 +269,7 @@ def fig3(
     _draw_bias_and_M(fig, gs, machine.abar_, Mx, ncol)
     _draw_trajectory(fig, gs, mu, X, Z, shp)
     fig.suptitle(title or "Fig. 3", fontsize=11)
-    return _save(fig, path)
+    return fig
 
 
 def _occupancy_and_M(machine: "Machine", occupancy: Sequence[float] | None, M: Sequence[Sequence[float]] | None,
@@ -331,7 +354,12 @@ def fig4(
     *,
     L: int,
 ) -> Path:
-    """Fig. 4: class KL, decorrelation time and mean self-transition against sigma.
+    """Save :func:`draw_fig4` of ``runs`` as PNG at ``path``."""
+    return save_png(draw_fig4(runs, L=L), path)
+
+
+def draw_fig4(runs: Sequence[Mapping[str, Any]], *, L: int) -> Any:
+    """Fig. 4 as a ``Figure``: class KL, decorrelation time and mean self-transition against sigma.
 
     Log-scaled sigma axis; points coloured by regime (``regime`` key when
     present). ``tau = inf`` (a deterministic cycle) is drawn as an upward
@@ -344,7 +372,6 @@ def fig4(
     runs : sequence of dict
         Records with ``sigma``, ``sigma_err``, ``class_kl``, ``tau``, ``tau_err``,
         ``self_transition``, ``self_transition_err`` and optionally ``regime``.
-    path : path-like
     L : int
         Number of hidden states (for the ``1/L`` line).
     """
@@ -397,7 +424,7 @@ def fig4(
     hidden = int((~shown).sum())
     note = f"; {hidden} run(s) with σ ≤ 0 not shown on the log axis" if hidden else ""
     fig.suptitle(f"Fig. 4 — {int(shown.sum())} seeds{note}", fontsize=11)
-    return _save(fig, path)
+    return fig
 
 
 #: Markers and colours of the kinds of model of a reproduction.
@@ -466,7 +493,7 @@ def draw_mixing(models: Sequence[Mapping[str, Any]]) -> Any:
 
 def fig_mixing(models: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
     """Save :func:`draw_mixing` of ``models`` (records with ``kind``, ``loglik``, ``tau_int_class``) as PNG."""
-    return _save(draw_mixing(models), path)
+    return save_png(draw_mixing(models), path)
 
 
 def draw_sigma(models: Sequence[Mapping[str, Any]]) -> Any:
@@ -501,4 +528,4 @@ def draw_sigma(models: Sequence[Mapping[str, Any]]) -> Any:
 
 def fig_sigma(models: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
     """Save :func:`draw_sigma` of ``models`` as PNG."""
-    return _save(draw_sigma(models), path)
+    return save_png(draw_sigma(models), path)

@@ -19,9 +19,9 @@ from nemm.reproduce.regimes import REGIMES, regime_rules
 from nemm.results import as_float as _f
 from nemm.results import csv_text, write_json, write_text
 
-__all__ = ["CSV_COLUMNS", "assemble", "assemble_sweep", "csv_of", "describe_result", "draw_figures", "fmt", "fmt_pm",
-           "kind_summary", "rebuild_report", "report_markdown", "summarize", "table_text", "write_report",
-           "write_tables"]
+__all__ = ["CSV_COLUMNS", "assemble", "assemble_sweep", "csv_of", "describe_result", "draw_figures", "figure_jobs",
+           "figure_of", "fmt", "fmt_pm", "kind_summary", "rebuild_report", "report_markdown", "summarize",
+           "table_text", "write_report", "write_tables"]
 
 
 def fmt(v: Any, spec: str = ".3g") -> str:
@@ -427,30 +427,33 @@ def _fig3_title(tag: str, rec: Mapping[str, Any]) -> str:
             f"σ = {fmt_pm(rec['sigma'], rec['sigma_err'])}, τ = {fmt(rec['tau'])} ({rec['regime']})")
 
 
-def _draw_figure(job: Mapping[str, Any]) -> tuple[str, str]:
-    """One figure (a job that a worker pool can run): returns (name, path)."""
+def figure_of(job: Mapping[str, Any]) -> Any:
+    """The ``matplotlib.figure.Figure`` of one job of :func:`figure_jobs` (drawn, not saved)."""
     from nemm import load, plots
 
     if job["kind"] == "fig2":
-        path = plots.fig2(job["seeds"], job["path"], em_ceiling=job["em"], baselines=job["rbm"])
-    elif job["kind"] == "fig5":
-        path = plots.fig_mixing(job["models"], job["path"])
-    elif job["kind"] == "fig6":
-        path = plots.fig_sigma(job["models"], job["path"])
-    elif job["kind"] == "fig4":
-        path = plots.fig4(job["seeds"], job["path"], L=job["L"])
-    else:
-        rec = job["rec"]
-        path = plots.fig3(load(job["model"]), job["path"], occupancy=rec["occupancy"], M=rec["M"],
-                          seed=rec["seed"], title=job["title"])
-    return job["name"], str(path)
+        return plots.draw_fig2(job["seeds"], em_ceiling=job["em"], baselines=job["rbm"])
+    if job["kind"] == "fig5":
+        return plots.draw_mixing(job["models"])
+    if job["kind"] == "fig6":
+        return plots.draw_sigma(job["models"])
+    if job["kind"] == "fig4":
+        return plots.draw_fig4(job["seeds"], L=job["L"])
+    rec = job["rec"]
+    return plots.draw_fig3(load(job["model"]), occupancy=rec["occupancy"], M=rec["M"], seed=rec["seed"],
+                           title=job["title"])
 
 
-def draw_figures(res: Mapping[str, Any], out_dir: str | Path,
-                 map_fn: Callable[..., Iterable[tuple[str, str]]] = map) -> dict[str, str]:
-    """Draw Figs. 2, 3 (best and worst seed), 4, 5 (mixing) and 6 (sigma) of a results dictionary into ``out_dir``.
+def _draw_figure(job: Mapping[str, Any]) -> tuple[str, str]:
+    """One figure (a job that a worker pool can run): returns (name, path)."""
+    from nemm.plots import save_png
 
-    ``map_fn`` runs the four independent jobs (``map``, or a worker pool's ``map``).
+    return job["name"], str(save_png(figure_of(job), job["path"]))
+
+
+def figure_jobs(res: Mapping[str, Any], out_dir: str | Path) -> list[dict[str, Any]]:
+    """The figures of a results dictionary as independent jobs: kind, name, PNG path and their data.
+
     Fig. 3 reads the saved model of the seed (``record["model"]``, relative to ``out_dir``).
     """
     out = Path(out_dir)
@@ -474,7 +477,16 @@ def draw_figures(res: Mapping[str, Any], out_dir: str | Path,
          "models": [r for r in models if r["kind"] != "mixture"]},
         {"kind": "fig5", "name": "fig5", "path": str(out / "fig5_mixing.png"), "models": models},
     ]
-    drawn = dict(map_fn(_draw_figure, jobs))
+    return jobs
+
+
+def draw_figures(res: Mapping[str, Any], out_dir: str | Path,
+                 map_fn: Callable[..., Iterable[tuple[str, str]]] = map) -> dict[str, str]:
+    """Draw Figs. 2, 3 (best and worst seed), 4, 5 (mixing) and 6 (sigma) of a results dictionary into ``out_dir``.
+
+    ``map_fn`` runs the independent jobs of :func:`figure_jobs` (``map``, or a worker pool's ``map``).
+    """
+    drawn = dict(map_fn(_draw_figure, figure_jobs(res, out_dir)))
     return {k: drawn[k] for k in ("fig2", "fig3_best", "fig3_worst", "fig4", "fig5", "fig6") if k in drawn}
 
 
