@@ -64,7 +64,7 @@ class BernoulliNaiveBayes:
     def __init__(self, alpha: float = 1.0) -> None:
         self.alpha = alpha
 
-    def fit(self, X: object, y: object) -> "BernoulliNaiveBayes":
+    def fit(self, X: object, y: object) -> BernoulliNaiveBayes:
         """Fit on labeled binary data.
 
         Parameters

@@ -207,7 +207,7 @@ def _draw_baselines(ax_fin: Any, baselines: Sequence[Mapping[str, Any]], bottom:
 
 
 def fig3(
-    machine: "Machine",
+    machine: Machine,
     path: str | os.PathLike[str],
     *,
     occupancy: Sequence[float] | None = None,
@@ -223,7 +223,7 @@ def fig3(
 
 
 def draw_fig3(
-    machine: "Machine",
+    machine: Machine,
     *,
     occupancy: Sequence[float] | None = None,
     M: Sequence[Sequence[float]] | None = None,
@@ -272,15 +272,15 @@ def draw_fig3(
     return fig
 
 
-def _occupancy_and_M(machine: "Machine", occupancy: Sequence[float] | None, M: Sequence[Sequence[float]] | None,
+def _occupancy_and_M(machine: Machine, occupancy: Sequence[float] | None, M: Sequence[Sequence[float]] | None,
                      seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The given occupancy and M, the missing ones estimated from a 2e4-step chain."""
     from nemm import diagnostics as diag
 
     if occupancy is None or M is None:
         ts = diag.transition_statistics(machine, 20_000, n_chains=2, seed=seed, n_segments=4)
-        occupancy = ts.pbar_e if occupancy is None else occupancy
-        M = ts.M if M is None else M
+        return (np.asarray(ts.pbar_e if occupancy is None else occupancy, dtype=float),
+                np.asarray(ts.M if M is None else M, dtype=float))
     return np.asarray(occupancy, dtype=float), np.asarray(M, dtype=float)
 
 
@@ -290,7 +290,7 @@ def _image(ax: Any, img: np.ndarray, shp: tuple[int, int], **kwargs: Any) -> Non
     ax.set_xticks([]), ax.set_yticks([])
 
 
-def _draw_weight_images(fig: Any, gs: Any, machine: "Machine", occ: np.ndarray, shp: tuple[int, int]) -> None:
+def _draw_weight_images(fig: Any, gs: Any, machine: Machine, occ: np.ndarray, shp: tuple[int, int]) -> None:
     """Fig. 3, rows 1 and 2: ``w[:, alpha]`` with the occupancy on top, and ``wbar[alpha, :]``."""
     w, wbar = machine.w_, machine.wbar_
     wlim = float(np.max(np.abs(w))) or 1.0
@@ -392,17 +392,17 @@ def draw_fig4(runs: Sequence[Mapping[str, Any]], *, L: int) -> Any:
         log_y = bool(positive.size and positive.size == finite_vals.size
                      and positive.max() / positive.min() > 30)
         for i in np.flatnonzero(shown):
-            reg = str(runs[i].get("regime", ""))
+            reg = str(runs[int(i)].get("regime", ""))
             color = REGIME_COLORS.get(reg, "C0")
             used_regimes.add(reg)
-            xe = _num(runs[i].get("sigma_err"))
+            xe = _num(runs[int(i)].get("sigma_err"))
             v = vals[i]
             if key == "tau" and np.isinf(v):
                 ax.plot(sig[i], top * 2.0, marker="^", color=color, ms=7, ls="none")
                 continue
             if not np.isfinite(v):
                 continue
-            ye = _err(errs[i])
+            ye: Any = _err(errs[i])
             if ye is not None and log_y:  # a log axis cannot show a bar through zero: clip the lower arm
                 ye = np.array([[min(ye, 0.9 * v)], [ye]])
             ax.errorbar(sig[i], v, xerr=_err(xe), yerr=ye, fmt="o", ms=5, color=color, ecolor="0.6", capsize=2)

@@ -41,7 +41,8 @@ def fmt_pm(v: Any, e: Any, spec: str = ".3g") -> str:
     return fmt(v, spec)
 
 
-def _median(vals: Sequence[float]) -> float:
+def _median(vals: Sequence[Any]) -> float:
+    """Median over the finite values (NaN when there are none)."""
     a = np.array([_f(v) for v in vals], dtype=float)
     a = a[np.isfinite(a)]
     return float(np.median(a)) if a.size else float("nan")
