@@ -1,4 +1,4 @@
-"""Tests of the class-based mixing measures (nemm.mixing) against exact answers."""
+"""Tests of the class-based mixing measures (nemm.mixing, nemm.classifier, nemm.sample_mixing) against exact answers."""
 
 from __future__ import annotations
 
@@ -9,18 +9,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import nemm
+from nemm.classifier import BernoulliNaiveBayes
 from nemm.mixing import (
-    BernoulliNaiveBayes,
     MixingMeasures,
     class_autocorrelation,
     class_cover_time,
     class_cover_times,
     integrated_autocorrelation_time,
     mixing_measures,
-    mixing_of,
     mixing_measures_from_labels,
     sample_class_kl,
 )
+from nemm.sample_mixing import mixing_of
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -431,3 +432,18 @@ def test_mixing_of_rejects_other_objects(digits: tuple[np.ndarray, np.ndarray]) 
         mixing_of(object(), X[:100], y[:100], n_steps=10)
     with pytest.raises(ValueError, match="n_steps"):
         mixing_of(object(), X[:100], y[:100], n_steps=1)
+
+
+def test_the_math_layer_never_imports_a_model() -> None:
+    """mixing.py and classifier.py are pure array code; running a model is sample_mixing's job."""
+    import ast
+    from pathlib import Path
+
+    pkg = Path(nemm.__file__).resolve().parent
+    for name, allowed in (("mixing", {"_checks"}), ("classifier", {"_checks", "_logdomain"})):
+        tree = ast.parse((pkg / f"{name}.py").read_text(encoding="utf-8"))
+        imported = {(n.module or "").removeprefix("nemm.") for n in ast.walk(tree)
+                    if isinstance(n, ast.ImportFrom) and (n.level or (n.module or "").startswith("nemm"))}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+                     if a.name.startswith("nemm")}
+        assert imported == allowed, f"nemm.{name} imports {sorted(imported)}"

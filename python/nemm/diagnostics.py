@@ -1,8 +1,9 @@
 """Model-level diagnostics: run a machine's hidden chain and apply the Markov-chain math (spec "Diagnostics").
 
 :mod:`nemm.markov` holds the pure array functions (counts, M, pbar, sigma,
-tau, Tr(M)/L, class KL, error bars); this module runs fresh chains of a
-:class:`~nemm.Machine`, feeds them to those functions and returns dataclasses
+tau, Tr(M)/L, error bars) and :mod:`nemm.class_distribution` the class KL of
+eq. 22; this module runs fresh chains of a :class:`~nemm.Machine`, feeds them
+to those functions and returns dataclasses
 (:class:`TransitionStatistics`, :class:`Diagnosis`) that :mod:`nemm.results`
 writes as JSON or CSV. Equation numbers are those of Baiesi & Rosso,
 arXiv:2512.11415.

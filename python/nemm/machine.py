@@ -79,8 +79,9 @@ class Machine(Estimator):
     centered : bool
         Subtract the data mean inside the x -> z kernel (eq. 17).
     tied : bool
-        Share one weight matrix, ``wbar = w.T``: an RBM Gibbs sampler, the
-        equilibrium baseline, trained by the same loop.
+        Share one weight matrix, ``wbar = w.T``: a machine that samples like an
+        RBM's Gibbs chain but is trained by eqs. 16-17, a studied variant. The
+        equilibrium baseline is :class:`nemm.RBM`, trained by its own rule.
     learning_rate, rho, eps : float
         RMSprop ascent: ``v = rho v + (1 - rho) g**2``, ``p += lr g / (sqrt(v) + eps)``.
     n_epochs, steps_per_epoch : int

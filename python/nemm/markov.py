@@ -537,7 +537,7 @@ def _sigma_two_way(counts: np.ndarray) -> float:
     return _sigma_from_fluxes(counts / total, one_way_pairs="skip")
 
 
-# --------------------------------------------------------------------------- class KL
+# --------------------------------------------------------------------------- error bars
 
 
 def segment_error(values: object) -> tuple[float | np.ndarray, float | np.ndarray]:

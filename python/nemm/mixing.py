@@ -2,8 +2,9 @@
 
 Spec section "Mixing at equal likelihood": the paper's claim is that latent
 cycles decorrelate successive fantasy samples. Every generated visible state
-is labeled by a classifier fitted on the labeled data (a Bernoulli naive
-Bayes), and the sequence of labels is summarized by
+is labeled by a classifier fitted on the labeled data (by default
+:class:`nemm.classifier.BernoulliNaiveBayes`), and the sequence of labels is
+summarized by
 
 * ``tau_int_class``: the integrated autocorrelation time of the class
   indicator vector, with Sokal's automatic window;
@@ -12,8 +13,9 @@ Bayes), and the sequence of labels is summarized by
 
 The label functions are pure functions of integer arrays, so they serve any
 sampler: the nonequilibrium chain, an RBM's Gibbs chain, or i.i.d. draws (the
-ideal, ``tau_int_class = 1``). Equation numbers are those of Baiesi & Rosso,
-arXiv:2512.11415.
+ideal, ``tau_int_class = 1``). This module never runs a model: the mixing of
+a model's own chain is :func:`nemm.sample_mixing.mixing_of`. Equation numbers
+are those of Baiesi & Rosso, arXiv:2512.11415.
 
 Label arrays hold class *indices* ``0 .. n_classes - 1`` with time along the
 last axis: shape ``(T,)`` for one chain or ``(n_chains, T)`` for independent
@@ -29,144 +31,20 @@ from typing import Any, Literal, Protocol, overload
 import numpy as np
 
 from ._checks import as_binary_matrix
-from ._logdomain import logsumexp
 
 __all__ = [
-    "BernoulliNaiveBayes",
     "MixingMeasures",
     "class_autocorrelation",
     "class_cover_time",
     "class_cover_times",
     "integrated_autocorrelation_time",
-    "mixing_of",
     "mixing_measures",
     "mixing_measures_from_labels",
     "sample_class_kl",
 ]
 
-#: Rows per piece of the classifier's matrix product (see BernoulliNaiveBayes.joint_log_likelihood).
-_JLL_ROWS = 4096
-
 # Sokal's window constant: the smallest W with W >= SOKAL_C * tau_int(W).
 SOKAL_C = 5.0
-
-
-# --------------------------------------------------------------------------- classifier
-
-
-def _as_label_vector(y: object, n: int | None, name: str = "y") -> np.ndarray:
-    arr = np.asarray(y)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
-    if n is not None and arr.shape[0] != n:
-        raise ValueError(f"{name} has {arr.shape[0]} entries, expected {n} (one per row of X)")
-    if arr.size and not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
-        if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
-            raise TypeError(f"{name} must hold integer class labels, got dtype {arr.dtype}")
-        if not np.isfinite(arr).all() or not np.array_equal(arr, np.round(arr)):
-            raise ValueError(f"{name} must hold integer class labels")
-    return arr.astype(np.int64)
-
-
-class BernoulliNaiveBayes:
-    """Bernoulli naive Bayes on binary features with Laplace smoothing, in the log domain.
-
-    ``P(x | c) = prod_i theta_ci^x_i (1 - theta_ci)^(1 - x_i)`` with
-    ``theta_ci = (n_ci + alpha) / (n_c + 2 alpha)`` (``n_ci``: points of class
-    ``c`` with ``x_i = 1``), and the class prior ``n_c / N``. Only sums of
-    logarithms are ever formed: for ``D = 784`` the product underflows.
-
-    Parameters
-    ----------
-    alpha : float, default 1.0
-        Laplace (add-alpha) smoothing; must be positive so that no log is ``-inf``.
-
-    Attributes
-    ----------
-    classes_ : ndarray of int, shape (K,)
-        The class labels seen by :meth:`fit`, ascending.
-    class_log_prior_ : ndarray, shape (K,)
-        ``ln(n_c / N)``.
-    feature_log_prob_ : ndarray, shape (K, D)
-        ``ln theta_ci``.
-    feature_log_neg_prob_ : ndarray, shape (K, D)
-        ``ln(1 - theta_ci)``.
-    """
-
-    def __init__(self, alpha: float = 1.0) -> None:
-        self.alpha = alpha
-
-    def fit(self, X: object, y: object) -> "BernoulliNaiveBayes":
-        """Fit on labeled binary data.
-
-        Parameters
-        ----------
-        X : array_like of 0/1, shape (N, D)
-        y : array_like of int, shape (N,)
-            Class labels; at least two distinct classes.
-
-        Returns
-        -------
-        self
-        """
-        alpha = float(self.alpha)
-        if not (math.isfinite(alpha) and alpha > 0):
-            raise ValueError(f"alpha must be finite and positive, got {self.alpha!r}")
-        Xb = as_binary_matrix(X, "X")
-        labels = _as_label_vector(y, Xb.shape[0])
-        classes, idx, n_c = np.unique(labels, return_inverse=True, return_counts=True)
-        if classes.size < 2:
-            raise ValueError(f"y must contain at least 2 classes, got {classes.size}")
-        onehot = np.zeros((Xb.shape[0], classes.size))
-        onehot[np.arange(Xb.shape[0]), idx] = 1.0
-        n_ci = onehot.T @ Xb.astype(np.float64)  # (K, D) counts of ones per class
-        denom = (n_c + 2.0 * alpha)[:, None]
-        self.classes_ = classes
-        self.class_log_prior_ = np.log(n_c / n_c.sum())
-        self.feature_log_prob_ = np.log(n_ci + alpha) - np.log(denom)
-        self.feature_log_neg_prob_ = np.log(n_c[:, None] - n_ci + alpha) - np.log(denom)
-        return self
-
-    def _require_fitted(self) -> None:
-        if not hasattr(self, "classes_"):
-            raise RuntimeError("BernoulliNaiveBayes is not fitted; call fit(X, y) first")
-
-    def joint_log_likelihood(self, X: object) -> np.ndarray:
-        """``ln P(c) + ln P(x | c)`` for every row of ``X`` and class, shape (N, K)."""
-        self._require_fitted()
-        Xb = as_binary_matrix(X, "X", n_features=self.feature_log_prob_.shape[1])
-        # sum_i [x_i ln theta + (1 - x_i) ln(1 - theta)] = x . (ln theta - ln(1-theta)) + sum_i ln(1-theta)
-        diff = self.feature_log_prob_ - self.feature_log_neg_prob_
-        neg = self.feature_log_neg_prob_.sum(axis=1)
-        # In pieces of at least _JLL_ROWS rows: the float64 copy of a 20,000-sample chain would be
-        # 125 MB (most of the classifier's time, in page faults). Every piece stays a large matrix
-        # product (BLAS keeps its large-matrix kernel, so every row gets the same bits as in one
-        # product), and the two additions keep their order.
-        n = Xb.shape[0]
-        out = np.empty((n, diff.shape[0]))
-        edges = np.linspace(0, n, max(1, n // _JLL_ROWS) + 1).astype(np.int64)
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            out[lo:hi] = Xb[lo:hi].astype(np.float64) @ diff.T + neg + self.class_log_prior_
-        return out
-
-    def predict_log_proba(self, X: object) -> np.ndarray:
-        """Posterior ``ln P(c | x)``, shape (N, K), columns in the order of ``classes_``."""
-        jll = self.joint_log_likelihood(X)
-        return jll - logsumexp(jll, axis=1)[:, None]
-
-    def predict_index(self, X: object) -> np.ndarray:
-        """Index into ``classes_`` of the most probable class of each row (ties: the lowest), int64 (N,)."""
-        return np.argmax(self.joint_log_likelihood(X), axis=1).astype(np.int64)
-
-    def predict(self, X: object) -> np.ndarray:
-        """Most probable class label of each row, shape (N,)."""
-        idx = self.predict_index(X)  # checks that the model is fitted
-        return self.classes_[idx]
-
-    def score(self, X: object, y: object) -> float:
-        """Fraction of rows of ``X`` whose predicted label equals ``y``."""
-        pred = self.predict(X)
-        return float(np.mean(pred == _as_label_vector(y, pred.shape[0])))
 
 
 class Classifier(Protocol):
@@ -610,7 +488,7 @@ def mixing_measures(
         n_chains=1, thin=1)``), of several independent chains of equal length,
         or i.i.d. draws (the ideal: ``tau_int_class`` about 1).
     classifier : fitted classifier with ``classes_`` and ``predict``
-        E.g. :class:`BernoulliNaiveBayes` fitted on the labeled data.
+        E.g. :class:`nemm.classifier.BernoulliNaiveBayes` fitted on the labeled data.
     data_labels : array_like, shape (N,)
         Labels of the data (values from ``classifier.classes_``), for the class KL.
     pseudocount : float, default 0
@@ -640,79 +518,6 @@ def mixing_measures(
     didx = _class_indices(dl, classes, "data_labels")
     return mixing_measures_from_labels(idx, didx, classes.size, classes=classes, pseudocount=pseudocount,
                                        window=window)
-
-
-#: Default length of the mixing chain of :func:`mixing_of` (samples per chain).
-MIXING_STEPS = 20_000
-
-
-def mixing_of(
-    model: Any,
-    X: object,
-    y: object,
-    *,
-    n_steps: int = MIXING_STEPS,
-    seed: int | None = 0,
-    n_chains: int = 1,
-    burn_in: int = 1000,
-    classifier: Classifier | None = None,
-    window: Literal["abs", "sokal"] = "sokal",
-) -> MixingMeasures:
-    """Mixing of a model's own sampling chain, measured on the classes of its samples.
-
-    The one path for every kind of model (spec, "Mixing at equal likelihood"):
-
-    * a :class:`~nemm.Machine` (the nonequilibrium chain, tied or not) or an
-      :class:`~nemm.RBM` (its Gibbs chain): ``n_chains`` fresh chains of
-      ``n_steps`` consecutive visible states each (``thin=1``, after
-      ``burn_in`` double steps);
-    * a fitted :class:`~nemm.baselines.BernoulliMixture`: ``n_chains * n_steps``
-      i.i.d. ancestral draws (the ideal: ``tau_int_class`` about 1).
-
-    Parameters
-    ----------
-    model : Machine, RBM or BernoulliMixture
-        Fitted.
-    X : array_like of 0/1, (N, D)
-        Labeled data for the classifier.
-    y : array_like, (N,)
-        Labels of ``X`` (also ``P_data`` of the sample class KL).
-    n_steps : int
-        Samples per chain.
-    seed : int, optional
-        Seed of the chains or draws.
-    n_chains : int
-        Independent chains (each ``n_steps`` long; their labels are pooled as
-        :func:`class_autocorrelation` describes).
-    burn_in : int
-        Unrecorded double steps at the start of every chain (chains only).
-    classifier : fitted classifier, optional
-        Default: :class:`BernoulliNaiveBayes` fitted on ``(X, y)``; pass one to
-        reuse it across models.
-    window : {"abs", "sokal"}, default "sokal"
-        Window of ``tau_int_class``; the envelope value is reported beside it.
-
-    Returns
-    -------
-    MixingMeasures
-    """
-    T = int(n_steps)
-    C = int(n_chains)
-    if T < 2 or C < 1:
-        raise ValueError(f"need n_steps >= 2 and n_chains >= 1, got n_steps={n_steps!r}, n_chains={n_chains!r}")
-    clf = classifier if classifier is not None else BernoulliNaiveBayes().fit(X, y)
-    from .baselines import BernoulliMixture
-
-    if isinstance(model, BernoulliMixture):
-        draws, _ = model.sample(C * T, random_state=seed)
-        samples = np.asarray(draws).reshape(C, T, -1)
-    elif hasattr(model, "hidden_trajectory") and hasattr(model, "sample"):
-        # Machine.sample with several chains returns them one after another (chain-major rows).
-        draws = model.sample(C * T, n_chains=C, thin=1, burn_in=int(burn_in), seed=seed)
-        samples = np.asarray(draws).reshape(C, T, -1)
-    else:
-        raise TypeError(f"mixing_of needs a Machine, an RBM or a BernoulliMixture, got {type(model).__name__}")
-    return mixing_measures(samples, clf, y, window=window)
 
 
 def _class_indices(values: np.ndarray, classes: np.ndarray, name: str) -> np.ndarray:

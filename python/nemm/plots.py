@@ -1,10 +1,11 @@
-"""Figures of the paper's section IV (Figs. 2, 3 and 4), drawn with matplotlib.
+"""Figures of the paper's section IV (Figs. 2, 3 and 4) and of the reproduction (mixing, sigma), drawn with matplotlib.
 
 matplotlib is an optional dependency (``pip install "nemm[plots]"``); it is
 imported only when a figure is drawn. The figures are ``matplotlib.figure.Figure``
 objects, never pyplot, so the user's backend and open windows are left alone.
-Every function saves one PNG (atomically: a temporary file, then a rename)
-and returns its path.
+Every ``draw_*`` function returns a ``Figure``; every ``fig*`` function saves
+one as PNG (atomically: a temporary file, then a rename, :func:`save_png`) and
+returns its path.
 
 The figure functions take plain data (the per-seed records written by
 :func:`nemm.reproduce.reproduce`) or a :class:`~nemm.Machine`, so that they can
@@ -26,8 +27,8 @@ from nemm.results import as_float as _num
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.machine import Machine
 
-__all__ = ["KIND_STYLE", "REGIME_COLORS", "draw_mixing", "draw_sigma", "fig2", "fig3", "fig4", "fig_mixing", "fig_sigma",
-           "image_shape"]
+__all__ = ["KIND_STYLE", "REGIME_COLORS", "draw_fig2", "draw_fig3", "draw_fig4", "draw_mixing", "draw_sigma", "fig2",
+           "fig3", "fig4", "fig_mixing", "fig_sigma", "image_shape", "save_png"]
 
 #: Colours of the three regimes of :func:`nemm.reproduce.classify_regime`.
 REGIME_COLORS = {"near-equilibrium": "#1b9e77", "intermediate": "#7570b3", "cycling": "#d95f02"}
@@ -46,7 +47,7 @@ def _figure(**kwargs: Any) -> Any:
     return Figure(**kwargs)
 
 
-def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
+def save_png(fig: Any, path: str | os.PathLike[str]) -> Path:
     """Save ``fig`` as PNG at ``path`` atomically (Figure.savefig renders with Agg, whatever the backend)."""
     path = Path(path)
     with atomic_open(path) as fh:
@@ -76,7 +77,17 @@ def fig2(
     em_ceiling: float | None = None,
     baselines: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
-    """Fig. 2: training curves and the final log-likelihood against the entropy production.
+    """Save :func:`draw_fig2` of ``runs`` as PNG at ``path``."""
+    return save_png(draw_fig2(runs, em_ceiling=em_ceiling, baselines=baselines), path)
+
+
+def draw_fig2(
+    runs: Sequence[Mapping[str, Any]],
+    *,
+    em_ceiling: float | None = None,
+    baselines: Sequence[Mapping[str, Any]] = (),
+) -> Any:
+    """Fig. 2 as a ``Figure``: training curves and the final log-likelihood against the entropy production.
 
     Panels: (a) mean log-likelihood against epoch for every seed, coloured by the
     seed's final sigma (colour bar); (b) sigma against epoch; (c) final
@@ -89,26 +100,41 @@ def fig2(
         One record per seed with ``seed``, ``loglik`` (exact final), ``sigma``,
         ``sigma_err`` and ``history`` (``epoch``, ``loglik`` on the fly, and
         from tracking ``diag_epoch``, ``sigma``, ``loglik_exact``).
-    path : path-like
-        PNG to write.
     em_ceiling : float, optional
         EM mixture log-likelihood (the ceiling of the one-hot model).
     baselines : sequence of dict
         Records of baseline runs (``loglik``, ``sigma``, ``sigma_err``; ``kind`` names them, default "tied").
     """
-    from matplotlib import cm, colormaps, colors
+    from matplotlib import cm
 
     sig = np.array([_num(r["sigma"]) for r in runs])
+    norm, cmap = _sigma_colors(sig)
+    fig = _figure(figsize=(16, 4.8), layout="constrained")
+    axes = fig.subplots(1, 3)
+    ax_ll, ax_sig, ax_fin = axes
+    _draw_training_curves(ax_ll, ax_sig, runs, sig, norm, cmap, em_ceiling)
+    _draw_final_quality(ax_fin, runs, sig, norm, cmap, em_ceiling, baselines)
+    sm = cm.ScalarMappable(norm=norm, cmap=cmap)
+    sm.set_array([])
+    fig.colorbar(sm, ax=axes, label="final σ (nats per step)", shrink=0.9)
+    fig.suptitle(f"Fig. 2 — {len(runs)} seeds", fontsize=11)
+    return fig
+
+
+def _sigma_colors(sig: np.ndarray) -> tuple[Any, Any]:
+    """The colour scale of the seeds' final sigma (viridis over the finite range)."""
+    from matplotlib import colormaps, colors
+
     finite = sig[np.isfinite(sig)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if hi <= lo:
         hi = lo + 1e-9
-    norm = colors.Normalize(vmin=lo, vmax=hi)
-    cmap = colormaps["viridis"]
+    return colors.Normalize(vmin=lo, vmax=hi), colormaps["viridis"]
 
-    fig = _figure(figsize=(16, 4.8), layout="constrained")
-    axes = fig.subplots(1, 3)
-    ax_ll, ax_sig, ax_fin = axes
+
+def _draw_training_curves(ax_ll: Any, ax_sig: Any, runs: Sequence[Mapping[str, Any]], sig: np.ndarray, norm: Any,
+                          cmap: Any, em_ceiling: float | None) -> None:
+    """Fig. 2 (a) and (b): ln p and sigma against epoch, one line per seed coloured by its final sigma."""
     tracked = any(r.get("history", {}).get("loglik_exact") for r in runs)
     for r, s in zip(runs, sig):
         h = r.get("history", {})
@@ -134,6 +160,10 @@ def fig2(
     ax_sig.set_ylabel("σ (nats per step)")
     ax_sig.set_title("(b) entropy production during training")
 
+
+def _draw_final_quality(ax_fin: Any, runs: Sequence[Mapping[str, Any]], sig: np.ndarray, norm: Any, cmap: Any,
+                        em_ceiling: float | None, baselines: Sequence[Mapping[str, Any]]) -> None:
+    """Fig. 2 (c): final ln p against final sigma, the baselines as squares and the EM ceiling."""
     ll = np.array([_num(r["loglik"]) for r in runs])
     err = np.array([_num(r.get("sigma_err")) for r in runs])
     for x, yv, e, s in zip(sig, ll, err, sig):
@@ -144,6 +174,21 @@ def fig2(
     top = max(list(fin) + ([em_ceiling] if em_ceiling is not None and np.isfinite(em_ceiling) else [])) \
         if fin.size else 0.0
     bottom = (float(fin.min()) if fin.size else top) - 0.15 * max(top - (float(fin.min()) if fin.size else top), 2.0)
+    _draw_baselines(ax_fin, baselines, bottom)
+    if fin.size:
+        span = max(top - bottom, 1.0)
+        ax_fin.set_ylim(bottom - 0.04 * span, top + 0.08 * span)
+    if em_ceiling is not None and np.isfinite(em_ceiling):
+        ax_fin.axhline(em_ceiling, color="k", ls="--", lw=1, label="EM ceiling")
+    if baselines or em_ceiling is not None:
+        ax_fin.legend(loc="best", fontsize=8)
+    ax_fin.set_xlabel("final σ (nats per step)")
+    ax_fin.set_ylabel("final mean ln p(x) (nats, exact)")
+    ax_fin.set_title("(c) quality against entropy production")
+
+
+def _draw_baselines(ax_fin: Any, baselines: Sequence[Mapping[str, Any]], bottom: float) -> None:
+    """The baselines of Fig. 2 (c): squares, or a marker with its value at ``bottom`` when below it."""
     for i, b in enumerate(baselines):
         bl = _num(b["loglik"])
         name = {"rbm": "RBM (equilibrium)", "tied": "tied machine (eqs. 16-17)"}.get(str(b.get("kind", "tied")),
@@ -156,28 +201,13 @@ def fig2(
         else:
             ax_fin.errorbar(_num(b["sigma"]), bl, xerr=_err(b.get("sigma_err")), fmt="s", ms=6, color="k",
                             mfc="white", capsize=2, label=label)
-    if fin.size:
-        span = max(top - bottom, 1.0)
-        ax_fin.set_ylim(bottom - 0.04 * span, top + 0.08 * span)
-    if em_ceiling is not None and np.isfinite(em_ceiling):
-        ax_fin.axhline(em_ceiling, color="k", ls="--", lw=1, label="EM ceiling")
-    if baselines or em_ceiling is not None:
-        ax_fin.legend(loc="best", fontsize=8)
-    ax_fin.set_xlabel("final σ (nats per step)")
-    ax_fin.set_ylabel("final mean ln p(x) (nats, exact)")
-    ax_fin.set_title("(c) quality against entropy production")
-    sm = cm.ScalarMappable(norm=norm, cmap=cmap)
-    sm.set_array([])
-    fig.colorbar(sm, ax=axes, label="final σ (nats per step)", shrink=0.9)
-    fig.suptitle(f"Fig. 2 — {len(runs)} seeds", fontsize=11)
-    return _save(fig, path)
 
 
 # --------------------------------------------------------------------------- Fig. 3
 
 
 def fig3(
-    machine: "Machine",
+    machine: Machine,
     path: str | os.PathLike[str],
     *,
     occupancy: Sequence[float] | None = None,
@@ -187,7 +217,22 @@ def fig3(
     title: str | None = None,
     shape: tuple[int, int] | None = None,
 ) -> Path:
-    """Fig. 3: anatomy of one one-hot machine.
+    """Save :func:`draw_fig3` of ``machine`` as PNG at ``path``."""
+    return save_png(draw_fig3(machine, occupancy=occupancy, M=M, n_steps=n_steps, seed=seed, title=title,
+                              shape=shape), path)
+
+
+def draw_fig3(
+    machine: Machine,
+    *,
+    occupancy: Sequence[float] | None = None,
+    M: Sequence[Sequence[float]] | None = None,
+    n_steps: int = 12,
+    seed: int = 0,
+    title: str | None = None,
+    shape: tuple[int, int] | None = None,
+) -> Any:
+    """Fig. 3 as a ``Figure``: anatomy of one one-hot machine.
 
     Rows: the forward weights ``w[:, alpha]`` as images with the occupancy
     ``pbar(alpha)`` on top; the backward weights ``wbar[alpha, :]``; the hidden
@@ -199,7 +244,6 @@ def fig3(
     ----------
     machine : Machine
         A one-hot machine.
-    path : path-like
     occupancy, M : optional
         Precomputed occupancy and transition matrix (else estimated from a
         2e4-step chain).
@@ -213,42 +257,62 @@ def fig3(
     """
     if machine.hidden != "onehot":
         raise ValueError("fig3 draws one-hot machines (one image per hidden state)")
-    from nemm import diagnostics as diag
-
-    L = int(machine.n_hidden)
-    D = int(machine.n_visible_)
-    shp = shape or image_shape(D)
-    if occupancy is None or M is None:
-        ts = diag.transition_statistics(machine, 20_000, n_chains=2, seed=seed, n_segments=4)
-        occupancy = ts.pbar_e if occupancy is None else occupancy
-        M = ts.M if M is None else M
-    occ = np.asarray(occupancy, dtype=float)
-    Mx = np.asarray(M, dtype=float)
+    occ, Mx = _occupancy_and_M(machine, occupancy, M, seed)
     X, Z = machine.sample(int(n_steps), burn_in=1000, thin=1, n_chains=1, seed=seed, return_hidden=True)
     mu = machine.mean_images(Z)
-
-    ncol = max(L, int(n_steps))
+    shp = shape or image_shape(int(machine.n_visible_))
+    ncol = max(int(machine.n_hidden), int(n_steps))
     fig = _figure(figsize=(max(1.25 * ncol, 10), 10))
     gs = fig.add_gridspec(5, ncol, height_ratios=[1, 1, 2.2, 1, 1], hspace=0.45, wspace=0.15,
                           left=0.06, right=0.97, top=0.92, bottom=0.03)
+    _draw_weight_images(fig, gs, machine, occ, shp)
+    _draw_bias_and_M(fig, gs, machine.abar_, Mx, ncol)
+    _draw_trajectory(fig, gs, mu, X, Z, shp)
+    fig.suptitle(title or "Fig. 3", fontsize=11)
+    return fig
+
+
+def _occupancy_and_M(machine: Machine, occupancy: Sequence[float] | None, M: Sequence[Sequence[float]] | None,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The given occupancy and M, the missing ones estimated from a 2e4-step chain."""
+    from nemm import diagnostics as diag
+
+    if occupancy is None or M is None:
+        ts = diag.transition_statistics(machine, 20_000, n_chains=2, seed=seed, n_segments=4)
+        return (np.asarray(ts.pbar_e if occupancy is None else occupancy, dtype=float),
+                np.asarray(ts.M if M is None else M, dtype=float))
+    return np.asarray(occupancy, dtype=float), np.asarray(M, dtype=float)
+
+
+def _image(ax: Any, img: np.ndarray, shp: tuple[int, int], **kwargs: Any) -> None:
+    """One image without ticks (a one-row shape is stretched to the axes)."""
+    ax.imshow(img.reshape(shp), aspect="auto" if shp[0] == 1 else None, **kwargs)
+    ax.set_xticks([]), ax.set_yticks([])
+
+
+def _draw_weight_images(fig: Any, gs: Any, machine: Machine, occ: np.ndarray, shp: tuple[int, int]) -> None:
+    """Fig. 3, rows 1 and 2: ``w[:, alpha]`` with the occupancy on top, and ``wbar[alpha, :]``."""
     w, wbar = machine.w_, machine.wbar_
     wlim = float(np.max(np.abs(w))) or 1.0
     wblim = float(np.max(np.abs(wbar))) or 1.0
-    for a in range(L):
+    for a in range(int(machine.n_hidden)):
         ax = fig.add_subplot(gs[0, a])
-        ax.imshow(w[:, a].reshape(shp), cmap="RdBu_r", vmin=-wlim, vmax=wlim, aspect="auto" if shp[0] == 1 else None)
+        _image(ax, w[:, a], shp, cmap="RdBu_r", vmin=-wlim, vmax=wlim)
         ax.set_title(f"z={a}  p̄={occ[a]:.3f}", fontsize=8)
-        ax.set_xticks([]), ax.set_yticks([])
         if a == 0:
             ax.set_ylabel("w", fontsize=9)
         ax = fig.add_subplot(gs[1, a])
-        ax.imshow(wbar[a].reshape(shp), cmap="RdBu_r", vmin=-wblim, vmax=wblim, aspect="auto" if shp[0] == 1 else None)
-        ax.set_xticks([]), ax.set_yticks([])
+        _image(ax, wbar[a], shp, cmap="RdBu_r", vmin=-wblim, vmax=wblim)
         if a == 0:
             ax.set_ylabel("w̄", fontsize=9)
+
+
+def _draw_bias_and_M(fig: Any, gs: Any, abar: np.ndarray, Mx: np.ndarray, ncol: int) -> None:
+    """Fig. 3, row 3: the hidden biases as bars and M as a heat map (with its values when L <= 12)."""
+    L = len(abar)
     half = max(ncol // 2, 1)
     ax_b = fig.add_subplot(gs[2, : max(half - 1, 1)])
-    ax_b.bar(np.arange(L), machine.abar_, color="0.4")
+    ax_b.bar(np.arange(L), abar, color="0.4")
     ax_b.set_xticks(np.arange(L))
     ax_b.set_xlabel("hidden state z")
     ax_b.set_ylabel("ā (hidden bias)")
@@ -265,20 +329,20 @@ def fig3(
     ax_m.set_ylabel("state z'")
     ax_m.set_title("M(z', z)", fontsize=9)
     fig.colorbar(im, ax=ax_m, fraction=0.046, pad=0.04)
-    for t in range(int(n_steps)):
+
+
+def _draw_trajectory(fig: Any, gs: Any, mu: np.ndarray, X: np.ndarray, Z: np.ndarray, shp: tuple[int, int]) -> None:
+    """Fig. 3, rows 4 and 5: the mean images ``mu_{x|z(t)}`` and the samples ``x(t+1) ~ A(z(t), .)``."""
+    for t in range(len(Z)):
         ax = fig.add_subplot(gs[3, t])
-        ax.imshow(mu[t].reshape(shp), cmap="gray_r", vmin=0, vmax=1, aspect="auto" if shp[0] == 1 else None)
+        _image(ax, mu[t], shp, cmap="gray_r", vmin=0, vmax=1)
         ax.set_title(f"t={t} z={int(Z[t])}", fontsize=7)
-        ax.set_xticks([]), ax.set_yticks([])
         if t == 0:
             ax.set_ylabel("μ(x|z(t))", fontsize=8)
         ax = fig.add_subplot(gs[4, t])
-        ax.imshow(X[t].reshape(shp), cmap="gray_r", vmin=0, vmax=1, aspect="auto" if shp[0] == 1 else None)
-        ax.set_xticks([]), ax.set_yticks([])
+        _image(ax, X[t], shp, cmap="gray_r", vmin=0, vmax=1)
         if t == 0:
             ax.set_ylabel("x ~ A(z(t),·)", fontsize=8)
-    fig.suptitle(title or "Fig. 3", fontsize=11)
-    return _save(fig, path)
 
 
 # --------------------------------------------------------------------------- Fig. 4
@@ -290,7 +354,12 @@ def fig4(
     *,
     L: int,
 ) -> Path:
-    """Fig. 4: class KL, decorrelation time and mean self-transition against sigma.
+    """Save :func:`draw_fig4` of ``runs`` as PNG at ``path``."""
+    return save_png(draw_fig4(runs, L=L), path)
+
+
+def draw_fig4(runs: Sequence[Mapping[str, Any]], *, L: int) -> Any:
+    """Fig. 4 as a ``Figure``: class KL, decorrelation time and mean self-transition against sigma.
 
     Log-scaled sigma axis; points coloured by regime (``regime`` key when
     present). ``tau = inf`` (a deterministic cycle) is drawn as an upward
@@ -303,7 +372,6 @@ def fig4(
     runs : sequence of dict
         Records with ``sigma``, ``sigma_err``, ``class_kl``, ``tau``, ``tau_err``,
         ``self_transition``, ``self_transition_err`` and optionally ``regime``.
-    path : path-like
     L : int
         Number of hidden states (for the ``1/L`` line).
     """
@@ -324,17 +392,17 @@ def fig4(
         log_y = bool(positive.size and positive.size == finite_vals.size
                      and positive.max() / positive.min() > 30)
         for i in np.flatnonzero(shown):
-            reg = str(runs[i].get("regime", ""))
+            reg = str(runs[int(i)].get("regime", ""))
             color = REGIME_COLORS.get(reg, "C0")
             used_regimes.add(reg)
-            xe = _num(runs[i].get("sigma_err"))
+            xe = _num(runs[int(i)].get("sigma_err"))
             v = vals[i]
             if key == "tau" and np.isinf(v):
                 ax.plot(sig[i], top * 2.0, marker="^", color=color, ms=7, ls="none")
                 continue
             if not np.isfinite(v):
                 continue
-            ye = _err(errs[i])
+            ye: Any = _err(errs[i])
             if ye is not None and log_y:  # a log axis cannot show a bar through zero: clip the lower arm
                 ye = np.array([[min(ye, 0.9 * v)], [ye]])
             ax.errorbar(sig[i], v, xerr=_err(xe), yerr=ye, fmt="o", ms=5, color=color, ecolor="0.6", capsize=2)
@@ -356,7 +424,7 @@ def fig4(
     hidden = int((~shown).sum())
     note = f"; {hidden} run(s) with σ ≤ 0 not shown on the log axis" if hidden else ""
     fig.suptitle(f"Fig. 4 — {int(shown.sum())} seeds{note}", fontsize=11)
-    return _save(fig, path)
+    return fig
 
 
 #: Markers and colours of the kinds of model of a reproduction.
@@ -425,7 +493,7 @@ def draw_mixing(models: Sequence[Mapping[str, Any]]) -> Any:
 
 def fig_mixing(models: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
     """Save :func:`draw_mixing` of ``models`` (records with ``kind``, ``loglik``, ``tau_int_class``) as PNG."""
-    return _save(draw_mixing(models), path)
+    return save_png(draw_mixing(models), path)
 
 
 def draw_sigma(models: Sequence[Mapping[str, Any]]) -> Any:
@@ -460,4 +528,4 @@ def draw_sigma(models: Sequence[Mapping[str, Any]]) -> Any:
 
 def fig_sigma(models: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
     """Save :func:`draw_sigma` of ``models`` as PNG."""
-    return _save(draw_sigma(models), path)
+    return save_png(draw_sigma(models), path)

@@ -364,7 +364,7 @@ def _measure_large(machine: Any, X: np.ndarray, y: np.ndarray | None,
 
 def _mixing(machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Class-mixing measures of the machine's own sampling chain (needs nemm.mixing and labels)."""
-    from nemm.mixing import mixing_of
+    from nemm.sample_mixing import mixing_of
 
     if y is None:
         return {"tau_int_class": math.nan, "cover_time": math.nan, "class_kl_samples": math.nan}

@@ -10,7 +10,7 @@
 
 Every chain model gets :func:`nemm.diagnostics.diagnose` with the Rao-Blackwell
 entropy production as headline (spec, "Entropy production: which estimator"),
-and every model the class mixing of its own sampling chain (:func:`nemm.mixing.mixing_of`).
+and every model the class mixing of its own sampling chain (:func:`nemm.sample_mixing.mixing_of`).
 Side computations get seeds hashed from the run's seed (:func:`nemm._seeds.derive_seed`),
 stream 1 for the diagnostics chains and stream 2 for the mixing chain, as in a plain sweep.
 """
@@ -54,7 +54,7 @@ def _classifier(X: np.ndarray, y: np.ndarray | None, key: str) -> Any:
     if y is None:
         return None
     if key not in _CLASSIFIERS:
-        from nemm.mixing import BernoulliNaiveBayes
+        from nemm.classifier import BernoulliNaiveBayes
 
         _CLASSIFIERS.clear()
         _CLASSIFIERS[key] = BernoulliNaiveBayes().fit(X, y)
@@ -64,7 +64,7 @@ def _classifier(X: np.ndarray, y: np.ndarray | None, key: str) -> Any:
 def _mixing_record(model: Any, X: np.ndarray, y: np.ndarray | None, clf: Any, seed: int,
                    n_steps: int) -> dict[str, Any]:
     """The class-mixing measures of the model's own chain (NaN without labels)."""
-    from nemm.mixing import mixing_of
+    from nemm.sample_mixing import mixing_of
 
     if clf is None or n_steps < 2:
         return {k: math.nan for k in RECORD_MIXING}

@@ -19,9 +19,9 @@ from nemm.reproduce.regimes import REGIMES, regime_rules
 from nemm.results import as_float as _f
 from nemm.results import csv_text, write_json, write_text
 
-__all__ = ["CSV_COLUMNS", "assemble", "assemble_sweep", "csv_of", "describe_result", "draw_figures", "fmt", "fmt_pm",
-           "kind_summary", "rebuild_report", "report_markdown", "summarize", "table_text", "write_report",
-           "write_tables"]
+__all__ = ["CSV_COLUMNS", "assemble", "assemble_sweep", "csv_of", "describe_result", "draw_figures", "figure_jobs",
+           "figure_of", "fmt", "fmt_pm", "kind_summary", "rebuild_report", "report_markdown", "summarize",
+           "table_text", "write_report", "write_tables"]
 
 
 def fmt(v: Any, spec: str = ".3g") -> str:
@@ -41,7 +41,8 @@ def fmt_pm(v: Any, e: Any, spec: str = ".3g") -> str:
     return fmt(v, spec)
 
 
-def _median(vals: Sequence[float]) -> float:
+def _median(vals: Sequence[Any]) -> float:
+    """Median over the finite values (NaN when there are none)."""
     a = np.array([_f(v) for v in vals], dtype=float)
     a = a[np.isfinite(a)]
     return float(np.median(a)) if a.size else float("nan")
@@ -183,15 +184,10 @@ def _kind_sentence(kinds: Sequence[Mapping[str, Any]]) -> str:
     return "; ".join(parts) + "."
 
 
-def report_markdown(res: Mapping[str, Any]) -> str:
-    """The text of report.md from a results dictionary."""
-    s = res["summary"]
+def _header_lines(res: Mapping[str, Any]) -> list[str]:
+    """The title, the protocol in one paragraph, and the kinds of model."""
     p = res["protocol"]
     L = p["n_hidden"]
-    em = res["baselines"]["em"]
-    variants = res.get("variants") or [{"name": p.get("normalization", ""), "seeds": res["seeds"],
-                                        "tied": res["baselines"].get("tied", []), "summary": s}]
-    models = res.get("models") or (list(res["seeds"]) + list(res["baselines"].get("rbm", [])))
     lines: list[str] = []
     add = lines.append
     add("# nemm reproduction of Baiesi & Rosso, section IV, with its baselines")
@@ -214,6 +210,17 @@ def report_markdown(res: Mapping[str, Any]) -> str:
     add("- **mixture**: the EM mixture of L product-Bernoullis (the ceiling of the one-hot family's "
         "likelihood), sampled by i.i.d. ancestral draws, the ideal mixer.")
     add("")
+    return lines
+
+
+def _summary_lines(res: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The summary: the kinds compared at comparable likelihood, then the headline numbers."""
+    s = res["summary"]
+    p = res["protocol"]
+    L = p["n_hidden"]
+    em = res["baselines"]["em"]
+    lines: list[str] = []
+    add = lines.append
     add("## Summary")
     add("")
     kinds = s.get("kinds") or []
@@ -261,6 +268,13 @@ def report_markdown(res: Mapping[str, Any]) -> str:
         f"steps; Tr(M)/L: median {fmt(s['self_transition_median'])} (random: 1/L = {1 / L:.3f}); class KL: "
         f"median {fmt(s['class_kl_median'])} nats.")
     add("")
+    return lines
+
+
+def _regime_lines(s: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The regime rules and the regimes found, per variant."""
+    lines: list[str] = []
+    add = lines.append
     add("## Regimes")
     add("")
     add("Every nemm seed is classified from its headline σ (Rao–Blackwell, with its error bar), τ and Tr(M)/L "
@@ -285,6 +299,14 @@ def report_markdown(res: Mapping[str, Any]) -> str:
             + f"; median ln p {fmt(vs['loglik_median'], '.2f')}, σ {fmt(vs['sigma_min'])} to "
             f"{fmt(vs['sigma_max'])}.")
     add("")
+    return lines
+
+
+def _figure_lines(res: Mapping[str, Any]) -> list[str]:
+    """The figures that were drawn, as Markdown images."""
+    s = res["summary"]
+    lines: list[str] = []
+    add = lines.append
     figs = res.get("files", {})
     if "fig2" in figs or "fig5" in figs:
         add("## Figures")
@@ -310,12 +332,26 @@ def report_markdown(res: Mapping[str, Any]) -> str:
         if "fig4" in figs:
             add("![Fig. 4: class KL, decorrelation time and mean self-transition against σ](fig4.png)")
             add("")
+    return lines
+
+
+def _failed_lines(res: Mapping[str, Any]) -> list[str]:
+    """The runs that failed, with their errors (nothing when none did)."""
+    lines: list[str] = []
+    add = lines.append
     if res.get("failed"):
         add("## Failed runs")
         add("")
         for r in res["failed"]:
             add(f"- `{r['run_id']}` ({r.get('kind')} seed {r.get('seed')}, {r.get('variant')}): {r.get('error')}")
         add("")
+    return lines
+
+
+def _models_lines(models: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The table of every model."""
+    lines: list[str] = []
+    add = lines.append
     add("## All models")
     add("")
     add("| kind | variant | seed | ln p (exact) | τ_int,class | τ (envelope) | cover time | σ (Rao–Blackwell) "
@@ -329,6 +365,15 @@ def report_markdown(res: Mapping[str, Any]) -> str:
             f"{fmt_pm(r['tau'], r.get('tau_err'))} | {fmt(r['self_transition'])} | {fmt(r['class_kl'])} | "
             f"{r['regime'] or '–'} |")
     add("")
+    return lines
+
+
+def _method_lines(res: Mapping[str, Any]) -> list[str]:
+    """How the numbers were obtained, and the files written."""
+    s = res["summary"]
+    p = res["protocol"]
+    lines: list[str] = []
+    add = lines.append
     add("## How the numbers were obtained")
     add("")
     seeds = res["seeds"]
@@ -364,6 +409,17 @@ def report_markdown(res: Mapping[str, Any]) -> str:
         "including per-epoch histories, M, currents and the σ curves), `runs/<run id>/` (each trained model and "
         "its record; the `model` column names the file: `nemm diagnose runs/<run id>/model.npz`).")
     add("")
+    return lines
+
+
+def report_markdown(res: Mapping[str, Any]) -> str:
+    """The text of report.md from a results dictionary."""
+    p = res["protocol"]
+    variants = res.get("variants") or [{"name": p.get("normalization", ""), "seeds": res["seeds"],
+                                        "tied": res["baselines"].get("tied", []), "summary": res["summary"]}]
+    models = res.get("models") or (list(res["seeds"]) + list(res["baselines"].get("rbm", [])))
+    lines = (_header_lines(res) + _summary_lines(res, variants) + _regime_lines(res["summary"], variants)
+             + _figure_lines(res) + _failed_lines(res) + _models_lines(models) + _method_lines(res))
     return "\n".join(lines)
 
 
@@ -372,30 +428,33 @@ def _fig3_title(tag: str, rec: Mapping[str, Any]) -> str:
             f"σ = {fmt_pm(rec['sigma'], rec['sigma_err'])}, τ = {fmt(rec['tau'])} ({rec['regime']})")
 
 
-def _draw_figure(job: Mapping[str, Any]) -> tuple[str, str]:
-    """One figure (a job that a worker pool can run): returns (name, path)."""
+def figure_of(job: Mapping[str, Any]) -> Any:
+    """The ``matplotlib.figure.Figure`` of one job of :func:`figure_jobs` (drawn, not saved)."""
     from nemm import load, plots
 
     if job["kind"] == "fig2":
-        path = plots.fig2(job["seeds"], job["path"], em_ceiling=job["em"], baselines=job["rbm"])
-    elif job["kind"] == "fig5":
-        path = plots.fig_mixing(job["models"], job["path"])
-    elif job["kind"] == "fig6":
-        path = plots.fig_sigma(job["models"], job["path"])
-    elif job["kind"] == "fig4":
-        path = plots.fig4(job["seeds"], job["path"], L=job["L"])
-    else:
-        rec = job["rec"]
-        path = plots.fig3(load(job["model"]), job["path"], occupancy=rec["occupancy"], M=rec["M"],
-                          seed=rec["seed"], title=job["title"])
-    return job["name"], str(path)
+        return plots.draw_fig2(job["seeds"], em_ceiling=job["em"], baselines=job["rbm"])
+    if job["kind"] == "fig5":
+        return plots.draw_mixing(job["models"])
+    if job["kind"] == "fig6":
+        return plots.draw_sigma(job["models"])
+    if job["kind"] == "fig4":
+        return plots.draw_fig4(job["seeds"], L=job["L"])
+    rec = job["rec"]
+    return plots.draw_fig3(load(job["model"]), occupancy=rec["occupancy"], M=rec["M"], seed=rec["seed"],
+                           title=job["title"])
 
 
-def draw_figures(res: Mapping[str, Any], out_dir: str | Path,
-                 map_fn: Callable[..., Iterable[tuple[str, str]]] = map) -> dict[str, str]:
-    """Draw Figs. 2, 3 (best and worst seed), 4, 5 (mixing) and 6 (sigma) of a results dictionary into ``out_dir``.
+def _draw_figure(job: Mapping[str, Any]) -> tuple[str, str]:
+    """One figure (a job that a worker pool can run): returns (name, path)."""
+    from nemm.plots import save_png
 
-    ``map_fn`` runs the four independent jobs (``map``, or a worker pool's ``map``).
+    return job["name"], str(save_png(figure_of(job), job["path"]))
+
+
+def figure_jobs(res: Mapping[str, Any], out_dir: str | Path) -> list[dict[str, Any]]:
+    """The figures of a results dictionary as independent jobs: kind, name, PNG path and their data.
+
     Fig. 3 reads the saved model of the seed (``record["model"]``, relative to ``out_dir``).
     """
     out = Path(out_dir)
@@ -419,7 +478,16 @@ def draw_figures(res: Mapping[str, Any], out_dir: str | Path,
          "models": [r for r in models if r["kind"] != "mixture"]},
         {"kind": "fig5", "name": "fig5", "path": str(out / "fig5_mixing.png"), "models": models},
     ]
-    drawn = dict(map_fn(_draw_figure, jobs))
+    return jobs
+
+
+def draw_figures(res: Mapping[str, Any], out_dir: str | Path,
+                 map_fn: Callable[..., Iterable[tuple[str, str]]] = map) -> dict[str, str]:
+    """Draw Figs. 2, 3 (best and worst seed), 4, 5 (mixing) and 6 (sigma) of a results dictionary into ``out_dir``.
+
+    ``map_fn`` runs the independent jobs of :func:`figure_jobs` (``map``, or a worker pool's ``map``).
+    """
+    drawn = dict(map_fn(_draw_figure, figure_jobs(res, out_dir)))
     return {k: drawn[k] for k in ("fig2", "fig3_best", "fig3_worst", "fig4", "fig5", "fig6") if k in drawn}
 
 
