@@ -83,12 +83,11 @@ class Estimator:
     _structure: dict[str, Any]
     history_: dict[str, list[Any]]
     epochs_done_: int
+    # Each model names its own parameters as keywords: _set_params(w=..., a=..., ..., xbar=...).
+    _set_params: Callable[..., None]
 
     # ------------------------------------------------------------------ hooks
     def _validate_settings(self) -> dict[str, Any]:  # pragma: no cover - every subclass defines the hooks
-        raise NotImplementedError
-
-    def _set_params(self, **params: Any) -> None:  # pragma: no cover
         raise NotImplementedError
 
     def _initial_params(self, X: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:  # pragma: no cover

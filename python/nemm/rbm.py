@@ -171,6 +171,13 @@ class RBM(Estimator):
     ``history_["loglik"]`` holds, per epoch, the mean over its minibatches of their exact
     mean ln p at the parameters before each step (NaN under PCD with more than 1024 hidden
     states, where ln Z is not computed during training).
+
+    Ctrl-C and divergence, as for the machine: training checks for signals between gradient
+    steps, and Ctrl-C raises ``KeyboardInterrupt``; a parameter that turns non-finite raises
+    ``FloatingPointError`` naming the epoch and step. Either way an interrupted ``fit`` or
+    ``partial_fit`` leaves the RBM at the end of its last complete epoch (parameters, optimizer,
+    centering offset, chains and minibatch order together), so it can be saved and resumed
+    exactly.
     """
 
     _SETTINGS = (
