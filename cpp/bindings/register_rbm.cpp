@@ -29,7 +29,8 @@ void register_rbm(py::module_& m) {
                              "Number of persistent chains.")
       .def("set_params", &RBMEngine::set_params, py::arg("w"), py::arg("a"), py::arg("abar"), py::arg("xbar"),
            "Set w (D, L), a (D,), abar (L,) and the data mean xbar (D,).")
-      .def("set_data", &RBMEngine::set_data, py::arg("X"), "Training data, an (N, D) 0/1 array; train_steps refers to its rows.")
+      .def("set_data", &RBMEngine::set_data, py::arg("X"),
+           "Training data, an (N, D) 0/1 array; train_steps refers to its rows.")
       .def("reset_chains", &RBMEngine::reset_chains, py::arg("n_chains"), py::arg("seed"),
            py::arg("init") = py::none(),
            "Fresh persistent chains, one random stream per chain keyed by (seed, chain index); visible states "
@@ -38,7 +39,8 @@ void register_rbm(py::module_& m) {
       .def("chain_state", &RBMEngine::chain_state,
            "The whole state of the persistent chains for an exact resume: dict visible (n_chains, D) uint8, "
            "z (n_chains,) uint64, rng (n_chains, 4) uint64, lanes (n_chains, 4, 8) uint32.")
-      .def("set_chain_state", &RBMEngine::set_chain_state, py::arg("visible"), py::arg("z"), py::arg("rng"), py::arg("lanes"),
+      .def("set_chain_state", &RBMEngine::set_chain_state, py::arg("visible"), py::arg("z"), py::arg("rng"),
+           py::arg("lanes"),
            "Persistent chains restored from chain_state(): they continue exactly, without reseeding.")
       .def("optimizer_state", &RBMEngine::optimizer_state,
            "Optimizer state for an exact resume: dict t (steps taken), Adam first moments mw (D, L), ma (D,), "
@@ -50,7 +52,8 @@ void register_rbm(py::module_& m) {
       .def("set_optimizer", &RBMEngine::set_optimizer, py::arg("name"), py::arg("lr"), py::arg("beta1"),
            py::arg("beta2"), py::arg("rho"), py::arg("eps"),
            "Choose 'adam' (beta1, beta2, eps) or 'rmsprop' (rho, eps) and the learning rate.")
-      .def("reset_optimizer", &RBMEngine::reset_optimizer, "Zero the optimizer's moments and forget the centering offset.")
+      .def("reset_optimizer", &RBMEngine::reset_optimizer,
+           "Zero the optimizer's moments and forget the centering offset.")
       .def(
           "start_profiling", [](RBMEngine& e) { start_profiling(e.tr, e.profile); },
           "From now on, train_steps adds the wall-clock seconds of each step's parts to a profile.")

@@ -30,10 +30,12 @@ NEMM_CLONES inline bool rmsprop_update(double* __restrict p, const double* __res
 
 // m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p += lr mhat / (sqrt(vhat) + eps): ascent,
 // with the bias corrections c1 = 1 - b1^t, c2 = 1 - b2^t (as the factors lr / c1 and 1 / c2:
-// one division per element instead of three).
-NEMM_CLONES static void adam_update(double* __restrict p, const double* __restrict g, double* __restrict mom,
-                                    double* __restrict v, std::size_t n, double lr, double b1, double b2, double eps,
-                                    double c1, double c2) {
+// one division per element instead of three). Static, as it was in rbm.hpp (the machine's
+// translation unit includes it unused).
+[[maybe_unused]] NEMM_CLONES static void adam_update(double* __restrict p, const double* __restrict g,
+                                                     double* __restrict mom, double* __restrict v, std::size_t n,
+                                                     double lr, double b1, double b2, double eps, double c1,
+                                                     double c2) {
   const double step = lr / c1, inv_c2 = 1.0 / c2;
   for (std::size_t i = 0; i < n; ++i) {
     mom[i] = b1 * mom[i] + (1.0 - b1) * g[i];
