@@ -13,10 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "chain_state.hpp"
 #include "convert.hpp"
+#include "engine_base.hpp"
 #include "interrupt.hpp"
-#include "step_profile.hpp"
 #include "nemm/chain.hpp"
 #include "nemm/gradient.hpp"
 #include "nemm/kernels.hpp"
@@ -30,13 +29,11 @@
 
 namespace nemm::bindings {
 
-class Engine {
+// tr: the model, persistent chains, training data and RMSprop state (engine_base.hpp).
+class Engine : public EngineBase<Trainer> {
  public:
-  Trainer tr;  // the model, persistent chains, training data and RMSprop state
-  StepTimes profile;  // filled while profiling (step_profile.hpp)
-
   Engine(int D, int L, const std::string& hidden, const std::string& normalization, bool centered, bool tied)
-      : tr(make_settings(D, L, hidden, normalization, centered, tied)) {}
+      : EngineBase(make_settings(D, L, hidden, normalization, centered, tied)) {}
 
   static Settings make_settings(int D, int L, const std::string& hidden, const std::string& normalization,
                                 bool centered, bool tied) {
@@ -49,8 +46,6 @@ class Engine {
     s.validate();
     return s;
   }
-  const Settings& settings() const { return tr.model.s; }
-
   // Shapes checked here; the core assumes them. refresh() rebuilds the float tables.
   void set_params(const Eigen::MatrixXd& w, const Eigen::VectorXd& a, const Eigen::MatrixXd& wbar,
                   const Eigen::VectorXd& abar, const Eigen::VectorXd& xbar) {
@@ -63,23 +58,6 @@ class Engine {
     Params& p = tr.model.p;
     p.w = w; p.a = a; p.wbar = wbar; p.abar = abar; p.xbar = xbar;
     tr.model.refresh();
-  }
-
-  void set_data(const U8Array& X) { tr.data = rows_of(X, settings().D, "X"); }
-
-  void reset_chains(int n_chains, uint64_t seed, const py::object& init) {
-    reset_chains_from(tr.chains, tr.model, n_chains, seed, init);
-  }
-
-  py::array_t<uint8_t> chain_states() const { return visible_states_of(tr.chains, settings().D); }
-
-  // The whole state of the persistent chains, for an exact resume (chain_state.hpp).
-  py::dict chain_state() const { return chain_state_of(tr.chains, settings().D); }
-
-  // Chains rebuilt for this model with their state overwritten: no reseeding, so they continue
-  // exactly where chain_state() left them.
-  void set_chain_state(const U8Array& visible, const U64Array& z, const U64Array& rng, const py::array& lanes) {
-    set_chain_state_of(tr.chains, tr.model, visible, z, rng, lanes);
   }
 
   py::dict optimizer_state() const {

@@ -12,10 +12,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "chain_state.hpp"
 #include "convert.hpp"
+#include "engine_base.hpp"
 #include "interrupt.hpp"
-#include "step_profile.hpp"
 #include "nemm/pieces.hpp"
 #include "nemm/rbm.hpp"
 
@@ -30,14 +29,10 @@ inline py::dict gradient_dict(const RBMGradient& g) {
   return d;
 }
 
-class RBMEngine {
+// tr: the model, persistent chains, training data and optimizer state (engine_base.hpp).
+class RBMEngine : public EngineBase<RBMTrainer> {
  public:
-  RBMTrainer tr;  // the model, persistent chains, training data and optimizer state
-  StepTimes profile;  // filled while profiling (step_profile.hpp)
-
-  RBMEngine(int D, int L, const std::string& hidden) : tr(rbm_settings(D, L, parse_hidden(hidden))) {}
-
-  const Settings& settings() const { return tr.model.s; }
+  RBMEngine(int D, int L, const std::string& hidden) : EngineBase(rbm_settings(D, L, parse_hidden(hidden))) {}
 
   void require_enumerable() const {
     if (rbm_n_states(settings()) > std::ldexp(1.0, 24))
@@ -58,21 +53,6 @@ class RBMEngine {
     Params& p = tr.model.p;
     p.w = w; p.a = a; p.abar = abar; p.xbar = xbar;
     tr.model.refresh();  // wbar = w^T (tied)
-  }
-
-  void set_data(const U8Array& X) { tr.data = rows_of(X, settings().D, "X"); }
-
-  void reset_chains(int n_chains, uint64_t seed, const py::object& init) {
-    reset_chains_from(tr.chains, tr.model, n_chains, seed, init);
-  }
-
-  py::array_t<uint8_t> chain_states() const { return visible_states_of(tr.chains, settings().D); }
-
-  // The whole state of the persistent chains, for an exact resume (chain_state.hpp).
-  py::dict chain_state() const { return chain_state_of(tr.chains, settings().D); }
-
-  void set_chain_state(const U8Array& visible, const U64Array& z, const U64Array& rng, const py::array& lanes) {
-    set_chain_state_of(tr.chains, tr.model, visible, z, rng, lanes);
   }
 
   // Adam moments (m*) and second moments / RMSprop accumulators (v*), the step count t (Adam's

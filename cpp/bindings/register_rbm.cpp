@@ -29,18 +29,19 @@ void register_rbm(py::module_& m) {
                              "Number of persistent chains.")
       .def("set_params", &RBMEngine::set_params, py::arg("w"), py::arg("a"), py::arg("abar"), py::arg("xbar"),
            "Set w (D, L), a (D,), abar (L,) and the data mean xbar (D,).")
-      .def("set_data", &RBMEngine::set_data, py::arg("X"),
+      .def("set_data", py::method_adaptor<RBMEngine>(&RBMEngine::set_data), py::arg("X"),
            "Training data, an (N, D) 0/1 array; train_steps refers to its rows.")
-      .def("reset_chains", &RBMEngine::reset_chains, py::arg("n_chains"), py::arg("seed"),
-           py::arg("init") = py::none(),
+      .def("reset_chains", py::method_adaptor<RBMEngine>(&RBMEngine::reset_chains), py::arg("n_chains"),
+           py::arg("seed"), py::arg("init") = py::none(),
            "Fresh persistent chains, one random stream per chain keyed by (seed, chain index); visible states "
            "drawn from xbar or given as an (n_chains, D) array.")
-      .def("chain_states", &RBMEngine::chain_states, "Visible states of the persistent chains, (n_chains, D).")
-      .def("chain_state", &RBMEngine::chain_state,
+      .def("chain_states", py::method_adaptor<RBMEngine>(&RBMEngine::chain_states),
+           "Visible states of the persistent chains, (n_chains, D).")
+      .def("chain_state", py::method_adaptor<RBMEngine>(&RBMEngine::chain_state),
            "The whole state of the persistent chains for an exact resume: dict visible (n_chains, D) uint8, "
            "z (n_chains,) uint64, rng (n_chains, 4) uint64, lanes (n_chains, 4, 8) uint32.")
-      .def("set_chain_state", &RBMEngine::set_chain_state, py::arg("visible"), py::arg("z"), py::arg("rng"),
-           py::arg("lanes"),
+      .def("set_chain_state", py::method_adaptor<RBMEngine>(&RBMEngine::set_chain_state), py::arg("visible"),
+           py::arg("z"), py::arg("rng"), py::arg("lanes"),
            "Persistent chains restored from chain_state(): they continue exactly, without reseeding.")
       .def("optimizer_state", &RBMEngine::optimizer_state,
            "Optimizer state for an exact resume: dict t (steps taken), Adam first moments mw (D, L), ma (D,), "
