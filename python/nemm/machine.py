@@ -40,8 +40,8 @@ from nemm.training import (
     validate_settings,
 )
 
-# The model file (``save``/``load``, register_format) lives in nemm.model_file, shared with the
-# RBM; the names stay importable from here.
+# The model file (``load``, ``register_format``) lives in nemm.model_file, shared with the RBM;
+# the names stay importable from here. ``save`` and the reader are nemm._estimator's.
 __all__ = ["Machine", "load", "approx_gradient", "register_format", "FORMAT_NAME", "FORMAT_VERSION",
            "ENUMERATION_LIMIT"]
 

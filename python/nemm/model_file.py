@@ -75,7 +75,7 @@ def history_arrays(history: Mapping[str, Any], *, keep_integers: bool) -> dict[s
     return arrays
 
 
-def write(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> Path:
+def write(path: str | os.PathLike[str], arrays: Mapping[str, Any]) -> Path:
     """Write ``arrays`` to ``npz_path(path)`` atomically (see ``nemm._io.atomic_open``); return that path."""
     path = npz_path(path)
     with atomic_open(path) as fh:
@@ -83,7 +83,7 @@ def write(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> Pat
     return path
 
 
-def to_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+def to_bytes(arrays: Mapping[str, Any]) -> bytes:
     """The bytes of the model file holding ``arrays`` (what pickling carries)."""
     buf = io.BytesIO()
     np.savez(buf, **arrays)

@@ -269,7 +269,7 @@ class RBM(Estimator):
             raise ValueError("xbar is a data mean and must lie in [0, 1]")
         if self._engine is None or self._engine.n_visible != D:
             self._engine = _core.RBMEngine(int(D), int(L), hidden)
-            self._structure = {"n_hidden": n_hidden, "hidden": hidden}
+            self._structure = {k: self._cfg[k] for k in _STRUCTURE}
             self.n_features_in_ = int(D)
             self._rng = None
         self._engine.set_params(w, a, abar, xbar)
