@@ -22,7 +22,6 @@
 #include "nemm/likelihood.hpp"
 #include "nemm/model.hpp"
 #include "nemm/params.hpp"
-#include "nemm/pieces.hpp"
 #include "nemm/sampling.hpp"
 #include "nemm/sparse_rows.hpp"
 #include "nemm/trainer.hpp"
@@ -85,33 +84,14 @@ class Engine : public EngineBase<Trainer> {
     if (tr.chains.size() == 0) throw std::runtime_error("no chains: call reset_chains first");
   }
 
-  // Many gradient steps in one call: `rows` holds the minibatches back to back, `sizes` their lengths.
-  // The Python loop hands a whole epoch over at once: one GIL release for many steps.
-  // Divergence or Ctrl-C rolls the whole call back (parameters, optimizer, chains): the engine
-  // is left as it was before the call, a state the caller's bookkeeping (epoch, minibatch
-  // stream) agrees with.
+  // len(sizes) training steps in one call, rolled back on divergence or Ctrl-C (steps_call).
   py::array_t<double> train_steps(const I64Array& rows, const I64Array& sizes, int T, double lr, double rho,
                                   double eps, bool freeze_a, long epoch) {
     require_chains();
     if (T < 1) throw std::invalid_argument("T must be at least 1");
-    check_minibatches(rows, sizes, tr.data.size());
-    py::array_t<double> ll(sizes.size());
-    double* out = ll.mutable_data();
-    const int64_t* r = rows.data();
-    const int64_t* sz = sizes.data();
-    StepsOutcome outcome;
-    {
-      py::gil_scoped_release release;
-      SignalPoll poll;
-      long off = 0;
-      outcome = run_steps(tr, long(sizes.size()), [&](long k) {
-        std::string why = tr.step(r + off, sz[k], T, lr, rho, eps, freeze_a, out + k);
-        off += sz[k];
-        return why;
-      }, poll);
-    }
-    raise_if_stopped(outcome, epoch);
-    return ll;
+    return steps_call(rows, sizes, epoch, [&](const int64_t* r, long n, double* loglik) {
+      return tr.step(r, n, T, lr, rho, eps, freeze_a, loglik);
+    });
   }
 
   py::tuple run_chains(int T) {

@@ -14,8 +14,6 @@
 
 #include "convert.hpp"
 #include "engine_base.hpp"
-#include "interrupt.hpp"
-#include "nemm/pieces.hpp"
 #include "nemm/rbm.hpp"
 
 namespace nemm::bindings {
@@ -104,10 +102,8 @@ class RBMEngine : public EngineBase<RBMTrainer> {
     tr.lambda.resize(0);
   }
 
-  // Many steps in one call, as Engine::train_steps: `rows` holds the minibatches back to back,
-  // `sizes` their lengths. Divergence or Ctrl-C rolls the whole call back (parameters, optimizer,
-  // centering offset, chains): the engine is left as it was before the call, a state the
-  // caller's bookkeeping (epoch, minibatch order) agrees with.
+  // len(sizes) training steps in one call, rolled back on divergence or Ctrl-C (steps_call): the
+  // parameters, optimizer, centering offset and chains.
   py::array_t<double> train_steps(const I64Array& rows, const I64Array& sizes, const std::string& gradient, int k,
                                   bool centered, double center_rate, long epoch) {
     if (gradient != "exact" && gradient != "pcd") throw std::invalid_argument("gradient must be 'exact' or 'pcd'");
@@ -116,24 +112,9 @@ class RBMEngine : public EngineBase<RBMTrainer> {
     if (!exact) require_chains();
     if (!exact && k < 1) throw std::invalid_argument("pcd_steps must be at least 1");
     if (!(center_rate > 0 && center_rate <= 1)) throw std::invalid_argument("center_rate must lie in (0, 1]");
-    check_minibatches(rows, sizes, tr.data.size());
-    py::array_t<double> ll(sizes.size());
-    double* out = ll.mutable_data();
-    const int64_t* r = rows.data();
-    const int64_t* sz = sizes.data();
-    StepsOutcome outcome;
-    {
-      py::gil_scoped_release release;
-      SignalPoll poll;
-      long off = 0;
-      outcome = run_steps(tr, long(sizes.size()), [&](long j) {
-        std::string why = tr.step(r + off, sz[j], exact, k, centered, center_rate, out + j);
-        off += sz[j];
-        return why;
-      }, poll);
-    }
-    raise_if_stopped(outcome, epoch);
-    return ll;
+    return steps_call(rows, sizes, epoch, [&](const int64_t* r, long n, double* loglik) {
+      return tr.step(r, n, exact, k, centered, center_rate, loglik);
+    });
   }
 
   double log_partition() const {
