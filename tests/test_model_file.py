@@ -41,8 +41,10 @@ def test_load_dispatches_on_the_registered_format(tmp_path: Path, monkeypatch: p
 
 
 def test_both_models_are_registered() -> None:
-    assert {model_file.FORMAT_NAME, nemm.rbm.FORMAT_NAME} <= set(model_file._FORMATS)
-    assert nemm.machine.FORMAT_VERSION == model_file.FORMAT_VERSION == 2
+    assert {nemm.machine.FORMAT_NAME, nemm.rbm.FORMAT_NAME} <= set(model_file._FORMATS)
+    assert nemm.machine.FORMAT_VERSION == nemm.rbm.FORMAT_VERSION == 2
+    # Each model's format is its module's: the shared module names none of them.
+    assert not hasattr(model_file, "FORMAT_NAME") and not hasattr(model_file, "FORMAT_VERSION")
     assert nemm.machine.load is nemm.load is model_file.load
     assert nemm.machine.register_format is model_file.register_format
 
@@ -53,6 +55,29 @@ def test_unknown_formats_are_refused(tmp_path: Path, meta: object) -> None:
     np.savez(path, metadata=np.array(json.dumps(meta)))
     with pytest.raises(ValueError, match="not a nemm model file"):
         nemm.load(path)
+
+
+def test_an_unknown_format_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
+    path = tmp_path / "u.npz"
+    np.savez(path, metadata=np.array(json.dumps({"format": "nemm-unknown"})))
+    with pytest.raises(ValueError, match=r"format 'nemm-unknown' is not one of .*'nemm-machine', 'nemm-rbm'"):
+        nemm.load(path)
+
+
+def test_training_arrays_are_read_complete_and_with_the_chains_dtypes(tmp_path: Path) -> None:
+    chains = {"train/visible": np.zeros((1, 3), np.uint8), "train/z": np.zeros(1, np.uint64),
+              "train/rng": np.ones((1, 4), np.uint64), "train/lanes": np.ones((1, 4, 8), np.uint32)}
+    path = _write(tmp_path / "t", {}, **chains, **{"train/v": np.zeros(2)})
+    with np.load(path) as npz:
+        got = model_file.read_training_arrays(npz, {}, model_file.CHAIN_ARRAYS + ("v",), path)
+        assert sorted(got) == sorted(model_file.CHAIN_ARRAYS + ("v",))
+        with pytest.raises(ValueError, match=r"incomplete training state \(missing \['w'\]\)"):
+            model_file.read_training_arrays(npz, {}, ("v", "w"), path)
+        with pytest.raises(ValueError, match=r"incomplete training state \(missing metadata\)"):
+            model_file.read_training_arrays(npz, None, ("v",), path)
+    path = _write(tmp_path / "d", {}, **dict(chains, **{"train/z": np.zeros(1, np.int64)}))
+    with np.load(path) as npz, pytest.raises(ValueError, match="train/z must be uint64, got int64"):
+        model_file.read_training_arrays(npz, {}, model_file.CHAIN_ARRAYS, path)
 
 
 def test_refusals_name_the_problem(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """Exact resume (issue 10): the whole training state goes through save/load and pickle, so that
 2 epochs + save + load + 2 epochs equals 4 epochs bit for bit; version-1 files; `nemm train
---checkpoint-every / --resume` after a SIGKILL; Ctrl-C in long core calls; divergence at its step."""
+--checkpoint-every / --resume` after a SIGKILL; Ctrl-C in long core calls; divergence at its step;
+and the same Ctrl-C and divergence behaviour for the RBM's fit (one estimator base, issue 16)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nemm import Machine, load
+from nemm import RBM, Machine, load
 from nemm.machine import FORMAT_VERSION
 
 SMALL = dict(n_hidden=3, n_epochs=4, steps_per_epoch=4, batch_size=(4, 10), chain_steps=6, random_state=7)
@@ -376,3 +377,142 @@ def test_ctrl_c_while_booking_an_epoch_still_books_it_then_raises() -> None:
     m.history_["batch_size"] = list(m.history_["batch_size"])
     m.partial_fit(X, n_epochs=1)
     assert_same_run(m, Machine(**kw).partial_fit(X, n_epochs=4))
+
+
+# ---------------------------------------------------------------- the RBM's fit behaves like the Machine's
+RBM_KINDS = {
+    "exact": dict(n_hidden=3, batch_size=8, random_state=2),
+    "pcd": dict(n_hidden=3, batch_size=8, gradient="pcd", n_chains=6, pcd_steps=2, centered=True, random_state=2),
+}
+
+
+def rbm_state(m: RBM) -> dict[str, np.ndarray]:
+    """Everything that decides the future of an RBM's run, as arrays."""
+    e = m._engine
+    out = {k: getattr(m, k + "_") for k in ("w", "a", "abar", "xbar")}
+    out.update({f"opt/{k}": np.asarray(v) for k, v in e.optimizer_state().items()})
+    if e.n_chains:
+        out.update({f"chain/{k}": v for k, v in e.chain_state().items()})
+    out["order_rng"] = np.array(json.dumps(m._rng.bit_generator.state))
+    return out
+
+
+def assert_same_rbm_run(a: RBM, b: RBM) -> None:
+    sa, sb = rbm_state(a), rbm_state(b)
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        np.testing.assert_array_equal(sa[k], sb[k], err_msg=k)
+    assert a.epochs_done_ == b.epochs_done_
+    assert a.history_["epoch"] == b.history_["epoch"] and a.history_["loglik"] == b.history_["loglik"]
+
+
+@pytest.mark.parametrize("kind", list(RBM_KINDS))
+def test_rbm_divergence_is_caught_at_its_step_and_rolled_back(kind: str) -> None:
+    X = data(6)
+    kw = RBM_KINDS[kind]
+    m = RBM(**kw).partial_fit(X, n_epochs=1)
+    before = rbm_state(m)
+    m.set_params(learning_rate=1e308)  # the updates overflow
+    with pytest.raises(FloatingPointError, match=r"training diverged at epoch 1, step \d+ \((w|a|abar) became "
+                                                 r"non-finite in the update\); the training state is rolled back to "
+                                                 r"the start of that epoch; try a smaller learning_rate"):
+        m.partial_fit(X, n_epochs=1)
+    after = rbm_state(m)  # parameters, optimizer, centering offset, chains and minibatch order
+    for k in before:
+        np.testing.assert_array_equal(before[k], after[k], err_msg=k)
+    assert m.epochs_done_ == 1 and all(len(v) == 1 for v in m.history_.values())
+    m.set_params(learning_rate=RBM().learning_rate)
+    m.partial_fit(X, n_epochs=2)  # and it trains on exactly as if the failed call never happened
+    assert_same_rbm_run(m, RBM(**kw).partial_fit(X, n_epochs=3))
+
+
+def test_rbm_nan_gradient_is_never_applied() -> None:
+    m = RBM(**RBM_KINDS["exact"]).partial_fit(data(), n_epochs=1)
+    e = m._engine
+    w = e.w.copy()
+    w[0, 0] = np.nan
+    e.set_params(w, e.a, e.abar, e.xbar)
+    before = e.optimizer_state()
+    with pytest.raises(FloatingPointError, match=r"training diverged at step 0 of this call \(the gradient of w "):
+        e.train_steps(np.arange(4), np.array([4]), "exact", 1, False, 0.01)
+    after = e.optimizer_state()
+    assert after["t"] == before["t"]
+    for k in ("mw", "vw", "ma", "va", "mh", "vh", "lambda"):
+        np.testing.assert_array_equal(after[k], before[k], err_msg=k)
+
+
+@pytest.mark.parametrize("gradient", ["exact", "pcd"])
+def test_ctrl_c_stops_a_long_rbm_training_call_at_once_and_rolls_it_back(gradient: str) -> None:
+    # Minutes of steps in one core call: Ctrl-C must stop it between two steps and leave the
+    # engine exactly as before the call (parameters, optimizer, centering offset, chains).
+    proc = _python(f"""
+        import numpy as np
+        from nemm import _core
+        rng = np.random.default_rng(0)
+        X = (rng.random((200, 64)) < 0.3).astype(np.uint8)
+        e = _core.RBMEngine(64, 8, "onehot")
+        e.set_params(0.1 * rng.normal(size=(64, 8)), np.zeros(64), np.zeros(8), X.mean(axis=0))
+        e.set_data(X)
+        e.set_optimizer("adam", 0.01, 0.9, 0.999, 0.9, 1e-8)
+        e.reset_chains(10, 1, None)
+        e.train_steps(np.arange(8), np.array([8]), {gradient!r}, 3, True, 0.01)  # a centering offset
+        def state():
+            d = {{k: np.asarray(v).copy() for k, v in e.optimizer_state().items()}}
+            d.update({{"chain/" + k: v for k, v in e.chain_state().items()}})
+            d.update(w=e.w, a=e.a, abar=e.abar)
+            return d
+        before = state()
+        rows = np.tile(np.arange(200), 20_000)  # a million steps
+        print("ready", flush=True)
+        try:
+            e.train_steps(rows, np.full(rows.size // 4, 4), {gradient!r}, 3, True, 0.01)
+        except KeyboardInterrupt:
+            after = state()
+            assert all(np.array_equal(before[k], after[k]) for k in before), [
+                k for k in before if not np.array_equal(before[k], after[k])]
+            print("rolled back", flush=True)
+    """)
+    latency, out, err = _interrupt_after_ready(proc)
+    assert proc.returncode == 0, err
+    assert out.split() == ["rolled", "back"]
+    assert latency < 3.0  # a call without signal checks would run for minutes
+
+
+@pytest.mark.parametrize("kind", list(RBM_KINDS))
+def test_ctrl_c_during_rbm_fit_leaves_a_resumable_rbm(kind: str, tmp_path: Path) -> None:
+    X = data(8, N=400, D=64)
+    np.save(tmp_path / "X.npy", X)
+    kw = dict(RBM_KINDS[kind], n_hidden=8, n_epochs=100_000, batch_size=4)
+    proc = _python(f"""
+        import numpy as np
+        from nemm import RBM
+        X = np.load({str(tmp_path / 'X.npy')!r})
+        m = RBM(**{kw!r})
+        try:  # "ready" once an epoch is booked, however slow a loaded machine is
+            m.fit(X, callback=lambda m, e: e == 0 and print("ready", flush=True))
+        except KeyboardInterrupt:
+            assert m.epochs_done_ == len(m.history_["epoch"]) == len(m.history_["loglik"]) > 0
+            m.save({str(tmp_path / 'cut.npz')!r})
+            print(m.epochs_done_, flush=True)
+    """)
+    latency, out, err = _interrupt_after_ready(proc, delay=0.5)
+    assert proc.returncode == 0, err
+    assert latency < 3.0
+    done = int(out.split()[-1])
+    resumed = load(tmp_path / "cut.npz").partial_fit(X, n_epochs=2)
+    assert_same_rbm_run(resumed, RBM(**kw).partial_fit(X, n_epochs=done + 2))
+
+
+def test_ctrl_c_while_booking_an_rbm_epoch_still_books_it_then_raises() -> None:
+    X = data(9)
+    kw = RBM_KINDS["pcd"]
+    m = RBM(**kw).partial_fit(X, n_epochs=2)
+    m.history_["loglik"] = _InterruptedOnce(m.history_["loglik"])
+    _InterruptedOnce.fired = False
+    with pytest.raises(KeyboardInterrupt):
+        m.partial_fit(X, n_epochs=2)
+    assert m.epochs_done_ == 3
+    assert all(len(v) == 3 for v in m.history_.values()), {k: len(v) for k, v in m.history_.items()}
+    m.history_["loglik"] = list(m.history_["loglik"])
+    m.partial_fit(X, n_epochs=1)
+    assert_same_rbm_run(m, RBM(**kw).partial_fit(X, n_epochs=4))

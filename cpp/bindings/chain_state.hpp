@@ -1,7 +1,7 @@
 // The whole state of persistent chains as numpy arrays and back, for an exact resume: x' (the
 // active pixels), the last hidden state z, the scalar stream (xoshiro256**, 4 words) and the eight
 // visible-bit lanes (xoshiro128**, 4 x 8 words); the other ChainState members are scratch.
-// Generic over the model: Engine (engine.hpp) and RBMEngine (register_rbm.cpp) share it.
+// Generic over the model: Engine (engine.hpp) and RBMEngine (rbm_engine.hpp) share it.
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>

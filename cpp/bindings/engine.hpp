@@ -6,37 +6,33 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <cstddef>
 #include <algorithm>
-#include <cmath>
+#include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "chain_state.hpp"
 #include "convert.hpp"
+#include "engine_base.hpp"
 #include "interrupt.hpp"
-#include "step_profile.hpp"
 #include "nemm/chain.hpp"
 #include "nemm/gradient.hpp"
 #include "nemm/kernels.hpp"
 #include "nemm/likelihood.hpp"
 #include "nemm/model.hpp"
 #include "nemm/params.hpp"
+#include "nemm/sampling.hpp"
 #include "nemm/sparse_rows.hpp"
 #include "nemm/trainer.hpp"
 
 namespace nemm::bindings {
 
-class Engine {
+// tr: the model, persistent chains, training data and RMSprop state (engine_base.hpp).
+class Engine : public EngineBase<Trainer> {
  public:
-  Trainer tr;  // the model, persistent chains, training data and RMSprop state
-  StepTimes profile;  // filled while profiling (step_profile.hpp)
-
   Engine(int D, int L, const std::string& hidden, const std::string& normalization, bool centered, bool tied)
-      : tr(make_settings(D, L, hidden, normalization, centered, tied)) {}
+      : EngineBase(make_settings(D, L, hidden, normalization, centered, tied)) {}
 
   static Settings make_settings(int D, int L, const std::string& hidden, const std::string& normalization,
                                 bool centered, bool tied) {
@@ -49,8 +45,6 @@ class Engine {
     s.validate();
     return s;
   }
-  const Settings& settings() const { return tr.model.s; }
-
   // Shapes checked here; the core assumes them. refresh() rebuilds the float tables.
   void set_params(const Eigen::MatrixXd& w, const Eigen::VectorXd& a, const Eigen::MatrixXd& wbar,
                   const Eigen::VectorXd& abar, const Eigen::VectorXd& xbar) {
@@ -63,23 +57,6 @@ class Engine {
     Params& p = tr.model.p;
     p.w = w; p.a = a; p.wbar = wbar; p.abar = abar; p.xbar = xbar;
     tr.model.refresh();
-  }
-
-  void set_data(const U8Array& X) { tr.data = rows_of(X, settings().D, "X"); }
-
-  void reset_chains(int n_chains, uint64_t seed, const py::object& init) {
-    reset_chains_from(tr.chains, tr.model, n_chains, seed, init);
-  }
-
-  py::array_t<uint8_t> chain_states() const { return visible_states_of(tr.chains, settings().D); }
-
-  // The whole state of the persistent chains, for an exact resume (chain_state.hpp).
-  py::dict chain_state() const { return chain_state_of(tr.chains, settings().D); }
-
-  // Chains rebuilt for this model with their state overwritten: no reseeding, so they continue
-  // exactly where chain_state() left them.
-  void set_chain_state(const U8Array& visible, const U64Array& z, const U64Array& rng, const py::array& lanes) {
-    set_chain_state_of(tr.chains, tr.model, visible, z, rng, lanes);
   }
 
   py::dict optimizer_state() const {
@@ -107,48 +84,14 @@ class Engine {
     if (tr.chains.size() == 0) throw std::runtime_error("no chains: call reset_chains first");
   }
 
-  // Many gradient steps in one call: `rows` holds the minibatches back to back, `sizes` their lengths.
-  // The Python loop hands a whole epoch over at once: one GIL release for many steps.
-  // Divergence or Ctrl-C rolls the whole call back (parameters, optimizer, chains): the engine
-  // is left as it was before the call, a state the caller's bookkeeping (epoch, minibatch
-  // stream) agrees with.
+  // len(sizes) training steps in one call, rolled back on divergence or Ctrl-C (steps_call).
   py::array_t<double> train_steps(const I64Array& rows, const I64Array& sizes, int T, double lr, double rho,
                                   double eps, bool freeze_a, long epoch) {
     require_chains();
     if (T < 1) throw std::invalid_argument("T must be at least 1");
-    check_minibatches(rows, sizes, tr.data.size());
-    py::array_t<double> ll(sizes.size());
-    double* out = ll.mutable_data();
-    const int64_t* r = rows.data();
-    const int64_t* sz = sizes.data();
-    const py::ssize_t n_steps = sizes.size();
-    std::string why;
-    py::ssize_t bad = -1;
-    bool interrupted = false;
-    {
-      py::gil_scoped_release release;
-      Trainer::Snapshot before = tr.snapshot();
-      SignalPoll poll;
-      long off = 0;
-      for (py::ssize_t k = 0; k < n_steps; ++k) {
-        why = tr.step(r + off, sz[k], T, lr, rho, eps, freeze_a, out + k);
-        if (!why.empty()) { bad = k; break; }
-        off += sz[k];
-        if (poll.interrupted(k + 1 == n_steps)) { interrupted = true; break; }
-      }
-      if (interrupted || bad >= 0) tr.restore(std::move(before));
-    }
-    if (interrupted) throw py::error_already_set();
-    if (bad >= 0) {
-      const std::string where = epoch >= 0 ? "epoch " + std::to_string(epoch) + ", step " + std::to_string(bad)
-                                           : "step " + std::to_string(bad) + " of this call";
-      PyErr_SetString(PyExc_FloatingPointError,
-                      ("training diverged at " + where + " (" + why + "); the training state is rolled back to " +
-                       (epoch >= 0 ? "the start of that epoch" : "the start of this call") +
-                       "; try a smaller learning_rate").c_str());
-      throw py::error_already_set();
-    }
-    return ll;
+    return steps_call(rows, sizes, epoch, [&](const int64_t* r, long n, double* loglik) {
+      return tr.step(r, n, T, lr, rho, eps, freeze_a, loglik);
+    });
   }
 
   py::tuple run_chains(int T) {
@@ -217,38 +160,8 @@ class Engine {
     return out;
   }
 
-  // Burn-in steps of fresh chains in pieces, with a signal check between them.
-  static bool burn(const Model& m, Chains& fresh, long burn_in, SignalPoll& poll) {
-    for (long done = 0; done < burn_in;) {
-      const long k = poll.next_piece(burn_in - done);
-      fresh.hidden_trajectory(m, k, 0, nullptr);
-      done += k;
-      if (poll.interrupted()) return false;
-    }
-    return true;
-  }
-
-  // Fresh chains (not the persistent ones): sampling never disturbs training. After `burn_in`
-  // double steps, record(fresh, done, k) records k more outputs (each `stride` double steps) at
-  // a time, for `total` outputs in all: pieces of a few milliseconds with a signal check between
-  // them. The chains carry over, so the output is that of one call. Call without the GIL;
-  // false means Ctrl-C (the machine is not changed: only these fresh chains ran).
-  template <class Record>
-  bool run_fresh(int n_chains, uint64_t seed, long burn_in, long total, long stride, Record record) const {
-    Chains fresh;
-    fresh.reset(tr.model, n_chains, seed);
-    SignalPoll poll;
-    if (!burn(tr.model, fresh, burn_in, poll)) return false;
-    for (long done = 0; done < total;) {
-      const long k = std::max(long(1), poll.next_piece((total - done) * stride) / stride);
-      record(fresh, done, k);
-      done += k;
-      if (done < total && poll.interrupted()) return false;
-    }
-    return true;
-  }
-
-  // Hidden codes of fresh chains, (n_chains, T). Ctrl-C raises KeyboardInterrupt, returns nothing.
+  // Hidden codes of fresh chains, (n_chains, T) (nemm/sampling.hpp). Ctrl-C raises
+  // KeyboardInterrupt, returns nothing.
   py::array_t<uint64_t> hidden_trajectory(long T, int n_chains, uint64_t seed, long burn_in) const {
     if (T < 1 || n_chains < 1 || burn_in < 0) throw std::invalid_argument("need T >= 1, n_chains >= 1, burn_in >= 0");
     py::array_t<uint64_t> out({py::ssize_t(n_chains), py::ssize_t(T)});
@@ -256,47 +169,26 @@ class Engine {
     bool finished;
     {
       py::gil_scoped_release release;
-      std::vector<uint64_t> buf;
-      finished = run_fresh(n_chains, seed, burn_in, T, 1, [&](Chains& fresh, long t, long k) {
-        if (n_chains == 1) {
-          fresh.hidden_trajectory(tr.model, 0, k, o + t);
-          return;
-        }
-        buf.resize(std::size_t(n_chains) * k);
-        fresh.hidden_trajectory(tr.model, 0, k, buf.data());
-        for (int c = 0; c < n_chains; ++c)
-          std::memcpy(o + std::size_t(c) * T + t, buf.data() + std::size_t(c) * k, sizeof(uint64_t) * k);
-      });
+      SignalPoll poll;
+      finished = fresh_hidden_trajectory(tr.model, T, n_chains, seed, burn_in, o, poll);
     }
     if (!finished) throw py::error_already_set();
     return out;
   }
 
   // per_chain samples of each of n_chains fresh chains, `thin` double steps apart: X (n, D) and
-  // their hidden states. Ctrl-C raises KeyboardInterrupt, returns nothing.
+  // their hidden states (nemm/sampling.hpp). Ctrl-C raises KeyboardInterrupt, returns nothing.
   py::tuple sample(int n_chains, long per_chain, long burn_in, long thin, uint64_t seed) const {
     if (n_chains < 1 || per_chain < 1 || burn_in < 0 || thin < 1)
       throw std::invalid_argument("need n_chains >= 1, per_chain >= 1, burn_in >= 0, thin >= 1");
-    const int D = settings().D;
     const py::ssize_t n = py::ssize_t(n_chains) * per_chain;
-    py::array_t<uint8_t> X({n, py::ssize_t(D)});
+    py::array_t<uint8_t> X({n, py::ssize_t(settings().D)});
     std::vector<uint64_t> z(n);
     bool finished;
     {
       py::gil_scoped_release release;
-      std::vector<uint8_t> bx;
-      std::vector<uint64_t> bz;
-      uint8_t* Xo = X.mutable_data();
-      finished = run_fresh(n_chains, seed, burn_in, per_chain, thin, [&](Chains& fresh, long k0, long k) {
-        bx.resize(std::size_t(n_chains) * k * D);
-        bz.resize(std::size_t(n_chains) * k);
-        fresh.sample(tr.model, 0, thin, k, bx.data(), bz.data());
-        for (int c = 0; c < n_chains; ++c) {
-          const std::size_t row = std::size_t(c) * per_chain + k0;
-          std::memcpy(Xo + row * D, bx.data() + std::size_t(c) * k * D, std::size_t(k) * D);
-          std::memcpy(z.data() + row, bz.data() + std::size_t(c) * k, sizeof(uint64_t) * k);
-        }
-      });
+      SignalPoll poll;
+      finished = fresh_samples(tr.model, n_chains, per_chain, burn_in, thin, seed, X.mutable_data(), z.data(), poll);
     }
     if (!finished) throw py::error_already_set();
     return py::make_tuple(X, states_out(settings(), z));

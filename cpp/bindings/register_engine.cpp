@@ -49,24 +49,25 @@ void register_engine(py::module_& m) {
            py::arg("xbar"),
            "Set every parameter: w (D, L), a (D,), wbar (L, D), abar (L,), xbar (D,), then rebuild the\n"
            "chain's tables. In tied mode wbar is replaced by w^T.")
-      .def("set_data", &Engine::set_data, py::arg("X"),
+      .def("set_data", py::method_adaptor<Engine>(&Engine::set_data), py::arg("X"),
            "Keep the training set X, an (N, D) 0/1 matrix, as active-pixel lists: train_steps draws\n"
            "its minibatches from its rows.")
-      .def("reset_chains", &Engine::reset_chains, py::arg("n_chains"), py::arg("seed"), py::arg("init") = py::none(),
+      .def("reset_chains", py::method_adaptor<Engine>(&Engine::reset_chains), py::arg("n_chains"), py::arg("seed"),
+           py::arg("init") = py::none(),
            "Start n_chains persistent chains, each with its random streams keyed by (seed, chain index),\n"
            "from x'(0) ~ Bernoulli(xbar), or from the rows of init, an (n_chains, D) 0/1 matrix.")
       .def(
           "reset_optimizer", [](Engine& e) { e.tr.opt.reset(e.settings()); },
           "Zero the RMSprop accumulators (mean squared gradients) of w, a, wbar, abar.")
-      .def("chain_states", &Engine::chain_states,
+      .def("chain_states", py::method_adaptor<Engine>(&Engine::chain_states),
            "The current visible states x' of the persistent chains, uint8 (n_chains, D).")
-      .def("chain_state", &Engine::chain_state,
+      .def("chain_state", py::method_adaptor<Engine>(&Engine::chain_state),
            "The whole state of the persistent chains, for an exact resume: a dict with visible uint8\n"
            "(n_chains, D) (x'), z uint64 (n_chains,) (the last hidden state, as a code), rng uint64\n"
            "(n_chains, 4) (the xoshiro256** stream of hidden draws) and lanes uint32 (n_chains, 4, 8)\n"
            "(the eight xoshiro128** streams of visible bits, state word r of lane k at [c, r, k]).")
-      .def("set_chain_state", &Engine::set_chain_state, py::arg("visible"), py::arg("z"), py::arg("rng"),
-           py::arg("lanes"),
+      .def("set_chain_state", py::method_adaptor<Engine>(&Engine::set_chain_state), py::arg("visible"), py::arg("z"),
+           py::arg("rng"), py::arg("lanes"),
            "Replace the persistent chains by the state chain_state() returned (shapes as there; visible\n"
            "0/1, z a valid state code, no all-zero random state). Nothing is reseeded: the chains\n"
            "continue bit for bit where that state was taken.")

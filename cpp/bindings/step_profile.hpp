@@ -1,13 +1,13 @@
-// The in-run profile of training steps (nemm::StepTimes, trainer.hpp) for Python: where the time
-// of a step goes, read by bench/suite.py. Shared by Engine (engine.hpp) and RBMEngine
-// (register_rbm.cpp): start_profiling points the trainer at the engine's StepTimes, and
+// The in-run profile of training steps (nemm::StepTimes, nemm/step_timing.hpp) for Python: where
+// the time of a step goes, read by bench/suite.py. Shared by Engine (engine.hpp) and RBMEngine
+// (rbm_engine.hpp): start_profiling points the trainer at the engine's StepTimes, and
 // stop_profiling detaches it and returns the seconds of each part and the number of steps.
 #pragma once
 #include <pybind11/pybind11.h>
 
 #include <array>
 
-#include "nemm/trainer.hpp"
+#include "nemm/step_timing.hpp"
 
 namespace nemm::bindings {
 

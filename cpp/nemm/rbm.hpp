@@ -3,17 +3,23 @@
 // The parameters and the Gibbs sampler are the engine's own: a Model with tied = true,
 // centered = false (u = w^T x + abar, x | h ~ Bernoulli(sigmoid(w h + a))) and its Chains. This
 // header adds only what the RBM's learning rule needs: the exact enumeration of the hidden layer
-// (ln Z and the model expectations), the data term, the PCD-k model term, and Adam.
+// (ln Z and the model expectations), the data term, the PCD-k model term, the optimizer state
+// (Adam or RMSprop, whose element-wise rules are optimizer.hpp's) and the trainer's step.
 #pragma once
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "chain.hpp"
 #include "kernels.hpp"
 #include "likelihood.hpp"
-#include "trainer.hpp"
+#include "model.hpp"
+#include "optimizer.hpp"
+#include "sparse_rows.hpp"
+#include "step_timing.hpp"
 
 namespace nemm {
 
@@ -301,20 +307,6 @@ inline RBMGradient rbm_pcd_gradient(const Model& m, Chains& chains, Recording& r
   return g;
 }
 
-// m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p += lr mhat / (sqrt(vhat) + eps): ascent,
-// with the bias corrections c1 = 1 - b1^t, c2 = 1 - b2^t (as the factors lr / c1 and 1 / c2:
-// one division per element instead of three).
-NEMM_CLONES static void adam_update(double* __restrict p, const double* __restrict g, double* __restrict mom,
-                                    double* __restrict v, std::size_t n, double lr, double b1, double b2, double eps,
-                                    double c1, double c2) {
-  const double step = lr / c1, inv_c2 = 1.0 / c2;
-  for (std::size_t i = 0; i < n; ++i) {
-    mom[i] = b1 * mom[i] + (1.0 - b1) * g[i];
-    v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
-    p[i] += step * mom[i] / (std::sqrt(v[i] * inv_c2) + eps);
-  }
-}
-
 struct RBMOptimizer {
   bool adam = true;
   double lr = 0.02, b1 = 0.9, b2 = 0.999, rho = 0.9, eps = 1e-8;
@@ -338,6 +330,17 @@ struct RBMOptimizer {
   }
 };
 
+// Which of w, a, abar is not finite, or nullptr: only asked once a step has failed. Sums
+// propagate any inf/NaN; a finite sum overflowing to inf means parameters near 1e308, diverged
+// all the same.
+inline const char* rbm_nonfinite_part(const Eigen::MatrixXd& w, const Eigen::VectorXd& a,
+                                      const Eigen::VectorXd& abar) {
+  if (!std::isfinite(w.sum())) return "w";
+  if (!std::isfinite(a.sum())) return "a";
+  if (!std::isfinite(abar.sum())) return "abar";
+  return nullptr;
+}
+
 // One minibatch after another: the exact gradient or PCD-k, optionally centered (Montavon and
 // Mueller), then an Adam or RMSprop ascent step on w, a, abar.
 class RBMTrainer {
@@ -352,11 +355,18 @@ class RBMTrainer {
 
   explicit RBMTrainer(const Settings& s) : model(s) { opt.reset(s.D, s.L); }
 
+  // One step on the minibatch rows. Returns "" or what went non-finite (a diverged step, which the
+  // caller rolls back: run_steps, pieces.hpp); *loglik gets the step's exact mean ln p before it.
+  // Divergence is judged from the updated parameters: a non-finite gradient leaves them
+  // non-finite, so one sum per array after the update catches both (the loglik may be NaN by
+  // design, under PCD with many hidden states).
+  //
   // Centered coordinates: E = -(x - mu)^T W (h - lambda) - b.(x - mu) - c.(h - lambda), with
   // mu = xbar (the data mean) and w = W, a = b - W lambda, abar = c - W^T mu. The gradient in
   // (W, b, c) is (g_w - mu g_abar^T - g_a lambda^T, g_a, g_abar); the step taken there maps back
   // to dw = dW, da = db - dW lambda, dabar = dc - dW^T mu. Uncentered: mu = lambda = 0.
-  double step(const int64_t* rows, long n, bool exact, int k, bool centered, double center_rate) {
+  std::string step(const int64_t* rows, long n, bool exact, int k, bool centered, double center_rate,
+                   double* loglik) {
     const Settings& s = model.s;
     const std::vector<Span> X = data.spans(rows, n);
     const bool cheap_Z = rbm_n_states(s) <= 1024;
@@ -385,7 +395,30 @@ class RBMTrainer {
     model.p.abar += dh;
     model.refresh(false);  // wbar = w^T again and the chain's tables; xbar unchanged
     if (times) times->add(at[0], at[1], at[2], StepTimes::now());
-    return g.loglik;
+    *loglik = g.loglik;
+    if (std::isfinite(model.p.w.sum() + model.p.a.sum() + model.p.abar.sum())) return std::string();
+    if (const char* part = rbm_nonfinite_part(g.w, g.a, g.abar))
+      return std::string("the gradient of ") + part + " is not finite";
+    const char* part = rbm_nonfinite_part(model.p.w, model.p.a, model.p.abar);
+    return std::string(part ? part : "a parameter") + " became non-finite in the update";
+  }
+
+  // What training changes, for rolling back an interrupted or diverged call (run_steps): the
+  // parameters, the optimizer with its step count, the centering offset and the chains (their
+  // states and random streams). Scratch is not kept.
+  struct Snapshot {
+    Params p;
+    RBMOptimizer opt;
+    Eigen::VectorXd lambda;
+    Chains chains;
+  };
+  Snapshot snapshot() const { return Snapshot{model.p, opt, lambda, chains}; }
+  void restore(Snapshot&& s) {
+    model.p = std::move(s.p);
+    model.refresh(false);  // xbar unchanged during training: its thresholds stay
+    opt = std::move(s.opt);
+    lambda = std::move(s.lambda);
+    chains = std::move(s.chains);
   }
 };
 

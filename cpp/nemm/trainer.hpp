@@ -1,39 +1,20 @@
-// Training (section III): RMSprop and the Trainer's step (chains, gradient, ascent).
+// Training (section III): the RMSprop state and the Trainer's step (chains, gradient, ascent).
 // One step runs the persistent chains, takes the gradient of eqs. 16-17 and an RMSprop ascent
 // step. The epoch loop and the minibatch schedule live in Python.
 #pragma once
-#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <string>
 
 #include "chain.hpp"
 #include "gradient.hpp"
 #include "model.hpp"
-#include "simd.hpp"
+#include "optimizer.hpp"
 #include "sparse_rows.hpp"
+#include "step_timing.hpp"
 
 namespace nemm {
-
-// v = rho v + (1 - rho) g^2; p += lr g / (sqrt(v) + eps): ascent, element by element.
-// Returns whether every updated p is finite, from its exponent bits (an integer test that
-// vectorizes, unlike a floating-point reduction). A non-finite g leaves a non-finite p (NaN, or
-// inf / inf), so this one test also catches a non-finite gradient without a pass of its own.
-NEMM_CLONES inline bool rmsprop_update(double* __restrict p, const double* __restrict g, double* __restrict v,
-                                       std::size_t n, double lr, double rho, double eps) {
-  uint64_t nonfinite = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    v[i] = rho * v[i] + (1.0 - rho) * g[i] * g[i];
-    const double q = p[i] + lr * g[i] / (std::sqrt(v[i]) + eps);
-    p[i] = q;
-    uint64_t b;
-    std::memcpy(&b, &q, sizeof(b));
-    nonfinite |= uint64_t((b & 0x7FF0000000000000ull) == 0x7FF0000000000000ull);
-  }
-  return nonfinite == 0;
-}
 
 struct RMSprop {
   Eigen::MatrixXd vw, vwbar;
@@ -74,23 +55,6 @@ inline const char* nonfinite_part(const Eigen::MatrixXd& w, const Eigen::VectorX
   if (!std::isfinite(abar.sum())) return "abar";
   return nullptr;
 }
-
-// Wall-clock seconds of the three parts of the training steps, summed while a trainer's `times`
-// points here (bench/suite.py reads them to show where a step's time goes, in the run itself).
-// Machine: chain, gradient, update (RMSprop and table refresh); RBM: data term, model term, update.
-struct StepTimes {
-  double seconds[3] = {0, 0, 0};
-  long steps = 0;
-  static double now() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-  }
-  void add(double t0, double t1, double t2, double t3) {
-    seconds[0] += t1 - t0;
-    seconds[1] += t2 - t1;
-    seconds[2] += t3 - t2;
-    ++steps;
-  }
-};
 
 class Trainer {
  public:

@@ -7,17 +7,12 @@ pure function.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import threading
-import time
-import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from nemm import _core, model_file
 from nemm._checks import (
@@ -33,7 +28,7 @@ from nemm._estimator import Estimator, locked
 from nemm._seeds import engine_seed
 from nemm._states import codes_to_states
 from nemm.markov import occupancy_from_trajectory
-from nemm.model_file import FORMAT_NAME, FORMAT_VERSION, load, register_format
+from nemm.model_file import CHAIN_ARRAYS, load, register_format
 from nemm.training import (
     _WHY_INT32,
     _BatchStream,
@@ -45,10 +40,20 @@ from nemm.training import (
     validate_settings,
 )
 
-# The model file (``save``/``load``, FORMAT_NAME, FORMAT_VERSION, register_format) lives in
-# nemm.model_file, shared with the RBM; the names stay importable from here.
+# The model file (``load``, ``register_format``) lives in nemm.model_file, shared with the RBM;
+# the names stay importable from here. ``save`` and the reader are nemm._estimator's.
 __all__ = ["Machine", "load", "approx_gradient", "register_format", "FORMAT_NAME", "FORMAT_VERSION",
            "ENUMERATION_LIMIT"]
+
+FORMAT_NAME = "nemm-machine"
+FORMAT_VERSION = 2
+# Version 1 held the parameters only; version 2 adds the training state (``train/*``) for an
+# exact resume. Both are read.
+READABLE_VERSIONS = (1, 2)
+#: The training-state arrays of a version-2 machine file: the chains with their random streams
+#: (``model_file.CHAIN_ARRAYS``), the RMSprop accumulators and the minibatch permutation.
+OPTIMIZER_ARRAYS = ("vw", "va", "vwbar", "vabar")
+TRAIN_ARRAYS = CHAIN_ARRAYS + OPTIMIZER_ARRAYS + ("perm",)
 
 #: Most hidden states whose exact ln p ``score_samples`` computes (binary: L <= 16). The C++
 #: likelihood enumerates all 2^L binary states once there are many of them (kEnumerateMaxL).
@@ -127,6 +132,11 @@ class Machine(Estimator):
     ``partial_fit`` leaves the machine at the end of its last complete epoch (parameters,
     chains, optimizer and minibatch stream together), so it can be saved and resumed exactly.
     An interrupted ``hidden_trajectory`` or ``sample`` returns nothing and changes nothing.
+
+    ``partial_fit`` continues the linear minibatch-size schedule of ``fit``. Given the same data
+    as before (recognized by its checksum) it continues exactly as one uninterrupted run; given
+    other data, the chains and optimizer carry over and a new minibatch permutation of the new
+    rows starts.
     """
 
     def __init__(
@@ -204,41 +214,20 @@ class Machine(Estimator):
         return self._cfg["hidden"] == "onehot" if f is None else bool(f)
 
     # ------------------------------------------------------------------ parameters
-    @property
-    @locked
-    def n_visible_(self) -> int:
-        """D, the number of visible bits."""
-        return int(self._require_fitted().n_visible)
-
-    @property
-    @locked
-    def w_(self) -> np.ndarray:
-        """Forward weights w, (D, L) (eq. 10)."""
-        return self._require_fitted().w
-
-    @property
-    @locked
-    def a_(self) -> np.ndarray:
-        """Visible bias a, (D,)."""
-        return self._require_fitted().a
+    # The estimator base's declarations (nemm._estimator): parameters, history, file, repr.
+    _PARAMS = ("w", "a", "wbar", "abar")
+    _HISTORY_KEYS = ("epoch", "loglik", "batch_size", "seconds")
+    _FORMAT_NAME = FORMAT_NAME
+    _FORMAT_VERSION = FORMAT_VERSION
+    _READABLE_VERSIONS = READABLE_VERSIONS
+    _HISTORY_INTEGERS = True
+    _REPR = ("n_hidden", "hidden", "normalization", "centered", "tied", "random_state")
 
     @property
     @locked
     def wbar_(self) -> np.ndarray:
         """Backward weights wbar, (L, D) (eq. 11); ``w_.T`` when tied."""
         return self._require_fitted().wbar
-
-    @property
-    @locked
-    def abar_(self) -> np.ndarray:
-        """Hidden bias abar, (L,)."""
-        return self._require_fitted().abar
-
-    @property
-    @locked
-    def xbar_(self) -> np.ndarray:
-        """Data mean used for centering, (D,) (eq. 17)."""
-        return self._require_fitted().xbar
 
     @property
     def n_states(self) -> int:
@@ -274,6 +263,9 @@ class Machine(Estimator):
         if self._engine is None or self._engine.n_visible != D:
             self._engine = self._make_engine(D)
         self._engine.set_params(w, a, wbar, abar, xbar)
+        self._forget_derived()
+
+    def _forget_derived(self) -> None:
         self._occupancy = None
 
     @classmethod
@@ -297,18 +289,7 @@ class Machine(Estimator):
         **settings
             Any constructor setting (``hidden``, ``normalization``, ``centered``, ``tied``, ...).
         """
-        w_arr = np.asarray(w)
-        if w_arr.ndim != 2:
-            raise ValueError(f"w must be two-dimensional (D, L), got shape {w_arr.shape}")
-        settings.setdefault("n_hidden", int(w_arr.shape[1]))
-        m = cls(**settings)
-        m._cfg = m._validate_settings()
-        if xbar is None:
-            xbar = np.full(w_arr.shape[0], 0.5)
-        m._set_params(w_arr, a, wbar, abar, xbar)
-        m.history_ = {}
-        m.epochs_done_ = 0
-        return m
+        return cls._build({"w": w, "a": a, "wbar": wbar, "abar": abar}, xbar, settings)
 
     def _initial_params(self, X: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Appendix A1: w and a from ``initial_weights``; wbar = 0 (w^T when tied), abar = 0."""
@@ -318,74 +299,10 @@ class Machine(Estimator):
         return dict(w=w, a=a, wbar=wbar, abar=np.zeros(L), xbar=xbar)
 
     # ------------------------------------------------------------------ training
-    @locked
-    def fit(
-        self,
-        X: Any,
-        y: Any = None,
-        *,
-        callback: Callable[["Machine", int], None] | None = None,
-    ) -> "Machine":
-        """Train on binary data with the paper's protocol (section III).
+    def _training_started(self) -> bool:
+        return hasattr(self, "_batches")
 
-        Parameters
-        ----------
-        X : array_like, (N, D)
-            Rows of 0/1 values.
-        y : ignored
-        callback : callable, optional
-            Called as ``callback(machine, epoch)`` after every epoch (e.g. diagnostics).
-
-        Returns
-        -------
-        self
-        """
-        cfg = self._validate_settings()
-        X = as_binary_matrix(X)
-        self._check_training_memory(X.shape, cfg)
-        self._cfg = cfg
-        seeds = np.random.SeedSequence(cfg["random_state"]).spawn(3)
-        init_rng, batch_rng = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1])
-        self._engine = None
-        self._set_params(**self._initial_params(X, init_rng))
-        self._start_training(X, batch_rng, engine_seed(seeds[2]))
-        return self._train_epochs(self.n_epochs, callback)
-
-    @locked
-    def partial_fit(self, X: Any, y: Any = None, *, n_epochs: int = 1) -> "Machine":
-        """Continue training for ``n_epochs`` epochs (initializing first if needed).
-
-        The persistent chains, the RMSprop state and the minibatch stream carry over, also
-        through ``save``/``load`` and pickling; the minibatch size continues the linear schedule
-        of ``fit``. Given the same data as before (recognized by its checksum), training continues
-        exactly as one uninterrupted run. Given other data, training continues on it: the chains
-        and optimizer carry over and a new minibatch permutation of the new rows starts.
-        """
-        n_epochs = as_int(n_epochs, "n_epochs", minimum=1)
-        cfg = self._validate_settings()
-        X = as_binary_matrix(X, n_features=self.n_visible_ if self._engine is not None else None,
-                             owner=type(self).__name__)
-        self._check_training_memory(X.shape, cfg)
-        self._cfg = cfg
-        if self._engine is None or not hasattr(self, "_batches"):
-            seeds = np.random.SeedSequence(cfg["random_state"]).spawn(3)
-            if self._engine is None:
-                self._set_params(**self._initial_params(X, np.random.default_rng(seeds[0])))
-            self._start_training(X, np.random.default_rng(seeds[1]), engine_seed(seeds[2]), keep_history=True)
-        else:
-            sha = _data_checksum(X)
-            if sha != self._train_data_sha:  # other data: a new permutation of its rows
-                self._engine.set_data(X)
-                self._batches = _BatchStream(X.shape[0], self._batches.rng)
-                self._train_data_sha = sha
-                self._engine_has_data = True
-            elif not self._engine_has_data:  # the same data after load/unpickle: the stream goes on
-                self._engine.set_data(X)
-                self._engine_has_data = True
-        return self._train_epochs(n_epochs, None)
-
-    def _start_training(self, X: np.ndarray, batch_rng: np.random.Generator, chain_seed: int,
-                        keep_history: bool = False) -> None:
+    def _start_training(self, X: np.ndarray, batch_rng: np.random.Generator, chain_seed: int) -> None:
         engine = self._require_fitted()
         engine.set_data(X)
         C = self._cfg["n_chains"]
@@ -395,64 +312,37 @@ class Machine(Estimator):
         self._batches = _BatchStream(X.shape[0], batch_rng)
         self._train_data_sha = _data_checksum(X)
         self._engine_has_data = True
-        if not keep_history or not getattr(self, "history_", None):
-            self.history_ = {"epoch": [], "loglik": [], "batch_size": [], "seconds": []}
-            self.epochs_done_ = 0
 
-    def _train_epochs(self, n_epochs: int, callback: Callable[["Machine", int], None] | None) -> "Machine":
+    def _continue_training(self, X: np.ndarray) -> None:
+        """The same data (by its checksum) continues the minibatch stream; other data starts a new one."""
         engine = self._require_fitted()
-        progress = tqdm(total=n_epochs, desc="training", disable=not self.verbose)
-        t0 = time.perf_counter()
-        try:
-            for _ in range(n_epochs):
-                e = self.epochs_done_
-                bs = batch_size_schedule(e, self._cfg["n_epochs"], self._cfg["batch_size"])
-                before = self._batches.state()
-                rows_before = {k: len(v) for k, v in self.history_.items()}
-                ll = None
-                try:
-                    rows = self._batches.take(bs * self.steps_per_epoch)
-                    sizes = np.full(self.steps_per_epoch, bs, dtype=np.int64)
-                    # The core checks every step for divergence (FloatingPointError naming epoch e
-                    # and the step) and for Ctrl-C (also once after the last step), and rolls the
-                    # whole epoch back on either.
-                    ll = engine.train_steps(rows, sizes, int(self.chain_steps), float(self.learning_rate),
-                                            float(self.rho), float(self.eps), self._freeze_a, e)
-                finally:
-                    if ll is None:  # the engine went back: so does the minibatch stream
-                        self._batches.restore(before)
-                # The core kept this epoch: book it even if Ctrl-C lands meanwhile (no call or
-                # backward jump between the engine's return and this try), then raise it.
-                interrupted = False
-                while True:
-                    try:
-                        self._record_epoch({"epoch": e, "loglik": float(ll.mean()), "batch_size": bs,
-                                            "seconds": time.perf_counter() - t0}, rows_before)
-                        break
-                    except KeyboardInterrupt:
-                        interrupted = True
-                if interrupted:
-                    raise KeyboardInterrupt
-                if callback is not None:
-                    callback(self, e)
-                progress.set_postfix_str(f"LL {ll.mean():.2f}", refresh=False)
-                progress.update(1)
-        finally:
-            progress.close()
-        return self
+        sha = _data_checksum(X)
+        if sha != self._train_data_sha:  # other data: a new permutation of its rows
+            engine.set_data(X)
+            self._batches = _BatchStream(X.shape[0], self._batches.rng)
+            self._train_data_sha = sha
+            self._engine_has_data = True
+        elif not self._engine_has_data:  # the same data after load/unpickle: the stream goes on
+            engine.set_data(X)
+            self._engine_has_data = True
 
-    def _record_epoch(self, record: dict[str, Any], rows_before: dict[str, int]) -> None:
-        """Book one epoch the core has completed: its history rows, then the epoch counter.
+    def _epoch_batches(self, X: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``steps_per_epoch`` minibatches of the scheduled size (linear from the first to the second)."""
+        bs = batch_size_schedule(epoch, self._cfg["n_epochs"], self._cfg["batch_size"])
+        rows = self._batches.take(bs * self.steps_per_epoch)
+        return rows, np.full(self.steps_per_epoch, bs, dtype=np.int64)
 
-        Idempotent (a row is added only while its list still has the length it had before the
-        epoch), so that a booking cut short by Ctrl-C can simply be done again.
-        """
-        for key, value in record.items():
-            rows = self.history_.setdefault(key, [])
-            if len(rows) == rows_before.get(key, 0):
-                rows.append(value)
-        self.epochs_done_ = int(record["epoch"]) + 1
-        self._occupancy = None
+    def _step_settings(self) -> tuple[Any, ...]:
+        return (int(self.chain_steps), float(self.learning_rate), float(self.rho), float(self.eps), self._freeze_a)
+
+    def _batch_state(self) -> Any:
+        return self._batches.state()
+
+    def _restore_batches(self, state: Any) -> None:
+        self._batches.restore(state)
+
+    def _epoch_record(self, epoch: int, ll: np.ndarray, sizes: np.ndarray) -> dict[str, Any]:
+        return {"epoch": epoch, "loglik": float(ll.mean()), "batch_size": int(sizes[0])}
 
     # ------------------------------------------------------------------ sampling
     def _codes_to_states(self, codes: np.ndarray) -> np.ndarray:
@@ -638,103 +528,54 @@ class Machine(Estimator):
             logw = np.log(p)
         return engine.log_likelihood(X, states, logw)
 
-    @locked
-    def score(self, X: Any, y: Any = None) -> float:
-        """Mean log-likelihood per data point (nats)."""
-        return float(self.score_samples(X).mean())
-
     # ------------------------------------------------------------------ persistence
-    @locked
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Save to ``path`` (npz with JSON metadata; no pickle), atomically.
-
-        The file (format version 2) holds the arrays ``w``, ``a``, ``wbar``, ``abar``, ``xbar``,
-        the history (``history/<key>``) and ``metadata``: a JSON string with ``format``
-        ("nemm-machine"), ``format_version``, the nemm version and the settings. Once training
-        has started it also holds the whole training state, so that ``load`` + ``partial_fit`` on
-        the same data continues bit for bit like a run that never stopped: the persistent chains
-        with their random streams (``train/visible``, ``train/z``, ``train/rng``, ``train/lanes``),
-        the RMSprop accumulators (``train/vw``, ``train/va``, ``train/vwbar``, ``train/vabar``),
-        the minibatch permutation (``train/perm``), and in the metadata ``train``: the position in
-        it, the PCG64 state that draws the next permutations, and the sha256 and size of the
-        training data (the data itself is not stored). ``epochs_done`` counts the epochs.
-
-        The file is written to ``path``: a symlink is followed (the link is kept and its target
-        replaced), an existing file keeps its permissions, and anything but a regular file (a
-        directory, FIFO, device, socket) is refused with ``OSError``. Readers see the old file or
-        the new one, and a killed save leaves no temporary file behind (see ``nemm._io``). Hard
-        links to the old file are not updated: the path gets a new file.
-
-        Returns
-        -------
-        Path
-            ``path``, with ``.npz`` appended if it had another suffix.
-        """
-        return model_file.write(path, self._model_arrays())
-
-    def _model_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays of the model file (``save``, pickling); ``_machine_from_npz`` reads them back.
-
-        The one place that decides what a model file holds, including the training state.
-        """
-        engine = self._require_fitted()
+    def _file_settings(self) -> dict[str, Any]:
         settings = self._validate_settings()
         settings["batch_size"] = list(settings["batch_size"])
-        meta = model_file.metadata(FORMAT_NAME, FORMAT_VERSION, settings, self.epochs_done_, self.history_)
-        arrays = {
-            "w": engine.w, "a": engine.a, "wbar": engine.wbar, "abar": engine.abar, "xbar": engine.xbar,
-            "metadata": np.array(json.dumps(meta)),
-        }
-        arrays.update(model_file.history_arrays(self.history_, keep_integers=True))
-        if hasattr(self, "_batches"):  # training has started: everything an exact resume needs
-            perm, pos, rng_state = self._batches.state()
-            arrays.update(model_file.training_state_arrays(engine.chain_state(), engine.optimizer_state(), perm))
-            meta["train"] = {"batch_pos": int(pos), "batch_rng": rng_state, "n_samples": int(self._batches.n),
-                             "data_sha256": self._train_data_sha, "data_source": self._data_source}
-            arrays["metadata"] = np.array(json.dumps(meta))
-        return arrays
+        return settings
 
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in ("n_hidden", "hidden", "normalization",
-                                                               "centered", "tied", "random_state"))
-        return f"{type(self).__name__}({shown})"
+    @classmethod
+    def _settings_from_file(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        if "batch_size" in settings:
+            settings["batch_size"] = tuple(settings["batch_size"])
+        return settings
+
+    def _training_arrays(self, engine: _core.Engine) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The training state of a version-2 file, once training has started.
+
+        Arrays (``train/<name>``): the persistent chains with their random streams (``visible``,
+        ``z``, ``rng``, ``lanes``), the RMSprop accumulators (``vw``, ``va``, ``vwbar``, ``vabar``) and
+        the minibatch permutation (``perm``). Metadata ``train``: the position in it, the PCG64 state
+        that draws the next permutations, and the sha256 and size of the training data (the data
+        itself is not stored) and where it came from.
+        """
+        if not self._training_started():
+            return None
+        perm, pos, rng_state = self._batches.state()
+        arrays = {k: np.asarray(v) for k, v in engine.chain_state().items()}
+        arrays.update({k: np.asarray(v) for k, v in engine.optimizer_state().items()})
+        arrays["perm"] = np.asarray(perm, dtype=np.int64)
+        train = {"batch_pos": int(pos), "batch_rng": rng_state, "n_samples": int(self._batches.n),
+                 "data_sha256": self._train_data_sha, "data_source": self._data_source}
+        return arrays, train
+
+    def _restore_training_state(self, npz: Any, train: Any, path: Path | str) -> None:
+        """Chains, optimizer and minibatch stream of a version-2 file, back into the engine."""
+        a = model_file.read_training_arrays(npz, train, TRAIN_ARRAYS, path)
+        engine = self._require_fitted()
+        try:
+            engine.set_chain_state(a["visible"], a["z"], a["rng"], a["lanes"])
+            engine.set_optimizer_state(a["vw"], a["va"], a["vwbar"], a["vabar"])
+            self._batches = _BatchStream.from_state(a["perm"], train.get("batch_pos"), train.get("batch_rng"))
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"{path}: invalid training state: {exc}") from exc
+        sha = train.get("data_sha256")
+        if not isinstance(sha, str):
+            raise ValueError(f"{path}: the training state lacks the data checksum")
+        self._train_data_sha = sha
+        self._engine_has_data = False  # the data is not in the file: partial_fit(X) brings it back
+        source = train.get("data_source")
+        self._data_source = source if isinstance(source, dict) else None
 
 
-def _machine_from_npz(npz: Any, meta: dict[str, Any], path: Path | str) -> Machine:
-    """The reader of "nemm-machine" files (registered with :func:`nemm.model_file.register_format`)."""
-    version = model_file.check_version(meta, path, model_file.READABLE_VERSIONS)
-    if version == 1:
-        warnings.warn(f"{path} is a version-1 model file: it holds the parameters but no training state, so "
-                      "training continued from it starts fresh chains, optimizer and minibatches and cannot "
-                      "resume exactly", UserWarning, stacklevel=4)
-    model_file.require_arrays(npz, ("w", "a", "wbar", "abar", "xbar"), path)
-    settings = model_file.read_settings(meta, Machine._SETTINGS, path)
-    if "batch_size" in settings:
-        settings["batch_size"] = tuple(settings["batch_size"])
-    m = Machine.from_params(npz["w"], npz["a"], npz["wbar"], npz["abar"], npz["xbar"], **settings)
-    m.history_, m.epochs_done_ = model_file.read_history(npz, meta)
-    if "train" in meta:
-        _restore_training_state(m, npz, meta["train"], path)
-    return m
-
-
-register_format(FORMAT_NAME, _machine_from_npz)
-
-
-def _restore_training_state(m: Machine, npz: Any, train: Any, path: Path | str) -> None:
-    """Chains, optimizer and minibatch stream of a version-2 file, back into ``m``'s engine."""
-    a = model_file.read_training_state(npz, train, path)
-    engine = m._require_fitted()
-    try:
-        engine.set_chain_state(a["visible"], a["z"], a["rng"], a["lanes"])
-        engine.set_optimizer_state(a["vw"], a["va"], a["vwbar"], a["vabar"])
-        m._batches = _BatchStream.from_state(a["perm"], train.get("batch_pos"), train.get("batch_rng"))
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ValueError(f"{path}: invalid training state: {exc}") from exc
-    sha = train.get("data_sha256")
-    if not isinstance(sha, str):
-        raise ValueError(f"{path}: the training state lacks the data checksum")
-    m._train_data_sha = sha
-    m._engine_has_data = False  # the data is not in the file: partial_fit(X) brings it back
-    source = train.get("data_source")
-    m._data_source = source if isinstance(source, dict) else None
+register_format(FORMAT_NAME, Machine._from_file)

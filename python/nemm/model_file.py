@@ -3,9 +3,11 @@
 One module owns the format for every model of the family (the machine, "nemm-machine", and
 the equilibrium RBM, "nemm-rbm"): the path suffix, the metadata header, the history arrays,
 the atomic write, the checks on reading (zip magic, object arrays, metadata, versions,
-settings), the training-state arrays of machine format version 2, and the bytes used for
-pickling. Each model module registers a reader for its ``format`` with :func:`register_format`;
-this module imports neither of them, so :func:`load` dispatches without an import cycle.
+settings, the ``train/*`` arrays of the training state, the persistent chains' dtypes), and the
+bytes used for pickling. What each model's file holds (its format name and version, its
+arrays) is the model module's (``nemm.machine``, ``nemm.rbm``, through ``nemm._estimator``);
+each registers a reader for its ``format`` with :func:`register_format`. This module imports
+none of them, so :func:`load` dispatches without an import cycle.
 """
 
 from __future__ import annotations
@@ -22,20 +24,12 @@ import numpy as np
 from nemm import _core
 from nemm._io import atomic_open
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "register_format", "load"]
+__all__ = ["register_format", "load"]
 
-FORMAT_NAME = "nemm-machine"
-FORMAT_VERSION = 2
-# Version 1 held the parameters only; version 2 adds the training state (``train/*``) for an
-# exact resume. Both are read.
-READABLE_VERSIONS = (1, 2)
-
-#: The training-state arrays of a version-2 machine file: chains with their random streams,
-#: the RMSprop accumulators and the minibatch permutation.
+#: The persistent chains' arrays of a version-2 training state (``train/<name>``), as the engines'
+#: ``chain_state()`` gives them: both models hold them (the RBM under PCD only).
 CHAIN_ARRAYS = ("visible", "z", "rng", "lanes")
-OPTIMIZER_ARRAYS = ("vw", "va", "vwbar", "vabar")
-TRAIN_ARRAYS = CHAIN_ARRAYS + OPTIMIZER_ARRAYS + ("perm",)
-_TRAIN_DTYPES = {"visible": np.uint8, "z": np.uint64, "rng": np.uint64, "lanes": np.uint32}
+CHAIN_DTYPES = {"visible": np.uint8, "z": np.uint64, "rng": np.uint64, "lanes": np.uint32}
 
 Reader = Callable[[Any, dict[str, Any], "Path | str"], Any]
 
@@ -81,16 +75,7 @@ def history_arrays(history: Mapping[str, Any], *, keep_integers: bool) -> dict[s
     return arrays
 
 
-def training_state_arrays(chains: Mapping[str, Any], optimizer: Mapping[str, Any],
-                          perm: np.ndarray) -> dict[str, np.ndarray]:
-    """``train/*`` arrays of a version-2 machine file (what an exact resume needs besides metadata)."""
-    arrays = {f"train/{k}": np.asarray(chains[k]) for k in CHAIN_ARRAYS}
-    arrays.update({f"train/{k}": np.asarray(optimizer[k]) for k in OPTIMIZER_ARRAYS})
-    arrays["train/perm"] = np.asarray(perm, dtype=np.int64)
-    return arrays
-
-
-def write(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> Path:
+def write(path: str | os.PathLike[str], arrays: Mapping[str, Any]) -> Path:
     """Write ``arrays`` to ``npz_path(path)`` atomically (see ``nemm._io.atomic_open``); return that path."""
     path = npz_path(path)
     with atomic_open(path) as fh:
@@ -98,7 +83,7 @@ def write(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> Pat
     return path
 
 
-def to_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+def to_bytes(arrays: Mapping[str, Any]) -> bytes:
     """The bytes of the model file holding ``arrays`` (what pickling carries)."""
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -163,7 +148,8 @@ def read(npz: Any, path: Path | str) -> Any:
         raise ValueError(f"{path}: corrupt metadata: {exc}") from exc
     fmt = meta.get("format") if isinstance(meta, dict) else None
     if not isinstance(fmt, str) or fmt not in _FORMATS:
-        raise ValueError(f"{path} is not a nemm model file (metadata format is not {FORMAT_NAME!r})")
+        raise ValueError(f"{path} is not a nemm model file (metadata format {fmt!r} is not one of "
+                         f"{', '.join(map(repr, sorted(_FORMATS)))})")
     return _FORMATS[fmt](npz, meta, path)
 
 
@@ -203,13 +189,17 @@ def read_history(npz: Any, meta: dict[str, Any]) -> tuple[dict[str, list[Any]], 
     return history, int(meta.get("epochs_done", 0))
 
 
-def read_training_state(npz: Any, train: Any, path: Path | str) -> dict[str, np.ndarray]:
-    """The ``train/*`` arrays of a version-2 file, complete and of the engine's dtypes."""
-    missing = [k for k in TRAIN_ARRAYS if f"train/{k}" not in npz.files]
+def read_training_arrays(npz: Any, train: Any, names: Iterable[str], path: Path | str) -> dict[str, np.ndarray]:
+    """The ``train/<name>`` arrays of a version-2 file: all there, and the chains' of the engines' dtypes.
+
+    ``train`` is the metadata's ``train`` entry, which must be a dict.
+    """
+    names = tuple(names)
+    missing = [k for k in names if f"train/{k}" not in npz.files]
     if not isinstance(train, dict) or missing:
         raise ValueError(f"{path}: incomplete training state (missing {missing or 'metadata'})")
-    a = {k: npz[f"train/{k}"] for k in TRAIN_ARRAYS}
-    for k, dt in _TRAIN_DTYPES.items():
-        if a[k].dtype != dt:
+    a = {k: npz[f"train/{k}"] for k in names}
+    for k, dt in CHAIN_DTYPES.items():
+        if k in a and a[k].dtype != dt:
             raise ValueError(f"{path}: train/{k} must be {np.dtype(dt).name}, got {a[k].dtype}")
     return a

@@ -17,24 +17,18 @@ which is this RBM's Gibbs sampler exactly. (The tied machine trained by eqs.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import threading
-import time
-import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from nemm import _core, model_file
 from nemm._checks import as_binary_matrix, as_bool, as_float, as_int, as_real_array, as_seed
-from nemm._seeds import engine_seed
 from nemm._estimator import Estimator, locked
 from nemm.machine import Machine
-from nemm.model_file import register_format
+from nemm.model_file import CHAIN_ARRAYS, register_format
 from nemm.training import HIDDEN as _HIDDEN
 from nemm.training import initial_weights
 
@@ -57,10 +51,9 @@ _GRADIENTS = ("auto", "exact", "pcd")
 
 # Settings fixed by the engine's shape: changing them needs a new fit.
 _STRUCTURE = ("n_hidden", "hidden")
-# Training-state arrays of a version-2 file: optimizer (always) and persistent chains (PCD only).
+# Training-state arrays of a version-2 file: optimizer (always) and persistent chains
+# (``model_file.CHAIN_ARRAYS``, PCD only).
 _OPTIMIZER_ARRAYS = ("mw", "vw", "ma", "va", "mh", "vh", "lambda")
-_CHAIN_ARRAYS = ("visible", "z", "rng", "lanes")
-_CHAIN_DTYPES = {"visible": np.uint8, "z": np.uint64, "rng": np.uint64, "lanes": np.uint32}
 
 
 def _choice(value: Any, name: str, options: tuple[str, ...]) -> str:
@@ -178,6 +171,13 @@ class RBM(Estimator):
     ``history_["loglik"]`` holds, per epoch, the mean over its minibatches of their exact
     mean ln p at the parameters before each step (NaN under PCD with more than 1024 hidden
     states, where ln Z is not computed during training).
+
+    Ctrl-C and divergence, as for the machine: training checks for signals between gradient
+    steps, and Ctrl-C raises ``KeyboardInterrupt``; a parameter that turns non-finite raises
+    ``FloatingPointError`` naming the epoch and step. Either way an interrupted ``fit`` or
+    ``partial_fit`` leaves the RBM at the end of its last complete epoch (parameters, optimizer,
+    centering offset, chains and minibatch order together), so it can be saved and resumed
+    exactly.
     """
 
     _SETTINGS = (
@@ -246,35 +246,14 @@ class RBM(Estimator):
         return str(validate_settings(self.get_params())["gradient_used"])
 
     # ------------------------------------------------------------------ parameters
-    @property
-    @locked
-    def n_visible_(self) -> int:
-        """D, the number of visible bits."""
-        return int(self._require_fitted().n_visible)
-
-    @property
-    @locked
-    def w_(self) -> np.ndarray:
-        """Weights w, (D, L)."""
-        return self._require_fitted().w
-
-    @property
-    @locked
-    def a_(self) -> np.ndarray:
-        """Visible bias a, (D,)."""
-        return self._require_fitted().a
-
-    @property
-    @locked
-    def abar_(self) -> np.ndarray:
-        """Hidden bias abar, (L,)."""
-        return self._require_fitted().abar
-
-    @property
-    @locked
-    def xbar_(self) -> np.ndarray:
-        """Data mean, (D,): the centering offset and the start of fresh chains."""
-        return self._require_fitted().xbar
+    # The estimator base's declarations (nemm._estimator): parameters, history, file, repr.
+    _PARAMS = ("w", "a", "abar")
+    _HISTORY_KEYS = ("epoch", "loglik", "seconds")
+    _FORMAT_NAME = FORMAT_NAME
+    _FORMAT_VERSION = FORMAT_VERSION
+    _READABLE_VERSIONS = READABLE_VERSIONS
+    _FILE_NOUN = "RBM"
+    _REPR = ("n_hidden", "hidden", "optimizer", "gradient", "centered", "random_state")
 
     def _set_params(self, w: Any, a: Any, abar: Any, xbar: Any) -> None:
         """Load parameters into the engine (made anew if D changed); needs the checked ``self._cfg``."""
@@ -290,13 +269,13 @@ class RBM(Estimator):
             raise ValueError("xbar is a data mean and must lie in [0, 1]")
         if self._engine is None or self._engine.n_visible != D:
             self._engine = _core.RBMEngine(int(D), int(L), hidden)
-            self._structure = {"n_hidden": n_hidden, "hidden": hidden}
+            self._structure = {k: self._cfg[k] for k in _STRUCTURE}
             self.n_features_in_ = int(D)
             self._rng = None
-            if not hasattr(self, "history_"):
-                self.history_: dict[str, list[Any]] = {}
-                self.epochs_done_ = 0
         self._engine.set_params(w, a, abar, xbar)
+        self._forget_derived()
+
+    def _forget_derived(self) -> None:
         self._sampler = None
 
     @classmethod
@@ -312,15 +291,7 @@ class RBM(Estimator):
         **settings
             Any constructor setting (``hidden``, ...).
         """
-        w_arr = np.asarray(w)
-        if w_arr.ndim != 2:
-            raise ValueError(f"w must be two-dimensional (D, L), got shape {w_arr.shape}")
-        settings.setdefault("n_hidden", int(w_arr.shape[1]))
-        m = cls(**settings)
-        m._validate_settings()
-        m.history_, m.epochs_done_ = {}, 0
-        m._set_params(w_arr, a, abar, np.full(w_arr.shape[0], 0.5) if xbar is None else xbar)
-        return m
+        return cls._build({"w": w, "a": a, "abar": abar}, xbar, settings)
 
     def _initial_params(self, X: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         c = self._cfg
@@ -330,55 +301,8 @@ class RBM(Estimator):
         return dict(w=w, a=a, abar=abar, xbar=xbar)
 
     # ------------------------------------------------------------------ training
-    @locked
-    def fit(self, X: Any, y: Any = None, *, callback: Callable[["RBM", int], None] | None = None) -> "RBM":
-        """Train on binary data for ``n_epochs`` passes.
-
-        Parameters
-        ----------
-        X : array_like, (N, D)
-            Rows of 0/1 values.
-        y : ignored
-        callback : callable, optional
-            Called as ``callback(rbm, epoch)`` after every epoch.
-
-        Returns
-        -------
-        self
-        """
-        c = self._validate_settings()
-        X = as_binary_matrix(X)
-        seeds = np.random.SeedSequence(c["random_state"]).spawn(3)
-        self._engine = None
-        self.history_ = {"epoch": [], "loglik": [], "seconds": []}
-        self.epochs_done_ = 0
-        self._set_params(**self._initial_params(X, np.random.default_rng(seeds[0])))
-        self._start_training(X, np.random.default_rng(seeds[1]), engine_seed(seeds[2]))
-        return self._train_epochs(X, c["n_epochs"], callback)
-
-    @locked
-    def partial_fit(self, X: Any, y: Any = None, *, n_epochs: int = 1) -> "RBM":
-        """Continue training for ``n_epochs`` passes (initializing first if needed).
-
-        The optimizer state, the persistent chains and the stream of minibatch orders carry
-        over from the previous call, also through ``save``/``load`` and pickling: 2 epochs,
-        a round trip, then 2 more give the same bits as 4 epochs.
-        """
-        n_epochs = as_int(n_epochs, "n_epochs", minimum=1)
-        c = self._validate_settings()
-        X = as_binary_matrix(X, n_features=self.n_visible_ if self._engine is not None else None,
-                             owner=type(self).__name__)
-        if self._engine is None or self._rng is None:
-            seeds = np.random.SeedSequence(c["random_state"]).spawn(3)
-            if self._engine is None:
-                self._set_params(**self._initial_params(X, np.random.default_rng(seeds[0])))
-            self._start_training(X, np.random.default_rng(seeds[1]), engine_seed(seeds[2]))
-            self.history_ = {k: list(self.history_.get(k, [])) for k in ("epoch", "loglik", "seconds")}
-        else:
-            engine = self._require_fitted()
-            engine.set_data(X)
-            self._set_optimizer(engine)  # a changed learning rate (set_params) applies from here
-        return self._train_epochs(X, n_epochs, None)
+    def _training_started(self) -> bool:
+        return self._rng is not None
 
     def _set_optimizer(self, engine: _core.RBMEngine) -> None:
         c = self._cfg
@@ -395,39 +319,35 @@ class RBM(Estimator):
             engine.reset_chains(c["n_chains"], chain_seed, X[init])
         self._rng = rng
 
-    def _train_epochs(self, X: np.ndarray, n_epochs: int, callback: Callable[["RBM", int], None] | None) -> "RBM":
+    def _continue_training(self, X: np.ndarray) -> None:
         engine = self._require_fitted()
+        engine.set_data(X)
+        self._set_optimizer(engine)  # a changed learning rate (set_params) applies from here
+
+    def _epoch_batches(self, X: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """A fresh random order of the rows, cut into minibatches of ``batch_size`` (the last one shorter)."""
         assert self._rng is not None
-        c = self._cfg
         N = X.shape[0]
-        bs = min(c["batch_size"], N)
+        bs = min(self._cfg["batch_size"], N)
         n_steps = math.ceil(N / bs)
         sizes = np.full(n_steps, bs, dtype=np.int64)
         sizes[-1] = N - bs * (n_steps - 1)
-        progress = tqdm(total=n_epochs, desc="training", disable=not c["verbose"])
-        t0 = time.perf_counter()
-        try:
-            for _ in range(n_epochs):
-                e = self.epochs_done_
-                rows = self._rng.permutation(N).astype(np.int64)
-                ll = engine.train_steps(rows, sizes, c["gradient_used"], c["pcd_steps"], c["centered"],
-                                        _CENTER_RATE)
-                if not np.isfinite(engine.w).all() or not np.isfinite(engine.abar).all():
-                    raise FloatingPointError(f"training diverged at epoch {e} (non-finite parameters); "
-                                             "try a smaller learning_rate")
-                self.epochs_done_ += 1
-                mean_ll = float(np.average(ll, weights=sizes))
-                self.history_.setdefault("epoch", []).append(e)
-                self.history_.setdefault("loglik", []).append(mean_ll)
-                self.history_.setdefault("seconds", []).append(time.perf_counter() - t0)
-                self._sampler = None
-                if callback is not None:
-                    callback(self, e)
-                progress.set_postfix_str(f"LL {mean_ll:.2f}", refresh=False)
-                progress.update(1)
-        finally:
-            progress.close()
-        return self
+        return self._rng.permutation(N).astype(np.int64), sizes
+
+    def _step_settings(self) -> tuple[Any, ...]:
+        c = self._cfg
+        return (c["gradient_used"], c["pcd_steps"], c["centered"], _CENTER_RATE)
+
+    def _batch_state(self) -> Any:
+        assert self._rng is not None
+        return self._rng.bit_generator.state
+
+    def _restore_batches(self, state: Any) -> None:
+        assert self._rng is not None
+        self._rng.bit_generator.state = state
+
+    def _epoch_record(self, epoch: int, ll: np.ndarray, sizes: np.ndarray) -> dict[str, Any]:
+        return {"epoch": epoch, "loglik": float(np.average(ll, weights=sizes))}
 
     # ------------------------------------------------------------------ likelihood
     def _require_enumerable(self) -> None:
@@ -449,11 +369,6 @@ class RBM(Estimator):
         self._require_enumerable()
         X = as_binary_matrix(X, n_features=self.n_visible_, owner=type(self).__name__)
         return np.asarray(engine.log_likelihood(X))
-
-    @locked
-    def score(self, X: Any, y: Any = None) -> float:
-        """Mean exact log-likelihood per data point (nats)."""
-        return float(self.score_samples(X).mean())
 
     @locked
     def gradient_of(self, X: Any) -> dict[str, np.ndarray]:
@@ -512,92 +427,50 @@ class RBM(Estimator):
                                     return_hidden=return_hidden)
 
     # ------------------------------------------------------------------ persistence
-    @locked
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Save to ``path`` (npz with JSON metadata, no pickle), atomically; read back by ``nemm.load``.
-
-        Arrays ``w``, ``a``, ``abar``, ``xbar``, ``history/<key>`` and ``metadata``: a JSON string
-        with ``format`` ("nemm-rbm"), ``format_version`` (2), the nemm version and the checked
-        settings. Once training has started the file also holds the training state, so that
-        ``load`` + ``partial_fit`` on the same data continues bit for bit: the Adam moments or
-        RMSprop accumulators (``train/mw``, ``train/vw``, ``train/ma``, ``train/va``, ``train/mh``,
-        ``train/vh``), the centering offset ``train/lambda``, under PCD the persistent chains with
-        their random streams (``train/visible``, ``train/z``, ``train/rng``, ``train/lanes``), and in
-        the metadata ``train``: the step count ``t`` and the PCG64 state ``order_rng`` that draws
-        the next epochs' minibatch orders. Version-1 files (no training state) load with a warning.
-        """
-        return model_file.write(path, self._model_arrays())
-
-    def _model_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays of the model file (``save``, pickling); ``rbm_from_npz`` reads them back."""
-        engine = self._require_fitted()
+    def _file_settings(self) -> dict[str, Any]:
         settings = validate_settings(self.get_params())
         del settings["gradient_used"]
-        meta = model_file.metadata(FORMAT_NAME, FORMAT_VERSION, settings, self.epochs_done_, self.history_)
-        arrays = {"w": engine.w, "a": engine.a, "abar": engine.abar, "xbar": engine.xbar}
-        arrays.update(model_file.history_arrays(self.history_, keep_integers=False))
-        if self._rng is not None:  # training has started: everything an exact resume needs
-            opt = engine.optimizer_state()
-            arrays.update({f"train/{k}": np.asarray(opt[k], dtype=float) for k in _OPTIMIZER_ARRAYS})
-            chains = engine.n_chains > 0
+        return settings
+
+    def _training_arrays(self, engine: _core.RBMEngine) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The training state of a version-2 file, once training has started.
+
+        Arrays (``train/<name>``): the Adam moments or RMSprop accumulators (``mw``, ``vw``, ``ma``,
+        ``va``, ``mh``, ``vh``), the centering offset ``lambda`` and, under PCD, the persistent chains
+        with their random streams (``visible``, ``z``, ``rng``, ``lanes``). Metadata ``train``: the
+        step count ``t``, the PCG64 state ``order_rng`` that draws the next epochs' minibatch orders,
+        and whether there are chains.
+        """
+        if self._rng is None:
+            return None
+        opt = engine.optimizer_state()
+        arrays = {k: np.asarray(opt[k], dtype=float) for k in _OPTIMIZER_ARRAYS}
+        chains = engine.n_chains > 0
+        if chains:
+            arrays.update({k: np.asarray(v) for k, v in engine.chain_state().items()})
+        return arrays, {"t": int(opt["t"]), "order_rng": self._rng.bit_generator.state, "chains": chains}
+
+    def _restore_training_state(self, npz: Any, train: Any, path: Path | str) -> None:
+        """Optimizer, centering offset, chains and minibatch-order stream of a version-2 file, back in."""
+        chains = isinstance(train, dict) and bool(train.get("chains"))
+        a = model_file.read_training_arrays(npz, train, _OPTIMIZER_ARRAYS + (CHAIN_ARRAYS if chains else ()), path)
+        engine = self._require_fitted()
+        try:
+            t = as_int(train.get("t"), "train.t", minimum=0)
+            opt = {k: np.asarray(a[k], dtype=float) for k in _OPTIMIZER_ARRAYS}
+            self._set_optimizer(engine)
+            engine.set_optimizer_state(t, opt["mw"], opt["vw"], opt["ma"], opt["va"], opt["mh"], opt["vh"],
+                                       opt["lambda"])
             if chains:
-                st = engine.chain_state()
-                arrays.update({f"train/{k}": np.asarray(st[k]) for k in _CHAIN_ARRAYS})
-            meta["train"] = {"t": int(opt["t"]), "order_rng": self._rng.bit_generator.state, "chains": chains}
-        arrays["metadata"] = np.array(json.dumps(meta))
-        return arrays
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in ("n_hidden", "hidden", "optimizer", "gradient",
-                                                               "centered", "random_state"))
-        return f"{type(self).__name__}({shown})"
-
-
-def rbm_from_npz(npz: Any, meta: dict[str, Any], path: Path | str) -> RBM:
-    """Rebuild an :class:`RBM` from an opened npz whose metadata says ``format: "nemm-rbm"``."""
-    version = model_file.check_version(meta, path, READABLE_VERSIONS, "RBM")
-    if version == 1:
-        warnings.warn(f"{path} is a version-1 RBM file: it holds the parameters but no training state, so "
-                      "training continued from it starts a fresh optimizer, chains and minibatch order and "
-                      "cannot resume exactly", UserWarning, stacklevel=4)
-    model_file.require_arrays(npz, ("w", "a", "abar", "xbar"), path)
-    settings = model_file.read_settings(meta, RBM._SETTINGS, path)
-    m = RBM.from_params(npz["w"], npz["a"], npz["abar"], npz["xbar"], **settings)
-    m.history_, m.epochs_done_ = model_file.read_history(npz, meta)
-    if version >= 2 and "train" in meta:
-        _restore_training_state(m, npz, meta["train"], path)
-    return m
+                engine.set_chain_state(a["visible"], a["z"], a["rng"], a["lanes"])
+            order = train.get("order_rng")
+            if not isinstance(order, dict):
+                raise ValueError("the metadata lacks the state of the minibatch-order generator (order_rng)")
+            rng = np.random.default_rng(0)
+            rng.bit_generator.state = order  # numpy checks its keys and types
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"{path}: invalid training state: {exc}") from exc
+        self._rng = rng
 
 
-def _restore_training_state(m: RBM, npz: Any, train: Any, path: Path | str) -> None:
-    """Optimizer, centering offset, chains and minibatch-order stream of a version-2 file, back into ``m``."""
-    if not isinstance(train, dict):
-        raise ValueError(f"{path}: invalid training state (metadata)")
-    names = [f"train/{k}" for k in _OPTIMIZER_ARRAYS]
-    if train.get("chains"):
-        names += [f"train/{k}" for k in _CHAIN_ARRAYS]
-    model_file.require_arrays(npz, names, path)
-    engine = m._require_fitted()
-    try:
-        t = as_int(train.get("t"), "train.t", minimum=0)
-        opt = {k: np.asarray(npz[f"train/{k}"], dtype=float) for k in _OPTIMIZER_ARRAYS}
-        m._set_optimizer(engine)
-        engine.set_optimizer_state(t, opt["mw"], opt["vw"], opt["ma"], opt["va"], opt["mh"], opt["vh"],
-                                   opt["lambda"])
-        if train.get("chains"):
-            st = {k: npz[f"train/{k}"] for k in _CHAIN_ARRAYS}
-            for k, dt in _CHAIN_DTYPES.items():
-                if st[k].dtype != dt:
-                    raise ValueError(f"train/{k} must be {np.dtype(dt).name}, got {st[k].dtype}")
-            engine.set_chain_state(st["visible"], st["z"], st["rng"], st["lanes"])
-        order = train.get("order_rng")
-        if not isinstance(order, dict):
-            raise ValueError("the metadata lacks the state of the minibatch-order generator (order_rng)")
-        rng = np.random.default_rng(0)
-        rng.bit_generator.state = order  # numpy checks its keys and types
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ValueError(f"{path}: invalid training state: {exc}") from exc
-    m._rng = rng
-
-
-register_format(FORMAT_NAME, rbm_from_npz)
+register_format(FORMAT_NAME, RBM._from_file)
