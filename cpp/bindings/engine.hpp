@@ -45,6 +45,17 @@ class Engine : public EngineBase<Trainer> {
     s.validate();
     return s;
   }
+  // The gradient estimator of training and approx_gradient: "sampled" (eqs. 16-17 on the sampled
+  // hidden states) or "rao_blackwell" (one-hot: every state weighted by Abar(z | x')).
+  std::string gradient() const { return settings().rao_blackwell ? "rao_blackwell" : "sampled"; }
+  void set_gradient(const std::string& name) {
+    if (name != "sampled" && name != "rao_blackwell")
+      throw std::invalid_argument("gradient must be 'sampled' or 'rao_blackwell', got '" + name + "'");
+    if (name == "rao_blackwell" && settings().hidden != Hidden::OneHot)
+      throw std::invalid_argument("the Rao-Blackwellized gradient needs one-hot hidden states");
+    tr.model.s.rao_blackwell = name == "rao_blackwell";
+  }
+
   // Shapes checked here; the core assumes them. refresh() rebuilds the float tables.
   void set_params(const Eigen::MatrixXd& w, const Eigen::VectorXd& a, const Eigen::MatrixXd& wbar,
                   const Eigen::VectorXd& abar, const Eigen::VectorXd& xbar) {

@@ -104,6 +104,10 @@ void register_engine(py::module_& m) {
            "The pairs recorded by the last run, chain-major (sample s = c T + t): (Xp, Z) with Xp uint8\n"
            "(C T, D) the states x'(t) and Z the hidden states z(t) drawn from them: int64 (C T,) one-hot,\n"
            "uint8 (C T, L) bits binary.")
+      .def_property("gradient", &Engine::gradient, &Engine::set_gradient,
+                    "The gradient estimator: 'sampled' (eqs. 16a-16d with 17 on the sampled hidden states) or\n"
+                    "'rao_blackwell' (one-hot only: each recorded x' weights every state by Abar(z | x'), and the\n"
+                    "state counts of the mixture weights are sum_s Abar(z | x'(s)) instead of the draws).")
       .def("approx_gradient", &Engine::approx_gradient, py::arg("X"), py::arg("Xp"), py::arg("Z"),
            "The approximate log-likelihood gradient of eqs. 16a-16d with 17.\n\n"
            "X: the minibatch, (N, D) 0/1. Xp, Z: S recorded pairs (x'(s), z(s)), Xp (S, D) 0/1 and Z\n"

@@ -108,8 +108,17 @@ NEMM_CLONES inline Gradient approx_gradient(const Model& m, const std::vector<Sp
   const int D = s.D, L = s.L;
   const long N = long(X.size()), S = long(Z.size());
   if (N == 0 || S == 0 || long(Xp.size()) != S) throw std::invalid_argument("empty minibatch or recording");
-  const StateIndex idx(s, Z);
+  StateIndex idx(s, Z);
   const int U = int(idx.states.size());
+  // The x -> z probabilities of the recorded pairs. With the Rao-Blackwellized gradient they
+  // replace the sampled states: state u is counted sum_s Abar(u | x'(s)) times instead of the
+  // number of times it was drawn, so every state keeps a weight and a gradient (one-hot only).
+  const bool rao_blackwell = s.hidden == Hidden::OneHot && s.rao_blackwell;
+  w.u.resize(S, m.Lq);
+  for (long smp = 0; smp < S; ++smp)
+    backward_field(m.backward_table(), m.Lq, m.field_bias_d.data(), Xp[smp], w.u.data() + std::size_t(smp) * m.Lq);
+  backward_probs_rows(s, w.u.data(), S, m.Lq, w.mu, w.gain, w.shift, w.e);
+  if (rao_blackwell) idx.count = w.mu.colwise().sum().transpose();
 
   if (s.hidden == Hidden::Binary) compute_forward_fields(s, m.p, idx.states, w.fields);
   const ForwardFields& f = s.hidden == Hidden::OneHot ? m.onehot_fields : w.fields;
@@ -162,12 +171,24 @@ NEMM_CLONES inline Gradient approx_gradient(const Model& m, const std::vector<Sp
   RowMatrixXd& acc = w.acc;  // row i: contributions of pixel i
   acc.setZero(D, Lq);
   g.abar = Eigen::VectorXd::Zero(L);
-  w.u.resize(S, Lq);
-  for (long smp = 0; smp < S; ++smp)
-    backward_field(m.backward_table(), Lq, m.field_bias_d.data(), Xp[smp], w.u.data() + std::size_t(smp) * Lq);
-  backward_probs_rows(s, w.u.data(), S, Lq, w.mu, w.gain, w.shift, w.e);
   std::vector<double> delta(Lq, 0.0);
-  for (long smp = 0; smp < S; ++smp) {
+  if (rao_blackwell) {
+    // E_{z ~ Abar(.|x'(s))}[c_z g_b (z_b - mu_b)] = g_b mu_b (c_b - sum_u mu_u c_u), c_u = C_u / count_u.
+    Eigen::VectorXd c(L);
+    for (int b = 0; b < L; ++b) c[b] = idx.count[b] > 0 ? C[b] / idx.count[b] : 0.0;
+    for (long smp = 0; smp < S; ++smp) {
+      const double* mu = w.mu.data() + std::size_t(smp) * L;
+      const double* gain = w.gain.data() + std::size_t(smp) * L;
+      double cbar = 0;
+      for (int b = 0; b < L; ++b) cbar += mu[b] * c[b];
+      for (int b = 0; b < L; ++b) {
+        delta[b] = gain[b] * mu[b] * (c[b] - cbar);
+        g.abar[b] += delta[b];
+      }
+      scatter_rows(acc.data(), Lq, Xp[smp], delta.data(), Lq);
+    }
+  }
+  for (long smp = 0; smp < S && !rao_blackwell; ++smp) {
     const int st = idx.of_sample[smp];
     const double c = C[st] / idx.count[st];
     const double* mu = w.mu.data() + std::size_t(smp) * L;

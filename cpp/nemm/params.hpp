@@ -21,6 +21,7 @@ struct Settings {
   Normalization normalization = Normalization::Softmax;
   bool centered = true;  // u = wbar (x - xbar) + abar (eq. 17) instead of wbar x + abar
   bool tied = false;     // wbar = w^T: the RBM Gibbs sampler, the equilibrium baseline
+  bool rao_blackwell = false;  // one-hot gradient: every state weighted by Abar(z | x'), not the sampled z
 
   void validate() const {
     if (D <= 0 || L <= 0) throw std::invalid_argument("D and L must be positive");
