@@ -6,7 +6,7 @@ default is written. From it come
 * the validation at the start of ``fit`` (:func:`check_settings`: every message names the setting),
 * the keys of a sweep configuration's ``[model]`` and ``[train]`` tables (:attr:`Setting.table`),
 * the options of the command line (:attr:`Setting.flag`, :func:`add_options`, :func:`given_settings`),
-* the settings tables of the documentation (:func:`markdown_table`).
+* the settings tables of the documentation (:func:`markdown_table`, docs/settings.md).
 
 ``Machine.__init__`` and ``RBM.__init__`` keep explicit keyword signatures (scikit-learn reads
 them); a test asserts that their defaults are the table's. The shared defaults that are not an
@@ -26,7 +26,7 @@ from nemm._checks import INT32_MAX, as_bool, as_float, as_int, as_seed
 
 __all__ = [
     "Setting", "MACHINE_SETTINGS", "RBM_SETTINGS", "DIAGNOSTICS_SETTINGS", "HIDDEN", "NORMALIZATION", "check_settings", "defaults",
-    "setting", "add_options", "given_settings", "markdown_table", "DIGITS", "PER_CLASS", "THRESHOLD", "DIAGNOSTIC_STEPS",
+    "setting", "add_options", "given_settings", "markdown_table", "settings_document", "DIGITS", "PER_CLASS", "THRESHOLD", "DIAGNOSTIC_STEPS",
     "TRACK_STEPS", "MIXING_STEPS",
 ]
 
@@ -174,13 +174,13 @@ MACHINE_SETTINGS: tuple[Setting, ...] = (
     _float("learning_rate", 0.1, "RMSprop learning rate", table="train", flag="--lr"),
     _float("rho", 0.9, "RMSprop decay of the squared-gradient average", high=1.0, closed="low", table="train"),
     _float("eps", 1e-8, "RMSprop regularizer of the step", table="train"),
-    _int("n_epochs", 120, "epochs of training (the paper: 120)", table="train", flag="--epochs"),
-    _int("steps_per_epoch", 30, "gradient steps per epoch (the paper: 30)", table="train", flag="--steps-per-epoch"),
+    _int("n_epochs", 120, "epochs of training (the paper's protocol)", table="train", flag="--epochs"),
+    _int("steps_per_epoch", 30, "gradient steps per epoch (the paper's protocol)", table="train", flag="--steps-per-epoch"),
     Setting("batch_size", "batch", (16, 160), "minibatch size, growing linearly from START to END over the epochs",
             table="train", flag="--batch-size"),
     _int("chain_steps", 48, "T, double steps of every persistent chain per gradient step", high=INT32_MAX,
          why_max=_WHY_INT32, table="train", flag="--chain-steps"),
-    _int("n_chains", 1, "persistent chains, advanced in parallel (the paper: 1)", high=INT32_MAX,
+    _int("n_chains", 1, "persistent chains, advanced in parallel", high=INT32_MAX,
          why_max=_WHY_INT32, table="train", flag="--chains"),
     Setting("freeze_visible_bias", "optional_bool", None, "keep a fixed; none: frozen (at 0) for one-hot, trained "
             "for binary", table="model"),
@@ -257,8 +257,9 @@ def add_options(parser: argparse.ArgumentParser, table: Sequence[Setting], names
         shown = s.default if not isinstance(s.default, tuple) else " ".join(map(str, s.default))
         if s.type == "bool":
             # The flag changes the default: --tied sets True, --no-centering sets False.
+            what = f"switch off: {s.help}" if s.default else f"{s.help} (default off)"
             parser.add_argument(s.flag, dest=name, action="store_const", const=not s.default,
-                                default=argparse.SUPPRESS, help=f"{s.help} (default: {'on' if s.default else 'off'})")
+                                default=argparse.SUPPRESS, help=what)
         elif s.type == "choice":
             parser.add_argument(s.flag, dest=name, choices=s.choices, default=argparse.SUPPRESS,
                                 help=f"{s.help} (default {shown})")
@@ -268,7 +269,7 @@ def add_options(parser: argparse.ArgumentParser, table: Sequence[Setting], names
         else:
             kind = {"int": int, "float": float, "seed": int}[s.type]
             parser.add_argument(s.flag, dest=name, type=kind, default=argparse.SUPPRESS,
-                                help=f"{s.help} (default {shown})")
+                                metavar=s.flag.lstrip("-").replace("-", "_").upper(), help=f"{s.help} (default {shown})")
 
 
 def given_settings(args: argparse.Namespace, table: Sequence[Setting]) -> dict[str, Any]:
@@ -290,3 +291,29 @@ def markdown_table(table: Sequence[Setting]) -> str:
         lines.append(f"| `{s.name}` | `{default}` | {s.describe()} | {f'[{s.table}]' if s.table else '-'} | "
                      f"{f'`{s.flag}`' if s.flag else '-'} | {s.help} |")
     return "\n".join(lines) + "\n"
+
+
+def settings_document() -> str:
+    """docs/settings.md: the settings tables of the Machine, the RBM and a sweep's ``[diagnostics]``."""
+    return f"""# Settings
+
+Generated from the settings tables of `python/nemm/_settings.py`, the one place their defaults
+are written (`tests/test_settings.py` checks that this file matches them; regenerate it with
+`python -c "import nemm._settings as s; print(s.settings_document(), end='')" > docs/settings.md`). Each setting is checked when a model is fitted
+(the message names it); the TOML table is where a sweep configuration (`docs/sweeps.md`) takes
+it, the option where `nemm train` (and, for the machines of a reproduction, `nemm reproduce`)
+takes it.
+
+## `nemm.Machine`
+
+{markdown_table(MACHINE_SETTINGS)}
+## `nemm.RBM`
+
+{markdown_table(RBM_SETTINGS)}
+## `[diagnostics]` of a sweep configuration
+
+The chain that measures every trained model. `diagnostic_steps` was called `chain_steps` before
+(a configuration with `[diagnostics] chain_steps` is refused, naming the new key):
+`chain_steps` is the Machine's T, in `[train]`.
+
+{markdown_table(DIAGNOSTICS_SETTINGS)}"""
