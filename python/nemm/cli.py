@@ -9,7 +9,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, Sequence
+from typing import TYPE_CHECKING, NoReturn, Sequence
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from nemm.machine import ENUMERATION_LIMIT
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.diagnostics import Diagnosis
     from nemm.machine import Machine
+    from nemm.reproduce import ReproduceOptions
 
 
 _KEY_HELP = "the array of an .npz data file to use (default: X, x or data, or its only array)"
@@ -498,7 +499,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_reproduce)
 
 
-def _reproduce_options(args: argparse.Namespace) -> Any:
+def _reproduce_options(args: argparse.Namespace) -> ReproduceOptions:
     """The ReproduceOptions of the options given (the others keep their defaults)."""
     import dataclasses
 

@@ -48,15 +48,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from nemm._settings import (
-    DIAGNOSTICS_SETTINGS,
-    DIGITS,
-    MACHINE_SETTINGS,
-    PER_CLASS,
-    THRESHOLD,
-    Setting,
-    defaults,
-)
+from nemm._settings import DIAGNOSTICS_SETTINGS, MACHINE_SETTINGS, THRESHOLD, Setting, defaults
 
 __all__ = [
     "ConfigError",
@@ -129,8 +121,8 @@ class DataConfig:
 
     ``path`` None means the embedded MNIST test-split digits; otherwise a ``.npy``/``.npz``
     file of 0/1 rows (an ``.npz`` may carry labels as ``y``) or an MNIST IDX directory.
-    ``digits`` and ``per_class`` select labelled data (None: ``DIGITS`` 0, 1, 2 and ``PER_CLASS``
-    1000 for MNIST, everything for a file); ``per_class = "all"`` in the file gives None here with
+    ``digits`` and ``per_class`` select labelled data (None: ``nemm._settings.DIGITS`` and
+    ``PER_CLASS``, 0, 1, 2 and 1000, for MNIST, everything for a file); ``per_class = "all"`` in the file gives None here with
     ``all_per_class`` set, and ``digits = "all"`` gives None with ``all_digits`` set
     (the ten MNIST digits; every label of a labelled file).
     """

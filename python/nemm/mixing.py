@@ -29,6 +29,7 @@ from typing import Any, Literal, Protocol, overload
 import numpy as np
 
 from ._checks import as_binary_matrix
+from ._settings import MIXING_STEPS  # the default length of the mixing chain of mixing_of
 from ._logdomain import logsumexp
 
 __all__ = [
@@ -642,8 +643,6 @@ def mixing_measures(
                                        window=window)
 
 
-#: Default length of the mixing chain of :func:`mixing_of` (samples per chain).
-MIXING_STEPS = 20_000
 
 
 def mixing_of(

@@ -16,7 +16,7 @@ import numpy as np
 
 from nemm._checks import as_binary_matrix
 from nemm._logdomain import logit
-from nemm._settings import _WHY_INT32, HIDDEN, MACHINE_SETTINGS, NORMALIZATION, check_settings
+from nemm._settings import _WHY_INT32, HIDDEN, MACHINE_SETTINGS, NORMALIZATION, check_settings  # noqa: F401  (_WHY_INT32: machine.py imports it from here)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.machine import Machine

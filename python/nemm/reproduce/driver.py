@@ -320,6 +320,8 @@ def reproduce(
         failed = [r for r in res.rows if r.get("status") != "ok"]
         raise RuntimeError(f"{res.n_errors} of {len(res.rows)} runs failed (table in {out / 'results.csv'}): "
                            f"{failed[0].get('error')}")
+    report = res.report
+    assert report is not None  # the report kind "reproduce" always returns its results
     if progress:
-        print(table_text(res.report))
-    return res.report  # type: ignore[return-value]
+        print(table_text(report))
+    return report
