@@ -458,3 +458,36 @@ def test_binary_16_and_onehot_64_run_in_a_sweep(tmp_path: Path, monkeypatch: pyt
     row = sweep.run_sweep(cfg64, tmp_path / "o64", workers=0, progress=False, data=(X64, z64 % 10)).rows[0]
     assert row["status"] == "ok", row["error"]
     assert np.isfinite(row["loglik"]) and np.isfinite(row["tau"]) and np.isfinite(row["class_kl"])
+
+
+def test_the_reproduce_report_kind_is_found_without_importing_reproduce_first() -> None:
+    # The sweep never imports reproduce: naming the kind imports the module that registers it.
+    code = ("import sys; import nemm.sweep as s; assert 'nemm.reproduce' not in sys.modules; "
+            "k = s.report_kind('reproduce'); assert k.name == 'reproduce' and 'nemm.reproduce' in sys.modules; "
+            "print(sorted(s._REPORT_KINDS))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['reproduce', 'sweep']"
+    with pytest.raises(ValueError, match="unknown report kind 'paper'"):
+        sweep.report_kind("paper")
+
+
+def test_a_registered_report_kind_runs_the_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A kind replaces what runs and what is written: here every run records its seed only.
+    seen: list[int] = []
+
+    def run(spec: sweep.RunSpec, X: np.ndarray, y: Any) -> tuple[dict[str, Any], Any]:
+        seen.append(spec.seed)
+        return {"rows_seen": len(X)}, None
+
+    def write(o: sweep.SweepOutput) -> dict[str, Any]:
+        return {"rows": [dict(r) for r in o.rows]}
+
+    plain = sweep.report_kind("sweep")
+    monkeypatch.setitem(sweep._REPORT_KINDS, "sweep", sweep.ReportKind(
+        "sweep", expand=plain.expand, run=run, columns=lambda c: ["seed", "rows_seen"], write=write))
+    X = np.random.default_rng(0).integers(0, 2, (30, 8)).astype(np.uint8)
+    res = sweep.run_sweep(parse_config("[sweep]\nseeds = 3\n"), tmp_path, workers=0, progress=False, data=(X, None))
+    assert sorted(seen) == [0, 1, 2] and res.columns == ["seed", "rows_seen", "status", "error", "run_id"]
+    assert res.report is not None and [r["rows_seen"] for r in res.report["rows"]] == [30, 30, 30]
+    assert not (tmp_path / "results.csv").exists() and len(list((tmp_path / "runs").iterdir())) == 3

@@ -62,6 +62,7 @@ __all__ = [
     "DEFAULT_MEASURES",
     "MODEL_KEYS",
     "TRAIN_KEYS",
+    "REPORT_MODULES",
 ]
 
 
@@ -106,7 +107,9 @@ _DATA_KEYS = ("path", "digits", "per_class", "threshold", "split")
 _DIAGNOSTICS_KEYS = (*_DIAGNOSTICS_NUMBERS, "measures", "report")
 # Keys of [diagnostics] that have another name now -> the name.
 _RENAMED_DIAGNOSTICS = {"chain_steps": "diagnostic_steps"}
-_REPORTS = ("sweep", "reproduce")
+#: The report kinds ``[diagnostics] report`` may name, and the module that registers each with
+#: :func:`nemm.sweep.register_report_kind` (the sweep imports it by name when a configuration names it).
+REPORT_MODULES = {"sweep": "nemm.sweep", "reproduce": "nemm.reproduce"}
 _BASELINES_KEYS = ("mixture", "rbm", "rbm_seeds", "tied_seeds", "mixture_restarts")
 _SWEEP_KEYS = ("seeds",)
 _TABLES = ("model", "train", "sweep", "data", "diagnostics", "baselines")
@@ -417,8 +420,9 @@ def _parse_diagnostics(table: Mapping[str, Any], err: Callable[[str, str], Confi
                 raise err(f"[diagnostics] {key}", f"must be {s.describe()}, got {table[key]!r}")
             kw[key] = s.check(table[key])
     if "report" in table:
-        if table["report"] not in _REPORTS:
-            raise err("[diagnostics] report", f'must be "sweep" or "reproduce", got {table["report"]!r}')
+        if table["report"] not in REPORT_MODULES:
+            raise err("[diagnostics] report", f"must be one of {', '.join(map(repr, REPORT_MODULES))}, "
+                                              f"got {table['report']!r}")
         kw["report"] = table["report"]
     if kw.get("report", "sweep") == "sweep":
         for key in ("rao_blackwell_draws", "track_every", "track_steps"):

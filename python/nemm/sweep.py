@@ -22,7 +22,7 @@ summary.png) is defined here; an application above the sweep registers its own
 with :func:`register_report_kind` (``"reproduce"``: :mod:`nemm.reproduce`), as models
 register their file formats with :func:`nemm.model_file.register_format`. The sweep
 never imports an application: a configuration naming a kind that is not registered
-yet imports the module listed for it in ``REPORT_MODULES``.
+yet imports the module :data:`nemm.config.REPORT_MODULES` lists for it.
 
 A run that raises is recorded (``status = "error"`` and its ``error``; this is
 final, like a success: delete its folder to retry it). A run whose worker died
@@ -52,7 +52,7 @@ from nemm._seeds import derive_seed
 from nemm._settings import DIGITS, MIXING_STEPS, PER_CLASS
 from nemm._sweep_report import report_markdown as _report
 from nemm._sweep_report import summary_figure as _summary_figure
-from nemm.config import DataConfig, SweepConfig
+from nemm.config import REPORT_MODULES, DataConfig, SweepConfig
 from nemm.machine import ENUMERATION_LIMIT
 from nemm.results import csv_text
 from nemm.training import _data_checksum as data_checksum
@@ -63,7 +63,6 @@ __all__ = [
     "ReportKind",
     "SweepOutput",
     "SweepResult",
-    "REPORT_MODULES",
     "register_report_kind",
     "report_kind",
     "run_sweep",
@@ -496,8 +495,6 @@ class ReportKind:
 
 
 _REPORT_KINDS: dict[str, ReportKind] = {}
-#: The module that registers each report kind a configuration may name before anyone imported it.
-REPORT_MODULES = {"reproduce": "nemm.reproduce"}
 
 
 def register_report_kind(kind: ReportKind) -> None:
