@@ -468,7 +468,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
                    help=f"demo: {QUICK_SEEDS} seeds x {QUICK_EPOCHS} epochs, 2 EM restarts, 1 RBM and 1 tied seed, "
                         "shorter chains (under a minute on 2 cores)")
     p.add_argument("--seeds", type=int, default=no, help=f"number of seeds (default 36; quick {QUICK_SEEDS})")
-    p.add_argument("--epochs", dest="n_epochs", type=int, default=no,
+    p.add_argument("--epochs", dest="n_epochs", type=int, default=no, metavar="EPOCHS",
                    help=f"epochs per machine (default {epochs}; quick {QUICK_EPOCHS})")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     add_options(p, MACHINE_SETTINGS, _REPRODUCE_SETTINGS)
