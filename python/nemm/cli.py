@@ -455,42 +455,48 @@ def _run_diagnose(args: argparse.Namespace) -> int:
 
 
 def _add_reproduce(sub: argparse._SubParsersAction) -> None:
-    from nemm._settings import MIXING_STEPS, TRACK_STEPS
-    from nemm.reproduce.driver import QUICK_EPOCHS, QUICK_SEEDS
+    from nemm.reproduce.driver import PROTOCOL, ReproduceOptions
 
     # Every option that sets a ReproduceOptions field is absent unless given: the defaults live there.
     no = argparse.SUPPRESS
-    epochs = next(s.default for s in MACHINE_SETTINGS if s.name == "n_epochs")
+    o = ReproduceOptions()
+
+    def default(name: str) -> str:
+        full, quick = PROTOCOL[name]
+        return f"default {full}; quick {quick}"
+
     p = sub.add_parser("reproduce", help="reproduce the paper's section IV (table, figures, report)",
                        description="Reproduce the paper's section IV (table, figures, report).")
     p.add_argument("--out", default="nemm-report", help="output directory (default nemm-report)")
     p.add_argument("--quick", action="store_true", default=no,
-                   help=f"demo: {QUICK_SEEDS} seeds x {QUICK_EPOCHS} epochs, 2 EM restarts, 1 RBM and 1 tied seed, "
-                        "shorter chains (under a minute on 2 cores)")
-    p.add_argument("--seeds", type=int, default=no, help=f"number of seeds (default 36; quick {QUICK_SEEDS})")
+                   help=f"demo: {PROTOCOL['seeds'][1]} seeds x {PROTOCOL['n_epochs'][1]} epochs, "
+                        f"{PROTOCOL['em_restarts'][1]} EM restarts, {PROTOCOL['rbm_seeds'][1]} RBM and "
+                        f"{PROTOCOL['tied_seeds'][1]} tied seed, shorter chains (under a minute on 2 cores)")
+    p.add_argument("--seeds", type=int, default=no, help=f"number of seeds ({default('seeds')})")
     p.add_argument("--epochs", dest="n_epochs", type=int, default=no, metavar="EPOCHS",
-                   help=f"epochs per machine (default {epochs}; quick {QUICK_EPOCHS})")
+                   help=f"epochs per machine ({default('n_epochs')})")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     add_options(p, MACHINE_SETTINGS, _REPRODUCE_SETTINGS)
     p.add_argument("--compare", choices=("normalization",), default=no,
                    help="run the machines once per value of this setting, side by side in one report")
     p.add_argument("--mixing-steps", type=int, default=no,
-                   help=f"samples of every model's mixing chain (default {MIXING_STEPS}; quick {MIXING_STEPS // 2})")
+                   help=f"samples of every model's mixing chain ({default('mixing_steps')})")
     p.add_argument("--data", default=None,
                    help=".npy/.npz of 0/1 rows, an MNIST IDX directory or a PNG folder "
                         "(default: the embedded digits 0, 1, 2)")
     p.add_argument("--labels", default=None, help=".npy of integer labels for --data (for the class KL)")
     p.add_argument("--key", default=None, help=_KEY_HELP)
     p.add_argument("--track-every", type=int, default=no,
-                   help="track sigma/tau/ln p every N epochs during training (0: off; default 10)")
-    p.add_argument("--track-steps", type=int, default=no, help=f"chain steps per tracking point (default {TRACK_STEPS})")
+                   help=f"track sigma/tau/ln p every N epochs during training (0: off; default {o.track_every})")
+    p.add_argument("--track-steps", type=int, default=no,
+                   help=f"chain steps per tracking point (default {o.track_steps})")
     p.add_argument("--diag-steps", type=int, default=no,
-                   help=f"chain steps of the final diagnostics, over 2 chains (default {DIAGNOSTIC_STEPS})")
-    p.add_argument("--em-restarts", type=int, default=no, help="EM restarts (default 5; quick 2)")
+                   help=f"chain steps of the final diagnostics, over 2 chains (default {o.diag_steps})")
+    p.add_argument("--em-restarts", type=int, default=no, help=f"EM restarts ({default('em_restarts')}; 0: none)")
     p.add_argument("--rbm-seeds", type=int, default=no,
-                   help="seeds of the equilibrium RBM, nemm.RBM with its defaults (default 2; quick 1; 0: none)")
+                   help=f"seeds of the equilibrium RBM, nemm.RBM with its defaults ({default('rbm_seeds')}; 0: none)")
     p.add_argument("--tied-seeds", type=int, default=no,
-                   help="seeds of the tied machine trained by eqs. 16-17 (default 3; quick 1; 0: none)")
+                   help=f"seeds of the tied machine trained by eqs. 16-17 ({default('tied_seeds')}; 0: none)")
     p.add_argument("--no-figures", action="store_true", help="skip the figures (no matplotlib needed)")
     p.add_argument("--quiet", action="store_true", help="no console output")
     p.add_argument("--print-config", action="store_true",

@@ -40,7 +40,7 @@ from nemm._settings import DIAGNOSTIC_STEPS, MACHINE_SETTINGS, MIXING_STEPS, TRA
 from nemm.reproduce.records import KINDS, RECORD_DIAGNOSTICS, RECORD_MIXING
 from nemm.reproduce.report import describe_result, table_text
 
-__all__ = ["COMPARABLE", "KINDS", "MIXING_STEPS", "QUICK_EPOCHS", "QUICK_SEEDS", "RECORD_DIAGNOSTICS",
+__all__ = ["COMPARABLE", "KINDS", "MIXING_STEPS", "PROTOCOL", "QUICK_EPOCHS", "QUICK_SEEDS", "RECORD_DIAGNOSTICS",
            "RECORD_MIXING", "ReproduceOptions", "reproduce", "reproduce_config"]
 
 #: ``--quick``: seeds and epochs per machine (the full protocol: 36 and the Machine's 120).
@@ -49,6 +49,15 @@ QUICK_EPOCHS = 60
 #: Settings that ``compare`` can vary, with the values it runs side by side.
 COMPARABLE = {"normalization": ("softmax", "sigmoid")}
 _MACHINE = defaults(MACHINE_SETTINGS)
+#: The values of the options left at None: (the full protocol, ``quick``).
+PROTOCOL: dict[str, tuple[int, int]] = {
+    "seeds": (36, QUICK_SEEDS),
+    "n_epochs": (_MACHINE["n_epochs"], QUICK_EPOCHS),
+    "em_restarts": (5, 2),
+    "rbm_seeds": (2, 1),
+    "tied_seeds": (3, 1),
+    "mixing_steps": (MIXING_STEPS, MIXING_STEPS // 2),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,9 +147,8 @@ def _resolve_data(data: Any) -> tuple[np.ndarray | None, np.ndarray | None, str]
     return X, y, f"user data ({X.shape[0]} rows of {X.shape[1]} bits{', labelled' if y is not None else ''})"
 
 
-def _seed_list(value: Any, default: int) -> list[int]:
-    if value is None:
-        value = default
+def _seed_list(value: int | Sequence[int]) -> list[int]:
+    """Seeds 0..N-1 for a number N, else the seeds given."""
     if isinstance(value, (int, np.integer)):
         if value < 0:
             raise ValueError(f"a number of seeds must be >= 0, got {value}")
@@ -169,12 +177,13 @@ def _seeds_toml(seeds: list[int]) -> str:
 
 def _protocol(o: ReproduceOptions) -> tuple[list[int], int, int, list[int], list[int], int]:
     """The resolved protocol of ``o``: nemm seeds, epochs, EM restarts, RBM seeds, tied seeds, mixing steps."""
-    seed_list = _seed_list(o.seeds, QUICK_SEEDS if o.quick else 36)
-    epochs = int(o.n_epochs if o.n_epochs is not None else (QUICK_EPOCHS if o.quick else _MACHINE["n_epochs"]))
-    n_em = int(o.em_restarts if o.em_restarts is not None else (2 if o.quick else 5))
-    rbm_list = _seed_list(o.rbm_seeds, 1 if o.quick else 2)
-    tied_list = _seed_list(o.tied_seeds, 1 if o.quick else 3)
-    mix_steps = int(o.mixing_steps if o.mixing_steps is not None else (MIXING_STEPS // 2 if o.quick else MIXING_STEPS))
+    def value(name: str) -> Any:
+        given = getattr(o, name)
+        return PROTOCOL[name][1 if o.quick else 0] if given is None else given
+
+    seed_list = _seed_list(value("seeds"))
+    epochs, n_em, mix_steps = int(value("n_epochs")), int(value("em_restarts")), int(value("mixing_steps"))
+    rbm_list, tied_list = _seed_list(value("rbm_seeds")), _seed_list(value("tied_seeds"))
     if not seed_list:
         raise ValueError("reproduce needs at least one seed")
     if epochs < 1 or o.n_hidden < 2:
