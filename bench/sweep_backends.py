@@ -37,7 +37,7 @@ n_epochs = 120
 [sweep]
 seeds = {seeds}
 [diagnostics]
-chain_steps = {chain_steps}
+diagnostic_steps = {chain_steps}
 """
 
 

@@ -36,7 +36,7 @@ seeds = {seeds}
 [data]
 per_class = 20
 [diagnostics]
-chain_steps = 2000
+diagnostic_steps = 2000
 """
 
 

@@ -311,7 +311,8 @@ def test_load_names_what_the_file_is(tmp_path: Path, model: Path) -> None:
 def test_config_with_an_option_beside_it_is_one_line(tmp_path: Path, no_training: None,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "c.toml").write_text("[model]\nn_hidden = 2\n")
-    for option in (["--key", "X"], ["--max-states", "10"], ["--hidden", "3"]):
+    # A setting given at its default value is still given (the options are absent unless given).
+    for option in (["--key", "X"], ["--max-states", "10"], ["--hidden", "3"], ["--epochs", "120"], ["--tied"]):
         line = _one_line_error(capsys, ["train", "--config", str(tmp_path / "c.toml"), *option,
                                         "--out", str(tmp_path / "m.npz")])
         assert f"{option[0]} cannot be given beside it" in line

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nemm.config import DEFAULT_MEASURES, ConfigError, load_config, parse_config, rbm_class
+from nemm._settings import DIAGNOSTICS_SETTINGS, MACHINE_SETTINGS
+from nemm.config import DEFAULT_MEASURES, MODEL_KEYS, TRAIN_KEYS, ConfigError, load_config, parse_config
 
 MINIMAL = """\
 [model]                                  # Machine keywords; a list is a grid axis
@@ -108,7 +108,9 @@ def test_grid_is_the_product_of_the_axes(hs: list[int], lrs: list[float], n_seed
     ("[data]\nsplit = 'val'\n", "[data] split"),
     ("[data]\nthreshold = 'half'\n", "[data] threshold"),
     ("[data]\nrows = 10\n", "[data] rows"),
-    ("[diagnostics]\nchain_steps = 0\n", "[diagnostics] chain_steps"),
+    ("[diagnostics]\ndiagnostic_steps = 0\n", "[diagnostics] diagnostic_steps"),
+    ("[diagnostics]\npseudocount = true\n", "[diagnostics] pseudocount"),
+    ("[diagnostics]\nn_chains = 2.0\n", "[diagnostics] n_chains"),
     ("[diagnostics]\nmeasures = ['loglik', 'entropy']\n", "[diagnostics] measures"),
     ("[diagnostics]\nmeasures = 'loglik'\n", "[diagnostics] measures"),
     ("[diagnostics]\nsteps = 10\n", "[diagnostics] steps"),
@@ -152,24 +154,31 @@ def test_relative_data_path_is_taken_from_the_config_directory(tmp_path: Path) -
 
 
 def test_measures_are_kept_in_canonical_order() -> None:
-    cfg = parse_config("[diagnostics]\nmeasures = ['tau', 'loglik']\nchain_steps = 500\n")
+    cfg = parse_config("[diagnostics]\nmeasures = ['tau', 'loglik']\ndiagnostic_steps = 500\n")
     assert cfg.diagnostics.measures == ("loglik", "tau") and cfg.diagnostics.measures_given
-    assert cfg.diagnostics.chain_steps == 500
+    assert cfg.diagnostics.diagnostic_steps == 500
 
 
-@pytest.mark.skipif(rbm_class() is not None, reason="the RBM baseline exists in this build")
-def test_rbm_baseline_is_accepted_but_not_available_yet(tmp_path: Path) -> None:
-    path = write(tmp_path, "[baselines]\nrbm = true\n")
-    with pytest.raises(ConfigError, match="not available yet") as info:
+def test_the_old_diagnostics_chain_steps_is_refused_naming_its_new_name(tmp_path: Path) -> None:
+    # [diagnostics] chain_steps was the measuring chain's length; chain_steps is T in [train].
+    path = write(tmp_path, "[train]\nchain_steps = 12\n[diagnostics]\nchain_steps = 3000\n")
+    with pytest.raises(ConfigError, match=r"\[diagnostics\] chain_steps: is now called diagnostic_steps") as info:
         load_config(path)
-    assert str(path) in str(info.value) and "[baselines] rbm" in str(info.value)
-    assert not parse_config("[baselines]\nrbm = false\n").baselines.rbm
+    assert str(path) in str(info.value)
+    cfg = parse_config("[train]\nchain_steps = 12\n[diagnostics]\ndiagnostic_steps = 3000\n")
+    assert cfg.grid() == [{"chain_steps": 12}] and cfg.diagnostics.diagnostic_steps == 3000
 
 
-@pytest.mark.skipif(importlib.util.find_spec("nemm.mixing") is not None, reason="nemm.mixing exists in this build")
-def test_mixing_measures_not_available_yet() -> None:
-    with pytest.raises(ConfigError, match="not available yet"):
-        parse_config("[diagnostics]\nmeasures = ['mixing']\n")
+def test_the_keys_and_defaults_come_from_the_settings_tables() -> None:
+    # Every Machine setting a configuration takes is in the table that names it, and only those.
+    assert set(MODEL_KEYS) == {s.name for s in MACHINE_SETTINGS if s.table == "model"}
+    assert set(TRAIN_KEYS) == {s.name for s in MACHINE_SETTINGS if s.table == "train"}
+    assert "random_state" not in MODEL_KEYS | TRAIN_KEYS and "verbose" not in MODEL_KEYS | TRAIN_KEYS
+    d = parse_config("").diagnostics
+    assert {s.name: getattr(d, s.name) for s in DIAGNOSTICS_SETTINGS} == {s.name: s.default for s in DIAGNOSTICS_SETTINGS}
+    # A run's id hashes the later diagnostics keys only when they are set.
+    assert set(d.as_dict()) == {"diagnostic_steps", "n_chains", "pseudocount", "measures"}
+    assert parse_config("[diagnostics]\nmixing_steps = 10\n").diagnostics.as_dict()["mixing_steps"] == 10
 
 
 def test_digits_all_and_the_example_files_parse() -> None:

@@ -68,8 +68,24 @@ def import_graph() -> dict[str, set[str]]:
                 r = _resolve(t, modules)
                 if r is not None and r != mod:
                     edges.add(r)
+                    edges.update(_packages_run_first(r, mod, modules))
         graph[mod] = edges
     return graph
+
+
+def _packages_run_first(target: str, importer: str, modules: dict[str, Path]) -> set[str]:
+    """The packages whose ``__init__`` importing ``target`` executes: its parents that ``importer`` is not inside.
+
+    Importing ``nemm.reproduce.driver`` runs ``nemm/reproduce/__init__.py`` first, and whatever that
+    imports; a module inside the package (and every module is inside ``nemm``) runs after its ``__init__``.
+    """
+    out = set()
+    parent = target.rpartition(".")[0]
+    while parent:
+        if parent in modules and not (importer == parent or importer.startswith(parent + ".")):
+            out.add(parent)
+        parent = parent.rpartition(".")[0]
+    return out
 
 
 def _closure(graph: dict[str, set[str]], start: str) -> set[str]:
@@ -88,6 +104,14 @@ def test_the_graph_sees_deferred_imports() -> None:
     assert "nemm.markov" in g["nemm.machine"]
 
 
+def test_the_graph_sees_the_packages_an_import_runs_first() -> None:
+    g = import_graph()
+    # nemm.reproduce.kind imports nemm.sweep; a module importing nemm.reproduce.records runs reproduce/__init__.
+    assert _packages_run_first("nemm.reproduce.records", "nemm.sweep", _modules()) == {"nemm.reproduce"}
+    assert _packages_run_first("nemm.reproduce.records", "nemm.reproduce.kind", _modules()) == set()
+    assert "nemm.reproduce" in g["nemm.cli"]
+
+
 def test_no_import_cycles() -> None:
     g = import_graph()
     cycles = sorted(m for m in g if m in _closure(g, m))
@@ -97,6 +121,13 @@ def test_no_import_cycles() -> None:
 def test_exact_depends_on_numpy_and_small_helpers_only() -> None:
     g = import_graph()
     assert _closure(g, "nemm.exact") <= {"nemm._logdomain", "nemm._checks"}
+
+
+def test_the_sweep_does_not_know_reproduce() -> None:
+    # reproduce is an application of the sweep: it registers its report kind, the sweep never imports it.
+    g = import_graph()
+    assert not any(m.startswith("nemm.reproduce") for m in _closure(g, "nemm.sweep"))
+    assert not any(m.startswith("nemm.reproduce") for m in _closure(g, "nemm.config"))
 
 
 def test_markov_does_not_know_the_machine() -> None:

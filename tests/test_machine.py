@@ -672,7 +672,7 @@ def test_numpy_scalar_settings_are_accepted_and_saved(tmp_path):
         (dict(n_chains=2**31), ValueError, "n_chains must be at most 2147483647"),
         (dict(n_hidden=2**31), ValueError, "n_hidden must be at most"),
         (dict(verbose="yes"), TypeError, "verbose"),
-        (dict(hidden=None), ValueError, "hidden must be one of"),
+        (dict(hidden=None), TypeError, "hidden must be a string, one of"),
     ],
     ids=lambda v: repr(v)[:40],
 )

@@ -298,7 +298,7 @@ def test_reproduce_equals_its_printed_config_run_through_nemm_sweep(tmp_path: Pa
     cfg = load_config(cfg_path)
     assert cfg.diagnostics.report == "reproduce" and cfg.axes == [("normalization", ["softmax", "sigmoid"])]
     assert cfg.baselines.rbm_seeds == (0,) and cfg.baselines.tied_seeds == (0,) and cfg.baselines.mixture_restarts == 1
-    assert cfg.diagnostics.chain_steps == 1000 and cfg.diagnostics.n_chains == 2 and cfg.diagnostics.track_every == 1
+    assert cfg.diagnostics.diagnostic_steps == 1000 and cfg.diagnostics.n_chains == 2 and cfg.diagnostics.track_every == 1
     # reproduce in this process, the sweep on 2 worker processes.
     assert main(["reproduce", *TINY_FLAGS, "--jobs", "1", "--out", str(tmp_path / "rep")]) == 0
     assert main(["sweep", str(cfg_path), "--out", str(tmp_path / "swp"), "--workers", "2", "--quiet"]) == 0

@@ -37,7 +37,7 @@ seeds = 2
 per_class = 20
 
 [diagnostics]
-chain_steps = 2000
+diagnostic_steps = 2000
 
 [baselines]
 mixture = true
@@ -71,7 +71,7 @@ def test_run_ids_are_stable_and_sensitive_to_settings_data_and_version(tiny: Pat
     assert [s.run_id for s in sweep.expand(explicit, ck)] == ids
     # Any change of settings, diagnostics, baselines, data or version changes every id.
     for changed in (TINY.replace("chain_steps = 8", "chain_steps = 9"),
-                    TINY.replace("chain_steps = 2000", "chain_steps = 2001"),
+                    TINY.replace("diagnostic_steps = 2000", "diagnostic_steps = 2001"),
                     TINY.replace("mixture = true", "mixture = false"),
                     TINY.replace("seeds = 2", "seeds = [2, 3]")):
         assert not set(s.run_id for s in sweep.expand(parse_config(changed), ck)) & set(ids)
@@ -116,7 +116,7 @@ def test_sweep_writes_runs_table_report_and_figure(reference: Path, tiny: Path) 
         # The saved model is the measured one: measuring the file again gives the table's values.
         m = nemm.load(run / "model.npz")
         assert m.n_hidden == spec.settings["n_hidden"] and m.random_state == spec.seed
-        again = sweep._measure(m, X, y, spec.diagnostics)
+        again = sweep.measure(m, X, y, spec.diagnostics)
         assert repr(again["loglik"]) == r[2] and repr(again["sigma"]) == r[3] and repr(again["class_kl"]) == r[10]
         # ln p is a mean of log-probabilities of 784 bits: negative and finite, and below the EM ceiling + noise.
         assert -784 * np.log(2) < float(r[2]) < 0 and float(r[2]) < float(r[11]) + 1.0
@@ -181,7 +181,7 @@ def test_a_failing_run_is_recorded_and_the_others_finish(reference: Path, tiny: 
 @pytest.mark.slow
 def test_sigkilled_sweep_resumes_to_the_same_table(reference: Path, tmp_path: Path) -> None:
     # Longer runs (a longer diagnostics chain), so that the kill lands mid-sweep.
-    slow = TINY.replace("seeds = 2", "seeds = 4").replace("chain_steps = 2000", "chain_steps = 60000")
+    slow = TINY.replace("seeds = 2", "seeds = 4").replace("diagnostic_steps = 2000", "diagnostic_steps = 60000")
     cfg_path = tmp_path / "slow.toml"
     cfg_path.write_text(slow)
     out = tmp_path / "killed"
@@ -414,10 +414,10 @@ def test_large_binary_space_measures_equal_the_dense_statistics(chain_steps: int
     rng = np.random.default_rng(0)
     X = (rng.random((90, 24)) < 0.5).astype(np.uint8)
     y = rng.integers(0, 3, 90)
-    cfg = {"chain_steps": chain_steps, "n_chains": 2, "pseudocount": 0.5,
+    cfg = {"diagnostic_steps": chain_steps, "n_chains": 2, "pseudocount": 0.5,
            "measures": ["loglik", "sigma", "tau", "trace", "class_kl"]}
     monkeypatch.setattr(sweep, "_LOG_A_BLOCK_BYTES", 8 * 500)  # several blocks of rows in the class KL
-    got = sweep._measure(m, X, y, cfg)
+    got = sweep.measure(m, X, y, cfg)
     # transition_statistics relabels to the visited states too (it can, while they are <= 4096).
     ts = diagnostics.transition_statistics(m, chain_steps, n_chains=2, seed=sweep._derived_seed(m.random_state, 1),
                                            pseudocount=0.5)
@@ -442,7 +442,7 @@ def test_binary_16_and_onehot_64_run_in_a_sweep(tmp_path: Path, monkeypatch: pyt
     X, z = planted(40, 16, 300, 3, hidden="binary")
     y = (z % 3).astype(np.int64)
     cfg = parse_config("[model]\nn_hidden = 16\nhidden = 'binary'\n[train]\nn_epochs = 2\nsteps_per_epoch = 3\n"
-                       "batch_size = [8, 16]\nchain_steps = 8\n[diagnostics]\nchain_steps = 3000\n")
+                       "batch_size = [8, 16]\nchain_steps = 8\n[diagnostics]\ndiagnostic_steps = 3000\n")
     tracemalloc.start()
     res = sweep.run_sweep(cfg, tmp_path / "b16", workers=0, progress=False, data=(X, y))
     peak = tracemalloc.get_traced_memory()[1]
@@ -453,8 +453,41 @@ def test_binary_16_and_onehot_64_run_in_a_sweep(tmp_path: Path, monkeypatch: pyt
     assert row["loglik"] < 0 and 0 <= row["trace"] <= 1
     assert peak < 2**16 * 2**16 // 64  # far below one dense 65536^2 matrix of bytes
     cfg64 = parse_config("[model]\nn_hidden = 64\n[train]\nn_epochs = 2\nsteps_per_epoch = 3\nbatch_size = [8, 16]\n"
-                         "chain_steps = 8\n[diagnostics]\nchain_steps = 3000\n")
+                         "chain_steps = 8\n[diagnostics]\ndiagnostic_steps = 3000\n")
     X64, z64 = planted(40, 64, 500, 4)
     row = sweep.run_sweep(cfg64, tmp_path / "o64", workers=0, progress=False, data=(X64, z64 % 10)).rows[0]
     assert row["status"] == "ok", row["error"]
     assert np.isfinite(row["loglik"]) and np.isfinite(row["tau"]) and np.isfinite(row["class_kl"])
+
+
+def test_the_reproduce_report_kind_is_found_without_importing_reproduce_first() -> None:
+    # The sweep never imports reproduce: naming the kind imports the module that registers it.
+    code = ("import sys; import nemm.sweep as s; assert 'nemm.reproduce' not in sys.modules; "
+            "k = s.report_kind('reproduce'); assert k.name == 'reproduce' and 'nemm.reproduce' in sys.modules; "
+            "print(sorted(s._REPORT_KINDS))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['reproduce', 'sweep']"
+    with pytest.raises(ValueError, match="unknown report kind 'paper'"):
+        sweep.report_kind("paper")
+
+
+def test_a_registered_report_kind_runs_the_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A kind replaces what runs and what is written: here every run records its seed only.
+    seen: list[int] = []
+
+    def run(spec: sweep.RunSpec, X: np.ndarray, y: Any) -> tuple[dict[str, Any], Any]:
+        seen.append(spec.seed)
+        return {"rows_seen": len(X)}, None
+
+    def write(o: sweep.SweepOutput) -> dict[str, Any]:
+        return {"rows": [dict(r) for r in o.rows]}
+
+    plain = sweep.report_kind("sweep")
+    monkeypatch.setitem(sweep._REPORT_KINDS, "sweep", sweep.ReportKind(
+        "sweep", expand=plain.expand, run=run, columns=lambda c: ["seed", "rows_seen"], write=write))
+    X = np.random.default_rng(0).integers(0, 2, (30, 8)).astype(np.uint8)
+    res = sweep.run_sweep(parse_config("[sweep]\nseeds = 3\n"), tmp_path, workers=0, progress=False, data=(X, None))
+    assert sorted(seen) == [0, 1, 2] and res.columns == ["seed", "rows_seen", "status", "error", "run_id"]
+    assert res.report is not None and [r["rows_seen"] for r in res.report["rows"]] == [30, 30, 30]
+    assert not (tmp_path / "results.csv").exists() and len(list((tmp_path / "runs").iterdir())) == 3

@@ -9,15 +9,17 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, Sequence
+from typing import TYPE_CHECKING, NoReturn, Sequence
 
 import numpy as np
 
+from nemm._settings import DIAGNOSTIC_STEPS, DIGITS, MACHINE_SETTINGS, PER_CLASS, THRESHOLD, add_options, given_settings
 from nemm.machine import ENUMERATION_LIMIT
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.diagnostics import Diagnosis
     from nemm.machine import Machine
+    from nemm.reproduce import ReproduceOptions
 
 
 _KEY_HELP = "the array of an .npz data file to use (default: X, x or data, or its only array)"
@@ -109,28 +111,31 @@ def _load_training_data(args: argparse.Namespace) -> tuple[np.ndarray, str]:
     return X, f"{path} ({X.shape[0]} rows of {X.shape[1]} bits)"
 
 
+#: The Machine settings that ``nemm train`` has options for (``--hidden``, ...: the table's flags).
+_TRAIN_SETTINGS = [s.name for s in MACHINE_SETTINGS if s.flag is not None]
+#: Those ``nemm reproduce`` passes on to its machines.
+_REPRODUCE_SETTINGS = ["n_hidden", "hidden", "normalization", "centered", "n_chains", "chain_steps", "learning_rate"]
+
+
+def _given_options(args: argparse.Namespace, parser: argparse.ArgumentParser, allowed: Sequence[str]) -> list[str]:
+    """The options given on the command line apart from ``allowed`` (settings options are absent unless given)."""
+    return [a.option_strings[0] for a in parser._actions if a.option_strings and a.dest not in allowed
+            and a.dest in vars(args) and (a.default is argparse.SUPPRESS or getattr(args, a.dest) != a.default)]
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a machine on binary data",
                        description="Train a nonequilibrium Markov machine with the paper's protocol.")
     p.add_argument("data", nargs="?", help=".npy/.npz of 0/1 rows, an MNIST IDX directory or a folder of PNGs "
                                            "(default: the embedded digits 0, 1, 2)")
     p.add_argument("--key", default=None, help=_KEY_HELP)
-    p.add_argument("--hidden", type=int, default=6, help="L, the number of hidden units/states (default 6)")
-    p.add_argument("--hidden-type", choices=("onehot", "binary"), default="onehot")
-    p.add_argument("--normalization", choices=("softmax", "sigmoid"), default="softmax")
-    p.add_argument("--no-centering", action="store_true", help="switch off x - xbar in the x -> z kernel")
-    p.add_argument("--tied", action="store_true", help="wbar = w^T, trained by eqs. 16-17 (a studied variant; the "
-                   "equilibrium baseline is nemm.RBM)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=120)
-    p.add_argument("--steps-per-epoch", type=int, default=30)
-    p.add_argument("--batch-size", type=int, nargs=2, default=(16, 160), metavar=("START", "END"))
-    p.add_argument("--chain-steps", type=int, default=48, help="T, double steps per gradient step")
-    p.add_argument("--chains", type=int, default=1, help="persistent chains (default 1, as the paper)")
-    p.add_argument("--lr", type=float, default=0.1, help="RMSprop learning rate")
-    p.add_argument("--digits", type=_digits, default=(0, 1, 2), help="digits for MNIST data (default 0,1,2)")
-    p.add_argument("--per-class", type=int, default=1000, help="first N of each digit (default 1000)")
-    p.add_argument("--threshold", type=float, default=127, help="binarization threshold for images")
+    add_options(p, MACHINE_SETTINGS, _TRAIN_SETTINGS)
+    p.add_argument("--seed", type=int, default=0, help="random_state of the machine (default 0)")
+    p.add_argument("--digits", type=_digits, default=DIGITS,
+                   help=f"digits for MNIST data (default {','.join(map(str, DIGITS))})")
+    p.add_argument("--per-class", type=int, default=PER_CLASS, help=f"first N of each digit (default {PER_CLASS})")
+    p.add_argument("--threshold", type=float, default=THRESHOLD,
+                   help=f"binarization threshold for images (default {THRESHOLD})")
     p.add_argument("--out", default="model.npz", help="model file to write (default model.npz)")
     p.add_argument("--no-ceiling", action="store_true", help="skip the EM mixture log-likelihood ceiling")
     p.add_argument("--max-states", type=_positive_int, default=LNP_MAX_STATES, metavar="N",
@@ -164,8 +169,7 @@ def _train_in_pieces(m: "Machine", X: np.ndarray, out: str, every: int) -> None:
 def _resume_train(args: argparse.Namespace) -> int:
     from nemm.machine import _data_checksum, load
 
-    given = [a.option_strings[0] for a in args.train_parser._actions if a.option_strings and a.dest not in
-             _RESUME_OPTIONS and getattr(args, a.dest) != a.default]
+    given = _given_options(args, args.train_parser, _RESUME_OPTIONS)
     if args.data is not None or given:
         raise ValueError(f"--resume continues with the data and settings recorded in {args.resume}; "
                          f"do not give {', '.join(given) or 'DATA'}")
@@ -176,9 +180,9 @@ def _resume_train(args: argparse.Namespace) -> int:
     if not source or not hasattr(m, "_batches"):
         raise ValueError(f"{args.resume} holds no resumable training run (it was not written by nemm train "
                          "with this version)")
-    data_args = argparse.Namespace(data=source.get("data"), digits=tuple(source.get("digits", (0, 1, 2))),
-                                   per_class=source.get("per_class", 1000), threshold=source.get("threshold", 127),
-                                   key=source.get("key"))
+    data_args = argparse.Namespace(data=source.get("data"), digits=tuple(source.get("digits", DIGITS)),
+                                   per_class=source.get("per_class", PER_CLASS),
+                                   threshold=source.get("threshold", THRESHOLD), key=source.get("key"))
     X, desc = _load_training_data(data_args)
     if _data_checksum(X) != m._train_data_sha:
         raise ValueError(f"the training data recorded in {args.resume} ({desc}) has changed since the run "
@@ -199,26 +203,19 @@ def _run_train(args: argparse.Namespace) -> int:
     _refuse_directory(args.out, "model.npz")
     _check_output_file(_model_path(args.out))
     if args.config is not None:
-        from nemm.sweep import train_from_config
-
         # The file holds every setting: an option beside it would be silently overridden.
-        given = [a.option_strings[0] for a in args.train_parser._actions if a.option_strings and a.dest not in
-                 ("help", "config", "out", "quiet", "no_ceiling") and getattr(args, a.dest) != a.default]
+        given = _given_options(args, args.train_parser, ("help", "config", "out", "quiet", "no_ceiling"))
         if args.data is not None or given:
             raise ValueError(f"--config holds the settings and the data; {', '.join(given) or 'DATA'} cannot be "
                              "given beside it (put the setting in its tables)")
-        return train_from_config(args.config, args.out, progress=not args.quiet)
+        return _train_from_config(args.config, args.out, progress=not args.quiet)
     if args.resume is not None:
         return _resume_train(args)
     if args.checkpoint_every < 0:
         raise ValueError(f"--checkpoint-every must be at least 0, got {args.checkpoint_every}")
     X, desc = _load_training_data(args)
     print(f"data: {desc}")
-    m = Machine(args.hidden, hidden=args.hidden_type, normalization=args.normalization,
-                centered=not args.no_centering, tied=args.tied, learning_rate=args.lr, n_epochs=args.epochs,
-                steps_per_epoch=args.steps_per_epoch, batch_size=tuple(args.batch_size),
-                chain_steps=args.chain_steps, n_chains=args.chains, random_state=args.seed,
-                verbose=not args.quiet)
+    m = Machine(**given_settings(args, MACHINE_SETTINGS), random_state=args.seed, verbose=not args.quiet)
     # Recorded in the model file, so that --resume finds the same data again.
     m._data_source = {"data": None if args.data is None else str(Path(args.data).resolve()),
                       "digits": list(args.digits), "per_class": args.per_class, "threshold": args.threshold,
@@ -230,6 +227,39 @@ def _run_train(args: argparse.Namespace) -> int:
     else:
         m.fit(X)
     return _report_training(m, X, args.out, time.perf_counter() - t0, args.no_ceiling, args.max_states)
+
+
+def _train_from_config(path: str, out: str, *, progress: bool = True) -> int:
+    """``nemm train --config FILE``: train the one grid point of FILE, save it, print its measures.
+
+    Raises
+    ------
+    ConfigError
+        If the file has grid axes or several seeds (that is a sweep: ``nemm sweep``).
+    """
+    from nemm.config import ConfigError, load_config
+    from nemm.machine import Machine
+    from nemm.sweep import baseline_values, data_checksum, expand, load_data, machine_kwargs, measure
+
+    cfg = load_config(path)
+    if cfg.axes or len(cfg.seeds) > 1:
+        what = [f"{k} ({len(v)} values)" for k, v in cfg.axes] + ([f"{len(cfg.seeds)} seeds"] if len(cfg.seeds) > 1 else [])
+        raise ConfigError(f"{cfg.source}: `nemm train --config` trains one machine, but the file has "
+                          f"{', '.join(what)}; run it with `nemm sweep`")
+    X, y, desc = load_data(cfg.data)
+    print(f"data: {desc}")
+    (spec,) = expand(cfg, data_checksum(X, y))
+    m = Machine(**machine_kwargs(spec.settings), verbose=progress)
+    t0 = time.perf_counter()
+    m.fit(X)
+    seconds = time.perf_counter() - t0
+    saved = m.save(out)
+    print(f"trained {m.n_epochs} epochs in {seconds:.2f} s; model written to {saved}")
+    values = measure(m, X, y if "class_kl" in spec.diagnostics["measures"] else None, spec.diagnostics)
+    values.update(baseline_values(spec, X))
+    for k, v in values.items():
+        print(f"{k}: {v!r}")  # repr: the same digits as results.csv
+    return 0
 
 
 def _report_training(m: "Machine", X: np.ndarray, out: str, seconds: float, no_ceiling: bool,
@@ -330,7 +360,8 @@ def _add_diagnose(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", default=None, help=".npy of integer labels for --data (class KL)")
     p.add_argument("--key", default=None, help=_KEY_HELP)
     p.add_argument("--no-data", action="store_true", help="chain diagnostics only")
-    p.add_argument("--steps", type=int, default=100_000, help="steps per chain (4 chains; default 1e5)")
+    p.add_argument("--steps", type=int, default=DIAGNOSTIC_STEPS,
+                   help=f"steps per chain (4 chains; default {DIAGNOSTIC_STEPS})")
     p.add_argument("--seed", type=int, default=0, help="seed of the diagnostic chains")
     p.set_defaults(func=_run_diagnose)
 
@@ -424,43 +455,48 @@ def _run_diagnose(args: argparse.Namespace) -> int:
 
 
 def _add_reproduce(sub: argparse._SubParsersAction) -> None:
+    from nemm.reproduce.driver import PROTOCOL, ReproduceOptions
+
+    # Every option that sets a ReproduceOptions field is absent unless given: the defaults live there.
+    no = argparse.SUPPRESS
+    o = ReproduceOptions()
+
+    def default(name: str) -> str:
+        full, quick = PROTOCOL[name]
+        return f"default {full}; quick {quick}"
+
     p = sub.add_parser("reproduce", help="reproduce the paper's section IV (table, figures, report)",
                        description="Reproduce the paper's section IV (table, figures, report).")
     p.add_argument("--out", default="nemm-report", help="output directory (default nemm-report)")
-    p.add_argument("--quick", action="store_true",
-                   help="demo: 6 seeds x 60 epochs, 2 EM restarts, 1 RBM and 1 tied seed, shorter chains "
-                        "(under a minute on 2 cores)")
-    p.add_argument("--seeds", type=int, default=None, help="number of seeds (default 36; quick 6)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per machine (default 120; quick 60)")
+    p.add_argument("--quick", action="store_true", default=no,
+                   help=f"demo: {PROTOCOL['seeds'][1]} seeds x {PROTOCOL['n_epochs'][1]} epochs, "
+                        f"{PROTOCOL['em_restarts'][1]} EM restarts, {PROTOCOL['rbm_seeds'][1]} RBM and "
+                        f"{PROTOCOL['tied_seeds'][1]} tied seed, shorter chains (under a minute on 2 cores)")
+    p.add_argument("--seeds", type=int, default=no, help=f"number of seeds ({default('seeds')})")
+    p.add_argument("--epochs", dest="n_epochs", type=int, default=no, metavar="EPOCHS",
+                   help=f"epochs per machine ({default('n_epochs')})")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
-    p.add_argument("--hidden", type=int, default=6, help="L, hidden states or units (default 6)")
-    p.add_argument("--hidden-type", choices=("onehot", "binary"), default="onehot",
-                   help="hidden layer of every model (default onehot)")
-    p.add_argument("--normalization", choices=("softmax", "sigmoid"), default="softmax",
-                   help="backward kernel of the machines, eq. 19 (default softmax)")
-    p.add_argument("--no-centering", action="store_true", help="train the machines without centering")
-    p.add_argument("--chains", type=int, default=1, help="training chains per machine (default 1)")
-    p.add_argument("--chain-steps", type=int, default=48, help="T, chain steps per training step (default 48)")
-    p.add_argument("--lr", type=float, default=0.1, help="learning rate of the machines (default 0.1)")
-    p.add_argument("--compare", choices=("normalization",), default=None,
+    add_options(p, MACHINE_SETTINGS, _REPRODUCE_SETTINGS)
+    p.add_argument("--compare", choices=("normalization",), default=no,
                    help="run the machines once per value of this setting, side by side in one report")
-    p.add_argument("--mixing-steps", type=int, default=None,
-                   help="samples of every model's mixing chain (default 20000; quick 10000)")
+    p.add_argument("--mixing-steps", type=int, default=no,
+                   help=f"samples of every model's mixing chain ({default('mixing_steps')})")
     p.add_argument("--data", default=None,
                    help=".npy/.npz of 0/1 rows, an MNIST IDX directory or a PNG folder "
                         "(default: the embedded digits 0, 1, 2)")
     p.add_argument("--labels", default=None, help=".npy of integer labels for --data (for the class KL)")
     p.add_argument("--key", default=None, help=_KEY_HELP)
-    p.add_argument("--track-every", type=int, default=10,
-                   help="track sigma/tau/ln p every N epochs during training (0: off; default 10)")
-    p.add_argument("--track-steps", type=int, default=5000, help="chain steps per tracking point")
-    p.add_argument("--diag-steps", type=int, default=100_000,
-                   help="chain steps of the final diagnostics, over 2 chains (default 1e5)")
-    p.add_argument("--em-restarts", type=int, default=None, help="EM restarts (default 5; quick 2)")
-    p.add_argument("--rbm-seeds", type=int, default=None,
-                   help="seeds of the equilibrium RBM, nemm.RBM with its defaults (default 2; quick 1; 0: none)")
-    p.add_argument("--tied-seeds", type=int, default=None,
-                   help="seeds of the tied machine trained by eqs. 16-17 (default 3; quick 1; 0: none)")
+    p.add_argument("--track-every", type=int, default=no,
+                   help=f"track sigma/tau/ln p every N epochs during training (0: off; default {o.track_every})")
+    p.add_argument("--track-steps", type=int, default=no,
+                   help=f"chain steps per tracking point (default {o.track_steps})")
+    p.add_argument("--diag-steps", type=int, default=no,
+                   help=f"chain steps of the final diagnostics, over 2 chains (default {o.diag_steps})")
+    p.add_argument("--em-restarts", type=int, default=no, help=f"EM restarts ({default('em_restarts')}; 0: none)")
+    p.add_argument("--rbm-seeds", type=int, default=no,
+                   help=f"seeds of the equilibrium RBM, nemm.RBM with its defaults ({default('rbm_seeds')}; 0: none)")
+    p.add_argument("--tied-seeds", type=int, default=no,
+                   help=f"seeds of the tied machine trained by eqs. 16-17 ({default('tied_seeds')}; 0: none)")
     p.add_argument("--no-figures", action="store_true", help="skip the figures (no matplotlib needed)")
     p.add_argument("--quiet", action="store_true", help="no console output")
     p.add_argument("--print-config", action="store_true",
@@ -469,13 +505,14 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_reproduce)
 
 
-def _reproduce_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return dict(seeds=args.seeds, n_epochs=args.epochs, quick=args.quick, track_every=args.track_every,
-                n_hidden=args.hidden, track_steps=args.track_steps, diag_steps=args.diag_steps,
-                em_restarts=args.em_restarts, rbm_seeds=args.rbm_seeds, tied_seeds=args.tied_seeds,
-                normalization=args.normalization, hidden=args.hidden_type, centered=not args.no_centering,
-                n_chains=args.chains, chain_steps=args.chain_steps, learning_rate=args.lr, compare=args.compare,
-                mixing_steps=args.mixing_steps)
+def _reproduce_options(args: argparse.Namespace) -> ReproduceOptions:
+    """The ReproduceOptions of the options given (the others keep their defaults)."""
+    import dataclasses
+
+    from nemm.reproduce import ReproduceOptions
+
+    return ReproduceOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ReproduceOptions)
+                               if hasattr(args, f.name)})
 
 
 def _run_reproduce(args: argparse.Namespace) -> int:
@@ -486,7 +523,7 @@ def _run_reproduce(args: argparse.Namespace) -> int:
                                       or not str(args.data).lower().endswith(".npy")):
             raise ValueError("--print-config writes --data as the [data] path of the sweep, which reads it the "
                              "same way only for an .npy file of 0/1 rows without --labels/--key")
-        sys.stdout.write(reproduce_config(**_reproduce_kwargs(args), data_path=args.data))
+        sys.stdout.write(reproduce_config(_reproduce_options(args), data_path=args.data))
         return 0
 
     out = Path(args.out)
@@ -495,8 +532,8 @@ def _run_reproduce(args: argparse.Namespace) -> int:
                                                 "report directory there")
     _writable_directory(out, f"--out {out}")
     data = _load_labelled(args.data, args.labels, args.key) if args.data is not None else None
-    reproduce(args.out, n_jobs=args.jobs, data=data, progress=not args.quiet, figures=not args.no_figures,
-              **_reproduce_kwargs(args))
+    reproduce(args.out, _reproduce_options(args), n_jobs=args.jobs, data=data, progress=not args.quiet,
+              figures=not args.no_figures)
     return 0
 
 

@@ -12,7 +12,7 @@ A configuration has up to six tables::
     path = "digits.npz"                # .npy/.npz file or MNIST IDX directory (relative to this file)
     digits = "all"                     # or a list; per_class = "all" or a count
     [diagnostics]
-    chain_steps = 100000
+    diagnostic_steps = 100000          # the measuring chain's length ([train] chain_steps is T)
     measures = ["loglik", "sigma", "tau", "trace", "class_kl"]
     [baselines]
     mixture = true                     # the EM ceiling beside every run
@@ -24,17 +24,18 @@ runs of other kinds: ``rbm_seeds`` (the equilibrium RBM), ``tied_seeds`` (the ti
 machine) and ``mixture_restarts`` (the EM mixture). ``nemm reproduce --print-config``
 prints such a file.
 
-Every key is checked when the file is read: an unknown key or a bad value raises
-:class:`ConfigError`, whose message names the file, the table and the key. Each
-grid point is validated as a :class:`~nemm.Machine` at load time, so a bad
+The keys of ``[model]``, ``[train]`` and ``[diagnostics]`` and what their values may be
+come from the settings tables of :mod:`nemm._settings` (the Machine's own, and the
+measuring chain's). Every key is checked when the file is read: an unknown key or a bad
+value raises :class:`ConfigError`, whose message names the file, the table and the key.
+Each grid point is validated as a :class:`~nemm.Machine` at load time, so a bad
 combination (e.g. ``hidden = "binary"`` with ``normalization = "sigmoid"``)
 fails before any training starts.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import dataclasses
 import itertools
 import os
 import sys
@@ -46,6 +47,8 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
+
+from nemm._settings import DIAGNOSTICS_SETTINGS, MACHINE_SETTINGS, THRESHOLD, Setting, defaults
 
 __all__ = [
     "ConfigError",
@@ -59,6 +62,7 @@ __all__ = [
     "DEFAULT_MEASURES",
     "MODEL_KEYS",
     "TRAIN_KEYS",
+    "REPORT_MODULES",
 ]
 
 
@@ -83,26 +87,16 @@ def _is_batch_size(v: Any) -> bool:
     return isinstance(v, list) and len(v) == 2 and all(_is_int(b) and b >= 1 for b in v)
 
 
-# key -> (check, what a value must be). Machine keywords only: the sweep sets random_state
-# from [sweep] seeds, and verbose is not a setting of a result.
-MODEL_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "n_hidden": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
-    "hidden": (lambda v: v in ("onehot", "binary"), '"onehot" or "binary"'),
-    "normalization": (lambda v: v in ("softmax", "sigmoid"), '"softmax" or "sigmoid"'),
-    "centered": (lambda v: isinstance(v, bool), "true or false"),
-    "tied": (lambda v: isinstance(v, bool), "true or false"),
-    "freeze_visible_bias": (lambda v: isinstance(v, bool), "true or false"),
-}
-TRAIN_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "n_epochs": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
-    "steps_per_epoch": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
-    "chain_steps": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
-    "n_chains": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
-    "batch_size": (_is_batch_size, "a positive integer or a pair [start, end]"),
-    "learning_rate": (lambda v: _is_number(v) and v > 0, "a positive number"),
-    "rho": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "eps": (lambda v: _is_number(v) and v > 0, "a positive number"),
-}
+def _keys(table: str) -> dict[str, Setting]:
+    return {s.name: s for s in MACHINE_SETTINGS if s.table == table}
+
+
+#: The Machine settings each table takes, from the Machine's settings table. The sweep sets
+#: random_state from [sweep] seeds, and verbose is not a setting of a result.
+MODEL_KEYS: dict[str, Setting] = _keys("model")
+TRAIN_KEYS: dict[str, Setting] = _keys("train")
+_DIAGNOSTICS_NUMBERS = {s.name: s for s in DIAGNOSTICS_SETTINGS}
+_DIAGNOSTICS_DEFAULTS = defaults(DIAGNOSTICS_SETTINGS)
 
 #: Measures a run can compute; ``trace`` is Tr(M)/L (eq. 24), ``mixing`` the class-mixing measures.
 MEASURES = ("loglik", "sigma", "tau", "trace", "class_kl", "mixing")
@@ -110,9 +104,12 @@ MEASURES = ("loglik", "sigma", "tau", "trace", "class_kl", "mixing")
 DEFAULT_MEASURES = ("loglik", "sigma", "tau", "trace", "class_kl")
 
 _DATA_KEYS = ("path", "digits", "per_class", "threshold", "split")
-_DIAGNOSTICS_KEYS = ("chain_steps", "n_chains", "pseudocount", "measures", "rao_blackwell_draws", "mixing_steps",
-                     "track_every", "track_steps", "report")
-_REPORTS = ("sweep", "reproduce")
+_DIAGNOSTICS_KEYS = (*_DIAGNOSTICS_NUMBERS, "measures", "report")
+# Keys of [diagnostics] that have another name now -> the name.
+_RENAMED_DIAGNOSTICS = {"chain_steps": "diagnostic_steps"}
+#: The report kinds ``[diagnostics] report`` may name, and the module that registers each with
+#: :func:`nemm.sweep.register_report_kind` (the sweep imports it by name when a configuration names it).
+REPORT_MODULES = {"sweep": "nemm.sweep", "reproduce": "nemm.reproduce"}
 _BASELINES_KEYS = ("mixture", "rbm", "rbm_seeds", "tied_seeds", "mixture_restarts")
 _SWEEP_KEYS = ("seeds",)
 _TABLES = ("model", "train", "sweep", "data", "diagnostics", "baselines")
@@ -127,8 +124,8 @@ class DataConfig:
 
     ``path`` None means the embedded MNIST test-split digits; otherwise a ``.npy``/``.npz``
     file of 0/1 rows (an ``.npz`` may carry labels as ``y``) or an MNIST IDX directory.
-    ``digits`` and ``per_class`` select labelled data (None: 0, 1, 2 and 1000 for MNIST,
-    everything for a file); ``per_class = "all"`` in the file gives None here with
+    ``digits`` and ``per_class`` select labelled data (None: ``nemm._settings.DIGITS`` and
+    ``PER_CLASS``, 0, 1, 2 and 1000, for MNIST, everything for a file); ``per_class = "all"`` in the file gives None here with
     ``all_per_class`` set, and ``digits = "all"`` gives None with ``all_digits`` set
     (the ten MNIST digits; every label of a labelled file).
     """
@@ -138,7 +135,7 @@ class DataConfig:
     per_class: int | None = None
     all_per_class: bool = False
     all_digits: bool = False
-    threshold: float = 127.0
+    threshold: float = float(THRESHOLD)
     split: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -152,39 +149,36 @@ class DataConfig:
 class DiagnosticsConfig:
     """``[diagnostics]``: the chain that measures each trained machine, and which measures.
 
-    ``chain_steps`` hidden steps per chain (the spec's 1e5), ``n_chains`` chains,
-    ``pseudocount`` for pairs seen in one direction (eq. 21). ``measures_given`` is
-    False when the file did not list measures (then ``class_kl`` is dropped quietly
-    for unlabelled data instead of being an error).
+    The numbers and their defaults are :data:`nemm._settings.DIAGNOSTICS_SETTINGS`:
+    ``diagnostic_steps`` hidden steps per chain (the spec's 1e5), ``n_chains`` chains,
+    ``pseudocount`` for pairs seen in one direction (eq. 21); with ``report = "reproduce"``
+    the Rao-Blackwell draws per state and the training-time tracking; ``mixing_steps``
+    the length of each model's mixing chain. ``measures_given`` is False when the file did
+    not list measures (then ``class_kl`` is dropped quietly for unlabelled data instead of
+    being an error).
     """
 
-    chain_steps: int = 100_000
-    n_chains: int = 1
-    pseudocount: float = 0.5
+    diagnostic_steps: int = _DIAGNOSTICS_DEFAULTS["diagnostic_steps"]
+    n_chains: int = _DIAGNOSTICS_DEFAULTS["n_chains"]
+    pseudocount: float = _DIAGNOSTICS_DEFAULTS["pseudocount"]
     measures: tuple[str, ...] = DEFAULT_MEASURES
     measures_given: bool = False
-    #: ``report = "reproduce"`` only: Rao-Blackwell draws per state, training-time tracking.
-    rao_blackwell_draws: int = 0
-    track_every: int = 0
-    track_steps: int = 5000
-    #: Length of each model's mixing chain (0: min(chain_steps, 20000) for the "mixing" measure;
-    #: no mixing chain in a reproduce record).
-    mixing_steps: int = 0
+    rao_blackwell_draws: int = _DIAGNOSTICS_DEFAULTS["rao_blackwell_draws"]
+    track_every: int = _DIAGNOSTICS_DEFAULTS["track_every"]
+    track_steps: int = _DIAGNOSTICS_DEFAULTS["track_steps"]
+    mixing_steps: int = _DIAGNOSTICS_DEFAULTS["mixing_steps"]
     #: "sweep" (the measures' columns and the grid summary) or "reproduce" (nemm reproduce's records and report).
     report: str = "sweep"
 
     def as_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"chain_steps": self.chain_steps, "n_chains": self.n_chains,
+        """The settings that name a run (its id hashes them)."""
+        d: dict[str, Any] = {"diagnostic_steps": self.diagnostic_steps, "n_chains": self.n_chains,
                              "pseudocount": self.pseudocount, "measures": list(self.measures)}
-        # The newer keys only when set, so that the run ids of existing configurations stay the same.
-        for key, default in _NEW_DIAGNOSTICS.items():
-            if getattr(self, key) != default:
-                d[key] = getattr(self, key)
+        # The later keys only when set, so that the run ids of configurations without them stay the same.
+        for f in dataclasses.fields(self):
+            if f.name not in d and f.name != "measures_given" and getattr(self, f.name) != f.default:
+                d[f.name] = getattr(self, f.name)
         return d
-
-
-_NEW_DIAGNOSTICS = {"rao_blackwell_draws": 0, "track_every": 0, "track_steps": 5000, "mixing_steps": 0,
-                    "report": "sweep"}
 
 
 @dataclass(frozen=True)
@@ -331,7 +325,7 @@ def parse_config(text: str, *, source: str = "<string>", base_dir: str | os.Path
     return cfg
 
 
-def _check_settings(table: Mapping[str, Any], name: str, keys: Mapping[str, Any], other: Mapping[str, Any],
+def _check_settings(table: Mapping[str, Any], name: str, keys: Mapping[str, Setting], other: Mapping[str, Setting],
                     err: Callable[[str, str], ConfigError]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     other_name = "train" if name == "model" else "model"
@@ -343,13 +337,12 @@ def _check_settings(table: Mapping[str, Any], name: str, keys: Mapping[str, Any]
             if key in ("random_state", "seed"):
                 raise err(where, "seeds are set in [sweep] seeds")
             raise err(where, f"unknown key; [{name}] takes {', '.join(keys)}")
-        check, what = keys[key]
         values = value if _is_axis(key, value) else [value]
         if isinstance(value, list) and not values:
             raise err(where, "an empty list gives no grid point")
         for v in values:
-            if not check(v):
-                raise err(where, f"must be {what} (or a list of them, a grid axis), got {v!r}")
+            if not keys[key].accepts(v):
+                raise err(where, f"must be {keys[key].describe()} (or a list of them, a grid axis), got {v!r}")
         if isinstance(value, list) and _is_axis(key, value):
             seen = [repr(v) for v in values]
             if len(set(seen)) != len(seen):
@@ -403,7 +396,7 @@ def _parse_data(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]
         per_class = None
     elif per_class is not None and not (_is_int(per_class) and per_class >= 1):
         raise err("[data] per_class", f'must be a positive integer or "all", got {per_class!r}')
-    threshold = table.get("threshold", 127.0)
+    threshold = table.get("threshold", THRESHOLD)
     if not _is_number(threshold):
         raise err("[data] threshold", f"must be a number (pixel > threshold -> 1), got {threshold!r}")
     split = table.get("split")
@@ -415,31 +408,26 @@ def _parse_data(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]
 
 def _parse_diagnostics(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]) -> DiagnosticsConfig:
     for key in table:
+        if key in _RENAMED_DIAGNOSTICS:
+            raise err(f"[diagnostics] {key}", f"is now called {_RENAMED_DIAGNOSTICS[key]} (the measuring chain's "
+                                             "length; chain_steps is the Machine's T, in [train])")
         if key not in _DIAGNOSTICS_KEYS:
             raise err(f"[diagnostics] {key}", f"unknown key; [diagnostics] takes {', '.join(_DIAGNOSTICS_KEYS)}")
     kw: dict[str, Any] = {}
-    for key in ("chain_steps", "n_chains", "track_steps"):
+    for key, s in _DIAGNOSTICS_NUMBERS.items():
         if key in table:
-            if not (_is_int(table[key]) and table[key] >= 1):
-                raise err(f"[diagnostics] {key}", f"must be a positive integer, got {table[key]!r}")
-            kw[key] = table[key]
-    for key in ("rao_blackwell_draws", "mixing_steps", "track_every"):
-        if key in table:
-            if not (_is_int(table[key]) and table[key] >= 0):
-                raise err(f"[diagnostics] {key}", f"must be a non-negative integer, got {table[key]!r}")
-            kw[key] = table[key]
+            if not s.accepts(table[key]):
+                raise err(f"[diagnostics] {key}", f"must be {s.describe()}, got {table[key]!r}")
+            kw[key] = s.check(table[key])
     if "report" in table:
-        if table["report"] not in _REPORTS:
-            raise err("[diagnostics] report", f'must be "sweep" or "reproduce", got {table["report"]!r}')
+        if table["report"] not in REPORT_MODULES:
+            raise err("[diagnostics] report", f"must be one of {', '.join(map(repr, REPORT_MODULES))}, "
+                                              f"got {table['report']!r}")
         kw["report"] = table["report"]
     if kw.get("report", "sweep") == "sweep":
         for key in ("rao_blackwell_draws", "track_every", "track_steps"):
             if key in table:
                 raise err(f"[diagnostics] {key}", 'applies to the records of report = "reproduce" only')
-    if "pseudocount" in table:
-        if not (_is_number(table["pseudocount"]) and table["pseudocount"] > 0):
-            raise err("[diagnostics] pseudocount", f"must be a positive number, got {table['pseudocount']!r}")
-        kw["pseudocount"] = float(table["pseudocount"])
     if "measures" in table:
         m = table["measures"]
         if not isinstance(m, list) or not all(isinstance(x, str) for x in m):
@@ -449,24 +437,9 @@ def _parse_diagnostics(table: Mapping[str, Any], err: Callable[[str, str], Confi
                 raise err("[diagnostics] measures", f"unknown measure {x!r}; choose among {', '.join(MEASURES)}")
         if len(set(m)) != len(m):
             raise err("[diagnostics] measures", f"repeated measure in {m!r}")
-        if "mixing" in m and importlib.util.find_spec("nemm.mixing") is None:
-            raise err("[diagnostics] measures", "the mixing measures are not available yet in this nemm version")
         kw["measures"] = tuple(x for x in MEASURES if x in m)  # canonical order: the columns do not depend on it
         kw["measures_given"] = True
     return DiagnosticsConfig(**kw)
-
-
-def rbm_class() -> type | None:
-    """The equilibrium RBM class (``nemm.rbm.RBM`` or ``nemm.baselines.RBM``), or None while absent."""
-    for module in ("nemm.rbm", "nemm.baselines"):
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            continue
-        cls = getattr(mod, "RBM", None)
-        if cls is not None:
-            return cls  # type: ignore[no-any-return]
-    return None
 
 
 def _parse_baselines(table: Mapping[str, Any], err: Callable[[str, str], ConfigError],
@@ -492,15 +465,12 @@ def _parse_baselines(table: Mapping[str, Any], err: Callable[[str, str], ConfigE
             kw[key] = tuple(value)
         else:
             raise err(f"[baselines] {key}", f"must be N (seeds 0..N-1) or a list of distinct seeds, got {value!r}")
-    cfg = BaselinesConfig(**kw)
-    if cfg.rbm and rbm_class() is None:
-        raise err("[baselines] rbm", "the equilibrium RBM baseline is not available yet in this nemm version")
-    return cfg
+    return BaselinesConfig(**kw)
 
 
 def _validate_grid(cfg: SweepConfig, err: Callable[[str, str], ConfigError]) -> None:
     """Build a Machine for every grid point now, so that a bad combination fails before training."""
-    from nemm import Machine
+    from nemm.machine import Machine
 
     for point in cfg.grid():
         m = Machine(**point)

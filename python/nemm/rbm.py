@@ -20,16 +20,16 @@ from __future__ import annotations
 import math
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from nemm import _core, model_file
-from nemm._checks import as_binary_matrix, as_bool, as_float, as_int, as_real_array, as_seed
+from nemm._checks import as_binary_matrix, as_int, as_real_array, as_seed
 from nemm._estimator import Estimator, locked
+from nemm._settings import RBM_SETTINGS, check_settings, setting
 from nemm.machine import Machine
 from nemm.model_file import CHAIN_ARRAYS, register_format
-from nemm.training import HIDDEN as _HIDDEN
 from nemm.training import initial_weights
 
 __all__ = ["RBM", "FORMAT_NAME", "FORMAT_VERSION", "EXACT_MAX_STATES"]
@@ -45,9 +45,6 @@ _SCORE_MAX_STATES = 2**24
 # Centering: the offset of h is a running mean of E[h | x] over the minibatches, at this rate.
 _CENTER_RATE = 0.01
 
-_OPTIMIZERS = ("adam", "rmsprop")
-_GRADIENTS = ("auto", "exact", "pcd")
-
 
 # Settings fixed by the engine's shape: changing them needs a new fit.
 _STRUCTURE = ("n_hidden", "hidden")
@@ -56,42 +53,23 @@ _STRUCTURE = ("n_hidden", "hidden")
 _OPTIMIZER_ARRAYS = ("mw", "vw", "ma", "va", "mh", "vh", "lambda")
 
 
-def _choice(value: Any, name: str, options: tuple[str, ...]) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, one of {options}, got {value!r} of type {type(value).__name__}")
-    if value not in options:
-        raise ValueError(f"{name} must be one of {options}, got {value!r}")
-    return str(value)
-
-
 def n_states_of(n_hidden: int, hidden: str) -> int:
     """Number of hidden states: L (one-hot) or 2**L (binary)."""
     return int(n_hidden) if hidden == "onehot" else 2 ** int(n_hidden)
 
 
-def validate_settings(params: dict[str, Any]) -> dict[str, Any]:
+def validate_settings(params: Mapping[str, Any]) -> dict[str, Any]:
     """Every RBM setting checked and converted to a plain Python value: the one place that does it.
 
-    numpy scalars are accepted (a ``GridSearchCV`` grid from ``np.arange`` gives them); a wrong
-    type raises ``TypeError`` and a wrong value ``ValueError``, both naming the setting.
+    Each setting is checked against its entry of :data:`nemm._settings.RBM_SETTINGS`, then the
+    combinations. numpy scalars are accepted (a ``GridSearchCV`` grid from ``np.arange`` gives
+    them); a wrong type raises ``TypeError`` and a wrong value ``ValueError``, both naming the setting.
     """
-    c: dict[str, Any] = {}
-    c["hidden"] = _choice(params["hidden"], "hidden", _HIDDEN)
-    onehot = c["hidden"] == "onehot"
-    c["n_hidden"] = as_int(params["n_hidden"], "n_hidden", minimum=2 if onehot else 1,
-                           maximum=None if onehot else 63,
-                           why_max=" for a binary hidden layer (2**n_hidden states)")
-    c["optimizer"] = _choice(params["optimizer"], "optimizer", _OPTIMIZERS)
-    c["learning_rate"] = as_float(params["learning_rate"], "learning_rate", lower=0.0)
-    for name in ("n_epochs", "batch_size", "pcd_steps", "n_chains"):
-        c[name] = as_int(params[name], name, minimum=1)
-    c["centered"] = as_bool(params["centered"], "centered")
-    c["gradient"] = _choice(params["gradient"], "gradient", _GRADIENTS)
-    for name in ("beta1", "beta2", "rho"):
-        c[name] = as_float(params[name], name, lower=0.0, lower_open=False, upper=1.0)
-    c["eps"] = as_float(params["eps"], "eps", lower=0.0)
-    c["random_state"] = as_seed(params["random_state"], "random_state")
-    c["verbose"] = as_bool(params["verbose"], "verbose")
+    c = check_settings(RBM_SETTINGS, params)
+    if c["hidden"] == "onehot":
+        as_int(c["n_hidden"], "n_hidden", minimum=2)
+    else:
+        as_int(c["n_hidden"], "n_hidden", maximum=63, why_max=" for a binary hidden layer (2**n_hidden states)")
     states = n_states_of(c["n_hidden"], c["hidden"])
     if c["gradient"] == "exact" and states > EXACT_MAX_STATES:
         raise ValueError(f"gradient='exact' enumerates the hidden layer: at most {EXACT_MAX_STATES} states, "
@@ -101,7 +79,6 @@ def validate_settings(params: dict[str, Any]) -> dict[str, Any]:
     else:
         c["gradient_used"] = c["gradient"]
     return c
-
 
 
 def _softplus(h: np.ndarray) -> np.ndarray:
@@ -238,7 +215,7 @@ class RBM(Estimator):
     @property
     def n_states(self) -> int:
         """Number of hidden states: L (one-hot) or 2**L (binary)."""
-        return n_states_of(as_int(self.n_hidden, "n_hidden"), _choice(self.hidden, "hidden", _HIDDEN))
+        return n_states_of(as_int(self.n_hidden, "n_hidden"), setting(RBM_SETTINGS, "hidden").check(self.hidden))
 
     @property
     def gradient_(self) -> str:

@@ -14,12 +14,10 @@ import numpy as np
 
 from nemm.baselines import BernoulliMixture
 from nemm.classifier import BernoulliNaiveBayes
+from nemm._settings import MIXING_STEPS  # the default length of the mixing chain (samples per chain)
 from nemm.mixing import Classifier, MixingMeasures, mixing_measures
 
 __all__ = ["MIXING_STEPS", "mixing_of"]
-
-#: Default length of the mixing chain of :func:`mixing_of` (samples per chain).
-MIXING_STEPS = 20_000
 
 
 def mixing_of(

@@ -16,6 +16,14 @@ and the nemm version. Runs are independent tasks: workers compute and return the
 result and the model file's bytes, and only the driver writes files, so a cluster
 needs no shared file system, and a run is found either whole or not at all.
 
+What a run measures and what the sweep writes belong to its report kind
+(``[diagnostics] report``): ``"sweep"`` (the measures' columns, report.md and
+summary.png) is defined here; an application above the sweep registers its own
+with :func:`register_report_kind` (``"reproduce"``: :mod:`nemm.reproduce`), as models
+register their file formats with :func:`nemm.model_file.register_format`. The sweep
+never imports an application: a configuration naming a kind that is not registered
+yet imports the module :data:`nemm.config.REPORT_MODULES` lists for it.
+
 A run that raises is recorded (``status = "error"`` and its ``error``; this is
 final, like a success: delete its folder to retry it). A run whose worker died
 (a killed process, a lost Dask worker) appears as an error in the table but
@@ -24,10 +32,8 @@ writes no ``result.json``, so the next invocation runs it again.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import importlib.util
-import io
+import importlib
 import json
 import math
 import os
@@ -40,17 +46,25 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from nemm._io import atomic_open
 from nemm._backends import run_dask, run_local, worker_pool
+from nemm._io import atomic_open
+from nemm._seeds import derive_seed
+from nemm._settings import DIGITS, MIXING_STEPS, PER_CLASS
 from nemm._sweep_report import report_markdown as _report
 from nemm._sweep_report import summary_figure as _summary_figure
-from nemm._seeds import derive_seed
+from nemm.config import REPORT_MODULES, DataConfig, SweepConfig
 from nemm.machine import ENUMERATION_LIMIT
-from nemm.config import DataConfig, DiagnosticsConfig, SweepConfig, rbm_class
+from nemm.results import csv_text
+from nemm.training import _data_checksum as data_checksum
 
 __all__ = [
     "RunSpec",
+    "RunList",
+    "ReportKind",
+    "SweepOutput",
     "SweepResult",
+    "register_report_kind",
+    "report_kind",
     "run_sweep",
     "run_one",
     "expand",
@@ -58,6 +72,10 @@ __all__ = [
     "data_checksum",
     "run_id",
     "result_columns",
+    "machine_settings",
+    "machine_kwargs",
+    "measure",
+    "baseline_values",
     "ENUMERABLE_STATES",
     "worker_pool",
 ]
@@ -87,8 +105,8 @@ def load_data(data: DataConfig) -> tuple[np.ndarray, np.ndarray | None, str]:
 
     if data.path is None or (data.path.is_dir() and any(data.path.glob("*-idx1-ubyte*"))):
         # "all": the ten digits (the full test split is 10,000 images, read from NEMM_DATA or the cache).
-        digits = tuple(range(10)) if data.all_digits else (data.digits if data.digits is not None else (0, 1, 2))
-        per_class = None if data.all_per_class else (data.per_class if data.per_class is not None else 1000)
+        digits = tuple(range(10)) if data.all_digits else (data.digits if data.digits is not None else DIGITS)
+        per_class = None if data.all_per_class else (data.per_class if data.per_class is not None else PER_CLASS)
         if data.path is None:
             X, y = datasets.load_digits(digits, per_class, split=data.split or "test", threshold=data.threshold)
             where = "embedded/cached MNIST"
@@ -112,19 +130,6 @@ def load_data(data: DataConfig) -> tuple[np.ndarray, np.ndarray | None, str]:
         X, y = datasets.select_digits(X, y, data.digits if data.digits is not None else np.unique(y).tolist(),
                                       data.per_class)
     return X, y, f"{data.path} ({X.shape[0]} rows of {X.shape[1]} bits{', labelled' if y is not None else ''})"
-
-
-def data_checksum(X: np.ndarray, y: np.ndarray | None = None) -> str:
-    """sha256 of the bit-packed rows, their shape and the labels: the data's identity in run ids."""
-    h = hashlib.sha256()
-    X = np.ascontiguousarray(X, dtype=np.uint8)
-    h.update(json.dumps(list(X.shape)).encode())
-    h.update(np.packbits(X, axis=1).tobytes())
-    if y is not None:
-        yy = np.ascontiguousarray(y, dtype=np.int64)
-        h.update(b"labels")
-        h.update(yy.tobytes())
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- run specs
@@ -183,71 +188,50 @@ def run_id(settings: Mapping[str, Any], diagnostics: Mapping[str, Any], baseline
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def machine_settings(point: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """Every Machine setting of a grid point with the seed ``random_state`` (``verbose`` is no setting of a result)."""
+    from nemm.machine import Machine
+
+    settings = Machine(**point, random_state=int(seed)).get_params()
+    settings.pop("verbose", None)
+    return settings
+
+
+class RunList:
+    """The runs of a sweep being listed, in table order; a run found again by its id is listed once."""
+
+    def __init__(self, config: SweepConfig, checksum: str) -> None:
+        self.diagnostics = config.diagnostics.as_dict()
+        self.checksum = checksum
+        self.specs: list[RunSpec] = []
+        self._seen: set[str] = set()
+
+    def add(self, kind: str, settings: Mapping[str, Any], swept: dict[str, Any], seed: int,
+            baselines: dict[str, Any]) -> None:
+        """List a run of ``kind`` (the id of a run of another kind than nemm hashes its kind too)."""
+        plain = {k: _jsonable(v) for k, v in settings.items()}
+        rid = run_id(plain if kind == "nemm" else {**plain, "kind": kind}, self.diagnostics, baselines, self.checksum)
+        if rid not in self._seen:
+            self._seen.add(rid)
+            self.specs.append(RunSpec(index=len(self.specs), settings=plain, swept=swept, seed=int(seed),
+                                      diagnostics=self.diagnostics, baselines=baselines, data_checksum=self.checksum,
+                                      run_id=rid, kind=kind))
+
+
 def expand(config: SweepConfig, checksum: str) -> list[RunSpec]:
-    """The run specs of a configuration, in grid order (last axis, then the seed, fastest).
+    """The run specs of a configuration, in table order, as its report kind lists them (:func:`report_kind`)."""
+    return report_kind(config.diagnostics.report).expand(config, checksum)
 
-    With ``report = "reproduce"`` the runs of kind nemm are followed by those of the
-    ``[baselines]`` kinds (rbm, tied, mixture) of every grid point, once each: a
-    baseline that does not depend on an axis (the RBM under a normalization axis) is
-    one run, found by its id. Their leading columns (``swept``) are ``kind``,
-    ``variant`` (the grid point; "shared" for a baseline of several), ``seed`` and the
-    settings the reproduction's table shows.
-    """
-    from nemm import Machine
 
+def _grid_runs(config: SweepConfig, checksum: str) -> list[RunSpec]:
+    """The runs of a plain sweep: every grid point (last axis fastest) times the seeds (fastest)."""
     axes = [k for k, _ in config.axes]
-    diag = config.diagnostics.as_dict()
-    base = config.baselines.as_dict()
-    grid = config.grid()
-    full = config.diagnostics.report == "reproduce"
-    specs: list[RunSpec] = []
-    seen: set[str] = set()
-
-    def add(kind: str, settings: dict[str, Any], swept: dict[str, Any], seed: int, baselines: dict[str, Any]) -> None:
-        settings = {k: _jsonable(v) for k, v in settings.items()}
-        rid = run_id(settings if kind == "nemm" else {**settings, "kind": kind}, diag, baselines, checksum)
-        if rid not in seen:
-            seen.add(rid)
-            specs.append(RunSpec(index=len(specs), settings=settings, swept=swept, seed=int(seed), diagnostics=diag,
-                                 baselines=baselines, data_checksum=checksum, run_id=rid, kind=kind))
-
-    def machine(point: Mapping[str, Any], seed: int) -> dict[str, Any]:
-        settings = Machine(**point, random_state=int(seed)).get_params()
-        settings.pop("verbose", None)
-        return settings
-
-    def labels(kind: str, variant: str, seed: int, m: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
-        if not full:
-            return {**{k: _jsonable(point[k]) for k in axes}, "seed": int(seed)}
-        return {"kind": kind, "variant": variant, "seed": int(seed), "normalization": m["normalization"],
-                "hidden": m["hidden"], "n_hidden": int(m["n_hidden"]), "centered": bool(m["centered"]),
-                **{k: _jsonable(point[k]) for k in axes if k not in ("normalization", "hidden", "n_hidden", "centered")}}
-
-    names = ["/".join(str(_jsonable(p[k])) for k in axes) or str(machine(p, 0)["normalization"]) for p in grid]
-    for point, name in zip(grid, names):
+    runs = RunList(config, checksum)
+    for point in config.grid():
         for seed in config.seeds:
-            m = machine(point, seed)
-            add("nemm", m, labels("nemm", name, seed, m, point), seed, base)
-    if not full:
-        return specs
-    bl = config.baselines
-    for point, name in zip(grid, names):
-        shared = "shared" if len(grid) > 1 else name
-        m0 = machine(point, 0)
-        for seed in bl.rbm_seeds:
-            rbm_cls = rbm_class()
-            assert rbm_cls is not None
-            rbm = rbm_cls(int(m0["n_hidden"]), hidden=m0["hidden"], random_state=int(seed)).get_params()
-            rbm.pop("verbose", None)
-            add("rbm", rbm, labels("rbm", shared, seed, m0, point), seed, {})
-        # The tied machine samples like an RBM: eq. 19's sigmoid ratio does not apply to it (softmax kernel).
-        for seed in bl.tied_seeds:
-            m = machine({**point, "normalization": "softmax", "tied": True}, seed)
-            add("tied", m, labels("tied", shared, seed, m, point), seed, {})
-        if bl.mixture_restarts:
-            mix = {"n_components": int(m0["n_hidden"]), "n_init": int(bl.mixture_restarts), "random_state": 0}
-            add("mixture", mix, labels("mixture", shared, 0, m0, point), 0, {})
-    return specs
+            swept = {**{k: _jsonable(point[k]) for k in axes}, "seed": int(seed)}
+            runs.add("nemm", machine_settings(point, seed), swept, seed, config.baselines.as_dict())
+    return runs.specs
 
 
 # --------------------------------------------------------------------------- one run
@@ -258,7 +242,7 @@ def _derived_seed(seed: int | None, stream: int) -> int:
     return int(derive_seed(0 if seed is None else int(seed), stream))
 
 
-def _measure(machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: Mapping[str, Any]) -> dict[str, Any]:
+def measure(machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The requested measures of one trained machine (the one call into the diagnostics).
 
     Up to :data:`~nemm.markov.DENSE_STATE_LIMIT` hidden states this is
@@ -276,7 +260,7 @@ def _measure(machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg:
     if machine.n_states > DENSE_STATE_LIMIT:
         out.update(_measure_large(machine, X, labelled, diagnostics_cfg))
     else:
-        d = diagnostics.diagnose(machine, X, labelled, n_steps=int(diagnostics_cfg["chain_steps"]),
+        d = diagnostics.diagnose(machine, X, labelled, n_steps=int(diagnostics_cfg["diagnostic_steps"]),
                                  n_chains=int(diagnostics_cfg["n_chains"]),
                                  pseudocount=float(diagnostics_cfg["pseudocount"]),
                                  seed=_derived_seed(machine.random_state, 1), rao_blackwell_draws=0)
@@ -332,11 +316,11 @@ def _measure_large(machine: Any, X: np.ndarray, y: np.ndarray | None,
     """
     from nemm.markov import segment_error, summarize_trajectory
 
-    T, C = int(diagnostics_cfg["chain_steps"]), int(diagnostics_cfg["n_chains"])
+    T, C = int(diagnostics_cfg["diagnostic_steps"]), int(diagnostics_cfg["n_chains"])
     pc = float(diagnostics_cfg["pseudocount"])
     n_segments = 10
     if T < 2 * n_segments:
-        raise ValueError(f"[diagnostics] chain_steps must be at least {2 * n_segments}, got {T}")
+        raise ValueError(f"[diagnostics] diagnostic_steps must be at least {2 * n_segments}, got {T}")
     traj = machine.hidden_trajectory(T, seed=_derived_seed(machine.random_state, 1), n_chains=C, burn_in=1000,
                                      codes=True)
     codes = np.asarray(traj).reshape(C, T).astype(np.uint64)
@@ -369,12 +353,13 @@ def _mixing(machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: 
     if y is None:
         return {"tau_int_class": math.nan, "cover_time": math.nan, "class_kl_samples": math.nan}
     # One chain of consecutive samples (the shared path of nemm reproduce), not 64 chains one after another.
-    T = int(diagnostics_cfg.get("mixing_steps") or min(int(diagnostics_cfg["chain_steps"]), 20_000))
+    T = int(diagnostics_cfg.get("mixing_steps") or min(int(diagnostics_cfg["diagnostic_steps"]), MIXING_STEPS))
     mm = mixing_of(machine, X, y, n_steps=T, seed=_derived_seed(machine.random_state, 2))
     return {"tau_int_class": mm.tau_int_class, "cover_time": mm.cover_time, "class_kl_samples": mm.class_kl_samples}
 
 
-def _baselines(spec: RunSpec, X: np.ndarray) -> dict[str, Any]:
+def baseline_values(spec: RunSpec, X: np.ndarray) -> dict[str, Any]:
+    """The ``[baselines]`` columns of a run of kind nemm: the EM ceiling and the equilibrium RBM's ln p."""
     out: dict[str, Any] = {}
     L, hidden = int(spec.settings["n_hidden"]), spec.settings["hidden"]
     if spec.baselines.get("mixture"):
@@ -384,15 +369,14 @@ def _baselines(spec: RunSpec, X: np.ndarray) -> dict[str, Any]:
         out["mixture_loglik"] = (fit_em_ceiling(X, L, n_init=3, random_state=spec.seed) if hidden == "onehot"
                                  else math.nan)
     if spec.baselines.get("rbm"):
-        cls = rbm_class()
-        if cls is None:
-            raise RuntimeError("the equilibrium RBM baseline is not available in this nemm version")
-        rbm = cls(L, hidden=hidden, random_state=spec.seed).fit(X)
+        from nemm.rbm import RBM
+
+        rbm = RBM(L, hidden=hidden, random_state=spec.seed).fit(X)
         out["rbm_loglik"] = float(np.mean(rbm.score_samples(X)))
     return out
 
 
-def _machine_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
+def machine_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
     """A run's settings as Machine keywords (a batch_size pair back to a tuple; a single size stays an int)."""
     return {k: (tuple(v) if k == "batch_size" and isinstance(v, list) else v) for k, v in settings.items()}
 
@@ -404,31 +388,25 @@ def _model_bytes(model: Any) -> bytes | None:
     return model._file_bytes() if isinstance(model, Estimator) else None
 
 
-def _train_and_measure(spec: RunSpec, X: np.ndarray, y: np.ndarray | None) -> tuple[dict[str, Any], bytes | None]:
-    """Train one model, measure it, and return (values, model file bytes).
-
-    ``report = "reproduce"``: the record of :func:`nemm.reproduce.records.run_record`
-    (every kind); otherwise a Machine and the requested measures (:func:`_measure`).
-    """
-    from nemm import Machine
+def _run_grid_point(spec: RunSpec, X: np.ndarray, y: np.ndarray | None) -> tuple[dict[str, Any], Any]:
+    """A run of a plain sweep: train its Machine, then the requested measures (:func:`measure`) and baselines."""
+    from nemm.machine import Machine
 
     t0 = time.perf_counter()
-    if spec.diagnostics.get("report") == "reproduce":
-        from nemm.reproduce.records import run_record
-
-        values, model = run_record(spec.kind, spec.settings, X, y, spec.diagnostics, data_key=spec.data_checksum)
-        if spec.kind == "nemm":
-            values.update(_baselines(spec, X))
-        return values, _model_bytes(model)
-    m = Machine(**_machine_kwargs(spec.settings))
+    m = Machine(**machine_kwargs(spec.settings))
     m.fit(X)
     t1 = time.perf_counter()
-    values = _measure(m, X, y, spec.diagnostics)
-    values.update(_baselines(spec, X))
-    t2 = time.perf_counter()
+    values = measure(m, X, y, spec.diagnostics)
+    values.update(baseline_values(spec, X))
     values["train_seconds"] = t1 - t0
-    values["measure_seconds"] = t2 - t1
-    return values, _model_bytes(m)
+    values["measure_seconds"] = time.perf_counter() - t1
+    return values, m
+
+
+def _train_and_measure(spec: RunSpec, X: np.ndarray, y: np.ndarray | None) -> tuple[dict[str, Any], bytes | None]:
+    """Train one model, measure it as its report kind does, and return (values, model file bytes)."""
+    values, model = report_kind(spec.diagnostics.get("report", "sweep")).run(spec, X, y)
+    return values, _model_bytes(model)
 
 
 def run_one(spec: RunSpec, X: np.ndarray, y: np.ndarray | None = None) -> dict[str, Any]:
@@ -465,6 +443,104 @@ def run_one(spec: RunSpec, X: np.ndarray, y: np.ndarray | None = None) -> dict[s
     return {"result": result, "model": model}
 
 
+# --------------------------------------------------------------------------- report kinds
+
+
+@dataclass(frozen=True)
+class SweepOutput:
+    """What a report kind writes from: the finished sweep's runs, results and rows, and where to write."""
+
+    config: SweepConfig
+    out: Path
+    specs: Sequence[RunSpec]
+    #: run id -> what its result.json holds (or the error of a lost worker).
+    results: Mapping[str, Mapping[str, Any]]
+    rows: Sequence[Mapping[str, Any]]
+    columns: Sequence[str]
+    X: np.ndarray
+    data_description: str
+    n_jobs: int
+    #: ``time.perf_counter()`` when the sweep started.
+    started: float
+    protocol: Mapping[str, Any] | None
+    figures: bool
+    #: ``map`` over the sweep's worker pool (or the builtin ``map``), for drawing figures in parallel.
+    map_fn: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class ReportKind:
+    """A kind of sweep report, named by ``[diagnostics] report``: its runs, their measures, its table and files.
+
+    Attributes
+    ----------
+    name : str
+    expand : callable ``(config, checksum) -> list of RunSpec``
+        The runs of a configuration in table order (:class:`RunList` lists them).
+    run : callable ``(spec, X, y) -> (values, model)``
+        Train and measure one run in a worker: the values its ``result.json`` adds, and the
+        trained model (written as ``model.npz``; None for none).
+    columns : callable ``(config) -> list of str``
+        The leading and measure columns of results.csv (the baselines' and the status columns follow).
+    write : callable ``(SweepOutput) -> dict or None``
+        Write the table, report and figures (only when the table changed, so that a finished
+        sweep run again touches nothing); returns what :attr:`SweepResult.report` holds.
+    """
+
+    name: str
+    expand: Callable[[SweepConfig, str], list[RunSpec]]
+    run: Callable[[RunSpec, np.ndarray, "np.ndarray | None"], tuple[dict[str, Any], Any]]
+    columns: Callable[[SweepConfig], list[str]]
+    write: Callable[[SweepOutput], "dict[str, Any] | None"]
+
+
+_REPORT_KINDS: dict[str, ReportKind] = {}
+
+
+def register_report_kind(kind: ReportKind) -> None:
+    """Make ``[diagnostics] report = kind.name`` run with ``kind`` (a second registration replaces the first)."""
+    _REPORT_KINDS[kind.name] = kind
+
+
+def report_kind(name: str) -> ReportKind:
+    """The registered report kind ``name``, importing the module that registers it if needed.
+
+    Raises
+    ------
+    ValueError
+        No such kind is registered or known.
+    """
+    if name not in _REPORT_KINDS and name in REPORT_MODULES:
+        importlib.import_module(REPORT_MODULES[name])  # registers it: the sweep knows its name, not its code
+    if name not in _REPORT_KINDS:
+        raise ValueError(f"unknown report kind {name!r}; registered: {', '.join(sorted(_REPORT_KINDS))}")
+    return _REPORT_KINDS[name]
+
+
+def _grid_columns(config: SweepConfig) -> list[str]:
+    cols = [k for k, _ in config.axes] + ["seed"]
+    for m in config.diagnostics.measures:
+        cols += _MEASURE_COLUMNS[m]
+    return cols
+
+
+def _write_grid_report(o: SweepOutput) -> None:
+    """results.csv, report.md (mean ± standard deviation per grid point) and summary.png of a plain sweep."""
+    text = csv_text(o.rows, o.columns)
+    csv_path = o.out / "results.csv"
+    old = csv_path.read_text(encoding="utf-8") if csv_path.exists() else None
+    if old != text or not (o.out / "report.md").exists():
+        _write_bytes(csv_path, text.encode())
+        report = _report(o.config, o.specs, o.rows, o.results, o.columns, o.X)
+        _write_bytes(o.out / "report.md", report.encode())
+        if o.figures:
+            _summary_figure(o.config, o.rows, o.out / "summary.png", o.columns)
+
+
+register_report_kind(ReportKind("sweep", expand=_grid_runs, run=_run_grid_point, columns=_grid_columns,
+                                write=_write_grid_report))
+
+
 # --------------------------------------------------------------------------- the sweep
 
 
@@ -481,50 +557,18 @@ class SweepResult:
     seconds: float
     #: Wall time of the execution phase only (runs on the backend, their files written).
     run_seconds: float = 0.0
-    #: With ``report = "reproduce"``: the results dictionary of the report (:func:`nemm.reproduce.report.assemble_sweep`).
+    #: What the report kind's ``write`` returned (``report = "reproduce"``: the report's results dictionary).
     report: dict[str, Any] | None = None
 
 
 def result_columns(config: SweepConfig) -> list[str]:
-    """The columns of results.csv: swept settings and seed, loglik and the measures, baselines, status.
-
-    With ``report = "reproduce"``: the columns of the reproduction's table
-    (:data:`nemm.reproduce.report.CSV_COLUMNS`), the other axes after its settings.
-    """
-    if config.diagnostics.report == "reproduce":
-        from nemm.reproduce.report import CSV_COLUMNS
-
-        cols = list(CSV_COLUMNS[:7]) + [k for k, _ in config.axes if k not in CSV_COLUMNS] + list(CSV_COLUMNS[7:])
-    else:
-        cols = [k for k, _ in config.axes] + ["seed"]
-        for m in config.diagnostics.measures:
-            cols += _MEASURE_COLUMNS[m]
+    """The columns of results.csv: the report kind's (swept settings, seed, measures), baselines, status."""
+    cols = report_kind(config.diagnostics.report).columns(config)
     if config.baselines.mixture:
         cols.append("mixture_loglik")
     if config.baselines.rbm:
         cols.append("rbm_loglik")
     return cols + ["status", "error", "run_id"]
-
-
-def _csv_value(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return repr(v)  # round-trips; nan and inf as "nan", "inf"
-    if isinstance(v, (list, tuple)):
-        return " ".join(_csv_value(x) for x in v)
-    return str(v)
-
-
-def _csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns)
-    for r in rows:
-        w.writerow([_csv_value(r.get(c)) for c in columns])
-    return buf.getvalue()
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -547,6 +591,70 @@ def _row(spec: RunSpec, result: Mapping[str, Any], columns: Sequence[str]) -> di
             row[c] = result.get(c, math.nan if c not in ("status", "error", "run_id") else None)
     row["run_id"] = spec.run_id
     return row
+
+
+def _sweep_data(config: SweepConfig, data: tuple[np.ndarray, np.ndarray | None] | None
+                ) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """The data of a sweep: given ones, or the ``[data]`` table's; and their description."""
+    if data is None:
+        X, y, desc = load_data(config.data)
+    else:
+        X, y = np.ascontiguousarray(data[0], dtype=np.uint8), data[1]
+        desc = f"{X.shape[0]} rows of {X.shape[1]} bits{', labelled' if y is not None else ''}"
+    if y is None and "class_kl" in config.diagnostics.measures and config.diagnostics.measures_given:
+        raise ValueError(f"{config.source}: [diagnostics] measures: class_kl needs labelled data")
+    return X, y, desc
+
+
+def _execute(todo: list[RunSpec], n_total: int, X: np.ndarray, y: np.ndarray | None, out: Path,
+             results: dict[str, dict[str, Any]], *, workers: int | None, scheduler: Any, executor: Executor | None,
+             progress: bool, on_run: Callable[[Mapping[str, Any]], None] | None) -> int:
+    """Run ``todo`` on the backend, writing each finished run's files and result; returns the local job count."""
+    from nemm import __version__ as version
+
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_total, initial=n_total - len(todo), desc="sweep", unit="run", file=sys.stderr, leave=True)
+
+    def on_done(spec: RunSpec, got: dict[str, Any] | BaseException) -> None:
+        if not isinstance(got, BaseException) and got["result"].get("nemm_version") != version:
+            got = RuntimeError(f"the worker runs nemm {got['result'].get('nemm_version')}, the driver nemm {version}")
+        if isinstance(got, BaseException):  # the worker died: reported, not written, run again next time
+            results[spec.run_id] = {"status": "error", "error": f"worker lost: {type(got).__name__}: {got}"}
+        else:
+            res = got["result"]
+            run_dir = out / "runs" / spec.run_id
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if got["model"] is not None:
+                _write_bytes(run_dir / "model.npz", got["model"])
+            # result.json last: its presence marks a finished run.
+            _write_bytes(run_dir / "result.json", json.dumps(res, indent=1, sort_keys=True).encode())
+            results[spec.run_id] = res
+            if on_run is not None:
+                on_run(res)
+        if bar is not None:
+            bar.update(1)
+
+    n_jobs = 1
+    try:
+        if todo:
+            # The slow kinds first, so that the pool's tail is short (the rows keep grid order).
+            todo = sorted(todo, key=lambda s: (_SUBMIT_ORDER.get(s.kind, 2), s.index))
+            if scheduler is not None:
+                run_dask(todo, X, y, scheduler, on_done, run_one)
+            else:
+                n = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) \
+                    if workers is None else int(workers)
+                if n < 0:
+                    raise ValueError(f"workers must be >= 0, got {n}")
+                n_jobs = max(1, n)
+                run_local(todo, X, y, n, on_done, run_one, executor)
+    finally:
+        if bar is not None:
+            bar.close()
+    return n_jobs
 
 
 def run_sweep(
@@ -585,11 +693,11 @@ def run_sweep(
         the caller can use its warm workers afterwards).
     on_run : callable, optional
         Called with the result of every run finished now (a dict: what ``result.json`` holds).
+    protocol : dict, optional
+        What the report states beside the configuration (``report = "reproduce"``: ``mode``,
+        ``data``, ...; see :func:`nemm.reproduce.report.assemble_sweep`).
     figures : bool
         Draw the figures (summary.png; the reproduction's figures with ``report = "reproduce"``).
-    protocol : dict, optional
-        With ``report = "reproduce"``: what the report states beside the configuration
-        (``mode``, ``data``, ...; see :func:`nemm.reproduce.report.assemble_sweep`).
 
     Returns
     -------
@@ -597,16 +705,9 @@ def run_sweep(
     """
     t_start = time.perf_counter()
     out = Path(out)
-    if data is None:
-        X, y, desc = load_data(config.data)
-    else:
-        X, y = np.ascontiguousarray(data[0], dtype=np.uint8), data[1]
-        desc = f"{X.shape[0]} rows of {X.shape[1]} bits{', labelled' if y is not None else ''}"
-
-    diag: DiagnosticsConfig = config.diagnostics
-    if y is None and "class_kl" in diag.measures and diag.measures_given:
-        raise ValueError(f"{config.source}: [diagnostics] measures: class_kl needs labelled data")
-    specs = expand(config, data_checksum(X, y))
+    kind = report_kind(config.diagnostics.report)
+    X, y, desc = _sweep_data(config, data)
+    specs = kind.expand(config, data_checksum(X, y))
     columns = result_columns(config)
     results: dict[str, dict[str, Any]] = {}
     for s in specs:
@@ -614,114 +715,14 @@ def run_sweep(
         if r is not None:
             results[s.run_id] = r
     todo = [s for s in specs if s.run_id not in results]
-    n_skipped = len(specs) - len(todo)
-
-    bar = None
-    if progress and todo:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(specs), initial=n_skipped, desc="sweep", unit="run", file=sys.stderr, leave=True)
-
-    from nemm import __version__ as version
-
-    def on_done(spec: RunSpec, got: dict[str, Any] | BaseException) -> None:
-        if not isinstance(got, BaseException) and got["result"].get("nemm_version") != version:
-            got = RuntimeError(f"the worker runs nemm {got['result'].get('nemm_version')}, the driver nemm {version}")
-        if isinstance(got, BaseException):  # the worker died: reported, not written, run again next time
-            results[spec.run_id] = {"status": "error", "error": f"worker lost: {type(got).__name__}: {got}"}
-        else:
-            res = got["result"]
-            run_dir = out / "runs" / spec.run_id
-            run_dir.mkdir(parents=True, exist_ok=True)
-            if got["model"] is not None:
-                _write_bytes(run_dir / "model.npz", got["model"])
-            # result.json last: its presence marks a finished run.
-            _write_bytes(run_dir / "result.json", json.dumps(res, indent=1, sort_keys=True).encode())
-            results[spec.run_id] = res
-            if on_run is not None:
-                on_run(res)
-        if bar is not None:
-            bar.update(1)
-
     t_runs = time.perf_counter()
-    n_jobs = 1
-    try:
-        if todo:
-            # The slow kinds first, so that the pool's tail is short (the rows keep grid order).
-            todo.sort(key=lambda s: (_SUBMIT_ORDER.get(s.kind, 2), s.index))
-            if scheduler is not None:
-                run_dask(todo, X, y, scheduler, on_done, run_one)
-            else:
-                n = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) \
-                    if workers is None else int(workers)
-                if n < 0:
-                    raise ValueError(f"workers must be >= 0, got {n}")
-                n_jobs = max(1, n)
-                run_local(todo, X, y, n, on_done, run_one, executor)
-    finally:
-        if bar is not None:
-            bar.close()
+    n_jobs = _execute(todo, len(specs), X, y, out, results, workers=workers, scheduler=scheduler, executor=executor,
+                      progress=progress, on_run=on_run)
     run_seconds = time.perf_counter() - t_runs
-
     rows = [_row(s, results[s.run_id], columns) for s in specs]
-    csv_path = out / "results.csv"
-    old = csv_path.read_text(encoding="utf-8") if csv_path.exists() else None
-    if config.diagnostics.report == "reproduce":
-        from nemm.reproduce import report as rr
-
-        res = rr.assemble_sweep(config, specs, results, columns, data=desc, n_jobs=n_jobs,
-                                seconds=time.perf_counter() - t_start, protocol=protocol)
-        if old != rr.csv_of(res) or not (out / "report.md").exists():
-            drawn = rr.draw_figures(res, out, executor.map if executor is not None else map) \
-                if figures and importlib.util.find_spec("matplotlib") is not None and res["seeds"] else None
-            rr.write_tables(res, out, drawn)
-        else:
-            res["files"] = {"report": str(out / "report.md"), "results_csv": str(csv_path),
-                            "results_json": str(out / "results.json")}
-        report: dict[str, Any] | None = res
-    else:
-        text = _csv_text(rows, columns)
-        if old != text or not (out / "report.md").exists():
-            _write_bytes(csv_path, text.encode())
-            _write_bytes(out / "report.md", _report(config, specs, rows, results, columns, X).encode())
-            if figures:
-                _summary_figure(config, rows, out / "summary.png", columns)
-        report = None
+    report = kind.write(SweepOutput(config=config, out=out, specs=specs, results=results, rows=rows, columns=columns,
+                                    X=X, data_description=desc, n_jobs=n_jobs, started=t_start, protocol=protocol,
+                                    figures=figures, map_fn=executor.map if executor is not None else map))
     n_err = sum(r.get("status") != "ok" for r in rows)
-    return SweepResult(out=out, rows=rows, columns=columns, n_skipped=n_skipped, n_run=len(todo), n_errors=n_err,
-                       seconds=time.perf_counter() - t_start, run_seconds=run_seconds, report=report)
-
-
-# --------------------------------------------------------------------------- nemm train --config
-
-
-def train_from_config(path: str | os.PathLike[str], out: str | os.PathLike[str], *, progress: bool = True) -> int:
-    """``nemm train --config FILE``: train the one grid point of FILE, save it, print its measures.
-
-    Raises
-    ------
-    ConfigError
-        If the file has grid axes or several seeds (that is a sweep: ``nemm sweep``).
-    """
-    from nemm import Machine
-    from nemm.config import ConfigError, load_config
-
-    cfg = load_config(path)
-    if cfg.axes or len(cfg.seeds) > 1:
-        what = [f"{k} ({len(v)} values)" for k, v in cfg.axes] + ([f"{len(cfg.seeds)} seeds"] if len(cfg.seeds) > 1 else [])
-        raise ConfigError(f"{cfg.source}: `nemm train --config` trains one machine, but the file has "
-                          f"{', '.join(what)}; run it with `nemm sweep`")
-    X, y, desc = load_data(cfg.data)
-    print(f"data: {desc}")
-    (spec,) = expand(cfg, data_checksum(X, y))
-    m = Machine(**_machine_kwargs(spec.settings), verbose=progress)
-    t0 = time.perf_counter()
-    m.fit(X)
-    seconds = time.perf_counter() - t0
-    saved = m.save(out)
-    print(f"trained {m.n_epochs} epochs in {seconds:.2f} s; model written to {saved}")
-    values = _measure(m, X, y if "class_kl" in spec.diagnostics["measures"] else None, spec.diagnostics)
-    values.update(_baselines(spec, X))
-    for k, v in values.items():
-        print(f"{k}: {v!r}")  # repr: the same digits as results.csv
-    return 0
+    return SweepResult(out=out, rows=rows, columns=columns, n_skipped=len(specs) - len(todo), n_run=len(todo),
+                       n_errors=n_err, seconds=time.perf_counter() - t_start, run_seconds=run_seconds, report=report)

@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from nemm._checks import INT32_MAX, as_binary_matrix, as_bool, as_float, as_int, as_seed
+from nemm._checks import as_binary_matrix
 from nemm._logdomain import logit
+from nemm._settings import _WHY_INT32, HIDDEN, MACHINE_SETTINGS, NORMALIZATION, check_settings  # noqa: F401  (_WHY_INT32: machine.py imports it from here)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.machine import Machine
 
-__all__ = ["approx_gradient", "batch_size_schedule", "initial_weights"]
+__all__ = ["HIDDEN", "NORMALIZATION", "approx_gradient", "batch_size_schedule", "initial_weights",
+           "validate_settings"]
 
 # Means of the initialization subsets are clipped here before the logit (appendix A1).
 _INIT_CLIP = 0.01
@@ -103,10 +105,16 @@ class _BatchStream:
         return out
 
 
-def _data_checksum(X: np.ndarray) -> str:
-    """sha256 of a 0/1 matrix (its shape and packed bits): names training data in a model file."""
+def _data_checksum(X: np.ndarray, y: np.ndarray | None = None) -> str:
+    """sha256 of a 0/1 matrix (its shape and packed bits) and its labels, if any: the data's identity.
+
+    It names the training data in a model file (no labels) and the data of a sweep's run ids.
+    """
     h = hashlib.sha256(f"{X.shape[0]}x{X.shape[1]}:".encode())
     h.update(np.packbits(np.asarray(X, dtype=bool), axis=1).tobytes())
+    if y is not None:
+        h.update(b"labels")
+        h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
     return h.hexdigest()
 
 
@@ -170,26 +178,14 @@ def approx_gradient(machine: Machine, X: Any, Xp: Any, Z: Any) -> dict[str, np.n
         return {k: np.asarray(g[k]) for k in ("w", "a", "wbar", "abar")}
 
 
-HIDDEN = ("onehot", "binary")
-NORMALIZATION = ("softmax", "sigmoid")
-_WHY_INT32 = " (the C++ core counts it in a 32-bit int)"
-
-
 def validate_settings(params: Mapping[str, Any]) -> dict[str, Any]:
     """Every Machine setting checked and converted to a plain Python value: the one place that does it.
 
-    ``params`` holds every setting (``Machine.get_params()``), as the user gave them; the returned
+    ``params`` holds every setting (``Machine.get_params()``), as the user gave them; each is checked
+    against its entry of :data:`nemm._settings.MACHINE_SETTINGS`, then the combinations. The returned
     dict has the same keys in the same order, ``batch_size`` always as a pair.
     """
-    s: dict[str, Any] = {}
-    s["n_hidden"] = as_int(params["n_hidden"], "n_hidden", minimum=1, maximum=INT32_MAX, why_max=_WHY_INT32)
-    for name, valid in (("hidden", HIDDEN), ("normalization", NORMALIZATION)):
-        v = params[name]
-        if not isinstance(v, str) or v not in valid:
-            raise ValueError(f"{name} must be one of {valid}, got {v!r}")
-        s[name] = str(v)
-    s["centered"] = as_bool(params["centered"], "centered")
-    s["tied"] = as_bool(params["tied"], "tied")
+    s = check_settings(MACHINE_SETTINGS, params)
     if s["hidden"] == "onehot" and s["n_hidden"] < 2:
         raise ValueError("a one-hot hidden layer needs n_hidden >= 2")
     if s["hidden"] == "binary" and s["n_hidden"] > 63:
@@ -198,21 +194,4 @@ def validate_settings(params: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError("normalization='sigmoid' (eq. 19) applies to one-hot hidden states only")
     if s["tied"] and s["normalization"] != "softmax":
         raise ValueError("tied=True is the RBM Gibbs sampler and needs normalization='softmax'")
-    s["learning_rate"] = as_float(params["learning_rate"], "learning_rate", lower=0.0)
-    s["rho"] = as_float(params["rho"], "rho", lower=0.0, upper=1.0, lower_open=False)
-    s["eps"] = as_float(params["eps"], "eps", lower=0.0)
-    s["n_epochs"] = as_int(params["n_epochs"], "n_epochs", minimum=1)
-    s["steps_per_epoch"] = as_int(params["steps_per_epoch"], "steps_per_epoch", minimum=1)
-    b = params["batch_size"]
-    if isinstance(b, (int, np.integer)) and not isinstance(b, (bool, np.bool_)):
-        b = (b, b)
-    if not isinstance(b, (tuple, list, np.ndarray)) or len(b) != 2:
-        raise TypeError(f"batch_size must be a positive integer or a pair (start, end) of them, got {b!r}")
-    s["batch_size"] = (as_int(b[0], "batch_size[0]", minimum=1), as_int(b[1], "batch_size[1]", minimum=1))
-    for name in ("chain_steps", "n_chains"):
-        s[name] = as_int(params[name], name, minimum=1, maximum=INT32_MAX, why_max=_WHY_INT32)
-    f = params["freeze_visible_bias"]
-    s["freeze_visible_bias"] = None if f is None else as_bool(f, "freeze_visible_bias")
-    s["random_state"] = as_seed(params["random_state"], "random_state")
-    s["verbose"] = as_bool(params["verbose"], "verbose")
     return s

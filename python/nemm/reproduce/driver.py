@@ -25,6 +25,7 @@ eq. 19 side by side in one report.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -35,19 +36,97 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from nemm._settings import DIAGNOSTIC_STEPS, MACHINE_SETTINGS, MIXING_STEPS, TRACK_STEPS, defaults
 from nemm.reproduce.records import KINDS, RECORD_DIAGNOSTICS, RECORD_MIXING
 from nemm.reproduce.report import describe_result, table_text
 
-__all__ = ["COMPARABLE", "KINDS", "MIXING_STEPS", "QUICK_EPOCHS", "QUICK_SEEDS", "RECORD_DIAGNOSTICS",
-           "RECORD_MIXING", "reproduce", "reproduce_config"]
+__all__ = ["COMPARABLE", "KINDS", "MIXING_STEPS", "PROTOCOL", "QUICK_EPOCHS", "QUICK_SEEDS", "RECORD_DIAGNOSTICS",
+           "RECORD_MIXING", "ReproduceOptions", "reproduce", "reproduce_config"]
 
-#: ``--quick``: seeds and epochs per machine (the full protocol: 36 and 120).
+#: ``--quick``: seeds and epochs per machine (the full protocol: 36 and the Machine's 120).
 QUICK_SEEDS = 6
 QUICK_EPOCHS = 60
-#: Samples of the mixing chain of every model (one chain, consecutive steps).
-MIXING_STEPS = 20_000
 #: Settings that ``compare`` can vary, with the values it runs side by side.
 COMPARABLE = {"normalization": ("softmax", "sigmoid")}
+_MACHINE = defaults(MACHINE_SETTINGS)
+#: The values of the options left at None: (the full protocol, ``quick``).
+PROTOCOL: dict[str, tuple[int, int]] = {
+    "seeds": (36, QUICK_SEEDS),
+    "n_epochs": (_MACHINE["n_epochs"], QUICK_EPOCHS),
+    "em_restarts": (5, 2),
+    "rbm_seeds": (2, 1),
+    "tied_seeds": (3, 1),
+    "mixing_steps": (MIXING_STEPS, MIXING_STEPS // 2),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ReproduceOptions:
+    """What a reproduction runs: the options of :func:`reproduce` and :func:`reproduce_config`, declared once.
+
+    None means the protocol's value (the quick one with ``quick``); explicit values win over ``quick``.
+
+    Attributes
+    ----------
+    seeds : int or sequence of int, optional
+        Number of nemm seeds (0, 1, ...) or the seeds themselves. Default 36 (quick: 6).
+    n_epochs : int, optional
+        Epochs per machine (nemm and tied). Default the Machine's 120 (quick: 60).
+    quick : bool
+        Demo settings: 6 seeds, 60 epochs, 2 EM restarts, 1 RBM and 1 tied seed, shorter
+        chains (well under a minute on two cores).
+    n_hidden, hidden, normalization, centered, n_chains, chain_steps, learning_rate
+        Settings of the machines, defaults those of :class:`nemm.Machine`; ``hidden`` and
+        ``n_hidden`` are also the RBM's and the mixture's.
+    track_every, track_steps : int
+        Track sigma, tau and the exact log-likelihood every ``track_every`` epochs
+        (0: no tracking) on chains of ``track_steps`` steps.
+    diag_steps : int
+        Steps of the final diagnostics of every chain model, split over 2 chains (the paper: 1e5).
+    em_restarts : int, optional
+        EM restarts of the mixture (default 5; quick 2; 0 for no mixture).
+    rbm_seeds : int or sequence of int, optional
+        Seeds of the equilibrium RBM (:class:`nemm.RBM`, its defaults): default 2 (quick 1; 0 for none).
+    tied_seeds : int or sequence of int, optional
+        Seeds of the tied machine trained by eqs. 16-17: default 3 (quick 1; 0 for none).
+    compare : {"normalization"}, optional
+        Run the machines once per value of that setting (softmax and sigmoid, eq. 19),
+        side by side in one report. The RBM, the mixture and the tied machine (always softmax:
+        eq. 19's sigmoid ratio does not apply to the tied sampler) do not depend on it and run once.
+    mixing_steps : int, optional
+        Length of each model's mixing chain (default 20000; quick 10000).
+    rao_blackwell_draws : int
+        Draws per hidden state of the Rao-Blackwell M (the headline sigma).
+    """
+
+    seeds: int | Sequence[int] | None = None
+    n_epochs: int | None = None
+    quick: bool = False
+    n_hidden: int = _MACHINE["n_hidden"]
+    track_every: int = 10
+    track_steps: int = TRACK_STEPS
+    diag_steps: int = DIAGNOSTIC_STEPS
+    em_restarts: int | None = None
+    rbm_seeds: int | Sequence[int] | None = None
+    tied_seeds: int | Sequence[int] | None = None
+    normalization: str = _MACHINE["normalization"]
+    hidden: str = _MACHINE["hidden"]
+    centered: bool = _MACHINE["centered"]
+    n_chains: int = _MACHINE["n_chains"]
+    chain_steps: int = _MACHINE["chain_steps"]
+    learning_rate: float = _MACHINE["learning_rate"]
+    compare: str | None = None
+    mixing_steps: int | None = None
+    rao_blackwell_draws: int = 1000
+
+    @classmethod
+    def of(cls, options: "ReproduceOptions | None", settings: Mapping[str, Any]) -> "ReproduceOptions":
+        """``options`` (default: the defaults) with ``settings`` replaced; an unknown name is refused by name."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(settings) - set(names))
+        if unknown:
+            raise TypeError(f"unknown reproduce option(s) {', '.join(unknown)}; the options are {', '.join(names)}")
+        return dataclasses.replace(options or cls(), **settings)
 
 
 def _resolve_data(data: Any) -> tuple[np.ndarray | None, np.ndarray | None, str]:
@@ -68,9 +147,8 @@ def _resolve_data(data: Any) -> tuple[np.ndarray | None, np.ndarray | None, str]
     return X, y, f"user data ({X.shape[0]} rows of {X.shape[1]} bits{', labelled' if y is not None else ''})"
 
 
-def _seed_list(value: Any, default: int) -> list[int]:
-    if value is None:
-        value = default
+def _seed_list(value: int | Sequence[int]) -> list[int]:
+    """Seeds 0..N-1 for a number N, else the seeds given."""
     if isinstance(value, (int, np.integer)):
         if value < 0:
             raise ValueError(f"a number of seeds must be >= 0, got {value}")
@@ -97,102 +175,85 @@ def _seeds_toml(seeds: list[int]) -> str:
     return _toml(len(seeds)) if seeds == list(range(len(seeds))) else _toml(seeds)
 
 
-def reproduce_config(
-    *,
-    seeds: int | Sequence[int] | None = None,
-    n_epochs: int | None = None,
-    quick: bool = False,
-    n_hidden: int = 6,
-    track_every: int = 10,
-    track_steps: int = 5000,
-    diag_steps: int = 100_000,
-    em_restarts: int | None = None,
-    rbm_seeds: int | Sequence[int] | None = None,
-    tied_seeds: int | Sequence[int] | None = None,
-    normalization: str = "softmax",
-    hidden: str = "onehot",
-    centered: bool = True,
-    n_chains: int = 1,
-    chain_steps: int = 48,
-    learning_rate: float = 0.1,
-    compare: str | None = None,
-    mixing_steps: int | None = None,
-    rao_blackwell_draws: int = 1000,
-    data_path: str | os.PathLike[str] | None = None,
-) -> str:
-    """The TOML configuration of a reproduction (``nemm reproduce --print-config``).
+def _protocol(o: ReproduceOptions) -> tuple[list[int], int, int, list[int], list[int], int]:
+    """The resolved protocol of ``o``: nemm seeds, epochs, EM restarts, RBM seeds, tied seeds, mixing steps."""
+    def value(name: str) -> Any:
+        given = getattr(o, name)
+        return PROTOCOL[name][1 if o.quick else 0] if given is None else given
 
-    Takes the arguments of :func:`reproduce` (``data_path``: a ``.npy``/``.npz`` file
-    for ``[data] path``; default the embedded digits 0, 1, 2) and returns a file that
-    ``nemm sweep FILE --out DIR`` runs into the same table as ``reproduce``.
-    """
-    seed_list = _seed_list(seeds, QUICK_SEEDS if quick else 36)
-    epochs = int(n_epochs if n_epochs is not None else (QUICK_EPOCHS if quick else 120))
-    n_em = int(em_restarts if em_restarts is not None else (2 if quick else 5))
-    rbm_list = _seed_list(rbm_seeds, 1 if quick else 2)
-    tied_list = _seed_list(tied_seeds, 1 if quick else 3)
-    mix_steps = int(mixing_steps if mixing_steps is not None else (10_000 if quick else MIXING_STEPS))
+    seed_list = _seed_list(value("seeds"))
+    epochs, n_em, mix_steps = int(value("n_epochs")), int(value("em_restarts")), int(value("mixing_steps"))
+    rbm_list, tied_list = _seed_list(value("rbm_seeds")), _seed_list(value("tied_seeds"))
     if not seed_list:
         raise ValueError("reproduce needs at least one seed")
-    if epochs < 1 or n_hidden < 2:
+    if epochs < 1 or o.n_hidden < 2:
         raise ValueError("need n_epochs >= 1 and n_hidden >= 2")
-    if normalization not in ("softmax", "sigmoid"):
-        raise ValueError(f"normalization must be 'softmax' or 'sigmoid', got {normalization!r}")
-    if hidden not in ("onehot", "binary"):
-        raise ValueError(f"hidden must be 'onehot' or 'binary', got {hidden!r}")
-    if compare is not None and compare not in COMPARABLE:
-        raise ValueError(f"compare must be one of {sorted(COMPARABLE)}, got {compare!r}")
-    model: dict[str, Any] = {"n_hidden": int(n_hidden), "hidden": hidden, "normalization": normalization,
-                             "centered": bool(centered)}
-    if compare is not None:
-        model[compare] = list(COMPARABLE[compare])  # a grid axis: one variant per value
-    mode = "quick (demo)" if quick else "full"
+    if o.normalization not in ("softmax", "sigmoid"):
+        raise ValueError(f"normalization must be 'softmax' or 'sigmoid', got {o.normalization!r}")
+    if o.hidden not in ("onehot", "binary"):
+        raise ValueError(f"hidden must be 'onehot' or 'binary', got {o.hidden!r}")
+    if o.compare is not None and o.compare not in COMPARABLE:
+        raise ValueError(f"compare must be one of {sorted(COMPARABLE)}, got {o.compare!r}")
+    return seed_list, epochs, n_em, rbm_list, tied_list, mix_steps
+
+
+def reproduce_config(options: ReproduceOptions | None = None, *, data_path: str | os.PathLike[str] | None = None,
+                     **settings: Any) -> str:
+    """The TOML configuration of a reproduction (``nemm reproduce --print-config``).
+
+    Takes a :class:`ReproduceOptions` and/or its fields as keywords (``data_path``: a
+    ``.npy``/``.npz`` file for ``[data] path``; default the embedded digits 0, 1, 2) and returns
+    a file that ``nemm sweep FILE --out DIR`` runs into the same table as :func:`reproduce`.
+    """
+    o = ReproduceOptions.of(options, settings)
+    seed_list, epochs, n_em, rbm_list, tied_list, mix_steps = _protocol(o)
+    model: dict[str, Any] = {"n_hidden": int(o.n_hidden), "hidden": o.hidden, "normalization": o.normalization,
+                             "centered": bool(o.centered)}
+    if o.compare is not None:
+        model[o.compare] = list(COMPARABLE[o.compare])  # a grid axis: one variant per value
+    mode = "quick (demo)" if o.quick else "full"
     lines = [f"# nemm reproduce, {mode} run: the paper's section IV beside its baselines, as a sweep.",
              "# Run it with `nemm sweep THIS_FILE --out DIR`: the same table as `nemm reproduce` with these options.",
              "", "[model]"]
     lines += [f"{k} = {_toml(v)}" for k, v in model.items()]
-    lines += ["", "[train]", f"n_epochs = {epochs}", f"chain_steps = {int(chain_steps)}", f"n_chains = {int(n_chains)}",
-              f"learning_rate = {_toml(float(learning_rate))}", "", "[sweep]", f"seeds = {_seeds_toml(seed_list)}", ""]
+    lines += ["", "[train]", f"n_epochs = {epochs}", f"chain_steps = {int(o.chain_steps)}",
+              f"n_chains = {int(o.n_chains)}", f"learning_rate = {_toml(float(o.learning_rate))}", "", "[sweep]",
+              f"seeds = {_seeds_toml(seed_list)}", ""]
     if data_path is None:
         lines += ["[data]                                   # the embedded MNIST test-split digits 0, 1, 2", ""]
     else:
         lines += ["[data]", f"path = {_toml(str(Path(data_path).resolve()))}", ""]
     lines += ["[diagnostics]", 'report = "reproduce"                     # records, report and figures of nemm reproduce',
-              f"chain_steps = {max(2, int(diag_steps) // 2)}                      # per chain: the final diagnostics "
-              f"({int(diag_steps)} steps) over 2 chains",
-              "n_chains = 2", f"rao_blackwell_draws = {int(rao_blackwell_draws)}", f"mixing_steps = {mix_steps}",
-              f"track_every = {int(track_every)}", f"track_steps = {int(track_steps)}", "",
+              f"diagnostic_steps = {max(2, int(o.diag_steps) // 2)}                 # per chain: the final "
+              f"diagnostics ({int(o.diag_steps)} steps) over 2 chains",
+              "n_chains = 2", f"rao_blackwell_draws = {int(o.rao_blackwell_draws)}", f"mixing_steps = {mix_steps}",
+              f"track_every = {int(o.track_every)}", f"track_steps = {int(o.track_steps)}", "",
               "[baselines]", f"rbm_seeds = {_seeds_toml(rbm_list)}", f"tied_seeds = {_seeds_toml(tied_list)}",
               f"mixture_restarts = {n_em}"]
     return "\n".join(lines) + "\n"
 
 
+def _announce(config: Any, o: ReproduceOptions, data_desc: str, jobs: int, out: Path,
+              say: Any) -> None:
+    """The two lines that say what a reproduction is about to run."""
+    mode = "quick (demo)" if o.quick else "full"
+    bl = config.baselines
+    variants = [v for k, v in config.axes if k == o.compare][0] if o.compare else [o.normalization]
+    say(f"nemm reproduce — {mode} run: {len(config.seeds)} nemm seed(s) × {config.grid()[0]['n_epochs']} epochs, "
+        f"L = {o.n_hidden} {o.hidden}, {' and '.join(variants)} normalization, on {data_desc}")
+    say(f"  beside them: equilibrium RBM ({len(bl.rbm_seeds)} seed(s)), tied machine ({len(bl.tied_seeds)} seed(s)), "
+        f"EM mixture ({bl.mixture_restarts} restarts); {jobs} worker process(es); writing to {out.resolve()}")
+
+
 def reproduce(
     out_dir: str | os.PathLike[str],
+    options: ReproduceOptions | None = None,
     *,
-    seeds: int | Sequence[int] | None = None,
-    n_epochs: int | None = None,
-    quick: bool = False,
     n_jobs: int | None = None,
     data: Any = None,
-    track_every: int = 10,
     progress: bool = True,
-    n_hidden: int = 6,
-    track_steps: int = 5000,
-    diag_steps: int = 100_000,
-    em_restarts: int | None = None,
-    rbm_seeds: int | Sequence[int] | None = None,
-    tied_seeds: int | Sequence[int] | None = None,
     figures: bool = True,
-    normalization: str = "softmax",
-    hidden: str = "onehot",
-    centered: bool = True,
-    n_chains: int = 1,
-    chain_steps: int = 48,
-    learning_rate: float = 0.1,
-    compare: str | None = None,
-    mixing_steps: int | None = None,
-    rao_blackwell_draws: int = 1000,
+    **settings: Any,
 ) -> dict[str, Any]:
     """Run the paper's section IV beside its baselines and write a report.
 
@@ -204,46 +265,19 @@ def reproduce(
         ``fig3_best.png``, ``fig3_worst.png``, ``fig4.png``, ``fig5_mixing.png``,
         ``fig6_sigma.png``, ``report.md``, ``runs/<run id>/`` (each model and its record).
         Runs already finished there are not run again.
-    seeds : int or sequence of int, optional
-        Number of nemm seeds (0, 1, ...) or the seeds themselves. Default 36 (quick: 6).
-    n_epochs : int, optional
-        Epochs per machine (nemm and tied). Default 120 (quick: 60).
-    quick : bool
-        Demo settings: 6 seeds, 60 epochs, 2 EM restarts, 1 RBM and 1 tied seed, shorter
-        chains (well under a minute on two cores). Explicit arguments still win.
+    options : ReproduceOptions, optional
+        What to run (seeds, epochs, the machines' settings, the baselines, the chains).
     n_jobs : int, optional
         Worker processes (default ``os.cpu_count()``); 1 runs everything in this process.
     data : optional
         ``None`` (the embedded digits 0, 1, 2 with labels), an (N, D) 0/1 array, or a
         pair ``(X, y)`` with integer labels (for the class KL and the mixing measures).
-    track_every, track_steps : int
-        Track sigma, tau and the exact log-likelihood every ``track_every`` epochs
-        (0: no tracking) on chains of ``track_steps`` steps.
     progress : bool
         Print what is being done and one line per finished model.
-    n_hidden : int
-        L: hidden states (one-hot) or units (binary) of every model (the paper: 6).
-    diag_steps : int
-        Steps of the final diagnostics of every chain model, split over 2 chains (the paper: 1e5).
-    em_restarts : int, optional
-        EM restarts of the mixture (default 5; quick 2; 0 for no mixture).
-    rbm_seeds : int or sequence of int, optional
-        Seeds of the equilibrium RBM (:class:`nemm.RBM`, its defaults): default 2 (quick 1; 0 for none).
-    tied_seeds : int or sequence of int, optional
-        Seeds of the tied machine trained by eqs. 16-17: default 3 (quick 1; 0 for none).
     figures : bool
         Draw the figures (needs matplotlib).
-    normalization, hidden, centered, n_chains, chain_steps, learning_rate
-        Settings of the machines (see :class:`nemm.Machine`); ``hidden`` is also the
-        RBM's hidden layer.
-    compare : {"normalization"}, optional
-        Run the machines once per value of that setting (softmax and sigmoid, eq. 19),
-        side by side in one report. The RBM, the mixture and the tied machine (always softmax:
-        eq. 19's sigmoid ratio does not apply to the tied sampler) do not depend on it and run once.
-    mixing_steps : int, optional
-        Length of each model's mixing chain (default 20000; quick 10000).
-    rao_blackwell_draws : int
-        Draws per hidden state of the Rao-Blackwell M (the headline sigma).
+    **settings
+        Fields of :class:`ReproduceOptions` (``seeds=6, quick=True, ...``), over ``options``.
 
     Returns
     -------
@@ -256,14 +290,9 @@ def reproduce(
     from nemm.sweep import load_data, run_sweep, worker_pool
 
     t_start = time.perf_counter()
+    o = ReproduceOptions.of(options, settings)
     out = Path(out_dir)
-    text = reproduce_config(seeds=seeds, n_epochs=n_epochs, quick=quick, n_hidden=n_hidden, track_every=track_every,
-                            track_steps=track_steps, diag_steps=diag_steps, em_restarts=em_restarts,
-                            rbm_seeds=rbm_seeds, tied_seeds=tied_seeds, normalization=normalization, hidden=hidden,
-                            centered=centered, n_chains=n_chains, chain_steps=chain_steps,
-                            learning_rate=learning_rate, compare=compare, mixing_steps=mixing_steps,
-                            rao_blackwell_draws=rao_blackwell_draws)
-    config = parse_config(text, source="nemm reproduce")
+    config = parse_config(reproduce_config(o), source="nemm reproduce")
     jobs = int(n_jobs or os.cpu_count() or 1)
     X, y, data_desc = _resolve_data(data)
     if X is None:
@@ -280,13 +309,7 @@ def reproduce(
               "(pip install 'nemm[plots]' for them); the tables and the report are still written.",
               file=sys.stderr)
         figures = False
-    mode = "quick (demo)" if quick else "full"
-    bl = config.baselines
-    variants = [v for k, v in config.axes if k == compare][0] if compare else [normalization]
-    say(f"nemm reproduce — {mode} run: {len(config.seeds)} nemm seed(s) × {config.grid()[0]['n_epochs']} epochs, "
-        f"L = {n_hidden} {hidden}, {' and '.join(variants)} normalization, on {data_desc}")
-    say(f"  beside them: equilibrium RBM ({len(bl.rbm_seeds)} seed(s)), tied machine ({len(bl.tied_seeds)} seed(s)), "
-        f"EM mixture ({bl.mixture_restarts} restarts); {jobs} worker process(es); writing to {out.resolve()}")
+    _announce(config, o, data_desc, jobs, out, say)
     n_done = [0]
 
     def on_run(result: Mapping[str, Any]) -> None:
@@ -294,7 +317,7 @@ def reproduce(
         if result.get("status") == "ok":
             say(f"  [{n_done[0]}] {time.perf_counter() - t_start:6.1f} s  {describe_result({**result, **result['swept']})}")
 
-    protocol = {"mode": mode, "data": data_desc}
+    protocol = {"mode": "quick (demo)" if o.quick else "full", "data": data_desc}
     kw: dict[str, Any] = dict(progress=False, data=(X, y), on_run=on_run, protocol=protocol, figures=figures)
     if jobs == 1:
         res = run_sweep(config, out, workers=0, **kw)
@@ -307,7 +330,7 @@ def reproduce(
         raise RuntimeError(f"{res.n_errors} of {len(res.rows)} runs failed (table in {out / 'results.csv'}): "
                            f"{failed[0].get('error')}")
     report = res.report
-    assert report is not None
+    assert report is not None  # the report kind "reproduce" always returns its results
     if progress:
         print(table_text(report))
     return report

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from nemm._seeds import derive_seed
+from nemm._settings import TRACK_STEPS
 from nemm.reproduce.regimes import classify_regime
 
 __all__ = ["KINDS", "RECORD_DIAGNOSTICS", "RECORD_MIXING", "run_record"]
@@ -83,8 +84,9 @@ def _chain_record(model: Any, kind: str, seed: int, X: np.ndarray, y: np.ndarray
     from nemm import diagnostics as diag
 
     t1 = time.perf_counter()
-    d = diag.diagnose(model, X, y, n_steps=int(diag_cfg["chain_steps"]), seed=derive_seed(seed, DIAGNOSTICS_STREAM),
-                      n_chains=int(diag_cfg["n_chains"]), pseudocount=float(diag_cfg["pseudocount"]),
+    d = diag.diagnose(model, X, y, n_steps=int(diag_cfg["diagnostic_steps"]),
+                      seed=derive_seed(seed, DIAGNOSTICS_STREAM), n_chains=int(diag_cfg["n_chains"]),
+                      pseudocount=float(diag_cfg["pseudocount"]),
                       rao_blackwell_draws=int(diag_cfg.get("rao_blackwell_draws", 0)))
     ck = d.class_kl
     L = int(model.n_hidden)
@@ -122,7 +124,7 @@ def run_record(kind: str, settings: Mapping[str, Any], X: np.ndarray, y: np.ndar
     X, y : arrays
         The data and their labels (None: no class KL, no mixing measures).
     diagnostics : dict
-        ``chain_steps`` (per chain), ``n_chains``, ``pseudocount``, ``rao_blackwell_draws``,
+        ``diagnostic_steps`` (per chain), ``n_chains``, ``pseudocount``, ``rao_blackwell_draws``,
         ``mixing_steps``, ``track_every``, ``track_steps``.
     data_key : str
         Identity of the data (their checksum), to reuse the label classifier between runs.
@@ -145,7 +147,7 @@ def run_record(kind: str, settings: Mapping[str, Any], X: np.ndarray, y: np.ndar
         callback = None
         if int(diagnostics.get("track_every", 0)):
             callback = diag.epoch_tracker(X, y, every=int(diagnostics["track_every"]),
-                                          n_steps=int(diagnostics.get("track_steps", 5000)))
+                                          n_steps=int(diagnostics.get("track_steps", TRACK_STEPS)))
         model.fit(X, callback=callback)
     elif kind == "rbm":
         from nemm.rbm import RBM

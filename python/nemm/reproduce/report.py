@@ -649,7 +649,7 @@ def assemble_sweep(config: Any, specs: Sequence[Any], results: Mapping[str, Mapp
         "variants": list(dict.fromkeys(s.swept["variant"] for s in nemm_specs)),
         "seeds": list(config.seeds), "rbm_seeds": list(bl.rbm_seeds), "tied_seeds": list(bl.tied_seeds),
         "em_restarts": bl.mixture_restarts, "n_jobs": int(n_jobs), "track_every": d.track_every,
-        "track_steps": d.track_steps, "diag_steps": d.chain_steps * d.n_chains, "mixing_steps": d.mixing_steps,
+        "track_steps": d.track_steps, "diag_steps": d.diagnostic_steps * d.n_chains, "mixing_steps": d.mixing_steps,
         "rao_blackwell_draws": d.rao_blackwell_draws,
     }
     p.update(protocol or {})
