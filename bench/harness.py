@@ -336,6 +336,7 @@ def trained_machine(X: np.ndarray | None = None, n_hidden: int = 6, *, hidden: s
     from nemm import Machine
 
     X = digits() if X is None else X
+    settings = {"recipe": "paper", **settings}  # the paper protocol unless a benchmark says otherwise
     return Machine(n_hidden, hidden=hidden, n_epochs=n_epochs, random_state=random_state, **settings).fit(X)
 
 
@@ -402,7 +403,7 @@ def paper_protocol(X: np.ndarray | None = None, *, n_epochs: int = 120, repeats:
     box: list[Any] = []
 
     def once() -> None:
-        box.append(Machine(6, n_epochs=n_epochs, random_state=random_state).fit(X))
+        box.append(Machine(6, recipe="paper", n_epochs=n_epochs, random_state=random_state).fit(X))
 
     sec = best_time(once, repeats=repeats, info=info)
     m = box[-1]
@@ -451,7 +452,7 @@ def fit_seed(seed: int, n_epochs: int = 120, occupancy_steps: int = 100_000) -> 
         _WORKER_DATA["X"] = digits()
     X = _WORKER_DATA["X"]
     t0, c0 = time.perf_counter(), time.process_time()
-    m = Machine(6, n_epochs=n_epochs, random_state=int(seed)).fit(X)
+    m = Machine(6, recipe="paper", n_epochs=n_epochs, random_state=int(seed)).fit(X)
     t1 = time.perf_counter()
     _, pbar = m.occupancy(occupancy_steps)
     t2 = time.perf_counter()

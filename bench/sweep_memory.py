@@ -26,7 +26,7 @@ N, D, epochs = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 if N:
     t0 = time.perf_counter()
     X, z = planted(D, 10, N, 0)
-    m = nemm.Machine(10, n_epochs=epochs, random_state=0).fit(X)
+    m = nemm.Machine(10, recipe="paper", n_epochs=epochs, random_state=0).fit(X)
     lp = float(np.mean(m.score_samples(X[:1000], n_steps=20000)))
     print(f"{time.perf_counter() - t0:.1f} {lp:.3f}")
 else:

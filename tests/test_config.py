@@ -54,7 +54,8 @@ def test_minimal_config_expands_to_twelve_distinct_runs(tmp_path: Path) -> None:
         {"n_hidden": 3, "normalization": "softmax", "seed": s} for s in (0, 1, 2)] + [
         {"n_hidden": 3, "normalization": "sigmoid", "seed": 0}]
     # Every Machine setting is in the spec (defaults filled in), the seed as random_state.
-    assert specs[5].settings["random_state"] == 2 and specs[5].settings["chain_steps"] == 48
+    assert specs[5].settings["random_state"] == 2 and specs[5].settings["recipe"] == "auto"
+    assert specs[5].settings["chain_steps"] is None  # the recipe chooses it when the machine is fitted
     assert specs[5].settings["n_epochs"] == 8
 
 

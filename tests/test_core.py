@@ -707,7 +707,7 @@ def _tiny_data(seed: int = 0, N: int = 300, D: int = 8) -> np.ndarray:
     return (rng.random((N, D)) < protos[lab]).astype(np.uint8)
 
 
-TRAIN_KW = dict(n_epochs=10, steps_per_epoch=10, batch_size=(8, 32), chain_steps=16, random_state=0)
+TRAIN_KW = dict(recipe="paper", n_epochs=10, steps_per_epoch=10, batch_size=(8, 32), chain_steps=16, random_state=0)
 
 
 @pytest.mark.parametrize("hidden,L", [("onehot", 3), ("binary", 2)])

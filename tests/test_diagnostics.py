@@ -323,7 +323,7 @@ def test_rao_blackwell_sigma_of_tied_is_zero_and_of_untied_trained_is_positive()
     protos = np.repeat(np.eye(3, dtype=bool), 3, axis=1)
     y = rng.integers(0, 3, 300)
     X = np.where(rng.random((300, 9)) < 0.05, ~protos[y], protos[y]).astype(np.uint8)
-    m = Machine(3, n_epochs=30, random_state=0).fit(X)
+    m = Machine(3, recipe="paper", n_epochs=30, random_state=0).fit(X)
     rb_m = diag.rao_blackwell_sigma(m, 2000, seed=1)
     assert rb_m.sigma > 3 * rb_m.sigma_err and rb_m.sigma > 0.01, (rb_m.sigma, rb_m.sigma_err)
 

@@ -429,7 +429,7 @@ def test_unfitted_machine_raises_runtimeerror(tmp_path):
 )
 def test_training_on_digits_improves(digits, kw):
     X, _ = digits
-    m = Machine(**kw, n_epochs=10, random_state=0).fit(X)
+    m = Machine(**kw, recipe="paper", n_epochs=10, random_state=0).fit(X)
     ll = np.asarray(m.history_["loglik"])
     assert ll.shape == (10,) and np.isfinite(ll).all()
     assert ll[-1] > ll[0] + 5
@@ -665,7 +665,7 @@ def test_numpy_scalar_settings_are_accepted_and_saved(tmp_path):
         (dict(learning_rate="0.1"), TypeError, "learning_rate must be a real number, got '0.1'"),
         (dict(learning_rate=float("inf")), ValueError, "learning_rate must be finite"),
         (dict(eps=float("nan")), ValueError, "eps must be finite"),
-        (dict(batch_size=None), TypeError, "batch_size must be a positive integer or a pair"),
+        (dict(batch_size="big"), TypeError, "batch_size must be a positive integer or a pair"),
         (dict(batch_size=(8, 16, 32)), TypeError, "batch_size"),
         (dict(batch_size=(8, 2.5)), TypeError, r"batch_size\[1\]"),
         (dict(chain_steps=2**31), ValueError, "chain_steps must be at most 2147483647 .*32-bit"),

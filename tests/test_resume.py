@@ -199,7 +199,7 @@ def test_divergence_is_caught_at_its_step_and_rolled_back() -> None:
     for k in before:
         np.testing.assert_array_equal(before[k], after[k], err_msg=k)
     assert m.epochs_done_ == 1 and len(m.history_["epoch"]) == 1
-    m.set_params(learning_rate=SMALL.get("learning_rate", 0.1))
+    m.set_params(learning_rate=SMALL.get("learning_rate"))  # back to the setting it had (None: the recipe's)
     m.partial_fit(X, n_epochs=2)  # and it trains on exactly as if the failed call never happened
     assert_same_run(m, Machine(**dict(SMALL, n_epochs=3)).fit(X))
 

@@ -67,7 +67,7 @@ def test_run_ids_are_stable_and_sensitive_to_settings_data_and_version(tiny: Pat
     assert ids == [s.run_id for s in sweep.expand(load_config(tiny), sweep.data_checksum(X.copy(), y.copy()))]
     assert len(set(ids)) == 4 and all(len(i) == 16 for i in ids)
     # A setting written at its default value is the same run as the default itself.
-    explicit = parse_config(TINY.replace("chain_steps = 8", "chain_steps = 8\nlearning_rate = 0.1"))
+    explicit = parse_config(TINY.replace("chain_steps = 8", "chain_steps = 8\nrho = 0.9"))
     assert [s.run_id for s in sweep.expand(explicit, ck)] == ids
     # Any change of settings, diagnostics, baselines, data or version changes every id.
     for changed in (TINY.replace("chain_steps = 8", "chain_steps = 9"),

@@ -6,7 +6,8 @@ AVX2 clones), ``-Ccmake.define.CMAKE_CXX_FLAGS=-DNEMM_NO_AVX512`` and ``-DNEMM_P
 
     python tools/behaviour_hash.py
 
-A deliberate change of arithmetic re-records the file, with its reason in the commit. Last:
+A deliberate change of arithmetic re-records the file, with its reason in the commit. A new mode
+adds a line (issue 18: "onehot-auto", the auto training recipe). Last change of arithmetic:
 the softplus normalizers sum ln(1 + e) as eight interleaved partial products instead of four
 (shorter multiply chains; issue 12), which moves the last bits of every log A.
 """
@@ -25,10 +26,13 @@ MODES = {
     "onehot-sigmoid": dict(hidden="onehot", normalization="sigmoid"),
     "binary": dict(hidden="binary"),
     "tied": dict(hidden="onehot", tied=True),
+    # The auto recipe: the Rao-Blackwellized gradient, minibatches of 500, one pass per epoch.
+    "onehot-auto": dict(hidden="onehot", recipe="auto"),
 }
 
 
 def mode_hash(X: np.ndarray, settings: dict) -> str:
+    settings = {"recipe": "paper", **settings}  # the paper's protocol unless the mode names a recipe
     m = nemm.Machine(6, n_epochs=6, n_chains=2, random_state=3, **settings).fit(X)
     h = hashlib.sha256()
     for arr in (m.w_, m.a_, m.wbar_, m.abar_, m.xbar_):

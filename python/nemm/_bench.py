@@ -54,7 +54,7 @@ def measure(*, quick: bool = False, threads: int | None = None) -> dict[str, Any
 
     try:
         nemm.set_num_threads(1)
-        sec, m = _best_seconds(lambda: nemm.Machine(6, n_epochs=epochs, random_state=0).fit(X), repeats)
+        sec, m = _best_seconds(lambda: nemm.Machine(6, recipe="paper", n_epochs=epochs, random_state=0).fit(X), repeats)
         ll = float(m.history_["loglik"][-1])
         if not (np.isfinite(ll) and ll > -170):
             raise RuntimeError(f"log-likelihood {ll} after training: the engine is broken")

@@ -55,6 +55,8 @@ class Estimator:
     ``_HISTORY_INTEGERS``) and the settings ``__repr__`` shows (``_REPR``), and defines the hooks:
 
     - ``_validate_settings()``: the checked settings (then kept as ``_cfg`` for the run);
+    - ``_resolve_settings(cfg, X)``: those settings as a run on ``X`` uses them (the Machine's
+      training recipe fills in what was left at None);
     - ``_set_params(**params, xbar=...)``: parameters into the engine, made anew if D changed;
     - ``_initial_params(X, rng)``: the starting parameters of ``fit``;
     - ``_start_training(X, rng, chain_seed)`` and ``_continue_training(X)``: data, chains,
@@ -122,6 +124,10 @@ class Estimator:
 
     def _restore_training_state(self, npz: Any, train: Any, path: Path | str) -> None:  # pragma: no cover
         raise NotImplementedError
+
+    def _resolve_settings(self, cfg: dict[str, Any], X: np.ndarray) -> dict[str, Any]:
+        """The checked settings as a run on ``X`` uses them (a training recipe fills in its choices)."""
+        return cfg
 
     def _check_training_memory(self, shape: tuple[int, int], cfg: dict[str, Any]) -> None:
         """Refuse, before anything is allocated, a run that needs more memory than there is."""
@@ -201,6 +207,7 @@ class Estimator:
         """
         cfg = self._validate_settings()
         X = as_binary_matrix(X)
+        cfg = self._resolve_settings(cfg, X)
         self._check_training_memory(X.shape, cfg)
         self._cfg = cfg
         self._engine = None
@@ -221,6 +228,7 @@ class Estimator:
         cfg = self._validate_settings()
         X = as_binary_matrix(X, n_features=self.n_visible_ if self._engine is not None else None,
                              owner=type(self).__name__)
+        cfg = self._resolve_settings(cfg, X)
         self._check_training_memory(X.shape, cfg)
         self._cfg = cfg
         if self._engine is None or not self._training_started():

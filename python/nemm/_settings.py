@@ -43,6 +43,8 @@ MIXING_STEPS = 20_000
 
 HIDDEN = ("onehot", "binary")
 NORMALIZATION = ("softmax", "sigmoid")
+RECIPES = ("auto", "paper")
+GRADIENTS = ("auto", "sampled", "rao_blackwell")
 _WHY_INT32 = " (the C++ core counts it in a 32-bit int)"
 
 
@@ -75,6 +77,8 @@ class Setting:
     flag : str, optional
         The option of ``nemm train`` and ``nemm reproduce`` that sets it (None: no option).
         A ``bool`` whose default is True is switched off by its flag (``--no-centering``).
+    optional : bool
+        None is a value: the training recipe (``nemm.recipes``) chooses it.
     """
 
     name: str
@@ -88,10 +92,13 @@ class Setting:
     why_max: str = ""
     table: str | None = None
     flag: str | None = None
+    optional: bool = False
 
     def check(self, value: Any) -> Any:
         """``value`` checked and converted to a plain Python value; TypeError/ValueError name the setting."""
         name = self.name
+        if self.optional and value is None:  # left to the training recipe (nemm.recipes)
+            return None
         if self.type == "int":
             return as_int(value, name, minimum=None if self.low is None else int(self.low),
                           maximum=None if self.high is None else int(self.high), why_max=self.why_max)
@@ -130,6 +137,11 @@ class Setting:
 
     def describe(self) -> str:
         """What a value must be, in words (the documentation's and the configuration's messages)."""
+        if self.optional:
+            return self._describe_value() + ", or none: the recipe's choice"
+        return self._describe_value()
+
+    def _describe_value(self) -> str:
         if self.type == "choice":
             return " or ".join(f'"{c}"' for c in self.choices)
         if self.type in ("bool", "optional_bool"):
@@ -149,14 +161,16 @@ class Setting:
         return f"a number in {lo}{self.low}, {self.high}{hi}"
 
 
-def _int(name: str, default: int, help: str, *, low: int = 1, high: int | None = None, why_max: str = "",
+def _int(name: str, default: int | None, help: str, *, low: int = 1, high: int | None = None, why_max: str = "",
          table: str | None = None, flag: str | None = None) -> Setting:
-    return Setting(name, "int", default, help, low=low, high=high, why_max=why_max, table=table, flag=flag)
+    return Setting(name, "int", default, help, low=low, high=high, why_max=why_max, table=table, flag=flag,
+                   optional=default is None)
 
 
-def _float(name: str, default: float, help: str, *, low: float = 0.0, high: float | None = None, closed: str = "",
-           table: str | None = None, flag: str | None = None) -> Setting:
-    return Setting(name, "float", default, help, low=low, high=high, closed=closed, table=table, flag=flag)
+def _float(name: str, default: float | None, help: str, *, low: float = 0.0, high: float | None = None,
+           closed: str = "", table: str | None = None, flag: str | None = None) -> Setting:
+    return Setting(name, "float", default, help, low=low, high=high, closed=closed, table=table, flag=flag,
+                   optional=default is None)
 
 
 #: The settings of :class:`nemm.Machine`, in the constructor's order.
@@ -171,16 +185,23 @@ MACHINE_SETTINGS: tuple[Setting, ...] = (
             flag="--no-centering"),
     Setting("tied", "bool", False, "wbar = w^T, trained by eqs. 16-17 (a studied variant; the equilibrium "
             "baseline is nemm.RBM)", table="model", flag="--tied"),
-    _float("learning_rate", 0.1, "RMSprop learning rate", table="train", flag="--lr"),
+    Setting("recipe", "choice", "auto", "the training recipe that chooses the settings left at None: the paper's "
+            "protocol or the one that reaches the EM ceiling at scale (nemm.recipes)", choices=RECIPES,
+            table="train", flag="--recipe"),
+    Setting("gradient", "choice", "auto", "sampled (eqs. 16-17), rao_blackwell (one-hot: every state weighted by "
+            "Abar(z|x')), or auto: the recipe's", choices=GRADIENTS, table="train", flag="--gradient"),
+    _float("learning_rate", None, "RMSprop learning rate (paper 0.1, auto 0.03)", table="train", flag="--lr"),
     _float("rho", 0.9, "RMSprop decay of the squared-gradient average", high=1.0, closed="low", table="train"),
     _float("eps", 1e-8, "RMSprop regularizer of the step", table="train"),
-    _int("n_epochs", 120, "epochs of training (the paper's protocol)", table="train", flag="--epochs"),
-    _int("steps_per_epoch", 30, "gradient steps per epoch (the paper's protocol)", table="train", flag="--steps-per-epoch"),
-    Setting("batch_size", "batch", (16, 160), "minibatch size, growing linearly from START to END over the epochs",
-            table="train", flag="--batch-size"),
-    _int("chain_steps", 48, "T, double steps of every persistent chain per gradient step", high=INT32_MAX,
+    _int("n_epochs", None, "epochs of training (paper 120; auto: passes over the data, about 7200 steps)",
+         table="train", flag="--epochs"),
+    _int("steps_per_epoch", None, "gradient steps per epoch (paper 30; auto: one pass over the data)",
+         table="train", flag="--steps-per-epoch"),
+    Setting("batch_size", "batch", None, "minibatch size, growing linearly from START to END over the epochs "
+            "(paper 16 to 160; auto: min(N, 500))", table="train", flag="--batch-size", optional=True),
+    _int("chain_steps", None, "T, double steps of every persistent chain per gradient step (48)", high=INT32_MAX,
          why_max=_WHY_INT32, table="train", flag="--chain-steps"),
-    _int("n_chains", 1, "persistent chains, advanced in parallel", high=INT32_MAX,
+    _int("n_chains", None, "persistent chains, advanced in parallel (1)", high=INT32_MAX,
          why_max=_WHY_INT32, table="train", flag="--chains"),
     Setting("freeze_visible_bias", "optional_bool", None, "keep a fixed; none: frozen (at 0) for one-hot, trained "
             "for binary", table="model"),
@@ -255,6 +276,8 @@ def add_options(parser: argparse.ArgumentParser, table: Sequence[Setting], names
         s = setting(table, name)
         assert s.flag is not None, name
         shown = s.default if not isinstance(s.default, tuple) else " ".join(map(str, s.default))
+        if s.default is None and s.optional:
+            shown = "the recipe's"
         if s.type == "bool":
             # The flag changes the default: --tied sets True, --no-centering sets False.
             what = f"switch off: {s.help}" if s.default else f"{s.help} (default off)"

@@ -158,11 +158,12 @@ _RESUME_OPTIONS = ("help", "resume", "quiet", "no_ceiling", "checkpoint_every", 
 
 def _train_in_pieces(m: "Machine", X: np.ndarray, out: str, every: int) -> None:
     """Train m to its n_epochs, saving the whole training state to out after every K-th epoch."""
-    while getattr(m, "epochs_done_", 0) < m.n_epochs:
+    n_epochs = m.training_settings(X.shape[0])["n_epochs"]
+    while getattr(m, "epochs_done_", 0) < n_epochs:
         done = getattr(m, "epochs_done_", 0)
-        k = m.n_epochs - done if every <= 0 else min(every - done % every, m.n_epochs - done)
+        k = n_epochs - done if every <= 0 else min(every - done % every, n_epochs - done)
         m.partial_fit(X, n_epochs=k)  # the same numbers as fit, continued exactly across pieces
-        if every > 0 and m.epochs_done_ < m.n_epochs:
+        if every > 0 and m.epochs_done_ < n_epochs:
             m.save(out)
 
 
@@ -189,7 +190,7 @@ def _resume_train(args: argparse.Namespace) -> int:
                          "started: it cannot be resumed exactly")
     every = args.checkpoint_every or int(source.get("checkpoint_every", 0))
     print(f"data: {desc}")
-    print(f"resuming {args.resume} at epoch {m.epochs_done_} of {m.n_epochs}")
+    print(f"resuming {args.resume} at epoch {m.epochs_done_} of {m.training_settings(X.shape[0])['n_epochs']}")
     m.set_params(verbose=not args.quiet)
     t0 = time.perf_counter()
     _train_in_pieces(m, X, args.resume, every)
@@ -254,7 +255,7 @@ def _train_from_config(path: str, out: str, *, progress: bool = True) -> int:
     m.fit(X)
     seconds = time.perf_counter() - t0
     saved = m.save(out)
-    print(f"trained {m.n_epochs} epochs in {seconds:.2f} s; model written to {saved}")
+    print(f"trained {m.training_settings_['n_epochs']} epochs in {seconds:.2f} s; model written to {saved}")
     values = measure(m, X, y if "class_kl" in spec.diagnostics["measures"] else None, spec.diagnostics)
     values.update(baseline_values(spec, X))
     for k, v in values.items():
@@ -477,6 +478,8 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
                    help=f"epochs per machine ({default('n_epochs')})")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     add_options(p, MACHINE_SETTINGS, _REPRODUCE_SETTINGS)
+    p.add_argument("--recipe", choices=("paper", "auto"), default=no,
+                   help="the machines' training recipe: the paper's protocol (default) or auto (nemm.recipes)")
     p.add_argument("--compare", choices=("normalization",), default=no,
                    help="run the machines once per value of this setting, side by side in one report")
     p.add_argument("--mixing-steps", type=int, default=no,

@@ -741,7 +741,7 @@ def track_epoch(
         m.fit(X, callback=epoch_tracker(X, every=5, n_steps=5000))
     """
     every = max(1, int(every))
-    if not (epoch == 0 or (epoch + 1) % every == 0 or epoch == machine.n_epochs - 1):
+    if not (epoch == 0 or (epoch + 1) % every == 0 or epoch == machine.training_settings_["n_epochs"] - 1):
         return
     base = machine.random_state if seed is None else seed
     ts = _transition_statistics(machine, int(n_steps), n_chains=int(n_chains),

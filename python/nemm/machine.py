@@ -29,6 +29,7 @@ from nemm._seeds import engine_seed
 from nemm._states import codes_to_states
 from nemm.markov import occupancy_from_trajectory
 from nemm.model_file import CHAIN_ARRAYS, load, register_format
+from nemm.recipes import RECIPE_SETTINGS, resolve_recipe
 from nemm.training import (
     _WHY_INT32,
     _BatchStream,
@@ -87,15 +88,25 @@ class Machine(Estimator):
         Share one weight matrix, ``wbar = w.T``: a machine that samples like an
         RBM's Gibbs chain but is trained by eqs. 16-17, a studied variant. The
         equilibrium baseline is :class:`nemm.RBM`, trained by its own rule.
+    recipe : {"auto", "paper"}
+        Chooses the training settings left at None (:mod:`nemm.recipes`): ``"paper"`` is the
+        paper's protocol (RMSprop 0.1, 120 epochs of 30 steps, minibatches 16 -> 160, T = 48, one
+        chain, the sampled gradient); ``"auto"`` reaches the EM ceiling of the one-hot family at
+        scale (the Rao-Blackwellized gradient, minibatches of min(N, 500), RMSprop 0.03, about
+        7200 steps counted in passes over the data). Explicit keywords always win.
+    gradient : {"auto", "sampled", "rao_blackwell"}
+        The gradient estimator: eqs. 16a-16d with 17 on the sampled hidden states, or (one-hot
+        only) its Rao-Blackwellization that weights every state by Abar(z | x') of each recorded
+        x'; ``"auto"``: the recipe's.
     learning_rate, rho, eps : float
         RMSprop ascent: ``v = rho v + (1 - rho) g**2``, ``p += lr g / (sqrt(v) + eps)``.
-    n_epochs, steps_per_epoch : int
-        Paper protocol: 120 epochs of 30 gradient steps.
-    batch_size : (int, int)
+    n_epochs, steps_per_epoch : int or None
+        Epochs of ``steps_per_epoch`` gradient steps (None: the recipe's).
+    batch_size : (int, int) or None
         Minibatch size, growing linearly from the first to the second value over the epochs.
-    chain_steps : int
+    chain_steps : int or None
         T, double steps x' -> z -> x' of every persistent chain per gradient step.
-    n_chains : int
+    n_chains : int or None
         Persistent chains, advanced in parallel; their recorded pairs are pooled.
     freeze_visible_bias : bool or None
         Keep ``a`` fixed; ``None`` means frozen (at 0) for one-hot, trained for binary.
@@ -147,14 +158,16 @@ class Machine(Estimator):
         normalization: str = "softmax",
         centered: bool = True,
         tied: bool = False,
-        learning_rate: float = 0.1,
+        recipe: str = "auto",
+        gradient: str = "auto",
+        learning_rate: float | None = None,
         rho: float = 0.9,
         eps: float = 1e-8,
-        n_epochs: int = 120,
-        steps_per_epoch: int = 30,
-        batch_size: tuple[int, int] = (16, 160),
-        chain_steps: int = 48,
-        n_chains: int = 1,
+        n_epochs: int | None = None,
+        steps_per_epoch: int | None = None,
+        batch_size: int | tuple[int, int] | None = None,
+        chain_steps: int | None = None,
+        n_chains: int | None = None,
         freeze_visible_bias: bool | None = None,
         random_state: int | None = None,
         verbose: bool = False,
@@ -164,6 +177,8 @@ class Machine(Estimator):
         self.normalization = normalization
         self.centered = centered
         self.tied = tied
+        self.recipe = recipe
+        self.gradient = gradient
         self.learning_rate = learning_rate
         self.rho = rho
         self.eps = eps
@@ -189,7 +204,7 @@ class Machine(Estimator):
 
     # ------------------------------------------------------------------ settings
     _SETTINGS = (
-        "n_hidden", "hidden", "normalization", "centered", "tied", "learning_rate", "rho", "eps",
+        "n_hidden", "hidden", "normalization", "centered", "tied", "recipe", "gradient", "learning_rate", "rho", "eps",
         "n_epochs", "steps_per_epoch", "batch_size", "chain_steps", "n_chains",
         "freeze_visible_bias", "random_state", "verbose",
     )
@@ -201,6 +216,29 @@ class Machine(Estimator):
         always as a pair).
         """
         return validate_settings(self.get_params())
+
+    def _resolve_settings(self, cfg: dict[str, Any], X: np.ndarray) -> dict[str, Any]:
+        """The recipe's choices for the settings left at None, for training on ``X``."""
+        return resolve_recipe(cfg, X.shape[0])
+
+    @locked
+    def training_settings(self, n_samples: int) -> dict[str, Any]:
+        """The settings a fit on ``n_samples`` rows trains with: the recipe's choices filled in.
+
+        Returns the checked settings (plain Python values, ``batch_size`` as a pair) with every
+        setting left at None and ``gradient="auto"`` replaced by what ``recipe`` chooses.
+        """
+        return resolve_recipe(self._validate_settings(), as_int(n_samples, "n_samples", minimum=1))
+
+    @property
+    @locked
+    def training_settings_(self) -> dict[str, Any]:
+        """The settings of the last training run, with the recipe's choices (after ``fit``)."""
+        self._require_fitted()
+        if any(self._cfg.get(k) is None for k in RECIPE_SETTINGS):
+            raise AttributeError("this machine has not been trained yet (from_params or a loaded file): "
+                                 "training_settings(n_samples) gives what a fit would use")
+        return dict(self._cfg)
 
     def _check_training_memory(self, shape: tuple[int, int], cfg: dict[str, Any]) -> None:
         needed = _training_memory(shape[0], shape[1], cfg)
@@ -328,12 +366,15 @@ class Machine(Estimator):
 
     def _epoch_batches(self, X: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """``steps_per_epoch`` minibatches of the scheduled size (linear from the first to the second)."""
-        bs = batch_size_schedule(epoch, self._cfg["n_epochs"], self._cfg["batch_size"])
-        rows = self._batches.take(bs * self.steps_per_epoch)
-        return rows, np.full(self.steps_per_epoch, bs, dtype=np.int64)
+        c = self._cfg
+        bs = batch_size_schedule(epoch, c["n_epochs"], c["batch_size"])
+        rows = self._batches.take(bs * c["steps_per_epoch"])
+        return rows, np.full(c["steps_per_epoch"], bs, dtype=np.int64)
 
     def _step_settings(self) -> tuple[Any, ...]:
-        return (int(self.chain_steps), float(self.learning_rate), float(self.rho), float(self.eps), self._freeze_a)
+        c = self._cfg
+        self._require_fitted().gradient = c["gradient"]
+        return (int(c["chain_steps"]), float(c["learning_rate"]), float(c["rho"]), float(c["eps"]), self._freeze_a)
 
     def _batch_state(self) -> Any:
         return self._batches.state()
@@ -530,14 +571,21 @@ class Machine(Estimator):
 
     # ------------------------------------------------------------------ persistence
     def _file_settings(self) -> dict[str, Any]:
+        # As given (None: the recipe's choice, which depends only on the recipe and the data size,
+        # so a resumed run makes the same choices); the recipe's name is among them.
         settings = self._validate_settings()
-        settings["batch_size"] = list(settings["batch_size"])
+        if settings["batch_size"] is not None:
+            settings["batch_size"] = list(settings["batch_size"])
         return settings
 
     @classmethod
     def _settings_from_file(cls, settings: dict[str, Any]) -> dict[str, Any]:
-        if "batch_size" in settings:
+        if settings.get("batch_size") is not None:
             settings["batch_size"] = tuple(settings["batch_size"])
+        # Files written before the recipes hold every training setting and were trained by the
+        # paper's sampled gradient: they continue so.
+        settings.setdefault("recipe", "paper")
+        settings.setdefault("gradient", "auto")
         return settings
 
     def _training_arrays(self, engine: _core.Engine) -> tuple[dict[str, Any], dict[str, Any]] | None:

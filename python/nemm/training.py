@@ -194,4 +194,7 @@ def validate_settings(params: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError("normalization='sigmoid' (eq. 19) applies to one-hot hidden states only")
     if s["tied"] and s["normalization"] != "softmax":
         raise ValueError("tied=True is the RBM Gibbs sampler and needs normalization='softmax'")
+    if s["gradient"] == "rao_blackwell" and s["hidden"] != "onehot":
+        raise ValueError("gradient='rao_blackwell' weights every one-hot state; a binary hidden layer needs "
+                         "gradient='sampled' (or 'auto')")
     return s

@@ -37,6 +37,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from nemm._settings import DIAGNOSTIC_STEPS, MACHINE_SETTINGS, MIXING_STEPS, TRACK_STEPS, defaults
+from nemm.recipes import PAPER
 from nemm.reproduce.records import KINDS, RECORD_DIAGNOSTICS, RECORD_MIXING
 from nemm.reproduce.report import describe_result, table_text
 
@@ -52,7 +53,7 @@ _MACHINE = defaults(MACHINE_SETTINGS)
 #: The values of the options left at None: (the full protocol, ``quick``).
 PROTOCOL: dict[str, tuple[int, int]] = {
     "seeds": (36, QUICK_SEEDS),
-    "n_epochs": (_MACHINE["n_epochs"], QUICK_EPOCHS),
+    "n_epochs": (PAPER["n_epochs"], QUICK_EPOCHS),
     "em_restarts": (5, 2),
     "rbm_seeds": (2, 1),
     "tied_seeds": (3, 1),
@@ -76,8 +77,12 @@ class ReproduceOptions:
         Demo settings: 6 seeds, 60 epochs, 2 EM restarts, 1 RBM and 1 tied seed, shorter
         chains (well under a minute on two cores).
     n_hidden, hidden, normalization, centered, n_chains, chain_steps, learning_rate
-        Settings of the machines, defaults those of :class:`nemm.Machine`; ``hidden`` and
-        ``n_hidden`` are also the RBM's and the mixture's.
+        Settings of the machines, defaults those of :class:`nemm.Machine` (the training ones:
+        those of ``recipe``); ``hidden`` and ``n_hidden`` are also the RBM's and the mixture's.
+    recipe : {"paper", "auto"}
+        The machines' training recipe (:mod:`nemm.recipes`): the paper's protocol (default), or
+        the one that reaches the EM ceiling at scale, whose epochs are passes over the data (then
+        ``n_epochs`` and ``quick`` change its number of epochs only when ``n_epochs`` is given).
     track_every, track_steps : int
         Track sigma, tau and the exact log-likelihood every ``track_every`` epochs
         (0: no tracking) on chains of ``track_steps`` steps.
@@ -112,9 +117,10 @@ class ReproduceOptions:
     normalization: str = _MACHINE["normalization"]
     hidden: str = _MACHINE["hidden"]
     centered: bool = _MACHINE["centered"]
-    n_chains: int = _MACHINE["n_chains"]
-    chain_steps: int = _MACHINE["chain_steps"]
-    learning_rate: float = _MACHINE["learning_rate"]
+    n_chains: int | None = None
+    chain_steps: int | None = None
+    learning_rate: float | None = None
+    recipe: str = "paper"
     compare: str | None = None
     mixing_steps: int | None = None
     rao_blackwell_draws: int = 1000
@@ -192,9 +198,29 @@ def _protocol(o: ReproduceOptions) -> tuple[list[int], int, int, list[int], list
         raise ValueError(f"normalization must be 'softmax' or 'sigmoid', got {o.normalization!r}")
     if o.hidden not in ("onehot", "binary"):
         raise ValueError(f"hidden must be 'onehot' or 'binary', got {o.hidden!r}")
+    if o.recipe not in ("paper", "auto"):
+        raise ValueError(f"recipe must be 'paper' or 'auto', got {o.recipe!r}")
     if o.compare is not None and o.compare not in COMPARABLE:
         raise ValueError(f"compare must be one of {sorted(COMPARABLE)}, got {o.compare!r}")
     return seed_list, epochs, n_em, rbm_list, tied_list, mix_steps
+
+
+def _train_table(o: ReproduceOptions, epochs: int) -> dict[str, Any]:
+    """The ``[train]`` table: the recipe and the training settings it does not choose by itself.
+
+    The paper's protocol writes its numbers (the quick run's epochs among them); the auto recipe
+    chooses its own from the data, so only what was given explicitly is written.
+    """
+    given = {"n_epochs": o.n_epochs, "chain_steps": o.chain_steps, "n_chains": o.n_chains,
+             "learning_rate": o.learning_rate}
+    if o.recipe == "paper":
+        given["n_epochs"] = epochs
+        given.update({k: PAPER[k] for k in ("chain_steps", "n_chains", "learning_rate") if given[k] is None})
+    table: dict[str, Any] = {"recipe": o.recipe}
+    table.update({k: v for k, v in given.items() if v is not None})
+    if "learning_rate" in table:
+        table["learning_rate"] = float(table["learning_rate"])
+    return table
 
 
 def reproduce_config(options: ReproduceOptions | None = None, *, data_path: str | os.PathLike[str] | None = None,
@@ -216,8 +242,7 @@ def reproduce_config(options: ReproduceOptions | None = None, *, data_path: str 
              "# Run it with `nemm sweep THIS_FILE --out DIR`: the same table as `nemm reproduce` with these options.",
              "", "[model]"]
     lines += [f"{k} = {_toml(v)}" for k, v in model.items()]
-    lines += ["", "[train]", f"n_epochs = {epochs}", f"chain_steps = {int(o.chain_steps)}",
-              f"n_chains = {int(o.n_chains)}", f"learning_rate = {_toml(float(o.learning_rate))}", "", "[sweep]",
+    lines += ["", "[train]"] + [f"{k} = {_toml(v)}" for k, v in _train_table(o, epochs).items()] + ["", "[sweep]",
               f"seeds = {_seeds_toml(seed_list)}", ""]
     if data_path is None:
         lines += ["[data]                                   # the embedded MNIST test-split digits 0, 1, 2", ""]
@@ -239,7 +264,8 @@ def _announce(config: Any, o: ReproduceOptions, data_desc: str, jobs: int, out: 
     mode = "quick (demo)" if o.quick else "full"
     bl = config.baselines
     variants = [v for k, v in config.axes if k == o.compare][0] if o.compare else [o.normalization]
-    say(f"nemm reproduce — {mode} run: {len(config.seeds)} nemm seed(s) × {config.grid()[0]['n_epochs']} epochs, "
+    epochs = config.grid()[0].get("n_epochs") or "the recipe's"
+    say(f"nemm reproduce — {mode} run: {len(config.seeds)} nemm seed(s) × {epochs} epochs ({o.recipe} recipe), "
         f"L = {o.n_hidden} {o.hidden}, {' and '.join(variants)} normalization, on {data_desc}")
     say(f"  beside them: equilibrium RBM ({len(bl.rbm_seeds)} seed(s)), tied machine ({len(bl.tied_seeds)} seed(s)), "
         f"EM mixture ({bl.mixture_restarts} restarts); {jobs} worker process(es); writing to {out.resolve()}")

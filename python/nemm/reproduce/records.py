@@ -172,7 +172,7 @@ def run_record(kind: str, settings: Mapping[str, Any], X: np.ndarray, y: np.ndar
         })
     else:
         rec["tied"] = kind == "tied"
-        rec["n_epochs"] = int(model.n_epochs)
+        rec["n_epochs"] = int(model.training_settings_["n_epochs"] if kind != "rbm" else model.n_epochs)
         rec.update(_chain_record(model, kind, seed, X, y, diagnostics))
     rec["train_seconds"] = train_s
     rec.update(_mixing_record(model, X, y, _classifier(X, y, data_key), seed, int(diagnostics.get("mixing_steps", 0))))
