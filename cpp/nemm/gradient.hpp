@@ -188,13 +188,34 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
   Eigen::RowVectorXd log_count, C;
   Eigen::VectorXd c;  // Rao-Blackwellized: the weight C_u / count_u of each state
   double ll = 0;
+  // Known before the region (one barrier fewer each): the one-hot fields, and the sampled counts.
+  if (onehot) log_forward_init(f, init);
+  const bool counts_known = !rao_blackwell;
+  if (counts_known) log_count = idx.count.array().log().transpose();
+  // r_s(x_n) summed per state for the rows of piece r: the rows of Qp, and ln of the estimate's terms.
+  auto weigh_rows = [&](long r, std::vector<double>& shift, std::vector<double>& e) {
+    const long n0 = r * kRowPiece, n1 = std::min(N, n0 + kRowPiece), rows = n1 - n0;
+    double* q = w.Q.data() + std::size_t(n0) * U;
+    for (long n = 0; n < rows; ++n)
+      for (int u = 0; u < U; ++u) q[std::size_t(n) * U + u] += log_count[u];
+    row_logsumexp(q, rows, U, w.lse.data() + n0, shift, e);
+    for (long n = 0; n < rows; ++n) std::fill_n(shift.data() + std::size_t(n) * U, U, w.lse[std::size_t(n0 + n)]);
+    exp_of_difference(q, shift.data(), std::size_t(rows) * U, e.data());  // -inf (unrecorded) -> 0
+    for (long n = 0; n < rows; ++n) {
+      double* qp = w.Qp.data() + std::size_t(n0 + n) * Uq;
+      std::copy_n(e.data() + std::size_t(n) * U, U, qp);
+      std::fill(qp + U, qp + Uq, 0.0);
+    }
+  };
   const double work_size = 2.0 * (active_pixels(X) * Uq + active_pixels(Xp) * Lq);
 #pragma omp parallel if (worth_threads(work_size, 8))
   {
     std::vector<double> scratch(std::size_t(std::max(tiles_L.width, tiles_U.width))), shift, e, ur;
-    if (!onehot) forward_fields_pieces(s, m.p, idx.states, w.fields);
+    if (!onehot) {
+      forward_fields_pieces(s, m.p, idx.states, w.fields);
 #pragma omp single
-    log_forward_init(f, init);
+      log_forward_init(f, init);
+    }
     // The x -> z fields of the pairs and log A(z_u, x_n) of the minibatch rows.
     const long k_fields = tiles_L.count * s_pieces, k_logA = tiles_U.count * n_pieces;
 #pragma omp for schedule(dynamic, 1)
@@ -212,30 +233,23 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
                       tiles_U.begin(t), tiles_U.end(t), w.Q.data(), std::size_t(U), U, scratch.data());
       }
     }
+    // The x -> z probabilities of the pairs; with the sampled counts, the rows' weights too.
 #pragma omp for schedule(dynamic, 1)
-    for (long r = 0; r < s_pieces; ++r)
-      backward_probs_range(s, w.u.data(), r * kRowPiece, std::min(S, (r + 1) * kRowPiece), Lq, w.mu.data(),
-                           w.gain.data(), shift, e, ur);
-#pragma omp single
-    {
-      if (rao_blackwell) idx.count = w.mu.colwise().sum().transpose();
-      log_count = idx.count.array().log().transpose();
+    for (long k = 0; k < s_pieces + (counts_known ? n_pieces : 0); ++k) {
+      if (k < s_pieces)
+        backward_probs_range(s, w.u.data(), k * kRowPiece, std::min(S, (k + 1) * kRowPiece), Lq, w.mu.data(),
+                             w.gain.data(), shift, e, ur);
+      else
+        weigh_rows(k - s_pieces, shift, e);
     }
-    // r_s(x_n) summed per state: the rows of Qp, and ln of the estimate's terms.
-#pragma omp for schedule(dynamic, 1)
-    for (long r = 0; r < n_pieces; ++r) {
-      const long n0 = r * kRowPiece, n1 = std::min(N, n0 + kRowPiece), rows = n1 - n0;
-      double* q = w.Q.data() + std::size_t(n0) * U;
-      for (long n = 0; n < rows; ++n)
-        for (int u = 0; u < U; ++u) q[std::size_t(n) * U + u] += log_count[u];
-      row_logsumexp(q, rows, U, w.lse.data() + n0, shift, e);
-      for (long n = 0; n < rows; ++n) std::fill_n(shift.data() + std::size_t(n) * U, U, w.lse[std::size_t(n0 + n)]);
-      exp_of_difference(q, shift.data(), std::size_t(rows) * U, e.data());  // -inf (unrecorded) -> 0
-      for (long n = 0; n < rows; ++n) {
-        double* qp = w.Qp.data() + std::size_t(n0 + n) * Uq;
-        std::copy_n(e.data() + std::size_t(n) * U, U, qp);
-        std::fill(qp + U, qp + Uq, 0.0);
+    if (!counts_known) {
+#pragma omp single
+      {
+        idx.count = w.mu.colwise().sum().transpose();
+        log_count = idx.count.array().log().transpose();
       }
+#pragma omp for schedule(dynamic, 1)
+      for (long r = 0; r < n_pieces; ++r) weigh_rows(r, shift, e);
     }
 #pragma omp single
     {
