@@ -67,18 +67,18 @@ struct GradientWorkspace {
   std::vector<double> lse;
 };
 
-// Eqs. 16a-b with one-hot states (z_u = e_u), for the states [u0, u1): gw[i, u] = (G[i, u] -
-// mu[i, u] C[u]) / N (gw, mu: D x U column-major; G: D x Uq row-major). Column by column, in its
-// own function so that the pointers are known not to alias.
+// Eqs. 16a-b with one-hot states (z_u = e_u), for the states [u0, u1) and pixels [i0, i1):
+// gw[i, u] = (G[i, u] - mu[i, u] C[u]) / N (gw, mu: D x U column-major; G: D x Uq row-major).
+// Column by column, in its own function so that the pointers are known not to alias.
 NEMM_CLONES inline void onehot_forward_gradient(const double* __restrict G, int Uq, const double* __restrict mu,
-                                                const double* __restrict C, int D, int u0, int u1, double invN,
-                                                double* __restrict gw) {
+                                                const double* __restrict C, int D, int u0, int u1, int i0, int i1,
+                                                double invN, double* __restrict gw) {
   for (int u = u0; u < u1; ++u) {
     const double c = C[u];
     const double* m = mu + std::size_t(u) * D;
     const double* g = G + u;
     double* w = gw + std::size_t(u) * D;
-    for (int i = 0; i < D; ++i) w[i] = (g[std::size_t(i) * Uq] - m[i] * c) * invN;
+    for (int i = i0; i < i1; ++i) w[i] = (g[std::size_t(i) * Uq] - m[i] * c) * invN;
   }
 }
 
@@ -93,15 +93,15 @@ NEMM_CLONES inline void ordered_row_sums(const double* __restrict gw, int D, int
   }
 }
 
-// Eq. 16c with 17 for the hidden units [b0, b1): entries b of every column i of wbar's gradient
-// (L x D, column-major) from row i of acc, the pixel's summed contributions, centered and
-// averaged: out[i L + b] = (acc[i Lq + b] - abar[b] xbar[i]) / N. Its own function so that the
-// pointers are known not to alias (it vectorizes).
+// Eq. 16c with 17 for the hidden units [b0, b1) and pixels [i0, i1): entries b of columns i of
+// wbar's gradient (L x D, column-major) from row i of acc, the pixel's summed contributions,
+// centered and averaged: out[i L + b] = (acc[i Lq + b] - abar[b] xbar[i]) / N. Its own function
+// so that the pointers are known not to alias (it vectorizes).
 NEMM_CLONES inline void centered_backward_gradient(const double* __restrict acc, int Lq,
                                                    const double* __restrict abar, const double* __restrict xbar,
-                                                   int D, int L, int b0, int b1, double invN,
+                                                   int L, int b0, int b1, int i0, int i1, double invN,
                                                    double* __restrict out) {
-  for (int i = 0; i < D; ++i) {
+  for (int i = i0; i < i1; ++i) {
     const double* a = acc + std::size_t(i) * Lq;
     double* col = out + std::size_t(i) * L;
     for (int b = b0; b < b1; ++b) col[b] = (a[b] - abar[b] * xbar[i]) * invN;
@@ -140,7 +140,8 @@ NEMM_CLONES inline void pair_deltas(const Settings& s, const StateIndex& idx, co
 //
 // Threads: one parallel region, in phases separated by barriers; each phase is a set of pieces
 // handed out dynamically, every piece either whole rows (a minibatch row, a recorded pair) or a
-// tile of columns accumulated over the rows in their order (ColumnTiles, kernels.hpp). No sum is
+// tile of columns accumulated over the rows in their order (ColumnTiles, kernels.hpp), for a
+// piece of the pixels when the rows are scattered into pixel rows (PixelRows). No sum is
 // split between threads, so every number is the same on any number of threads -- and the same
 // as on one. The short sums over all rows or states (the log-likelihood, the column sums C and
 // the state counts, g.abar) run on one thread in their former order.
@@ -207,6 +208,9 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
       std::fill(qp + U, qp + Uq, 0.0);
     }
   };
+  PixelRows pix_X, pix_Xp;  // the minibatch and the pairs transposed: G and acc as sums per pixel
+  pix_X.build(X.data(), N, D);
+  pix_Xp.build(Xp.data(), S, D);
   const double work_size = 2.0 * (active_pixels(X) * Uq + active_pixels(Xp) * Lq);
 #pragma omp parallel if (worth_threads(work_size, 8))
   {
@@ -260,18 +264,21 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
         for (int b = 0; b < L; ++b) c[b] = idx.count[b] > 0 ? C[b] / idx.count[b] : 0.0;
       }
     }
-    // Eqs. 16a-b, G[:, u] = sum_n Q[n, u] x_n - (sum_n Q[n, u]) mu_{x|z_u}, per tile of states
-    // (one-hot: with the columns of g.w, z_u = e_u); and the pairs' contributions to 16c-d.
+    // Eqs. 16a-b, G[:, u] = sum_n Q[n, u] x_n - (sum_n Q[n, u]) mu_{x|z_u}, per tile of states and
+    // piece of pixels (one-hot: with those entries of g.w, z_u = e_u); and the pairs'
+    // contributions to 16c-d.
+    const long k_G = tiles_U.count * i_pieces;
 #pragma omp for schedule(dynamic, 1)
-    for (long k = 0; k < tiles_U.count + s_pieces; ++k) {
-      if (k < tiles_U.count) {
-        const int c0 = tiles_U.begin(int(k)), c1 = tiles_U.end(int(k));
-        for (int i = 0; i < D; ++i) std::fill_n(w.Gp.data() + std::size_t(i) * Uq + c0, c1 - c0, 0.0);
-        scatter_rows_tile(w.Gp.data(), Uq, X.data(), N, w.Qp.data(), std::size_t(Uq), c0, c1);
+    for (long k = 0; k < k_G + s_pieces; ++k) {
+      if (k < k_G) {
+        const int c0 = tiles_U.begin(int(k / i_pieces)), c1 = tiles_U.end(int(k / i_pieces));
+        const int i0 = int((k % i_pieces) * kRowPiece), i1 = int(std::min<long>(D, i0 + kRowPiece));
+        gather_rows_tile(w.Gp.data(), Uq, pix_X, w.Qp.data(), std::size_t(Uq), c0, c1, i0, i1);
         if (onehot)
-          onehot_forward_gradient(w.Gp.data(), Uq, f.mu.data(), C.data(), D, c0, std::min(c1, U), invN, g.w.data());
+          onehot_forward_gradient(w.Gp.data(), Uq, f.mu.data(), C.data(), D, c0, std::min(c1, U), i0, i1, invN,
+                                  g.w.data());
       } else {
-        const long r = k - tiles_U.count;
+        const long r = k - k_G;
         pair_deltas(s, idx, Z, C.data(), rao_blackwell ? c.data() : nullptr, w.mu, w.gain, r * kRowPiece,
                     std::min(S, (r + 1) * kRowPiece), w.delta);
       }
@@ -281,19 +288,19 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
       const double* delta = w.delta.data() + std::size_t(smp) * Lq;
       for (int b = 0; b < L; ++b) g.abar[b] += delta[b];
     }
-    // Eqs. 16c-d with 17 per tile of hidden units, with those entries of g.wbar; one-hot: g.a
-    // per piece of pixels.
-    const long k_a = onehot ? i_pieces : 0;
+    // Eqs. 16c-d with 17 per tile of hidden units and piece of pixels, with those entries of
+    // g.wbar; one-hot: g.a per piece of pixels.
+    const long k_acc = tiles_L.count * i_pieces, k_a = onehot ? i_pieces : 0;
 #pragma omp for schedule(dynamic, 1)
-    for (long k = 0; k < tiles_L.count + k_a; ++k) {
-      if (k < tiles_L.count) {
-        const int c0 = tiles_L.begin(int(k)), c1 = tiles_L.end(int(k));
-        for (int i = 0; i < D; ++i) std::fill_n(w.acc.data() + std::size_t(i) * Lq + c0, c1 - c0, 0.0);
-        scatter_rows_tile(w.acc.data(), Lq, Xp.data(), S, w.delta.data(), std::size_t(Lq), c0, c1);
-        centered_backward_gradient(w.acc.data(), Lq, g.abar.data(), xbar, D, L, c0, std::min(c1, L), invN,
+    for (long k = 0; k < k_acc + k_a; ++k) {
+      if (k < k_acc) {
+        const int c0 = tiles_L.begin(int(k / i_pieces)), c1 = tiles_L.end(int(k / i_pieces));
+        const int i0 = int((k % i_pieces) * kRowPiece), i1 = int(std::min<long>(D, i0 + kRowPiece));
+        gather_rows_tile(w.acc.data(), Lq, pix_Xp, w.delta.data(), std::size_t(Lq), c0, c1, i0, i1);
+        centered_backward_gradient(w.acc.data(), Lq, g.abar.data(), xbar, L, c0, std::min(c1, L), i0, i1, invN,
                                    g.wbar.data());
       } else {
-        const long r = k - tiles_L.count;
+        const long r = k - k_acc;
         ordered_row_sums(g.w.data(), D, U, int(r * kRowPiece), int(std::min<long>(D, (r + 1) * kRowPiece)),
                          g.a.data());
       }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -68,6 +69,83 @@ inline void sum_rows_tile(const double* table, int stride, const Span* X, long n
 inline void scatter_rows_tile(double* dst, int stride, const Span* X, long N, const double* src, std::size_t ld,
                               int c0, int c1) {
   for (long n = 0; n < N; ++n) scatter_rows(dst + c0, stride, X[n], src + std::size_t(n) * ld + c0, c1 - c0);
+}
+
+// X transposed: for each pixel, the rows of X in which it is active, ascending. A scatter of the
+// rows into pixel rows becomes one sum per pixel over its rows, which loads and never stores.
+struct PixelRows {
+  std::vector<int64_t> start;  // D + 1 offsets into rows
+  std::vector<int32_t> rows;
+
+  void build(const Span* X, long N, int D) {
+    start.assign(std::size_t(D) + 1, 0);
+    for (long n = 0; n < N; ++n)
+      for (int32_t k = 0; k < X[n].n; ++k) ++start[std::size_t(X[n].p[k]) + 1];
+    for (int i = 0; i < D; ++i) start[std::size_t(i) + 1] += start[std::size_t(i)];
+    rows.resize(std::size_t(start[std::size_t(D)]));
+    std::vector<int64_t> next(start.begin(), start.end() - 1);
+    for (long n = 0; n < N; ++n)
+      for (int32_t k = 0; k < X[n].n; ++k) rows[std::size_t(next[std::size_t(X[n].p[k])]++)] = int32_t(n);
+  }
+};
+
+// out[0..W) = src[r_0] + src[r_1] + ... over the n listed rows (src rows ld apart, W even), added
+// one after another per column from zero: the bits of scatter_rows adding these rows, in this
+// order, into a zeroed row, with the sums kept in registers (16 columns per pass over the rows).
+typedef double f64x4g __attribute__((vector_size(32)));
+NEMM_CLONES inline void ordered_row_sum(const double* __restrict src, std::size_t ld, const int32_t* __restrict rows,
+                                        int64_t n, int W, double* __restrict out) {
+  auto load = [](const double* p) {
+    f64x4g v;
+    std::memcpy(&v, p, sizeof(v));
+    return v;
+  };
+  int c = 0;
+  for (; c + 16 <= W; c += 16) {
+    f64x4g a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t k = 0; k < n; ++k) {
+      const double* r = src + std::size_t(rows[k]) * ld + c;
+      a0 += load(r);
+      a1 += load(r + 4);
+      a2 += load(r + 8);
+      a3 += load(r + 12);
+    }
+    std::memcpy(out + c, &a0, sizeof(a0));
+    std::memcpy(out + c + 4, &a1, sizeof(a1));
+    std::memcpy(out + c + 8, &a2, sizeof(a2));
+    std::memcpy(out + c + 12, &a3, sizeof(a3));
+  }
+  for (; c + 8 <= W; c += 8) {
+    f64x4g a0 = {0, 0, 0, 0}, a1 = a0;
+    for (int64_t k = 0; k < n; ++k) {
+      const double* r = src + std::size_t(rows[k]) * ld + c;
+      a0 += load(r);
+      a1 += load(r + 4);
+    }
+    std::memcpy(out + c, &a0, sizeof(a0));
+    std::memcpy(out + c + 4, &a1, sizeof(a1));
+  }
+  for (; c < W; c += 2) {
+    double a0 = 0, a1 = 0;
+    for (int64_t k = 0; k < n; ++k) {
+      const double* r = src + std::size_t(rows[k]) * ld + c;
+      a0 += r[0];
+      a1 += r[1];
+    }
+    out[c] = a0;
+    out[c + 1] = a1;
+  }
+}
+
+// dst[i, c0..c1) = sum over the rows n of X active at pixel i, in order, of src[n, c0..c1), for the
+// pixels [i0, i1): scatter_rows_tile into a zeroed table, the same bits, as sums (pix: X transposed).
+inline void gather_rows_tile(double* dst, int stride, const PixelRows& pix, const double* src, std::size_t ld, int c0,
+                             int c1, int i0, int i1) {
+  for (int i = i0; i < i1; ++i) {
+    const int64_t b = pix.start[std::size_t(i)];
+    ordered_row_sum(src + c0, ld, pix.rows.data() + b, pix.start[std::size_t(i) + 1] - b, c1 - c0,
+                    dst + std::size_t(i) * stride + c0);
+  }
 }
 
 // x -> z field u = wbar (x - xbar) + abar in double, from the active pixels of x (eq. 11, 17).
