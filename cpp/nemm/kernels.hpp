@@ -64,13 +64,6 @@ inline void sum_rows_tile(const double* table, int stride, const Span* X, long n
   }
 }
 
-// dst[i, c0..c1) += src[n, c0..c1) for every active pixel i of X[n], n = 0, 1, ... in order:
-// scatter_rows on one column tile (c0 a multiple of 8; src rows ld apart, at least c1 wide).
-inline void scatter_rows_tile(double* dst, int stride, const Span* X, long N, const double* src, std::size_t ld,
-                              int c0, int c1) {
-  for (long n = 0; n < N; ++n) scatter_rows(dst + c0, stride, X[n], src + std::size_t(n) * ld + c0, c1 - c0);
-}
-
 // X transposed: for each pixel, the rows of X in which it is active, ascending. A scatter of the
 // rows into pixel rows becomes one sum per pixel over its rows, which loads and never stores.
 struct PixelRows {
@@ -138,7 +131,8 @@ NEMM_CLONES inline void ordered_row_sum(const double* __restrict src, std::size_
 }
 
 // dst[i, c0..c1) = sum over the rows n of X active at pixel i, in order, of src[n, c0..c1), for the
-// pixels [i0, i1): scatter_rows_tile into a zeroed table, the same bits, as sums (pix: X transposed).
+// pixels [i0, i1): scatter_rows of those rows, in order, into a zeroed table, the same bits, as sums
+// (pix: X transposed).
 inline void gather_rows_tile(double* dst, int stride, const PixelRows& pix, const double* src, std::size_t ld, int c0,
                              int c1, int i0, int i1) {
   for (int i = i0; i < i1; ++i) {

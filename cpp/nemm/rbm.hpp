@@ -83,8 +83,9 @@ inline double rbm_row(const Model& m, const RBMRows& rows, Span x, double* u, do
 }
 
 // Threads (the same bits on any number): first the rows, each on its own (u, E[h | x] with a
-// trailing 1, its ln sum); then each block's sums per tile of columns, over the block's rows in
-// their order (ColumnTiles, kernels.hpp); the blocks are added in block order at the end.
+// trailing 1, its ln sum); then each block's sums per tile of columns and piece of pixels, over
+// the block's rows in their order (ColumnTiles, PixelRows, kernels.hpp); the blocks are added in
+// block order at the end.
 inline VisibleSums visible_sums(const Model& m, const RBMRows& rows, const std::vector<Span>& X,
                                 bool moments = true) {
   const int D = m.s.D, L = m.s.L;
@@ -100,8 +101,10 @@ inline VisibleSums visible_sums(const Model& m, const RBMRows& rows, const std::
     acc[b].resize(D, W);
     hs[b].setZero(L);
   }
+  std::vector<PixelRows> pix(moments ? B : 0);  // each block's rows transposed
+  for (long b = 0; moments && b < B; ++b) pix[b].build(X.data() + b * kBlock, std::min(N - b * kBlock, kBlock), D);
   const ColumnTiles tiles(W, D);
-  const long pieces = (N + kRowPiece - 1) / kRowPiece;
+  const long pieces = (N + kRowPiece - 1) / kRowPiece, i_pieces = (D + kRowPiece - 1) / kRowPiece;
 #pragma omp parallel if (worth_threads(active_pixels(X) * W * (moments ? 2 : 1), 2))
   {
     std::vector<double> u(W), scratch(L);
@@ -113,14 +116,15 @@ inline VisibleSums visible_sums(const Model& m, const RBMRows& rows, const std::
         qn[L] = 1.0;
         ln[std::size_t(n)] = rbm_row(m, rows, X[n], u.data(), qn, scratch.data());
       }
-    const long k_moments = moments ? B * tiles.count : 0;
+    const long per_block = tiles.count * i_pieces, k_moments = moments ? B * per_block : 0;
 #pragma omp for schedule(dynamic, 1)
     for (long k = 0; k < k_moments; ++k) {
-      const long b = k / tiles.count, n0 = b * kBlock, n1 = std::min(N, n0 + kBlock);
-      const int c0 = tiles.begin(int(k % tiles.count)), c1 = tiles.end(int(k % tiles.count));
-      for (int i = 0; i < D; ++i) std::fill_n(acc[b].data() + std::size_t(i) * W + c0, c1 - c0, 0.0);
-      scatter_rows_tile(acc[b].data(), W, X.data() + n0, n1 - n0, q.data() + std::size_t(n0) * W, std::size_t(W),
-                        c0, c1);
+      const long b = k / per_block, n0 = b * kBlock, n1 = std::min(N, n0 + kBlock);
+      const int t = int(k % per_block / i_pieces), i0 = int(k % i_pieces * kRowPiece);
+      const int c0 = tiles.begin(t), c1 = tiles.end(t);
+      gather_rows_tile(acc[b].data(), W, pix[b], q.data() + std::size_t(n0) * W, std::size_t(W), c0, c1, i0,
+                       int(std::min<long>(D, i0 + kRowPiece)));
+      if (i0 > 0) continue;
       for (long n = n0; n < n1; ++n)
         for (int j = c0; j < std::min(c1, L); ++j) hs[b][j] += q(n, j);
     }
