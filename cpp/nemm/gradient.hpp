@@ -220,7 +220,8 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
 #pragma omp single
       log_forward_init(f, init);
     }
-    // The x -> z fields of the pairs and log A(z_u, x_n) of the minibatch rows.
+    // The x -> z fields u = wbar (x' - xbar) + abar of the pairs (eqs. 11, 17) and log A(z_u, x_n) of
+    // the minibatch rows.
     const long k_fields = tiles_L.count * s_pieces, k_logA = tiles_U.count * n_pieces;
 #pragma omp for schedule(dynamic, 1)
     for (long k = 0; k < k_fields + k_logA; ++k) {

@@ -23,15 +23,15 @@ namespace nemm {
 // process holds up only the piece it is working on).
 
 // Column tiles [begin(t), end(t)) of a row-major table W columns wide and D rows tall. Tiles start
-// at multiples of 8, so that sum_rows and scatter_rows on a tile do the arithmetic of whole rows
-// (blocks of 8 columns from column 0): the same bits. A tile's slice of the table (about 256 KB)
+// at multiples of 8, so that sum_rows on a tile does the arithmetic of whole rows (blocks of 8
+// columns from column 0): the same bits. A tile's slice of the table (about 256 KB)
 // stays in a core's cache while the rows are summed into it or read from it; and there are at
 // least 4 tiles when W has 4 blocks of 8, so that two threads can share one table.
 struct ColumnTiles {
   int W = 0, width = 8, count = 0;
   ColumnTiles(int W_, int D) : W(W_) {
     const int blocks = (W + 7) / 8;
-    const int max_blocks = std::max(1, 4096 / std::max(1, D));  // 8 D blocks doubles <= 256 KB
+    const int max_blocks = std::max(1, 4096 / std::max(1, D));  // blocks x 8 columns x D rows x 8 B <= 256 KB
     int n = std::max((blocks + max_blocks - 1) / max_blocks, std::min(blocks, 4));
     const int per = (blocks + n - 1) / std::max(1, n);
     width = 8 * std::max(1, per);
@@ -140,12 +140,6 @@ inline void gather_rows_tile(double* dst, int stride, const PixelRows& pix, cons
     ordered_row_sum(src + c0, ld, pix.rows.data() + b, pix.start[std::size_t(i) + 1] - b, c1 - c0,
                     dst + std::size_t(i) * stride + c0);
   }
-}
-
-// x -> z field u = wbar (x - xbar) + abar in double, from the active pixels of x (eq. 11, 17).
-// wbarT_d: D x Lq row-major (wbar transposed, zero padded), bias: Lq; u must hold Lq entries.
-inline void backward_field(const double* wbarT_d, int Lq, const double* bias, Span x, double* u) {
-  sum_rows(wbarT_d, Lq, x, bias, u, Lq);
 }
 
 // mu_{z|x} and the factor d ln P(z|x) / d u_b = g_b (z_b - mu_b) of the x -> z kernel (u, mu,
