@@ -53,7 +53,12 @@ def openmp_enabled() -> bool:
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of OpenMP threads of the core (also: the OMP_NUM_THREADS variable)."""
+    """Set the number of OpenMP threads of the core (also: the OMP_NUM_THREADS variable).
+
+    Results do not depend on it: the same bits on any number of threads. Threads help where
+    their cores are free; on a node whose cores other processes keep busy, one thread can be as
+    fast or faster, since every parallel step waits for all its threads to be scheduled.
+    """
     _core.set_num_threads(int(n))
 
 
