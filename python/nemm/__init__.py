@@ -41,8 +41,8 @@ finally:
     if _spin_set:
         del _os.environ["GOMP_SPINCOUNT"]
 
-from nemm.machine import Machine, approx_gradient, load
-from nemm.rbm import RBM
+from nemm.machine import Machine, approx_gradient, load  # noqa: E402 (after the OpenMP setting above)
+from nemm.rbm import RBM  # noqa: E402
 
 __version__: str = _core.__version__
 
