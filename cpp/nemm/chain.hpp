@@ -1,6 +1,8 @@
 // The sampling chains x'(0) -> z(0) -> x'(1) -> z(1) -> ... (eq. 18), in float tables.
 // Each chain owns its random streams, keyed by (seed, chain index), and its buffers: the loop
-// itself never allocates. Chains run in parallel, one per OpenMP iteration (schedule static).
+// itself never allocates. Chains run in parallel, one per OpenMP iteration, handed out dynamically
+// (a chain depends on its own streams alone, so not on the thread that runs it; and a thread
+// whose core is taken by another process holds up only the chain it is running).
 #pragma once
 #include <cmath>
 #include <cstring>
@@ -290,7 +292,7 @@ class Chains {
   void run(const Model& m, int T, Recording& rec) {
     const int C = size(), D = m.s.D;
     rec.reserve(C, T, D);
-#pragma omp parallel for schedule(static) if (C > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (C > 1)
     for (int c = 0; c < C; ++c) {
       ChainState& ch = chains[c];
       int32_t* out = rec.idx[c].data();
@@ -309,7 +311,7 @@ class Chains {
   // Hidden trajectory z(0..T-1) of every chain after `burn_in` unrecorded double steps.
   void hidden_trajectory(const Model& m, long burn_in, long T, uint64_t* out) {
     const int C = size();
-#pragma omp parallel for schedule(static) if (C > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (C > 1)
     for (int c = 0; c < C; ++c) {
       ChainState& ch = chains[c];
       for (long t = 0; t < burn_in; ++t) { ch.step_hidden(m); ch.step_visible(m); }
@@ -326,7 +328,7 @@ class Chains {
   // X is (C*per_chain) x D, chain-major; Z holds the hidden state that produced each x.
   void sample(const Model& m, long burn_in, long thin, long per_chain, uint8_t* X, uint64_t* Z) {
     const int C = size(), D = m.s.D;
-#pragma omp parallel for schedule(static) if (C > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (C > 1)
     for (int c = 0; c < C; ++c) {
       ChainState& ch = chains[c];
       for (long t = 0; t < burn_in; ++t) { ch.step_hidden(m); ch.step_visible(m); }

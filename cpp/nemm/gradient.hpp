@@ -63,146 +63,259 @@ struct GradientWorkspace {
   ForwardFields fields;      // binary hidden states only
   RowMatrixXd Q, Qp, Gp, acc;
   RowMatrixXd u, mu, gain;   // the x -> z fields, probabilities and gains of the recorded pairs
-  std::vector<double> lse, shift, e;
+  RowMatrixXd delta;         // S x Lq: each pair's contribution to the x -> z gradient (eqs. 16c-d)
+  std::vector<double> lse;
 };
 
-// Eqs. 16a-b with one-hot states (z_u = e_u): gw[i, u] = (G[i, u] - mu[i, u] C[u]) / N and
-// ga[i] += gw[i, u] for u = 0, 1, ... (gw, mu: D x U column-major; G: D x Uq row-major). Column by
-// column, in its own function so that the pointers are known not to alias.
+// Eqs. 16a-b with one-hot states (z_u = e_u), for the states [u0, u1) and pixels [i0, i1):
+// gw[i, u] = (G[i, u] - mu[i, u] C[u]) / N (gw, mu: D x U column-major; G: D x Uq row-major).
+// Column by column, in its own function so that the pointers are known not to alias.
 NEMM_CLONES inline void onehot_forward_gradient(const double* __restrict G, int Uq, const double* __restrict mu,
-                                                const double* __restrict C, int D, int U, double invN,
-                                                double* __restrict gw, double* __restrict ga) {
-  for (int u = 0; u < U; ++u) {
+                                                const double* __restrict C, int D, int u0, int u1, int i0, int i1,
+                                                double invN, double* __restrict gw) {
+  for (int u = u0; u < u1; ++u) {
     const double c = C[u];
     const double* m = mu + std::size_t(u) * D;
     const double* g = G + u;
     double* w = gw + std::size_t(u) * D;
-    for (int i = 0; i < D; ++i) {
-      w[i] = (g[std::size_t(i) * Uq] - m[i] * c) * invN;
-      ga[i] += w[i];
-    }
+    for (int i = i0; i < i1; ++i) w[i] = (g[std::size_t(i) * Uq] - m[i] * c) * invN;
   }
 }
 
-// Eq. 16c with 17: column i of wbar's gradient (L x D, column-major) from row i of acc, the
-// pixel's summed contributions, centered and averaged: out[i L + b] = (acc[i Lq + b] - abar[b]
-// xbar[i]) / N. Its own function so that the pointers are known not to alias (it vectorizes).
+// ga[i] = sum_u gw[i, u] for the pixels [i0, i1), the columns added from u = 0 upwards (gw: D x U
+// column-major): the order of the former row loop, the same bits.
+NEMM_CLONES inline void ordered_row_sums(const double* __restrict gw, int D, int U, int i0, int i1,
+                                         double* __restrict ga) {
+  for (int i = i0; i < i1; ++i) ga[i] = 0.0;
+  for (int u = 0; u < U; ++u) {
+    const double* w = gw + std::size_t(u) * D;
+    for (int i = i0; i < i1; ++i) ga[i] += w[i];
+  }
+}
+
+// Eq. 16c with 17 for the hidden units [b0, b1) and pixels [i0, i1): entries b of columns i of
+// wbar's gradient (L x D, column-major) from row i of acc, the pixel's summed contributions,
+// centered and averaged: out[i L + b] = (acc[i Lq + b] - abar[b] xbar[i]) / N. Its own function
+// so that the pointers are known not to alias (it vectorizes).
 NEMM_CLONES inline void centered_backward_gradient(const double* __restrict acc, int Lq,
                                                    const double* __restrict abar, const double* __restrict xbar,
-                                                   int D, int L, double invN, double* __restrict out) {
-  for (int i = 0; i < D; ++i) {
+                                                   int L, int b0, int b1, int i0, int i1, double invN,
+                                                   double* __restrict out) {
+  for (int i = i0; i < i1; ++i) {
     const double* a = acc + std::size_t(i) * Lq;
     double* col = out + std::size_t(i) * L;
-    for (int b = 0; b < L; ++b) col[b] = (a[b] - abar[b] * xbar[i]) * invN;
+    for (int b = b0; b < b1; ++b) col[b] = (a[b] - abar[b] * xbar[i]) * invN;
+  }
+}
+
+// Eqs. 16c-d with 17: the contribution delta[b] of the recorded pairs [s0, s1) to the x -> z
+// gradient, into rows of delta (Lq wide; the padding stays zero). Sampled: pair s in state z(s)
+// carries the weight c(s) = C_u / count_u of its state, delta[b] = c(s) g_b (z_b - mu_b).
+// Rao-Blackwellized: E_{z ~ Abar(.|x'(s))}[c_z g_b (z_b - mu_b)] = g_b mu_b (c_b - sum_u mu_u c_u),
+// with c (L) the per-state weights. Pairs are independent: any split gives the same bits.
+NEMM_CLONES inline void pair_deltas(const Settings& s, const StateIndex& idx, const std::vector<uint64_t>& Z,
+                                    const double* C, const double* c, const RowMatrixXd& mu_all,
+                                    const RowMatrixXd& gain_all, long s0, long s1, RowMatrixXd& delta_all) {
+  const int L = s.L, Lq = int(delta_all.cols());
+  for (long smp = s0; smp < s1; ++smp) {
+    const double* mu = mu_all.data() + std::size_t(smp) * L;
+    const double* gain = gain_all.data() + std::size_t(smp) * L;
+    double* delta = delta_all.data() + std::size_t(smp) * Lq;
+    if (c) {
+      double cbar = 0;
+      for (int b = 0; b < L; ++b) cbar += mu[b] * c[b];
+      for (int b = 0; b < L; ++b) delta[b] = gain[b] * mu[b] * (c[b] - cbar);
+    } else {
+      const int st = idx.of_sample[smp];
+      const double cs = C[st] / idx.count[st];
+      for (int b = 0; b < L; ++b) delta[b] = cs * gain[b] * (hidden_bit(Z[smp], b, s.hidden) - mu[b]);
+    }
+    for (int b = L; b < Lq; ++b) delta[b] = 0.0;
   }
 }
 
 // X: the minibatch (N data points x); Xp, Z: the S recorded pairs (x'(s), z(s)) of all chains,
 // pooled. work: scratch kept between calls (a local one when null).
 // r_s(x) = softmax_s log A(z(s), x) (step 3), computed in the log domain.
-NEMM_CLONES inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, const std::vector<Span>& Xp,
-                                            const std::vector<uint64_t>& Z, GradientWorkspace* work = nullptr) {
+//
+// Threads: one parallel region, in phases separated by barriers; each phase is a set of pieces
+// handed out dynamically, every piece either whole rows (a minibatch row, a recorded pair) or a
+// tile of columns accumulated over the rows in their order (ColumnTiles, kernels.hpp), for a
+// piece of the pixels when the rows are scattered into pixel rows (PixelRows). No sum is
+// split between threads, so every number is the same on any number of threads -- and the same
+// as on one. The short sums over all rows or states (the log-likelihood, the column sums C and
+// the state counts, g.abar) run on one thread in their former order.
+inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, const std::vector<Span>& Xp,
+                                const std::vector<uint64_t>& Z, GradientWorkspace* work = nullptr) {
   GradientWorkspace local;
   GradientWorkspace& w = work ? *work : local;
   const Settings& s = m.s;
-  const int D = s.D, L = s.L;
+  const int D = s.D, L = s.L, Lq = m.Lq;
   const long N = long(X.size()), S = long(Z.size());
   if (N == 0 || S == 0 || long(Xp.size()) != S) throw std::invalid_argument("empty minibatch or recording");
   StateIndex idx(s, Z);
   const int U = int(idx.states.size());
+  const bool onehot = s.hidden == Hidden::OneHot;
   // The x -> z probabilities of the recorded pairs. With the Rao-Blackwellized gradient they
   // replace the sampled states: state u is counted sum_s Abar(u | x'(s)) times instead of the
   // number of times it was drawn, so every state keeps a weight and a gradient (one-hot only).
-  const bool rao_blackwell = s.hidden == Hidden::OneHot && s.rao_blackwell;
-  w.u.resize(S, m.Lq);
-  for (long smp = 0; smp < S; ++smp)
-    backward_field(m.backward_table(), m.Lq, m.field_bias_d.data(), Xp[smp], w.u.data() + std::size_t(smp) * m.Lq);
-  backward_probs_rows(s, w.u.data(), S, m.Lq, w.mu, w.gain, w.shift, w.e);
-  if (rao_blackwell) idx.count = w.mu.colwise().sum().transpose();
-
-  if (s.hidden == Hidden::Binary) compute_forward_fields(s, m.p, idx.states, w.fields);
-  const ForwardFields& f = s.hidden == Hidden::OneHot ? m.onehot_fields : w.fields;
-  const int Uq = int(f.H.cols()), Lq = m.Lq;
-  RowMatrixXd& Q = w.Q;  // N x U: Q[n, u] = sum of r_s(x_n) over the samples s in state u
-  log_forward_kernel(f, X, Q);
-  const Eigen::RowVectorXd log_count = idx.count.array().log().transpose();
-  Q.rowwise() += log_count;
-  std::vector<double>& lse = w.lse;
-  lse.resize(std::size_t(N));
-  row_logsumexp(Q.data(), N, U, lse.data(), w.shift, w.e);
-  double ll = 0;
-  const double log_S = std::log(double(S));
-  for (long n = 0; n < N; ++n) {
-    ll += lse[std::size_t(n)] - log_S;
-    std::fill_n(w.shift.data() + std::size_t(n) * U, U, lse[std::size_t(n)]);
-  }
-  RowMatrixXd& Qp = w.Qp;  // r summed per state: Q padded to Uq columns for the 2-wide adds
-  Qp.setZero(N, Uq);
-  exp_of_difference(Q.data(), w.shift.data(), std::size_t(N) * U, w.e.data());  // -inf (unrecorded) -> 0
-  for (long n = 0; n < N; ++n)
-    std::copy_n(w.e.data() + std::size_t(n) * U, U, Qp.data() + std::size_t(n) * Uq);
-
+  const bool rao_blackwell = onehot && s.rao_blackwell;
+  if (!onehot) size_forward_fields(s, U, w.fields);
+  const ForwardFields& f = onehot ? m.onehot_fields : w.fields;
+  const int Uq = int(f.H.cols());
+  w.u.resize(S, Lq);
+  w.mu.resize(S, L);
+  w.gain.resize(S, L);
+  w.Q.resize(N, U);   // N x U: Q[n, u] = sum of r_s(x_n) over the samples s in state u
+  w.Qp.resize(N, Uq);  // r summed per state: Q padded to Uq columns for the 2-wide adds
+  w.lse.resize(std::size_t(N));
+  w.Gp.resize(D, Uq);
+  w.acc.resize(D, Lq);  // row i: contributions of pixel i
+  w.delta.resize(S, Lq);
   Gradient g;
-  g.loglik = ll / double(N);
-  // Eqs. 16a-b: G[:, u] = sum_n Q[n, u] x_n - (sum_n Q[n, u]) mu_{x|z_u}.
-  RowMatrixXd& Gp = w.Gp;
-  Gp.setZero(D, Uq);
-  for (long n = 0; n < N; ++n) {
-    scatter_rows(Gp.data(), Uq, X[n], Qp.data() + std::size_t(n) * Uq, Uq);
-  }
-  const Eigen::RowVectorXd C = Qp.leftCols(U).colwise().sum();
-  const double invN = 1.0 / double(N);
-  if (s.hidden == Hidden::OneHot) {  // states are 0..L-1 (z_u = e_u): column u of g.w is state u's
-    // Column by column, so that the contiguous columns of mu and g.w vectorize; g.a sums the
-    // columns from 0 upwards, the order of the former row loop (same bits).
+  g.abar = Eigen::VectorXd::Zero(L);
+  g.wbar.resize(L, D);
+  if (onehot) {
     g.w.resize(D, L);
-    g.a.setZero(D);
-    onehot_forward_gradient(Gp.data(), Uq, f.mu.data(), C.data(), D, U, invN, g.w.data(), g.a.data());
-  } else {
-    const RowMatrixXd G = Gp.leftCols(U) - (f.mu.array().rowwise() * C.array()).matrix();
+    g.a.resize(D);
+  }
+  const ColumnTiles tiles_L(Lq, D), tiles_U(Uq, D);  // of the x -> z and the z -> x tables
+  const long s_pieces = (S + kRowPiece - 1) / kRowPiece, n_pieces = (N + kRowPiece - 1) / kRowPiece;
+  const long i_pieces = (D + kRowPiece - 1) / kRowPiece;
+  const double invN = 1.0 / double(N), log_S = std::log(double(S));
+  const Eigen::VectorXd no_centering = s.centered ? Eigen::VectorXd() : Eigen::VectorXd::Zero(D);
+  const double* xbar = s.centered ? m.p.xbar.data() : no_centering.data();
+  std::vector<double> init;  // log_forward_kernel's initial values
+  Eigen::RowVectorXd log_count, C;
+  Eigen::VectorXd c;  // Rao-Blackwellized: the weight C_u / count_u of each state
+  double ll = 0;
+  // Known before the region (one barrier fewer each): the one-hot fields, and the sampled counts.
+  if (onehot) log_forward_init(f, init);
+  const bool counts_known = !rao_blackwell;
+  if (counts_known) log_count = idx.count.array().log().transpose();
+  // r_s(x_n) summed per state for the rows of piece r: the rows of Qp, and ln of the estimate's terms.
+  auto weigh_rows = [&](long r, std::vector<double>& shift, std::vector<double>& e) {
+    const long n0 = r * kRowPiece, n1 = std::min(N, n0 + kRowPiece), rows = n1 - n0;
+    double* q = w.Q.data() + std::size_t(n0) * U;
+    for (long n = 0; n < rows; ++n)
+      for (int u = 0; u < U; ++u) q[std::size_t(n) * U + u] += log_count[u];
+    row_logsumexp(q, rows, U, w.lse.data() + n0, shift, e);
+    for (long n = 0; n < rows; ++n) std::fill_n(shift.data() + std::size_t(n) * U, U, w.lse[std::size_t(n0 + n)]);
+    exp_of_difference(q, shift.data(), std::size_t(rows) * U, e.data());  // -inf (unrecorded) -> 0
+    for (long n = 0; n < rows; ++n) {
+      double* qp = w.Qp.data() + std::size_t(n0 + n) * Uq;
+      std::copy_n(e.data() + std::size_t(n) * U, U, qp);
+      std::fill(qp + U, qp + Uq, 0.0);
+    }
+  };
+  PixelRows pix_X, pix_Xp;  // the minibatch and the pairs transposed: G and acc as sums per pixel
+  pix_X.build(X.data(), N, D);
+  pix_Xp.build(Xp.data(), S, D);
+  const double work_size = 2.0 * (active_pixels(X) * Uq + active_pixels(Xp) * Lq);
+#pragma omp parallel if (worth_threads(work_size, 8))
+  {
+    std::vector<double> scratch(std::size_t(std::max(tiles_L.width, tiles_U.width))), shift, e, ur;
+    if (!onehot) {
+      forward_fields_pieces(s, m.p, idx.states, w.fields);
+#pragma omp single
+      log_forward_init(f, init);
+    }
+    // The x -> z fields u = wbar (x' - xbar) + abar of the pairs (eqs. 11, 17) and log A(z_u, x_n) of
+    // the minibatch rows.
+    const long k_fields = tiles_L.count * s_pieces, k_logA = tiles_U.count * n_pieces;
+#pragma omp for schedule(dynamic, 1)
+    for (long k = 0; k < k_fields + k_logA; ++k) {
+      if (k < k_fields) {
+        const int t = int(k / s_pieces);
+        const long r = k % s_pieces;
+        sum_rows_tile(m.backward_table(), Lq, Xp.data(), r * kRowPiece, std::min(S, (r + 1) * kRowPiece),
+                      m.field_bias_d.data(), tiles_L.begin(t), tiles_L.end(t), w.u.data(), std::size_t(Lq), Lq,
+                      scratch.data());
+      } else {
+        const int t = int((k - k_fields) / n_pieces);
+        const long r = (k - k_fields) % n_pieces;
+        sum_rows_tile(f.H.data(), Uq, X.data(), r * kRowPiece, std::min(N, (r + 1) * kRowPiece), init.data(),
+                      tiles_U.begin(t), tiles_U.end(t), w.Q.data(), std::size_t(U), U, scratch.data());
+      }
+    }
+    // The x -> z probabilities of the pairs; with the sampled counts, the rows' weights too.
+#pragma omp for schedule(dynamic, 1)
+    for (long k = 0; k < s_pieces + (counts_known ? n_pieces : 0); ++k) {
+      if (k < s_pieces)
+        backward_probs_range(s, w.u.data(), k * kRowPiece, std::min(S, (k + 1) * kRowPiece), Lq, w.mu.data(),
+                             w.gain.data(), shift, e, ur);
+      else
+        weigh_rows(k - s_pieces, shift, e);
+    }
+    if (!counts_known) {
+#pragma omp single
+      {
+        idx.count = w.mu.colwise().sum().transpose();
+        log_count = idx.count.array().log().transpose();
+      }
+#pragma omp for schedule(dynamic, 1)
+      for (long r = 0; r < n_pieces; ++r) weigh_rows(r, shift, e);
+    }
+#pragma omp single
+    {
+      for (long n = 0; n < N; ++n) ll += w.lse[std::size_t(n)] - log_S;
+      C = w.Qp.leftCols(U).colwise().sum();
+      if (rao_blackwell) {
+        c.resize(L);
+        for (int b = 0; b < L; ++b) c[b] = idx.count[b] > 0 ? C[b] / idx.count[b] : 0.0;
+      }
+    }
+    // Eqs. 16a-b, G[:, u] = sum_n Q[n, u] x_n - (sum_n Q[n, u]) mu_{x|z_u}, per tile of states and
+    // piece of pixels (one-hot: with those entries of g.w, z_u = e_u); and the pairs'
+    // contributions to 16c-d.
+    const long k_G = tiles_U.count * i_pieces;
+#pragma omp for schedule(dynamic, 1)
+    for (long k = 0; k < k_G + s_pieces; ++k) {
+      if (k < k_G) {
+        const int c0 = tiles_U.begin(int(k / i_pieces)), c1 = tiles_U.end(int(k / i_pieces));
+        const int i0 = int((k % i_pieces) * kRowPiece), i1 = int(std::min<long>(D, i0 + kRowPiece));
+        gather_rows_tile(w.Gp.data(), Uq, pix_X, w.Qp.data(), std::size_t(Uq), c0, c1, i0, i1);
+        if (onehot)
+          onehot_forward_gradient(w.Gp.data(), Uq, f.mu.data(), C.data(), D, c0, std::min(c1, U), i0, i1, invN,
+                                  g.w.data());
+      } else {
+        const long r = k - k_G;
+        pair_deltas(s, idx, Z, C.data(), rao_blackwell ? c.data() : nullptr, w.mu, w.gain, r * kRowPiece,
+                    std::min(S, (r + 1) * kRowPiece), w.delta);
+      }
+    }
+#pragma omp single
+    for (long smp = 0; smp < S; ++smp) {
+      const double* delta = w.delta.data() + std::size_t(smp) * Lq;
+      for (int b = 0; b < L; ++b) g.abar[b] += delta[b];
+    }
+    // Eqs. 16c-d with 17 per tile of hidden units and piece of pixels, with those entries of
+    // g.wbar; one-hot: g.a per piece of pixels.
+    const long k_acc = tiles_L.count * i_pieces, k_a = onehot ? i_pieces : 0;
+#pragma omp for schedule(dynamic, 1)
+    for (long k = 0; k < k_acc + k_a; ++k) {
+      if (k < k_acc) {
+        const int c0 = tiles_L.begin(int(k / i_pieces)), c1 = tiles_L.end(int(k / i_pieces));
+        const int i0 = int((k % i_pieces) * kRowPiece), i1 = int(std::min<long>(D, i0 + kRowPiece));
+        gather_rows_tile(w.acc.data(), Lq, pix_Xp, w.delta.data(), std::size_t(Lq), c0, c1, i0, i1);
+        centered_backward_gradient(w.acc.data(), Lq, g.abar.data(), xbar, L, c0, std::min(c1, L), i0, i1, invN,
+                                   g.wbar.data());
+      } else {
+        const long r = k - k_acc;
+        ordered_row_sums(g.w.data(), D, U, int(r * kRowPiece), int(std::min<long>(D, (r + 1) * kRowPiece)),
+                         g.a.data());
+      }
+    }
+  }
+  g.loglik = ll / double(N);
+  if (!onehot) {
+    const RowMatrixXd G = w.Gp.leftCols(U) - (f.mu.array().rowwise() * C.array()).matrix();
     Eigen::MatrixXd Zu(U, L);
     for (int u = 0; u < U; ++u)
       for (int b = 0; b < L; ++b) Zu(u, b) = hidden_bit(idx.states[u], b, s.hidden);
     g.w = G * Zu * invN;
     g.a = G.rowwise().sum() * invN;
   }
-
-  // Eqs. 16c-d with 17: each recorded pair carries the weight sum_n r_s(x_n) = C_u / count_u.
-  RowMatrixXd& acc = w.acc;  // row i: contributions of pixel i
-  acc.setZero(D, Lq);
-  g.abar = Eigen::VectorXd::Zero(L);
-  std::vector<double> delta(Lq, 0.0);
-  if (rao_blackwell) {
-    // E_{z ~ Abar(.|x'(s))}[c_z g_b (z_b - mu_b)] = g_b mu_b (c_b - sum_u mu_u c_u), c_u = C_u / count_u.
-    Eigen::VectorXd c(L);
-    for (int b = 0; b < L; ++b) c[b] = idx.count[b] > 0 ? C[b] / idx.count[b] : 0.0;
-    for (long smp = 0; smp < S; ++smp) {
-      const double* mu = w.mu.data() + std::size_t(smp) * L;
-      const double* gain = w.gain.data() + std::size_t(smp) * L;
-      double cbar = 0;
-      for (int b = 0; b < L; ++b) cbar += mu[b] * c[b];
-      for (int b = 0; b < L; ++b) {
-        delta[b] = gain[b] * mu[b] * (c[b] - cbar);
-        g.abar[b] += delta[b];
-      }
-      scatter_rows(acc.data(), Lq, Xp[smp], delta.data(), Lq);
-    }
-  }
-  for (long smp = 0; smp < S && !rao_blackwell; ++smp) {
-    const int st = idx.of_sample[smp];
-    const double c = C[st] / idx.count[st];
-    const double* mu = w.mu.data() + std::size_t(smp) * L;
-    const double* gain = w.gain.data() + std::size_t(smp) * L;
-    for (int b = 0; b < L; ++b) {
-      delta[b] = c * gain[b] * (hidden_bit(Z[smp], b, s.hidden) - mu[b]);
-      g.abar[b] += delta[b];
-    }
-    scatter_rows(acc.data(), Lq, Xp[smp], delta.data(), Lq);
-  }
-  g.wbar.resize(L, D);
-  const Eigen::VectorXd no_centering = s.centered ? Eigen::VectorXd() : Eigen::VectorXd::Zero(D);
-  centered_backward_gradient(acc.data(), Lq, g.abar.data(), s.centered ? m.p.xbar.data() : no_centering.data(), D,
-                             L, invN, g.wbar.data());
   g.abar *= invN;
 
   if (s.tied) {  // one shared matrix: d/dW = d/dw + (d/dwbar)^T

@@ -17,23 +17,49 @@
 
 namespace nemm {
 
-// out[n, u] = log A(z_u, x_n) for the hidden states whose fields f were built (N x U), as the
-// row sum init[u] + sum_{i in x_n} H[i, u] with init = -sp: one sum_rows per data point.
-inline void log_forward_kernel(const ForwardFields& f, const std::vector<Span>& X, RowMatrixXd& out) {
+// The initial values of log_forward_kernel's row sums: init[u] = -sp[u] (Uq entries, padding 0).
+inline void log_forward_init(const ForwardFields& f, std::vector<double>& init) {
+  init.assign(std::size_t(f.H.cols()), 0.0);
+  for (Eigen::Index u = 0; u < f.sp.size(); ++u) init[std::size_t(u)] = -f.sp[u];
+}
+
+// log_forward_kernel's rows into out (row n at out + n ld, U columns) as an orphaned `omp for`
+// over pieces (a tile of columns of H times a piece of rows): inside a parallel region the
+// threads share them; outside it the calling thread does them all. Every out[n, u] is the same
+// row sum whatever the pieces: the same bits on any number of threads.
+inline void log_forward_pieces(const ForwardFields& f, const std::vector<Span>& X, const double* init, double* out,
+                               std::size_t ld) {
   const long N = long(X.size());
   const int U = int(f.sp.size()), Uq = int(f.H.cols());
-  out.resize(N, U);
-  std::vector<double> init(Uq, 0.0);
-  for (int u = 0; u < U; ++u) init[u] = -f.sp[u];
-#pragma omp parallel if (N > 1024)  // a minibatch stays on the calling thread
-  {
-    std::vector<double> row(Uq);
-#pragma omp for schedule(static)
-    for (long n = 0; n < N; ++n) {
-      sum_rows(f.H.data(), Uq, X[n], init.data(), row.data(), Uq);
-      std::memcpy(out.data() + std::size_t(n) * U, row.data(), sizeof(double) * U);
-    }
+  const ColumnTiles tiles(Uq, int(f.H.rows()));
+  const long row_pieces = (N + kRowPiece - 1) / kRowPiece;
+  std::vector<double> scratch(std::size_t(tiles.width));
+#pragma omp for schedule(dynamic, 1)
+  for (long k = 0; k < tiles.count * row_pieces; ++k) {
+    const int t = int(k / row_pieces);
+    const long r = k % row_pieces;
+    sum_rows_tile(f.H.data(), Uq, X.data(), r * kRowPiece, std::min(N, (r + 1) * kRowPiece), init, tiles.begin(t),
+                  tiles.end(t), out, ld, U, scratch.data());
   }
+}
+
+// The number of active pixels of all rows: the work of a sum over the rows is this times a width.
+inline double active_pixels(const std::vector<Span>& X) {
+  double n = 0;
+  for (const Span& x : X) n += x.n;
+  return n;
+}
+
+// out[n, u] = log A(z_u, x_n) for the hidden states whose fields f were built (N x U), as the
+// row sum init[u] + sum_{i in x_n} H[i, u] with init = -sp: one sum_rows per data point, in
+// tiles of columns that stay in cache, on all threads when the work is large.
+inline void log_forward_kernel(const ForwardFields& f, const std::vector<Span>& X, RowMatrixXd& out) {
+  const int U = int(f.sp.size());
+  out.resize(long(X.size()), U);
+  std::vector<double> init;
+  log_forward_init(f, init);
+#pragma omp parallel if (worth_threads(active_pixels(X) * double(f.H.cols())))
+  log_forward_pieces(f, X, init.data(), out.data(), std::size_t(U));
 }
 
 // Binary hidden layers up to this many units: ln p may enumerate all 2^L states (65,536).

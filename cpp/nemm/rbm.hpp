@@ -43,8 +43,7 @@ inline double rbm_n_states(const Settings& s) {
 
 // Sums over a set of visible rows x of: x h^T, x and h weighted by P(h | x) (the data term of the
 // gradient), and of ln sum_h exp(-E(x, h)) = a.x + logsumexp_h[abar.h + x^T w h] (the
-// unnormalized ln p). The rows go in fixed blocks of 256, summed in block order: the same bits
-// whatever the number of threads.
+// unnormalized ln p). The rows go in fixed blocks of 256, summed in block order.
 struct VisibleSums {
   Eigen::MatrixXd xh;   // D x L: sum_n x_n E[h | x_n]^T
   Eigen::VectorXd x;    // D
@@ -89,6 +88,10 @@ inline double rbm_row(const Model& m, const RBMRows& rows, Span x, double* u, do
   return ax + softplus_sum_sigmoid(u, s.L, q, scratch);
 }
 
+// Threads (the same bits on any number): first the rows, each on its own (u, E[h | x] with a
+// trailing 1, its ln sum); then each block's sums per tile of columns and piece of pixels, over
+// the block's rows in their order (ColumnTiles, PixelRows, kernels.hpp); the blocks are added in
+// block order at the end.
 inline VisibleSums visible_sums(const Model& m, const RBMRows& rows, const std::vector<Span>& X,
                                 bool moments = true) {
   const int D = m.s.D, L = m.s.L;
@@ -98,22 +101,43 @@ inline VisibleSums visible_sums(const Model& m, const RBMRows& rows, const std::
   const long B = (N + kBlock - 1) / kBlock;
   std::vector<RowMatrixXd> acc(B);  // D x W: columns 0..L) sum x E[h | x]^T, column L sums x
   std::vector<Eigen::VectorXd> hs(B);
-  std::vector<double> lu(B, 0.0);
-#pragma omp parallel for schedule(static) if (B > 1)
+  std::vector<double> lu(B, 0.0), ln(static_cast<std::size_t>(N));
+  RowMatrixXd q(N, W);  // row n: [E[h | x_n], 1, 0 ...]: its scatter adds x_n itself into column L
+  for (long b = 0; moments && b < B; ++b) {
+    acc[b].resize(D, W);
+    hs[b].setZero(L);
+  }
+  std::vector<PixelRows> pix(moments ? B : 0);  // each block's rows transposed
+  for (long b = 0; moments && b < B; ++b) pix[b].build(X.data() + b * kBlock, std::min(N - b * kBlock, kBlock), D);
+  const ColumnTiles tiles(W, D);
+  const long pieces = (N + kRowPiece - 1) / kRowPiece, i_pieces = (D + kRowPiece - 1) / kRowPiece;
+#pragma omp parallel if (worth_threads(active_pixels(X) * W * (moments ? 2 : 1), 2))
+  {
+    std::vector<double> u(W), scratch(L);
+#pragma omp for schedule(dynamic, 1)
+    for (long r = 0; r < pieces; ++r)
+      for (long n = r * kRowPiece; n < std::min(N, (r + 1) * kRowPiece); ++n) {
+        double* qn = q.data() + std::size_t(n) * W;
+        std::fill(qn + L, qn + W, 0.0);
+        qn[L] = 1.0;
+        ln[std::size_t(n)] = rbm_row(m, rows, X[n], u.data(), qn, scratch.data());
+      }
+    const long per_block = tiles.count * i_pieces, k_moments = moments ? B * per_block : 0;
+#pragma omp for schedule(dynamic, 1)
+    for (long k = 0; k < k_moments; ++k) {
+      const long b = k / per_block, n0 = b * kBlock, n1 = std::min(N, n0 + kBlock);
+      const int t = int(k % per_block / i_pieces), i0 = int(k % i_pieces * kRowPiece);
+      const int c0 = tiles.begin(t), c1 = tiles.end(t);
+      gather_rows_tile(acc[b].data(), W, pix[b], q.data() + std::size_t(n0) * W, std::size_t(W), c0, c1, i0,
+                       int(std::min<long>(D, i0 + kRowPiece)));
+      if (i0 > 0) continue;
+      for (long n = n0; n < n1; ++n)
+        for (int j = c0; j < std::min(c1, L); ++j) hs[b][j] += q(n, j);
+    }
+  }
   for (long b = 0; b < B; ++b) {
-    std::vector<double> u(W), q(W, 0.0), scratch(L);
-    q[L] = 1.0;  // the scatter of [E[h | x], 1] adds x itself into column L
-    if (moments) {
-      acc[b].setZero(D, W);
-      hs[b].setZero(L);
-    }
     double l = 0;
-    for (long n = b * kBlock; n < std::min(N, (b + 1) * kBlock); ++n) {
-      l += rbm_row(m, rows, X[n], u.data(), q.data(), scratch.data());
-      if (!moments) continue;
-      scatter_rows(acc[b].data(), W, X[n], q.data(), W);
-      for (int j = 0; j < L; ++j) hs[b][j] += q[j];
-    }
+    for (long n = b * kBlock; n < std::min(N, (b + 1) * kBlock); ++n) l += ln[std::size_t(n)];
     lu[b] = l;
   }
   VisibleSums out;

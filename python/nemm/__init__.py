@@ -14,6 +14,22 @@ openmp_enabled, set_num_threads
 
 from __future__ import annotations
 
+import os as _os
+
+# libgomp reads its wait policy once, when it is loaded (with nemm._core, below). By default a
+# thread that waits at a barrier spins for about 300,000 pauses (milliseconds) before it sleeps:
+# on a node shared with another process, the spinning threads take the cores from the threads
+# they wait for, and 2-thread calls ran 2 to 25 times as long as 1-thread ones. With 10,000
+# pauses (a fraction of a millisecond) a thread still catches the next piece of work without
+# sleeping inside a phase, and sleeps between phases that are far apart (a wake-up costs
+# microseconds against the milliseconds of a phase). A wait policy or spin count of the user's
+# own is kept; the variable is set only while _core loads, so that programs started from this
+# process keep their own defaults. (No effect when libgomp was already loaded by another module.)
+_SPINCOUNT = "10000"
+_spin_set = "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ
+if _spin_set:
+    _os.environ["GOMP_SPINCOUNT"] = _SPINCOUNT
+
 try:
     from nemm import _core
 except ImportError as exc:  # pragma: no cover - only when the extension was not built
@@ -21,9 +37,12 @@ except ImportError as exc:  # pragma: no cover - only when the extension was not
         "nemm's compiled core (nemm._core) could not be imported. Did you forget to compile? "
         "Install the package with `pip install .` from the repository root."
     ) from exc
+finally:
+    if _spin_set:
+        del _os.environ["GOMP_SPINCOUNT"]
 
-from nemm.machine import Machine, approx_gradient, load
-from nemm.rbm import RBM
+from nemm.machine import Machine, approx_gradient, load  # noqa: E402 (after the OpenMP setting above)
+from nemm.rbm import RBM  # noqa: E402
 
 __version__: str = _core.__version__
 
@@ -34,7 +53,12 @@ def openmp_enabled() -> bool:
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of OpenMP threads of the core (also: the OMP_NUM_THREADS variable)."""
+    """Set the number of OpenMP threads of the core (also: the OMP_NUM_THREADS variable).
+
+    Results do not depend on it: the same bits on any number of threads. Threads help where
+    their cores are free; on a node whose cores other processes keep busy, one thread can be as
+    fast or faster, since every parallel step waits for all its threads to be scheduled.
+    """
     _core.set_num_threads(int(n))
 
 
