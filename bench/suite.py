@@ -248,7 +248,7 @@ def section_protocol(res: Results, X: np.ndarray, cfg: Config, numpy_machine_cls
             f"LL {ll:.2f} nats/digit (1e5-step occupancy)")
     res.add("protocol.ours_cpu_s", "  CPU seconds of that run", cpu, "s",
             note="one thread: about the wall time on a quiet machine")
-    harness.step_profile(res, "protocol.profile", "protocol", Machine(6, n_epochs=E, random_state=0), X, E)
+    harness.step_profile(res, "protocol.profile", "protocol", Machine(6, recipe="paper", n_epochs=E, random_state=0), X, E)
     out: dict[str, Any] = {"ours": sec, "numpy": None, "torch": None, "cpu": {"ours": cpu}}
     for name, cls in (("numpy", numpy_machine_cls), ("torch", torch_machine_cls)):
         if cls is None:
@@ -358,7 +358,7 @@ def section_scaling(res: Results, m6: Machine, X: np.ndarray, cfg: Config, threa
     for D in cfg.scale_D:
         XD = resize_digits(X, D)
         set_threads(1)
-        m = Machine(6, n_epochs=cfg.scale_epochs, random_state=0).fit(XD)
+        m = Machine(6, recipe="paper", n_epochs=cfg.scale_epochs, random_state=0).fit(XD)
         xs.append(D)
         c_chain.append(chain_step_time(m, cfg.scale_chain_T, cfg))
         c_step.append(train_step_time(m, XD, N0, T0, cfg))
@@ -369,7 +369,7 @@ def section_scaling(res: Results, m6: Machine, X: np.ndarray, cfg: Config, threa
     xs, c_chain, c_step, c_ll = [], [], [], []
     for L in cfg.scale_L_onehot:
         set_threads(1)
-        m = Machine(L, n_epochs=cfg.scale_epochs, random_state=0).fit(X)
+        m = Machine(L, recipe="paper", n_epochs=cfg.scale_epochs, random_state=0).fit(X)
         xs.append(L)
         c_chain.append(chain_step_time(m, cfg.scale_chain_T, cfg))
         c_step.append(train_step_time(m, X, N0, T0, cfg))
@@ -381,7 +381,7 @@ def section_scaling(res: Results, m6: Machine, X: np.ndarray, cfg: Config, threa
     xs, c_chain, c_step = [], [], []
     for L in cfg.scale_L_binary:
         set_threads(1)
-        m = Machine(L, hidden="binary", n_epochs=cfg.scale_epochs, random_state=0).fit(X)
+        m = Machine(L, recipe="paper", hidden="binary", n_epochs=cfg.scale_epochs, random_state=0).fit(X)
         xs.append(L)
         c_chain.append(chain_step_time(m, cfg.scale_chain_T // 2, cfg))
         c_step.append(train_step_time(m, X, N0, T0, cfg))
@@ -494,7 +494,7 @@ shim = ctypes.CDLL(sys.argv[1]); shim.nemm_malloc_count.restype = ctypes.c_ulong
 count = shim.nemm_malloc_count
 X, _ = datasets.embedded_digits()
 nemm.set_num_threads(int(sys.argv[2]))
-m = Machine(6, n_epochs=2, random_state=0).fit(X)
+m = Machine(6, recipe="paper", n_epochs=2, random_state=0).fit(X)
 eng = m._engine
 out = {}
 import time
@@ -505,7 +505,7 @@ def per_step(fn, t1, t2):
     return (c1 - c0), (c2 - c1), ((c2 - c1) - (c1 - c0)) / (t2 - t1), (s2 - s1) - (s1 - s0)
 for C in (1, 4):
     out[f"hidden_trajectory_C{C}"] = per_step(lambda T: eng.hidden_trajectory(T, C, 1, 0), 1000, 101000)
-mb = Machine(8, hidden="binary", n_epochs=2, random_state=0).fit(X)
+mb = Machine(8, recipe="paper", hidden="binary", n_epochs=2, random_state=0).fit(X)
 engb = mb._engine
 out["hidden_trajectory_binary8_C4"] = per_step(lambda T: engb.hidden_trajectory(T, 4, 1, 0), 1000, 101000)
 eng.reset_chains(1, 3, X[:1])
@@ -596,7 +596,7 @@ def section_issue12(res: Results, X: np.ndarray, cfg: Config, threads_all: int, 
     # Exact ln p of a binary machine with 2^L states, given pbar (the occupancy of its chain).
     L = 12 if cfg.quick else 16
     set_threads(1)
-    m16 = Machine(L, hidden="binary", n_epochs=1 if cfg.quick else 3, random_state=0).fit(X)
+    m16 = Machine(L, recipe="paper", hidden="binary", n_epochs=1 if cfg.quick else 3, random_state=0).fit(X)
     codes = m16.hidden_trajectory(20_000 if cfg.quick else 100_000, seed=1, codes=True)
     pbar = np.bincount(codes, minlength=1 << L) + 0.5  # every state some weight: all 2^L are summed
     pbar /= pbar.sum()
@@ -627,7 +627,7 @@ def section_issue12(res: Results, X: np.ndarray, cfg: Config, threads_all: int, 
 
     epochs = 3 if cfg.quick else 100
     fits: dict[str, Callable[[], Any]] = {
-        "nemm": lambda: Machine(6, n_epochs=cfg.protocol_epochs, random_state=0).fit(X),
+        "nemm": lambda: Machine(6, recipe="paper", n_epochs=cfg.protocol_epochs, random_state=0).fit(X),
         "onehot": lambda: RBM(6, hidden="onehot", n_epochs=epochs, random_state=0).fit(X),
         "binary": lambda: RBM(6, hidden="binary", n_epochs=epochs, random_state=0).fit(X),
     }
@@ -661,7 +661,7 @@ import nemm
 from nemm import Machine
 from nemm.datasets import embedded_digits
 X, _ = embedded_digits()
-m = Machine(6, n_epochs=2, random_state=0).fit(X)
+m = Machine(6, recipe="paper", n_epochs=2, random_state=0).fit(X)
 nemm.set_num_threads(2)
 print("ready", flush=True)
 while True:
@@ -688,7 +688,7 @@ def thread_workloads(X: np.ndarray, cfg: Config) -> dict[str, tuple[str, Callabl
     rng = np.random.default_rng(0)
     rows = rng.integers(len(X), size=K * 500).astype(np.int64)
     sizes = np.full(K, 500, dtype=np.int64)
-    big = Machine(256, n_epochs=1, batch_size=(500, 500), n_chains=8, random_state=0).fit(X)
+    big = Machine(256, recipe="paper", n_epochs=1, batch_size=(500, 500), n_chains=8, random_state=0).fit(X)
     eng = big._engine
     eng.gradient = "rao_blackwell"
     eng.set_data(X)
@@ -711,7 +711,7 @@ def thread_workloads(X: np.ndarray, cfg: Config) -> dict[str, tuple[str, Callabl
         reng.reset_optimizer()
         reng.train_steps(rows, sizes, "pcd", 1, False, 0.01)
 
-    m6 = Machine(6, n_epochs=3, random_state=0).fit(X)
+    m6 = Machine(6, recipe="paper", n_epochs=3, random_state=0).fit(X)
     T = 20_000 // 64
     return {
         "onehot256": (f"one-hot L=256 fit, {K} steps: 8 chains x 48, minibatch 500, rao_blackwell", machine_steps),
@@ -741,7 +741,7 @@ def section_threads(res: Results, X: np.ndarray, cfg: Config) -> dict[str, dict[
                         best[key][f"{tag}{t}"], best[key][f"{tag}{t}_cpu"] = sec, info["cpu"]
 
     # Short calls suffer most from a neighbour: the worst of several `sample(16)` (issue 18 saw 12.6 s).
-    m6 = Machine(6, n_epochs=3, random_state=0).fit(X)
+    m6 = Machine(6, recipe="paper", n_epochs=3, random_state=0).fit(X)
     worst: dict[int, float] = {}
 
     def sample_worst() -> None:
