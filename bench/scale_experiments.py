@@ -1,0 +1,222 @@
+"""Why one-hot training falls behind the EM-mixture ceiling, and what closes the gap (issue 18).
+
+Each *idea* is a training recipe built from the Machine's existing knobs (chains, T, learning
+rate, epochs, minibatch sizes) plus, optionally, a data-dependent start from an EM Bernoulli
+mixture (``nemm.recipes.em_initial_params`` + ``Machine.from_params`` + ``partial_fit``). A
+learning-rate schedule is emulated by changing ``learning_rate`` between ``partial_fit`` calls.
+Every run reports the final mean ln p on the training data (pbar from a long chain), the gap to
+the EM ceiling of the same L, how many states hold more than 1% of the stationary mass (at a few
+points during training too) and the wall time.
+
+Examples
+--------
+Ten-digit test split, L = 20 (needs NEMM_DATA pointing at the MNIST files)::
+
+    NEMM_DATA=../shared/data/mnist OMP_NUM_THREADS=1 python bench/scale_experiments.py \\
+        --data ten --n-hidden 20 --ideas paper em_finetune --seeds 0 1 2 --json out.json
+
+The paper demo (embedded 2980 digits, L = 6)::
+
+    python bench/scale_experiments.py --data demo --n-hidden 6 --ideas paper auto --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+import nemm
+from nemm import datasets
+from nemm.baselines import BernoulliMixture
+from nemm.recipes import auto_recipe, em_initial_params
+
+#: The ideas measured. Keys: init ("paper" = appendix A1, "em" = EM mixture with ``em_iter``
+#: iterations), n_chains, chain_steps, learning rate from ``lr`` to ``lr_final`` (geometric, in
+#: ``checkpoints`` steps), n_epochs, steps_per_epoch, batch_size; n_epochs 0 = the init alone.
+IDEAS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "paper_x4": {"n_epochs": 480},
+    "paper_trace": {"checkpoints": 24},
+    "chains8": {"n_chains": 8},
+    "chains8_T96": {"n_chains": 8, "chain_steps": 96},
+    "lr_decay": {"lr": 0.1, "lr_final": 0.005, "checkpoints": 6},
+    "chains8_lr_decay": {"n_chains": 8, "lr": 0.1, "lr_final": 0.005, "checkpoints": 6},
+    "lr0.02_chains8": {"n_chains": 8, "lr": 0.02},
+    "chains32": {"n_chains": 32},
+    "lr0.02_chains27_x4": {"n_chains": 27, "lr": 0.02, "n_epochs": 480},
+    "lr0.02_chains64": {"n_chains": 64, "lr": 0.02},
+    "lr0.01_chains27": {"n_chains": 27, "lr": 0.01},
+    "em50_only": {"init": "em", "em_iter": 50, "n_epochs": 0},
+    "em50_finetune": {"init": "em", "em_iter": 50, "n_chains": 27, "lr": 0.01, "lr_final": 0.001,
+                      "checkpoints": 4, "n_epochs": 40},
+    "lr0.02_chains32": {"n_chains": 32, "lr": 0.02},
+    "lr0.01_chains8": {"n_chains": 8, "lr": 0.01},
+    "lr0.02_chains8_x4": {"n_chains": 8, "lr": 0.02, "n_epochs": 480},
+    "chains8_x4": {"n_chains": 8, "n_epochs": 480},
+    "chains32_lr_decay": {"n_chains": 32, "lr": 0.1, "lr_final": 0.005, "checkpoints": 6},
+    "chains8_T96_lr_decay": {"n_chains": 8, "chain_steps": 96, "lr": 0.1, "lr_final": 0.005,
+                             "checkpoints": 6},
+    "em_only": {"init": "em", "em_iter": 200, "n_epochs": 0},
+    "em_posterior_only": {"init": "em", "em_iter": 200, "n_epochs": 0, "backward": "posterior"},
+    "em_posterior_finetune": {"init": "em", "em_iter": 200, "n_chains": 8, "lr": 0.01,
+                              "lr_final": 0.001, "checkpoints": 4, "n_epochs": 40, "backward": "posterior"},
+    "em5_only": {"init": "em", "em_iter": 5, "n_epochs": 0},
+    "em_finetune_lr0.1": {"init": "em", "em_iter": 200, "lr": 0.1, "n_epochs": 40},
+    "em_finetune": {"init": "em", "em_iter": 200, "n_chains": 8, "lr": 0.01, "lr_final": 0.001,
+                    "checkpoints": 4, "n_epochs": 40},
+    "em5_train": {"init": "em", "em_iter": 5, "n_chains": 8, "lr": 0.02, "lr_final": 0.002,
+                  "checkpoints": 4, "n_epochs": 120},
+    "auto": {"auto": True},
+    "binary_paper": {"hidden": "binary"},
+    "binary_lr0.02_chains8": {"hidden": "binary", "n_chains": 8, "lr": 0.02},
+    "binary_auto": {"auto": True, "hidden": "binary"},
+}
+
+_DEFAULTS = {"hidden": "onehot", "init": "paper", "em_iter": 0, "backward": "prior", "n_chains": 1, "chain_steps": 48, "lr": 0.1,
+             "lr_final": None, "checkpoints": 4, "em_init": 1, "n_epochs": 120, "steps_per_epoch": 30,
+             "batch_size": (16, 160)}
+
+
+def load(data: str) -> tuple[np.ndarray, np.ndarray]:
+    """Training and scoring data: ``demo`` (embedded 2980 digits), ``ten`` (10,000 test digits),
+    both scored on themselves, or ``full`` (60,000 training digits, scored on the 10,000 test digits)."""
+    if data == "demo":
+        X = datasets.embedded_digits()[0]
+        return X, X
+    if data == "ten":
+        X = datasets.load_digits(digits=range(10), per_class=None, split="test")[0]
+        return X, X
+    if data == "full":
+        return (datasets.load_digits(digits=range(10), per_class=None, split="train")[0],
+                datasets.load_digits(digits=range(10), per_class=None, split="test")[0])
+    raise ValueError(f"unknown data {data!r}: 'demo', 'ten' or 'full'")
+
+
+def spec_of(idea: str, n_hidden: int, X: np.ndarray) -> dict[str, Any]:
+    """Full settings of an idea; ``auto`` asks :func:`nemm.recipes.auto_recipe`."""
+    if idea not in IDEAS:
+        raise ValueError(f"unknown idea {idea!r}; known: {', '.join(IDEAS)}")
+    spec = dict(_DEFAULTS)
+    if IDEAS[idea].get("auto"):
+        r = auto_recipe(n_hidden, X.shape[0], X.shape[1], IDEAS[idea].get("hidden", "onehot"))
+        spec.update(hidden=IDEAS[idea].get("hidden", "onehot"), init=r["init"], n_chains=r["n_chains"],
+                    chain_steps=r["chain_steps"], lr=r["learning_rate"], lr_final=r["learning_rate_final"],
+                    steps_per_epoch=r["steps_per_epoch"], batch_size=r["batch_size"], n_epochs=r["n_epochs"])
+    else:
+        spec.update(IDEAS[idea])
+    return spec
+
+
+def _chain_stats(m: nemm.Machine, n_steps: int, seed: int) -> tuple[np.ndarray, float]:
+    """Occupancy of 4 chains of ``n_steps`` and the fraction of steps that stay in their state."""
+    traj = np.asarray(m.hidden_trajectory(n_steps, seed=seed, n_chains=4, codes=True)).reshape(4, -1)
+    occ = np.bincount(traj.ravel().astype(np.int64), minlength=m.n_states) / traj.size
+    return occ, float((traj[:, 1:] == traj[:, :-1]).mean())
+
+
+def _train(m: nemm.Machine, X: np.ndarray, spec: dict[str, Any], seed: int) -> list[tuple[int, int, float]]:
+    """Train in ``checkpoints`` pieces (the learning rate decays geometrically between them)."""
+    trace = []
+    E, n = spec["n_epochs"], spec["checkpoints"]
+    bounds = np.linspace(0, E, n + 1).round().astype(int)
+    for k in range(n):
+        if spec["lr_final"] is not None:
+            m.set_params(learning_rate=spec["lr"] * (spec["lr_final"] / spec["lr"]) ** (k / max(n - 1, 1)))
+        if bounds[k + 1] > bounds[k]:
+            m.partial_fit(X, n_epochs=int(bounds[k + 1] - bounds[k]))
+        occ, stay = _chain_stats(m, 20_000, seed)
+        trace.append((int(bounds[k + 1]), int((occ > 0.01).sum()), stay))
+    return trace
+
+
+def _cycles(m: nemm.Machine, seed: int) -> dict[str, float]:
+    """Counting sigma (eq. 21, pseudo-count 0.5), Tr(M)/L and tau of 4 chains of 1e5 steps."""
+    from nemm.diagnostics import transition_statistics
+
+    ts = transition_statistics(m, 100_000, n_chains=4, seed=seed)
+    return {"sigma_counting": float(ts.sigma), "sigma_err": float(ts.sigma_err), "n_one_way": int(ts.n_one_way),
+            "trace_M_over_L": float(ts.self_transition), "tau": float(ts.tau)}
+
+
+def run_one(X: np.ndarray, X_eval: np.ndarray, n_hidden: int, idea: str, seed: int, eval_steps: int,
+            diagnose: bool = False) -> dict[str, Any]:
+    """Train one machine with ``idea`` and measure it."""
+    spec = spec_of(idea, n_hidden, X)
+    t0 = time.perf_counter()
+    settings = dict(n_hidden=n_hidden, n_chains=spec["n_chains"], chain_steps=spec["chain_steps"],
+                    learning_rate=spec["lr"], n_epochs=max(spec["n_epochs"], 1),
+                    steps_per_epoch=spec["steps_per_epoch"], batch_size=spec["batch_size"],
+                    hidden=spec["hidden"], random_state=seed)
+    em_ll = None
+    if spec["init"] == "em":
+        p = em_initial_params(X, n_hidden, seed, n_iter=spec["em_iter"], n_init=spec["em_init"],
+                              backward=spec["backward"])
+        em_ll = p.pop("em_loglik")
+        m = nemm.Machine.from_params(**p, **settings)
+    else:
+        m = nemm.Machine(**settings)
+    occ_trace = _train(m, X, spec, seed) if spec["n_epochs"] > 0 else []
+    train_s = time.perf_counter() - t0
+    pbar, stay = _chain_stats(m, eval_steps, seed + 1000)
+    ll = float(m.score_samples(X_eval, pbar=pbar).mean())
+    rows = sum(m.history_.get("batch_size", [])) * spec["steps_per_epoch"]
+    cycles = _cycles(m, seed + 2000) if diagnose else {}
+    return {**cycles, "idea": idea, "seed": seed, "n_hidden": n_hidden, "loglik": ll,
+            "occupied": int((pbar > 0.01).sum()), "stay": stay, "occupancy_trace": occ_trace,
+            "passes": rows / X.shape[0], "train_s": train_s, "em_init_loglik": em_ll,
+            "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", choices=("demo", "ten", "full"), default="demo")
+    ap.add_argument("--n-hidden", type=int, default=6)
+    ap.add_argument("--ideas", nargs="+", default=["paper", "auto"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--eval-steps", type=int, default=100_000, help="steps of each of 4 chains for pbar")
+    ap.add_argument("--em-ceiling", type=float, default=None, help="skip the EM fit, use this value")
+    ap.add_argument("--json", default=None, help="write the rows here")
+    ap.add_argument("--diagnose", action="store_true", help="also counting sigma, Tr(M)/L and tau")
+    args = ap.parse_args(argv)
+    X, X_eval = load(args.data)
+    t0 = time.perf_counter()
+    ceiling = args.em_ceiling
+    if ceiling is None:
+        ceiling = BernoulliMixture(args.n_hidden, n_init=5, random_state=0).fit(X).log_likelihood_
+    print(f"# {args.data}: N={X.shape[0]} D={X.shape[1]} L={args.n_hidden} scored on {X_eval.shape[0]} rows, "
+          f"EM ceiling {ceiling:.2f} "
+          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(f"{'idea':<22} {'seed':>4} {'ln p':>9} {'gap':>7} {'occ>1%':>6} {'stay':>5} {'passes':>7} {'s':>6}"
+          "  epoch:states>1%:stay over training")
+    rows = []
+    for idea in args.ideas:
+        for seed in args.seeds:
+            r = run_one(X, X_eval, args.n_hidden, idea, seed, args.eval_steps, args.diagnose)
+            r["gap"] = r["loglik"] - ceiling
+            rows.append(r)
+            trace = " ".join(f"{e}:{n}:{st:.2f}" for e, n, st in r["occupancy_trace"])
+            print(f"{idea:<22} {seed:>4} {r['loglik']:9.2f} {r['gap']:7.2f} {r['occupied']:>6} {r['stay']:5.2f} "
+                  f"{r['passes']:7.1f} {r['train_s']:6.0f}  {trace}", flush=True)
+            if args.diagnose:
+                print(f"{'':<22} sigma_counting {r['sigma_counting']:.3f} +- {r['sigma_err']:.3f} "
+                      f"(one-way pairs {r['n_one_way']}), Tr(M)/L {r['trace_M_over_L']:.3f}, tau {r['tau']:.2f}",
+                      flush=True)
+            if args.json:
+                with open(args.json, "w") as fh:
+                    json.dump({"data": args.data, "n_hidden": args.n_hidden, "em_ceiling": ceiling,
+                               "rows": rows}, fh, indent=1)
+    for idea in args.ideas:
+        lls = [r["gap"] for r in rows if r["idea"] == idea]
+        print(f"# {idea}: median gap {np.median(lls):.2f} nats over {len(lls)} seeds"
+              f"{'' if all(math.isfinite(v) for v in lls) else ' (non-finite values)'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
