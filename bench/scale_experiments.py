@@ -36,51 +36,61 @@ from nemm import datasets
 from nemm.baselines import BernoulliMixture
 from nemm.recipes import auto_recipe, em_initial_params
 
-#: The ideas measured. Keys: init ("paper" = appendix A1, "em" = EM mixture with ``em_iter``
-#: iterations), n_chains, chain_steps, learning rate from ``lr`` to ``lr_final`` (geometric, in
-#: ``checkpoints`` steps), n_epochs, steps_per_epoch, batch_size; n_epochs 0 = the init alone.
+#: The ideas measured (each row of docs/training-at-scale.md). Keys, beyond the paper's defaults:
+#: init ("paper" = appendix A1, "em" = EM mixture of ``em_iter`` iterations and ``em_init`` starts,
+#: its x -> z kernel ``backward``), hidden, n_chains, chain_steps, the learning rate from ``lr`` to
+#: ``lr_final`` (geometric over ``checkpoints`` pieces; occupancy is measured after each piece),
+#: n_epochs (0 = the start alone), steps_per_epoch, batch_size.
 IDEAS: dict[str, dict[str, Any]] = {
+    # the paper protocol and its length
     "paper": {},
-    "paper_x4": {"n_epochs": 480},
     "paper_trace": {"checkpoints": 24},
+    "paper_x4": {"n_epochs": 480},
+    # chains (C x T against L), chain length, learning rate and its decay
     "chains8": {"n_chains": 8},
     "chains8_T96": {"n_chains": 8, "chain_steps": 96},
+    "chains32": {"n_chains": 32},
     "lr_decay": {"lr": 0.1, "lr_final": 0.005, "checkpoints": 6},
     "chains8_lr_decay": {"n_chains": 8, "lr": 0.1, "lr_final": 0.005, "checkpoints": 6},
+    "chains32_lr_decay": {"n_chains": 32, "lr": 0.1, "lr_final": 0.005, "checkpoints": 6},
     "lr0.02_chains8": {"n_chains": 8, "lr": 0.02},
-    "chains32": {"n_chains": 32},
-    "lr0.02_chains27_x4": {"n_chains": 27, "lr": 0.02, "n_epochs": 480},
+    "lr0.01_chains8": {"n_chains": 8, "lr": 0.01},
+    "lr0.02_chains32": {"n_chains": 32, "lr": 0.02},
+    "lr0.02_chains8_x4": {"n_chains": 8, "lr": 0.02, "n_epochs": 480},
+    "lr0.02_decay_chains8": {"n_chains": 8, "lr": 0.02, "lr_final": 0.002, "checkpoints": 6},
+    "lr0.02_decay_chains8_x2": {"n_chains": 8, "lr": 0.02, "lr_final": 0.002, "checkpoints": 6, "n_epochs": 240},
+    # full MNIST, L = 64
     "lr0.02_chains64": {"n_chains": 64, "lr": 0.02},
     "lr0.01_chains27": {"n_chains": 27, "lr": 0.01},
-    "em50_only": {"init": "em", "em_iter": 50, "n_epochs": 0},
-    "em50_finetune": {"init": "em", "em_iter": 50, "n_chains": 27, "lr": 0.01, "lr_final": 0.001,
-                      "checkpoints": 4, "n_epochs": 40},
-    "lr0.02_chains32": {"n_chains": 32, "lr": 0.02},
-    "lr0.01_chains8": {"n_chains": 8, "lr": 0.01},
-    "lr0.02_chains8_x4": {"n_chains": 8, "lr": 0.02, "n_epochs": 480},
-    "chains8_x4": {"n_chains": 8, "n_epochs": 480},
-    "chains32_lr_decay": {"n_chains": 32, "lr": 0.1, "lr_final": 0.005, "checkpoints": 6},
-    "chains8_T96_lr_decay": {"n_chains": 8, "chain_steps": 96, "lr": 0.1, "lr_final": 0.005,
-                             "checkpoints": 6},
+    "lr0.02_chains27_x4": {"n_chains": 27, "lr": 0.02, "n_epochs": 480},
+    # data-dependent starts: the EM mixture as a machine, alone or trained on
     "em_only": {"init": "em", "em_iter": 200, "n_epochs": 0},
     "em_posterior_only": {"init": "em", "em_iter": 200, "n_epochs": 0, "backward": "posterior"},
-    "em_posterior_finetune": {"init": "em", "em_iter": 200, "n_chains": 8, "lr": 0.01,
-                              "lr_final": 0.001, "checkpoints": 4, "n_epochs": 40, "backward": "posterior"},
     "em5_only": {"init": "em", "em_iter": 5, "n_epochs": 0},
-    "em_finetune_lr0.1": {"init": "em", "em_iter": 200, "lr": 0.1, "n_epochs": 40},
-    "em_finetune": {"init": "em", "em_iter": 200, "n_chains": 8, "lr": 0.01, "lr_final": 0.001,
-                    "checkpoints": 4, "n_epochs": 40},
+    "em50_only": {"init": "em", "em_iter": 50, "n_epochs": 0},
     "em5_train": {"init": "em", "em_iter": 5, "n_chains": 8, "lr": 0.02, "lr_final": 0.002,
                   "checkpoints": 4, "n_epochs": 120},
+    "em_finetune": {"init": "em", "em_iter": 200, "n_chains": 8, "lr": 0.01, "lr_final": 0.001,
+                    "checkpoints": 4, "n_epochs": 40},
+    "em_finetune_lr0.1": {"init": "em", "em_iter": 200, "lr": 0.1, "n_epochs": 40},
+    "em_finetune_lr0.001": {"init": "em", "em_iter": 200, "n_chains": 8, "lr": 0.001, "n_epochs": 40},
+    "em_finetune_chains64": {"init": "em", "em_iter": 200, "n_chains": 64, "lr": 0.01, "lr_final": 0.001,
+                             "checkpoints": 4, "n_epochs": 40},
+    "em_restarts_finetune": {"init": "em", "em_iter": 200, "em_init": 5, "n_chains": 8, "lr": 0.01,
+                             "lr_final": 0.001, "checkpoints": 4, "n_epochs": 40},
+    "em50_finetune": {"init": "em", "em_iter": 50, "n_chains": 27, "lr": 0.01, "lr_final": 0.001,
+                      "checkpoints": 4, "n_epochs": 40},
+    # the recipe of nemm.recipes.auto_recipe, the same rules from the paper's start, binary layers
     "auto": {"auto": True},
+    "chain_rule_lr0.02": {"chain_rule": True},
     "binary_paper": {"hidden": "binary"},
     "binary_lr0.02_chains8": {"hidden": "binary", "n_chains": 8, "lr": 0.02},
     "binary_auto": {"auto": True, "hidden": "binary"},
 }
 
-_DEFAULTS = {"hidden": "onehot", "init": "paper", "em_iter": 0, "backward": "prior", "n_chains": 1, "chain_steps": 48, "lr": 0.1,
-             "lr_final": None, "checkpoints": 4, "em_init": 1, "n_epochs": 120, "steps_per_epoch": 30,
-             "batch_size": (16, 160)}
+_DEFAULTS = {"hidden": "onehot", "init": "paper", "em_iter": 0, "em_init": 1, "backward": "prior",
+             "n_chains": 1, "chain_steps": 48, "lr": 0.1, "lr_final": None, "checkpoints": 4,
+             "n_epochs": 120, "steps_per_epoch": 30, "batch_size": (16, 160)}
 
 
 def load(data: str) -> tuple[np.ndarray, np.ndarray]:
@@ -105,9 +115,15 @@ def spec_of(idea: str, n_hidden: int, X: np.ndarray) -> dict[str, Any]:
     spec = dict(_DEFAULTS)
     if IDEAS[idea].get("auto"):
         r = auto_recipe(n_hidden, X.shape[0], X.shape[1], IDEAS[idea].get("hidden", "onehot"))
-        spec.update(hidden=IDEAS[idea].get("hidden", "onehot"), init=r["init"], n_chains=r["n_chains"],
-                    chain_steps=r["chain_steps"], lr=r["learning_rate"], lr_final=r["learning_rate_final"],
-                    steps_per_epoch=r["steps_per_epoch"], batch_size=r["batch_size"], n_epochs=r["n_epochs"])
+        spec.update(hidden=IDEAS[idea].get("hidden", "onehot"), init=r["init"], em_iter=r["em_iter"],
+                    em_init=r["em_init"], n_chains=r["n_chains"], chain_steps=r["chain_steps"],
+                    lr=r["learning_rate"], lr_final=r["learning_rate_final"],
+                    checkpoints=max(r["lr_pieces"], 4), steps_per_epoch=r["steps_per_epoch"],
+                    batch_size=r["batch_size"], n_epochs=r["n_epochs"])
+    elif IDEAS[idea].get("chain_rule"):
+        # auto_recipe's rules for training from the paper's start (what it gives a binary layer)
+        r = auto_recipe(n_hidden, X.shape[0], X.shape[1], "binary")
+        spec.update(n_chains=r["n_chains"], lr=r["learning_rate"], n_epochs=r["n_epochs"])
     else:
         spec.update(IDEAS[idea])
     return spec
@@ -177,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", choices=("demo", "ten", "full"), default="demo")
     ap.add_argument("--n-hidden", type=int, default=6)
-    ap.add_argument("--ideas", nargs="+", default=["paper", "auto"])
+    ap.add_argument("--ideas", nargs="+", default=["paper", "auto"], choices=list(IDEAS), metavar="IDEA",
+                    help=f"any of: {', '.join(IDEAS)}")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--eval-steps", type=int, default=100_000, help="steps of each of 4 chains for pbar")
     ap.add_argument("--em-ceiling", type=float, default=None, help="skip the EM fit, use this value")

@@ -70,21 +70,34 @@ def test_em_initial_params_errors() -> None:
         posterior_backward_params(np.zeros((6, 2)), np.zeros(3), np.zeros(6))
 
 
-def test_auto_recipe_scales_chains_and_epochs_with_the_problem() -> None:
+def test_auto_recipe_one_hot_starts_from_em_and_trains_on_gently() -> None:
     demo = auto_recipe(6, 2980, 784, "onehot")
-    assert demo["n_chains"] == 8 and demo["n_epochs"] == 120  # the floor: at least the paper's epochs
-    assert demo["learning_rate"] == 0.02 and demo["learning_rate_final"] is None
-    assert demo["chain_steps"] == 48 and demo["batch_size"] == (16, 160) and demo["init"] == "paper"
+    assert demo["init"] == "em" and (demo["em_iter"], demo["em_init"]) == (200, 5)
+    assert demo["n_chains"] == 8 and demo["chain_steps"] == 48 and demo["batch_size"] == (16, 160)
+    assert (demo["learning_rate"], demo["learning_rate_final"], demo["lr_pieces"]) == (0.01, 0.001, 4)
+    assert demo["n_epochs"] == 40 and demo["passes"] == pytest.approx(40 * 30 * 88 / 2980)
     ten = auto_recipe(20, 10_000, 784, "onehot")
-    assert ten["n_chains"] * ten["chain_steps"] >= 20 * 20
+    assert ten["n_chains"] * ten["chain_steps"] >= 20 * 20 > (ten["n_chains"] - 1) * ten["chain_steps"]
     full = auto_recipe(64, 60_000, 784, "onehot")
-    assert full["n_chains"] == 27 and full["passes"] >= 32 > full["passes"] - 1
-    assert full["n_epochs"] > 120
-    assert auto_recipe(500, 60_000, 784, "onehot")["n_chains"] == 64  # capped
-    # Every setting it returns is a Machine setting with a valid value.
+    assert full["n_chains"] == 27 and (full["em_iter"], full["em_init"]) == (50, 1)  # EM effort capped
+    assert auto_recipe(500, 60_000, 784, "onehot")["n_chains"] == 64  # chains capped
+
+
+def test_auto_recipe_binary_trains_from_the_paper_start_for_32_passes() -> None:
+    small = auto_recipe(6, 2980, 784, "binary")
+    assert small["init"] == "paper" and small["em_iter"] == 0
+    assert (small["learning_rate"], small["learning_rate_final"]) == (0.02, None)
+    assert small["n_epochs"] == 120 and small["passes"] > 32  # the paper's epochs are the floor
+    big = auto_recipe(64, 60_000, 784, "binary")
+    assert big["n_epochs"] > 120 and 32 <= big["passes"] < 32.1
+
+
+@pytest.mark.parametrize("hidden", ["onehot", "binary"])
+def test_auto_recipe_settings_are_valid_machine_settings(hidden: str) -> None:
+    r = auto_recipe(20, 10_000, 784, hidden)
     keys = ("n_chains", "chain_steps", "learning_rate", "n_epochs", "steps_per_epoch", "batch_size")
-    m = nemm.Machine(20, **{k: ten[k] for k in keys})
-    assert m._validate_settings()["n_chains"] == ten["n_chains"]
+    m = nemm.Machine(20, hidden=hidden, **{k: r[k] for k in keys})
+    assert m._validate_settings()["n_chains"] == r["n_chains"]
 
 
 @pytest.mark.parametrize("args, message", [
