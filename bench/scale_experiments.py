@@ -189,6 +189,23 @@ def run_one(X: np.ndarray, X_eval: np.ndarray, n_hidden: int, idea: str, seed: i
             "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()}}
 
 
+def early_death(X: np.ndarray, n_hidden: int, seed: int) -> None:
+    """States above 1% occupancy and the mean ``abar - max(abar)`` of dead / live states, epoch by
+    epoch, for the paper protocol (C 1, lr 0.1) and with C 8 at lr 0.1 and 0.02."""
+    print("epoch:states>1%:abar dead/live")
+    for n_chains, lr in ((1, 0.1), (8, 0.1), (8, 0.02)):
+        m = nemm.Machine(n_hidden, n_chains=n_chains, learning_rate=lr, random_state=seed)
+        cells = []
+        for epochs in (1,) * 10 + (55, 55):
+            m.partial_fit(X, n_epochs=epochs)
+            occ, _ = _chain_stats(m, 20_000, seed)
+            abar = m.abar_ - m.abar_.max()
+            dead = occ < 0.01
+            dead_mean = abar[dead].mean() if dead.any() else float("nan")
+            cells.append(f"{m.epochs_done_}:{int((~dead).sum())}:{dead_mean:.1f}/{abar[~dead].mean():.1f}")
+        print(f"C={n_chains} lr={lr}: " + " ".join(cells), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", choices=("demo", "ten", "full"), default="demo")
@@ -200,8 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--em-ceiling", type=float, default=None, help="skip the EM fit, use this value")
     ap.add_argument("--json", default=None, help="write the rows here")
     ap.add_argument("--diagnose", action="store_true", help="also counting sigma, Tr(M)/L and tau")
+    ap.add_argument("--early-death", action="store_true",
+                    help="only the occupancy of the first epochs (first seed), no ideas")
     args = ap.parse_args(argv)
     X, X_eval = load(args.data)
+    if args.early_death:
+        early_death(X, args.n_hidden, args.seeds[0])
+        return 0
     t0 = time.perf_counter()
     ceiling = args.em_ceiling
     if ceiling is None:
