@@ -75,9 +75,9 @@ def em_initial_params(X: object, n_hidden: int, seed: int | None = 0, *, n_iter:
       whatever x, so ``M(z', z) = pi(z)`` and the chain mixes in one step. This is the paper's
       own start (``wbar = 0``, ``abar = 0``: uniform states) with the mixture's weights.
     * ``backward="posterior"``: the mixture's posterior (:func:`posterior_backward_params`). Same
-      p(x), but on digits the posterior is nearly deterministic and the chain almost never
-      leaves its state, so the persistent chains see one or two states and training from there
-      collapses (measured in ``docs/training-at-scale.md``).
+      p(x), but on digits the posterior is nearly deterministic: on the ten-digit split each of
+      4 chains stayed in one state for 1e5 steps, so neither pbar nor the gradient can be
+      estimated from chains (see ``docs/training-at-scale.md``).
 
     Parameters
     ----------
