@@ -289,6 +289,71 @@ def test_binarize_threshold_and_shape() -> None:
         datasets.binarize(np.zeros(5))
 
 
+def test_binarize_stochastic_is_reproducible_and_unbiased() -> None:
+    gray = np.array([[0, 1, 64, 127, 128, 200, 254, 255]], dtype=np.uint8)
+    images = np.repeat(gray, 20_000, axis=0)
+    a = datasets.binarize(images, method="stochastic", seed=3)
+    assert a.dtype == np.uint8 and a.shape == images.shape
+    np.testing.assert_array_equal(a, datasets.binarize(images, method="stochastic", seed=3))
+    assert not np.array_equal(a, datasets.binarize(images, method="stochastic", seed=4))
+    # Each pixel is on with probability gray/255: 0 never, 255 always, the rest within 5 sigma.
+    p = gray[0] / 255.0
+    freq = a.mean(axis=0)
+    assert freq[0] == 0.0 and freq[-1] == 1.0
+    sigma = np.sqrt(p * (1 - p) / images.shape[0])
+    assert (np.abs(freq - p) <= 5 * sigma + 1e-12).all(), (freq, p)
+    # Pixels are drawn independently: two pixels of the same gray level do not agree more than chance.
+    both = datasets.binarize(np.full((20_000, 2), 128, dtype=np.uint8), method="stochastic", seed=5)
+    assert abs((both[:, 0] == both[:, 1]).mean() - 0.5) < 0.02
+
+
+def test_binarize_options_are_checked() -> None:
+    imgs = np.array([[0, 300]])
+    with pytest.raises(ValueError, match=r"\[0, 255\]"):
+        datasets.binarize(imgs, method="stochastic", seed=0)
+    with pytest.raises(ValueError, match="threshold applies only"):
+        datasets.binarize(np.zeros((2, 2)), 100, method="stochastic")
+    with pytest.raises(ValueError, match="seed applies only"):
+        datasets.binarize(np.zeros((2, 2)), seed=1)
+    with pytest.raises(ValueError, match="'threshold', 'stochastic'"):
+        datasets.binarize(np.zeros((2, 2)), method="random")
+    with pytest.raises(ValueError, match="seed must be"):
+        datasets.binarize(np.zeros((2, 2)), method="stochastic", seed=-1)
+    # The threshold is the default and unchanged: None means 127.
+    ramp = np.arange(256, dtype=np.uint8)[None, :]
+    np.testing.assert_array_equal(datasets.binarize(ramp), datasets.binarize(ramp, 127))
+    assert int(datasets.binarize(ramp).sum()) == 128
+
+
+def test_load_digits_stochastic(mnist_dir: Path, t10k: tuple[np.ndarray, np.ndarray]) -> None:
+    X1, y1 = datasets.load_digits((0, 1, 2), 100, directory=mnist_dir, binarize="stochastic", seed=7)
+    X2, _ = datasets.load_digits((0, 1, 2), 100, directory=mnist_dir, binarize="stochastic", seed=7)
+    np.testing.assert_array_equal(X1, X2)
+    images, labels = datasets.select_digits(*t10k, (0, 1, 2), 100)
+    np.testing.assert_array_equal(y1, labels)
+    np.testing.assert_array_equal(X1, datasets.binarize(images, method="stochastic", seed=7))
+    # Over many draws each pixel's mean approaches gray/255.
+    draws = np.mean([datasets.binarize(images[:20], method="stochastic", seed=s) for s in range(400)], axis=0)
+    target = images[:20].reshape(20, -1) / 255.0
+    assert np.abs(draws - target).max() < 0.1
+    assert np.abs(draws - target).mean() < 0.01
+    # The default is still the threshold (and the embedded digits when they suffice).
+    Xt, _ = datasets.load_digits((0, 1, 2), 100)
+    np.testing.assert_array_equal(Xt, datasets.binarize(images))
+    with pytest.raises(ValueError, match="threshold applies only"):
+        datasets.load_digits((0,), 5, binarize="stochastic", threshold=100)
+    with pytest.raises(ValueError, match="seed applies only"):
+        datasets.load_digits((0,), 5, seed=1)
+
+
+def test_load_binary_stochastic_idx_directory(mnist_dir: Path, t10k: tuple[np.ndarray, np.ndarray]) -> None:
+    X = datasets.load_binary(mnist_dir, binarize="stochastic", seed=2)
+    np.testing.assert_array_equal(X, datasets.binarize(t10k[0], method="stochastic", seed=2))
+    np.testing.assert_array_equal(datasets.load_binary(mnist_dir), datasets.binarize(t10k[0]))
+    with pytest.raises(ValueError, match="seed applies only"):
+        datasets.load_binary(mnist_dir, seed=2)
+
+
 # ---------------------------------------------------------------- load_binary
 
 

@@ -13,7 +13,8 @@ nemm works on binary vectors.  This module provides
   ``scipy.sparse.save_npz``), a directory of PNG images or a directory of IDX files;
 * :func:`load_npy` -- one ``.npy`` array, never unpickled;
 * the building blocks :func:`read_idx`, :func:`select_digits` and
-  :func:`binarize`.
+  :func:`binarize` (by a threshold, the default, or stochastically with
+  probability gray/255: ``binarize="stochastic"`` in the loaders).
 
 Only numpy is required; reading a folder of PNG images needs Pillow (the ``images``
 extra: ``pip install "nemm[images]"``).
@@ -23,6 +24,7 @@ extra: ``pip install "nemm[images]"``).
 from .files import NPZ_KEYS, load_binary, load_npy
 from .idx import read_idx
 from .mnist import (
+    BINARIZE_METHODS,
     MNIST_MIRRORS,
     DownloadError,
     binarize,
@@ -34,6 +36,7 @@ from .mnist import (
 from .planted import planted, planted_model
 
 __all__ = [
+    "BINARIZE_METHODS",
     "DownloadError",
     "MNIST_MIRRORS",
     "NPZ_KEYS",

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._checks import as_binary_matrix
 from .idx import PathLike, _find_file, read_idx
-from .mnist import binarize
+from .mnist import _binarize, _check_binarize_options
 
 # --------------------------------------------------------------------------
 # PNG images (Pillow, the ``images`` extra)
@@ -161,7 +161,8 @@ def _load_npz(path: Path, key: str | None) -> object:
             raise _pickle_refused(exc, f"array {chosen!r} of {path}") from exc
 
 
-def _load_png_dir(directory: Path, files: list[Path], threshold: float) -> np.ndarray:
+def _load_png_dir(directory: Path, files: list[Path], threshold: float | None, method: str,
+                  seed: int | None) -> np.ndarray:
     images = []
     for f in files:
         try:
@@ -174,10 +175,11 @@ def _load_png_dir(directory: Path, files: list[Path], threshold: float) -> np.nd
                 f"{f.name} is {img.shape}"
             )
         images.append(img)
-    return binarize(np.stack(images), threshold)
+    return _binarize(np.stack(images), threshold, method=method, seed=seed)
 
 
-def load_binary(path: PathLike, *, threshold: float = 127, key: str | None = None) -> np.ndarray:
+def load_binary(path: PathLike, *, threshold: float | None = None, binarize: str = "threshold",
+                seed: int | None = None, key: str | None = None) -> np.ndarray:
     """Load a user data set as a binary matrix.
 
     Parameters
@@ -194,8 +196,13 @@ def load_binary(path: PathLike, *, threshold: float = 127, key: str | None = Non
           rounded mean of R, G and B, binarized and flattened;
         * a directory with MNIST IDX files: the binarized test images (the
           training images when only those are present).
-    threshold : float
-        Binarization threshold for images (pixel > threshold -> 1).
+    threshold : float, optional
+        Binarization threshold for images (pixel > threshold -> 1; default 127).
+    binarize : {"threshold", "stochastic"}
+        How images become bits; ``"stochastic"`` turns each pixel on with probability
+        gray/255 (see :func:`nemm.datasets.binarize`). Arrays of 0/1 are never redrawn.
+    seed : int, optional
+        Seed of the stochastic draw (only with ``binarize="stochastic"``).
     key : str, optional
         Array name inside a ``.npz`` file.
 
@@ -213,11 +220,13 @@ def load_binary(path: PathLike, *, threshold: float = 127, key: str | None = Non
         first bytes), an .npz without arrays or with several and none chosen,
         object arrays (never unpickled), wrong dimensions, values other than 0
         and 1, NaN, no images in a directory, unreadable files.  The message
-        names the file.
+        names the file.  Also an unknown ``binarize``, a ``threshold`` with
+        ``"stochastic"`` or a ``seed`` with ``"threshold"``.
     ImportError
         If ``path`` is a folder of PNG images and Pillow is not installed, or
         a scipy.sparse ``.npz`` and scipy is not installed.
     """
+    threshold = _check_binarize_options(binarize, threshold, seed)
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"no such file or directory: {path}")
@@ -228,11 +237,11 @@ def load_binary(path: PathLike, *, threshold: float = 127, key: str | None = Non
                 images = read_idx(found)
                 if images.ndim < 2:
                     raise ValueError(f"{found}: expected images, got an array of shape {images.shape}")
-                return binarize(images, threshold)
+                return _binarize(images, threshold, method=binarize, seed=seed)
         pngs = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".png")
         if not pngs:
             raise ValueError(f"{path} contains neither PNG images nor MNIST IDX image files")
-        return _load_png_dir(path, pngs, threshold)
+        return _load_png_dir(path, pngs, threshold, binarize, seed)
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz"):
         raise ValueError(f"{path}: unsupported file type {suffix!r} (expected .npy, .npz or a directory)")
