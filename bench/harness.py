@@ -20,8 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -44,18 +45,18 @@ def check(ok: bool, message: str) -> None:
 
 #: The performance targets of the project (issues 5 and 12).
 TARGETS = {
-    "chain_vs_yardstick": 3.0,       # one chain, per core: ours / yardstick >= 3
-    "two_core_efficiency": 0.8,      # many chains: throughput(2 cores) / (2 x throughput(1 core)) >= 0.8
-    "paper_protocol_s": 0.2,         # one paper-protocol training run on one core <= 0.2 s (issue 12)
+    "chain_vs_yardstick": 3.0,  # one chain, per core: ours / yardstick >= 3
+    "two_core_efficiency": 0.8,  # many chains: throughput(2 cores) / (2 x throughput(1 core)) >= 0.8
+    "paper_protocol_s": 0.2,  # one paper-protocol training run on one core <= 0.2 s (issue 12)
     "paper_protocol_yardstick_steps": 55_000,  # ... = that many yardstick double steps, same run
     "binary_chain_vs_yardstick": 4.0,  # L = 8 binary hidden units, one chain: ours / yardstick >= 4
-    "rbm_vs_machine_fit": 2.0,       # RBM fit of the paper's size / nemm fit <= 2
-    "exact_lnp_L16_s": 1.0,          # exact ln p, binary L = 16, 2980 digits <= 1 s
-    "paper_vs_numpy": 10.0,          # numpy time / our time >= 10
-    "reproduction_s": 20.0,          # 36 seeds (fits + occupancy) on 2 cores <= 20 s
+    "rbm_vs_machine_fit": 2.0,  # RBM fit of the paper's size / nemm fit <= 2
+    "exact_lnp_L16_s": 1.0,  # exact ln p, binary L = 16, 2980 digits <= 1 s
+    "paper_vs_numpy": 10.0,  # numpy time / our time >= 10
+    "reproduction_s": 20.0,  # 36 seeds (fits + occupancy) on 2 cores <= 20 s
 }
 
-YARDSTICK_STEPS = 2_000_000          # what chain_limit.cpp runs as shipped
+YARDSTICK_STEPS = 2_000_000  # what chain_limit.cpp runs as shipped
 QUICK_YARDSTICK_STEPS = 200_000
 CHAIN_COUNTS = (1, 2, 4, 8, 16, 32, 64)
 
@@ -89,8 +90,9 @@ def cpu_probe(seconds: float = 0.3) -> float:
     return (time.process_time() - c0) / wall if wall > 0 else float("nan")
 
 
-def best_time(fn: Callable[[], Any], *, repeats: int = 3, min_time: float = 0.0,
-              info: dict[str, float] | None = None) -> float:
+def best_time(
+    fn: Callable[[], Any], *, repeats: int = 3, min_time: float = 0.0, info: dict[str, float] | None = None
+) -> float:
     """Seconds per call of ``fn``: the best of ``repeats`` rounds.
 
     A round calls ``fn`` until ``min_time`` seconds have passed (at least once) and
@@ -147,10 +149,24 @@ class Results:
         except Exception:  # pragma: no cover - reported, never fatal
             pass
 
-    def add(self, key: str, name: str, value: float | None, unit: str, ratio: float | None = None,
-            ratio_to: str = "", note: str = "") -> None:
-        self.rows[key] = {"name": name, "value": None if value is None else float(value), "unit": unit,
-                          "ratio": None if ratio is None else float(ratio), "ratio_to": ratio_to, "note": note}
+    def add(
+        self,
+        key: str,
+        name: str,
+        value: float | None,
+        unit: str,
+        ratio: float | None = None,
+        ratio_to: str = "",
+        note: str = "",
+    ) -> None:
+        self.rows[key] = {
+            "name": name,
+            "value": None if value is None else float(value),
+            "unit": unit,
+            "ratio": None if ratio is None else float(ratio),
+            "ratio_to": ratio_to,
+            "note": note,
+        }
 
     def value(self, key: str) -> float | None:
         row = self.rows.get(key)
@@ -159,11 +175,20 @@ class Results:
     def section(self, title: str) -> None:
         self.rows[f"__section_{len(self.rows)}"] = {"section": title}
 
-    def target(self, name: str, measured: float | None, goal: float, *, at_most: bool = False,
-               note: str = "") -> None:
+    def target(
+        self, name: str, measured: float | None, goal: float, *, at_most: bool = False, note: str = ""
+    ) -> None:
         met = None if measured is None else (measured <= goal if at_most else measured >= goal)
-        self.targets.append({"name": name, "measured": measured, "target": goal,
-                             "comparison": "<=" if at_most else ">=", "met": met, "note": note})
+        self.targets.append(
+            {
+                "name": name,
+                "measured": measured,
+                "target": goal,
+                "comparison": "<=" if at_most else ">=",
+                "met": met,
+                "note": note,
+            }
+        )
 
     # ---------------------------------------------------------------- output
     def table(self) -> str:
@@ -199,19 +224,25 @@ class Results:
             note = r["note"]
             if r["ratio_to"]:
                 note = f"ratio: {r['ratio_to']}" + (f"; {note}" if note else "")
-            lines.append(f"{r['name']:<{w_name}}  {fmt(r['value']):>14}  {r['unit']:<14}  {ratio:>10}  {note}")
+            lines.append(
+                f"{r['name']:<{w_name}}  {fmt(r['value']):>14}  {r['unit']:<14}  {ratio:>10}  {note}"
+            )
         m = self.meta
         lines.append("-" * len(header))
-        lines.append(f"machine: {m.get('cores')} cores; a busy thread got {m.get('cpu_probe_at_start', float('nan')):.2f}"
-                     f" of a CPU at the start{self._probe_end()} (1.00 = quiet machine); load average "
-                     f"{m.get('load_average_at_start') or float('nan'):.2f} at the start")
+        lines.append(
+            f"machine: {m.get('cores')} cores; a busy thread got {m.get('cpu_probe_at_start', float('nan')):.2f}"
+            f" of a CPU at the start{self._probe_end()} (1.00 = quiet machine); load average "
+            f"{m.get('load_average_at_start') or float('nan'):.2f} at the start"
+        )
         if self.targets:
             lines.append("-" * len(header))
             lines.append("targets")
             for t in self.targets:
                 status = {True: "MET", False: "MISSED", None: "n/a"}[t["met"]]
-                lines.append(f"  {t['name']:<{w_name - 2}}  {fmt(t['measured']):>14}  {t['comparison']} "
-                             f"{fmt(t['target']):<11}  {status:>10}  {t['note']}")
+                lines.append(
+                    f"  {t['name']:<{w_name - 2}}  {fmt(t['measured']):>14}  {t['comparison']} "
+                    f"{fmt(t['target']):<11}  {status:>10}  {t['note']}"
+                )
         return "\n".join(lines)
 
     def _probe_end(self) -> str:
@@ -223,8 +254,13 @@ class Results:
         self.meta["load_average_at_end"] = load_average()
         self.meta["cpu_probe_at_end"] = cpu_probe()
         results = {k: v for k, v in self.rows.items() if not k.startswith("__section_")}
-        return {"title": self.title, "meta": self.meta, "results": results, "targets": self.targets,
-                **self.extra}
+        return {
+            "title": self.title,
+            "meta": self.meta,
+            "results": results,
+            "targets": self.targets,
+            **self.extra,
+        }
 
 
 def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
@@ -250,15 +286,20 @@ def find_yardstick(path: str | os.PathLike[str] | None = None) -> Path | None:
     return cand if cand.is_file() else None
 
 
-def run_yardstick(source: Path | None, steps: int = YARDSTICK_STEPS, timeout: float = 300.0,
-                  rounds: int = 3) -> dict[str, Any]:
+def run_yardstick(
+    source: Path | None, steps: int = YARDSTICK_STEPS, timeout: float = 300.0, rounds: int = 3
+) -> dict[str, Any]:
     """Compile ``chain_limit.cpp`` with ``g++ -O3 -march=native`` in a temporary directory and run it.
 
     ``steps`` replaces the file's ``const long T = 2000000``. The binary runs ``rounds`` times and
     the fastest run counts, as every timing of ours is the best of several rounds. Returns a dict
     with ``steps_per_s`` (per core, one chain) or, when it cannot run, ``None`` and a ``reason``.
     """
-    out: dict[str, Any] = {"steps_per_s": None, "steps": int(steps), "source": str(source) if source else None}
+    out: dict[str, Any] = {
+        "steps_per_s": None,
+        "steps": int(steps),
+        "source": str(source) if source else None,
+    }
     if source is None or not Path(source).is_file():
         out["reason"] = f"chain_limit.cpp not found (looked for {DEFAULT_YARDSTICK}; give --yardstick PATH)"
         return out
@@ -275,8 +316,13 @@ def run_yardstick(source: Path | None, steps: int = YARDSTICK_STEPS, timeout: fl
         src, exe = Path(tmp) / "chain_limit.cpp", Path(tmp) / "chain_limit"
         src.write_text(new)
         try:
-            subprocess.run([gxx, "-O3", "-march=native", str(src), "-o", str(exe)], check=True,
-                           capture_output=True, text=True, timeout=timeout)
+            subprocess.run(
+                [gxx, "-O3", "-march=native", str(src), "-o", str(exe)],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
             best: tuple[float, float, float, str] | None = None  # (steps/s, seconds, CPU seconds, output)
             for _ in range(max(1, rounds)):
                 r0, t0 = _children_cpu(), time.perf_counter()
@@ -330,8 +376,15 @@ def digits() -> np.ndarray:
     return X
 
 
-def trained_machine(X: np.ndarray | None = None, n_hidden: int = 6, *, hidden: str = "onehot",
-                    n_epochs: int = 120, random_state: int = 0, **settings: Any):
+def trained_machine(
+    X: np.ndarray | None = None,
+    n_hidden: int = 6,
+    *,
+    hidden: str = "onehot",
+    n_epochs: int = 120,
+    random_state: int = 0,
+    **settings: Any,
+):
     """A Machine trained on ``X`` (default: the embedded digits): realistic parameters and sparsity."""
     from nemm import Machine
 
@@ -352,8 +405,16 @@ def default_threads() -> int:
     return int(_core.max_threads())
 
 
-def chain_throughput(machine: Any, n_chains: int, threads: int, *, total_steps: int = 200_000,
-                     repeats: int = 3, seed: int = 1, info: dict[str, Any] | None = None) -> float:
+def chain_throughput(
+    machine: Any,
+    n_chains: int,
+    threads: int,
+    *,
+    total_steps: int = 200_000,
+    repeats: int = 3,
+    seed: int = 1,
+    info: dict[str, Any] | None = None,
+) -> float:
     """Double steps per second (all chains together) of ``machine.hidden_trajectory``.
 
     Checks the trajectory: every state in range, the occupancy sums to 1, more than one
@@ -386,9 +447,16 @@ def chain_throughput(machine: Any, n_chains: int, threads: int, *, total_steps: 
     return T * n_chains / sec
 
 
-def paper_protocol(X: np.ndarray | None = None, *, n_epochs: int = 120, repeats: int = 1,
-                   threads: int = 1, random_state: int = 0, score: bool = True,
-                   info: dict[str, float] | None = None):
+def paper_protocol(
+    X: np.ndarray | None = None,
+    *,
+    n_epochs: int = 120,
+    repeats: int = 1,
+    threads: int = 1,
+    random_state: int = 0,
+    score: bool = True,
+    info: dict[str, float] | None = None,
+):
     """Seconds of ``Machine(6, random_state=0).fit(X)`` (paper protocol) on ``threads`` threads.
 
     Returns ``(seconds, machine, loglik)``: the best of ``repeats`` runs, the last trained machine
@@ -415,7 +483,7 @@ def paper_protocol(X: np.ndarray | None = None, *, n_epochs: int = 120, repeats:
     return sec, m, ll
 
 
-def step_profile(res: "Results", key: str, label: str, estimator: Any, X: np.ndarray, n_epochs: int) -> None:
+def step_profile(res: Results, key: str, label: str, estimator: Any, X: np.ndarray, n_epochs: int) -> None:
     """Where the time of a fit's steps goes, measured in the run itself: adds a row per part.
 
     ``estimator`` (a Machine or an RBM, unfitted) trains one epoch, then ``n_epochs - 1`` more
@@ -432,8 +500,13 @@ def step_profile(res: "Results", key: str, label: str, estimator: Any, X: np.nda
     parts = dict(prof)
     parts["outside the steps (Python loop, calls)"] = max(0.0, wall - sum(prof.values()))
     for name, seconds in parts.items():
-        res.add(f"{key}.{name.split()[0]}_us", f"  {label} per step: {name}", seconds / steps * 1e6, "us",
-                note=f"{100 * seconds / wall:.0f} % of {wall:.3f} s over {steps} steps (C++ clock)")
+        res.add(
+            f"{key}.{name.split()[0]}_us",
+            f"  {label} per step: {name}",
+            seconds / steps * 1e6,
+            "us",
+            note=f"{100 * seconds / wall:.0f} % of {wall:.3f} s over {steps} steps (C++ clock)",
+        )
 
 
 _WORKER_DATA: dict[str, np.ndarray] = {}
@@ -457,14 +530,32 @@ def fit_seed(seed: int, n_epochs: int = 120, occupancy_steps: int = 100_000) -> 
     _, pbar = m.occupancy(occupancy_steps)
     t2 = time.perf_counter()
     ll = float(m.score_samples(X, pbar=pbar).mean())
-    return {"seed": int(seed), "fit_s": t1 - t0, "occupancy_s": t2 - t1, "seconds": time.perf_counter() - t0,
-            "cpu_seconds": time.process_time() - c0, "loglik": ll, "pbar": pbar.tolist(), "pid": os.getpid()}
+    return {
+        "seed": int(seed),
+        "fit_s": t1 - t0,
+        "occupancy_s": t2 - t1,
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
+        "loglik": ll,
+        "pbar": pbar.tolist(),
+        "pid": os.getpid(),
+    }
 
 
 # --------------------------------------------------------------------------- measurements
-def measure_chains(res: Results, machine: Any, label: str, key: str, *, threads_all: int, total_steps: int,
-                   repeats: int, counts: Iterable[int] = CHAIN_COUNTS,
-                   yardstick: float | None = None, yardstick_cpu: float | None = None) -> dict[str, Any]:
+def measure_chains(
+    res: Results,
+    machine: Any,
+    label: str,
+    key: str,
+    *,
+    threads_all: int,
+    total_steps: int,
+    repeats: int,
+    counts: Iterable[int] = CHAIN_COUNTS,
+    yardstick: float | None = None,
+    yardstick_cpu: float | None = None,
+) -> dict[str, Any]:
     """One chain and C chains on 1 and on all threads; adds rows; returns the series.
 
     The thread counts are interleaved (1, all, 1, all, ...) and the best of ``repeats`` kept, so
@@ -485,28 +576,49 @@ def measure_chains(res: Results, machine: Any, label: str, key: str, *, threads_
                 v = chain_throughput(machine, c, t, total_steps=total_steps, repeats=1, info=info)
                 if v > best[t][i]:
                     best[t][i], share[t][i], per_cpu[t][i] = v, info["cpu_share"], info["steps_per_cpu_s"]
-    series: dict[str, Any] = {"chains": counts, "threads": {str(t): best[t] for t in thread_set},
-                              "cpu_share": {str(t): share[t] for t in thread_set},
-                              "steps_per_cpu_s": {str(t): per_cpu[t] for t in thread_set}}
+    series: dict[str, Any] = {
+        "chains": counts,
+        "threads": {str(t): best[t] for t in thread_set},
+        "cpu_share": {str(t): share[t] for t in thread_set},
+        "steps_per_cpu_s": {str(t): per_cpu[t] for t in thread_set},
+    }
     one = best[1][0]
     ratio = None if yardstick is None else one / yardstick
     note = f"CPU share {share[1][0]:.2f}; {per_cpu[1][0]:,.0f} steps per CPU-second"
     if yardstick_cpu:
         series["ratio_per_cpu_s"] = per_cpu[1][0] / yardstick_cpu
         note += f" = {series['ratio_per_cpu_s']:.2f}x the yardstick's"
-    res.add(f"{key}.one_chain", f"{label}: 1 chain, 1 thread", one, "steps/s", ratio,
-            "ours/yardstick" if ratio is not None else "", note=note)
+    res.add(
+        f"{key}.one_chain",
+        f"{label}: 1 chain, 1 thread",
+        one,
+        "steps/s",
+        ratio,
+        "ours/yardstick" if ratio is not None else "",
+        note=note,
+    )
     for i, c in enumerate(counts):
         if c != 1:
             res.add(f"{key}.C{c}.t1", f"{label}: {c} chains, 1 thread", best[1][i], "steps/s")
         if threads_all > 1:
             t = threads_all
-            res.add(f"{key}.C{c}.t{t}", f"{label}: {c} chain{'s' if c > 1 else ''}, {t} threads", best[t][i],
-                    "steps/s", best[t][i] / best[1][i], f"vs 1 thread; CPU share {share[t][i]:.2f}")
+            res.add(
+                f"{key}.C{c}.t{t}",
+                f"{label}: {c} chain{'s' if c > 1 else ''}, {t} threads",
+                best[t][i],
+                "steps/s",
+                best[t][i] / best[1][i],
+                f"vs 1 thread; CPU share {share[t][i]:.2f}",
+            )
     if threads_all > 1:
         t = threads_all
         eff = [b / (t * a) for a, b in zip(best[1], best[t])]
         series["efficiency"] = eff
-        res.add(f"{key}.efficiency", f"{label}: {t}-core efficiency, {counts[-1]} chains", eff[-1], "fraction",
-                note=f"thr({t} threads) / ({t} x thr(1 thread)); CPU share {share[t][-1]:.2f} of {t}")
+        res.add(
+            f"{key}.efficiency",
+            f"{label}: {t}-core efficiency, {counts[-1]} chains",
+            eff[-1],
+            "fraction",
+            note=f"thr({t} threads) / ({t} x thr(1 thread)); CPU share {share[t][-1]:.2f} of {t}",
+        )
     return series

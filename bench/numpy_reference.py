@@ -79,7 +79,9 @@ def batch_sizes(epochs: int, batch_start: int, batch_end: int) -> list[int]:
     """Minibatch size of each epoch, growing linearly from ``batch_start`` to ``batch_end``."""
     if epochs == 1:
         return [batch_start]
-    return [int(np.floor(batch_start + (batch_end - batch_start) * e / (epochs - 1) + 0.5)) for e in range(epochs)]
+    return [
+        int(np.floor(batch_start + (batch_end - batch_start) * e / (epochs - 1) + 0.5)) for e in range(epochs)
+    ]
 
 
 class MinibatchWalker:
@@ -350,7 +352,7 @@ class NumpyMachine:
         batch_start: int = 16,
         batch_end: int = 160,
         T: int = 48,
-    ) -> "NumpyMachine":
+    ) -> NumpyMachine:
         """Train with the paper protocol; ``ll_trace_`` holds the per-step LL estimates."""
         X = np.asarray(X, dtype=np.uint8)
         self.init_params(X, self.rng)
@@ -419,7 +421,9 @@ def main() -> None:
     if args.ll_steps > 0:
         t1 = time.perf_counter()
         ll = machine.log_likelihood(X, args.ll_steps)
-        print(f"LL with pbar from a {args.ll_steps}-step chain: {ll:.3f} nats/digit ({time.perf_counter() - t1:.2f} s)")
+        print(
+            f"LL with pbar from a {args.ll_steps}-step chain: {ll:.3f} nats/digit ({time.perf_counter() - t1:.2f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -77,8 +77,11 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             m = cls(args.n_hidden, lr=args.lr, n_chains=args.n_chains, seed=seed).fit(X)
             ll, occupied = score(m, X, seed)
-            print(f"{cls.__name__:<20} seed {seed}: ln p {ll:8.2f}, states > 1%: {occupied:2d}, "
-                  f"{time.perf_counter() - t0:5.0f} s", flush=True)
+            print(
+                f"{cls.__name__:<20} seed {seed}: ln p {ll:8.2f}, states > 1%: {occupied:2d}, "
+                f"{time.perf_counter() - t0:5.0f} s",
+                flush=True,
+            )
     return 0
 
 

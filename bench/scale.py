@@ -71,9 +71,16 @@ def run_seed(X: np.ndarray, Xs: np.ndarray, L: int, seed: int, recipe: str) -> d
     _, pbar = m.occupancy(100_000, seed=seed + 1)
     ts = transition_statistics(m, 100_000, n_chains=4, seed=seed + 2)
     harness.check(np.isfinite(ts.sigma) or ts.sigma == np.inf, "sigma is NaN")
-    return {"seed": seed, "loglik": float(m.score(Xs)), "alive": int((pbar > 0.01).sum()), "fit_s": fit_s,
-            "sigma_counting": float(ts.sigma), "self_transition": float(ts.self_transition), "tau": float(ts.tau),
-            "settings": {k: v for k, v in m.training_settings_.items() if k not in ("verbose",)}}
+    return {
+        "seed": seed,
+        "loglik": float(m.score(Xs)),
+        "alive": int((pbar > 0.01).sum()),
+        "fit_s": fit_s,
+        "sigma_counting": float(ts.sigma),
+        "self_transition": float(ts.self_transition),
+        "tau": float(ts.tau),
+        "settings": {k: v for k, v in m.training_settings_.items() if k not in ("verbose",)},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,34 +99,60 @@ def main(argv: list[str] | None = None) -> int:
     em_note = "given" if em is not None else "fitted here"
     if em is None:
         em = _em_ceiling(X, Xs, L)
-    print(f"{args.target}: {X.shape[0]} training rows, L = {L} one-hot, recipe {args.recipe}; "
-          f"EM-{L} ceiling {em:.2f} ({em_note})")
-    print(f"{'seed':>4} {'ln p':>9} {'gap':>7} {'states>1%':>9} {'sigma_cnt':>9} {'Tr(M)/L':>8} {'tau':>8} {'fit s':>7}")
+    print(
+        f"{args.target}: {X.shape[0]} training rows, L = {L} one-hot, recipe {args.recipe}; "
+        f"EM-{L} ceiling {em:.2f} ({em_note})"
+    )
+    print(
+        f"{'seed':>4} {'ln p':>9} {'gap':>7} {'states>1%':>9} {'sigma_cnt':>9} {'Tr(M)/L':>8} {'tau':>8} {'fit s':>7}"
+    )
     rows = []
     for seed in seeds:
         r = run_seed(X, Xs, L, seed, args.recipe)
         r["gap"] = r["loglik"] - em
         rows.append(r)
-        print(f"{seed:>4} {r['loglik']:>9.2f} {r['gap']:>7.2f} {r['alive']:>9} {r['sigma_counting']:>9.2f} "
-              f"{r['self_transition']:>8.3f} {r['tau']:>8.2f} {r['fit_s']:>7.1f}", flush=True)
+        print(
+            f"{seed:>4} {r['loglik']:>9.2f} {r['gap']:>7.2f} {r['alive']:>9} {r['sigma_counting']:>9.2f} "
+            f"{r['self_transition']:>8.3f} {r['tau']:>8.2f} {r['fit_s']:>7.1f}",
+            flush=True,
+        )
     gaps = [r["gap"] for r in rows]
     median = statistics.median(gaps)
     within = sum(g >= -spec["gap"] for g in gaps)
     if spec["share"] is not None:
         met = within >= spec["share"] * len(rows)
-        verdict = (f"{within} of {len(rows)} seeds within {spec['gap']} nat of EM (target: at least "
-                   f"{spec['share']:.0%}): {'met' if met else 'missed'}")
+        verdict = (
+            f"{within} of {len(rows)} seeds within {spec['gap']} nat of EM (target: at least "
+            f"{spec['share']:.0%}): {'met' if met else 'missed'}"
+        )
     else:
         alive_ok = all(r["alive"] >= 0.8 * L for r in rows) if args.target == "ten" else True
         met = median >= -spec["gap"] and alive_ok
-        verdict = (f"median gap {median:.2f} nats (target: within {spec['gap']})"
-                   + (f", states above 1%: {min(r['alive'] for r in rows)} or more of {L} (target 16)"
-                      if args.target == "ten" else "") + f": {'met' if met else 'missed'}")
+        verdict = (
+            f"median gap {median:.2f} nats (target: within {spec['gap']})"
+            + (
+                f", states above 1%: {min(r['alive'] for r in rows)} or more of {L} (target 16)"
+                if args.target == "ten"
+                else ""
+            )
+            + f": {'met' if met else 'missed'}"
+        )
     print(verdict)
     if args.json:
-        harness.write_json(args.json, {"target": args.target, "recipe": args.recipe, "L": L, "em": em,
-                                       "em_source": em_note, "rows": rows, "median_gap": median, "met": met,
-                                       "verdict": verdict})
+        harness.write_json(
+            args.json,
+            {
+                "target": args.target,
+                "recipe": args.recipe,
+                "L": L,
+                "em": em,
+                "em_source": em_note,
+                "rows": rows,
+                "median_gap": median,
+                "met": met,
+                "verdict": verdict,
+            },
+        )
     return 0
 
 

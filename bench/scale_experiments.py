@@ -138,17 +138,34 @@ def em_start_recipe(n_hidden: int, n_samples: int, n_features: int, hidden: str)
     L, N = int(n_hidden), int(n_samples)
     n_chains = min(_MAX_CHAINS, max(_MIN_CHAINS, -(-_RECORDED_PER_STATE * L // _CHAIN_STEPS)))
     rows_per_epoch = _STEPS_PER_EPOCH * (_BATCH_SIZE[0] + _BATCH_SIZE[1]) / 2
-    recipe: dict = {"n_chains": int(n_chains), "chain_steps": _CHAIN_STEPS,
-                    "steps_per_epoch": _STEPS_PER_EPOCH, "batch_size": _BATCH_SIZE}
+    recipe: dict = {
+        "n_chains": int(n_chains),
+        "chain_steps": _CHAIN_STEPS,
+        "steps_per_epoch": _STEPS_PER_EPOCH,
+        "batch_size": _BATCH_SIZE,
+    }
     if hidden == "onehot":
         small = N * L <= _EM_SMALL
-        recipe.update(init="em", em_iter=200 if small else 50, em_init=5 if small else 1,
-                      learning_rate=_FINETUNE_RATES[0], learning_rate_final=_FINETUNE_RATES[1],
-                      lr_pieces=_FINETUNE_PIECES, n_epochs=_FINETUNE_EPOCHS)
+        recipe.update(
+            init="em",
+            em_iter=200 if small else 50,
+            em_init=5 if small else 1,
+            learning_rate=_FINETUNE_RATES[0],
+            learning_rate_final=_FINETUNE_RATES[1],
+            lr_pieces=_FINETUNE_PIECES,
+            n_epochs=_FINETUNE_EPOCHS,
+        )
     else:
         n_epochs = max(_PAPER_EPOCHS, int(np.ceil(_MIN_PASSES * N / rows_per_epoch)))
-        recipe.update(init="paper", em_iter=0, em_init=0, learning_rate=_LEARNING_RATE,
-                      learning_rate_final=None, lr_pieces=1, n_epochs=int(n_epochs))
+        recipe.update(
+            init="paper",
+            em_iter=0,
+            em_init=0,
+            learning_rate=_LEARNING_RATE,
+            learning_rate_final=None,
+            lr_pieces=1,
+            n_epochs=int(n_epochs),
+        )
     recipe["passes"] = recipe["n_epochs"] * rows_per_epoch / N
     return recipe
 
@@ -175,7 +192,13 @@ IDEAS: dict[str, dict[str, Any]] = {
     "lr0.02_chains32": {"n_chains": 32, "lr": 0.02},
     "lr0.02_chains8_x4": {"n_chains": 8, "lr": 0.02, "n_epochs": 480},
     "lr0.02_decay_chains8": {"n_chains": 8, "lr": 0.02, "lr_final": 0.002, "checkpoints": 6},
-    "lr0.02_decay_chains8_x2": {"n_chains": 8, "lr": 0.02, "lr_final": 0.002, "checkpoints": 6, "n_epochs": 240},
+    "lr0.02_decay_chains8_x2": {
+        "n_chains": 8,
+        "lr": 0.02,
+        "lr_final": 0.002,
+        "checkpoints": 6,
+        "n_epochs": 240,
+    },
     # full MNIST, L = 64
     "lr0.02_chains64": {"n_chains": 64, "lr": 0.02},
     "lr0.01_chains27": {"n_chains": 27, "lr": 0.01},
@@ -185,18 +208,54 @@ IDEAS: dict[str, dict[str, Any]] = {
     "em_posterior_only": {"init": "em", "em_iter": 200, "n_epochs": 0, "backward": "posterior"},
     "em5_only": {"init": "em", "em_iter": 5, "n_epochs": 0},
     "em50_only": {"init": "em", "em_iter": 50, "n_epochs": 0},
-    "em5_train": {"init": "em", "em_iter": 5, "n_chains": 8, "lr": 0.02, "lr_final": 0.002,
-                  "checkpoints": 4, "n_epochs": 120},
-    "em_finetune": {"init": "em", "em_iter": 200, "n_chains": 8, "lr": 0.01, "lr_final": 0.001,
-                    "checkpoints": 4, "n_epochs": 40},
+    "em5_train": {
+        "init": "em",
+        "em_iter": 5,
+        "n_chains": 8,
+        "lr": 0.02,
+        "lr_final": 0.002,
+        "checkpoints": 4,
+        "n_epochs": 120,
+    },
+    "em_finetune": {
+        "init": "em",
+        "em_iter": 200,
+        "n_chains": 8,
+        "lr": 0.01,
+        "lr_final": 0.001,
+        "checkpoints": 4,
+        "n_epochs": 40,
+    },
     "em_finetune_lr0.1": {"init": "em", "em_iter": 200, "lr": 0.1, "n_epochs": 40},
     "em_finetune_lr0.001": {"init": "em", "em_iter": 200, "n_chains": 8, "lr": 0.001, "n_epochs": 40},
-    "em_finetune_chains64": {"init": "em", "em_iter": 200, "n_chains": 64, "lr": 0.01, "lr_final": 0.001,
-                             "checkpoints": 4, "n_epochs": 40},
-    "em_restarts_finetune": {"init": "em", "em_iter": 200, "em_init": 5, "n_chains": 8, "lr": 0.01,
-                             "lr_final": 0.001, "checkpoints": 4, "n_epochs": 40},
-    "em50_finetune": {"init": "em", "em_iter": 50, "n_chains": 27, "lr": 0.01, "lr_final": 0.001,
-                      "checkpoints": 4, "n_epochs": 40},
+    "em_finetune_chains64": {
+        "init": "em",
+        "em_iter": 200,
+        "n_chains": 64,
+        "lr": 0.01,
+        "lr_final": 0.001,
+        "checkpoints": 4,
+        "n_epochs": 40,
+    },
+    "em_restarts_finetune": {
+        "init": "em",
+        "em_iter": 200,
+        "em_init": 5,
+        "n_chains": 8,
+        "lr": 0.01,
+        "lr_final": 0.001,
+        "checkpoints": 4,
+        "n_epochs": 40,
+    },
+    "em50_finetune": {
+        "init": "em",
+        "em_iter": 50,
+        "n_chains": 27,
+        "lr": 0.01,
+        "lr_final": 0.001,
+        "checkpoints": 4,
+        "n_epochs": 40,
+    },
     # em_start_recipe (the EM start measured here), the same rules from the paper's start, binary layers
     "auto": {"auto": True},
     "chain_rule_lr0.02": {"chain_rule": True},
@@ -205,9 +264,21 @@ IDEAS: dict[str, dict[str, Any]] = {
     "binary_auto": {"auto": True, "hidden": "binary"},
 }
 
-_DEFAULTS = {"hidden": "onehot", "init": "paper", "em_iter": 0, "em_init": 1, "backward": "prior",
-             "n_chains": 1, "chain_steps": 48, "lr": 0.1, "lr_final": None, "checkpoints": 4,
-             "n_epochs": 120, "steps_per_epoch": 30, "batch_size": (16, 160)}
+_DEFAULTS = {
+    "hidden": "onehot",
+    "init": "paper",
+    "em_iter": 0,
+    "em_init": 1,
+    "backward": "prior",
+    "n_chains": 1,
+    "chain_steps": 48,
+    "lr": 0.1,
+    "lr_final": None,
+    "checkpoints": 4,
+    "n_epochs": 120,
+    "steps_per_epoch": 30,
+    "batch_size": (16, 160),
+}
 
 
 def load(data: str) -> tuple[np.ndarray, np.ndarray]:
@@ -220,8 +291,10 @@ def load(data: str) -> tuple[np.ndarray, np.ndarray]:
         X = datasets.load_digits(digits=range(10), per_class=None, split="test")[0]
         return X, X
     if data == "full":
-        return (datasets.load_digits(digits=range(10), per_class=None, split="train")[0],
-                datasets.load_digits(digits=range(10), per_class=None, split="test")[0])
+        return (
+            datasets.load_digits(digits=range(10), per_class=None, split="train")[0],
+            datasets.load_digits(digits=range(10), per_class=None, split="test")[0],
+        )
     raise ValueError(f"unknown data {data!r}: 'demo', 'ten' or 'full'")
 
 
@@ -232,11 +305,20 @@ def spec_of(idea: str, n_hidden: int, X: np.ndarray) -> dict[str, Any]:
     spec = dict(_DEFAULTS)
     if IDEAS[idea].get("auto"):
         r = em_start_recipe(n_hidden, X.shape[0], X.shape[1], IDEAS[idea].get("hidden", "onehot"))
-        spec.update(hidden=IDEAS[idea].get("hidden", "onehot"), init=r["init"], em_iter=r["em_iter"],
-                    em_init=r["em_init"], n_chains=r["n_chains"], chain_steps=r["chain_steps"],
-                    lr=r["learning_rate"], lr_final=r["learning_rate_final"],
-                    checkpoints=max(r["lr_pieces"], 4), steps_per_epoch=r["steps_per_epoch"],
-                    batch_size=r["batch_size"], n_epochs=r["n_epochs"])
+        spec.update(
+            hidden=IDEAS[idea].get("hidden", "onehot"),
+            init=r["init"],
+            em_iter=r["em_iter"],
+            em_init=r["em_init"],
+            n_chains=r["n_chains"],
+            chain_steps=r["chain_steps"],
+            lr=r["learning_rate"],
+            lr_final=r["learning_rate_final"],
+            checkpoints=max(r["lr_pieces"], 4),
+            steps_per_epoch=r["steps_per_epoch"],
+            batch_size=r["batch_size"],
+            n_epochs=r["n_epochs"],
+        )
     elif IDEAS[idea].get("chain_rule"):
         # auto_recipe's rules for training from the paper's start (what it gives a binary layer)
         r = em_start_recipe(n_hidden, X.shape[0], X.shape[1], "binary")
@@ -273,23 +355,43 @@ def _cycles(m: nemm.Machine, seed: int) -> dict[str, float]:
     from nemm.diagnostics import transition_statistics
 
     ts = transition_statistics(m, 100_000, n_chains=4, seed=seed)
-    return {"sigma_counting": float(ts.sigma), "sigma_err": float(ts.sigma_err), "n_one_way": int(ts.n_one_way),
-            "trace_M_over_L": float(ts.self_transition), "tau": float(ts.tau)}
+    return {
+        "sigma_counting": float(ts.sigma),
+        "sigma_err": float(ts.sigma_err),
+        "n_one_way": int(ts.n_one_way),
+        "trace_M_over_L": float(ts.self_transition),
+        "tau": float(ts.tau),
+    }
 
 
-def run_one(X: np.ndarray, X_eval: np.ndarray, n_hidden: int, idea: str, seed: int, eval_steps: int,
-            diagnose: bool = False) -> dict[str, Any]:
+def run_one(
+    X: np.ndarray,
+    X_eval: np.ndarray,
+    n_hidden: int,
+    idea: str,
+    seed: int,
+    eval_steps: int,
+    diagnose: bool = False,
+) -> dict[str, Any]:
     """Train one machine with ``idea`` and measure it."""
     spec = spec_of(idea, n_hidden, X)
     t0 = time.perf_counter()
-    settings = dict(n_hidden=n_hidden, n_chains=spec["n_chains"], chain_steps=spec["chain_steps"],
-                    learning_rate=spec["lr"], n_epochs=max(spec["n_epochs"], 1),
-                    steps_per_epoch=spec["steps_per_epoch"], batch_size=spec["batch_size"],
-                    hidden=spec["hidden"], random_state=seed)
+    settings = dict(
+        n_hidden=n_hidden,
+        n_chains=spec["n_chains"],
+        chain_steps=spec["chain_steps"],
+        learning_rate=spec["lr"],
+        n_epochs=max(spec["n_epochs"], 1),
+        steps_per_epoch=spec["steps_per_epoch"],
+        batch_size=spec["batch_size"],
+        hidden=spec["hidden"],
+        random_state=seed,
+    )
     em_ll = None
     if spec["init"] == "em":
-        p = em_initial_params(X, n_hidden, seed, n_iter=spec["em_iter"], n_init=spec["em_init"],
-                              backward=spec["backward"])
+        p = em_initial_params(
+            X, n_hidden, seed, n_iter=spec["em_iter"], n_init=spec["em_init"], backward=spec["backward"]
+        )
         em_ll = p.pop("em_loglik")
         m = nemm.Machine.from_params(**p, **settings)
     else:
@@ -300,10 +402,20 @@ def run_one(X: np.ndarray, X_eval: np.ndarray, n_hidden: int, idea: str, seed: i
     ll = float(m.score_samples(X_eval, pbar=pbar).mean())
     rows = sum(m.history_.get("batch_size", [])) * spec["steps_per_epoch"]
     cycles = _cycles(m, seed + 2000) if diagnose else {}
-    return {**cycles, "idea": idea, "seed": seed, "n_hidden": n_hidden, "loglik": ll,
-            "occupied": int((pbar > 0.01).sum()), "stay": stay, "occupancy_trace": occ_trace,
-            "passes": rows / X.shape[0], "train_s": train_s, "em_init_loglik": em_ll,
-            "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()}}
+    return {
+        **cycles,
+        "idea": idea,
+        "seed": seed,
+        "n_hidden": n_hidden,
+        "loglik": ll,
+        "occupied": int((pbar > 0.01).sum()),
+        "stay": stay,
+        "occupancy_trace": occ_trace,
+        "passes": rows / X.shape[0],
+        "train_s": train_s,
+        "em_init_loglik": em_ll,
+        "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()},
+    }
 
 
 def early_death(X: np.ndarray, n_hidden: int, seed: int) -> None:
@@ -327,15 +439,24 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", choices=("demo", "ten", "full"), default="demo")
     ap.add_argument("--n-hidden", type=int, default=6)
-    ap.add_argument("--ideas", nargs="+", default=["paper", "auto"], choices=list(IDEAS), metavar="IDEA",
-                    help=f"any of: {', '.join(IDEAS)}")
+    ap.add_argument(
+        "--ideas",
+        nargs="+",
+        default=["paper", "auto"],
+        choices=list(IDEAS),
+        metavar="IDEA",
+        help=f"any of: {', '.join(IDEAS)}",
+    )
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--eval-steps", type=int, default=100_000, help="steps of each of 4 chains for pbar")
     ap.add_argument("--em-ceiling", type=float, default=None, help="skip the EM fit, use this value")
     ap.add_argument("--json", default=None, help="write the rows here")
     ap.add_argument("--diagnose", action="store_true", help="also counting sigma, Tr(M)/L and tau")
-    ap.add_argument("--early-death", action="store_true",
-                    help="only the occupancy of the first epochs (first seed), no ideas")
+    ap.add_argument(
+        "--early-death",
+        action="store_true",
+        help="only the occupancy of the first epochs (first seed), no ideas",
+    )
     args = ap.parse_args(argv)
     X, X_eval = load(args.data)
     if args.early_death:
@@ -345,11 +466,16 @@ def main(argv: list[str] | None = None) -> int:
     ceiling = args.em_ceiling
     if ceiling is None:
         ceiling = BernoulliMixture(args.n_hidden, n_init=5, random_state=0).fit(X).log_likelihood_
-    print(f"# {args.data}: N={X.shape[0]} D={X.shape[1]} L={args.n_hidden} scored on {X_eval.shape[0]} rows, "
-          f"EM ceiling {ceiling:.2f} "
-          f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    print(f"{'idea':<22} {'seed':>4} {'ln p':>9} {'gap':>7} {'occ>1%':>6} {'stay':>5} {'passes':>7} {'s':>6}"
-          "  epoch:states>1%:stay over training")
+    print(
+        f"# {args.data}: N={X.shape[0]} D={X.shape[1]} L={args.n_hidden} scored on {X_eval.shape[0]} rows, "
+        f"EM ceiling {ceiling:.2f} "
+        f"({time.perf_counter() - t0:.0f} s)",
+        flush=True,
+    )
+    print(
+        f"{'idea':<22} {'seed':>4} {'ln p':>9} {'gap':>7} {'occ>1%':>6} {'stay':>5} {'passes':>7} {'s':>6}"
+        "  epoch:states>1%:stay over training"
+    )
     rows = []
     for idea in args.ideas:
         for seed in args.seeds:
@@ -357,20 +483,30 @@ def main(argv: list[str] | None = None) -> int:
             r["gap"] = r["loglik"] - ceiling
             rows.append(r)
             trace = " ".join(f"{e}:{n}:{st:.2f}" for e, n, st in r["occupancy_trace"])
-            print(f"{idea:<22} {seed:>4} {r['loglik']:9.2f} {r['gap']:7.2f} {r['occupied']:>6} {r['stay']:5.2f} "
-                  f"{r['passes']:7.1f} {r['train_s']:6.0f}  {trace}", flush=True)
+            print(
+                f"{idea:<22} {seed:>4} {r['loglik']:9.2f} {r['gap']:7.2f} {r['occupied']:>6} {r['stay']:5.2f} "
+                f"{r['passes']:7.1f} {r['train_s']:6.0f}  {trace}",
+                flush=True,
+            )
             if args.diagnose:
-                print(f"{'':<22} sigma_counting {r['sigma_counting']:.3f} +- {r['sigma_err']:.3f} "
-                      f"(one-way pairs {r['n_one_way']}), Tr(M)/L {r['trace_M_over_L']:.3f}, tau {r['tau']:.2f}",
-                      flush=True)
+                print(
+                    f"{'':<22} sigma_counting {r['sigma_counting']:.3f} +- {r['sigma_err']:.3f} "
+                    f"(one-way pairs {r['n_one_way']}), Tr(M)/L {r['trace_M_over_L']:.3f}, tau {r['tau']:.2f}",
+                    flush=True,
+                )
             if args.json:
                 with open(args.json, "w") as fh:
-                    json.dump({"data": args.data, "n_hidden": args.n_hidden, "em_ceiling": ceiling,
-                               "rows": rows}, fh, indent=1)
+                    json.dump(
+                        {"data": args.data, "n_hidden": args.n_hidden, "em_ceiling": ceiling, "rows": rows},
+                        fh,
+                        indent=1,
+                    )
     for idea in args.ideas:
         lls = [r["gap"] for r in rows if r["idea"] == idea]
-        print(f"# {idea}: median gap {np.median(lls):.2f} nats over {len(lls)} seeds"
-              f"{'' if all(math.isfinite(v) for v in lls) else ' (non-finite values)'}")
+        print(
+            f"# {idea}: median gap {np.median(lls):.2f} nats over {len(lls)} seeds"
+            f"{'' if all(math.isfinite(v) for v in lls) else ' (non-finite values)'}"
+        )
     return 0
 
 

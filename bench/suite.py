@@ -45,8 +45,9 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import textwrap  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -55,8 +56,9 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import harness  # noqa: E402
-import nemm  # noqa: E402
 from harness import TARGETS, Results, best_time, check, set_threads  # noqa: E402
+
+import nemm  # noqa: E402
 from nemm import Machine  # noqa: E402
 from nemm._io import atomic_open  # noqa: E402
 
@@ -66,7 +68,7 @@ class Config:
     def __init__(self, quick: bool) -> None:
         self.quick = quick
         self.repeats = 1 if quick else 3
-        self.min_time = 0.02 if quick else 0.2             # seconds per timing round
+        self.min_time = 0.02 if quick else 0.2  # seconds per timing round
         self.protocol_epochs = 3 if quick else 120
         self.protocol_repeats = 1 if quick else 3
         self.chain_steps_total = 10_000 if quick else 200_000
@@ -76,7 +78,7 @@ class Config:
         self.seed_occupancy = 10_000 if quick else 100_000
         self.scale_epochs = 1 if quick else 20
         self.scale_chain_T = 2_000 if quick else 50_000
-        self.scale_steps = 3 if quick else 30               # gradient steps per timing call
+        self.scale_steps = 3 if quick else 30  # gradient steps per timing call
         self.scale_D = (196, 784) if quick else (196, 392, 784, 1568, 3136)
         self.scale_L_onehot = (2, 6) if quick else (2, 4, 8, 16, 32, 64)
         self.scale_L_binary = (2, 4) if quick else (2, 4, 8, 12, 16)
@@ -112,8 +114,10 @@ def train_step_time(m: Machine, X: np.ndarray, N: int, T: int, cfg: Config, *, s
     sizes = np.full(K, N, dtype=np.int64)
     freeze = mm.hidden == "onehot"
     out: list[np.ndarray] = [eng.train_steps(rows, sizes, T, 0.1, 0.9, 1e-8, freeze)]  # warm-up
-    sec = best_time(lambda: out.append(eng.train_steps(rows, sizes, T, 0.1, 0.9, 1e-8, freeze)),
-                    repeats=max(2, cfg.repeats))
+    sec = best_time(
+        lambda: out.append(eng.train_steps(rows, sizes, T, 0.1, 0.9, 1e-8, freeze)),
+        repeats=max(2, cfg.repeats),
+    )
     check(np.isfinite(out[-1]).all(), "non-finite log-likelihood estimate in train_steps")
     return sec / K
 
@@ -127,8 +131,9 @@ def loglik_time(m: Machine, X: np.ndarray, cfg: Config) -> float:
     """Seconds of ``score_samples(X, pbar=...)``, exact given pbar (appendix A3), one-hot only."""
     pbar = np.full(m.n_states, 1.0 / m.n_states)
     out: list[np.ndarray] = []
-    sec = best_time(lambda: out.append(m.score_samples(X, pbar=pbar)), repeats=cfg.repeats,
-                    min_time=cfg.min_time)
+    sec = best_time(
+        lambda: out.append(m.score_samples(X, pbar=pbar)), repeats=cfg.repeats, min_time=cfg.min_time
+    )
     check(np.isfinite(out[-1]).all() and (out[-1] <= 0).all(), "log-likelihoods must be finite and <= 0")
     return sec
 
@@ -162,23 +167,51 @@ def resize_digits(X: np.ndarray, D: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- sections
-def section_chains(res: Results, m6: Machine, X: np.ndarray, cfg: Config, threads_all: int,
-                   yard: float | None, yard_cpu: float | None = None) -> dict[str, Any]:
-    res.section(f"1. chain throughput, D=784, trained parameters, double steps/s "
-                f"({cfg.chain_steps_total:,} steps per point, best of {cfg.repeats})")
-    s6 = harness.measure_chains(res, m6, "L=6 one-hot", "chain.onehot6", threads_all=threads_all,
-                                total_steps=cfg.chain_steps_total, repeats=cfg.repeats,
-                                counts=cfg.chain_counts, yardstick=yard, yardstick_cpu=yard_cpu)
+def section_chains(
+    res: Results,
+    m6: Machine,
+    X: np.ndarray,
+    cfg: Config,
+    threads_all: int,
+    yard: float | None,
+    yard_cpu: float | None = None,
+) -> dict[str, Any]:
+    res.section(
+        f"1. chain throughput, D=784, trained parameters, double steps/s "
+        f"({cfg.chain_steps_total:,} steps per point, best of {cfg.repeats})"
+    )
+    s6 = harness.measure_chains(
+        res,
+        m6,
+        "L=6 one-hot",
+        "chain.onehot6",
+        threads_all=threads_all,
+        total_steps=cfg.chain_steps_total,
+        repeats=cfg.repeats,
+        counts=cfg.chain_counts,
+        yardstick=yard,
+        yardstick_cpu=yard_cpu,
+    )
     m8 = harness.trained_machine(X, 8, hidden="binary", n_epochs=cfg.binary_epochs)
-    s8 = harness.measure_chains(res, m8, "L=8 binary", "chain.binary8", threads_all=threads_all,
-                                total_steps=cfg.chain_steps_total, repeats=cfg.repeats,
-                                counts=cfg.chain_counts, yardstick=yard, yardstick_cpu=yard_cpu)
+    s8 = harness.measure_chains(
+        res,
+        m8,
+        "L=8 binary",
+        "chain.binary8",
+        threads_all=threads_all,
+        total_steps=cfg.chain_steps_total,
+        repeats=cfg.repeats,
+        counts=cfg.chain_counts,
+        yardstick=yard,
+        yardstick_cpu=yard_cpu,
+    )
     res.extra.setdefault("series", {})["chains"] = {"onehot6": s6, "binary8": s8}
     return {"onehot6": s6, "binary8": s8}
 
 
-def section_gradient(res: Results, m6: Machine, X: np.ndarray, cfg: Config, numpy_machine_cls: Any,
-                     torch_machine_cls: Any) -> None:
+def section_gradient(
+    res: Results, m6: Machine, X: np.ndarray, cfg: Config, numpy_machine_cls: Any, torch_machine_cls: Any
+) -> None:
     N, T = 160, 48
     res.section(f"2. one gradient step, N={N}, T={T}, L=6 one-hot, D=784, 1 thread (engine calls)")
     set_threads(1)
@@ -199,19 +232,38 @@ def section_gradient(res: Results, m6: Machine, X: np.ndarray, cfg: Config, nump
     t_grad = best_time(lambda: eng.approx_gradient(Xb, Xp, Z), repeats=cfg.repeats, min_time=cfg.min_time)
     step = train_step_time(m6, X, N, T, cfg)
     total = t_chain + t_ll + t_grad
-    res.add("step.chain_s", f"chain: engine.run_chains({T})", t_chain, "s",
-            note=f"{t_chain / T * 1e9:.0f} ns per double step, incl. dense copy-out")
+    res.add(
+        "step.chain_s",
+        f"chain: engine.run_chains({T})",
+        t_chain,
+        "s",
+        note=f"{t_chain / T * 1e9:.0f} ns per double step, incl. dense copy-out",
+    )
     res.add("step.likelihood_s", f"likelihood: engine.log_A({N} x 6 states)", t_ll, "s")
-    res.add("step.gradient_s", "gradient: engine.approx_gradient (eqs. 16-17)", t_grad, "s",
-            note="includes its own log A and the dense->sparse conversion of X, Xp")
-    res.add("step.parts_s", "sum of the three parts", total, "s", note="Python-level calls: each converts arrays")
-    res.add("step.train_step_s", "one whole step: engine.train_steps (+RMSprop)", step, "s",
-            note="inside C++, no conversions; the paper protocol's last epochs run this step")
+    res.add(
+        "step.gradient_s",
+        "gradient: engine.approx_gradient (eqs. 16-17)",
+        t_grad,
+        "s",
+        note="includes its own log A and the dense->sparse conversion of X, Xp",
+    )
+    res.add(
+        "step.parts_s", "sum of the three parts", total, "s", note="Python-level calls: each converts arrays"
+    )
+    res.add(
+        "step.train_step_s",
+        "one whole step: engine.train_steps (+RMSprop)",
+        step,
+        "s",
+        note="inside C++, no conversions; the paper protocol's last epochs run this step",
+    )
 
     # Correctness: the numpy (and torch) reference gradient on the same recorded chain.
     g_ours = nemm.approx_gradient(mm, Xb, Xp, Z)
-    params = {k: np.asarray(v, dtype=float) for k, v in
-              dict(w=mm.w_, a=mm.a_, wbar=mm.wbar_, abar=mm.abar_, xbar=mm.xbar_).items()}
+    params = {
+        k: np.asarray(v, dtype=float)
+        for k, v in dict(w=mm.w_, a=mm.a_, wbar=mm.wbar_, abar=mm.abar_, xbar=mm.xbar_).items()
+    }
     diffs: dict[str, float] = {}
     if numpy_machine_cls is not None:
         nmach = numpy_machine_cls(6, seed=0)
@@ -221,12 +273,25 @@ def section_gradient(res: Results, m6: Machine, X: np.ndarray, cfg: Config, nump
         check(diffs["numpy"] < 1e-8, f"nemm and numpy gradients differ by {diffs['numpy']:.3e}")
         nmach.x_chain = Xp[-1:].copy()
         t_np_chain = best_time(lambda: nmach.run_chain(T), repeats=cfg.repeats, min_time=cfg.min_time)
-        t_np_grad = best_time(lambda: nmach.approx_gradient(Xb, Xp, Z), repeats=cfg.repeats,
-                              min_time=cfg.min_time)
-        res.add("step.numpy_chain_s", f"  numpy reference: run_chain({T})", t_np_chain, "s",
-                t_np_chain / t_chain, "numpy/ours")
-        res.add("step.numpy_gradient_s", "  numpy reference: approx_gradient", t_np_grad, "s",
-                t_np_grad / t_grad, "numpy/ours")
+        t_np_grad = best_time(
+            lambda: nmach.approx_gradient(Xb, Xp, Z), repeats=cfg.repeats, min_time=cfg.min_time
+        )
+        res.add(
+            "step.numpy_chain_s",
+            f"  numpy reference: run_chain({T})",
+            t_np_chain,
+            "s",
+            t_np_chain / t_chain,
+            "numpy/ours",
+        )
+        res.add(
+            "step.numpy_gradient_s",
+            "  numpy reference: approx_gradient",
+            t_np_grad,
+            "s",
+            t_np_grad / t_grad,
+            "numpy/ours",
+        )
     if torch_machine_cls is not None:
         tmach = torch_machine_cls(6, seed=0)
         tmach.set_params(params)
@@ -234,21 +299,46 @@ def section_gradient(res: Results, m6: Machine, X: np.ndarray, cfg: Config, nump
         diffs["torch"] = max(float(np.max(np.abs(np.asarray(g_t[k]) - g_ours[k]))) for k in g_ours)
         check(diffs["torch"] < 1e-8, f"nemm and torch gradients differ by {diffs['torch']:.3e}")
     for name, d in diffs.items():
-        res.add(f"check.gradient_vs_{name}", f"check: max |grad ours - {name}|", d, "abs",
-                note="same recorded chain; checked < 1e-8")
+        res.add(
+            f"check.gradient_vs_{name}",
+            f"check: max |grad ours - {name}|",
+            d,
+            "abs",
+            note="same recorded chain; checked < 1e-8",
+        )
 
 
-def section_protocol(res: Results, X: np.ndarray, cfg: Config, numpy_machine_cls: Any,
-                     torch_machine_cls: Any, ours: tuple[float, float, float]) -> dict[str, Any]:
+def section_protocol(
+    res: Results,
+    X: np.ndarray,
+    cfg: Config,
+    numpy_machine_cls: Any,
+    torch_machine_cls: Any,
+    ours: tuple[float, float, float],
+) -> dict[str, Any]:
     E = cfg.protocol_epochs
-    res.section(f"3. paper protocol: L=6 one-hot, {E} epochs x 30 steps, T=48, batch 16->160, "
-                f"{len(X)} digits, 1 thread")
+    res.section(
+        f"3. paper protocol: L=6 one-hot, {E} epochs x 30 steps, T=48, batch 16->160, "
+        f"{len(X)} digits, 1 thread"
+    )
     sec, cpu, ll = ours
-    res.add("protocol.ours_s", "nemm Machine.fit", sec, "s", note=f"best of {cfg.protocol_repeats}; "
-            f"LL {ll:.2f} nats/digit (1e5-step occupancy)")
-    res.add("protocol.ours_cpu_s", "  CPU seconds of that run", cpu, "s",
-            note="one thread: about the wall time on a quiet machine")
-    harness.step_profile(res, "protocol.profile", "protocol", Machine(6, recipe="paper", n_epochs=E, random_state=0), X, E)
+    res.add(
+        "protocol.ours_s",
+        "nemm Machine.fit",
+        sec,
+        "s",
+        note=f"best of {cfg.protocol_repeats}; LL {ll:.2f} nats/digit (1e5-step occupancy)",
+    )
+    res.add(
+        "protocol.ours_cpu_s",
+        "  CPU seconds of that run",
+        cpu,
+        "s",
+        note="one thread: about the wall time on a quiet machine",
+    )
+    harness.step_profile(
+        res, "protocol.profile", "protocol", Machine(6, recipe="paper", n_epochs=E, random_state=0), X, E
+    )
     out: dict[str, Any] = {"ours": sec, "numpy": None, "torch": None, "cpu": {"ours": cpu}}
     for name, cls in (("numpy", numpy_machine_cls), ("torch", torch_machine_cls)):
         if cls is None:
@@ -256,20 +346,29 @@ def section_protocol(res: Results, X: np.ndarray, cfg: Config, numpy_machine_cls
             continue
         log(f"  {name} reference: paper protocol ({E} epochs) ...")
         ref = cls(6, seed=0)
-        t, c = harness.cpu_time_of(lambda: ref.fit(X, epochs=E))
+        t, c = harness.cpu_time_of(lambda ref=ref: ref.fit(X, epochs=E))
         last = float(np.mean(ref.ll_trace_[-30:]))
         check(math.isfinite(last) and last > -170, f"{name} reference LL {last} after training")
         out[name] = t
         out["cpu"][name] = c
-        res.add(f"protocol.{name}_s", f"{name} reference fit", t, "s", t / sec, f"{name}/ours",
-                note=f"CPU {c:.2f} s = {c / cpu:.1f}x our CPU seconds; on-the-fly LL {last:.2f}")
+        res.add(
+            f"protocol.{name}_s",
+            f"{name} reference fit",
+            t,
+            "s",
+            t / sec,
+            f"{name}/ours",
+            note=f"CPU {c:.2f} s = {c / cpu:.1f}x our CPU seconds; on-the-fly LL {last:.2f}",
+        )
     return out
 
 
 def section_seeds(res: Results, X: np.ndarray, cfg: Config, workers: int) -> float:
     n = cfg.n_seeds
-    res.section(f"4. reproduction: {n} seeds x (fit {cfg.protocol_epochs} epochs + "
-                f"{cfg.seed_occupancy:,}-step occupancy + exact LL)")
+    res.section(
+        f"4. reproduction: {n} seeds x (fit {cfg.protocol_epochs} epochs + "
+        f"{cfg.seed_occupancy:,}-step occupancy + exact LL)"
+    )
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     if workers > 1 and not (main_file and os.path.exists(main_file)):
         workers = 1  # spawned workers re-import __main__: impossible from stdin or a REPL
@@ -277,8 +376,9 @@ def section_seeds(res: Results, X: np.ndarray, cfg: Config, workers: int) -> flo
     if workers > 1:
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs OpenMP
         with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            runs = list(pool.map(harness.fit_seed, range(n), [cfg.protocol_epochs] * n,
-                                 [cfg.seed_occupancy] * n))
+            runs = list(
+                pool.map(harness.fit_seed, range(n), [cfg.protocol_epochs] * n, [cfg.seed_occupancy] * n)
+            )
         how = f"process pool, {workers} workers (spawn) x 1 thread"
     else:
         runs = [harness.fit_seed(s, cfg.protocol_epochs, cfg.seed_occupancy) for s in range(n)]
@@ -292,13 +392,28 @@ def section_seeds(res: Results, X: np.ndarray, cfg: Config, workers: int) -> flo
     busy = sum(r["seconds"] for r in runs)
     cpu = sum(r["cpu_seconds"] for r in runs)
     res.add("seeds.wall_s", f"{n} seeds, wall clock", wall, "s", note=how)
-    res.add("seeds.sum_s", "  sum of per-seed times (fit + occupancy + LL)", busy, "s",
-            note=f"pool efficiency {busy / (wall * max(1, workers)):.0%}")
-    res.add("seeds.cpu_s", "  sum of per-seed CPU seconds", cpu, "s",
-            note=f"/ {workers} workers = {cpu / max(1, workers):.1f} s: the wall time on quiet cores, "
-                 "without pool start-up")
-    res.add("seeds.loglik_mean", "  mean LL over seeds", float(lls.mean()), "nats",
-            note=f"range {lls.min():.2f} .. {lls.max():.2f}")
+    res.add(
+        "seeds.sum_s",
+        "  sum of per-seed times (fit + occupancy + LL)",
+        busy,
+        "s",
+        note=f"pool efficiency {busy / (wall * max(1, workers)):.0%}",
+    )
+    res.add(
+        "seeds.cpu_s",
+        "  sum of per-seed CPU seconds",
+        cpu,
+        "s",
+        note=f"/ {workers} workers = {cpu / max(1, workers):.1f} s: the wall time on quiet cores, "
+        "without pool start-up",
+    )
+    res.add(
+        "seeds.loglik_mean",
+        "  mean LL over seeds",
+        float(lls.mean()),
+        "nats",
+        note=f"range {lls.min():.2f} .. {lls.max():.2f}",
+    )
     res.extra["seeds"] = [{k: v for k, v in r.items() if k != "pid"} for r in runs]
     if cfg.quick:
         return wall
@@ -310,10 +425,17 @@ def section_seeds(res: Results, X: np.ndarray, cfg: Config, workers: int) -> flo
         t0 = time.perf_counter()
         full = reproduce(tmp, n_jobs=workers, progress=False)
         full_wall = time.perf_counter() - t0
-    check(len(full["seeds"]) == n and all(np.isfinite(r["loglik"]) for r in full["seeds"]),
-          f"nemm reproduce returned {len(full['seeds'])} seeds or a non-finite log-likelihood")
-    res.add("seeds.reproduce_s", f"nemm reproduce: {n} seeds, all diagnostics + figures", full_wall, "s",
-            note=f"{workers} worker(s); median ln p {full['summary']['loglik_median']:.2f}")
+    check(
+        len(full["seeds"]) == n and all(np.isfinite(r["loglik"]) for r in full["seeds"]),
+        f"nemm reproduce returned {len(full['seeds'])} seeds or a non-finite log-likelihood",
+    )
+    res.add(
+        "seeds.reproduce_s",
+        f"nemm reproduce: {n} seeds, all diagnostics + figures",
+        full_wall,
+        "s",
+        note=f"{workers} worker(s); median ln p {full['summary']['loglik_median']:.2f}",
+    )
     return full_wall
 
 
@@ -325,11 +447,12 @@ def section_loglik(res: Results, m6: Machine, X: np.ndarray, cfg: Config) -> Non
     t_occ = best_time(lambda: box.append(m6.occupancy(steps)), repeats=cfg.repeats)
     _, pbar = box[-1]
     out: list[np.ndarray] = []
-    t_ll = best_time(lambda: out.append(m6.score_samples(X, pbar=pbar)), repeats=cfg.repeats,
-                     min_time=cfg.min_time)
+    t_ll = best_time(
+        lambda: out.append(m6.score_samples(X, pbar=pbar)), repeats=cfg.repeats, min_time=cfg.min_time
+    )
     ll = out[-1]
     # Check against a direct numpy evaluation of logsumexp_z [ln pbar(z) + log A(z, x)].
-    H = m6.w_.T + m6.a_                                    # (L, D)
+    H = m6.w_.T + m6.a_  # (L, D)
     logA = X.astype(float) @ H.T - np.logaddexp(0, H).sum(axis=1)
     with np.errstate(divide="ignore"):
         j = logA + np.log(pbar)
@@ -338,20 +461,30 @@ def section_loglik(res: Results, m6: Machine, X: np.ndarray, cfg: Config) -> Non
     err = float(np.max(np.abs(ref - ll)))
     check(err < 1e-8, f"score_samples differs from numpy by {err:.3e}")
     check(-170 < ll.mean() < -120, f"mean LL {ll.mean():.2f}")
-    res.add("loglik.score_samples_s", f"score_samples({len(X)} digits, pbar given)", t_ll, "s",
-            note=f"mean LL {ll.mean():.2f} nats; |ours - numpy| {err:.1e}")
+    res.add(
+        "loglik.score_samples_s",
+        f"score_samples({len(X)} digits, pbar given)",
+        t_ll,
+        "s",
+        note=f"mean LL {ll.mean():.2f} nats; |ours - numpy| {err:.1e}",
+    )
     res.add("loglik.occupancy_s", f"  occupancy({steps:,} steps) for pbar", t_occ, "s")
 
 
-def section_scaling(res: Results, m6: Machine, X: np.ndarray, cfg: Config, threads_all: int,
-                    plot_path: Path | None) -> dict[str, Any]:
+def section_scaling(
+    res: Results, m6: Machine, X: np.ndarray, cfg: Config, threads_all: int, plot_path: Path | None
+) -> dict[str, Any]:
     res.section("6. scaling: cost ~ x^b, exponent b by log-log least squares (1 thread unless stated)")
     N0, T0 = 160, 48
     axes: dict[str, dict[str, Any]] = {}
 
     def record(axis: str, xs: list[float], costs: dict[str, list[float]], label: str) -> None:
-        axes[axis] = {"x": xs, "label": label, "costs": costs,
-                      "exponents": {k: power_law(xs, v) for k, v in costs.items()}}
+        axes[axis] = {
+            "x": xs,
+            "label": label,
+            "costs": costs,
+            "exponents": {k: power_law(xs, v) for k, v in costs.items()},
+        }
 
     # D: the digits pooled or repeated; a short training gives realistic sparsity.
     xs, c_chain, c_step, c_ll = [], [], [], []
@@ -374,8 +507,12 @@ def section_scaling(res: Results, m6: Machine, X: np.ndarray, cfg: Config, threa
         c_chain.append(chain_step_time(m, cfg.scale_chain_T, cfg))
         c_step.append(train_step_time(m, X, N0, T0, cfg))
         c_ll.append(loglik_time(m, X, cfg))
-    record("L_onehot", xs, {"chain step": c_chain, "gradient step": c_step, "exact LL": c_ll},
-           "L (one-hot states)")
+    record(
+        "L_onehot",
+        xs,
+        {"chain step": c_chain, "gradient step": c_step, "exact LL": c_ll},
+        "L (one-hot states)",
+    )
 
     # L binary (2^L states: no exact LL).
     xs, c_chain, c_step = [], [], []
@@ -395,7 +532,9 @@ def section_scaling(res: Results, m6: Machine, X: np.ndarray, cfg: Config, threa
         c_step.append(train_step_time(m6, X, N0, T, cfg))
         eng = machine_copy(m6)._engine
         eng.reset_chains(1, 5, X[:1])
-        c_chain.append(best_time(lambda: eng.run_chains(T), repeats=cfg.repeats, min_time=cfg.min_time))
+        c_chain.append(
+            best_time(lambda eng=eng, T=T: eng.run_chains(T), repeats=cfg.repeats, min_time=cfg.min_time)
+        )
     record("T", xs, {"gradient step": c_step, "run_chains(T)": c_chain}, "T (double steps per gradient step)")
 
     xs, c_step, c_ll = [], [], []
@@ -416,15 +555,24 @@ def section_scaling(res: Results, m6: Machine, X: np.ndarray, cfg: Config, threa
         c_ll.append(loglik_time(m6, X, cfg))
         c_step.append(train_step_time(m6, X, N0, T0, cfg))
     set_threads(1)
-    record("threads", xs, {"64 chains (per step)": c_chain, "exact LL": c_ll, "gradient step (1 chain)": c_step},
-           "threads")
+    record(
+        "threads",
+        xs,
+        {"64 chains (per step)": c_chain, "exact LL": c_ll, "gradient step (1 chain)": c_step},
+        "threads",
+    )
 
     for axis, a in axes.items():
         for cost, vals in a["costs"].items():
             b = a["exponents"][cost]
             pts = ", ".join(f"{x:g}:{v * 1e6:.3g}" for x, v in zip(a["x"], vals))
-            res.add(f"scaling.{axis}.{cost.replace(' ', '_')}", f"{axis}: {cost}", b, "exponent",
-                    note=f"x:us = {pts}")
+            res.add(
+                f"scaling.{axis}.{cost.replace(' ', '_')}",
+                f"{axis}: {cost}",
+                b,
+                "exponent",
+                note=f"x:us = {pts}",
+            )
     res.extra.setdefault("series", {})["scaling"] = axes
     if plot_path is not None:
         plot_scaling(axes, plot_path)
@@ -525,7 +673,9 @@ def section_allocations(res: Results, threads_all: int) -> None:
     res.section("7. allocations (LD_PRELOAD malloc counter; difference between two run lengths)")
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None or not sys.platform.startswith("linux"):
-        res.add("alloc.chain_per_step", "mallocs per chain double step", None, "count", note="needs gcc on Linux")
+        res.add(
+            "alloc.chain_per_step", "mallocs per chain double step", None, "count", note="needs gcc on Linux"
+        )
         return
     with tempfile.TemporaryDirectory(prefix="nemm-malloc-") as tmp:
         src, lib = Path(tmp) / "shim.c", Path(tmp) / "libshim.so"
@@ -533,16 +683,32 @@ def section_allocations(res: Results, threads_all: int) -> None:
         probe = Path(tmp) / "probe.py"
         probe.write_text(textwrap.dedent(_MALLOC_PROBE))
         try:
-            subprocess.run([cc, "-O2", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True,
-                           capture_output=True, text=True, timeout=60)
+            subprocess.run(
+                [cc, "-O2", "-shared", "-fPIC", str(src), "-o", str(lib)],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             env = dict(os.environ, LD_PRELOAD=str(lib))
-            proc = subprocess.run([sys.executable, str(probe), str(lib), str(threads_all)], check=True,
-                                  capture_output=True, text=True, timeout=300, env=env)
+            proc = subprocess.run(
+                [sys.executable, str(probe), str(lib), str(threads_all)],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env=env,
+            )
             data = json.loads(proc.stdout.strip().splitlines()[-1])
         except (subprocess.SubprocessError, OSError, ValueError) as exc:
             err = getattr(exc, "stderr", "") or ""
-            res.add("alloc.chain_per_step", "mallocs per chain double step", None, "count",
-                    note=f"probe failed: {str(exc)[:80]} {err[-200:]}")
+            res.add(
+                "alloc.chain_per_step",
+                "mallocs per chain double step",
+                None,
+                "count",
+                note=f"probe failed: {str(exc)[:80]} {err[-200:]}",
+            )
             return
     res.extra["allocations"] = data
     # Long core calls take the GIL every 5 ms to check for Ctrl-C (cpp/bindings/interrupt.hpp),
@@ -554,8 +720,11 @@ def section_allocations(res: Results, threads_all: int) -> None:
     for key in ("hidden_trajectory_C1", "hidden_trajectory_binary8_C4"):
         a, b, per_step, extra_seconds = data[key]
         allowed = 16 + int(2 * extra_seconds / 0.005)
-        check(b - a <= allowed, f"the chain loop allocates ({key}): {b - a} more mallocs over 100,000 more double "
-                                f"steps, more than the {allowed} of its signal checks")
+        check(
+            b - a <= allowed,
+            f"the chain loop allocates ({key}): {b - a} more mallocs over 100,000 more double "
+            f"steps, more than the {allowed} of its signal checks",
+        )
     for key, (a, b, per, _) in data.items():
         if key.startswith("hidden_trajectory"):
             what, unit_note = f"{key}: mallocs per double step", "T = 1,000 vs 101,000"
@@ -575,23 +744,39 @@ def _reference_binary_lnp(m: Machine, X: np.ndarray, log_pbar: np.ndarray, chunk
     for c0 in range(0, 1 << L, chunk):
         codes = np.arange(c0, min(c0 + chunk, 1 << L))
         Z = ((codes[:, None] >> np.arange(L)[None, :]) & 1).astype(float)
-        H = Z @ w.T + a                                      # (chunk, D)
+        H = Z @ w.T + a  # (chunk, D)
         parts.append(log_pbar[codes][None, :] + Xf @ H.T - np.logaddexp(0, H).sum(axis=1)[None, :])
     J = np.concatenate(parts, axis=1)
     mx = J.max(axis=1, keepdims=True)
     return (mx + np.log(np.exp(J - mx).sum(axis=1, keepdims=True)))[:, 0]
 
 
-def section_issue12(res: Results, X: np.ndarray, cfg: Config, threads_all: int, yard: float | None,
-                    yard_cpu: float | None, machine_fit_s: float) -> dict[str, Any]:
+def section_issue12(
+    res: Results,
+    X: np.ndarray,
+    cfg: Config,
+    threads_all: int,
+    yard: float | None,
+    yard_cpu: float | None,
+    machine_fit_s: float,
+) -> dict[str, Any]:
     """Thread scaling of the tied chain, exact ln p at L = 16, the RBM fit against a nemm fit."""
     out: dict[str, Any] = {}
     res.section("8. issue 12 workloads: tied chains, exact ln p of binary L = 16, the equilibrium RBM fit")
     counts = (1, 8) if cfg.quick else (1, 64)
     mt = harness.trained_machine(X, 6, tied=True, n_epochs=cfg.binary_epochs)
-    out["tied6"] = harness.measure_chains(res, mt, "L=6 tied", "chain.tied6", threads_all=threads_all,
-                                          total_steps=cfg.chain_steps_total, repeats=cfg.repeats,
-                                          counts=counts, yardstick=yard, yardstick_cpu=yard_cpu)
+    out["tied6"] = harness.measure_chains(
+        res,
+        mt,
+        "L=6 tied",
+        "chain.tied6",
+        threads_all=threads_all,
+        total_steps=cfg.chain_steps_total,
+        repeats=cfg.repeats,
+        counts=counts,
+        yardstick=yard,
+        yardstick_cpu=yard_cpu,
+    )
 
     # Exact ln p of a binary machine with 2^L states, given pbar (the occupancy of its chain).
     L = 12 if cfg.quick else 16
@@ -604,7 +789,9 @@ def section_issue12(res: Results, X: np.ndarray, cfg: Config, threads_all: int, 
         set_threads(t)
         box: list[np.ndarray] = []
         info: dict[str, float] = {}
-        sec = best_time(lambda: box.append(m16.score_samples(X, pbar=pbar)), repeats=cfg.repeats, info=info)
+        sec = best_time(
+            lambda box=box: box.append(m16.score_samples(X, pbar=pbar)), repeats=cfg.repeats, info=info
+        )
         if t == 1:
             ref = _reference_binary_lnp(m16, X[:3], np.log(pbar))
             err = float(np.max(np.abs(ref - box[-1][:3])))
@@ -614,10 +801,15 @@ def section_issue12(res: Results, X: np.ndarray, cfg: Config, threads_all: int, 
         else:
             check(np.array_equal(box[-1], first), f"exact ln p differs between 1 and {t} threads")
         out[f"lnp_t{t}"] = sec
-        res.add(f"loglik.binary{L}.t{t}", f"exact ln p, binary L={L} ({1 << L:,} states), {len(X)} digits, "
-                f"{t} thread{'s' if t > 1 else ''}", sec, "s",
-                note=f"CPU {info['cpu']:.3f} s; mean {first.mean():.2f} nats; |ours - numpy| on 3 rows "
-                     f"{err:.1e}; same bits on 1 and {threads_all} threads")
+        res.add(
+            f"loglik.binary{L}.t{t}",
+            f"exact ln p, binary L={L} ({1 << L:,} states), {len(X)} digits, "
+            f"{t} thread{'s' if t > 1 else ''}",
+            sec,
+            "s",
+            note=f"CPU {info['cpu']:.3f} s; mean {first.mean():.2f} nats; |ours - numpy| on 3 rows "
+            f"{err:.1e}; same bits on 1 and {threads_all} threads",
+        )
     set_threads(1)
 
     # The equilibrium RBM (exact gradient over the enumerated hidden layer) against a nemm fit,
@@ -635,22 +827,34 @@ def section_issue12(res: Results, X: np.ndarray, cfg: Config, threads_all: int, 
     last_fit: dict[str, Any] = {}
     for _ in range(max(3, cfg.protocol_repeats)):
         for k, fit in fits.items():
-            wall, cpu = harness.cpu_time_of(lambda: last_fit.__setitem__(k, fit()))
+            wall, cpu = harness.cpu_time_of(lambda k=k, fit=fit: last_fit.__setitem__(k, fit()))
             if wall < best[k][0]:
                 best[k] = (wall, cpu)
-    harness.step_profile(res, "rbm.profile", "binary RBM", RBM(6, hidden="binary", n_epochs=epochs, random_state=0),
-                         X, epochs)
+    harness.step_profile(
+        res, "rbm.profile", "binary RBM", RBM(6, hidden="binary", n_epochs=epochs, random_state=0), X, epochs
+    )
     nemm_s, nemm_cpu = best["nemm"]
-    res.add("rbm.nemm_fit_s", "nemm Machine(6).fit, timed in alternation with the RBM fits", nemm_s, "s",
-            note=f"CPU {nemm_cpu:.3f} s; section 3 measured {machine_fit_s:.3f} s")
+    res.add(
+        "rbm.nemm_fit_s",
+        "nemm Machine(6).fit, timed in alternation with the RBM fits",
+        nemm_s,
+        "s",
+        note=f"CPU {nemm_cpu:.3f} s; section 3 measured {machine_fit_s:.3f} s",
+    )
     for hidden in ("onehot", "binary"):
         sec, cpu = best[hidden]
         last = float(last_fit[hidden].history_["loglik"][-1])
         check(math.isfinite(last) and last > -200, f"RBM ({hidden}) ended with ln p {last}")
         out[f"rbm_{hidden}"] = (sec, cpu, nemm_s, nemm_cpu)
-        res.add(f"rbm.{hidden}6_fit_s", f"RBM(6, {hidden}) fit, {epochs} epochs x 30 steps, exact gradient", sec,
-                "s", sec / nemm_s, "RBM/nemm fit",
-                note=f"CPU {cpu:.3f} s = {cpu / nemm_cpu:.2f}x nemm's CPU seconds; ln p {last:.2f}")
+        res.add(
+            f"rbm.{hidden}6_fit_s",
+            f"RBM(6, {hidden}) fit, {epochs} epochs x 30 steps, exact gradient",
+            sec,
+            "s",
+            sec / nemm_s,
+            "RBM/nemm fit",
+            note=f"CPU {cpu:.3f} s = {cpu / nemm_cpu:.2f}x nemm's CPU seconds; ln p {last:.2f}",
+        )
     return out
 
 
@@ -714,18 +918,25 @@ def thread_workloads(X: np.ndarray, cfg: Config) -> dict[str, tuple[str, Callabl
     m6 = Machine(6, recipe="paper", n_epochs=3, random_state=0).fit(X)
     T = 20_000 // 64
     return {
-        "onehot256": (f"one-hot L=256 fit, {K} steps: 8 chains x 48, minibatch 500, rao_blackwell", machine_steps),
+        "onehot256": (
+            f"one-hot L=256 fit, {K} steps: 8 chains x 48, minibatch 500, rao_blackwell",
+            machine_steps,
+        ),
         "rbm256": (f"RBM(256) PCD fit, {K} steps: minibatch 500, 100 chains, k=1", rbm_steps),
-        "chains64": (f"64 chains x {T} double steps (hidden_trajectory), L=6", lambda: m6.hidden_trajectory(
-            T, n_chains=64, burn_in=0, seed=1)),
+        "chains64": (
+            f"64 chains x {T} double steps (hidden_trajectory), L=6",
+            lambda: m6.hidden_trajectory(T, n_chains=64, burn_in=0, seed=1),
+        ),
     }
 
 
 def section_threads(res: Results, X: np.ndarray, cfg: Config) -> dict[str, dict[str, float]]:
     """One large fit on 1 and 2 threads, and on 1 and 2 threads beside a neighbour process."""
     rounds = 2 if cfg.quick else 4
-    res.section(f"9. threads: one large fit on 1 and 2 threads, alone and beside a second nemm process "
-                f"sampling on 2 threads (seconds per call, best of {rounds} rounds, 1 and 2 threads alternating)")
+    res.section(
+        f"9. threads: one large fit on 1 and 2 threads, alone and beside a second nemm process "
+        f"sampling on 2 threads (seconds per call, best of {rounds} rounds, 1 and 2 threads alternating)"
+    )
     work = thread_workloads(X, cfg)
     best: dict[str, dict[str, float]] = {k: {} for k in work}
 
@@ -747,7 +958,9 @@ def section_threads(res: Results, X: np.ndarray, cfg: Config) -> dict[str, dict[
     def sample_worst() -> None:
         for t in (1, 2):
             set_threads(t)
-            worst[t] = max(best_time(lambda: m6.sample(16, seed=1), repeats=1) for _ in range(3 if cfg.quick else 8))
+            worst[t] = max(
+                best_time(lambda: m6.sample(16, seed=1), repeats=1) for _ in range(3 if cfg.quick else 8)
+            )
 
     measure("t")
     neighbour = start_neighbour()
@@ -764,17 +977,48 @@ def section_threads(res: Results, X: np.ndarray, cfg: Config) -> dict[str, dict[
     for key, (label, _) in work.items():
         b = best[key]
         res.add(f"threads.{key}.t1_s", f"{label}: 1 thread", b["t1"], "s")
-        res.add(f"threads.{key}.t2_s", "  2 threads", b["t2"], "s", b["t1"] / b["t2"], "speed-up",
-                note=f"{b['t1'] / b['t2'] / capacity:.2f} of the 64 chains' speed-up; CPU seconds "
-                     f"{b['t2_cpu'] / b['t1_cpu']:.2f}x 1 thread's")
-        res.add(f"threads.{key}.n1_s", "  1 thread beside the neighbour", b["n1"], "s", b["n1"] / b["t1"],
-                "of 1 thread alone")
-        res.add(f"threads.{key}.n2_s", "  2 threads beside the neighbour", b["n2"], "s", b["n2"] / b["n1"],
-                "of 1 thread beside it", note=f"{b['n2'] / b['t1']:.2f}x 1 thread alone")
+        res.add(
+            f"threads.{key}.t2_s",
+            "  2 threads",
+            b["t2"],
+            "s",
+            b["t1"] / b["t2"],
+            "speed-up",
+            note=f"{b['t1'] / b['t2'] / capacity:.2f} of the 64 chains' speed-up; CPU seconds "
+            f"{b['t2_cpu'] / b['t1_cpu']:.2f}x 1 thread's",
+        )
+        res.add(
+            f"threads.{key}.n1_s",
+            "  1 thread beside the neighbour",
+            b["n1"],
+            "s",
+            b["n1"] / b["t1"],
+            "of 1 thread alone",
+        )
+        res.add(
+            f"threads.{key}.n2_s",
+            "  2 threads beside the neighbour",
+            b["n2"],
+            "s",
+            b["n2"] / b["n1"],
+            "of 1 thread beside it",
+            note=f"{b['n2'] / b['t1']:.2f}x 1 thread alone",
+        )
     n_calls = 3 if cfg.quick else 8
-    res.add("threads.sample16.n1_worst_s", f"m.sample(16) beside the neighbour, worst of {n_calls}: 1 thread",
-            worst[1], "s")
-    res.add("threads.sample16.n2_worst_s", "  2 threads", worst[2], "s", worst[2] / worst[1], "of 1 thread's worst")
+    res.add(
+        "threads.sample16.n1_worst_s",
+        f"m.sample(16) beside the neighbour, worst of {n_calls}: 1 thread",
+        worst[1],
+        "s",
+    )
+    res.add(
+        "threads.sample16.n2_worst_s",
+        "  2 threads",
+        worst[2],
+        "s",
+        worst[2] / worst[1],
+        "of 1 thread's worst",
+    )
     return best
 
 
@@ -814,15 +1058,19 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     try:
         log("yardstick ...")
         steps = cfg.yardstick_steps if args.yardstick_steps is None else args.yardstick_steps
-        ys = harness.run_yardstick(harness.find_yardstick(args.yardstick), steps) if steps > 0 else \
-            {"steps_per_s": None, "steps": 0, "reason": "skipped"}
+        ys = (
+            harness.run_yardstick(harness.find_yardstick(args.yardstick), steps)
+            if steps > 0
+            else {"steps_per_s": None, "steps": 0, "reason": "skipped"}
+        )
         res.extra["yardstick"] = ys
         yard = ys["steps_per_s"]
 
         log("paper protocol (ours) ...")
         pinfo: dict[str, float] = {}
-        sec, m6, ll = harness.paper_protocol(X, n_epochs=cfg.protocol_epochs, repeats=cfg.protocol_repeats,
-                                             info=pinfo)
+        sec, m6, ll = harness.paper_protocol(
+            X, n_epochs=cfg.protocol_epochs, repeats=cfg.protocol_repeats, info=pinfo
+        )
 
         res.section("yardstick: chain_limit.cpp (g++ -O3 -march=native), one chain, D=784, L=6 one-hot")
         res.add("yardstick", "yardstick: 1 chain, 1 core", yard, "steps/s", note=harness.yardstick_note(ys))
@@ -852,9 +1100,12 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
         # -- targets (wall clock; the notes give the CPU-time view, robust to a busy machine)
         one = res.value("chain.onehot6.one_chain")
         rc = chains["onehot6"].get("ratio_per_cpu_s")
-        res.target("1 chain vs yardstick, per core", None if yard is None else one / yard,
-                   TARGETS["chain_vs_yardstick"],
-                   note="L=6 one-hot, D=784" + (f"; per CPU-second {rc:.2f}" if rc else ""))
+        res.target(
+            "1 chain vs yardstick, per core",
+            None if yard is None else one / yard,
+            TARGETS["chain_vs_yardstick"],
+            note="L=6 one-hot, D=784" + (f"; per CPU-second {rc:.2f}" if rc else ""),
+        )
         eff = chains["onehot6"].get("efficiency")
         share = chains["onehot6"].get("cpu_share", {}).get(str(threads_all), [None])[-1]
         thr_axis = res.extra.get("series", {}).get("scaling", {}).get("threads")
@@ -867,15 +1118,25 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
             note += f"; CPU share {share:.2f} of {threads_all}"
         if eff_scaling:
             note += f"; section 6 (threads) {eff_scaling:.2f}"
-        res.target(f"{threads_all}-core efficiency, {cfg.chain_counts[-1]} chains",
-                   None if eff is None else eff[-1], TARGETS["two_core_efficiency"], note=note)
+        res.target(
+            f"{threads_all}-core efficiency, {cfg.chain_counts[-1]} chains",
+            None if eff is None else eff[-1],
+            TARGETS["two_core_efficiency"],
+            note=note,
+        )
         b8 = res.value("chain.binary8.one_chain")
         rb = chains["binary8"].get("ratio_per_cpu_s")
-        res.target("binary L=8, 1 chain vs yardstick, per core", None if yard is None else b8 / yard,
-                   TARGETS["binary_chain_vs_yardstick"],
-                   note="D=784, trained" + (f"; per CPU-second {rb:.2f}" if rb else ""))
-        for mode, series in (("one-hot L=6", chains["onehot6"]), ("binary L=8", chains["binary8"]),
-                             ("tied L=6", i12["tied6"])):
+        res.target(
+            "binary L=8, 1 chain vs yardstick, per core",
+            None if yard is None else b8 / yard,
+            TARGETS["binary_chain_vs_yardstick"],
+            note="D=784, trained" + (f"; per CPU-second {rb:.2f}" if rb else ""),
+        )
+        for mode, series in (
+            ("one-hot L=6", chains["onehot6"]),
+            ("binary L=8", chains["binary8"]),
+            ("tied L=6", i12["tied6"]),
+        ):
             e = series.get("efficiency")
             sh = series.get("cpu_share", {}).get(str(threads_all), [None])[-1]
             per1 = series.get("steps_per_cpu_s", {}).get("1", [None])[-1]
@@ -883,54 +1144,104 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
             nt = f"trained; CPU share {sh:.2f} of {threads_all}" if sh else "trained"
             if per1 and perT:
                 nt += f"; steps per CPU-second {perT / per1:.2f}x of 1 thread's"
-            res.target(f"{threads_all}-core efficiency, {series['chains'][-1]} chains, {mode}",
-                       None if e is None else e[-1], TARGETS["two_core_efficiency"], note=nt)
+            res.target(
+                f"{threads_all}-core efficiency, {series['chains'][-1]} chains, {mode}",
+                None if e is None else e[-1],
+                TARGETS["two_core_efficiency"],
+                note=nt,
+            )
         for key, what in (("onehot256", "one-hot L=256 fit"), ("rbm256", "RBM(256) PCD fit")):
             b = thr[key]
-            res.target(f"{what}: 2-thread speed-up", b["t1"] / b["t2"], 1.5,
-                       note=f"section 9; {b['t1']:.3f} s on 1 thread, {b['t2']:.3f} s on 2 (issue 18)")
+            res.target(
+                f"{what}: 2-thread speed-up",
+                b["t1"] / b["t2"],
+                1.5,
+                note=f"section 9; {b['t1']:.3f} s on 1 thread, {b['t2']:.3f} s on 2 (issue 18)",
+            )
         for key, b in thr.items():
-            res.target(f"{key}: 2 threads / 1 thread, beside a 2-thread neighbour", b["n2"] / b["n1"], 1.6,
-                       at_most=True, note=f"section 9; {b['n2'] / b['t1']:.2f}x 1 thread alone (issue 18)")
+            res.target(
+                f"{key}: 2 threads / 1 thread, beside a 2-thread neighbour",
+                b["n2"] / b["n1"],
+                1.6,
+                at_most=True,
+                note=f"section 9; {b['n2'] / b['t1']:.2f}x 1 thread alone (issue 18)",
+            )
         full = not cfg.quick
-        res.target("paper protocol, 1 thread (s)", proto["ours"] if full else None, TARGETS["paper_protocol_s"],
-                   at_most=True, note=f"CPU seconds {proto['cpu']['ours']:.3f}; profile: section 3, "
-                                      "bench/README.md" if full else "quick: not measured")
+        res.target(
+            "paper protocol, 1 thread (s)",
+            proto["ours"] if full else None,
+            TARGETS["paper_protocol_s"],
+            at_most=True,
+            note=f"CPU seconds {proto['cpu']['ours']:.3f}; profile: section 3, bench/README.md"
+            if full
+            else "quick: not measured",
+        )
         ycpu = ys.get("steps_per_cpu_s")
-        res.target("paper protocol in yardstick double steps", proto["ours"] * yard if (full and yard) else None,
-                   TARGETS["paper_protocol_yardstick_steps"], at_most=True,
-                   note=(f"seconds x yardstick steps/s, same run; per CPU-second "
-                         f"{proto['cpu']['ours'] * ycpu:,.0f}" if (full and ycpu) else ""))
+        res.target(
+            "paper protocol in yardstick double steps",
+            proto["ours"] * yard if (full and yard) else None,
+            TARGETS["paper_protocol_yardstick_steps"],
+            at_most=True,
+            note=(
+                f"seconds x yardstick steps/s, same run; per CPU-second {proto['cpu']['ours'] * ycpu:,.0f}"
+                if (full and ycpu)
+                else ""
+            ),
+        )
         for hidden in ("onehot", "binary"):
             r_s, r_cpu, n_s, n_cpu = i12[f"rbm_{hidden}"]
-            res.target(f"RBM(6, {hidden}) fit / nemm fit", r_s / n_s, TARGETS["rbm_vs_machine_fit"], at_most=True,
-                       note=f"timed in alternation; CPU-second ratio {r_cpu / n_cpu:.2f}; profile: section 8")
+            res.target(
+                f"RBM(6, {hidden}) fit / nemm fit",
+                r_s / n_s,
+                TARGETS["rbm_vs_machine_fit"],
+                at_most=True,
+                note=f"timed in alternation; CPU-second ratio {r_cpu / n_cpu:.2f}; profile: section 8",
+            )
         Lx = 12 if cfg.quick else 16
         lnp = min(v for k, v in i12.items() if k.startswith("lnp_t"))
-        res.target(f"exact ln p, binary L={Lx}, {len(X)} digits (s)", lnp, TARGETS["exact_lnp_L16_s"], at_most=True,
-                   note=f"1 thread {i12['lnp_t1']:.3f} s" + ("; quick: L=12" if cfg.quick else ""))
+        res.target(
+            f"exact ln p, binary L={Lx}, {len(X)} digits (s)",
+            lnp,
+            TARGETS["exact_lnp_L16_s"],
+            at_most=True,
+            note=f"1 thread {i12['lnp_t1']:.3f} s" + ("; quick: L=12" if cfg.quick else ""),
+        )
         np_cpu = proto["cpu"].get("numpy")
-        res.target("paper protocol: numpy / ours",
-                   proto["numpy"] / proto["ours"] if (full and proto["numpy"]) else None,
-                   TARGETS["paper_vs_numpy"],
-                   note=f"CPU-second ratio {np_cpu / proto['cpu']['ours']:.1f}" if (full and np_cpu) else "")
+        res.target(
+            "paper protocol: numpy / ours",
+            proto["numpy"] / proto["ours"] if (full and proto["numpy"]) else None,
+            TARGETS["paper_vs_numpy"],
+            note=f"CPU-second ratio {np_cpu / proto['cpu']['ours']:.1f}" if (full and np_cpu) else "",
+        )
         t_cpu = proto["cpu"].get("torch")
-        res.target("paper protocol: torch / ours (info)",
-                   proto["torch"] / proto["ours"] if (full and proto["torch"]) else None, 1.0,
-                   note="no target" + (f"; CPU-second ratio {t_cpu / proto['cpu']['ours']:.1f}"
-                                       if (full and t_cpu) else ""))
-        res.target(f"{cfg.n_seeds}-seed reproduction with diagnostics (s)", seeds_wall if full else None,
-                   TARGETS["reproduction_s"], at_most=True,
-                   note=(f"complete `nemm reproduce`, {workers} worker(s); fit + occupancy + LL alone: "
-                         f"{res.value('seeds.wall_s'):.1f} s (CPU / workers {seeds_cpu / max(1, workers):.1f})"
-                         if full else "quick: not measured"))
+        res.target(
+            "paper protocol: torch / ours (info)",
+            proto["torch"] / proto["ours"] if (full and proto["torch"]) else None,
+            1.0,
+            note="no target"
+            + (f"; CPU-second ratio {t_cpu / proto['cpu']['ours']:.1f}" if (full and t_cpu) else ""),
+        )
+        res.target(
+            f"{cfg.n_seeds}-seed reproduction with diagnostics (s)",
+            seeds_wall if full else None,
+            TARGETS["reproduction_s"],
+            at_most=True,
+            note=(
+                f"complete `nemm reproduce`, {workers} worker(s); fit + occupancy + LL alone: "
+                f"{res.value('seeds.wall_s'):.1f} s (CPU / workers {seeds_cpu / max(1, workers):.1f})"
+                if full
+                else "quick: not measured"
+            ),
+        )
     finally:
         set_threads(saved)
     res.meta["suite_seconds"] = time.perf_counter() - t_start
     data = res.to_dict()
     print(res.table())
-    print(f"suite time {res.meta['suite_seconds']:.1f} s; load average {res.meta['load_average_at_start']} "
-          f"at start, {data['meta']['load_average_at_end']} at end")
+    print(
+        f"suite time {res.meta['suite_seconds']:.1f} s; load average {res.meta['load_average_at_start']} "
+        f"at start, {data['meta']['load_average_at_end']} at end"
+    )
     if args.json:
         p = harness.write_json(args.json, data)
         print(f"results written to {p}")
@@ -942,14 +1253,28 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds, no torch")
-    parser.add_argument("--json", default=str(HERE / "results" / "suite.json"),
-                        help="results JSON (default bench/results/suite.json; '' for none)")
-    parser.add_argument("--plot", default=str(HERE / "results" / "scaling.png"),
-                        help="scaling plot PNG (default bench/results/scaling.png; '' for none)")
-    parser.add_argument("--yardstick", metavar="PATH",
-                        help=f"chain_limit.cpp (default: $NEMM_YARDSTICK, else {harness.DEFAULT_YARDSTICK})")
-    parser.add_argument("--yardstick-steps", type=int, default=None, metavar="T",
-                        help="double steps of the yardstick (default 2,000,000; quick 200,000; 0 skips)")
+    parser.add_argument(
+        "--json",
+        default=str(HERE / "results" / "suite.json"),
+        help="results JSON (default bench/results/suite.json; '' for none)",
+    )
+    parser.add_argument(
+        "--plot",
+        default=str(HERE / "results" / "scaling.png"),
+        help="scaling plot PNG (default bench/results/scaling.png; '' for none)",
+    )
+    parser.add_argument(
+        "--yardstick",
+        metavar="PATH",
+        help=f"chain_limit.cpp (default: $NEMM_YARDSTICK, else {harness.DEFAULT_YARDSTICK})",
+    )
+    parser.add_argument(
+        "--yardstick-steps",
+        type=int,
+        default=None,
+        metavar="T",
+        help="double steps of the yardstick (default 2,000,000; quick 200,000; 0 skips)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="threads of the 'all cores' runs")
     parser.add_argument("--torch", action="store_true", help="run the torch reference even with --quick")
     parser.add_argument("--no-torch", action="store_true", help="skip the torch reference")

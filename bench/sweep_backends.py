@@ -52,10 +52,20 @@ def _one(label: str, out: Path, workers: int, cfg_text: str, **kw: Any) -> dict[
     n = len(res.rows)
     if res.n_errors or res.n_run != n:
         raise RuntimeError(f"{label}: {res.n_errors} failed runs of {n}")
-    row = {"backend": label, "runs": n, "workers": workers, "sweep_s": wall, "run_phase_s": res.run_seconds,
-           "work_s": work, "train_s": train, "overhead_per_run_ms": (res.run_seconds * workers - work) / n * 1e3}
-    print(f"{label:26s} {n:5d} {wall:9.1f} {res.run_seconds:10.1f} {work:9.1f} {row['overhead_per_run_ms']:14.1f}",
-          flush=True)
+    row = {
+        "backend": label,
+        "runs": n,
+        "workers": workers,
+        "sweep_s": wall,
+        "run_phase_s": res.run_seconds,
+        "work_s": work,
+        "train_s": train,
+        "overhead_per_run_ms": (res.run_seconds * workers - work) / n * 1e3,
+    }
+    print(
+        f"{label:26s} {n:5d} {wall:9.1f} {res.run_seconds:10.1f} {work:9.1f} {row['overhead_per_run_ms']:14.1f}",
+        flush=True,
+    )
     return row
 
 
@@ -72,14 +82,24 @@ def main() -> None:
     text = CONFIG.format(seeds=args.seeds, chain_steps=args.chain_steps)
     with tempfile.TemporaryDirectory() as tmp:
         base = args.keep or Path(tmp)
-        print(f"{'backend':26s} {'runs':>5s} {'sweep s':>9s} {'run phase':>10s} {'work s':>9s} {'overhead/run ms':>14s}")
+        print(
+            f"{'backend':26s} {'runs':>5s} {'sweep s':>9s} {'run phase':>10s} {'work s':>9s} {'overhead/run ms':>14s}"
+        )
         rows = [_one(f"local, {args.workers} processes", base / "local", args.workers, text)]
         t0 = time.perf_counter()
-        with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster:
+        with LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster:
             startup = time.perf_counter() - t0
-            rows.append(_one(f"Dask LocalCluster, {args.workers}", base / "dask", args.workers, text,
-                             scheduler=cluster.scheduler_address))
+            rows.append(
+                _one(
+                    f"Dask LocalCluster, {args.workers}",
+                    base / "dask",
+                    args.workers,
+                    text,
+                    scheduler=cluster.scheduler_address,
+                )
+            )
         rows[-1]["cluster_startup_s"] = startup
         print(f"Dask LocalCluster start-up: {startup:.2f} s (not in the table)")
         a, b = (base / "local" / "results.csv").read_bytes(), (base / "dask" / "results.csv").read_bytes()

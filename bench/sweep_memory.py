@@ -37,8 +37,9 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux: the f
 
 def peak_rss(N: int, D: int, epochs: int) -> tuple[float, str]:
     """(peak RSS in MiB, child's output) of one fresh process."""
-    out = subprocess.run([sys.executable, "-c", CHILD, str(N), str(D), str(epochs)], check=True,
-                         capture_output=True, text=True).stdout.split("\n")
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(N), str(D), str(epochs)], check=True, capture_output=True, text=True
+    ).stdout.split("\n")
     return int(out[-2] if out[-1] == "" else out[-1]) / 1024, out[0]
 
 
@@ -52,12 +53,17 @@ def main() -> None:
     base, _ = peak_rss(0, 1, 1)
     print(f"baseline (import nemm): {base:.0f} MiB")
     rows = [{"rows": 0, "D": 0, "peak_rss_mib": base}]
-    print(f"{'rows':>8s} {'D':>5s} {'data MiB':>9s} {'peak RSS MiB':>13s} {'above baseline':>15s} {'s':>6s} {'ln p':>9s}")
+    print(
+        f"{'rows':>8s} {'D':>5s} {'data MiB':>9s} {'peak RSS MiB':>13s} {'above baseline':>15s} {'s':>6s} {'ln p':>9s}"
+    )
     for D in sorted(args.dims):
         for N in sorted(args.rows):
             rss, out = peak_rss(N, D, args.epochs)
             secs, lp = out.split()
-            print(f"{N:8d} {D:5d} {N * D / 2**20:9.1f} {rss:13.0f} {rss - base:15.0f} {secs:>6s} {lp:>9s}", flush=True)
+            print(
+                f"{N:8d} {D:5d} {N * D / 2**20:9.1f} {rss:13.0f} {rss - base:15.0f} {secs:>6s} {lp:>9s}",
+                flush=True,
+            )
             rows.append({"rows": N, "D": D, "peak_rss_mib": rss, "seconds": float(secs), "loglik": float(lp)})
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

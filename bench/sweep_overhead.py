@@ -51,7 +51,9 @@ def pool_startup(workers: int) -> float:
     X, y, _ = sweep.load_data(parse_config(CONFIG.format(seeds=1)).data)
     t0 = time.perf_counter()
     with sweep.worker_pool(workers, X, y) as ex:
-        for f in [ex.submit(_nap) for _ in range(workers)]:  # one nap per worker: each is busy when the next comes
+        for f in [
+            ex.submit(_nap) for _ in range(workers)
+        ]:  # one nap per worker: each is busy when the next comes
             f.result()
         startup = time.perf_counter() - t0 - 0.3
     return startup
@@ -66,9 +68,11 @@ def measure(label: str, out: Path, workers: int, seeds: int, startup: float = 0.
     slots = max(workers, 1)
     n = len(res.rows)
     assert res.n_errors == 0 and res.n_run == n
-    print(f"{label:28s} runs {n}  sweep {wall:5.2f} s  run phase {res.run_seconds:5.2f} s  work {work:5.2f} s  "
-          f"overhead/run {(res.run_seconds * slots - work) / n * 1e3:6.1f} ms  "
-          f"without start-up {((res.run_seconds - startup) * slots - work) / n * 1e3:6.1f} ms")
+    print(
+        f"{label:28s} runs {n}  sweep {wall:5.2f} s  run phase {res.run_seconds:5.2f} s  work {work:5.2f} s  "
+        f"overhead/run {(res.run_seconds * slots - work) / n * 1e3:6.1f} ms  "
+        f"without start-up {((res.run_seconds - startup) * slots - work) / n * 1e3:6.1f} ms"
+    )
 
 
 def main() -> None:
@@ -87,11 +91,18 @@ def main() -> None:
             from distributed import LocalCluster
 
             t0 = time.perf_counter()
-            with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                              dashboard_address=None) as cluster:
+            with LocalCluster(
+                n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster:
                 print(f"Dask LocalCluster start-up: {time.perf_counter() - t0:.2f} s")
-                measure(f"Dask LocalCluster, {args.workers} workers", Path(tmp) / "dask", args.workers, args.seeds,
-                        0.0, scheduler=cluster.scheduler_address)
+                measure(
+                    f"Dask LocalCluster, {args.workers} workers",
+                    Path(tmp) / "dask",
+                    args.workers,
+                    args.seeds,
+                    0.0,
+                    scheduler=cluster.scheduler_address,
+                )
 
 
 if __name__ == "__main__":

@@ -186,7 +186,11 @@ class TorchMachine:
         """Advance the C chains by T double steps; rows ``t*C + c`` (see ``NumpyMachine``)."""
         C, D, L = self.C, self.w.shape[0], self.L
         Xp = torch.empty((T * C, D), dtype=self.dtype)  # float while sampling, uint8 at the end
-        Z = torch.empty(T * C, dtype=torch.int64) if self.onehot else torch.empty((T * C, L), dtype=torch.uint8)
+        Z = (
+            torch.empty(T * C, dtype=torch.int64)
+            if self.onehot
+            else torch.empty((T * C, L), dtype=torch.uint8)
+        )
         mux_state = torch.sigmoid(self.w.T + self.a) if self.onehot else None  # (L, D), fixed in the chain
         # Centering folded into the bias: u = wbar x + (abar - wbar xbar), one addmm per step.
         u_bias = self.abar - self.wbar @ self.xbar if self.centered else self.abar
@@ -285,7 +289,7 @@ class TorchMachine:
         batch_start: int = 16,
         batch_end: int = 160,
         T: int = 48,
-    ) -> "TorchMachine":
+    ) -> TorchMachine:
         """Train with the paper protocol; ``ll_trace_`` holds the per-step LL estimates."""
         Xu = torch.as_tensor(np.asarray(X, dtype=np.uint8))
         self.init_params(Xu.numpy(), self.gen)
@@ -332,12 +336,16 @@ def main() -> None:
     t0 = time.perf_counter()
     machine.fit(X, epochs=args.epochs)
     seconds = time.perf_counter() - t0
-    print(f"torch reference ({dtype}), paper protocol on {X.shape[0]} digits, seed {args.seed}: {seconds:.2f} s")
+    print(
+        f"torch reference ({dtype}), paper protocol on {X.shape[0]} digits, seed {args.seed}: {seconds:.2f} s"
+    )
     print(f"on-the-fly LL estimate, last epoch mean: {np.mean(machine.ll_trace_[-30:]):.3f} nats/digit")
     if args.ll_steps > 0:
         t1 = time.perf_counter()
         ll = machine.log_likelihood(X, args.ll_steps)
-        print(f"LL with pbar from a {args.ll_steps}-step chain: {ll:.3f} nats/digit ({time.perf_counter() - t1:.2f} s)")
+        print(
+            f"LL with pbar from a {args.ll_steps}-step chain: {ll:.3f} nats/digit ({time.perf_counter() - t1:.2f} s)"
+        )
 
 
 if __name__ == "__main__":

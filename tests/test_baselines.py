@@ -15,9 +15,7 @@ from nemm.baselines import BernoulliMixture, fit_em_ceiling
 # ---------------------------------------------------------------- helpers
 
 
-def _mixture_data(
-    weights: np.ndarray, means: np.ndarray, n: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _mixture_data(weights: np.ndarray, means: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``n`` points from a known product-Bernoulli mixture."""
     rng = np.random.default_rng(seed)
     labels = rng.choice(len(weights), size=n, p=weights)
@@ -102,7 +100,9 @@ def test_recovers_known_mixture() -> None:
 def test_score_samples_matches_brute_force() -> None:
     X, _ = _mixture_data(TRUE_W, TRUE_MEANS, 500, seed=3)
     bm = BernoulliMixture(n_components=3, n_init=2, random_state=1).fit(X)
-    np.testing.assert_allclose(bm.score_samples(X), _brute_force_log_p(X, bm.weights_, bm.means_), rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(
+        bm.score_samples(X), _brute_force_log_p(X, bm.weights_, bm.means_), rtol=1e-12, atol=1e-9
+    )
     assert bm.score(X) == pytest.approx(_brute_force_log_p(X, bm.weights_, bm.means_).mean(), rel=1e-12)
     proba = bm.predict_proba(X)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
@@ -198,7 +198,14 @@ def test_bad_input_at_score_and_hyperparameters() -> None:
         bm.predict(np.where(X == 1, 3, 0))
     with pytest.raises(ValueError):
         bm.sample(0)
-    for kwargs in ({"n_components": 0}, {"n_components": 101}, {"n_init": 0}, {"max_iter": 0}, {"tol": -1.0}, {"init": "x"}):
+    for kwargs in (
+        {"n_components": 0},
+        {"n_components": 101},
+        {"n_init": 0},
+        {"max_iter": 0},
+        {"tol": -1.0},
+        {"init": "x"},
+    ):
         with pytest.raises(ValueError):
             BernoulliMixture(**kwargs).fit(X)
 

@@ -30,8 +30,28 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, np.nd
     d = tmp_path_factory.mktemp("cli")
     X = _toy_data(d / "x.npy")
     model = d / "m.npz"
-    rc = main(["train", str(d / "x.npy"), "--hidden", "3", "--epochs", "3", "--steps-per-epoch", "4",
-               "--batch-size", "8", "16", "--chain-steps", "6", "--seed", "2", "--out", str(model), "--quiet"])
+    rc = main(
+        [
+            "train",
+            str(d / "x.npy"),
+            "--hidden",
+            "3",
+            "--epochs",
+            "3",
+            "--steps-per-epoch",
+            "4",
+            "--batch-size",
+            "8",
+            "16",
+            "--chain-steps",
+            "6",
+            "--seed",
+            "2",
+            "--out",
+            str(model),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     return d / "x.npy", model, X
 
@@ -48,9 +68,32 @@ def test_train_writes_a_model_with_the_given_settings(trained, capsys: pytest.Ca
     assert len(m.history_["loglik"]) == 3
     # Same command, same seed: the same parameters (training is deterministic).
     again = model.with_name("again.npz")
-    assert main(["train", str(data), "--hidden", "3", "--epochs", "3", "--steps-per-epoch", "4", "--batch-size",
-                 "8", "16", "--chain-steps", "6", "--seed", "2", "--out", str(again), "--quiet",
-                 "--no-ceiling"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(data),
+                "--hidden",
+                "3",
+                "--epochs",
+                "3",
+                "--steps-per-epoch",
+                "4",
+                "--batch-size",
+                "8",
+                "16",
+                "--chain-steps",
+                "6",
+                "--seed",
+                "2",
+                "--out",
+                str(again),
+                "--quiet",
+                "--no-ceiling",
+            ]
+        )
+        == 0
+    )
     np.testing.assert_array_equal(load(again).w_, m.w_)
     text = capsys.readouterr().out
     assert "model written to" in text and "log-likelihood" in text and "EM ceiling" not in text
@@ -59,8 +102,25 @@ def test_train_writes_a_model_with_the_given_settings(trained, capsys: pytest.Ca
 def test_sample_writes_binary_rows(trained) -> None:
     _, model, X = trained
     out = model.with_name("s.npy")
-    assert main(["sample", str(model), "-n", "7", "--seed", "1", "--burn-in", "10", "--thin", "2",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                str(model),
+                "-n",
+                "7",
+                "--seed",
+                "1",
+                "--burn-in",
+                "10",
+                "--thin",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     S = np.load(out, allow_pickle=False)
     assert S.shape == (7, X.shape[1]) and S.dtype == np.uint8 and set(np.unique(S)) <= {0, 1}
     np.testing.assert_array_equal(S, load(model).sample(7, burn_in=10, thin=2, seed=1))
@@ -69,8 +129,22 @@ def test_sample_writes_binary_rows(trained) -> None:
 def test_diagnose_json_and_text(trained, capsys: pytest.CaptureFixture[str]) -> None:
     data, model, _ = trained
     labels = data.with_name("labels.npy")
-    assert main(["diagnose", str(model), "--json", "--steps", "4000", "--data", str(data), "--labels",
-                 str(labels)]) == 0
+    assert (
+        main(
+            [
+                "diagnose",
+                str(model),
+                "--json",
+                "--steps",
+                "4000",
+                "--data",
+                str(data),
+                "--labels",
+                str(labels),
+            ]
+        )
+        == 0
+    )
     d = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(c))
     assert d["n_states"] == 3 and d["sampling"]["n_steps"] == 4000 and d["sampling"]["seed"] == 0
     assert d["loglik_exact"] < 0 and d["class_kl"]["classes"] == [0, 1, 2]
@@ -95,11 +169,51 @@ def test_diagnose_bad_model_is_a_clear_error(tmp_path: Path, capsys: pytest.Capt
 def test_reproduce_tiny(trained, capsys: pytest.CaptureFixture[str]) -> None:
     data, _, _ = trained
     out = data.parent / "rep"
-    assert main(["reproduce", "--quick", "--out", str(out), "--seeds", "2", "--epochs", "2", "--jobs", "1",
-                 "--hidden", "3", "--data", str(data), "--labels", str(data.with_name("labels.npy")),
-                 "--em-restarts", "1", "--rbm-seeds", "0", "--tied-seeds", "0", "--no-figures", "--diag-steps",
-                 "2000", "--track-every", "0", "--mixing-steps", "500", "--normalization", "sigmoid",
-                 "--no-centering", "--chains", "2", "--chain-steps", "10", "--lr", "0.05"]) == 0
+    assert (
+        main(
+            [
+                "reproduce",
+                "--quick",
+                "--out",
+                str(out),
+                "--seeds",
+                "2",
+                "--epochs",
+                "2",
+                "--jobs",
+                "1",
+                "--hidden",
+                "3",
+                "--data",
+                str(data),
+                "--labels",
+                str(data.with_name("labels.npy")),
+                "--em-restarts",
+                "1",
+                "--rbm-seeds",
+                "0",
+                "--tied-seeds",
+                "0",
+                "--no-figures",
+                "--diag-steps",
+                "2000",
+                "--track-every",
+                "0",
+                "--mixing-steps",
+                "500",
+                "--normalization",
+                "sigmoid",
+                "--no-centering",
+                "--chains",
+                "2",
+                "--chain-steps",
+                "10",
+                "--lr",
+                "0.05",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "quick" in text and "Report:" in text and "regimes" in text
     with open(out / "results.csv", newline="") as fh:
@@ -111,7 +225,12 @@ def test_reproduce_tiny(trained, capsys: pytest.CaptureFixture[str]) -> None:
     assert res["protocol"]["n_hidden"] == 3 and res["protocol"]["n_epochs"] == 2
     p = res["protocol"]
     assert (p["normalization"], p["centered"], p["n_chains"], p["chain_steps"], p["learning_rate"]) == (
-        "sigmoid", False, 2, 10, 0.05)
+        "sigmoid",
+        False,
+        2,
+        10,
+        0.05,
+    )
     assert (out / "report.md").is_file() and not list(out.glob("*.png"))
 
 

@@ -16,8 +16,19 @@ import pytest
 import nemm
 from nemm.cli import main
 
-FAST = ["--epochs", "2", "--steps-per-epoch", "2", "--batch-size", "8", "8", "--chain-steps", "4", "--quiet",
-        "--no-ceiling"]
+FAST = [
+    "--epochs",
+    "2",
+    "--steps-per-epoch",
+    "2",
+    "--batch-size",
+    "8",
+    "8",
+    "--chain-steps",
+    "4",
+    "--quiet",
+    "--no-ceiling",
+]
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
@@ -49,6 +60,7 @@ def model(data: Path) -> Path:
 @pytest.fixture()
 def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make any training fail the test loudly (AssertionError is not a user error, so main lets it out)."""
+
     def fit(self: object, *args: object, **kwargs: object) -> None:
         raise AssertionError("training started before the output path was checked")
 
@@ -58,8 +70,9 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
 # ----------------------------------------------------------------------------- train --out
 
 
-def test_train_out_directory_fails_before_training(data: Path, tmp_path: Path, no_training: None,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_out_directory_fails_before_training(
+    data: Path, tmp_path: Path, no_training: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     line = _one_line_error(capsys, ["train", str(data), *FAST, "--out", str(tmp_path)])
     assert "is a directory" in line and str(tmp_path) in line
     (tmp_path / "m.npz").mkdir()  # the file Machine.save would write is a directory
@@ -67,24 +80,27 @@ def test_train_out_directory_fails_before_training(data: Path, tmp_path: Path, n
     assert "directory" in line and "m.npz" in line
 
 
-def test_train_out_under_a_file_fails_before_training(data: Path, tmp_path: Path, no_training: None,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_out_under_a_file_fails_before_training(
+    data: Path, tmp_path: Path, no_training: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "afile").write_text("x")
     line = _one_line_error(capsys, ["train", str(data), *FAST, "--out", str(tmp_path / "afile" / "m.npz")])
     assert "not a directory" in line and "afile" in line
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
-def test_train_out_fifo_fails_before_training(data: Path, tmp_path: Path, no_training: None,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_out_fifo_fails_before_training(
+    data: Path, tmp_path: Path, no_training: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     os.mkfifo(tmp_path / "pipe.npz")
     line = _one_line_error(capsys, ["train", str(data), *FAST, "--out", str(tmp_path / "pipe.npz")])
     assert "FIFO" in line
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes into read-only directories")
-def test_train_out_unwritable_directory_fails_before_training(data: Path, tmp_path: Path, no_training: None,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_out_unwritable_directory_fails_before_training(
+    data: Path, tmp_path: Path, no_training: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
@@ -95,35 +111,48 @@ def test_train_out_unwritable_directory_fails_before_training(data: Path, tmp_pa
     assert "permission" in line and str(ro) in line
 
 
-def test_train_out_denied_directory_fails_before_training(data: Path, tmp_path: Path, no_training: None,
-                                                          monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_out_denied_directory_fails_before_training(
+    data: Path,
+    tmp_path: Path,
+    no_training: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     # The same check where the tests run as root (whom chmod does not stop): the system says "denied".
     real_access, denied = os.access, tmp_path.resolve()
     monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != denied and real_access(p, mode, **kw))
     line = _one_line_error(capsys, ["train", str(data), *FAST, "--out", str(tmp_path / "new" / "m.npz")])
-    assert line == f"nemm: error: cannot write --out {tmp_path / 'new' / 'm.npz'}: no write permission in the " \
-                   f"directory {denied}"
+    assert (
+        line == f"nemm: error: cannot write --out {tmp_path / 'new' / 'm.npz'}: no write permission in the "
+        f"directory {denied}"
+    )
 
 
 # ----------------------------------------------------------------------------- settings
 
 
-@pytest.mark.parametrize("option, value, words", [
-    ("--lr", "inf", "learning_rate must be finite"),
-    ("--chain-steps", "3000000000", "chain_steps must be at most 2147483647"),
-    ("--chains", "0", "n_chains must be at least 1"),
-    ("--seed", "-1", "random_state must be at least 0"),
-])
-def test_train_bad_setting_is_one_line(data: Path, tmp_path: Path, option: str, value: str, words: str,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
-    line = _one_line_error(capsys, ["train", str(data), *FAST, option, value, "--out", str(tmp_path / "m.npz")])
+@pytest.mark.parametrize(
+    "option, value, words",
+    [
+        ("--lr", "inf", "learning_rate must be finite"),
+        ("--chain-steps", "3000000000", "chain_steps must be at most 2147483647"),
+        ("--chains", "0", "n_chains must be at least 1"),
+        ("--seed", "-1", "random_state must be at least 0"),
+    ],
+)
+def test_train_bad_setting_is_one_line(
+    data: Path, tmp_path: Path, option: str, value: str, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = _one_line_error(
+        capsys, ["train", str(data), *FAST, option, value, "--out", str(tmp_path / "m.npz")]
+    )
     assert words in line
     assert not (tmp_path / "m.npz").exists()
 
 
-def test_train_digits_are_checked_before_any_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_digits_are_checked_before_any_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from nemm import datasets
 
     def offline(*args: object, **kwargs: object) -> None:
@@ -143,9 +172,20 @@ def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0 and "nemm" in capsys.readouterr().out
 
 
-def test_train_binary_beyond_the_limit_says_why_instead_of_nan(data: Path, tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["train", str(data), "--hidden", "3", "--hidden-type", "binary", *FAST, "--out", str(tmp_path / "b.npz")]
+def test_train_binary_beyond_the_limit_says_why_instead_of_nan(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "train",
+        str(data),
+        "--hidden",
+        "3",
+        "--hidden-type",
+        "binary",
+        *FAST,
+        "--out",
+        str(tmp_path / "b.npz"),
+    ]
     assert main([*argv, "--max-states", "4"]) == 0
     out = capsys.readouterr().out
     assert "nan" not in out
@@ -161,33 +201,43 @@ def test_train_binary_beyond_the_limit_says_why_instead_of_nan(data: Path, tmp_p
 # ----------------------------------------------------------------------------- sample
 
 
-def test_sample_too_many_is_refused_with_an_estimate(model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_sample_too_many_is_refused_with_an_estimate(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from nemm import _checks
 
     monkeypatch.setattr(_checks, "memory_limit", lambda: 8 << 30)  # the same answer on any machine
-    line = _one_line_error(capsys, ["sample", str(model), "-n", str(10**12), "--out", str(tmp_path / "s.npy")])
+    line = _one_line_error(
+        capsys, ["sample", str(model), "-n", str(10**12), "--out", str(tmp_path / "s.npy")]
+    )
     assert "10000000000" in line and "TiB" in line and "8.0 GiB" in line
     assert not (tmp_path / "s.npy").exists()
 
 
-def test_sample_out_is_checked_before_sampling(model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_sample_out_is_checked_before_sampling(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     def sample(self: object, *args: object, **kwargs: object) -> None:
         raise AssertionError("sampled before the output path was checked")
 
     monkeypatch.setattr(nemm.Machine, "sample", sample)
     assert "is a directory" in _one_line_error(capsys, ["sample", str(model), "--out", str(tmp_path)])
     (tmp_path / "f").write_text("")
-    assert "not a directory" in _one_line_error(capsys, ["sample", str(model), "--out", str(tmp_path / "f" / "s.npy")])
+    assert "not a directory" in _one_line_error(
+        capsys, ["sample", str(model), "--out", str(tmp_path / "f" / "s.npy")]
+    )
 
 
-@pytest.mark.parametrize("content, words", [
-    (os.urandom(3000), "not an npz (zip) archive"),
-    (b"hello world\n", "not an npz (zip) archive"),
-])
-def test_sample_from_a_non_model_never_mentions_pickles(tmp_path: Path, content: bytes, words: str,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (os.urandom(3000), "not an npz (zip) archive"),
+        (b"hello world\n", "not an npz (zip) archive"),
+    ],
+)
+def test_sample_from_a_non_model_never_mentions_pickles(
+    tmp_path: Path, content: bytes, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     for name in ("junk.npz", "junk.npy"):
         (tmp_path / name).write_bytes(content)
         line = _one_line_error(capsys, ["sample", str(tmp_path / name), "--out", str(tmp_path / "s.npy")])
@@ -209,8 +259,12 @@ def test_train_bad_data_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     (tmp_path / "text.npy").write_text("0 1 0\n1 0 1\n")
     np.savez(tmp_path / "empty.npz")
     np.savez(tmp_path / "two.npz", a=X, b=X)
-    cases = [("rand.npz", "not a valid .npz file"), ("text.npy", "not a valid .npy file"),
-             ("empty.npz", "contains no arrays"), ("two.npz", "['a', 'b']")]
+    cases = [
+        ("rand.npz", "not a valid .npz file"),
+        ("text.npy", "not a valid .npy file"),
+        ("empty.npz", "contains no arrays"),
+        ("two.npz", "['a', 'b']"),
+    ]
     for name, words in cases:
         line = _one_line_error(capsys, ["train", str(tmp_path / name), *FAST, "--out", out])
         assert words in line and "pickle" not in line
@@ -218,7 +272,8 @@ def test_train_bad_data_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["train", str(tmp_path / "two.npz"), "--key", "b", "--hidden", "2", *FAST, "--out", out]) == 0
     assert nemm.load(out).n_visible_ == 10
     assert "no array named 'c'" in _one_line_error(
-        capsys, ["train", str(tmp_path / "two.npz"), "--key", "c", *FAST, "--out", out])
+        capsys, ["train", str(tmp_path / "two.npz"), "--key", "c", *FAST, "--out", out]
+    )
 
 
 def test_train_on_a_scipy_sparse_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -252,7 +307,9 @@ def test_diagnose_short_runs_adapt_the_windows(model: Path, capsys: pytest.Captu
 # ----------------------------------------------------------------------------- the one-line rule itself
 
 
-def test_traceback_option_and_env_show_the_error(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_traceback_option_and_env_show_the_error(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "afile").write_text("x")
     argv = ["train", str(data), *FAST, "--out", str(tmp_path / "afile" / "m.npz")]
     with pytest.raises(NotADirectoryError):
@@ -262,8 +319,9 @@ def test_traceback_option_and_env_show_the_error(data: Path, tmp_path: Path, mon
         main(argv)
 
 
-def test_multi_line_messages_become_one_line(monkeypatch: pytest.MonkeyPatch,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_multi_line_messages_become_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from nemm import cli
 
     def fails(args: object) -> int:
@@ -285,13 +343,16 @@ def test_bugs_stay_visible(monkeypatch: pytest.MonkeyPatch) -> None:
         main(["sample", "m.npz"])
 
 
-def test_missing_scipy_for_a_sparse_file_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_scipy_for_a_sparse_file_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     sparse = pytest.importorskip("scipy.sparse")
     sparse.save_npz(tmp_path / "x.npz", sparse.csr_matrix(np.eye(4, dtype=np.uint8)))
     monkeypatch.setitem(sys.modules, "scipy", None)
     monkeypatch.setitem(sys.modules, "scipy.sparse", None)
-    line = _one_line_error(capsys, ["train", str(tmp_path / "x.npz"), *FAST, "--out", str(tmp_path / "m.npz")])
+    line = _one_line_error(
+        capsys, ["train", str(tmp_path / "x.npz"), *FAST, "--out", str(tmp_path / "m.npz")]
+    )
     assert "scipy.sparse" in line and "pip install scipy" in line
 
 
@@ -300,19 +361,30 @@ def test_load_names_what_the_file_is(tmp_path: Path, model: Path) -> None:
     (tmp_path / "rand.npz").write_bytes(bytes(range(256)) * 8)
     np.save(tmp_path / "x.npy", X)
     np.savez(tmp_path / "obj.npz", metadata=np.array({"format": "nemm-machine"}, dtype=object))
-    for name, words in (("rand.npz", "it is not an npz (zip) archive"), ("x.npy", "it is a .npy array"),
-                        ("obj.npz", "it holds Python objects (an object array), which nemm never unpickles")):
+    for name, words in (
+        ("rand.npz", "it is not an npz (zip) archive"),
+        ("x.npy", "it is a .npy array"),
+        ("obj.npz", "it holds Python objects (an object array), which nemm never unpickles"),
+    ):
         with pytest.raises(ValueError) as info:
             nemm.load(tmp_path / name)
         assert str(info.value) == f"{tmp_path / name} is not a readable nemm model file: {words}"
     assert nemm.load(model).n_hidden == 3  # a real model still loads
 
 
-def test_config_with_an_option_beside_it_is_one_line(tmp_path: Path, no_training: None,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_with_an_option_beside_it_is_one_line(
+    tmp_path: Path, no_training: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "c.toml").write_text("[model]\nn_hidden = 2\n")
     # A setting given at its default value is still given (the options are absent unless given).
-    for option in (["--key", "X"], ["--max-states", "10"], ["--hidden", "3"], ["--epochs", "120"], ["--tied"]):
-        line = _one_line_error(capsys, ["train", "--config", str(tmp_path / "c.toml"), *option,
-                                        "--out", str(tmp_path / "m.npz")])
+    for option in (
+        ["--key", "X"],
+        ["--max-states", "10"],
+        ["--hidden", "3"],
+        ["--epochs", "120"],
+        ["--tied"],
+    ):
+        line = _one_line_error(
+            capsys, ["train", "--config", str(tmp_path / "c.toml"), *option, "--out", str(tmp_path / "m.npz")]
+        )
         assert f"{option[0]} cannot be given beside it" in line

@@ -20,14 +20,16 @@ from scipy import stats
 from scipy.special import expit, logsumexp
 
 from nemm import Machine, _core, approx_gradient
-from nemm.markov import entropy_production
 from nemm.exact import (
     exact_log_likelihood_gradient,
     exact_model,
     hidden_states,
     is_detailed_balance,
+)
+from nemm.exact import (
     log_A as exact_log_A,
 )
+from nemm.markov import entropy_production
 
 # Smallest p-value accepted by the chi-square tests: a false alarm is a one-in-a-million event.
 P_MIN = 1e-6
@@ -57,8 +59,16 @@ def make_machine(p: dict[str, np.ndarray], **settings) -> Machine:
 
 def exact_of(m: Machine):
     """Exact enumeration of a machine, read back from its engine (so tied means wbar = w.T)."""
-    return exact_model(m.w_, m.a_, m.wbar_, m.abar_, m.xbar_, hidden=m.hidden,
-                       normalization=m.normalization, centered=m.centered)
+    return exact_model(
+        m.w_,
+        m.a_,
+        m.wbar_,
+        m.abar_,
+        m.xbar_,
+        hidden=m.hidden,
+        normalization=m.normalization,
+        centered=m.centered,
+    )
 
 
 def chi2_stat(obs: np.ndarray, probs: np.ndarray) -> tuple[float, int]:
@@ -147,7 +157,9 @@ SAMPLER_CASES = [
     ("binary", "softmax", True, True, 8, 3, 9),
     ("binary", "softmax", False, True, 6, 2, 10),
 ]
-CASE_IDS = [f"{h}-{n}-{'c' if c else 'u'}{'-tied' if t else ''}-D{D}-L{L}" for h, n, c, t, D, L, _ in SAMPLER_CASES]
+CASE_IDS = [
+    f"{h}-{n}-{'c' if c else 'u'}{'-tied' if t else ''}-D{D}-L{L}" for h, n, c, t, D, L, _ in SAMPLER_CASES
+]
 
 
 @pytest.fixture(params=SAMPLER_CASES, ids=CASE_IDS)
@@ -165,8 +177,11 @@ def test_exact_reference_sees_the_kernel_settings():
     # Guard: the sampler cases must actually differ between settings, or the tests below
     # could not tell a wrong kernel from the right one.
     p = random_params(1, 7, 3)
-    ms = [exact_model(p["w"], p["a"], p["wbar"], p["abar"], p["xbar"], "onehot", n, c).M
-          for n in ("softmax", "sigmoid") for c in (True, False)]
+    ms = [
+        exact_model(p["w"], p["a"], p["wbar"], p["abar"], p["xbar"], "onehot", n, c).M
+        for n in ("softmax", "sigmoid")
+        for c in (True, False)
+    ]
     for i in range(len(ms)):
         for j in range(i):
             assert np.abs(ms[i] - ms[j]).max() > 0.02
@@ -278,7 +293,7 @@ def test_sample_and_hidden_trajectory_walk_the_same_chain():
             n = 60 // thin
             _, Z = m.sample(2 * n, n_chains=2, burn_in=10, thin=thin, seed=5, return_hidden=True)
             z = Z if hidden == "onehot" else codes_of_bits(Z)
-            np.testing.assert_array_equal(z.reshape(2, n), traj[:, thin - 1::thin][:, :n])
+            np.testing.assert_array_equal(z.reshape(2, n), traj[:, thin - 1 :: thin][:, :n])
 
 
 def test_recorded_chain_starts_from_given_states_and_continues():
@@ -314,9 +329,13 @@ def test_count_transitions_matches_python_counting():
             want[int(a), int(b)] += 1
     np.testing.assert_array_equal(dense, want)
     np.testing.assert_array_equal(transition_counts(traj, 5), want)
-    np.testing.assert_array_equal(transition_counts(traj[0], 5), sum(
-        np.eye(5, dtype=np.int64)[int(a)][:, None] * np.eye(5, dtype=np.int64)[int(b)][None, :]
-        for a, b in zip(traj[0][:-1], traj[0][1:])))
+    np.testing.assert_array_equal(
+        transition_counts(traj[0], 5),
+        sum(
+            np.eye(5, dtype=np.int64)[int(a)][:, None] * np.eye(5, dtype=np.int64)[int(b)][None, :]
+            for a, b in zip(traj[0][:-1], traj[0][1:])
+        ),
+    )
     big = (traj.astype(np.int64) * 1_000_003).astype(np.uint64)  # codes far beyond a dense matrix
     f, t_, c = transition_counts_sparse(big)
     assert c.sum() == want.sum()
@@ -381,7 +400,7 @@ def test_log_A_extreme_fields_and_large_D(hidden):
     H = Z @ w.T + a
     Xbest = (H > 0).astype(np.uint8)
     for k in range(Z.shape[0]):
-        top = m.log_A(Xbest[k:k + 1], states[k:k + 1])[0, 0]
+        top = m.log_A(Xbest[k : k + 1], states[k : k + 1])[0, 0]
         assert abs(top + np.log1p(np.exp(-np.abs(H[k]))).sum()) < 1e-9
 
 
@@ -496,7 +515,11 @@ def test_gradient_matches_direct_evaluation(spec, seed, scale, N, T, from_chain)
         assert Xp.shape == (T, D) and Xp.dtype == np.uint8
     else:  # any pairs: mu_{z|x'} is recomputed from Xp
         Xp = rng.integers(0, 2, size=(T, D)).astype(np.uint8)
-        Z = rng.integers(0, L, size=T) if kw["hidden"] == "onehot" else rng.integers(0, 2, size=(T, L)).astype(np.uint8)
+        Z = (
+            rng.integers(0, L, size=T)
+            if kw["hidden"] == "onehot"
+            else rng.integers(0, 2, size=(T, L)).astype(np.uint8)
+        )
     got = approx_gradient(m, X, Xp, Z)
     want, ll = reference_gradient(p, X, Xp, Z, **kw)
     assert set(got) == {"w", "a", "wbar", "abar"}
@@ -531,16 +554,25 @@ def test_sigmoid_normalization_with_underflowing_fields():
     # well defined, P = softmax(ln sigmoid(u)), here ~ (1, e^-40). Chain and gradient must use it.
     w, a, wbar = np.zeros((1, 2)), np.zeros(1), np.zeros((2, 1))
     abar = np.array([-760.0, -800.0])
-    m = Machine.from_params(w, a, wbar, abar, hidden="onehot", normalization="sigmoid", centered=False,
-                            random_state=0)
+    m = Machine.from_params(
+        w, a, wbar, abar, hidden="onehot", normalization="sigmoid", centered=False, random_state=0
+    )
     ex = exact_of(m)
     assert ex.pbar[0] > 1 - 1e-12
     traj = m.hidden_trajectory(200, seed=1)
     assert (traj == 0).all(), f"chain visited {np.bincount(traj, minlength=2)}, exact pbar {ex.pbar}"
     X, Xp, Z = np.array([[1]]), np.array([[0]]), np.array([0])
     g = approx_gradient(m, X, Xp, Z)
-    want, _ = reference_gradient(dict(w=w, a=a, wbar=wbar, abar=abar, xbar=np.full(1, 0.5)), X, Xp, Z,
-                                 "onehot", "sigmoid", False, False)
+    want, _ = reference_gradient(
+        dict(w=w, a=a, wbar=wbar, abar=abar, xbar=np.full(1, 0.5)),
+        X,
+        Xp,
+        Z,
+        "onehot",
+        "sigmoid",
+        False,
+        False,
+    )
     for k in want:
         assert np.isfinite(g[k]).all(), k
         np.testing.assert_allclose(g[k], want[k], rtol=1e-9, atol=1e-12, err_msg=k)
@@ -550,8 +582,13 @@ def test_gradient_uses_log_domain_for_large_D():
     # D = 784 with strong fields: A(z, x) underflows in linear space; r_t must still be finite.
     rng = np.random.default_rng(0)
     D, L = 784, 4
-    p = dict(w=3 * rng.normal(size=(D, L)), a=np.zeros(D), wbar=0.1 * rng.normal(size=(L, D)),
-             abar=np.zeros(L), xbar=np.full(D, 0.3))
+    p = dict(
+        w=3 * rng.normal(size=(D, L)),
+        a=np.zeros(D),
+        wbar=0.1 * rng.normal(size=(L, D)),
+        abar=np.zeros(L),
+        xbar=np.full(D, 0.3),
+    )
     m = make_machine(p)
     m._engine.reset_chains(1, 1, None)
     Xp, Z = m._engine.run_chains(6)
@@ -587,8 +624,9 @@ def test_gradient_points_along_exact_gradient(kw, seed):
     m._engine.reset_chains(1, 7 + seed, None)
     Xp, Z = m._engine.run_chains(4000)
     g = approx_gradient(m, X, Xp, Z)
-    ge = exact_log_likelihood_gradient(m.w_, m.a_, m.wbar_, m.abar_, m.xbar_, X, kw["hidden"],
-                                       kw["normalization"], kw["centered"])
+    ge = exact_log_likelihood_gradient(
+        m.w_, m.a_, m.wbar_, m.abar_, m.xbar_, X, kw["hidden"], kw["normalization"], kw["centered"]
+    )
     if kw["tied"]:  # one shared matrix: d/dW = d/dw + (d/dwbar)^T
         ge["w"] = ge["w"] + ge["wbar"].T
         ge["wbar"] = ge["w"].T
@@ -646,7 +684,7 @@ def test_train_steps_are_chain_gradient_and_rmsprop(kw):
     for k, size in enumerate(sizes):
         Xp, Z = ref._engine.run_chains(T)
         assert Xp.shape[0] == 2 * T  # both chains' pairs pooled
-        g, ll_ref = reference_gradient(cur, data[rows[off:off + size]], Xp, Z, **kw)
+        g, ll_ref = reference_gradient(cur, data[rows[off : off + size]], Xp, Z, **kw)
         assert abs(ll[k] - ll_ref) < 1e-9 * max(1, abs(ll_ref))
         for name in ("w", "a", "wbar", "abar"):
             if (name == "a" and freeze) or (name == "wbar" and kw["tied"]):
@@ -684,7 +722,9 @@ def rbm_pbar(m: Machine) -> np.ndarray:
 def test_tied_machine_is_in_detailed_balance(hidden, L, centered):
     D = 6
     p = random_params(7 + L, D, L, 2.0)
-    m = Machine.from_params(p["w"], p["a"], None, p["abar"], p["xbar"], hidden=hidden, centered=centered, tied=True)
+    m = Machine.from_params(
+        p["w"], p["a"], None, p["abar"], p["xbar"], hidden=hidden, centered=centered, tied=True
+    )
     np.testing.assert_array_equal(m.wbar_, m.w_.T)
     ex = exact_of(m)
     J = ex.pbar[:, None] * ex.M
@@ -707,7 +747,9 @@ def _tiny_data(seed: int = 0, N: int = 300, D: int = 8) -> np.ndarray:
     return (rng.random((N, D)) < protos[lab]).astype(np.uint8)
 
 
-TRAIN_KW = dict(recipe="paper", n_epochs=10, steps_per_epoch=10, batch_size=(8, 32), chain_steps=16, random_state=0)
+TRAIN_KW = dict(
+    recipe="paper", n_epochs=10, steps_per_epoch=10, batch_size=(8, 32), chain_steps=16, random_state=0
+)
 
 
 @pytest.mark.parametrize("hidden,L", [("onehot", 3), ("binary", 2)])
@@ -723,8 +765,11 @@ def test_trained_tied_machine_keeps_detailed_balance(hidden, L):
     np.testing.assert_allclose(ex.pbar, rbm_pbar(m), atol=1e-12)
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(normalization="sigmoid"), dict(hidden="binary", n_hidden=2)],
-                         ids=["softmax", "sigmoid", "binary"])
+@pytest.mark.parametrize(
+    "kw",
+    [dict(), dict(normalization="sigmoid"), dict(hidden="binary", n_hidden=2)],
+    ids=["softmax", "sigmoid", "binary"],
+)
 def test_trained_untied_machine_breaks_detailed_balance(kw):
     X = _tiny_data()
     kw = dict(dict(n_hidden=3), **kw)
@@ -756,8 +801,9 @@ def _binary_all_states(L: int) -> np.ndarray:
     return ((codes[:, None] >> np.arange(L)[None, :]) & 1).astype(np.uint8)
 
 
-@pytest.mark.parametrize("L,D,scale,seed", [(1, 7, 1.5, 0), (3, 40, 1.5, 1), (6, 90, 3.0, 2), (9, 33, 0.3, 3),
-                                            (10, 120, 4.0, 4)])
+@pytest.mark.parametrize(
+    "L,D,scale,seed", [(1, 7, 1.5, 0), (3, 40, 1.5, 1), (6, 90, 3.0, 2), (9, 33, 0.3, 3), (10, 120, 4.0, 4)]
+)
 def test_enumerated_binary_likelihood_matches_log_A(L, D, scale, seed):
     """score_samples enumerates all 2^L binary states (likelihood.hpp): it must agree with the
     per-state path, log A from compute_forward_fields, mixed with ln pbar by scipy."""

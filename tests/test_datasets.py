@@ -8,13 +8,13 @@ import functools
 import gzip
 import http.server
 import importlib
-import sys
-import types
 import json
 import shutil
 import socket
 import struct
+import sys
 import threading
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -410,14 +410,22 @@ def test_load_binary_bad_paths(tmp_path: Path) -> None:
         datasets.load_binary(empty)
 
 
-@pytest.mark.parametrize("name, content, words", [
-    ("rand.npz", bytes(range(256)) * 8, "rand.npz is not a valid .npz file: it is not a zip archive"),
-    ("text.npy", b"0 1 0\n1 0 1\n", "text.npy is not a valid .npy file: it does not start with the NumPy"),
-    ("zip.npy", b"PK\x03\x04" + b"x" * 60, "zip.npy is a damaged .npz archive"),
-    ("cut.npz", b"PK\x03\x04" + b"x" * 60, "cut.npz is a damaged .npz archive"),
-])
-def test_load_binary_invalid_files_never_advise_unpickling(tmp_path: Path, name: str, content: bytes,
-                                                           words: str) -> None:
+@pytest.mark.parametrize(
+    "name, content, words",
+    [
+        ("rand.npz", bytes(range(256)) * 8, "rand.npz is not a valid .npz file: it is not a zip archive"),
+        (
+            "text.npy",
+            b"0 1 0\n1 0 1\n",
+            "text.npy is not a valid .npy file: it does not start with the NumPy",
+        ),
+        ("zip.npy", b"PK\x03\x04" + b"x" * 60, "zip.npy is a damaged .npz archive"),
+        ("cut.npz", b"PK\x03\x04" + b"x" * 60, "cut.npz is a damaged .npz archive"),
+    ],
+)
+def test_load_binary_invalid_files_never_advise_unpickling(
+    tmp_path: Path, name: str, content: bytes, words: str
+) -> None:
     # numpy takes unknown bytes for a pickle and suggests allow_pickle=: an unsafe act, and not the problem.
     (tmp_path / name).write_bytes(content)
     with pytest.raises(ValueError) as info:
@@ -457,8 +465,11 @@ def test_load_binary_npz_choice_of_array(tmp_path: Path) -> None:
         np.savez(tmp_path / "named.npz", **{name: X, "y": np.arange(3)})
         np.testing.assert_array_equal(datasets.load_binary(tmp_path / "named.npz"), X)
     np.savez(tmp_path / "two.npz", a=X, b=1 - X)
-    with pytest.raises(ValueError, match=r"holds several arrays \['a', 'b'\] and none is named X, x or data; "
-                                         r"choose one with key= \(on the command line: --key\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"holds several arrays \['a', 'b'\] and none is named X, x or data; "
+        r"choose one with key= \(on the command line: --key\)",
+    ):
         datasets.load_binary(tmp_path / "two.npz")
     np.testing.assert_array_equal(datasets.load_binary(tmp_path / "two.npz", key="b"), 1 - X)
 
@@ -478,8 +489,14 @@ def test_load_binary_scipy_sparse_npz(tmp_path: Path, fmt: str) -> None:
 
 def test_load_binary_scipy_sparse_npz_without_scipy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The file a scipy user writes, read where scipy is missing: say so, do not pick its "data" array.
-    np.savez(tmp_path / "x.npz", indices=np.array([0, 1], dtype=np.int32), indptr=np.array([0, 1, 2]),
-             format=np.array(b"csr"), shape=np.array([2, 2]), data=np.array([1, 1], dtype=np.uint8))
+    np.savez(
+        tmp_path / "x.npz",
+        indices=np.array([0, 1], dtype=np.int32),
+        indptr=np.array([0, 1, 2]),
+        format=np.array(b"csr"),
+        shape=np.array([2, 2]),
+        data=np.array([1, 1], dtype=np.uint8),
+    )
     monkeypatch.setitem(sys.modules, "scipy", None)
     monkeypatch.setitem(sys.modules, "scipy.sparse", None)
     with pytest.raises(ImportError, match="scipy.sparse.save_npz.*pip install scipy"):
@@ -529,7 +546,9 @@ def test_load_binary_png_errors(tmp_path: Path) -> None:
         datasets.load_binary(d3)
 
 
-def test_load_binary_png_without_pillow_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_binary_png_without_pillow_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _write_png(tmp_path / "a.png", np.zeros((2, 2)), "L")
     monkeypatch.setitem(sys.modules, "PIL", None)  # import PIL now raises ImportError
     with pytest.raises(ImportError, match=r'pip install "nemm\[images\]"'):
@@ -594,11 +613,16 @@ def test_download_rejects_corrupt_mirror_and_falls_back(tmp_path: Path, mnist_di
     missing = tmp_path / "missing"  # 404 from the good server
     missing.mkdir()
     with _http_server(bad) as bad_url, _http_server(good) as good_url, _http_server(missing) as missing_url:
-        images, labels = datasets.load_mnist("test", cache_dir=cache, mirrors=[bad_url, missing_url, good_url])
+        images, labels = datasets.load_mnist(
+            "test", cache_dir=cache, mirrors=[bad_url, missing_url, good_url]
+        )
     np.testing.assert_array_equal(images, t10k[0])
     np.testing.assert_array_equal(labels, t10k[1])
     # Only the verified files are cached, byte for byte the good ones; no temp files.
-    assert sorted(p.name for p in cache.iterdir()) == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ]
     for p in cache.iterdir():
         assert p.read_bytes() == (good / "mnist" / p.name).read_bytes()
     # Cached files are used without any network access.
@@ -657,10 +681,14 @@ def test_planted_data_are_deterministic_and_follow_the_prototypes() -> None:
     X, z = planted(200, 4, 4000, 5)
     X2, z2 = planted(200, 4, 4000, 5)
     assert X.dtype == np.uint8 and X.shape == (4000, 200) and z.shape == (4000,)
-    assert np.array_equal(X, X2) and np.array_equal(z, z2) and not np.array_equal(planted(200, 4, 4000, 6)[0], X)
+    assert (
+        np.array_equal(X, X2) and np.array_equal(z, z2) and not np.array_equal(planted(200, 4, 4000, 6)[0], X)
+    )
     m, pi = planted_model(200, 4, 5)
     mu = m.mean_images()  # (L, D): sigmoid(+-2)
-    assert np.allclose(np.sort(np.unique(np.round(mu, 6))), np.round([1 / (1 + np.exp(2)), 1 / (1 + np.exp(-2))], 6))
+    assert np.allclose(
+        np.sort(np.unique(np.round(mu, 6))), np.round([1 / (1 + np.exp(2)), 1 / (1 + np.exp(-2))], 6)
+    )
     for k in range(4):
         rows = X[z == k]
         assert abs(len(rows) / 4000 - pi[k]) < 0.03

@@ -12,16 +12,14 @@ import json
 import math
 
 import numpy as np
-
-from nemm.class_distribution import class_kl
 import pytest
 
-from nemm import Machine, load
+from nemm import Machine, load, markov
 from nemm import diagnostics as diag
-from nemm import markov
-from nemm.results import to_json, to_jsonable
-from nemm.exact import exact_model
 from nemm._seeds import derive_seed
+from nemm.class_distribution import class_kl
+from nemm.exact import exact_model
+from nemm.results import to_json, to_jsonable
 
 N_STEPS = 100_000
 N_CHAINS = 4
@@ -172,8 +170,11 @@ def test_rao_blackwell_matches_exact_with_smaller_spread_than_counting() -> None
     # Same number of hidden-state draws: n per state for both estimators.
     n, reps = 500, 8
     rb = [diag.rao_blackwell_M(m, n, seed=r) - ex.M for r in range(reps)]
-    ct = [diag.transition_statistics(m, n * 4 // 2, n_chains=2, seed=100 + r, n_segments=2, burn_in=100).M - ex.M
-          for r in range(reps)]
+    ct = [
+        diag.transition_statistics(m, n * 4 // 2, n_chains=2, seed=100 + r, n_segments=2, burn_in=100).M
+        - ex.M
+        for r in range(reps)
+    ]
     mse_rb, mse_ct = float(np.mean(np.square(rb))), float(np.mean(np.square(ct)))
     assert mse_rb < 0.7 * mse_ct, (mse_rb, mse_ct)
 
@@ -182,7 +183,9 @@ def test_rao_blackwell_binary_and_reproducible() -> None:
     p = random_params(3, D=6, L=3, scale=1.5)
     m, ex = machine_and_exact(p, hidden="binary")
     a = diag.rao_blackwell_M(m, 3000, seed=4)
-    np.testing.assert_array_equal(a, diag.rao_blackwell_M(m, 3000, seed=4, progress=True))  # the bar changes nothing
+    np.testing.assert_array_equal(
+        a, diag.rao_blackwell_M(m, 3000, seed=4, progress=True)
+    )  # the bar changes nothing
     np.testing.assert_allclose(a, ex.M, atol=0.03)
 
 
@@ -249,8 +252,21 @@ def test_diagnose_is_json_serializable_and_consistent() -> None:
     assert isinstance(d, diag.Diagnosis)
     back = json.loads(to_json(d))
     assert back["sigma"] == pytest.approx(d.sigma)
-    for key in ("sigma", "sigma_err", "n_one_way", "tau", "tau_err", "self_transition", "occupancy", "M",
-                "M_rao_blackwell", "loglik_exact", "class_kl", "pseudocount", "random_self_transition"):
+    for key in (
+        "sigma",
+        "sigma_err",
+        "n_one_way",
+        "tau",
+        "tau_err",
+        "self_transition",
+        "occupancy",
+        "M",
+        "M_rao_blackwell",
+        "loglik_exact",
+        "class_kl",
+        "pseudocount",
+        "random_self_transition",
+    ):
         assert key in back
     np.testing.assert_allclose(back["occupancy"], d.occupancy)
     assert d.sigma == pytest.approx(ex.entropy_production, abs=5 * d.sigma_err + 5e-3)
@@ -268,14 +284,19 @@ def test_infinite_values_become_strict_json() -> None:
     back = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert back["tau"] == "inf"
     assert to_jsonable({"a": np.float64("nan"), "b": np.arange(2), "c": (np.int32(3),)}) == {
-        "a": "nan", "b": [0, 1], "c": [3]}
+        "a": "nan",
+        "b": [0, 1],
+        "c": [3],
+    }
 
 
 def test_track_epoch_records_history_without_changing_training(tmp_path) -> None:
     rng = np.random.default_rng(0)
     protos = rng.random((3, 16)) < 0.5
-    X = np.array([np.where(rng.random(16) < 0.1, ~protos[k], protos[k]) for k in rng.integers(0, 3, 120)],
-                 dtype=np.uint8)
+    X = np.array(
+        [np.where(rng.random(16) < 0.1, ~protos[k], protos[k]) for k in rng.integers(0, 3, 120)],
+        dtype=np.uint8,
+    )
     y = rng.integers(0, 3, 120)
     settings = dict(n_epochs=6, steps_per_epoch=5, batch_size=(8, 16), chain_steps=8, random_state=3)
     plain = Machine(3, **settings).fit(X)
@@ -290,7 +311,9 @@ def test_track_epoch_records_history_without_changing_training(tmp_path) -> None
     # The partial form the docstring shows.
     import functools
 
-    m = Machine(3, **settings).fit(X, callback=functools.partial(diag.track_epoch, X=X, every=3, n_steps=1000))
+    m = Machine(3, **settings).fit(
+        X, callback=functools.partial(diag.track_epoch, X=X, every=3, n_steps=1000)
+    )
     assert m.history_["diag_epoch"] == [0.0, 2.0, 5.0] and "class_kl" not in m.history_
     # The history survives save/load.
     path = tracked.save(tmp_path / "m.npz")

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nemm.markov import entropy_production, stationary_distribution
 from nemm.exact import (
     ExactModel,
     backward_kernel,
@@ -24,6 +23,7 @@ from nemm.exact import (
     mu_z,
     visible_states,
 )
+from nemm.markov import entropy_production, stationary_distribution
 
 SETTINGS = settings(max_examples=25, deadline=None)
 
@@ -141,7 +141,12 @@ def test_backward_kernel_matches_brute_force(hidden, normalization, centered):
     X = visible_states(4)
     got = backward_kernel(p["wbar"], p["abar"], p["xbar"], X, hidden, normalization, centered)
     want = np.array(
-        [brute_force_Abar(p["wbar"], p["abar"], p["xbar"], x.astype(float), hidden, normalization, centered) for x in X]
+        [
+            brute_force_Abar(
+                p["wbar"], p["abar"], p["xbar"], x.astype(float), hidden, normalization, centered
+            )
+            for x in X
+        ]
     )
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-13)
@@ -170,13 +175,17 @@ def test_backward_kernel_extreme_fields_stay_normalized():
     assert logs[1, 1] == pytest.approx(-1800.0, rel=1e-12)  # x = (1, 0): u = (900, -900, 0)
 
 
-@pytest.mark.parametrize(("hidden", "normalization"), [("onehot", "softmax"), ("onehot", "sigmoid"), ("binary", "softmax")])
+@pytest.mark.parametrize(
+    ("hidden", "normalization"), [("onehot", "softmax"), ("onehot", "sigmoid"), ("binary", "softmax")]
+)
 def test_mu_z_is_conditional_mean(hidden, normalization):
     p = random_params(11, 4, 3, 1.5)
     X = visible_states(4)
     P = backward_kernel(p["wbar"], p["abar"], p["xbar"], X, hidden, normalization)
     mean = P @ hidden_states(3, hidden)  # E[z | x] by enumeration
-    np.testing.assert_allclose(mu_z(p["wbar"], p["abar"], p["xbar"], X, hidden, normalization), mean, rtol=1e-12)
+    np.testing.assert_allclose(
+        mu_z(p["wbar"], p["abar"], p["xbar"], X, hidden, normalization), mean, rtol=1e-12
+    )
 
 
 def test_kernel_argument_errors():
@@ -340,7 +349,9 @@ def test_exact_log_likelihood_is_mean_log_px():
     m = exact_model(**p)
     codes = X @ (1 << np.arange(5))
     want = np.log(m.px[codes]).mean()
-    assert exact_log_likelihood(p["w"], p["a"], p["wbar"], p["abar"], p["xbar"], X) == pytest.approx(want, rel=1e-12)
+    assert exact_log_likelihood(p["w"], p["a"], p["wbar"], p["abar"], p["xbar"], X) == pytest.approx(
+        want, rel=1e-12
+    )
     assert m.log_likelihood(X) == pytest.approx(want, rel=1e-12)
 
 
@@ -396,8 +407,12 @@ def test_gradient_ascent_increases_likelihood():
     f0 = exact_log_likelihood(p["w"], p["a"], p["wbar"], p["abar"], p["xbar"], X)
     step = 1e-3
     f1 = exact_log_likelihood(
-        p["w"] + step * g["w"], p["a"] + step * g["a"], p["wbar"] + step * g["wbar"], p["abar"] + step * g["abar"],
-        p["xbar"], X,
+        p["w"] + step * g["w"],
+        p["a"] + step * g["a"],
+        p["wbar"] + step * g["wbar"],
+        p["abar"] + step * g["abar"],
+        p["xbar"],
+        X,
     )
     norm2 = sum(float((v**2).sum()) for v in g.values())
     assert f1 - f0 == pytest.approx(step * norm2, rel=1e-2)

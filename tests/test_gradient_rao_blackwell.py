@@ -82,7 +82,9 @@ def engine_gradient(m, X, Xp, Z, gradient):
     N=st.integers(1, 5),
     T=st.integers(1, 25),
 )
-def test_rao_blackwell_gradient_matches_direct_evaluation(normalization, centered, tied, D, L, seed, scale, N, T):
+def test_rao_blackwell_gradient_matches_direct_evaluation(
+    normalization, centered, tied, D, L, seed, scale, N, T
+):
     tied = tied and normalization == "softmax"
     p = random_params(seed, D, L, scale, tied=tied)
     m = make_machine(p, normalization=normalization, centered=centered, tied=tied)

@@ -185,8 +185,9 @@ def test_error_leaves_old_file_and_no_temp(tmp_path, tmpfile_mode):
 
 
 def test_stale_temps_of_dead_processes_are_removed(tmp_path, tmpfile_mode):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead_pid = int(dead.stdout)
     stale = tmp_path / f".m.npz.nemm-tmp-{dead_pid}-0123456789ab"
     mine = tmp_path / f".m.npz.nemm-tmp-{os.getpid()}-0123456789ab"  # a live writer's: kept
@@ -219,8 +220,11 @@ def test_killed_save_loop_leaves_nothing_after_next_save(tmp_path, unnamed):
     path = tmp_path / "m.npz"
     rng = np.random.default_rng(1)
     for _ in range(4):
-        proc = subprocess.Popen([sys.executable, "-c", script, str(path), "1" if unnamed else "0"],
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, str(path), "1" if unnamed else "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
             deadline = time.monotonic() + 30

@@ -21,7 +21,6 @@ from nemm import Machine, approx_gradient, load
 from nemm.exact import exact_model, hidden_states
 from nemm.machine import FORMAT_NAME, FORMAT_VERSION
 
-
 # Small, fast training settings for the tiny-data tests.
 FAST = dict(n_epochs=3, steps_per_epoch=5, batch_size=(8, 16), chain_steps=8)
 
@@ -37,8 +36,16 @@ def params_of(m: Machine) -> dict[str, np.ndarray]:
 
 
 def exact_pbar(m: Machine) -> np.ndarray:
-    return exact_model(m.w_, m.a_, m.wbar_, m.abar_, m.xbar_, hidden=m.hidden,
-                       normalization=m.normalization, centered=m.centered).pbar
+    return exact_model(
+        m.w_,
+        m.a_,
+        m.wbar_,
+        m.abar_,
+        m.xbar_,
+        hidden=m.hidden,
+        normalization=m.normalization,
+        centered=m.centered,
+    ).pbar
 
 
 def rbm_log_pbar(m: Machine) -> np.ndarray:
@@ -82,8 +89,14 @@ _THREADS_SCRIPT = textwrap.dedent(
 
 def _run_with_threads(n: int) -> tuple[int, str]:
     env = dict(os.environ, OMP_NUM_THREADS=str(n))
-    out = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT], env=env, capture_output=True, text=True,
-                         timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", _THREADS_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     threads, digest = out.stdout.split()
     return int(threads), digest
@@ -122,8 +135,13 @@ def test_same_seed_same_parameters_and_different_seed_different():
 
 def test_chains_are_independent_streams():
     # Chain c of a multi-chain run must not be a copy (or a shift) of another chain.
-    m = Machine.from_params(np.random.default_rng(0).normal(size=(8, 4)), np.zeros(8),
-                            np.random.default_rng(1).normal(size=(4, 8)), np.zeros(4), random_state=0)
+    m = Machine.from_params(
+        np.random.default_rng(0).normal(size=(8, 4)),
+        np.zeros(8),
+        np.random.default_rng(1).normal(size=(4, 8)),
+        np.zeros(4),
+        random_state=0,
+    )
     traj = m.hidden_trajectory(500, seed=3, n_chains=4)
     for i in range(4):
         for j in range(i):
@@ -138,8 +156,12 @@ def test_chains_are_independent_streams():
 
 @pytest.mark.parametrize(
     "kw",
-    [dict(n_hidden=3), dict(n_hidden=2, hidden="binary"), dict(n_hidden=3, tied=True),
-     dict(n_hidden=3, normalization="sigmoid", centered=False)],
+    [
+        dict(n_hidden=3),
+        dict(n_hidden=2, hidden="binary"),
+        dict(n_hidden=3, tied=True),
+        dict(n_hidden=3, normalization="sigmoid", centered=False),
+    ],
     ids=["onehot", "binary", "tied", "sigmoid-uncentered"],
 )
 def test_save_load_roundtrip(tmp_path, kw):
@@ -157,8 +179,9 @@ def test_save_load_roundtrip(tmp_path, kw):
     pbar = exact_pbar(m)
     np.testing.assert_array_equal(r.score_samples(X, pbar=pbar), m.score_samples(X, pbar=pbar))
     np.testing.assert_array_equal(r.score_samples(X, n_steps=3000), m.score_samples(X, n_steps=3000))
-    np.testing.assert_array_equal(r.hidden_trajectory(300, seed=9, n_chains=2),
-                                  m.hidden_trajectory(300, seed=9, n_chains=2))
+    np.testing.assert_array_equal(
+        r.hidden_trajectory(300, seed=9, n_chains=2), m.hidden_trajectory(300, seed=9, n_chains=2)
+    )
     np.testing.assert_array_equal(r.sample(30, seed=2), m.sample(30, seed=2))
 
 
@@ -222,7 +245,9 @@ def test_load_rejects_wrong_files(tmp_path, fitted):
     m, _ = fitted
     good = m.save(tmp_path / "good.npz")
 
-    bad = _rewrite(good, tmp_path / "v.npz", meta_update=lambda d: d.update(format_version=FORMAT_VERSION + 1))
+    bad = _rewrite(
+        good, tmp_path / "v.npz", meta_update=lambda d: d.update(format_version=FORMAT_VERSION + 1)
+    )
     with pytest.raises(ValueError, match="format version"):
         load(bad)
     bad = _rewrite(good, tmp_path / "f.npz", meta_update=lambda d: d.update(format="something-else"))
@@ -344,8 +369,12 @@ def test_from_params_shape_and_value_checks():
     D, L = 5, 3
     ok = dict(w=np.zeros((D, L)), a=np.zeros(D), wbar=np.zeros((L, D)), abar=np.zeros(L))
     Machine.from_params(**ok)  # fine
-    for key, bad in [("w", np.zeros(D)), ("a", np.zeros(D + 1)), ("wbar", np.zeros((D, L))),
-                     ("abar", np.zeros(L + 1))]:
+    for key, bad in [
+        ("w", np.zeros(D)),
+        ("a", np.zeros(D + 1)),
+        ("wbar", np.zeros((D, L))),
+        ("abar", np.zeros(L + 1)),
+    ]:
         with pytest.raises(ValueError, match=key):
             Machine.from_params(**dict(ok, **{key: bad}))
     with pytest.raises(ValueError, match="xbar"):
@@ -408,9 +437,16 @@ def test_unfitted_machine_raises_runtimeerror(tmp_path):
     m = Machine(3)
     X = tiny_data()
     calls = [
-        lambda: m.w_, lambda: m.wbar_, lambda: m.n_visible_, lambda: m.sample(3),
-        lambda: m.hidden_trajectory(5), lambda: m.score_samples(X), lambda: m.score(X),
-        lambda: m.log_A(X), lambda: m.occupancy(10), lambda: m.save(tmp_path / "m.npz"),
+        lambda: m.w_,
+        lambda: m.wbar_,
+        lambda: m.n_visible_,
+        lambda: m.sample(3),
+        lambda: m.hidden_trajectory(5),
+        lambda: m.score_samples(X),
+        lambda: m.score(X),
+        lambda: m.log_A(X),
+        lambda: m.occupancy(10),
+        lambda: m.save(tmp_path / "m.npz"),
         lambda: approx_gradient(m, X, X, np.zeros(len(X), dtype=np.int64)),
     ]
     for call in calls:
@@ -444,7 +480,9 @@ def test_training_on_digits_improves(digits, kw):
     assert score.mean() > indep + 30
 
 
-@pytest.mark.parametrize("kw", [dict(n_hidden=6), dict(n_hidden=4, hidden="binary")], ids=["onehot", "binary"])
+@pytest.mark.parametrize(
+    "kw", [dict(n_hidden=6), dict(n_hidden=4, hidden="binary")], ids=["onehot", "binary"]
+)
 def test_tied_training_on_digits_improves_exact_likelihood(digits, kw):
     # The tied machine is an RBM: its stationary hidden marginal is known in closed form,
     # so its likelihood is exact even for D = 784.
@@ -457,9 +495,14 @@ def test_tied_training_on_digits_improves_exact_likelihood(digits, kw):
     rng = np.random.default_rng(0)
     L = kw["n_hidden"]
     if kw.get("hidden") == "binary":
-        w0, a0 = 0.01 * rng.standard_normal((X.shape[1], L)), np.log(np.clip(X.mean(0), .01, .99) / np.clip(1 - X.mean(0), .01, .99))
+        w0, a0 = (
+            0.01 * rng.standard_normal((X.shape[1], L)),
+            np.log(np.clip(X.mean(0), 0.01, 0.99) / np.clip(1 - X.mean(0), 0.01, 0.99)),
+        )
     else:
-        means = np.stack([X[rng.choice(len(X), len(X) // 10, replace=False)].mean(0) for _ in range(L)], axis=1)
+        means = np.stack(
+            [X[rng.choice(len(X), len(X) // 10, replace=False)].mean(0) for _ in range(L)], axis=1
+        )
         means = np.clip(means, 0.01, 0.99)
         w0, a0 = np.log(means / (1 - means)), np.zeros(X.shape[1])
     m0 = Machine.from_params(w0, a0, None, np.zeros(L), X.mean(0), tied=True, **kw)
@@ -541,8 +584,14 @@ def test_partial_fit_rejects_other_width(fitted):
 def test_sample_shapes_and_values(hidden, L):
     D = 9
     rng = np.random.default_rng(0)
-    m = Machine.from_params(rng.normal(size=(D, L)), rng.normal(size=D), rng.normal(size=(L, D)),
-                            rng.normal(size=L), hidden=hidden, random_state=1)
+    m = Machine.from_params(
+        rng.normal(size=(D, L)),
+        rng.normal(size=D),
+        rng.normal(size=(L, D)),
+        rng.normal(size=L),
+        hidden=hidden,
+        random_state=1,
+    )
     X = m.sample(50)
     assert X.shape == (50, D) and X.dtype == np.uint8
     assert set(np.unique(X)) <= {0, 1}
@@ -560,8 +609,14 @@ def test_sample_shapes_and_values(hidden, L):
 def test_hidden_trajectory_shapes(hidden, L):
     D = 7
     rng = np.random.default_rng(1)
-    m = Machine.from_params(rng.normal(size=(D, L)), rng.normal(size=D), rng.normal(size=(L, D)),
-                            rng.normal(size=L), hidden=hidden, random_state=1)
+    m = Machine.from_params(
+        rng.normal(size=(D, L)),
+        rng.normal(size=D),
+        rng.normal(size=(L, D)),
+        rng.normal(size=L),
+        hidden=hidden,
+        random_state=1,
+    )
     S = m.n_states
     codes = m.hidden_trajectory(100, codes=True)
     assert codes.shape == (100,) and codes.dtype == np.int64 and codes.min() >= 0 and codes.max() < S
@@ -584,8 +639,18 @@ def test_get_and_set_params(fitted):
     m, X = fitted
     p = m.get_params()
     assert p["n_hidden"] == 3 and p["random_state"] == 5 and p["hidden"] == "onehot"
-    assert set(p) >= {"n_hidden", "hidden", "normalization", "centered", "tied", "learning_rate",
-                      "n_epochs", "chain_steps", "n_chains", "random_state"}
+    assert set(p) >= {
+        "n_hidden",
+        "hidden",
+        "normalization",
+        "centered",
+        "tied",
+        "learning_rate",
+        "n_epochs",
+        "chain_steps",
+        "n_chains",
+        "random_state",
+    }
     clone = Machine(**p)
     assert clone.get_params() == p
     assert clone.set_params(n_hidden=4, random_state=1) is clone
@@ -620,7 +685,9 @@ def test_score_cache_follows_parameter_changes(fitted):
 def test_visible_bias_freezing_and_callback():
     X = tiny_data()
     seen = []
-    m = Machine(3, random_state=0, **FAST).fit(X, callback=lambda mach, e: seen.append((e, mach.epochs_done_)))
+    m = Machine(3, random_state=0, **FAST).fit(
+        X, callback=lambda mach, e: seen.append((e, mach.epochs_done_))
+    )
     assert seen == [(0, 1), (1, 2), (2, 3)]
     np.testing.assert_array_equal(m.a_, np.zeros(X.shape[1]))  # one-hot: a = 0, frozen (eq. 20)
     b = Machine(2, hidden="binary", random_state=0, **FAST).fit(X)
@@ -640,8 +707,15 @@ def test_numpy_scalar_settings_are_accepted_and_saved(tmp_path):
     # accepted, stored as given, written to the model file as plain JSON numbers.
     X = tiny_data()
     kw = dict(FAST, n_epochs=np.arange(1, 4)[2], chain_steps=np.int32(8), batch_size=np.array([8, 16]))
-    m = Machine(np.int64(3), learning_rate=np.float32(0.1), centered=np.bool_(True), tied=np.bool_(False),
-                freeze_visible_bias=np.bool_(True), random_state=np.uint32(5), **kw).fit(X)
+    m = Machine(
+        np.int64(3),
+        learning_rate=np.float32(0.1),
+        centered=np.bool_(True),
+        tied=np.bool_(False),
+        freeze_visible_bias=np.bool_(True),
+        random_state=np.uint32(5),
+        **kw,
+    ).fit(X)
     assert isinstance(m.n_hidden, np.int64)  # the user's value is kept
     plain = Machine(3, learning_rate=float(np.float32(0.1)), random_state=5, **FAST).fit(X)
     np.testing.assert_array_equal(m.w_, plain.w_)  # ... and means the same
@@ -685,8 +759,9 @@ def test_bad_setting_types_are_rejected_before_training(settings, exc, match):
         m.partial_fit(tiny_data())
     D, L = 4, 3
     with pytest.raises(exc, match=match):
-        Machine.from_params(np.zeros((D, L)), np.zeros(D), np.zeros((L, D)), np.zeros(L),
-                            **dict(dict(n_hidden=3), **settings))
+        Machine.from_params(
+            np.zeros((D, L)), np.zeros(D), np.zeros((L, D)), np.zeros(L), **dict(dict(n_hidden=3), **settings)
+        )
 
 
 def test_fit_does_not_rewrite_batch_size():
@@ -720,8 +795,13 @@ def test_method_arguments_are_checked(fitted):
     with pytest.raises(TypeError, match="n_epochs must be an integer"):
         m.partial_fit(X, n_epochs=1.5)
     np.testing.assert_array_equal(m.mean_images(states=[2, 0]), m.mean_images()[[2, 0]])
-    mb = Machine.from_params(np.zeros((X.shape[1], 2)), np.zeros(X.shape[1]), np.zeros((2, X.shape[1])),
-                             np.zeros(2), hidden="binary")
+    mb = Machine.from_params(
+        np.zeros((X.shape[1], 2)),
+        np.zeros(X.shape[1]),
+        np.zeros((2, X.shape[1])),
+        np.zeros(2),
+        hidden="binary",
+    )
     with pytest.raises(ValueError, match="binary hidden states"):
         mb.mean_images(states=[[0, 2]])
     assert mb.mean_images(states=[1, 0]).shape == (1, X.shape[1])
@@ -835,8 +915,13 @@ def test_threads_share_one_machine_safely():
     # In a subprocess: before the lock, two threads in partial_fit crashed the interpreter
     # (double free), which must fail this test rather than kill pytest.
     for _ in range(2):
-        proc = subprocess.run([sys.executable, "-c", _SHARED_MACHINE_SCRIPT], capture_output=True, text=True,
-                              timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        proc = subprocess.run(
+            [sys.executable, "-c", _SHARED_MACHINE_SCRIPT],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=dict(os.environ, OMP_NUM_THREADS="1"),
+        )
         assert proc.returncode == 0 and proc.stdout.strip() == "ok", (proc.returncode, proc.stderr[-3000:])
 
 

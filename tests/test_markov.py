@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nemm.exact import backward_kernel, exact_model, visible_states
 from nemm.markov import (
+    DENSE_EIG_LIMIT,
     EntropyProduction,
     decorrelation_time,
     entropy_production,
@@ -24,8 +26,6 @@ from nemm.markov import (
     transition_counts,
     transition_matrix,
 )
-from nemm.markov import DENSE_EIG_LIMIT
-from nemm.exact import backward_kernel, exact_model, visible_states
 
 SETTINGS = settings(max_examples=30, deadline=None)
 
@@ -246,9 +246,7 @@ def test_entropy_production_from_counts_pseudocount_rule():
     assert r.n_one_way == 2 and r.n_pairs_observed == 3 and r.pseudocount == 0.5
     total = c.sum() + 4 * 0.5  # two one-way pairs, 0.5 added to both directions of each
     want = (
-        (4 - 2) * math.log(4 / 2)
-        + (3.5 - 0.5) * math.log(3.5 / 0.5)
-        + (6.5 - 0.5) * math.log(6.5 / 0.5)
+        (4 - 2) * math.log(4 / 2) + (3.5 - 0.5) * math.log(3.5 / 0.5) + (6.5 - 0.5) * math.log(6.5 / 0.5)
     ) / total
     assert r.sigma == pytest.approx(want, rel=1e-12)
     # The two-way figure ignores the one-way pairs and uses the raw counts.

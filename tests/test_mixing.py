@@ -391,7 +391,7 @@ def _prototypes(D: int = 12, n: int = 300, seed: int = 0) -> tuple[np.ndarray, n
     rng = np.random.default_rng(seed)
     protos = np.zeros((3, D), dtype=bool)
     for k in range(3):
-        protos[k, k * (D // 3):(k + 1) * (D // 3)] = True
+        protos[k, k * (D // 3) : (k + 1) * (D // 3)] = True
     y = rng.integers(0, 3, n)
     X = np.where(rng.random((n, D)) < 0.05, ~protos[y], protos[y]).astype(np.uint8)
     return X, y, protos
@@ -418,7 +418,9 @@ def test_mixing_of_runs_consecutive_steps_of_the_machine_chain() -> None:
     w = np.where(protos.T, 4.0, -4.0)
     # A deterministic-ish cycle 0 -> 1 -> 2 -> 0 in the backward weights: the class turns every step.
     wbar = np.roll(np.where(protos, 4.0, -4.0), 1, axis=0)
-    m = Machine.from_params(w, np.zeros(12), wbar, np.zeros(3), hidden="onehot", centered=False, random_state=0)
+    m = Machine.from_params(
+        w, np.zeros(12), wbar, np.zeros(3), hidden="onehot", centered=False, random_state=0
+    )
     mm = mixing_of(m, X, y, n_steps=4000, seed=3, n_chains=2)
     assert (mm.n_chains, mm.n_steps) == (2, 4000)
     # A cycling chain: successive samples change class almost always (literal window at or below 1).
@@ -442,8 +444,16 @@ def test_the_math_layer_never_imports_a_model() -> None:
     pkg = Path(nemm.__file__).resolve().parent
     for name, allowed in (("mixing", {"_checks"}), ("classifier", {"_checks", "_logdomain"})):
         tree = ast.parse((pkg / f"{name}.py").read_text(encoding="utf-8"))
-        imported = {(n.module or "").removeprefix("nemm.") for n in ast.walk(tree)
-                    if isinstance(n, ast.ImportFrom) and (n.level or (n.module or "").startswith("nemm"))}
-        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
-                     if a.name.startswith("nemm")}
+        imported = {
+            (n.module or "").removeprefix("nemm.")
+            for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and (n.level or (n.module or "").startswith("nemm"))
+        }
+        imported |= {
+            a.name
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Import)
+            for a in n.names
+            if a.name.startswith("nemm")
+        }
         assert imported == allowed, f"nemm.{name} imports {sorted(imported)}"

@@ -65,8 +65,12 @@ def test_an_unknown_format_is_refused_naming_the_known_ones(tmp_path: Path) -> N
 
 
 def test_training_arrays_are_read_complete_and_with_the_chains_dtypes(tmp_path: Path) -> None:
-    chains = {"train/visible": np.zeros((1, 3), np.uint8), "train/z": np.zeros(1, np.uint64),
-              "train/rng": np.ones((1, 4), np.uint64), "train/lanes": np.ones((1, 4, 8), np.uint32)}
+    chains = {
+        "train/visible": np.zeros((1, 3), np.uint8),
+        "train/z": np.zeros(1, np.uint64),
+        "train/rng": np.ones((1, 4), np.uint64),
+        "train/lanes": np.ones((1, 4, 8), np.uint32),
+    }
     path = _write(tmp_path / "t", {}, **chains, **{"train/v": np.zeros(2)})
     with np.load(path) as npz:
         got = model_file.read_training_arrays(npz, {}, model_file.CHAIN_ARRAYS + ("v",), path)

@@ -18,11 +18,27 @@ def _records(n: int = 3) -> list[dict]:
     rng = np.random.default_rng(0)
     out = []
     for s in range(n):
-        out.append({"seed": s, "loglik": -10.0 - s, "sigma": 0.5 * s, "sigma_err": 0.1, "tau": 2.0 + s,
-                    "tau_err": "nan", "self_transition": 0.1, "class_kl": 0.2, "regime": "intermediate",
-                    "history": {"epoch": [1, 2], "loglik": [-12.0, -11.0], "diag_epoch": [0.0, 1.0],
-                                "sigma": [0.1, "inf"], "loglik_exact": [-12.5, -11.5]},
-                    "occupancy": rng.dirichlet(np.ones(3)).tolist()})
+        out.append(
+            {
+                "seed": s,
+                "loglik": -10.0 - s,
+                "sigma": 0.5 * s,
+                "sigma_err": 0.1,
+                "tau": 2.0 + s,
+                "tau_err": "nan",
+                "self_transition": 0.1,
+                "class_kl": 0.2,
+                "regime": "intermediate",
+                "history": {
+                    "epoch": [1, 2],
+                    "loglik": [-12.0, -11.0],
+                    "diag_epoch": [0.0, 1.0],
+                    "sigma": [0.1, "inf"],
+                    "loglik_exact": [-12.5, -11.5],
+                },
+                "occupancy": rng.dirichlet(np.ones(3)).tolist(),
+            }
+        )
     return out
 
 
@@ -111,11 +127,17 @@ def test_image_shape() -> None:
 
 def _kind_records() -> list[dict]:
     inf = float("inf")
-    return ([{"kind": "nemm", "loglik": -147.0 - i, "tau_int_class": t} for i, t in enumerate([0.4, 1.3, -0.2])]
-            + [{"kind": "rbm", "loglik": -146.7, "tau_int_class": inf},
-               {"kind": "rbm", "loglik": -149.5, "tau_int_class": "inf"}]  # as results.json writes it
-            + [{"kind": "tied", "loglik": -183.0, "tau_int_class": 12.0},
-               {"kind": "mixture", "loglik": -146.2, "tau_int_class": 1.01}])
+    return (
+        [{"kind": "nemm", "loglik": -147.0 - i, "tau_int_class": t} for i, t in enumerate([0.4, 1.3, -0.2])]
+        + [
+            {"kind": "rbm", "loglik": -146.7, "tau_int_class": inf},
+            {"kind": "rbm", "loglik": -149.5, "tau_int_class": "inf"},
+        ]  # as results.json writes it
+        + [
+            {"kind": "tied", "loglik": -183.0, "tau_int_class": 12.0},
+            {"kind": "mixture", "loglik": -146.2, "tau_int_class": 1.01},
+        ]
+    )
 
 
 def test_mixing_figure_draws_one_point_per_model_by_kind(tmp_path: Path) -> None:
@@ -141,10 +163,18 @@ def test_mixing_figure_draws_one_point_per_model_by_kind(tmp_path: Path) -> None
 
 
 def test_sigma_figure_draws_both_estimators(tmp_path: Path) -> None:
-    recs = [{"kind": "nemm", "sigma_rao_blackwell_curve": {"n": [10, 100, 1000], "sigma": [2.0, 1.6, 1.5]},
-             "sigma_counting_curve": {"n": [100, 1000, 10000], "sigma": [0.5, 0.9, 1.2]}},
-            {"kind": "rbm", "sigma_rao_blackwell_curve": {"n": [10, 1000], "sigma": [0.01, 0.0]},
-             "sigma_counting_curve": None}]
+    recs = [
+        {
+            "kind": "nemm",
+            "sigma_rao_blackwell_curve": {"n": [10, 100, 1000], "sigma": [2.0, 1.6, 1.5]},
+            "sigma_counting_curve": {"n": [100, 1000, 10000], "sigma": [0.5, 0.9, 1.2]},
+        },
+        {
+            "kind": "rbm",
+            "sigma_rao_blackwell_curve": {"n": [10, 1000], "sigma": [0.01, 0.0]},
+            "sigma_counting_curve": None,
+        },
+    ]
     fig = plots.draw_sigma(recs)
     rb, ct = fig.axes
     assert len(rb.get_lines()) == 2 and len(ct.get_lines()) == 1

@@ -49,7 +49,9 @@ def test_the_sweep_runs_on_this_pool(tmp_path: Path, monkeypatch: pytest.MonkeyP
         return real(n_workers, initializer, initargs)
 
     monkeypatch.setattr(_backends, "process_pool", spy)
-    cfg = parse_config("[model]\nn_hidden = [2, 3]\n[train]\nn_epochs = 1\nsteps_per_epoch = 2\nbatch_size = 8\n"
-                       "chain_steps = 4\n[data]\nper_class = 10\n[diagnostics]\ndiagnostic_steps = 200\n")
+    cfg = parse_config(
+        "[model]\nn_hidden = [2, 3]\n[train]\nn_epochs = 1\nsteps_per_epoch = 2\nbatch_size = 8\n"
+        "chain_steps = 4\n[data]\nper_class = 10\n[diagnostics]\ndiagnostic_steps = 200\n"
+    )
     res = sweep.run_sweep(cfg, tmp_path / "o", workers=2, progress=False)
     assert calls == [2] and res.n_errors == 0 and res.n_run == 2

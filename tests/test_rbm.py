@@ -128,7 +128,9 @@ def test_log_partition_and_log_likelihood_match_brute_force(seed, D, L, hidden, 
     tol = 1e-9 * max(1.0, abs(ex.log_Z))
     assert abs(rbm.log_partition() - ex.log_Z) <= tol
     X = all_bits(D).astype(np.uint8)
-    np.testing.assert_allclose(rbm.score_samples(X), ex.log_p, rtol=0, atol=1e-9 * max(1.0, np.abs(ex.log_p).max()))
+    np.testing.assert_allclose(
+        rbm.score_samples(X), ex.log_p, rtol=0, atol=1e-9 * max(1.0, np.abs(ex.log_p).max())
+    )
     # p(x) sums to one over every x (a log-domain sum: no underflow even at scale 30).
     assert abs(logsumexp(rbm.score_samples(X))) < 1e-9 * max(1.0, abs(ex.log_Z))
 
@@ -162,7 +164,9 @@ def test_exact_gradient_matches_finite_differences(hidden, L):
             dn = {k: v.copy() for k, v in params.items()}
             up[name][idx] += eps
             dn[name][idx] -= eps
-            fd[idx] = (mean_log_p(up["w"], up["a"], up["abar"]) - mean_log_p(dn["w"], dn["a"], dn["abar"])) / (2 * eps)
+            fd[idx] = (
+                mean_log_p(up["w"], up["a"], up["abar"]) - mean_log_p(dn["w"], dn["a"], dn["abar"])
+            ) / (2 * eps)
         np.testing.assert_allclose(g[name], fd, rtol=1e-6, atol=1e-8, err_msg=name)
     assert abs(g["loglik"] - mean_log_p(w, a, abar)) < 1e-10
 
@@ -246,8 +250,9 @@ def test_pcd_gradient_matches_exact_within_its_noise(hidden):
 def test_pcd_training_gets_most_of_the_exact_training_gain():
     X = prototype_data(3, 400, 8)
     exact = RBM(3, "binary", n_epochs=60, batch_size=50, random_state=0).fit(X).score(X)
-    pcd = RBM(3, "binary", gradient="pcd", pcd_steps=2, n_chains=64, n_epochs=60, batch_size=50,
-              random_state=0).fit(X)
+    pcd = RBM(
+        3, "binary", gradient="pcd", pcd_steps=2, n_chains=64, n_epochs=60, batch_size=50, random_state=0
+    ).fit(X)
     init = RBM(3, "binary", n_epochs=1, learning_rate=1e-9, random_state=0).fit(X).score(X)
     assert pcd.gradient_ == "pcd"
     # Measured: init -5.00, exact -3.92, PCD -3.98 to -4.16 over seeds (its noise costs a little).
@@ -289,8 +294,16 @@ def test_one_step_is_gradient_ascent_in_the_stated_coordinates(centered):
 @pytest.mark.parametrize("optimizer,centered", [("adam", False), ("adam", True), ("rmsprop", False)])
 def test_training_raises_the_exact_likelihood(optimizer, centered):
     X = prototype_data(12, 300, 10)
-    rbm = RBM(3, "onehot", optimizer=optimizer, centered=centered, learning_rate=0.02, n_epochs=40,
-              batch_size=30, random_state=2)
+    rbm = RBM(
+        3,
+        "onehot",
+        optimizer=optimizer,
+        centered=centered,
+        learning_rate=0.02,
+        n_epochs=40,
+        batch_size=30,
+        random_state=2,
+    )
     init = RBM(3, "onehot", n_epochs=1, learning_rate=1e-9, random_state=2).fit(X).score(X)
     rbm.fit(X)
     assert rbm.score(X) > init + 0.3
@@ -402,8 +415,14 @@ _THREADS_SCRIPT = textwrap.dedent(
 
 def _run_with_threads(n: int) -> tuple[int, str]:
     env = dict(os.environ, OMP_NUM_THREADS=str(n))
-    out = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT], env=env, capture_output=True, text=True,
-                         timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", _THREADS_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     threads, digest = out.stdout.split()
     return int(threads), digest
@@ -437,11 +456,15 @@ def _same_state(a: RBM, b: RBM) -> None:
     assert a.history_["loglik"] == b.history_["loglik"] and a.epochs_done_ == b.epochs_done_
 
 
-@pytest.mark.parametrize("kw", [
-    dict(n_hidden=3),
-    dict(n_hidden=3, hidden="binary", centered=True, optimizer="rmsprop"),
-    dict(n_hidden=2, hidden="binary", gradient="pcd", n_chains=6, pcd_steps=2),
-], ids=["adam", "centered-rmsprop", "pcd"])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(n_hidden=3),
+        dict(n_hidden=3, hidden="binary", centered=True, optimizer="rmsprop"),
+        dict(n_hidden=2, hidden="binary", gradient="pcd", n_chains=6, pcd_steps=2),
+    ],
+    ids=["adam", "centered-rmsprop", "pcd"],
+)
 @pytest.mark.parametrize("how", ["save", "pickle", "deepcopy"])
 def test_two_epochs_round_trip_two_epochs_equals_four_epochs(kw, how, tmp_path):
     import copy
@@ -530,11 +553,19 @@ def test_numpy_scalar_settings_train_like_python_ones_and_save_as_python(tmp_pat
     import json
 
     X = random_data(2, 60, 5)
-    py = RBM(3, "binary", learning_rate=0.05, n_epochs=2, batch_size=10, centered=True, beta1=0.8,
-             random_state=4).fit(X)
-    npy = RBM(np.int64(3), np.str_("binary"), learning_rate=np.float64(0.05),
-              n_epochs=np.int32(2), batch_size=np.uint16(10), centered=np.bool_(True), beta1=np.float64(0.8),
-              random_state=np.int64(4)).fit(X)
+    py = RBM(
+        3, "binary", learning_rate=0.05, n_epochs=2, batch_size=10, centered=True, beta1=0.8, random_state=4
+    ).fit(X)
+    npy = RBM(
+        np.int64(3),
+        np.str_("binary"),
+        learning_rate=np.float64(0.05),
+        n_epochs=np.int32(2),
+        batch_size=np.uint16(10),
+        centered=np.bool_(True),
+        beta1=np.float64(0.8),
+        random_state=np.int64(4),
+    ).fit(X)
     _same_state(npy, py)
     assert type(npy.n_hidden) is np.int64 and type(npy.centered) is np.bool_  # fit rewrites no setting
     path = npy.save(tmp_path / "np.npz")
@@ -544,26 +575,29 @@ def test_numpy_scalar_settings_train_like_python_ones_and_save_as_python(tmp_pat
     assert nemm.load(path).get_params() == py.get_params()
 
 
-@pytest.mark.parametrize("setting, value, exc, match", [
-    ("n_hidden", 2.0, TypeError, "n_hidden must be an integer"),
-    ("n_hidden", True, TypeError, "n_hidden must be an integer"),
-    ("n_hidden", 1, ValueError, "n_hidden must be at least 2"),
-    ("hidden", 1, TypeError, "hidden must be a string"),
-    ("optimizer", "sgd", ValueError, "optimizer must be one of"),
-    ("learning_rate", "0.1", TypeError, "learning_rate must be a real number"),
-    ("learning_rate", 0.0, ValueError, "learning_rate must be > 0"),
-    ("learning_rate", float("nan"), ValueError, "learning_rate must be finite"),
-    ("n_epochs", 0, ValueError, "n_epochs must be at least 1"),
-    ("batch_size", 10.5, TypeError, "batch_size must be an integer"),
-    ("centered", "yes", TypeError, "centered must be True or False"),
-    ("centered", 1, TypeError, "centered must be True or False"),
-    ("beta1", 1.0, ValueError, "beta1 must be < 1"),
-    ("rho", -0.1, ValueError, "rho must be >= 0"),
-    ("eps", 0, ValueError, "eps must be > 0"),
-    ("random_state", -1, ValueError, "random_state must be at least 0"),
-    ("random_state", 1.5, TypeError, "random_state must be an integer"),
-    ("verbose", None, TypeError, "verbose must be True or False"),
-])
+@pytest.mark.parametrize(
+    "setting, value, exc, match",
+    [
+        ("n_hidden", 2.0, TypeError, "n_hidden must be an integer"),
+        ("n_hidden", True, TypeError, "n_hidden must be an integer"),
+        ("n_hidden", 1, ValueError, "n_hidden must be at least 2"),
+        ("hidden", 1, TypeError, "hidden must be a string"),
+        ("optimizer", "sgd", ValueError, "optimizer must be one of"),
+        ("learning_rate", "0.1", TypeError, "learning_rate must be a real number"),
+        ("learning_rate", 0.0, ValueError, "learning_rate must be > 0"),
+        ("learning_rate", float("nan"), ValueError, "learning_rate must be finite"),
+        ("n_epochs", 0, ValueError, "n_epochs must be at least 1"),
+        ("batch_size", 10.5, TypeError, "batch_size must be an integer"),
+        ("centered", "yes", TypeError, "centered must be True or False"),
+        ("centered", 1, TypeError, "centered must be True or False"),
+        ("beta1", 1.0, ValueError, "beta1 must be < 1"),
+        ("rho", -0.1, ValueError, "rho must be >= 0"),
+        ("eps", 0, ValueError, "eps must be > 0"),
+        ("random_state", -1, ValueError, "random_state must be at least 0"),
+        ("random_state", 1.5, TypeError, "random_state must be an integer"),
+        ("verbose", None, TypeError, "verbose must be True or False"),
+    ],
+)
 def test_bad_settings_are_refused_at_fit_naming_the_setting(setting, value, exc, match):
     X = random_data(0, 20, 4)
     rbm = RBM(2, n_epochs=1).set_params(**{setting: value})  # stored as given
@@ -622,8 +656,9 @@ _CONCURRENT_SCRIPT = textwrap.dedent(
 
 def test_concurrent_use_of_one_rbm_from_threads_is_serialized():
     # In a subprocess: a crash there fails this test instead of killing pytest.
-    out = subprocess.run([sys.executable, "-c", _CONCURRENT_SCRIPT], capture_output=True, text=True, timeout=300,
-                         check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", _CONCURRENT_SCRIPT], capture_output=True, text=True, timeout=300, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["ok", "19"]
 

@@ -7,8 +7,8 @@ import pytest
 
 import nemm
 from nemm.baselines import BernoulliMixture
-from nemm.exact import exact_model
 from nemm.em_start import em_initial_params, posterior_backward_params
+from nemm.exact import exact_model
 from nemm.recipes import PAPER, auto_recipe, resolve_recipe
 
 
@@ -104,8 +104,18 @@ def test_resolve_recipe_fills_only_what_was_left_out() -> None:
 def test_paper_recipe_is_the_paper_protocol_bit_for_bit() -> None:
     X = _mixture_data(60, 8, 3, seed=1)
     a = nemm.Machine(3, recipe="paper", n_epochs=3, random_state=0).fit(X)
-    b = nemm.Machine(3, recipe="auto", n_epochs=3, learning_rate=0.1, steps_per_epoch=30, batch_size=(16, 160),
-                     chain_steps=48, n_chains=1, gradient="sampled", random_state=0).fit(X)
+    b = nemm.Machine(
+        3,
+        recipe="auto",
+        n_epochs=3,
+        learning_rate=0.1,
+        steps_per_epoch=30,
+        batch_size=(16, 160),
+        chain_steps=48,
+        n_chains=1,
+        gradient="sampled",
+        random_state=0,
+    ).fit(X)
     np.testing.assert_array_equal(a.w_, b.w_)
     np.testing.assert_array_equal(a.wbar_, b.wbar_)
     assert a.history_["batch_size"] == b.history_["batch_size"] == [16, 88, 160]
@@ -118,7 +128,9 @@ def test_auto_recipe_trains_and_is_recorded_in_the_model_file(tmp_path) -> None:
     assert s["recipe"] == "auto" and s["gradient"] == "rao_blackwell" and s["batch_size"] == (60, 60)
     assert m._engine.gradient == "rao_blackwell" and m.history_["batch_size"] == [60] * 4
     loaded = nemm.load(m.save(tmp_path / "m.npz"))
-    assert loaded.recipe == "auto" and loaded.learning_rate is None  # the recipe's name, its choices left to it
+    assert (
+        loaded.recipe == "auto" and loaded.learning_rate is None
+    )  # the recipe's name, its choices left to it
     loaded.partial_fit(X, n_epochs=1)
     m.partial_fit(X, n_epochs=1)
     np.testing.assert_array_equal(loaded.w_, m.w_)  # the same choices, so the same continuation
@@ -127,7 +139,17 @@ def test_auto_recipe_trains_and_is_recorded_in_the_model_file(tmp_path) -> None:
 def test_files_written_before_the_recipes_continue_with_the_paper_protocol() -> None:
     # Settings of a model file without "recipe": every training setting is explicit, and the
     # gradient is the paper's sampled one.
-    m = nemm.Machine(**nemm.Machine._settings_from_file(
-        {"n_hidden": 3, "learning_rate": 0.1, "n_epochs": 2, "steps_per_epoch": 3, "batch_size": [4, 8],
-         "chain_steps": 4, "n_chains": 1}))
+    m = nemm.Machine(
+        **nemm.Machine._settings_from_file(
+            {
+                "n_hidden": 3,
+                "learning_rate": 0.1,
+                "n_epochs": 2,
+                "steps_per_epoch": 3,
+                "batch_size": [4, 8],
+                "chain_steps": 4,
+                "n_chains": 1,
+            }
+        )
+    )
     assert m.recipe == "paper" and m.training_settings(40)["gradient"] == "sampled"

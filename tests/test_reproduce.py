@@ -18,10 +18,33 @@ from nemm.results import as_float  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EXPECTED_COLUMNS = {
-    "kind", "variant", "seed", "normalization", "hidden", "n_hidden", "centered", "loglik", "loglik_on_the_fly",
-    "em_ceiling", "gap_to_em", "tau_int_class", "tau_int_class_envelope", "cover_time", "class_kl_samples", "sigma",
-    "sigma_err", "sigma_counting", "n_one_way", "counting_steps", "tau", "tau_err", "self_transition", "class_kl",
-    "cycle_affinity", "regime", "occupancy",
+    "kind",
+    "variant",
+    "seed",
+    "normalization",
+    "hidden",
+    "n_hidden",
+    "centered",
+    "loglik",
+    "loglik_on_the_fly",
+    "em_ceiling",
+    "gap_to_em",
+    "tau_int_class",
+    "tau_int_class_envelope",
+    "cover_time",
+    "class_kl_samples",
+    "sigma",
+    "sigma_err",
+    "sigma_counting",
+    "n_one_way",
+    "counting_steps",
+    "tau",
+    "tau_err",
+    "self_transition",
+    "class_kl",
+    "cycle_affinity",
+    "regime",
+    "occupancy",
 }
 
 
@@ -29,24 +52,55 @@ EXPECTED_COLUMNS = {
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """A shortened quick run: 2 seeds x 5 epochs in 2 worker processes, with every output."""
     out = tmp_path_factory.mktemp("reproduce")
-    res = rp.reproduce(out, quick=True, seeds=2, n_epochs=5, n_jobs=2, em_restarts=1, track_every=2,
-                       track_steps=2000, diag_steps=20_000, progress=False, mixing_steps=3000)
+    res = rp.reproduce(
+        out,
+        quick=True,
+        seeds=2,
+        n_epochs=5,
+        n_jobs=2,
+        em_restarts=1,
+        track_every=2,
+        track_steps=2000,
+        diag_steps=20_000,
+        progress=False,
+        mixing_steps=3000,
+    )
     return out, res
 
 
 def test_reproduce_writes_every_output(quick_run: tuple[Path, dict]) -> None:
     out, res = quick_run
-    for name in ("results.csv", "results.json", "fig2.png", "fig3_best.png", "fig3_worst.png", "fig4.png",
-                 "fig5_mixing.png", "fig6_sigma.png", "report.md"):
+    for name in (
+        "results.csv",
+        "results.json",
+        "fig2.png",
+        "fig3_best.png",
+        "fig3_worst.png",
+        "fig4.png",
+        "fig5_mixing.png",
+        "fig6_sigma.png",
+        "report.md",
+    ):
         assert (out / name).is_file(), name
-    for name in ("fig2.png", "fig3_best.png", "fig3_worst.png", "fig4.png", "fig5_mixing.png", "fig6_sigma.png"):
-        assert (out / name).read_bytes()[:8] == PNG_MAGIC, name  # what they show: test_figures_show_the_records
+    for name in (
+        "fig2.png",
+        "fig3_best.png",
+        "fig3_worst.png",
+        "fig4.png",
+        "fig5_mixing.png",
+        "fig6_sigma.png",
+    ):
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC, (
+            name
+        )  # what they show: test_figures_show_the_records
     assert not list(out.glob(".*.tmp")) and not list(out.glob(".*.png"))  # atomic writes leave nothing behind
     # A sweep directory: every model under runs/<run id>/ (the mixture has no model file), named by the table.
     with open(out / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     saved = {r["model"] for r in rows if r["model"]}
-    assert saved == {f"runs/{r['run_id']}/model.npz" for r in rows if r["kind"] != "mixture"} and len(saved) == 4
+    assert (
+        saved == {f"runs/{r['run_id']}/model.npz" for r in rows if r["kind"] != "mixture"} and len(saved) == 4
+    )
     assert all((out / m).is_file() for m in saved)
 
 
@@ -66,8 +120,11 @@ def _check_figure(kind: str, fig: Any, job: dict) -> None:
         want = {(round(as_float(r["sigma"]), 9), round(as_float(r["loglik"]), 9)) for r in job["seeds"]}
         assert _points(fig.axes[2]) == want
     elif kind == "fig4":  # (a): class KL against sigma of the seeds with sigma > 0 (a log axis)
-        want = {(round(as_float(r["sigma"]), 9), round(as_float(r["class_kl"]), 9)) for r in job["seeds"]
-                if as_float(r["sigma"]) > 0}
+        want = {
+            (round(as_float(r["sigma"]), 9), round(as_float(r["class_kl"]), 9))
+            for r in job["seeds"]
+            if as_float(r["sigma"]) > 0
+        }
         assert want and _points(fig.axes[0]) == want
     elif kind == "fig3":  # row 1: the columns of the saved model's forward weights
         from nemm import load
@@ -139,7 +196,9 @@ def test_results_csv_and_json(quick_run: tuple[Path, dict]) -> None:
         assert float(r["em_ceiling"]) == pytest.approx(res["baselines"]["em"]["loglik"])
 
     data = json.loads((out / "results.json").read_text(), parse_constant=lambda c: pytest.fail(c))
-    assert len(data["seeds"]) == 2 and len(data["baselines"]["rbm"]) == 1 and len(data["baselines"]["tied"]) == 1
+    assert (
+        len(data["seeds"]) == 2 and len(data["baselines"]["rbm"]) == 1 and len(data["baselines"]["tied"]) == 1
+    )
     assert [m["kind"] for m in data["models"]] == ["nemm", "nemm", "rbm", "tied", "mixture"]
     assert data["baselines"]["em"]["n_init"] == 1
     em = data["baselines"]["em"]["loglik"]
@@ -178,11 +237,30 @@ def test_kind_summary_compares_the_kinds(quick_run: tuple[Path, dict]) -> None:
 def test_report_states_regimes_and_baselines(quick_run: tuple[Path, dict]) -> None:
     out, res = quick_run
     text = (out / "report.md").read_text()
-    for word in ("near-equilibrium", "intermediate", "cycling", "EM mixture", "Equilibrium RBM", "Tied machine",
-                 "median", "τ_int,class", "envelope", "Rao–Blackwell", "one-way", "affinity"):
+    for word in (
+        "near-equilibrium",
+        "intermediate",
+        "cycling",
+        "EM mixture",
+        "Equilibrium RBM",
+        "Tied machine",
+        "median",
+        "τ_int,class",
+        "envelope",
+        "Rao–Blackwell",
+        "one-way",
+        "affinity",
+    ):
         assert word in text, word
     assert "RBM baseline" not in text  # the tied machine is never called that
-    for fig in ("fig2.png", "fig3_best.png", "fig3_worst.png", "fig4.png", "fig5_mixing.png", "fig6_sigma.png"):
+    for fig in (
+        "fig2.png",
+        "fig3_best.png",
+        "fig3_worst.png",
+        "fig4.png",
+        "fig5_mixing.png",
+        "fig6_sigma.png",
+    ):
         assert f"]({fig})" in text
     for rule in rp.regime_rules(6).values():
         assert rule in text
@@ -219,11 +297,27 @@ def test_reproduce_with_user_data(tmp_path: Path) -> None:
     """Small user data (D = 16, no labels): in-process, no figures, no baselines."""
     rng = np.random.default_rng(0)
     protos = rng.random((3, 16)) < 0.5
-    X = np.array([np.where(rng.random(16) < 0.1, ~protos[k], protos[k]) for k in rng.integers(0, 3, 90)],
-                 dtype=np.uint8)
-    res = rp.reproduce(tmp_path, seeds=[3], n_epochs=2, n_jobs=1, data=X, n_hidden=3, em_restarts=0,
-                       rbm_seeds=0, tied_seeds=0, figures=False, progress=False, diag_steps=2000, track_every=1,
-                       track_steps=500, rao_blackwell_draws=50)
+    X = np.array(
+        [np.where(rng.random(16) < 0.1, ~protos[k], protos[k]) for k in rng.integers(0, 3, 90)],
+        dtype=np.uint8,
+    )
+    res = rp.reproduce(
+        tmp_path,
+        seeds=[3],
+        n_epochs=2,
+        n_jobs=1,
+        data=X,
+        n_hidden=3,
+        em_restarts=0,
+        rbm_seeds=0,
+        tied_seeds=0,
+        figures=False,
+        progress=False,
+        diag_steps=2000,
+        track_every=1,
+        track_steps=500,
+        rao_blackwell_draws=50,
+    )
     (r,) = res["seeds"]
     assert r["seed"] == 3 and r["class_kl"] is None and len(r["occupancy"]) == 3
     assert math.isnan(as_float(r["tau_int_class"]))  # no labels, no classes
@@ -237,12 +331,26 @@ def test_reproduce_without_matplotlib_still_writes_tables_and_report(
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a)
+    )
     rng = np.random.default_rng(0)
     X = (rng.random((60, 16)) < 0.3).astype(np.uint8)
-    res = rp.reproduce(tmp_path, seeds=[1], n_epochs=2, n_jobs=1, data=X, n_hidden=3, em_restarts=0,
-                       rbm_seeds=0, tied_seeds=0, progress=False, diag_steps=2000, track_steps=500,
-                       rao_blackwell_draws=50)
+    res = rp.reproduce(
+        tmp_path,
+        seeds=[1],
+        n_epochs=2,
+        n_jobs=1,
+        data=X,
+        n_hidden=3,
+        em_restarts=0,
+        rbm_seeds=0,
+        tied_seeds=0,
+        progress=False,
+        diag_steps=2000,
+        track_steps=500,
+        rao_blackwell_draws=50,
+    )
     assert "matplotlib is not installed" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.png"))
     for name in ("results.csv", "results.json", "report.md"):
@@ -257,22 +365,45 @@ def test_compare_normalization_runs_both_variants(tmp_path: Path) -> None:
     protos = rng.random((3, 16)) < 0.5
     y = rng.integers(0, 3, 120)
     X = np.array([np.where(rng.random(16) < 0.1, ~protos[k], protos[k]) for k in y], dtype=np.uint8)
-    res = rp.reproduce(tmp_path, seeds=2, n_epochs=2, n_jobs=1, data=(X, y), n_hidden=3, em_restarts=1,
-                       rbm_seeds=1, tied_seeds=1, figures=False, progress=False, diag_steps=2000, track_every=0,
-                       mixing_steps=500, rao_blackwell_draws=50, compare="normalization")
+    res = rp.reproduce(
+        tmp_path,
+        seeds=2,
+        n_epochs=2,
+        n_jobs=1,
+        data=(X, y),
+        n_hidden=3,
+        em_restarts=1,
+        rbm_seeds=1,
+        tied_seeds=1,
+        figures=False,
+        progress=False,
+        diag_steps=2000,
+        track_every=0,
+        mixing_steps=500,
+        rao_blackwell_draws=50,
+        compare="normalization",
+    )
     with open(tmp_path / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     pairs = [(r["kind"], r["variant"], r["normalization"]) for r in rows]
     for norm in ("softmax", "sigmoid"):
         assert pairs.count(("nemm", norm, norm)) == 2
     # The RBM, the tied machine (always the softmax kernel) and the mixture do not depend on eq. 19: once each.
-    assert [p for p in pairs if p[0] != "nemm"] == [("rbm", "shared", "softmax"), ("tied", "shared", "softmax"),
-                                                    ("mixture", "shared", "softmax")]
+    assert [p for p in pairs if p[0] != "nemm"] == [
+        ("rbm", "shared", "softmax"),
+        ("tied", "shared", "softmax"),
+        ("mixture", "shared", "softmax"),
+    ]
     assert [v["name"] for v in res["variants"]] == ["softmax", "sigmoid"]
     # The comparison of kinds covers both variants; each variant has its own regime counts.
     kinds = {(k["kind"], k["variant"]): k["n"] for k in res["summary"]["kinds"]}
-    assert kinds == {("nemm", "sigmoid"): 2, ("nemm", "softmax"): 2, ("rbm", "shared"): 1, ("tied", "shared"): 1,
-                     ("mixture", "shared"): 1}
+    assert kinds == {
+        ("nemm", "sigmoid"): 2,
+        ("nemm", "softmax"): 2,
+        ("rbm", "shared"): 1,
+        ("tied", "shared"): 1,
+        ("mixture", "shared"): 1,
+    }
     for v in res["variants"]:
         assert sum(c["count"] for c in v["summary"]["regimes"].values()) == 2
     text = (tmp_path / "report.md").read_text()
@@ -281,13 +412,37 @@ def test_compare_normalization_runs_both_variants(tmp_path: Path) -> None:
         rp.reproduce(tmp_path / "x", seeds=1, n_jobs=1, data=(X, y), compare="lr", progress=False)
 
 
-TINY_FLAGS = ["--seeds", "2", "--epochs", "2", "--hidden", "3", "--diag-steps", "2000", "--mixing-steps", "400",
-              "--track-every", "1", "--track-steps", "300", "--em-restarts", "1", "--rbm-seeds", "1",
-              "--tied-seeds", "1", "--compare", "normalization", "--no-figures", "--quiet"]
+TINY_FLAGS = [
+    "--seeds",
+    "2",
+    "--epochs",
+    "2",
+    "--hidden",
+    "3",
+    "--diag-steps",
+    "2000",
+    "--mixing-steps",
+    "400",
+    "--track-every",
+    "1",
+    "--track-steps",
+    "300",
+    "--em-restarts",
+    "1",
+    "--rbm-seeds",
+    "1",
+    "--tied-seeds",
+    "1",
+    "--compare",
+    "normalization",
+    "--no-figures",
+    "--quiet",
+]
 
 
-def test_reproduce_equals_its_printed_config_run_through_nemm_sweep(tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_reproduce_equals_its_printed_config_run_through_nemm_sweep(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`nemm reproduce --print-config` run by `nemm sweep` gives the reproduction's table, to the byte."""
     from nemm.cli import main
     from nemm.config import load_config
@@ -297,8 +452,16 @@ def test_reproduce_equals_its_printed_config_run_through_nemm_sweep(tmp_path: Pa
     cfg_path.write_text(capsys.readouterr().out)
     cfg = load_config(cfg_path)
     assert cfg.diagnostics.report == "reproduce" and cfg.axes == [("normalization", ["softmax", "sigmoid"])]
-    assert cfg.baselines.rbm_seeds == (0,) and cfg.baselines.tied_seeds == (0,) and cfg.baselines.mixture_restarts == 1
-    assert cfg.diagnostics.diagnostic_steps == 1000 and cfg.diagnostics.n_chains == 2 and cfg.diagnostics.track_every == 1
+    assert (
+        cfg.baselines.rbm_seeds == (0,)
+        and cfg.baselines.tied_seeds == (0,)
+        and cfg.baselines.mixture_restarts == 1
+    )
+    assert (
+        cfg.diagnostics.diagnostic_steps == 1000
+        and cfg.diagnostics.n_chains == 2
+        and cfg.diagnostics.track_every == 1
+    )
     # reproduce in this process, the sweep on 2 worker processes.
     assert main(["reproduce", *TINY_FLAGS, "--jobs", "1", "--out", str(tmp_path / "rep")]) == 0
     assert main(["sweep", str(cfg_path), "--out", str(tmp_path / "swp"), "--workers", "2", "--quiet"]) == 0
@@ -307,14 +470,18 @@ def test_reproduce_equals_its_printed_config_run_through_nemm_sweep(tmp_path: Pa
     swp = (tmp_path / "swp" / "results.csv").read_text()
     with open(tmp_path / "rep" / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert [(r["kind"], r["variant"]) for r in rows] == [("nemm", "softmax")] * 2 + [("nemm", "sigmoid")] * 2 + [
-        ("rbm", "shared"), ("tied", "shared"), ("mixture", "shared")]
+    assert [(r["kind"], r["variant"]) for r in rows] == [("nemm", "softmax")] * 2 + [
+        ("nemm", "sigmoid")
+    ] * 2 + [("rbm", "shared"), ("tied", "shared"), ("mixture", "shared")]
     assert all(math.isfinite(float(r["loglik"])) and r["status"] == "ok" for r in rows)
     assert len({r["loglik"] for r in rows}) == len(rows)  # seven different models, not one copied
     assert swp == rep
     # The sweep writes the reproduction's report, from the same code.
     assert (tmp_path / "swp" / "report.md").read_text().startswith("# nemm reproduction")
-    assert json.loads((tmp_path / "swp" / "results.json").read_text())["protocol"]["variants"] == ["softmax", "sigmoid"]
+    assert json.loads((tmp_path / "swp" / "results.json").read_text())["protocol"]["variants"] == [
+        "softmax",
+        "sigmoid",
+    ]
     # ... and is resumable like every sweep: a second run trains nothing and rewrites nothing.
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "swp").rglob("*") if p.is_file()}
     assert main(["sweep", str(cfg_path), "--out", str(tmp_path / "swp"), "--workers", "2", "--quiet"]) == 0
@@ -331,12 +498,15 @@ def test_reproduce_keys_need_the_reproduce_report() -> None:
         parse_config("[diagnostics]\nrao_blackwell_draws = 10\n")
     with pytest.raises(ConfigError, match=r"\[diagnostics\] report"):
         parse_config("[diagnostics]\nreport = 'paper'\n")
-    cfg = parse_config("[diagnostics]\nreport = 'reproduce'\n[baselines]\nrbm_seeds = [3, 5]\nmixture_restarts = 0\n")
+    cfg = parse_config(
+        "[diagnostics]\nreport = 'reproduce'\n[baselines]\nrbm_seeds = [3, 5]\nmixture_restarts = 0\n"
+    )
     assert cfg.baselines.rbm_seeds == (3, 5) and cfg.baselines.mixture_restarts == 0
 
 
-def test_a_failing_run_of_a_reproduce_sweep_is_reported_and_the_others_finish(tmp_path: Path,
-                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_run_of_a_reproduce_sweep_is_reported_and_the_others_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from nemm import sweep
     from nemm.config import parse_config
     from nemm.reproduce import records
@@ -352,14 +522,28 @@ def test_a_failing_run_of_a_reproduce_sweep_is_reported_and_the_others_finish(tm
     rng = np.random.default_rng(2)
     y = rng.integers(0, 3, 60)
     X = (rng.random((60, 12)) < np.where(y[:, None] == np.arange(12) % 3, 0.8, 0.2)).astype(np.uint8)
-    text = rp.reproduce_config(seeds=2, n_epochs=2, n_hidden=3, diag_steps=1000, track_every=0, em_restarts=1,
-                               rbm_seeds=0, tied_seeds=1, mixing_steps=300, rao_blackwell_draws=20)
+    text = rp.reproduce_config(
+        seeds=2,
+        n_epochs=2,
+        n_hidden=3,
+        diag_steps=1000,
+        track_every=0,
+        em_restarts=1,
+        rbm_seeds=0,
+        tied_seeds=1,
+        mixing_steps=300,
+        rao_blackwell_draws=20,
+    )
     res = sweep.run_sweep(parse_config(text), tmp_path, workers=0, progress=False, data=(X, y), figures=False)
     assert [r["status"] for r in res.rows] == ["ok", "error", "ok", "ok"] and res.n_errors == 1
     with open(tmp_path / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert [(r["kind"], r["seed"], r["status"]) for r in rows] == [("nemm", "0", "ok"), ("nemm", "1", "error"),
-                                                                   ("tied", "0", "ok"), ("mixture", "0", "ok")]
+    assert [(r["kind"], r["seed"], r["status"]) for r in rows] == [
+        ("nemm", "0", "ok"),
+        ("nemm", "1", "error"),
+        ("tied", "0", "ok"),
+        ("mixture", "0", "ok"),
+    ]
     assert rows[1]["error"] == "FloatingPointError: diverged (injected)" and rows[1]["loglik"] == ""
     assert float(rows[0]["em_ceiling"]) == float(rows[3]["loglik"])
     report = (tmp_path / "report.md").read_text()

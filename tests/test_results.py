@@ -32,10 +32,22 @@ class _Pair(NamedTuple):
 
 def test_to_jsonable_types() -> None:
     rec = _Rec("x", np.float32(1.5), np.arange(3, dtype=np.int16), [1, 2])
-    out = to_jsonable({"r": rec, "p": _Pair(np.int64(2), math.inf), "n": None, "t": (np.bool_(True), -math.inf),
-                       "path": Path("a/b")})
-    assert out == {"r": {"name": "x", "value": 1.5, "arr": [0, 1, 2]}, "p": {"a": 2, "b": "inf"}, "n": None,
-                   "t": [True, "-inf"], "path": "a/b"}
+    out = to_jsonable(
+        {
+            "r": rec,
+            "p": _Pair(np.int64(2), math.inf),
+            "n": None,
+            "t": (np.bool_(True), -math.inf),
+            "path": Path("a/b"),
+        }
+    )
+    assert out == {
+        "r": {"name": "x", "value": 1.5, "arr": [0, 1, 2]},
+        "p": {"a": 2, "b": "inf"},
+        "n": None,
+        "t": [True, "-inf"],
+        "path": "a/b",
+    }
     assert type(out["r"]["arr"][0]) is int
     with pytest.raises(TypeError, match="object"):
         to_jsonable(object())

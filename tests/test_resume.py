@@ -58,9 +58,13 @@ def assert_same_run(a: Machine, b: Machine) -> None:
     for k in ("epoch", "batch_size", "loglik"):
         assert a.history_[k] == b.history_[k], k
     # ... and every later sample.
-    np.testing.assert_array_equal(a.sample(20, burn_in=5, thin=2, seed=3), b.sample(20, burn_in=5, thin=2, seed=3))
-    np.testing.assert_array_equal(a.hidden_trajectory(200, seed=4, burn_in=0, codes=True),
-                                  b.hidden_trajectory(200, seed=4, burn_in=0, codes=True))
+    np.testing.assert_array_equal(
+        a.sample(20, burn_in=5, thin=2, seed=3), b.sample(20, burn_in=5, thin=2, seed=3)
+    )
+    np.testing.assert_array_equal(
+        a.hidden_trajectory(200, seed=4, burn_in=0, codes=True),
+        b.hidden_trajectory(200, seed=4, burn_in=0, codes=True),
+    )
 
 
 @pytest.mark.parametrize("n_chains", [1, 2])
@@ -102,7 +106,8 @@ def test_saving_a_resumed_run_writes_the_same_file(tmp_path: Path) -> None:
     with np.load(a.save(tmp_path / "a.npz")) as fa, np.load(b.save(tmp_path / "b2.npz")) as fb:
         assert sorted(fa.files) == sorted(fb.files)
         assert {k for k in fa.files if k.startswith("train/")} == {
-            f"train/{k}" for k in ("visible", "z", "rng", "lanes", "vw", "va", "vwbar", "vabar", "perm")}
+            f"train/{k}" for k in ("visible", "z", "rng", "lanes", "vw", "va", "vwbar", "vabar", "perm")
+        }
         for k in fa.files:
             if k not in ("metadata", "history/seconds"):
                 np.testing.assert_array_equal(fa[k], fb[k], err_msg=k)
@@ -144,15 +149,18 @@ def test_version_1_files_load_with_a_warning_that_resume_is_not_exact(tmp_path: 
     assert old.epochs_done_ == 3
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda a: a.pop("train/lanes"), "incomplete training state"),
-    (lambda a: a.__setitem__("train/rng", np.zeros_like(a["train/rng"])), "all zero"),
-    (lambda a: a.__setitem__("train/vw", -a["train/vw"] - 1), "non-negative"),
-    (lambda a: a.__setitem__("train/va", np.full_like(a["train/va"], np.nan)), "finite"),
-    (lambda a: a.__setitem__("train/visible", a["train/visible"][:, :-1]), "shape"),
-    (lambda a: a.__setitem__("train/perm", np.zeros_like(a["train/perm"])), "not a permutation"),
-    (lambda a: a.__setitem__("train/z", a["train/z"].astype(np.int64)), "uint64"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda a: a.pop("train/lanes"), "incomplete training state"),
+        (lambda a: a.__setitem__("train/rng", np.zeros_like(a["train/rng"])), "all zero"),
+        (lambda a: a.__setitem__("train/vw", -a["train/vw"] - 1), "non-negative"),
+        (lambda a: a.__setitem__("train/va", np.full_like(a["train/va"], np.nan)), "finite"),
+        (lambda a: a.__setitem__("train/visible", a["train/visible"][:, :-1]), "shape"),
+        (lambda a: a.__setitem__("train/perm", np.zeros_like(a["train/perm"])), "not a permutation"),
+        (lambda a: a.__setitem__("train/z", a["train/z"].astype(np.int64)), "uint64"),
+    ],
+)
 def test_a_damaged_training_state_is_named(damage, message: str, tmp_path: Path) -> None:
     m = Machine(**SMALL).partial_fit(data(), n_epochs=1)
     with np.load(m.save(tmp_path / "m.npz")) as f:
@@ -191,9 +199,12 @@ def test_divergence_is_caught_at_its_step_and_rolled_back() -> None:
     m = Machine(**dict(SMALL, n_epochs=3)).partial_fit(X, n_epochs=1)
     before = training_state(m)
     m.set_params(learning_rate=1e308)  # the first update overflows to inf
-    with pytest.raises(FloatingPointError, match=r"training diverged at epoch 1, step 0 \(w became non-finite in "
-                                                 r"the update\); the training state is rolled back to the start of "
-                                                 r"that epoch; try a smaller learning_rate"):
+    with pytest.raises(
+        FloatingPointError,
+        match=r"training diverged at epoch 1, step 0 \(w became non-finite in "
+        r"the update\); the training state is rolled back to the start of "
+        r"that epoch; try a smaller learning_rate",
+    ):
         m.partial_fit(X, n_epochs=1)
     after = training_state(m)  # the epoch was rolled back: parameters, chains, optimizer, minibatches
     for k in before:
@@ -221,8 +232,13 @@ def test_a_nan_gradient_is_never_applied() -> None:
 
 # ---------------------------------------------------------------- Ctrl-C
 def _python(code: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def _interrupt_after_ready(proc: subprocess.Popen, delay: float = 1.0) -> tuple[float, str, str]:
@@ -239,11 +255,14 @@ def _interrupt_after_ready(proc: subprocess.Popen, delay: float = 1.0) -> tuple[
             proc.communicate()
 
 
-@pytest.mark.parametrize("call", [
-    "m.hidden_trajectory(400_000_000, burn_in=0)",
-    "m.hidden_trajectory(10, burn_in=10**12)",
-    "m.sample(10**6, burn_in=10**12)",
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        "m.hidden_trajectory(400_000_000, burn_in=0)",
+        "m.hidden_trajectory(10, burn_in=10**12)",
+        "m.sample(10**6, burn_in=10**12)",
+    ],
+)
 def test_ctrl_c_stops_long_core_calls_at_once(call: str) -> None:
     proc = _python(f"""
         import numpy as np
@@ -267,18 +286,20 @@ def test_ctrl_c_stops_long_core_calls_at_once(call: str) -> None:
 def test_ctrl_c_during_fit_leaves_a_resumable_machine(tmp_path: Path) -> None:
     X = data(8, N=200, D=64)
     np.save(tmp_path / "X.npy", X)
-    kw = dict(n_hidden=4, n_epochs=100_000, steps_per_epoch=5, batch_size=(8, 8), chain_steps=20, random_state=3)
+    kw = dict(
+        n_hidden=4, n_epochs=100_000, steps_per_epoch=5, batch_size=(8, 8), chain_steps=20, random_state=3
+    )
     proc = _python(f"""
         import numpy as np
         from nemm import Machine
-        X = np.load({str(tmp_path / 'X.npy')!r})
+        X = np.load({str(tmp_path / "X.npy")!r})
         m = Machine(**{kw!r})
         print("ready", flush=True)
         try:
             m.fit(X)
         except KeyboardInterrupt:
             assert m.epochs_done_ == len(m.history_["epoch"]) > 0
-            m.save({str(tmp_path / 'cut.npz')!r})
+            m.save({str(tmp_path / "cut.npz")!r})
             print(m.epochs_done_, flush=True)
     """)
     latency, out, err = _interrupt_after_ready(proc, delay=1.5)
@@ -292,8 +313,9 @@ def test_ctrl_c_during_fit_leaves_a_resumable_machine(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- nemm train --checkpoint-every / --resume
 def _nemm(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "nemm", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "nemm", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw
+    )
 
 
 def _epochs_in(path: Path) -> int:
@@ -307,11 +329,27 @@ def _epochs_in(path: Path) -> int:
 def test_nemm_train_killed_and_resumed_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     X = data(9, N=300, D=64)
     np.save(tmp_path / "X.npy", X)
-    opts = ["--hidden", "4", "--epochs", "60", "--steps-per-epoch", "20", "--chain-steps", "200",
-            "--batch-size", "8", "20", "--seed", "5", "--quiet", "--no-ceiling"]
+    opts = [
+        "--hidden",
+        "4",
+        "--epochs",
+        "60",
+        "--steps-per-epoch",
+        "20",
+        "--chain-steps",
+        "200",
+        "--batch-size",
+        "8",
+        "20",
+        "--seed",
+        "5",
+        "--quiet",
+        "--no-ceiling",
+    ]
     ref = _nemm("train", str(tmp_path / "X.npy"), *opts, "--out", str(tmp_path / "ref.npz"))
-    killed = _nemm("train", str(tmp_path / "X.npy"), *opts, "--checkpoint-every", "2",
-                   "--out", str(tmp_path / "run.npz"))
+    killed = _nemm(
+        "train", str(tmp_path / "X.npy"), *opts, "--checkpoint-every", "2", "--out", str(tmp_path / "run.npz")
+    )
     deadline = time.monotonic() + 120
     while _epochs_in(tmp_path / "run.npz") < 2 and killed.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -338,16 +376,43 @@ def test_nemm_train_killed_and_resumed_equals_an_uninterrupted_run(tmp_path: Pat
 def test_nemm_train_resume_refuses_settings_and_changed_data(tmp_path: Path) -> None:
     X = data(10)
     np.save(tmp_path / "X.npy", X)
-    r = subprocess.run([sys.executable, "-m", "nemm", "train", str(tmp_path / "X.npy"), "--hidden", "3", "--epochs",
-                        "2", "--steps-per-epoch", "2", "--quiet", "--no-ceiling", "--out", str(tmp_path / "m.npz")],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nemm",
+            "train",
+            str(tmp_path / "X.npy"),
+            "--hidden",
+            "3",
+            "--epochs",
+            "2",
+            "--steps-per-epoch",
+            "2",
+            "--quiet",
+            "--no-ceiling",
+            "--out",
+            str(tmp_path / "m.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([sys.executable, "-m", "nemm", "train", "--resume", str(tmp_path / "m.npz"), "--lr", "0.5"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "nemm", "train", "--resume", str(tmp_path / "m.npz"), "--lr", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode != 0 and "do not give --lr" in r.stderr
     np.save(tmp_path / "X.npy", 1 - X)
-    r = subprocess.run([sys.executable, "-m", "nemm", "train", "--resume", str(tmp_path / "m.npz")],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "nemm", "train", "--resume", str(tmp_path / "m.npz")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode != 0 and "has changed since the run started" in r.stderr
 
 
@@ -382,7 +447,9 @@ def test_ctrl_c_while_booking_an_epoch_still_books_it_then_raises() -> None:
 # ---------------------------------------------------------------- the RBM's fit behaves like the Machine's
 RBM_KINDS = {
     "exact": dict(n_hidden=3, batch_size=8, random_state=2),
-    "pcd": dict(n_hidden=3, batch_size=8, gradient="pcd", n_chains=6, pcd_steps=2, centered=True, random_state=2),
+    "pcd": dict(
+        n_hidden=3, batch_size=8, gradient="pcd", n_chains=6, pcd_steps=2, centered=True, random_state=2
+    ),
 }
 
 
@@ -413,9 +480,12 @@ def test_rbm_divergence_is_caught_at_its_step_and_rolled_back(kind: str) -> None
     m = RBM(**kw).partial_fit(X, n_epochs=1)
     before = rbm_state(m)
     m.set_params(learning_rate=1e308)  # the updates overflow
-    with pytest.raises(FloatingPointError, match=r"training diverged at epoch 1, step \d+ \((w|a|abar) became "
-                                                 r"non-finite in the update\); the training state is rolled back to "
-                                                 r"the start of that epoch; try a smaller learning_rate"):
+    with pytest.raises(
+        FloatingPointError,
+        match=r"training diverged at epoch 1, step \d+ \((w|a|abar) became "
+        r"non-finite in the update\); the training state is rolled back to "
+        r"the start of that epoch; try a smaller learning_rate",
+    ):
         m.partial_fit(X, n_epochs=1)
     after = rbm_state(m)  # parameters, optimizer, centering offset, chains and minibatch order
     for k in before:
@@ -433,7 +503,9 @@ def test_rbm_nan_gradient_is_never_applied() -> None:
     w[0, 0] = np.nan
     e.set_params(w, e.a, e.abar, e.xbar)
     before = e.optimizer_state()
-    with pytest.raises(FloatingPointError, match=r"training diverged at step 0 of this call \(the gradient of w "):
+    with pytest.raises(
+        FloatingPointError, match=r"training diverged at step 0 of this call \(the gradient of w "
+    ):
         e.train_steps(np.arange(4), np.array([4]), "exact", 1, False, 0.01)
     after = e.optimizer_state()
     assert after["t"] == before["t"]
@@ -486,13 +558,13 @@ def test_ctrl_c_during_rbm_fit_leaves_a_resumable_rbm(kind: str, tmp_path: Path)
     proc = _python(f"""
         import numpy as np
         from nemm import RBM
-        X = np.load({str(tmp_path / 'X.npy')!r})
+        X = np.load({str(tmp_path / "X.npy")!r})
         m = RBM(**{kw!r})
         try:  # "ready" once an epoch is booked, however slow a loaded machine is
             m.fit(X, callback=lambda m, e: e == 0 and print("ready", flush=True))
         except KeyboardInterrupt:
             assert m.epochs_done_ == len(m.history_["epoch"]) == len(m.history_["loglik"]) > 0
-            m.save({str(tmp_path / 'cut.npz')!r})
+            m.save({str(tmp_path / "cut.npz")!r})
             print(m.epochs_done_, flush=True)
     """)
     latency, out, err = _interrupt_after_ready(proc, delay=0.5)

@@ -20,7 +20,9 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 @pytest.mark.parametrize("cls, table", [(nemm.Machine, MACHINE_SETTINGS), (nemm.RBM, RBM_SETTINGS)])
-def test_the_constructors_take_the_tables_settings_with_their_defaults(cls: type, table: tuple[Setting, ...]) -> None:
+def test_the_constructors_take_the_tables_settings_with_their_defaults(
+    cls: type, table: tuple[Setting, ...]
+) -> None:
     # The explicit signatures (scikit-learn reads them) and the table say the same.
     params = inspect.signature(cls.__init__).parameters
     assert [n for n in params if n != "self"] == [s.name for s in table]
@@ -35,16 +37,19 @@ def test_the_defaults_pass_their_own_checks() -> None:
             assert s.describe()
 
 
-@pytest.mark.parametrize("s, bad", [
-    (_settings.setting(MACHINE_SETTINGS, "n_hidden"), 0),
-    (_settings.setting(MACHINE_SETTINGS, "n_hidden"), 2.0),
-    (_settings.setting(MACHINE_SETTINGS, "hidden"), "potts"),
-    (_settings.setting(MACHINE_SETTINGS, "rho"), 1.0),
-    (_settings.setting(MACHINE_SETTINGS, "learning_rate"), 0),
-    (_settings.setting(MACHINE_SETTINGS, "batch_size"), (8, 0)),
-    (_settings.setting(MACHINE_SETTINGS, "centered"), 1),
-    (_settings.setting(MACHINE_SETTINGS, "random_state"), -1),
-])
+@pytest.mark.parametrize(
+    "s, bad",
+    [
+        (_settings.setting(MACHINE_SETTINGS, "n_hidden"), 0),
+        (_settings.setting(MACHINE_SETTINGS, "n_hidden"), 2.0),
+        (_settings.setting(MACHINE_SETTINGS, "hidden"), "potts"),
+        (_settings.setting(MACHINE_SETTINGS, "rho"), 1.0),
+        (_settings.setting(MACHINE_SETTINGS, "learning_rate"), 0),
+        (_settings.setting(MACHINE_SETTINGS, "batch_size"), (8, 0)),
+        (_settings.setting(MACHINE_SETTINGS, "centered"), 1),
+        (_settings.setting(MACHINE_SETTINGS, "random_state"), -1),
+    ],
+)
 def test_a_bad_value_is_refused_naming_the_setting(s: Setting, bad: object) -> None:
     with pytest.raises((TypeError, ValueError), match=s.name.split("[")[0]):
         s.check(bad)
@@ -52,10 +57,18 @@ def test_a_bad_value_is_refused_naming_the_setting(s: Setting, bad: object) -> N
 
 
 def test_checks_return_plain_python_values() -> None:
-    got = _settings.check_settings(MACHINE_SETTINGS, {**_settings.defaults(MACHINE_SETTINGS),
-                                                      "n_hidden": np.int64(3), "batch_size": np.int32(8),
-                                                      "learning_rate": np.float32(0.5)})
-    assert type(got["n_hidden"]) is int and got["batch_size"] == (8, 8) and type(got["learning_rate"]) is float
+    got = _settings.check_settings(
+        MACHINE_SETTINGS,
+        {
+            **_settings.defaults(MACHINE_SETTINGS),
+            "n_hidden": np.int64(3),
+            "batch_size": np.int32(8),
+            "learning_rate": np.float32(0.5),
+        },
+    )
+    assert (
+        type(got["n_hidden"]) is int and got["batch_size"] == (8, 8) and type(got["learning_rate"]) is float
+    )
 
 
 def test_the_documentation_table_is_the_tables() -> None:
@@ -75,15 +88,30 @@ def test_train_options_are_the_tables_flags_and_absent_unless_given() -> None:
     assert {s.flag for s in MACHINE_SETTINGS if s.flag} <= flags
     args = p.parse_args([])
     assert _settings.given_settings(args, MACHINE_SETTINGS) == {}  # the Machine's own defaults then apply
-    args = p.parse_args(["--hidden", "4", "--no-centering", "--tied", "--batch-size", "8", "32", "--lr", "0.05"])
-    assert _settings.given_settings(args, MACHINE_SETTINGS) == {"n_hidden": 4, "centered": False, "tied": True,
-                                                                "batch_size": (8, 32), "learning_rate": 0.05}
+    args = p.parse_args(
+        ["--hidden", "4", "--no-centering", "--tied", "--batch-size", "8", "32", "--lr", "0.05"]
+    )
+    assert _settings.given_settings(args, MACHINE_SETTINGS) == {
+        "n_hidden": 4,
+        "centered": False,
+        "tied": True,
+        "batch_size": (8, 32),
+        "learning_rate": 0.05,
+    }
 
 
 def test_reproduce_options_default_to_the_machines_settings() -> None:
     o = ReproduceOptions()
     machine = _settings.defaults(MACHINE_SETTINGS)
-    for name in ("n_hidden", "hidden", "normalization", "centered", "n_chains", "chain_steps", "learning_rate"):
+    for name in (
+        "n_hidden",
+        "hidden",
+        "normalization",
+        "centered",
+        "n_chains",
+        "chain_steps",
+        "learning_rate",
+    ):
         assert getattr(o, name) == machine[name]
     assert o.track_steps == _settings.TRACK_STEPS and o.diag_steps == _settings.DIAGNOSTIC_STEPS
     args = _subparser("reproduce").parse_args(["--hidden", "3", "--no-centering", "--epochs", "4"])
@@ -96,4 +124,6 @@ def test_reproduce_options_default_to_the_machines_settings() -> None:
 
 def test_the_diagnostics_config_defaults_are_the_table() -> None:
     d = DiagnosticsConfig()
-    assert {s.name: getattr(d, s.name) for s in DIAGNOSTICS_SETTINGS} == _settings.defaults(DIAGNOSTICS_SETTINGS)
+    assert {s.name: getattr(d, s.name) for s in DIAGNOSTICS_SETTINGS} == _settings.defaults(
+        DIAGNOSTICS_SETTINGS
+    )

@@ -20,8 +20,15 @@ from nemm import diagnostics as diag
 def _machine(seed: int, D: int = 12, L: int = 4, hidden: str = "onehot") -> Machine:
     rng = np.random.default_rng(seed)
     Lw = L
-    return Machine.from_params(rng.normal(0, 2, (D, Lw)), rng.normal(0, 0.5, D), rng.normal(0, 2, (Lw, D)),
-                               rng.normal(0, 0.5, Lw), rng.uniform(0.2, 0.8, D), random_state=seed, hidden=hidden)
+    return Machine.from_params(
+        rng.normal(0, 2, (D, Lw)),
+        rng.normal(0, 0.5, D),
+        rng.normal(0, 2, (Lw, D)),
+        rng.normal(0, 0.5, Lw),
+        rng.uniform(0.2, 0.8, D),
+        random_state=seed,
+        hidden=hidden,
+    )
 
 
 def _data(seed: int, N: int = 200, D: int = 12) -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +61,9 @@ def test_shared_table_only_when_every_state_has_mass() -> None:
     m = _machine(3)
     X, _ = _data(3)
     assert diag._shared_log_A(m, X, np.full(4, 0.25)) is not None
-    assert diag._shared_log_A(m, X, np.array([0.5, 0.5, 0.0, 0.0])) is None  # score_samples drops empty states
+    assert (
+        diag._shared_log_A(m, X, np.array([0.5, 0.5, 0.0, 0.0])) is None
+    )  # score_samples drops empty states
     assert diag._shared_log_A(m, X, None) is None
     mb = _machine(3, L=2, hidden="binary")
     assert diag._shared_log_A(mb, X, np.full(4, 0.25)) is None

@@ -24,31 +24,48 @@ from nemm import RBM, Machine, load  # noqa: E402
 # Small and fast: every estimator check fits this instance (or a clone) a few times.
 FAST = dict(n_epochs=2, steps_per_epoch=2, chain_steps=4, batch_size=(4, 8))
 
-_CONTINUOUS = ("the check fits on continuous (or negative) random data; a Machine models binary data "
-               "and rejects any value other than 0 and 1 with a ValueError naming it")
+_CONTINUOUS = (
+    "the check fits on continuous (or negative) random data; a Machine models binary data "
+    "and rejects any value other than 0 and 1 with a ValueError naming it"
+)
 # Checks that cannot apply to binary-only data, each with its reason.
 _EXPECTED_FAILED = {
     name: _CONTINUOUS
     for name in (
-        "check_fit_score_takes_y", "check_estimators_overwrite_params", "check_dont_overwrite_parameters",
-        "check_estimators_fit_returns_self", "check_readonly_memmap_input", "check_n_features_in_after_fitting",
-        "check_estimators_dtypes", "check_pipeline_consistency", "check_estimators_nan_inf",
-        "check_estimators_pickle", "check_f_contiguous_array_estimator", "check_methods_sample_order_invariance",
-        "check_methods_subset_invariance", "check_dict_unchanged", "check_fit_idempotent",
-        "check_fit_check_is_fitted", "check_n_features_in", "check_fit2d_predict1d", "check_fit2d_1sample",
+        "check_fit_score_takes_y",
+        "check_estimators_overwrite_params",
+        "check_dont_overwrite_parameters",
+        "check_estimators_fit_returns_self",
+        "check_readonly_memmap_input",
+        "check_n_features_in_after_fitting",
+        "check_estimators_dtypes",
+        "check_pipeline_consistency",
+        "check_estimators_nan_inf",
+        "check_estimators_pickle",
+        "check_f_contiguous_array_estimator",
+        "check_methods_sample_order_invariance",
+        "check_methods_subset_invariance",
+        "check_dict_unchanged",
+        "check_fit_idempotent",
+        "check_fit_check_is_fitted",
+        "check_n_features_in",
+        "check_fit2d_predict1d",
+        "check_fit2d_1sample",
         "check_fit2d_1feature",
     )
 }
-_EXPECTED_FAILED.update({
-    "check_positive_only_tag_during_fit": "negative values are no binary data; the positive_only tag would not "
-                                          "help, since positive non-binary values are rejected as well",
-    "check_dtype_object": "the check passes an object array of numbers and strings; a Machine takes only numeric "
-                          "or boolean arrays and says so in a TypeError",
-    "check_estimator_sparse_array": "sparse input is accepted (made dense after its stored values are checked), "
-                                    "but the check's sparse data hold continuous values, rejected as non-binary",
-    "check_estimator_sparse_matrix": "as check_estimator_sparse_array",
-    "check_estimator_sparse_tag": "as check_estimator_sparse_array",
-})
+_EXPECTED_FAILED.update(
+    {
+        "check_positive_only_tag_during_fit": "negative values are no binary data; the positive_only tag would not "
+        "help, since positive non-binary values are rejected as well",
+        "check_dtype_object": "the check passes an object array of numbers and strings; a Machine takes only numeric "
+        "or boolean arrays and says so in a TypeError",
+        "check_estimator_sparse_array": "sparse input is accepted (made dense after its stored values are checked), "
+        "but the check's sparse data hold continuous values, rejected as non-binary",
+        "check_estimator_sparse_matrix": "as check_estimator_sparse_array",
+        "check_estimator_sparse_tag": "as check_estimator_sparse_array",
+    }
+)
 
 
 def tiny_binary(seed: int = 0, N: int = 60, D: int = 8) -> np.ndarray:
@@ -62,8 +79,9 @@ def tiny_binary(seed: int = 0, N: int = 60, D: int = 8) -> np.ndarray:
 # __sklearn_tags__, __sklearn_is_fitted__, score, n_features_in_).
 with warnings.catch_warnings():  # the checks are listed (and the warning given) right here
     warnings.filterwarnings("ignore", "Estimator Machine does not inherit from", UserWarning)
-    _with_checks = parametrize_with_checks([Machine(3, random_state=0, **FAST)],
-                                           expected_failed_checks=lambda est: _EXPECTED_FAILED)
+    _with_checks = parametrize_with_checks(
+        [Machine(3, random_state=0, **FAST)], expected_failed_checks=lambda est: _EXPECTED_FAILED
+    )
 
 
 @_with_checks
@@ -78,8 +96,13 @@ def _binarized(X: object) -> object:
     arr = np.asarray(X)
     if arr.dtype == object:
         return arr
-    if (arr.ndim == 2 and np.issubdtype(arr.dtype, np.number) and not np.issubdtype(arr.dtype, np.complexfloating)
-            and arr.size and np.isfinite(arr).all()):
+    if (
+        arr.ndim == 2
+        and np.issubdtype(arr.dtype, np.number)
+        and not np.issubdtype(arr.dtype, np.complexfloating)
+        and arr.size
+        and np.isfinite(arr).all()
+    ):
         return arr > 0
     return arr
 
@@ -109,7 +132,9 @@ _BINARIZED_EXPECTED_FAILED = {
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Estimator BinarizedMachine does not inherit from", UserWarning)
     _with_binarized_checks = parametrize_with_checks(
-        [BinarizedMachine(3, random_state=0, **FAST)], expected_failed_checks=lambda est: _BINARIZED_EXPECTED_FAILED)
+        [BinarizedMachine(3, random_state=0, **FAST)],
+        expected_failed_checks=lambda est: _BINARIZED_EXPECTED_FAILED,
+    )
 
 
 @_with_binarized_checks
@@ -138,8 +163,13 @@ def test_fitted_attributes_exist_only_after_fit():
 
 def test_fit_keeps_the_parameters_as_given():
     X = tiny_binary()
-    m = Machine(np.int64(3), batch_size=8, learning_rate=np.float32(0.1), random_state=0,
-                **{k: v for k, v in FAST.items() if k != "batch_size"})
+    m = Machine(
+        np.int64(3),
+        batch_size=8,
+        learning_rate=np.float32(0.1),
+        random_state=0,
+        **{k: v for k, v in FAST.items() if k != "batch_size"},
+    )
     before = m.get_params()
     m.fit(X)
     after = m.get_params()
@@ -189,12 +219,15 @@ def test_clone_and_pickle_of_a_fitted_machine():
 RBM_FAST = dict(n_epochs=2, batch_size=8)
 
 # The same checks as for Machine cannot apply, for the same reasons: the RBM models binary data.
-_RBM_EXPECTED_FAILED = {name: reason.replace("a Machine", "an RBM") for name, reason in _EXPECTED_FAILED.items()}
+_RBM_EXPECTED_FAILED = {
+    name: reason.replace("a Machine", "an RBM") for name, reason in _EXPECTED_FAILED.items()
+}
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Estimator RBM does not inherit from", UserWarning)
-    _with_rbm_checks = parametrize_with_checks([RBM(3, random_state=0, **RBM_FAST)],
-                                               expected_failed_checks=lambda est: _RBM_EXPECTED_FAILED)
+    _with_rbm_checks = parametrize_with_checks(
+        [RBM(3, random_state=0, **RBM_FAST)], expected_failed_checks=lambda est: _RBM_EXPECTED_FAILED
+    )
 
 
 @_with_rbm_checks
@@ -222,7 +255,8 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Estimator BinarizedRBM does not inherit from", UserWarning)
     _with_binarized_rbm_checks = parametrize_with_checks(
         [BinarizedRBM(3, random_state=0, **RBM_FAST)],
-        expected_failed_checks=lambda est: {"check_dtype_object": _RBM_EXPECTED_FAILED["check_dtype_object"]})
+        expected_failed_checks=lambda est: {"check_dtype_object": _RBM_EXPECTED_FAILED["check_dtype_object"]},
+    )
 
 
 @_with_binarized_rbm_checks
@@ -250,8 +284,13 @@ def test_rbm_tags_fitted_attributes_and_score():
 
 def test_rbm_fit_keeps_the_parameters_as_given():
     X = tiny_binary()
-    r = RBM(np.int64(3), learning_rate=np.float32(0.05), batch_size=np.int32(8), n_epochs=np.int64(2),
-            random_state=np.uint8(0))
+    r = RBM(
+        np.int64(3),
+        learning_rate=np.float32(0.05),
+        batch_size=np.int32(8),
+        n_epochs=np.int64(2),
+        random_state=np.uint8(0),
+    )
     before = r.get_params()
     r.fit(X)
     after = r.get_params()

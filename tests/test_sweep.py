@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -70,10 +71,12 @@ def test_run_ids_are_stable_and_sensitive_to_settings_data_and_version(tiny: Pat
     explicit = parse_config(TINY.replace("chain_steps = 8", "chain_steps = 8\nrho = 0.9"))
     assert [s.run_id for s in sweep.expand(explicit, ck)] == ids
     # Any change of settings, diagnostics, baselines, data or version changes every id.
-    for changed in (TINY.replace("chain_steps = 8", "chain_steps = 9"),
-                    TINY.replace("diagnostic_steps = 2000", "diagnostic_steps = 2001"),
-                    TINY.replace("mixture = true", "mixture = false"),
-                    TINY.replace("seeds = 2", "seeds = [2, 3]")):
+    for changed in (
+        TINY.replace("chain_steps = 8", "chain_steps = 9"),
+        TINY.replace("diagnostic_steps = 2000", "diagnostic_steps = 2001"),
+        TINY.replace("mixture = true", "mixture = false"),
+        TINY.replace("seeds = 2", "seeds = [2, 3]"),
+    ):
         assert not set(s.run_id for s in sweep.expand(parse_config(changed), ck)) & set(ids)
     X2 = X.copy()
     X2[5, 100] ^= 1
@@ -82,7 +85,9 @@ def test_run_ids_are_stable_and_sensitive_to_settings_data_and_version(tiny: Pat
     y2[0] = 2 if y2[0] != 2 else 1
     assert sweep.data_checksum(X, y2) != ck and sweep.data_checksum(X, None) != ck
     spec = sweep.expand(cfg, ck)[0]
-    other = sweep.run_id(spec.settings, spec.diagnostics, spec.baselines, ck, version=nemm.__version__ + ".post1")
+    other = sweep.run_id(
+        spec.settings, spec.diagnostics, spec.baselines, ck, version=nemm.__version__ + ".post1"
+    )
     assert other != spec.run_id == sweep.run_id(spec.settings, spec.diagnostics, spec.baselines, ck)
 
 
@@ -101,8 +106,10 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_sweep_writes_runs_table_report_and_figure(reference: Path, tiny: Path) -> None:
     text = (reference / "results.csv").read_text().splitlines()
-    assert text[0] == ("n_hidden,seed,loglik,sigma,sigma_err,n_one_way,tau,tau_err,trace,trace_err,class_kl,"
-                       "mixture_loglik,status,error,run_id")
+    assert text[0] == (
+        "n_hidden,seed,loglik,sigma,sigma_err,n_one_way,tau,tau_err,trace,trace_err,class_kl,"
+        "mixture_loglik,status,error,run_id"
+    )
     rows = [line.split(",") for line in text[1:]]
     assert [(r[0], r[1]) for r in rows] == [("2", "0"), ("2", "1"), ("3", "0"), ("3", "1")]
     assert all(r[-3] == "ok" and r[-2] == "" for r in rows)
@@ -117,7 +124,11 @@ def test_sweep_writes_runs_table_report_and_figure(reference: Path, tiny: Path) 
         m = nemm.load(run / "model.npz")
         assert m.n_hidden == spec.settings["n_hidden"] and m.random_state == spec.seed
         again = sweep.measure(m, X, y, spec.diagnostics)
-        assert repr(again["loglik"]) == r[2] and repr(again["sigma"]) == r[3] and repr(again["class_kl"]) == r[10]
+        assert (
+            repr(again["loglik"]) == r[2]
+            and repr(again["sigma"]) == r[3]
+            and repr(again["class_kl"]) == r[10]
+        )
         # ln p is a mean of log-probabilities of 784 bits: negative and finite, and below the EM ceiling + noise.
         assert -784 * np.log(2) < float(r[2]) < 0 and float(r[2]) < float(r[11]) + 1.0
     assert (reference / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -126,7 +137,9 @@ def test_sweep_writes_runs_table_report_and_figure(reference: Path, tiny: Path) 
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_local_processes_give_the_same_table(reference: Path, tiny: Path, tmp_path: Path, workers: int) -> None:
+def test_local_processes_give_the_same_table(
+    reference: Path, tiny: Path, tmp_path: Path, workers: int
+) -> None:
     res = sweep.run_sweep(load_config(tiny), tmp_path / "out", workers=workers, progress=False)
     assert res.n_run == 4
     assert (tmp_path / "out" / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
@@ -150,8 +163,9 @@ def test_rerun_is_a_noop_and_a_lost_run_is_redone(reference: Path, tiny: Path, t
     assert (out / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
 
 
-def test_a_failing_run_is_recorded_and_the_others_finish(reference: Path, tiny: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_run_is_recorded_and_the_others_finish(
+    reference: Path, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = sweep._train_and_measure
 
     def flaky(spec: Any, X: Any, y: Any) -> Any:
@@ -171,7 +185,9 @@ def test_a_failing_run_is_recorded_and_the_others_finish(reference: Path, tiny: 
     ref = (reference / "results.csv").read_text().splitlines()
     got = (out / "results.csv").read_text().splitlines()
     assert got[:4] == ref[:4]  # the other runs are untouched by the failure
-    assert got[4].endswith(f",error,FloatingPointError: training diverged at epoch 1 (injected),{bad['run_id']}")
+    assert got[4].endswith(
+        f",error,FloatingPointError: training diverged at epoch 1 (injected),{bad['run_id']}"
+    )
     assert "## Failed runs" in (out / "report.md").read_text()
     # A recorded failure is final: a re-run does not retry it.
     monkeypatch.setattr(sweep, "_train_and_measure", real)
@@ -181,13 +197,29 @@ def test_a_failing_run_is_recorded_and_the_others_finish(reference: Path, tiny: 
 @pytest.mark.slow
 def test_sigkilled_sweep_resumes_to_the_same_table(reference: Path, tmp_path: Path) -> None:
     # Longer runs (a longer diagnostics chain), so that the kill lands mid-sweep.
-    slow = TINY.replace("seeds = 2", "seeds = 4").replace("diagnostic_steps = 2000", "diagnostic_steps = 60000")
+    slow = TINY.replace("seeds = 2", "seeds = 4").replace(
+        "diagnostic_steps = 2000", "diagnostic_steps = 60000"
+    )
     cfg_path = tmp_path / "slow.toml"
     cfg_path.write_text(slow)
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "nemm", "sweep", str(cfg_path), "--out", str(out),
-                             "--workers", "1", "--quiet"], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nemm",
+            "sweep",
+            str(cfg_path),
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--quiet",
+        ],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while not list(out.glob("runs/*/result.json")) and time.monotonic() < deadline:
@@ -209,9 +241,12 @@ def test_sigkilled_sweep_resumes_to_the_same_table(reference: Path, tmp_path: Pa
 
 def test_dask_local_cluster_gives_the_same_table(reference: Path, tiny: Path, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        res = sweep.run_sweep(load_config(tiny), tmp_path / "out", scheduler=cluster.scheduler_address,
-                              progress=False)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        res = sweep.run_sweep(
+            load_config(tiny), tmp_path / "out", scheduler=cluster.scheduler_address, progress=False
+        )
     assert res.n_run == 4 and res.n_errors == 0
     assert (tmp_path / "out" / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
 
@@ -229,13 +264,32 @@ def dask_processes(tmp_path: Path) -> Iterator[str]:
     address = f"tcp://127.0.0.1:{_free_port()}"
     dask = [sys.executable, "-m", "dask"]
     logs = [open(tmp_path / f"dask-{i}.log", "wb") for i in range(3)]
-    procs = [subprocess.Popen(dask + ["scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
-                                      "--no-dashboard"], stdout=logs[0], stderr=subprocess.STDOUT)]
+    procs = [
+        subprocess.Popen(
+            dask
+            + ["scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
+            stdout=logs[0],
+            stderr=subprocess.STDOUT,
+        )
+    ]
     try:
         for i in (1, 2):
-            procs.append(subprocess.Popen(dask + ["worker", address, "--nthreads", "1", "--no-dashboard",
-                                                  "--local-directory", str(tmp_path / f"w{i}")],
-                                          stdout=logs[i], stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    dask
+                    + [
+                        "worker",
+                        address,
+                        "--nthreads",
+                        "1",
+                        "--no-dashboard",
+                        "--local-directory",
+                        str(tmp_path / f"w{i}"),
+                    ],
+                    stdout=logs[i],
+                    stderr=subprocess.STDOUT,
+                )
+            )
         with distributed.Client(address, timeout=60, set_as_default=False) as client:
             client.wait_for_workers(2, timeout=120)
         yield address
@@ -253,19 +307,24 @@ def dask_processes(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.mark.slow
-def test_dask_scheduler_and_worker_processes_give_the_same_table(reference: Path, tiny: Path, tmp_path: Path,
-                                                                 dask_processes: str) -> None:
+def test_dask_scheduler_and_worker_processes_give_the_same_table(
+    reference: Path, tiny: Path, tmp_path: Path, dask_processes: str
+) -> None:
     from nemm.cli import main
 
-    assert main(["sweep", str(tiny), "--out", str(tmp_path / "out"), "--scheduler", dask_processes, "--quiet"]) == 0
+    assert (
+        main(["sweep", str(tiny), "--out", str(tmp_path / "out"), "--scheduler", dask_processes, "--quiet"])
+        == 0
+    )
     assert (tmp_path / "out" / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
 
 
 # --------------------------------------------------------------------------- command line
 
 
-def test_cli_sweep_and_train_config_agree(reference: Path, tiny: Path, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_sweep_and_train_config_agree(
+    reference: Path, tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from nemm.cli import main
 
     assert main(["sweep", str(tiny), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"]) == 0
@@ -282,7 +341,9 @@ def test_cli_sweep_and_train_config_agree(reference: Path, tiny: Path, tmp_path:
     assert float(printed["mixture_loglik"]) == pytest.approx(float(ref["mixture_loglik"]), abs=1e-5)
 
 
-def test_cli_errors_are_one_line_and_nonzero(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_errors_are_one_line_and_nonzero(
+    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from nemm.cli import main
 
     bad = tmp_path / "bad.toml"
@@ -295,7 +356,10 @@ def test_cli_errors_are_one_line_and_nonzero(tiny: Path, tmp_path: Path, capsys:
     assert main(["train", "--config", str(tiny), "--hidden", "5"]) == 2
     assert "--hidden" in capsys.readouterr().err
     assert main(["sweep", str(tiny), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
-    assert main(["sweep", str(tiny), "--out", str(tmp_path / "o"), "--workers", "2", "--scheduler", "tcp://x:1"]) == 2
+    assert (
+        main(["sweep", str(tiny), "--out", str(tmp_path / "o"), "--workers", "2", "--scheduler", "tcp://x:1"])
+        == 2
+    )
     assert "--scheduler" in capsys.readouterr().err
 
 
@@ -310,13 +374,19 @@ def test_data_from_an_npz_with_labels_and_from_an_idx_directory(tmp_path: Path, 
     cfg = parse_config("[data]\npath = 'd.npz'\ndigits = [9, 4]\nper_class = 3\n", base_dir=tmp_path)
     Xs, ys, desc = sweep.load_data(cfg.data)
     # select_digits keeps the file's order: the first 3 fours, then the first 3 nines.
-    assert ys.tolist() == [4, 4, 4, 9, 9, 9] and np.array_equal(Xs, X[[0, 1, 2, 20, 21, 22]]) and "labelled" in desc
+    assert (
+        ys.tolist() == [4, 4, 4, 9, 9, 9]
+        and np.array_equal(Xs, X[[0, 1, 2, 20, 21, 22]])
+        and "labelled" in desc
+    )
     Xa, ya, _ = sweep.load_data(parse_config("[data]\npath = 'd.npz'\n", base_dir=tmp_path).data)
     assert np.array_equal(Xa, X) and np.array_equal(ya, y)
     np.save(tmp_path / "d.npy", X)
     Xn, yn, _ = sweep.load_data(parse_config("[data]\npath = 'd.npy'\n", base_dir=tmp_path).data)
     assert np.array_equal(Xn, X) and yn is None
-    unlabelled = parse_config("[data]\npath = 'd.npy'\n[diagnostics]\nmeasures = ['class_kl']\n", base_dir=tmp_path)
+    unlabelled = parse_config(
+        "[data]\npath = 'd.npy'\n[diagnostics]\nmeasures = ['class_kl']\n", base_dir=tmp_path
+    )
     with pytest.raises(ValueError, match="class_kl needs labelled data"):
         sweep.run_sweep(unlabelled, tmp_path / "never", workers=0, progress=False)
     assert not (tmp_path / "never").exists()
@@ -327,8 +397,9 @@ def test_data_from_an_npz_with_labels_and_from_an_idx_directory(tmp_path: Path, 
     assert Xm.shape == (8, 784) and sorted(ym.tolist()) == [3] * 4 + [8] * 4 and set(np.unique(Xm)) <= {0, 1}
 
 
-def test_a_worker_with_another_nemm_version_is_refused_and_retried(reference: Path, tiny: Path, tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_with_another_nemm_version_is_refused_and_retried(
+    reference: Path, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = sweep.run_one
 
     def old_worker(spec: Any, X: Any, y: Any = None) -> Any:
@@ -351,7 +422,11 @@ def test_a_worker_with_another_nemm_version_is_refused_and_retried(reference: Pa
 def test_all_ten_digits_of_the_test_split(mnist_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = parse_config(f"[data]\npath = '{mnist_dir}'\ndigits = 'all'\nper_class = 'all'\n")
     X, y, desc = sweep.load_data(cfg.data)
-    assert X.shape == (10_000, 784) and np.bincount(y).tolist()[0] == 980 and sorted(set(y.tolist())) == list(range(10))
+    assert (
+        X.shape == (10_000, 784)
+        and np.bincount(y).tolist()[0] == 980
+        and sorted(set(y.tolist())) == list(range(10))
+    )
     assert "0,1,2,3,4,5,6,7,8,9" in desc
     # Without a path: NEMM_DATA (or the cache) gives the same rows.
     monkeypatch.setenv("NEMM_DATA", str(mnist_dir))
@@ -364,8 +439,9 @@ def test_digits_all_on_a_labelled_file_keeps_every_label(tmp_path: Path) -> None
     X = (rng.random((12, 5)) < 0.5).astype(np.uint8)
     y = np.array([3, 1, 3, 1, 2, 2, 3, 1, 2, 3, 1, 2])
     np.savez(tmp_path / "d.npz", X=X, y=y)
-    Xs, ys, _ = sweep.load_data(parse_config("[data]\npath = 'd.npz'\ndigits = 'all'\nper_class = 2\n",
-                                             base_dir=tmp_path).data)
+    Xs, ys, _ = sweep.load_data(
+        parse_config("[data]\npath = 'd.npz'\ndigits = 'all'\nper_class = 2\n", base_dir=tmp_path).data
+    )
     assert ys.tolist() == [3, 1, 3, 1, 2, 2] and np.array_equal(Xs, X[:6])
 
 
@@ -378,13 +454,20 @@ def _random_chains(rng: np.random.Generator, S: int, C: int, T: int, stay: float
     z[:, 0] = rng.integers(0, S, C)
     for t in range(1, T):
         r = rng.random(C)
-        z[:, t] = np.where(r < stay, z[:, t - 1], np.where(r < 0.8, (z[:, t - 1] + 1) % S, rng.integers(0, S, C)))
+        z[:, t] = np.where(
+            r < stay, z[:, t - 1], np.where(r < 0.8, (z[:, t - 1] + 1) % S, rng.integers(0, S, C))
+        )
     return z
 
 
 @pytest.mark.parametrize("seed, S, pc", [(0, 7, 0.5), (1, 40, 0.5), (2, 300, 0.25), (3, 12, 0.0)])
 def test_sparse_counts_give_the_dense_sigma_and_trace(seed: int, S: int, pc: float) -> None:
-    from nemm.markov import count_summary_sparse, summarize_counts, transition_counts, transition_counts_sparse
+    from nemm.markov import (
+        count_summary_sparse,
+        summarize_counts,
+        transition_counts,
+        transition_counts_sparse,
+    )
 
     rng = np.random.default_rng(seed)
     z = _random_chains(rng, S, 3, 400, 0.3)
@@ -392,20 +475,30 @@ def test_sparse_counts_give_the_dense_sigma_and_trace(seed: int, S: int, pc: flo
     dense = summarize_counts(transition_counts(z, S), pseudocount=pc)
     sigma, n_one_way, trace = count_summary_sparse(*transition_counts_sparse(z), S, pc)
     assert n_one_way == dense.entropy.n_one_way
-    assert sigma == pytest.approx(dense.entropy.sigma, rel=1e-12, abs=0) or sigma == dense.entropy.sigma == np.inf
+    assert (
+        sigma == pytest.approx(dense.entropy.sigma, rel=1e-12, abs=0)
+        or sigma == dense.entropy.sigma == np.inf
+    )
     assert trace == pytest.approx(dense.self_transition, rel=1e-12)
 
 
 def _binary_machine(L: int, D: int, seed: int) -> Any:
     rng = np.random.default_rng(seed)
-    return nemm.Machine.from_params(rng.normal(0, 1.5, (D, L)), rng.normal(0, 0.5, D), rng.normal(0, 0.4, (L, D)),
-                                    rng.normal(0, 0.3, L), rng.uniform(0.2, 0.8, D), hidden="binary",
-                                    random_state=seed)
+    return nemm.Machine.from_params(
+        rng.normal(0, 1.5, (D, L)),
+        rng.normal(0, 0.5, D),
+        rng.normal(0, 0.4, (L, D)),
+        rng.normal(0, 0.3, L),
+        rng.uniform(0.2, 0.8, D),
+        hidden="binary",
+        random_state=seed,
+    )
 
 
 @pytest.mark.parametrize("chain_steps", [400, 3000])
-def test_large_binary_space_measures_equal_the_dense_statistics(chain_steps: int,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_binary_space_measures_equal_the_dense_statistics(
+    chain_steps: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from nemm import diagnostics
     from nemm.markov import DENSE_STATE_LIMIT
 
@@ -414,16 +507,27 @@ def test_large_binary_space_measures_equal_the_dense_statistics(chain_steps: int
     rng = np.random.default_rng(0)
     X = (rng.random((90, 24)) < 0.5).astype(np.uint8)
     y = rng.integers(0, 3, 90)
-    cfg = {"diagnostic_steps": chain_steps, "n_chains": 2, "pseudocount": 0.5,
-           "measures": ["loglik", "sigma", "tau", "trace", "class_kl"]}
+    cfg = {
+        "diagnostic_steps": chain_steps,
+        "n_chains": 2,
+        "pseudocount": 0.5,
+        "measures": ["loglik", "sigma", "tau", "trace", "class_kl"],
+    }
     monkeypatch.setattr(sweep, "_LOG_A_BLOCK_BYTES", 8 * 500)  # several blocks of rows in the class KL
     got = sweep.measure(m, X, y, cfg)
     # transition_statistics relabels to the visited states too (it can, while they are <= 4096).
-    ts = diagnostics.transition_statistics(m, chain_steps, n_chains=2, seed=sweep._derived_seed(m.random_state, 1),
-                                           pseudocount=0.5)
+    ts = diagnostics.transition_statistics(
+        m, chain_steps, n_chains=2, seed=sweep._derived_seed(m.random_state, 1), pseudocount=0.5
+    )
     assert got["n_one_way"] == ts.n_one_way
-    for k, ref in (("sigma", ts.sigma), ("sigma_err", ts.sigma_err), ("trace", ts.self_transition),
-                   ("trace_err", ts.self_transition_err), ("tau", ts.tau), ("tau_err", ts.tau_err)):
+    for k, ref in (
+        ("sigma", ts.sigma),
+        ("sigma_err", ts.sigma_err),
+        ("trace", ts.self_transition),
+        ("trace_err", ts.self_transition_err),
+        ("tau", ts.tau),
+        ("tau_err", ts.tau_err),
+    ):
         assert got[k] == pytest.approx(ref, rel=1e-9, nan_ok=True), k
     assert (ts.states.size <= 512) == np.isfinite(got["tau"])
     pfull = np.zeros(m.n_states)
@@ -441,8 +545,10 @@ def test_binary_16_and_onehot_64_run_in_a_sweep(tmp_path: Path, monkeypatch: pyt
 
     X, z = planted(40, 16, 300, 3, hidden="binary")
     y = (z % 3).astype(np.int64)
-    cfg = parse_config("[model]\nn_hidden = 16\nhidden = 'binary'\n[train]\nn_epochs = 2\nsteps_per_epoch = 3\n"
-                       "batch_size = [8, 16]\nchain_steps = 8\n[diagnostics]\ndiagnostic_steps = 3000\n")
+    cfg = parse_config(
+        "[model]\nn_hidden = 16\nhidden = 'binary'\n[train]\nn_epochs = 2\nsteps_per_epoch = 3\n"
+        "batch_size = [8, 16]\nchain_steps = 8\n[diagnostics]\ndiagnostic_steps = 3000\n"
+    )
     tracemalloc.start()
     res = sweep.run_sweep(cfg, tmp_path / "b16", workers=0, progress=False, data=(X, y))
     peak = tracemalloc.get_traced_memory()[1]
@@ -452,8 +558,10 @@ def test_binary_16_and_onehot_64_run_in_a_sweep(tmp_path: Path, monkeypatch: pyt
     assert np.isfinite(row["loglik"]) and np.isfinite(row["sigma"]) and np.isfinite(row["class_kl"])
     assert row["loglik"] < 0 and 0 <= row["trace"] <= 1
     assert peak < 2**16 * 2**16 // 64  # far below one dense 65536^2 matrix of bytes
-    cfg64 = parse_config("[model]\nn_hidden = 64\n[train]\nn_epochs = 2\nsteps_per_epoch = 3\nbatch_size = [8, 16]\n"
-                         "chain_steps = 8\n[diagnostics]\ndiagnostic_steps = 3000\n")
+    cfg64 = parse_config(
+        "[model]\nn_hidden = 64\n[train]\nn_epochs = 2\nsteps_per_epoch = 3\nbatch_size = [8, 16]\n"
+        "chain_steps = 8\n[diagnostics]\ndiagnostic_steps = 3000\n"
+    )
     X64, z64 = planted(40, 64, 500, 4)
     row = sweep.run_sweep(cfg64, tmp_path / "o64", workers=0, progress=False, data=(X64, z64 % 10)).rows[0]
     assert row["status"] == "ok", row["error"]
@@ -462,9 +570,11 @@ def test_binary_16_and_onehot_64_run_in_a_sweep(tmp_path: Path, monkeypatch: pyt
 
 def test_the_reproduce_report_kind_is_found_without_importing_reproduce_first() -> None:
     # The sweep never imports reproduce: naming the kind imports the module that registers it.
-    code = ("import sys; import nemm.sweep as s; assert 'nemm.reproduce' not in sys.modules; "
-            "k = s.report_kind('reproduce'); assert k.name == 'reproduce' and 'nemm.reproduce' in sys.modules; "
-            "print(sorted(s._REPORT_KINDS))")
+    code = (
+        "import sys; import nemm.sweep as s; assert 'nemm.reproduce' not in sys.modules; "
+        "k = s.report_kind('reproduce'); assert k.name == 'reproduce' and 'nemm.reproduce' in sys.modules; "
+        "print(sorted(s._REPORT_KINDS))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "['reproduce', 'sweep']"
@@ -484,10 +594,17 @@ def test_a_registered_report_kind_runs_the_sweep(tmp_path: Path, monkeypatch: py
         return {"rows": [dict(r) for r in o.rows]}
 
     plain = sweep.report_kind("sweep")
-    monkeypatch.setitem(sweep._REPORT_KINDS, "sweep", sweep.ReportKind(
-        "sweep", expand=plain.expand, run=run, columns=lambda c: ["seed", "rows_seen"], write=write))
+    monkeypatch.setitem(
+        sweep._REPORT_KINDS,
+        "sweep",
+        sweep.ReportKind(
+            "sweep", expand=plain.expand, run=run, columns=lambda c: ["seed", "rows_seen"], write=write
+        ),
+    )
     X = np.random.default_rng(0).integers(0, 2, (30, 8)).astype(np.uint8)
-    res = sweep.run_sweep(parse_config("[sweep]\nseeds = 3\n"), tmp_path, workers=0, progress=False, data=(X, None))
+    res = sweep.run_sweep(
+        parse_config("[sweep]\nseeds = 3\n"), tmp_path, workers=0, progress=False, data=(X, None)
+    )
     assert sorted(seen) == [0, 1, 2] and res.columns == ["seed", "rows_seen", "status", "error", "run_id"]
     assert res.report is not None and [r["rows_seen"] for r in res.report["rows"]] == [30, 30, 30]
     assert not (tmp_path / "results.csv").exists() and len(list((tmp_path / "runs").iterdir())) == 3

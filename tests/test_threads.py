@@ -38,12 +38,20 @@ def large_machine(L: int, X: np.ndarray, seed: int = 0, **settings: object) -> M
     xbar = X.mean(axis=0).clip(0.02, 0.98)
     w = rng.normal(0.0, 0.3, (D, L))
     wbar = rng.normal(0.0, 0.05, (L, D))
-    return Machine.from_params(w, np.log(xbar / (1 - xbar)), wbar, rng.normal(0.0, 0.1, L), xbar, n_hidden=L,
-                               **settings)
+    return Machine.from_params(
+        w, np.log(xbar / (1 - xbar)), wbar, rng.normal(0.0, 0.1, L), xbar, n_hidden=L, **settings
+    )
 
 
-def train_bits(m: Machine, X: np.ndarray, threads: int, gradient: str, n_chains: int = 8,
-               batch: int = 500, steps: int = 3) -> dict[str, np.ndarray]:
+def train_bits(
+    m: Machine,
+    X: np.ndarray,
+    threads: int,
+    gradient: str,
+    n_chains: int = 8,
+    batch: int = 500,
+    steps: int = 3,
+) -> dict[str, np.ndarray]:
     """Parameters and estimates after `steps` training steps from the same start on `threads` threads."""
     nemm.set_num_threads(threads)
     mm = Machine.from_params(m.w_, m.a_, m.wbar_, m.abar_, m.xbar_, **m.get_params())
@@ -53,7 +61,9 @@ def train_bits(m: Machine, X: np.ndarray, threads: int, gradient: str, n_chains:
     eng.reset_chains(n_chains, 5, X[:n_chains])
     eng.reset_optimizer()
     rows = np.random.default_rng(1).integers(len(X), size=steps * batch).astype(np.int64)
-    ll = eng.train_steps(rows, np.full(steps, batch, dtype=np.int64), 48, 0.01, 0.9, 1e-8, mm.hidden == "onehot")
+    ll = eng.train_steps(
+        rows, np.full(steps, batch, dtype=np.int64), 48, 0.01, 0.9, 1e-8, mm.hidden == "onehot"
+    )
     Xp, Z = eng.recording()
     g = eng.approx_gradient(X[rows[:batch]], Xp, Z)
     out = {"ll": ll, "w": mm.w_, "a": mm.a_, "wbar": mm.wbar_, "abar": mm.abar_}
@@ -80,8 +90,13 @@ def test_large_onehot_fit_same_bits_on_1_and_2_threads(digits, restore_threads, 
 
 def test_large_binary_and_sigmoid_fits_same_bits_on_1_and_2_threads(digits, restore_threads):
     X, _ = digits
-    for m in (large_machine(20, X, hidden="binary"), large_machine(65, X, normalization="sigmoid", tied=False)):
-        assert_same_bits(train_bits(m, X, 1, "sampled", n_chains=6), train_bits(m, X, 2, "sampled", n_chains=6))
+    for m in (
+        large_machine(20, X, hidden="binary"),
+        large_machine(65, X, normalization="sigmoid", tied=False),
+    ):
+        assert_same_bits(
+            train_bits(m, X, 1, "sampled", n_chains=6), train_bits(m, X, 2, "sampled", n_chains=6)
+        )
 
 
 def test_log_A_of_many_states_same_bits_on_1_and_2_threads(digits, restore_threads):
@@ -97,20 +112,21 @@ def test_log_A_of_many_states_same_bits_on_1_and_2_threads(digits, restore_threa
     assert np.array_equal(out[0], out[1])
 
 
-def reference_onehot_gradient(m: Machine, X: np.ndarray, Xp: np.ndarray, Z: np.ndarray,
-                              rao_blackwell: bool) -> dict[str, np.ndarray]:
+def reference_onehot_gradient(
+    m: Machine, X: np.ndarray, Xp: np.ndarray, Z: np.ndarray, rao_blackwell: bool
+) -> dict[str, np.ndarray]:
     """Eqs. 16a-d with 17 for one-hot softmax machines, vectorized over rows and states."""
     w, a, wbar, abar, xbar = m.w_, m.a_, m.wbar_, m.abar_, m.xbar_
     L, N, S = w.shape[1], len(X), len(Xp)
     Xf, xc = X.astype(float), Xp.astype(float) - xbar
-    H = w + a[:, None]                                     # (D, L): h of each state
-    logA = Xf @ H - np.logaddexp(0.0, H).sum(axis=0)       # (N, L)
-    U = xc @ wbar.T + abar                                 # (S, L) x -> z fields
+    H = w + a[:, None]  # (D, L): h of each state
+    logA = Xf @ H - np.logaddexp(0.0, H).sum(axis=0)  # (N, L)
+    U = xc @ wbar.T + abar  # (S, L) x -> z fields
     muz = np.exp(U - logsumexp(U, axis=1, keepdims=True))  # Abar(z | x'(s))
     count = muz.sum(axis=0) if rao_blackwell else np.bincount(Z, minlength=L).astype(float)
     with np.errstate(divide="ignore"):
         Q = logA + np.log(count)
-    R = np.exp(Q - logsumexp(Q, axis=1, keepdims=True))    # r summed per state, (N, L)
+    R = np.exp(Q - logsumexp(Q, axis=1, keepdims=True))  # r summed per state, (N, L)
     C = R.sum(axis=0)
     gw = (Xf.T @ R - expit(H) * C) / N
     c = np.divide(C, count, out=np.zeros(L), where=count > 0)
@@ -118,8 +134,13 @@ def reference_onehot_gradient(m: Machine, X: np.ndarray, Xp: np.ndarray, Z: np.n
         delta = muz * (c - (muz * c).sum(axis=1, keepdims=True))
     else:
         delta = c[Z][:, None] * (np.eye(L)[Z] - muz)
-    return {"w": gw, "a": gw.sum(axis=1), "wbar": delta.T @ xc / N, "abar": delta.sum(axis=0) / N,
-            "loglik": np.mean(logsumexp(Q, axis=1)) - math.log(S)}
+    return {
+        "w": gw,
+        "a": gw.sum(axis=1),
+        "wbar": delta.T @ xc / N,
+        "abar": delta.sum(axis=0) / N,
+        "loglik": np.mean(logsumexp(Q, axis=1)) - math.log(S),
+    }
 
 
 @pytest.mark.parametrize("gradient", ["sampled", "rao_blackwell"])
@@ -148,7 +169,9 @@ def test_rbm_pcd_fit_same_bits_on_1_and_2_threads(digits, restore_threads):
     for t in (1, 2):
         nemm.set_num_threads(t)
         r = RBM(256, gradient="pcd", batch_size=500, n_chains=100, n_epochs=1, random_state=0).fit(X)
-        fits.append({"w": r.w_, "a": r.a_, "abar": r.abar_, "ll": np.asarray(r.history_["loglik"], dtype=float)})
+        fits.append(
+            {"w": r.w_, "a": r.a_, "abar": r.abar_, "ll": np.asarray(r.history_["loglik"], dtype=float)}
+        )
     assert not np.allclose(fits[0]["w"], 0.0)
     assert_same_bits(fits[0], fits[1])
 
@@ -157,8 +180,9 @@ def openmp_env_of(code: str, **env: str) -> str:
     """What libgomp reports of its settings (OMP_DISPLAY_ENV) in a fresh interpreter running `code`."""
     clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     clean.update(env, OMP_DISPLAY_ENV="VERBOSE")
-    proc = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, timeout=120,
-                          check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=clean, capture_output=True, text=True, timeout=120, check=True
+    )
     return proc.stdout + proc.stderr
 
 
@@ -168,7 +192,12 @@ def test_import_limits_the_openmp_spin_and_leaves_the_environment_alone():
     assert "after: None" in out  # programs started from the process keep their own defaults
 
 
-@pytest.mark.parametrize("env, want", [({"GOMP_SPINCOUNT": "123"}, "GOMP_SPINCOUNT = '123'"),
-                                       ({"OMP_WAIT_POLICY": "active"}, "GOMP_SPINCOUNT = '30000000000'")])
+@pytest.mark.parametrize(
+    "env, want",
+    [
+        ({"GOMP_SPINCOUNT": "123"}, "GOMP_SPINCOUNT = '123'"),
+        ({"OMP_WAIT_POLICY": "active"}, "GOMP_SPINCOUNT = '30000000000'"),
+    ],
+)
 def test_import_keeps_the_users_openmp_wait_policy(env, want):
     assert want in openmp_env_of("import nemm", **env)

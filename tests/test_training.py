@@ -36,7 +36,9 @@ def _replay(state: tuple, k: int) -> np.ndarray:
     return _BatchStream.from_state(np.array(perm), pos, rng_state).take(k)
 
 
-@pytest.mark.parametrize(("perm", "pos", "match"), [([0, 0, 1], 0, "not a permutation"), ([0, 1, 2], 4, "outside")])
+@pytest.mark.parametrize(
+    ("perm", "pos", "match"), [([0, 0, 1], 0, "not a permutation"), ([0, 1, 2], 4, "outside")]
+)
 def test_stream_state_is_checked(perm: list, pos: int, match: str) -> None:
     state = np.random.default_rng(0).bit_generator.state
     with pytest.raises(ValueError, match=match):

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nemm.datasets import idx, mnist
 from nemm._io import atomic_open
+from nemm.datasets import idx, mnist
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MNIST_DIR = REPO_ROOT.parent / "shared" / "data" / "mnist"
@@ -65,8 +65,9 @@ def build(mnist_dir: Path) -> dict[str, np.ndarray]:
     mnist._check_mnist_pair(images, labels, f"MNIST files in {mnist_dir}")
     # First per_class of each digit, kept in the interleaved test-split order: select the row
     # numbers themselves, so that the file also records which rows were taken.
-    indices, kept = mnist.select_digits(np.arange(len(labels), dtype=np.int32), labels,
-                                           SPEC["digits"], SPEC["per_class"])
+    indices, kept = mnist.select_digits(
+        np.arange(len(labels), dtype=np.int32), labels, SPEC["digits"], SPEC["per_class"]
+    )
     X = mnist.binarize(images[indices], SPEC["threshold"])
     return {
         "bits": np.packbits(X, axis=1),
@@ -78,8 +79,13 @@ def build(mnist_dir: Path) -> dict[str, np.ndarray]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mnist_dir", nargs="?", type=Path, default=DEFAULT_MNIST_DIR,
-                        help=f"directory with the t10k IDX files (default {DEFAULT_MNIST_DIR})")
+    parser.add_argument(
+        "mnist_dir",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_MNIST_DIR,
+        help=f"directory with the t10k IDX files (default {DEFAULT_MNIST_DIR})",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output file (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
 
@@ -87,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_open(args.out) as fh:
         np.savez_compressed(fh, **arrays)
     counts = {d: int((arrays["labels"] == d).sum()) for d in SPEC["digits"]}
-    print(f"wrote {args.out} ({args.out.stat().st_size} bytes): "
-          f"{len(arrays['labels'])} digits, per class {counts}")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size} bytes): "
+        f"{len(arrays['labels'])} digits, per class {counts}"
+    )
     return 0
 
 

@@ -43,7 +43,9 @@ def main() -> None:
     HERE.mkdir(parents=True, exist_ok=True)
     X = fixture_data()
     models = {
-        "machine": nemm.Machine(3, n_epochs=2, steps_per_epoch=3, batch_size=(4, 8), chain_steps=4, random_state=1),
+        "machine": nemm.Machine(
+            3, n_epochs=2, steps_per_epoch=3, batch_size=(4, 8), chain_steps=4, random_state=1
+        ),
         "rbm": nemm.RBM(3, n_epochs=2, random_state=1),
     }
     expected: dict[str, dict[str, object]] = {}

@@ -1,4 +1,5 @@
 """``python -m nemm``: the command line."""
+
 import sys
 
 from nemm.cli import main

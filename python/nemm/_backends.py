@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -47,8 +48,15 @@ def worker_pool(n_workers: int, X: np.ndarray, y: np.ndarray | None) -> Iterator
         yield ex
 
 
-def run_local(specs: Sequence[Any], X: np.ndarray, y: np.ndarray | None, workers: int, on_done: OnDone,
-              run: Callable[..., dict[str, Any]], executor: Executor | None = None) -> None:
+def run_local(
+    specs: Sequence[Any],
+    X: np.ndarray,
+    y: np.ndarray | None,
+    workers: int,
+    on_done: OnDone,
+    run: Callable[..., dict[str, Any]],
+    executor: Executor | None = None,
+) -> None:
     """Local processes, one run each at a time (``workers = 0``: in this process, for debugging).
 
     ``executor``: a :func:`worker_pool` holding the same ``(X, y)``, used instead of a new pool.
@@ -58,7 +66,11 @@ def run_local(specs: Sequence[Any], X: np.ndarray, y: np.ndarray | None, workers
             on_done(s, run(s, X, y))
         return
     with contextlib.ExitStack() as stack:
-        ex = executor if executor is not None else stack.enter_context(worker_pool(min(workers, len(specs)), X, y))
+        ex = (
+            executor
+            if executor is not None
+            else stack.enter_context(worker_pool(min(workers, len(specs)), X, y))
+        )
         futures: dict[Future[dict[str, Any]], Any] = {ex.submit(_run_in_worker, run, s): s for s in specs}
         pending = set(futures)
         while pending:
@@ -68,8 +80,14 @@ def run_local(specs: Sequence[Any], X: np.ndarray, y: np.ndarray | None, workers
                 on_done(futures[f], exc if exc is not None else f.result())
 
 
-def run_dask(specs: Sequence[Any], X: np.ndarray, y: np.ndarray | None, scheduler: Any, on_done: OnDone,
-             run: Callable[..., dict[str, Any]]) -> None:
+def run_dask(
+    specs: Sequence[Any],
+    X: np.ndarray,
+    y: np.ndarray | None,
+    scheduler: Any,
+    on_done: OnDone,
+    run: Callable[..., dict[str, Any]],
+) -> None:
     """A running ``distributed`` scheduler (an address, or a Client/cluster object)."""
     try:
         from distributed import Client, as_completed
@@ -85,8 +103,12 @@ def run_dask(specs: Sequence[Any], X: np.ndarray, y: np.ndarray | None, schedule
         # The data travel once to every worker; tasks refer to them.
         Xf = client.scatter(X, broadcast=True, hash=False)
         yf = client.scatter(y, broadcast=True, hash=False) if y is not None else None
-        futures = {client.submit(run, s, Xf, yf, pure=False,
-                                 key=f"nemm-run-{s.run_id}-{os.getpid()}-{time.time_ns()}"): s for s in specs}
+        futures = {
+            client.submit(
+                run, s, Xf, yf, pure=False, key=f"nemm-run-{s.run_id}-{os.getpid()}-{time.time_ns()}"
+            ): s
+            for s in specs
+        }
         for f in as_completed(list(futures), loop=client.loop):
             try:
                 out = f.result()

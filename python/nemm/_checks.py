@@ -12,13 +12,22 @@ import os
 import numpy as np
 
 __all__ = [
-    "as_binary_matrix", "as_real_array", "as_int", "as_float", "as_bool", "as_seed", "as_onehot_states",
-    "check_memory", "memory_limit", "INT32_MAX",
+    "as_binary_matrix",
+    "as_real_array",
+    "as_int",
+    "as_float",
+    "as_bool",
+    "as_seed",
+    "as_onehot_states",
+    "check_memory",
+    "memory_limit",
+    "INT32_MAX",
 ]
 
 
-def as_binary_matrix(X: object, name: str = "X", n_features: int | None = None, *,
-                     owner: str = "the model") -> np.ndarray:
+def as_binary_matrix(
+    X: object, name: str = "X", n_features: int | None = None, *, owner: str = "the model"
+) -> np.ndarray:
     """Return ``X`` as a C-contiguous ``uint8`` matrix of 0/1 values.
 
     Parameters
@@ -45,19 +54,20 @@ def as_binary_matrix(X: object, name: str = "X", n_features: int | None = None, 
     if _is_sparse(X):
         X = _sparse_to_dense(X, name)
     arr = np.asarray(X)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
-    ):
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise TypeError(f"{name} must be a numeric or boolean array of 0/1 values, got dtype {arr.dtype}")
     if arr.ndim != 2:
         raise ValueError(f"{name} must be two-dimensional (n_samples, n_features), got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         what = "0 sample(s)" if arr.shape[0] == 0 else "0 feature(s)"  # scikit-learn's wording
-        raise ValueError(f"{name} must not be empty: found {what} (shape={arr.shape}) "
-                         "while a minimum of 1 is required.")
+        raise ValueError(
+            f"{name} must not be empty: found {what} (shape={arr.shape}) while a minimum of 1 is required."
+        )
     if n_features is not None and arr.shape[1] != n_features:
         # scikit-learn's wording, so that its checks recognize the message
-        raise ValueError(f"{name} has {arr.shape[1]} features, but {owner} is expecting {n_features} features as input")
+        raise ValueError(
+            f"{name} has {arr.shape[1]} features, but {owner} is expecting {n_features} features as input"
+        )
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise ValueError(f"Complex data not supported: {name} must be real 0/1 values, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
@@ -85,9 +95,13 @@ def _sparse_to_dense(X: object, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be two-dimensional (n_samples, n_features), got shape {shape}")
     data = np.asarray(X.data)  # type: ignore[attr-defined]
     if data.dtype == object or not (np.issubdtype(data.dtype, np.number) or data.dtype == np.bool_):
-        raise TypeError(f"{name} must be a numeric or boolean sparse matrix of 0/1 values, got dtype {data.dtype}")
+        raise TypeError(
+            f"{name} must be a numeric or boolean sparse matrix of 0/1 values, got dtype {data.dtype}"
+        )
     if np.issubdtype(data.dtype, np.complexfloating):
-        raise ValueError(f"Complex data not supported: {name} must be real 0/1 values, got dtype {data.dtype}")
+        raise ValueError(
+            f"Complex data not supported: {name} must be real 0/1 values, got dtype {data.dtype}"
+        )
     if np.issubdtype(data.dtype, np.floating) and np.isnan(data).any():
         raise ValueError(f"{name} contains NaN")
     if data.dtype != np.bool_ and ((data != 0) & (data != 1)).any():
@@ -99,7 +113,11 @@ def _sparse_to_dense(X: object, name: str) -> np.ndarray:
 def as_real_array(x: object, name: str, shape: tuple[int, ...]) -> np.ndarray:
     """Return ``x`` as a finite C-contiguous ``float64`` array of the given shape."""
     arr = np.asarray(x)
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+    if (
+        arr.dtype == object
+        or not np.issubdtype(arr.dtype, np.number)
+        or np.issubdtype(arr.dtype, np.complexfloating)
+    ):
         raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
     if arr.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
@@ -120,8 +138,9 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
-def as_int(value: object, name: str, *, minimum: int | None = None, maximum: int | None = None,
-           why_max: str = "") -> int:
+def as_int(
+    value: object, name: str, *, minimum: int | None = None, maximum: int | None = None, why_max: str = ""
+) -> int:
     """``value`` as a Python int, rejecting bools, floats (2.5 and 3.0 alike) and strings.
 
     Raises
@@ -141,8 +160,15 @@ def as_int(value: object, name: str, *, minimum: int | None = None, maximum: int
     return v
 
 
-def as_float(value: object, name: str, *, lower: float | None = None, upper: float | None = None,
-             lower_open: bool = True, upper_open: bool = True) -> float:
+def as_float(
+    value: object,
+    name: str,
+    *,
+    lower: float | None = None,
+    upper: float | None = None,
+    lower_open: bool = True,
+    upper_open: bool = True,
+) -> float:
     """``value`` as a finite Python float within the given bounds (open unless told).
 
     Raises
@@ -236,5 +262,7 @@ def check_memory(needed: int, what: str, advice: str) -> None:
     """
     limit = memory_limit()
     if limit is not None and needed > limit:
-        raise MemoryError(f"{what} would need about {format_bytes(needed)} of memory, more than the "
-                          f"{format_bytes(limit)} this machine has; {advice}")
+        raise MemoryError(
+            f"{what} would need about {format_bytes(needed)} of memory, more than the "
+            f"{format_bytes(limit)} this machine has; {advice}"
+        )

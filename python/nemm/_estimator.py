@@ -10,8 +10,9 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -92,10 +93,14 @@ class Estimator:
     def _validate_settings(self) -> dict[str, Any]:  # pragma: no cover - every subclass defines the hooks
         raise NotImplementedError
 
-    def _initial_params(self, X: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:  # pragma: no cover
+    def _initial_params(
+        self, X: np.ndarray, rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:  # pragma: no cover
         raise NotImplementedError
 
-    def _start_training(self, X: np.ndarray, rng: np.random.Generator, chain_seed: int) -> None:  # pragma: no cover
+    def _start_training(
+        self, X: np.ndarray, rng: np.random.Generator, chain_seed: int
+    ) -> None:  # pragma: no cover
         raise NotImplementedError
 
     def _continue_training(self, X: np.ndarray) -> None:  # pragma: no cover
@@ -116,10 +121,14 @@ class Estimator:
     def _restore_batches(self, state: Any) -> None:  # pragma: no cover
         raise NotImplementedError
 
-    def _epoch_record(self, epoch: int, ll: np.ndarray, sizes: np.ndarray) -> dict[str, Any]:  # pragma: no cover
+    def _epoch_record(
+        self, epoch: int, ll: np.ndarray, sizes: np.ndarray
+    ) -> dict[str, Any]:  # pragma: no cover
         raise NotImplementedError
 
-    def _training_arrays(self, engine: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:  # pragma: no cover
+    def _training_arrays(
+        self, engine: Any
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:  # pragma: no cover
         raise NotImplementedError
 
     def _restore_training_state(self, npz: Any, train: Any, path: Path | str) -> None:  # pragma: no cover
@@ -226,8 +235,9 @@ class Estimator:
         """
         n_epochs = as_int(n_epochs, "n_epochs", minimum=1)
         cfg = self._validate_settings()
-        X = as_binary_matrix(X, n_features=self.n_visible_ if self._engine is not None else None,
-                             owner=type(self).__name__)
+        X = as_binary_matrix(
+            X, n_features=self.n_visible_ if self._engine is not None else None, owner=type(self).__name__
+        )
         cfg = self._resolve_settings(cfg, X)
         self._check_training_memory(X.shape, cfg)
         self._cfg = cfg
@@ -343,8 +353,9 @@ class Estimator:
         of the model's ``_training_arrays``.
         """
         engine = self._require_fitted()
-        meta = model_file.metadata(self._FORMAT_NAME, self._FORMAT_VERSION, self._file_settings(),
-                                   self.epochs_done_, self.history_)
+        meta = model_file.metadata(
+            self._FORMAT_NAME, self._FORMAT_VERSION, self._file_settings(), self.epochs_done_, self.history_
+        )
         arrays = {k: getattr(engine, k) for k in self._PARAMS + ("xbar",)}
         arrays.update(model_file.history_arrays(self.history_, keep_integers=self._HISTORY_INTEGERS))
         state = self._training_arrays(engine)
@@ -359,9 +370,13 @@ class Estimator:
         """The reader of this model's files (registered with :func:`nemm.model_file.register_format`)."""
         version = model_file.check_version(meta, path, cls._READABLE_VERSIONS, cls._FILE_NOUN)
         if version == 1:
-            warnings.warn(f"{path} is a version-1 {cls._FILE_NOUN} file: it holds the parameters but no training "
-                          "state, so training continued from it starts fresh chains, optimizer and minibatches "
-                          "and cannot resume exactly", UserWarning, stacklevel=4)
+            warnings.warn(
+                f"{path} is a version-1 {cls._FILE_NOUN} file: it holds the parameters but no training "
+                "state, so training continued from it starts fresh chains, optimizer and minibatches "
+                "and cannot resume exactly",
+                UserWarning,
+                stacklevel=4,
+            )
         model_file.require_arrays(npz, cls._PARAMS + ("xbar",), path)
         settings = cls._settings_from_file(model_file.read_settings(meta, cls._SETTINGS, path))
         m = cls._build({k: npz[k] for k in cls._PARAMS}, npz["xbar"], settings)
@@ -395,8 +410,10 @@ class Estimator:
             raise RuntimeError(f"this {name} has no parameters yet: call fit(X) or use {name}.from_params")
         changed = [k for k, v in self._structure.items() if not same_setting(getattr(self, k), v)]
         if changed:
-            raise RuntimeError(f"the settings {', '.join(changed)} were changed (set_params) after the parameters "
-                               "were made; call fit again, or set them back")
+            raise RuntimeError(
+                f"the settings {', '.join(changed)} were changed (set_params) after the parameters "
+                "were made; call fit again, or set them back"
+            )
         return self._engine
 
     def __sklearn_tags__(self) -> Any:
@@ -408,9 +425,15 @@ class Estimator:
             from sklearn.utils import InputTags, Tags, TargetTags
         except ImportError as exc:  # scikit-learn < 1.6 or absent: no tags protocol
             raise AttributeError("__sklearn_tags__ needs scikit-learn >= 1.6") from exc
-        return Tags(estimator_type="density_estimator", target_tags=TargetTags(required=False),
-                    transformer_tags=None, classifier_tags=None, regressor_tags=None, requires_fit=True,
-                    input_tags=InputTags(sparse=True))  # sparse 0/1 input is checked, then made dense
+        return Tags(
+            estimator_type="density_estimator",
+            target_tags=TargetTags(required=False),
+            transformer_tags=None,
+            classifier_tags=None,
+            regressor_tags=None,
+            requires_fit=True,
+            input_tags=InputTags(sparse=True),
+        )  # sparse 0/1 input is checked, then made dense
 
     def __sklearn_is_fitted__(self) -> bool:
         return self._engine is not None

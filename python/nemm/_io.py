@@ -32,8 +32,9 @@ import os
 import re
 import secrets
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 __all__ = ["atomic_open", "writable_target"]
 
@@ -73,9 +74,13 @@ def writable_target(path: str | os.PathLike[str]) -> tuple[Path, os.stat_result 
         kind = next((k for test, k in _KINDS if test(st.st_mode)), "not a regular file")
         shown = str(path) if Path(path) == target else f"{path} (-> {target})"
         if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(errno.EISDIR, f"refusing to write: {shown} is a directory; give a file name")
-        raise OSError(errno.EINVAL, f"refusing to write: {shown} is {kind}, not a regular file; "
-                                    "nemm only replaces regular files")
+            raise IsADirectoryError(
+                errno.EISDIR, f"refusing to write: {shown} is a directory; give a file name"
+            )
+        raise OSError(
+            errno.EINVAL,
+            f"refusing to write: {shown} is {kind}, not a regular file; nemm only replaces regular files",
+        )
     return target, st
 
 
@@ -168,7 +173,7 @@ def _copy_to_named(fd: int, dst: Path) -> None:
         while chunk := os.read(fd, 1 << 20):
             view = memoryview(chunk)
             while view:
-                view = view[os.write(out, view):]
+                view = view[os.write(out, view) :]
         os.fsync(out)
     finally:
         os.close(out)

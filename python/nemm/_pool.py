@@ -11,7 +11,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import multiprocessing as mp
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 __all__ = ["process_pool"]
 
@@ -32,15 +33,20 @@ def _init(initializer: Callable[..., None] | None, initargs: Sequence[Any]) -> N
 
 
 @contextlib.contextmanager
-def process_pool(n_workers: int, initializer: Callable[..., None] | None = None,
-                 initargs: Sequence[Any] = ()) -> Iterator[cf.ProcessPoolExecutor]:
+def process_pool(
+    n_workers: int, initializer: Callable[..., None] | None = None, initargs: Sequence[Any] = ()
+) -> Iterator[cf.ProcessPoolExecutor]:
     """A ``ProcessPoolExecutor`` of ``n_workers`` spawned, single-threaded workers.
 
     ``initializer(*initargs)`` runs in every worker after the thread limits are set.
     On an error in the ``with`` block, pending tasks are cancelled.
     """
-    pool = cf.ProcessPoolExecutor(max_workers=int(n_workers), mp_context=mp.get_context("spawn"),
-                                  initializer=_init, initargs=(initializer, tuple(initargs)))
+    pool = cf.ProcessPoolExecutor(
+        max_workers=int(n_workers),
+        mp_context=mp.get_context("spawn"),
+        initializer=_init,
+        initargs=(initializer, tuple(initargs)),
+    )
     try:
         yield pool
     except BaseException:

@@ -17,17 +17,34 @@ constants below.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from nemm._checks import INT32_MAX, as_bool, as_float, as_int, as_seed
 
 __all__ = [
-    "Setting", "MACHINE_SETTINGS", "RBM_SETTINGS", "DIAGNOSTICS_SETTINGS", "HIDDEN", "NORMALIZATION", "check_settings", "defaults",
-    "setting", "add_options", "given_settings", "markdown_table", "settings_document", "DIGITS", "PER_CLASS", "THRESHOLD", "DIAGNOSTIC_STEPS",
-    "TRACK_STEPS", "MIXING_STEPS",
+    "Setting",
+    "MACHINE_SETTINGS",
+    "RBM_SETTINGS",
+    "DIAGNOSTICS_SETTINGS",
+    "HIDDEN",
+    "NORMALIZATION",
+    "check_settings",
+    "defaults",
+    "setting",
+    "add_options",
+    "given_settings",
+    "markdown_table",
+    "settings_document",
+    "DIGITS",
+    "PER_CLASS",
+    "THRESHOLD",
+    "DIAGNOSTIC_STEPS",
+    "TRACK_STEPS",
+    "MIXING_STEPS",
 ]
 
 #: The MNIST digits, examples per digit and binarization threshold (pixel > 127 -> 1) of the paper's data.
@@ -100,11 +117,22 @@ class Setting:
         if self.optional and value is None:  # left to the training recipe (nemm.recipes)
             return None
         if self.type == "int":
-            return as_int(value, name, minimum=None if self.low is None else int(self.low),
-                          maximum=None if self.high is None else int(self.high), why_max=self.why_max)
+            return as_int(
+                value,
+                name,
+                minimum=None if self.low is None else int(self.low),
+                maximum=None if self.high is None else int(self.high),
+                why_max=self.why_max,
+            )
         if self.type == "float":
-            return as_float(value, name, lower=self.low, upper=self.high,
-                            lower_open=self.closed not in ("low", "both"), upper_open=self.closed not in ("high", "both"))
+            return as_float(
+                value,
+                name,
+                lower=self.low,
+                upper=self.high,
+                lower_open=self.closed not in ("low", "both"),
+                upper_open=self.closed not in ("high", "both"),
+            )
         if self.type == "bool":
             return as_bool(value, name)
         if self.type == "optional_bool":
@@ -113,8 +141,10 @@ class Setting:
             return as_seed(value, name)
         if self.type == "choice":
             if not isinstance(value, str):
-                raise TypeError(f"{name} must be a string, one of {self.choices}, got {value!r} of type "
-                                f"{type(value).__name__}")
+                raise TypeError(
+                    f"{name} must be a string, one of {self.choices}, got {value!r} of type "
+                    f"{type(value).__name__}"
+                )
             if value not in self.choices:
                 raise ValueError(f"{name} must be one of {self.choices}, got {value!r}")
             return str(value)
@@ -123,7 +153,9 @@ class Setting:
             if isinstance(b, (int, np.integer)) and not isinstance(b, (bool, np.bool_)):
                 b = (b, b)
             if not isinstance(b, (tuple, list, np.ndarray)) or len(b) != 2:
-                raise TypeError(f"{name} must be a positive integer or a pair (start, end) of them, got {value!r}")
+                raise TypeError(
+                    f"{name} must be a positive integer or a pair (start, end) of them, got {value!r}"
+                )
             return (as_int(b[0], f"{name}[0]", minimum=1), as_int(b[1], f"{name}[1]", minimum=1))
         raise AssertionError(f"unknown setting type {self.type!r}")  # pragma: no cover - a table typo
 
@@ -161,73 +193,209 @@ class Setting:
         return f"a number in {lo}{self.low}, {self.high}{hi}"
 
 
-def _int(name: str, default: int | None, help: str, *, low: int = 1, high: int | None = None, why_max: str = "",
-         table: str | None = None, flag: str | None = None) -> Setting:
-    return Setting(name, "int", default, help, low=low, high=high, why_max=why_max, table=table, flag=flag,
-                   optional=default is None)
+def _int(
+    name: str,
+    default: int | None,
+    help: str,
+    *,
+    low: int = 1,
+    high: int | None = None,
+    why_max: str = "",
+    table: str | None = None,
+    flag: str | None = None,
+) -> Setting:
+    return Setting(
+        name,
+        "int",
+        default,
+        help,
+        low=low,
+        high=high,
+        why_max=why_max,
+        table=table,
+        flag=flag,
+        optional=default is None,
+    )
 
 
-def _float(name: str, default: float | None, help: str, *, low: float = 0.0, high: float | None = None,
-           closed: str = "", table: str | None = None, flag: str | None = None) -> Setting:
-    return Setting(name, "float", default, help, low=low, high=high, closed=closed, table=table, flag=flag,
-                   optional=default is None)
+def _float(
+    name: str,
+    default: float | None,
+    help: str,
+    *,
+    low: float = 0.0,
+    high: float | None = None,
+    closed: str = "",
+    table: str | None = None,
+    flag: str | None = None,
+) -> Setting:
+    return Setting(
+        name,
+        "float",
+        default,
+        help,
+        low=low,
+        high=high,
+        closed=closed,
+        table=table,
+        flag=flag,
+        optional=default is None,
+    )
 
 
 #: The settings of :class:`nemm.Machine`, in the constructor's order.
 MACHINE_SETTINGS: tuple[Setting, ...] = (
-    _int("n_hidden", 6, "L, the number of hidden states (one-hot) or units (binary)", high=INT32_MAX,
-         why_max=_WHY_INT32, table="model", flag="--hidden"),
-    Setting("hidden", "choice", "onehot", "one-hot hidden states or L factorized bits", choices=HIDDEN,
-            table="model", flag="--hidden-type"),
-    Setting("normalization", "choice", "softmax", "one-hot x -> z normalization: softmax or the sigmoid ratio "
-            "of eq. 19", choices=NORMALIZATION, table="model", flag="--normalization"),
-    Setting("centered", "bool", True, "subtract the data mean inside the x -> z kernel (eq. 17)", table="model",
-            flag="--no-centering"),
-    Setting("tied", "bool", False, "wbar = w^T, trained by eqs. 16-17 (a studied variant; the equilibrium "
-            "baseline is nemm.RBM)", table="model", flag="--tied"),
-    Setting("recipe", "choice", "auto", "the training recipe that chooses the settings left at None: the paper's "
-            "protocol or the one that reaches the EM ceiling at scale (nemm.recipes)", choices=RECIPES,
-            table="train", flag="--recipe"),
-    Setting("gradient", "choice", "auto", "sampled (eqs. 16-17), rao_blackwell (one-hot: every state weighted by "
-            "Abar(z|x')), or auto: the recipe's", choices=GRADIENTS, table="train", flag="--gradient"),
+    _int(
+        "n_hidden",
+        6,
+        "L, the number of hidden states (one-hot) or units (binary)",
+        high=INT32_MAX,
+        why_max=_WHY_INT32,
+        table="model",
+        flag="--hidden",
+    ),
+    Setting(
+        "hidden",
+        "choice",
+        "onehot",
+        "one-hot hidden states or L factorized bits",
+        choices=HIDDEN,
+        table="model",
+        flag="--hidden-type",
+    ),
+    Setting(
+        "normalization",
+        "choice",
+        "softmax",
+        "one-hot x -> z normalization: softmax or the sigmoid ratio of eq. 19",
+        choices=NORMALIZATION,
+        table="model",
+        flag="--normalization",
+    ),
+    Setting(
+        "centered",
+        "bool",
+        True,
+        "subtract the data mean inside the x -> z kernel (eq. 17)",
+        table="model",
+        flag="--no-centering",
+    ),
+    Setting(
+        "tied",
+        "bool",
+        False,
+        "wbar = w^T, trained by eqs. 16-17 (a studied variant; the equilibrium baseline is nemm.RBM)",
+        table="model",
+        flag="--tied",
+    ),
+    Setting(
+        "recipe",
+        "choice",
+        "auto",
+        "the training recipe that chooses the settings left at None: the paper's "
+        "protocol or the one that reaches the EM ceiling at scale (nemm.recipes)",
+        choices=RECIPES,
+        table="train",
+        flag="--recipe",
+    ),
+    Setting(
+        "gradient",
+        "choice",
+        "auto",
+        "sampled (eqs. 16-17), rao_blackwell (one-hot: every state weighted by "
+        "Abar(z|x')), or auto: the recipe's",
+        choices=GRADIENTS,
+        table="train",
+        flag="--gradient",
+    ),
     _float("learning_rate", None, "RMSprop learning rate (paper 0.1, auto 0.03)", table="train", flag="--lr"),
-    _float("rho", 0.9, "RMSprop decay of the squared-gradient average", high=1.0, closed="low", table="train"),
+    _float(
+        "rho", 0.9, "RMSprop decay of the squared-gradient average", high=1.0, closed="low", table="train"
+    ),
     _float("eps", 1e-8, "RMSprop regularizer of the step", table="train"),
-    _int("n_epochs", None, "epochs of training (paper 120; auto: passes over the data, about 7200 steps)",
-         table="train", flag="--epochs"),
-    _int("steps_per_epoch", None, "gradient steps per epoch (paper 30; auto: one pass over the data)",
-         table="train", flag="--steps-per-epoch"),
-    Setting("batch_size", "batch", None, "minibatch size, growing linearly from START to END over the epochs "
-            "(paper 16 to 160; auto: min(N, 500))", table="train", flag="--batch-size", optional=True),
-    _int("chain_steps", None, "T, double steps of every persistent chain per gradient step (48)", high=INT32_MAX,
-         why_max=_WHY_INT32, table="train", flag="--chain-steps"),
-    _int("n_chains", None, "persistent chains, advanced in parallel (1)", high=INT32_MAX,
-         why_max=_WHY_INT32, table="train", flag="--chains"),
-    Setting("freeze_visible_bias", "optional_bool", None, "keep a fixed; none: frozen (at 0) for one-hot, trained "
-            "for binary", table="model"),
+    _int(
+        "n_epochs",
+        None,
+        "epochs of training (paper 120; auto: passes over the data, about 7200 steps)",
+        table="train",
+        flag="--epochs",
+    ),
+    _int(
+        "steps_per_epoch",
+        None,
+        "gradient steps per epoch (paper 30; auto: one pass over the data)",
+        table="train",
+        flag="--steps-per-epoch",
+    ),
+    Setting(
+        "batch_size",
+        "batch",
+        None,
+        "minibatch size, growing linearly from START to END over the epochs "
+        "(paper 16 to 160; auto: min(N, 500))",
+        table="train",
+        flag="--batch-size",
+        optional=True,
+    ),
+    _int(
+        "chain_steps",
+        None,
+        "T, double steps of every persistent chain per gradient step (48)",
+        high=INT32_MAX,
+        why_max=_WHY_INT32,
+        table="train",
+        flag="--chain-steps",
+    ),
+    _int(
+        "n_chains",
+        None,
+        "persistent chains, advanced in parallel (1)",
+        high=INT32_MAX,
+        why_max=_WHY_INT32,
+        table="train",
+        flag="--chains",
+    ),
+    Setting(
+        "freeze_visible_bias",
+        "optional_bool",
+        None,
+        "keep a fixed; none: frozen (at 0) for one-hot, trained for binary",
+        table="model",
+    ),
     # No option: `nemm train --seed` defaults to 0, so that a run from the command line is repeatable.
-    Setting("random_state", "seed", None, "seed; the same seed gives the same numbers whatever the thread count"),
+    Setting(
+        "random_state", "seed", None, "seed; the same seed gives the same numbers whatever the thread count"
+    ),
     Setting("verbose", "bool", False, "show a progress bar during fit"),
 )
 
 #: The settings of :class:`nemm.RBM`, in the constructor's order.
 RBM_SETTINGS: tuple[Setting, ...] = (
     _int("n_hidden", 6, "L, hidden states (one-hot) or units (binary); one-hot needs 2, binary at most 63"),
-    Setting("hidden", "choice", "onehot", "one Potts hidden unit with L states, or L binary units", choices=HIDDEN),
+    Setting(
+        "hidden", "choice", "onehot", "one Potts hidden unit with L states, or L binary units", choices=HIDDEN
+    ),
     Setting("optimizer", "choice", "adam", "ascent rule", choices=("adam", "rmsprop")),
     _float("learning_rate", 0.02, "step size of the optimizer"),
     _int("n_epochs", 100, "passes over the data"),
     _int("batch_size", 100, "rows per gradient step"),
     Setting("centered", "bool", False, "Montavon-Mueller centering of the gradient"),
-    Setting("gradient", "choice", "auto", "exact (enumerated hidden layer), PCD-k, or auto: exact up to 2**16 "
-            "states", choices=("auto", "exact", "pcd")),
+    Setting(
+        "gradient",
+        "choice",
+        "auto",
+        "exact (enumerated hidden layer), PCD-k, or auto: exact up to 2**16 states",
+        choices=("auto", "exact", "pcd"),
+    ),
     _int("pcd_steps", 1, "k, Gibbs double steps of the persistent chains per gradient step (PCD only)"),
     _int("n_chains", 100, "persistent chains (PCD only)"),
     _float("beta1", 0.9, "Adam's decay of the gradient average", high=1.0, closed="low"),
     _float("beta2", 0.999, "Adam's decay of the squared-gradient average", high=1.0, closed="low"),
     _float("rho", 0.9, "RMSprop's decay of the squared-gradient average", high=1.0, closed="low"),
     _float("eps", 1e-8, "regularizer of the optimizer's step"),
-    Setting("random_state", "seed", None, "seed; the same seed gives the same numbers whatever the thread count"),
+    Setting(
+        "random_state", "seed", None, "seed; the same seed gives the same numbers whatever the thread count"
+    ),
     Setting("verbose", "bool", False, "show a progress bar during fit"),
 )
 
@@ -235,17 +403,44 @@ RBM_SETTINGS: tuple[Setting, ...] = (
 #: The ``[diagnostics]`` numbers of a sweep configuration: the chain that measures each trained model.
 #: (``diagnostic_steps`` is the measuring chain's length; ``[train] chain_steps`` is the Machine's T.)
 DIAGNOSTICS_SETTINGS: tuple[Setting, ...] = (
-    _int("diagnostic_steps", DIAGNOSTIC_STEPS, "hidden steps of each measuring chain (the spec's 1e5)",
-         table="diagnostics"),
+    _int(
+        "diagnostic_steps",
+        DIAGNOSTIC_STEPS,
+        "hidden steps of each measuring chain (the spec's 1e5)",
+        table="diagnostics",
+    ),
     _int("n_chains", 1, "measuring chains", table="diagnostics"),
-    _float("pseudocount", 0.5, "pseudo-count of the pairs seen in one direction only (eq. 21)", table="diagnostics"),
-    _int("rao_blackwell_draws", 0, 'draws per state of the Rao-Blackwell M (report = "reproduce")', low=0,
-         table="diagnostics"),
-    _int("track_every", 0, 'track the measures every N epochs of training, 0: never (report = "reproduce")', low=0,
-         table="diagnostics"),
-    _int("track_steps", TRACK_STEPS, 'steps of each tracking chain (report = "reproduce")', table="diagnostics"),
-    _int("mixing_steps", 0, "length of each model's mixing chain (0: min(diagnostic_steps, "
-         f"{MIXING_STEPS}) for the mixing measure; none in a reproduce record)", low=0, table="diagnostics"),
+    _float(
+        "pseudocount",
+        0.5,
+        "pseudo-count of the pairs seen in one direction only (eq. 21)",
+        table="diagnostics",
+    ),
+    _int(
+        "rao_blackwell_draws",
+        0,
+        'draws per state of the Rao-Blackwell M (report = "reproduce")',
+        low=0,
+        table="diagnostics",
+    ),
+    _int(
+        "track_every",
+        0,
+        'track the measures every N epochs of training, 0: never (report = "reproduce")',
+        low=0,
+        table="diagnostics",
+    ),
+    _int(
+        "track_steps", TRACK_STEPS, 'steps of each tracking chain (report = "reproduce")', table="diagnostics"
+    ),
+    _int(
+        "mixing_steps",
+        0,
+        "length of each model's mixing chain (0: min(diagnostic_steps, "
+        f"{MIXING_STEPS}) for the mixing measure; none in a reproduce record)",
+        low=0,
+        table="diagnostics",
+    ),
 )
 
 
@@ -281,18 +476,42 @@ def add_options(parser: argparse.ArgumentParser, table: Sequence[Setting], names
         if s.type == "bool":
             # The flag changes the default: --tied sets True, --no-centering sets False.
             what = f"switch off: {s.help}" if s.default else f"{s.help} (default off)"
-            parser.add_argument(s.flag, dest=name, action="store_const", const=not s.default,
-                                default=argparse.SUPPRESS, help=what)
+            parser.add_argument(
+                s.flag,
+                dest=name,
+                action="store_const",
+                const=not s.default,
+                default=argparse.SUPPRESS,
+                help=what,
+            )
         elif s.type == "choice":
-            parser.add_argument(s.flag, dest=name, choices=s.choices, default=argparse.SUPPRESS,
-                                help=f"{s.help} (default {shown})")
+            parser.add_argument(
+                s.flag,
+                dest=name,
+                choices=s.choices,
+                default=argparse.SUPPRESS,
+                help=f"{s.help} (default {shown})",
+            )
         elif s.type == "batch":
-            parser.add_argument(s.flag, dest=name, type=int, nargs=2, metavar=("START", "END"),
-                                default=argparse.SUPPRESS, help=f"{s.help} (default {shown})")
+            parser.add_argument(
+                s.flag,
+                dest=name,
+                type=int,
+                nargs=2,
+                metavar=("START", "END"),
+                default=argparse.SUPPRESS,
+                help=f"{s.help} (default {shown})",
+            )
         else:
             kind = {"int": int, "float": float, "seed": int}[s.type]
-            parser.add_argument(s.flag, dest=name, type=kind, default=argparse.SUPPRESS,
-                                metavar=s.flag.lstrip("-").replace("-", "_").upper(), help=f"{s.help} (default {shown})")
+            parser.add_argument(
+                s.flag,
+                dest=name,
+                type=kind,
+                default=argparse.SUPPRESS,
+                metavar=s.flag.lstrip("-").replace("-", "_").upper(),
+                help=f"{s.help} (default {shown})",
+            )
 
 
 def given_settings(args: argparse.Namespace, table: Sequence[Setting]) -> dict[str, Any]:
@@ -311,8 +530,10 @@ def markdown_table(table: Sequence[Setting]) -> str:
     lines = ["| setting | default | values | TOML table | option | meaning |", "|---|---|---|---|---|---|"]
     for s in table:
         default = "None" if s.default is None else repr(s.default)
-        lines.append(f"| `{s.name}` | `{default}` | {s.describe()} | {f'[{s.table}]' if s.table else '-'} | "
-                     f"{f'`{s.flag}`' if s.flag else '-'} | {s.help} |")
+        lines.append(
+            f"| `{s.name}` | `{default}` | {s.describe()} | {f'[{s.table}]' if s.table else '-'} | "
+            f"{f'`{s.flag}`' if s.flag else '-'} | {s.help} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -7,8 +7,9 @@ instead (:mod:`nemm.reproduce.report`).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,46 +22,69 @@ if TYPE_CHECKING:
 __all__ = ["report_markdown", "summary_figure"]
 
 # Columns plotted in the summary figure (the error bars and counts are not).
-_PLOTTED = ("loglik", "sigma", "tau", "trace", "class_kl", "tau_int_class", "cover_time", "class_kl_samples",
-            "mixture_loglik", "rbm_loglik")
+_PLOTTED = (
+    "loglik",
+    "sigma",
+    "tau",
+    "trace",
+    "class_kl",
+    "tau_int_class",
+    "cover_time",
+    "class_kl_samples",
+    "mixture_loglik",
+    "rbm_loglik",
+)
 
 
 def _jsonable(v: Any) -> Any:
     return [_jsonable(x) for x in v] if isinstance(v, tuple) else v
 
 
-
 def _finite(vals: Sequence[Any]) -> np.ndarray:
-    a = np.array([v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan for v in vals], float)
+    a = np.array(
+        [v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan for v in vals], float
+    )
     return a[np.isfinite(a)]
 
 
-def report_markdown(config: SweepConfig, specs: Sequence[RunSpec], rows: Sequence[Mapping[str, Any]],
-            results: Mapping[str, Mapping[str, Any]], columns: Sequence[str], X: np.ndarray) -> str:
+def report_markdown(
+    config: SweepConfig,
+    specs: Sequence[RunSpec],
+    rows: Sequence[Mapping[str, Any]],
+    results: Mapping[str, Mapping[str, Any]],
+    columns: Sequence[str],
+    X: np.ndarray,
+) -> str:
     axes = [k for k, _ in config.axes]
     shown = [c for c in columns if c in _PLOTTED]
     ok = [r for r in rows if r.get("status") == "ok"]
     train = _finite([results[s.run_id].get("train_seconds") for s in specs])
     lines = [
-        "# Sweep report", "",
+        "# Sweep report",
+        "",
         f"Configuration: `{config.source}`; data: {X.shape[0]} rows of {X.shape[1]} bits "
         f"(sha256 {specs[0].data_checksum[:12] if specs else '-'}).",
         f"{len(rows)} runs ({len(config.grid())} grid points x {len(config.seeds)} seeds): "
         f"{len(ok)} finished, {len(rows) - len(ok)} failed. Training time summed over runs: {train.sum():.1f} s.",
-        "", "Every run's row is in `results.csv`; `summary.png` plots each measure against each swept axis.",
-        "", "## Mean ± standard deviation over seeds", "",
+        "",
+        "Every run's row is in `results.csv`; `summary.png` plots each measure against each swept axis.",
+        "",
+        "## Mean ± standard deviation over seeds",
+        "",
     ]
     head = (axes or ["(all)"]) + ["runs"] + shown
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     n_seeds = len(config.seeds)
     for g in range(len(config.grid())):
-        group = rows[g * n_seeds:(g + 1) * n_seeds]
+        group = rows[g * n_seeds : (g + 1) * n_seeds]
         cells = [str(group[0][a]) for a in axes] or ["all"]
         good = [r for r in group if r.get("status") == "ok"]
         cells.append(f"{len(good)}/{len(group)}")
         for c in shown:
             v = _finite([r.get(c) for r in good])
-            cells.append(f"{v.mean():.4g} ± {v.std():.2g}" if v.size > 1 else (f"{v[0]:.4g}" if v.size else "–"))
+            cells.append(
+                f"{v.mean():.4g} ± {v.std():.2g}" if v.size > 1 else (f"{v[0]:.4g}" if v.size else "–")
+            )
         lines.append("| " + " | ".join(cells) + " |")
     failed = [r for r in rows if r.get("status") != "ok"]
     if failed:
@@ -71,8 +95,9 @@ def report_markdown(config: SweepConfig, specs: Sequence[RunSpec], rows: Sequenc
     return "\n".join(lines) + "\n"
 
 
-def summary_figure(config: SweepConfig, rows: Sequence[Mapping[str, Any]], path: Path,
-                   table_columns: Sequence[str]) -> Path | None:
+def summary_figure(
+    config: SweepConfig, rows: Sequence[Mapping[str, Any]], path: Path, table_columns: Sequence[str]
+) -> Path | None:
     """Each measure (rows) against each swept axis (columns): one dot per run, the mean as a bar."""
     try:
         from matplotlib.figure import Figure

@@ -158,7 +158,7 @@ class BernoulliMixture:
         if self.init not in ("kmeans++", "subsets"):
             raise ValueError(f"init must be 'kmeans++' or 'subsets', got {self.init!r}")
 
-    def fit(self, X: object) -> "BernoulliMixture":
+    def fit(self, X: object) -> BernoulliMixture:
         """Fit the mixture to binary data.
 
         Parameters
@@ -190,7 +190,9 @@ class BernoulliMixture:
         self.n_features_in_ = Xb.shape[1]
         return self
 
-    def _initial_means(self, X: np.ndarray, rng: np.random.Generator, Xb: np.ndarray | None = None) -> np.ndarray:
+    def _initial_means(
+        self, X: np.ndarray, rng: np.random.Generator, Xb: np.ndarray | None = None
+    ) -> np.ndarray:
         """Starting Bernoulli means ``(K, D)`` for one EM run (``Xb``: the same data as uint8, optional)."""
         K = int(self.n_components)
         n, _ = X.shape
@@ -202,6 +204,7 @@ class BernoulliMixture:
                 idx = rng.choice(n, size=size, replace=False)
                 means[k] = X[idx].mean(axis=0)
             return np.clip(means, 0.01, 0.99)
+
         # k-means++ seeding with squared Hamming distance.
         def hamming2(i: int) -> np.ndarray:
             # Squared Hamming distances to row i, as floats. Counted on the 0/1 bytes when given:
@@ -336,4 +339,8 @@ def fit_em_ceiling(
     This is the ceiling of a one-hot machine with ``n_components`` hidden states
     on the same data.
     """
-    return BernoulliMixture(n_components=n_components, n_init=n_init, random_state=random_state).fit(X).log_likelihood_
+    return (
+        BernoulliMixture(n_components=n_components, n_init=n_init, random_state=random_state)
+        .fit(X)
+        .log_likelihood_
+    )

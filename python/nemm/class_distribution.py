@@ -9,8 +9,8 @@ lost); the measure is KL(P_data || P_model). Pure array functions, like :mod:`ne
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 

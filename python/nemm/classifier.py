@@ -135,4 +135,3 @@ class BernoulliNaiveBayes:
         """Fraction of rows of ``X`` whose predicted label equals ``y``."""
         pred = self.predict(X)
         return float(np.mean(pred == _as_label_vector(y, pred.shape[0])))
-

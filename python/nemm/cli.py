@@ -8,12 +8,21 @@ import os
 import sys
 import time
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
-from nemm._settings import DIAGNOSTIC_STEPS, DIGITS, MACHINE_SETTINGS, PER_CLASS, THRESHOLD, add_options, given_settings
+from nemm._settings import (
+    DIAGNOSTIC_STEPS,
+    DIGITS,
+    MACHINE_SETTINGS,
+    PER_CLASS,
+    THRESHOLD,
+    add_options,
+    given_settings,
+)
 from nemm.machine import ENUMERATION_LIMIT
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -41,11 +50,17 @@ def _digits(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(t) for t in text.split(",") if t.strip())
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--digits takes a comma-separated list of digits, got {text!r}") from exc
+        raise argparse.ArgumentTypeError(
+            f"--digits takes a comma-separated list of digits, got {text!r}"
+        ) from exc
     bad = [d for d in values if not 0 <= d <= 9]
     if bad or not values or len(set(values)) != len(values):
-        why = f"{bad[0]} is not a digit 0-9" if bad else ("no digit given" if not values else "a digit repeats")
-        raise argparse.ArgumentTypeError(f"--digits takes distinct digits 0-9 such as 0,1,2; {why} in {text!r}")
+        why = (
+            f"{bad[0]} is not a digit 0-9" if bad else ("no digit given" if not values else "a digit repeats")
+        )
+        raise argparse.ArgumentTypeError(
+            f"--digits takes distinct digits 0-9 such as 0,1,2; {why} in {text!r}"
+        )
     return values
 
 
@@ -71,13 +86,16 @@ def _writable_directory(path: Path, shown: str) -> None:
     if not existing.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, f"cannot write {shown}: {existing} is not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise PermissionError(errno.EACCES, f"cannot write {shown}: no write permission in the directory {existing}")
+        raise PermissionError(
+            errno.EACCES, f"cannot write {shown}: no write permission in the directory {existing}"
+        )
 
 
 def _refuse_directory(path: str, example: str, option: str = "--out") -> None:
     if Path(path).is_dir():
-        raise IsADirectoryError(errno.EISDIR, f"{option} {path} is a directory; give a file name such as "
-                                              f"{Path(path) / example}")
+        raise IsADirectoryError(
+            errno.EISDIR, f"{option} {path} is a directory; give a file name such as {Path(path) / example}"
+        )
 
 
 def _check_output_file(path: str | os.PathLike[str], option: str = "--out") -> None:
@@ -104,8 +122,14 @@ def _load_training_data(args: argparse.Namespace) -> tuple[np.ndarray, str]:
         return X, f"embedded MNIST test-split digits {','.join(map(str, args.digits))} ({len(X)} images)"
     path = Path(args.data)
     if path.is_dir() and any(path.glob("*-idx3-ubyte*")):
-        split = "train" if any(path.glob("train-images-idx3-ubyte*")) and not any(path.glob("t10k-images*")) else "test"
-        X, _ = datasets.load_digits(args.digits, args.per_class, split=split, directory=path, threshold=args.threshold)
+        split = (
+            "train"
+            if any(path.glob("train-images-idx3-ubyte*")) and not any(path.glob("t10k-images*"))
+            else "test"
+        )
+        X, _ = datasets.load_digits(
+            args.digits, args.per_class, split=split, directory=path, threshold=args.threshold
+        )
         return X, f"MNIST {split} digits {','.join(map(str, args.digits))} from {path} ({len(X)} images)"
     X = datasets.load_binary(path, threshold=args.threshold, key=args.key)
     return X, f"{path} ({X.shape[0]} rows of {X.shape[1]} bits)"
@@ -114,41 +138,92 @@ def _load_training_data(args: argparse.Namespace) -> tuple[np.ndarray, str]:
 #: The Machine settings that ``nemm train`` has options for (``--hidden``, ...: the table's flags).
 _TRAIN_SETTINGS = [s.name for s in MACHINE_SETTINGS if s.flag is not None]
 #: Those ``nemm reproduce`` passes on to its machines.
-_REPRODUCE_SETTINGS = ["n_hidden", "hidden", "normalization", "centered", "n_chains", "chain_steps", "learning_rate"]
+_REPRODUCE_SETTINGS = [
+    "n_hidden",
+    "hidden",
+    "normalization",
+    "centered",
+    "n_chains",
+    "chain_steps",
+    "learning_rate",
+]
 
 
-def _given_options(args: argparse.Namespace, parser: argparse.ArgumentParser, allowed: Sequence[str]) -> list[str]:
+def _given_options(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, allowed: Sequence[str]
+) -> list[str]:
     """The options given on the command line apart from ``allowed`` (settings options are absent unless given)."""
-    return [a.option_strings[0] for a in parser._actions if a.option_strings and a.dest not in allowed
-            and a.dest in vars(args) and (a.default is argparse.SUPPRESS or getattr(args, a.dest) != a.default)]
+    return [
+        a.option_strings[0]
+        for a in parser._actions
+        if a.option_strings
+        and a.dest not in allowed
+        and a.dest in vars(args)
+        and (a.default is argparse.SUPPRESS or getattr(args, a.dest) != a.default)
+    ]
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a machine on binary data",
-                       description="Train a nonequilibrium Markov machine with the paper's protocol.")
-    p.add_argument("data", nargs="?", help=".npy/.npz of 0/1 rows, an MNIST IDX directory or a folder of PNGs "
-                                           "(default: the embedded digits 0, 1, 2)")
+    p = sub.add_parser(
+        "train",
+        help="train a machine on binary data",
+        description="Train a nonequilibrium Markov machine with the paper's protocol.",
+    )
+    p.add_argument(
+        "data",
+        nargs="?",
+        help=".npy/.npz of 0/1 rows, an MNIST IDX directory or a folder of PNGs "
+        "(default: the embedded digits 0, 1, 2)",
+    )
     p.add_argument("--key", default=None, help=_KEY_HELP)
     add_options(p, MACHINE_SETTINGS, _TRAIN_SETTINGS)
     p.add_argument("--seed", type=int, default=0, help="random_state of the machine (default 0)")
-    p.add_argument("--digits", type=_digits, default=DIGITS,
-                   help=f"digits for MNIST data (default {','.join(map(str, DIGITS))})")
-    p.add_argument("--per-class", type=int, default=PER_CLASS, help=f"first N of each digit (default {PER_CLASS})")
-    p.add_argument("--threshold", type=float, default=THRESHOLD,
-                   help=f"binarization threshold for images (default {THRESHOLD})")
+    p.add_argument(
+        "--digits",
+        type=_digits,
+        default=DIGITS,
+        help=f"digits for MNIST data (default {','.join(map(str, DIGITS))})",
+    )
+    p.add_argument(
+        "--per-class", type=int, default=PER_CLASS, help=f"first N of each digit (default {PER_CLASS})"
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=THRESHOLD,
+        help=f"binarization threshold for images (default {THRESHOLD})",
+    )
     p.add_argument("--out", default="model.npz", help="model file to write (default model.npz)")
     p.add_argument("--no-ceiling", action="store_true", help="skip the EM mixture log-likelihood ceiling")
-    p.add_argument("--max-states", type=_positive_int, default=LNP_MAX_STATES, metavar="N",
-                   help=f"print ln p only for at most N hidden states (default {LNP_MAX_STATES})")
+    p.add_argument(
+        "--max-states",
+        type=_positive_int,
+        default=LNP_MAX_STATES,
+        metavar="N",
+        help=f"print ln p only for at most N hidden states (default {LNP_MAX_STATES})",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--config", metavar="FILE", help="TOML file with [model], [train], [data], [diagnostics], "
-                   "[baselines] tables (one grid point, one seed); replaces the settings options")
-    p.add_argument("--checkpoint-every", type=int, default=0, metavar="K",
-                   help="save the whole training state to --out every K epochs (atomically), so that "
-                        "--resume can continue the run exactly after a crash (default 0: only at the end)")
-    p.add_argument("--resume", metavar="MODEL", help="continue the run saved in MODEL (a checkpoint or a finished "
-                   "model) to the number of epochs it was started with, on the data and with the settings "
-                   "recorded in it, bit for bit as if it had never stopped; writes the result back to MODEL")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML file with [model], [train], [data], [diagnostics], "
+        "[baselines] tables (one grid point, one seed); replaces the settings options",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        metavar="K",
+        help="save the whole training state to --out every K epochs (atomically), so that "
+        "--resume can continue the run exactly after a crash (default 0: only at the end)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="MODEL",
+        help="continue the run saved in MODEL (a checkpoint or a finished "
+        "model) to the number of epochs it was started with, on the data and with the settings "
+        "recorded in it, bit for bit as if it had never stopped; writes the result back to MODEL",
+    )
     p.set_defaults(func=_run_train, train_parser=p)
 
 
@@ -156,7 +231,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 _RESUME_OPTIONS = ("help", "resume", "quiet", "no_ceiling", "checkpoint_every", "max_states")
 
 
-def _train_in_pieces(m: "Machine", X: np.ndarray, out: str, every: int) -> None:
+def _train_in_pieces(m: Machine, X: np.ndarray, out: str, every: int) -> None:
     """Train m to its n_epochs, saving the whole training state to out after every K-th epoch."""
     n_epochs = m.training_settings(X.shape[0])["n_epochs"]
     while getattr(m, "epochs_done_", 0) < n_epochs:
@@ -172,25 +247,37 @@ def _resume_train(args: argparse.Namespace) -> int:
 
     given = _given_options(args, args.train_parser, _RESUME_OPTIONS)
     if args.data is not None or given:
-        raise ValueError(f"--resume continues with the data and settings recorded in {args.resume}; "
-                         f"do not give {', '.join(given) or 'DATA'}")
+        raise ValueError(
+            f"--resume continues with the data and settings recorded in {args.resume}; "
+            f"do not give {', '.join(given) or 'DATA'}"
+        )
     if args.checkpoint_every < 0:
         raise ValueError(f"--checkpoint-every must be at least 0, got {args.checkpoint_every}")
     m = load(args.resume)
     source = getattr(m, "_data_source", None)
     if not source or not hasattr(m, "_batches"):
-        raise ValueError(f"{args.resume} holds no resumable training run (it was not written by nemm train "
-                         "with this version)")
-    data_args = argparse.Namespace(data=source.get("data"), digits=tuple(source.get("digits", DIGITS)),
-                                   per_class=source.get("per_class", PER_CLASS),
-                                   threshold=source.get("threshold", THRESHOLD), key=source.get("key"))
+        raise ValueError(
+            f"{args.resume} holds no resumable training run (it was not written by nemm train "
+            "with this version)"
+        )
+    data_args = argparse.Namespace(
+        data=source.get("data"),
+        digits=tuple(source.get("digits", DIGITS)),
+        per_class=source.get("per_class", PER_CLASS),
+        threshold=source.get("threshold", THRESHOLD),
+        key=source.get("key"),
+    )
     X, desc = _load_training_data(data_args)
     if _data_checksum(X) != m._train_data_sha:
-        raise ValueError(f"the training data recorded in {args.resume} ({desc}) has changed since the run "
-                         "started: it cannot be resumed exactly")
+        raise ValueError(
+            f"the training data recorded in {args.resume} ({desc}) has changed since the run "
+            "started: it cannot be resumed exactly"
+        )
     every = args.checkpoint_every or int(source.get("checkpoint_every", 0))
     print(f"data: {desc}")
-    print(f"resuming {args.resume} at epoch {m.epochs_done_} of {m.training_settings(X.shape[0])['n_epochs']}")
+    print(
+        f"resuming {args.resume} at epoch {m.epochs_done_} of {m.training_settings(X.shape[0])['n_epochs']}"
+    )
     m.set_params(verbose=not args.quiet)
     t0 = time.perf_counter()
     _train_in_pieces(m, X, args.resume, every)
@@ -207,8 +294,10 @@ def _run_train(args: argparse.Namespace) -> int:
         # The file holds every setting: an option beside it would be silently overridden.
         given = _given_options(args, args.train_parser, ("help", "config", "out", "quiet", "no_ceiling"))
         if args.data is not None or given:
-            raise ValueError(f"--config holds the settings and the data; {', '.join(given) or 'DATA'} cannot be "
-                             "given beside it (put the setting in its tables)")
+            raise ValueError(
+                f"--config holds the settings and the data; {', '.join(given) or 'DATA'} cannot be "
+                "given beside it (put the setting in its tables)"
+            )
         return _train_from_config(args.config, args.out, progress=not args.quiet)
     if args.resume is not None:
         return _resume_train(args)
@@ -218,10 +307,14 @@ def _run_train(args: argparse.Namespace) -> int:
     print(f"data: {desc}")
     m = Machine(**given_settings(args, MACHINE_SETTINGS), random_state=args.seed, verbose=not args.quiet)
     # Recorded in the model file, so that --resume finds the same data again.
-    m._data_source = {"data": None if args.data is None else str(Path(args.data).resolve()),
-                      "digits": list(args.digits), "per_class": args.per_class, "threshold": args.threshold,
-                      "key": args.key,
-                      "checkpoint_every": args.checkpoint_every}
+    m._data_source = {
+        "data": None if args.data is None else str(Path(args.data).resolve()),
+        "digits": list(args.digits),
+        "per_class": args.per_class,
+        "threshold": args.threshold,
+        "key": args.key,
+        "checkpoint_every": args.checkpoint_every,
+    }
     t0 = time.perf_counter()
     if args.checkpoint_every > 0:
         _train_in_pieces(m, X, args.out, args.checkpoint_every)
@@ -244,9 +337,13 @@ def _train_from_config(path: str, out: str, *, progress: bool = True) -> int:
 
     cfg = load_config(path)
     if cfg.axes or len(cfg.seeds) > 1:
-        what = [f"{k} ({len(v)} values)" for k, v in cfg.axes] + ([f"{len(cfg.seeds)} seeds"] if len(cfg.seeds) > 1 else [])
-        raise ConfigError(f"{cfg.source}: `nemm train --config` trains one machine, but the file has "
-                          f"{', '.join(what)}; run it with `nemm sweep`")
+        what = [f"{k} ({len(v)} values)" for k, v in cfg.axes] + (
+            [f"{len(cfg.seeds)} seeds"] if len(cfg.seeds) > 1 else []
+        )
+        raise ConfigError(
+            f"{cfg.source}: `nemm train --config` trains one machine, but the file has "
+            f"{', '.join(what)}; run it with `nemm sweep`"
+        )
     X, y, desc = load_data(cfg.data)
     print(f"data: {desc}")
     (spec,) = expand(cfg, data_checksum(X, y))
@@ -263,8 +360,9 @@ def _train_from_config(path: str, out: str, *, progress: bool = True) -> int:
     return 0
 
 
-def _report_training(m: "Machine", X: np.ndarray, out: str, seconds: float, no_ceiling: bool,
-                     max_states: int = LNP_MAX_STATES) -> int:
+def _report_training(
+    m: Machine, X: np.ndarray, out: str, seconds: float, no_ceiling: bool, max_states: int = LNP_MAX_STATES
+) -> int:
     path = m.save(out)
     print(f"trained {m.epochs_done_} epochs in {seconds:.2f} s; model written to {path}")
     print(f"log-likelihood (on-the-fly estimate, last epoch): {m.history_['loglik'][-1]:.2f} nats/point")
@@ -272,8 +370,10 @@ def _report_training(m: "Machine", X: np.ndarray, out: str, seconds: float, no_c
     if m.n_states <= max_states:
         print(f"{what}: {m.score(X):.2f} nats/point")
     else:  # say why, never print nan
-        print(f"{what}: skipped: 2^{m.n_hidden} = {m.n_states} hidden states exceed the limit of "
-              f"{max_states} states summed over; raise it with --max-states")
+        print(
+            f"{what}: skipped: 2^{m.n_hidden} = {m.n_states} hidden states exceed the limit of "
+            f"{max_states} states summed over; raise it with --max-states"
+        )
     if not no_ceiling and m.hidden == "onehot":
         from nemm.baselines import fit_em_ceiling
 
@@ -283,12 +383,23 @@ def _report_training(m: "Machine", X: np.ndarray, out: str, seconds: float, no_c
 
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sweep", help="train and diagnose a grid of machines from a TOML config",
-                       description="Run every grid point x seed of CONFIG (resumable: finished runs are skipped).")
-    p.add_argument("config", metavar="CONFIG", help="TOML file: [model], [train], [sweep], [data], [diagnostics], "
-                                                     "[baselines]; a list value is a grid axis")
-    p.add_argument("--out", required=True, metavar="DIR", help="sweep directory (runs/, results.csv, report.md)")
-    p.add_argument("--workers", type=int, default=None, metavar="N", help="local worker processes (default: all cores)")
+    p = sub.add_parser(
+        "sweep",
+        help="train and diagnose a grid of machines from a TOML config",
+        description="Run every grid point x seed of CONFIG (resumable: finished runs are skipped).",
+    )
+    p.add_argument(
+        "config",
+        metavar="CONFIG",
+        help="TOML file: [model], [train], [sweep], [data], [diagnostics], "
+        "[baselines]; a list value is a grid axis",
+    )
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="sweep directory (runs/, results.csv, report.md)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="local worker processes (default: all cores)"
+    )
     p.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_sweep)
@@ -301,11 +412,20 @@ def _run_sweep(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
     if args.workers is not None and args.scheduler is not None:
-        raise ValueError("--workers sets local processes; with --scheduler the cluster's workers run the sweep")
-    res = run_sweep(load_config(args.config), args.out, workers=args.workers, scheduler=args.scheduler,
-                    progress=not args.quiet)
-    print(f"{len(res.rows)} runs ({res.n_skipped} already done, {res.n_run} run now) in {res.seconds:.1f} s; "
-          f"table in {res.out / 'results.csv'}")
+        raise ValueError(
+            "--workers sets local processes; with --scheduler the cluster's workers run the sweep"
+        )
+    res = run_sweep(
+        load_config(args.config),
+        args.out,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        progress=not args.quiet,
+    )
+    print(
+        f"{len(res.rows)} runs ({res.n_skipped} already done, {res.n_run} run now) in {res.seconds:.1f} s; "
+        f"table in {res.out / 'results.csv'}"
+    )
     if res.n_errors:
         _fail(f"{res.n_errors} of {len(res.rows)} runs failed (see the error column of results.csv)")
         return 1
@@ -338,7 +458,9 @@ def _run_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_labelled(path: str, labels: str | None, key: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def _load_labelled(
+    path: str, labels: str | None, key: str | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """--data (any format of nemm.datasets.load_binary) and --labels (.npy of integers)."""
     from nemm.datasets import load_binary, load_npy
 
@@ -350,19 +472,28 @@ def _load_labelled(path: str, labels: str | None, key: str | None = None) -> tup
 
 
 def _add_diagnose(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("diagnose", help="nonequilibrium diagnostics of a saved machine",
-                       description="Entropy production, decorrelation time, Tr(M)/L, class KL and ln p of a "
-                                   "saved machine.")
+    p = sub.add_parser(
+        "diagnose",
+        help="nonequilibrium diagnostics of a saved machine",
+        description="Entropy production, decorrelation time, Tr(M)/L, class KL and ln p of a saved machine.",
+    )
     p.add_argument("model", help="a model file written by Machine.save / nemm train")
     p.add_argument("--json", action="store_true", help="print the full diagnostics as JSON")
-    p.add_argument("--data", default=None,
-                   help="data for ln p and the class KL (.npy/.npz, IDX dir, PNG folder); default: the "
-                        "embedded digits 0, 1, 2 when the model has 784 visible units")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="data for ln p and the class KL (.npy/.npz, IDX dir, PNG folder); default: the "
+        "embedded digits 0, 1, 2 when the model has 784 visible units",
+    )
     p.add_argument("--labels", default=None, help=".npy of integer labels for --data (class KL)")
     p.add_argument("--key", default=None, help=_KEY_HELP)
     p.add_argument("--no-data", action="store_true", help="chain diagnostics only")
-    p.add_argument("--steps", type=int, default=DIAGNOSTIC_STEPS,
-                   help=f"steps per chain (4 chains; default {DIAGNOSTIC_STEPS})")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=DIAGNOSTIC_STEPS,
+        help=f"steps per chain (4 chains; default {DIAGNOSTIC_STEPS})",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the diagnostic chains")
     p.set_defaults(func=_run_diagnose)
 
@@ -373,38 +504,57 @@ def diagnosis_text(d: Diagnosis, path: str, data_desc: str | None) -> str:
     from nemm.reproduce.report import fmt, fmt_pm
 
     L = d.L
-    what = ("RBM (equilibrium baseline, its Gibbs chain)" if d.kind == "rbm"
-            else "tied machine" if d.machine.get("tied") else "untied")
+    what = (
+        "RBM (equilibrium baseline, its Gibbs chain)"
+        if d.kind == "rbm"
+        else "tied machine"
+        if d.machine.get("tied")
+        else "untied"
+    )
     lines = [f"model: {path} ({d.n_visible} visible, {d.n_states} hidden states, {what})"]
     sp = d.sampling
-    lines.append(f"chains: {sp['n_chains']} x {sp['n_steps']} steps (burn-in {sp['burn_in']}), "
-                 f"error bars over {sp['n_segments']} time windows")
+    lines.append(
+        f"chains: {sp['n_chains']} x {sp['n_steps']} steps (burn-in {sp['burn_in']}), "
+        f"error bars over {sp['n_segments']} time windows"
+    )
     if d.sigma_rao_blackwell is not None:
         conv = "converged" if d.sigma_rao_blackwell_converged else "NOT converged"
-        lines.append(f"entropy production sigma (eq. 21 on the Rao-Blackwell M, the model's own): "
-                     f"{fmt_pm(d.sigma_rao_blackwell, d.sigma_rao_blackwell_err)} nats/step "
-                     f"({d.rao_blackwell_draws} draws per state; {conv} against the number of draws)")
-    lines.append(f"sigma by counting transitions (the paper's estimator, {sp['n_chains']} x {sp['n_steps']} "
-                 f"steps): {fmt_pm(d.sigma, d.sigma_err)} nats/step "
-                 f"({d.n_one_way} one-way pair(s), pseudo-count {d.pseudocount}; "
-                 f"{fmt(d.sigma_two_way)} over two-way pairs only)")
+        lines.append(
+            f"entropy production sigma (eq. 21 on the Rao-Blackwell M, the model's own): "
+            f"{fmt_pm(d.sigma_rao_blackwell, d.sigma_rao_blackwell_err)} nats/step "
+            f"({d.rao_blackwell_draws} draws per state; {conv} against the number of draws)"
+        )
+    lines.append(
+        f"sigma by counting transitions (the paper's estimator, {sp['n_chains']} x {sp['n_steps']} "
+        f"steps): {fmt_pm(d.sigma, d.sigma_err)} nats/step "
+        f"({d.n_one_way} one-way pair(s), pseudo-count {d.pseudocount}; "
+        f"{fmt(d.sigma_two_way)} over two-way pairs only)"
+    )
     if d.dominant_cycle is not None:
         if d.dominant_cycle:
             cyc = " -> ".join(str(z) for z in d.dominant_cycle + d.dominant_cycle[:1])
-            lines.append(f"dominant cycle: {cyc}; affinity ln prod M(fwd)/M(bwd) = {fmt(d.cycle_affinity)}, "
-                         f"current {fmt(d.cycle_current)} per step")
+            lines.append(
+                f"dominant cycle: {cyc}; affinity ln prod M(fwd)/M(bwd) = {fmt(d.cycle_affinity)}, "
+                f"current {fmt(d.cycle_current)} per step"
+            )
         else:
             lines.append("dominant cycle: none (no probability current: detailed balance)")
     if d.currents is not None and d.n_states <= 16:
-        lines.append("probability currents J(z', z) = pbar(z') M(z', z) - pbar(z) M(z, z') "
-                     "(Rao-Blackwell M):")
+        lines.append(
+            "probability currents J(z', z) = pbar(z') M(z', z) - pbar(z) M(z, z') (Rao-Blackwell M):"
+        )
         for row in d.currents:
             lines.append("  " + " ".join(f"{v:+8.5f}" for v in row))
     lines.append(f"decorrelation time tau (eq. 23): {fmt_pm(d.tau, d.tau_err)} steps")
-    lines.append(f"mean self-transition Tr(M)/L (eq. 24): {fmt_pm(d.self_transition, d.self_transition_err)} "
-                 f"(random: {d.random_self_transition:.3f})"
-                 + (f"; on the Rao-Blackwell M: {fmt(d.self_transition_rao_blackwell)}"
-                    if d.self_transition_rao_blackwell is not None else ""))
+    lines.append(
+        f"mean self-transition Tr(M)/L (eq. 24): {fmt_pm(d.self_transition, d.self_transition_err)} "
+        f"(random: {d.random_self_transition:.3f})"
+        + (
+            f"; on the Rao-Blackwell M: {fmt(d.self_transition_rao_blackwell)}"
+            if d.self_transition_rao_blackwell is not None
+            else ""
+        )
+    )
     if d.n_states <= 16 and d.M is not None:
         lines.append("occupancy: " + " ".join(f"{p:.3f}" for p in d.occupancy))
         lines.append("M (row: state, column: next state):")
@@ -417,11 +567,16 @@ def diagnosis_text(d: Diagnosis, path: str, data_desc: str | None) -> str:
         lines.append(f"log-likelihood, last training epoch (on-the-fly estimate): {d.loglik_on_the_fly:.3f}")
     ck = d.class_kl
     if ck is not None:
-        lines.append(f"class KL (eq. 22): {fmt(ck.kl)} nats; P_data {np.round(ck.p_data, 3).tolist()}, "
-                     f"P_model {np.round(ck.p_model, 3).tolist()}, lost mass {ck.lost_mass:.3g}")
+        lines.append(
+            f"class KL (eq. 22): {fmt(ck.kl)} nats; P_data {np.round(ck.p_data, 3).tolist()}, "
+            f"P_model {np.round(ck.p_model, 3).tolist()}, lost mass {ck.lost_mass:.3g}"
+        )
     if L == d.n_states:
-        sig, err = ((d.sigma_rao_blackwell, d.sigma_rao_blackwell_err) if d.sigma_rao_blackwell is not None
-                    else (d.sigma, d.sigma_err))
+        sig, err = (
+            (d.sigma_rao_blackwell, d.sigma_rao_blackwell_err)
+            if d.sigma_rao_blackwell is not None
+            else (d.sigma, d.sigma_err)
+        )
         lines.append(f"regime: {classify_regime(sig, err, d.tau, d.self_transition, L)}")
     return "\n".join(lines)
 
@@ -432,8 +587,10 @@ def _run_diagnose(args: argparse.Namespace) -> int:
     from nemm.results import to_json
 
     if args.steps < 4:  # two time windows of two steps: the fewest that give error bars
-        raise ValueError(f"--steps must be at least 4 (the error bars need 2 time windows of 2 steps); "
-                         f"got {args.steps}, the paper uses 100000")
+        raise ValueError(
+            f"--steps must be at least 4 (the error bars need 2 time windows of 2 steps); "
+            f"got {args.steps}, the paper uses 100000"
+        )
     m = load(args.model)
     X = y = None
     desc = None
@@ -466,45 +623,98 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
         full, quick = PROTOCOL[name]
         return f"default {full}; quick {quick}"
 
-    p = sub.add_parser("reproduce", help="reproduce the paper's section IV (table, figures, report)",
-                       description="Reproduce the paper's section IV (table, figures, report).")
+    p = sub.add_parser(
+        "reproduce",
+        help="reproduce the paper's section IV (table, figures, report)",
+        description="Reproduce the paper's section IV (table, figures, report).",
+    )
     p.add_argument("--out", default="nemm-report", help="output directory (default nemm-report)")
-    p.add_argument("--quick", action="store_true", default=no,
-                   help=f"demo: {PROTOCOL['seeds'][1]} seeds x {PROTOCOL['n_epochs'][1]} epochs, "
-                        f"{PROTOCOL['em_restarts'][1]} EM restarts, {PROTOCOL['rbm_seeds'][1]} RBM and "
-                        f"{PROTOCOL['tied_seeds'][1]} tied seed, shorter chains (under a minute on 2 cores)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        default=no,
+        help=f"demo: {PROTOCOL['seeds'][1]} seeds x {PROTOCOL['n_epochs'][1]} epochs, "
+        f"{PROTOCOL['em_restarts'][1]} EM restarts, {PROTOCOL['rbm_seeds'][1]} RBM and "
+        f"{PROTOCOL['tied_seeds'][1]} tied seed, shorter chains (under a minute on 2 cores)",
+    )
     p.add_argument("--seeds", type=int, default=no, help=f"number of seeds ({default('seeds')})")
-    p.add_argument("--epochs", dest="n_epochs", type=int, default=no, metavar="EPOCHS",
-                   help=f"epochs per machine ({default('n_epochs')})")
+    p.add_argument(
+        "--epochs",
+        dest="n_epochs",
+        type=int,
+        default=no,
+        metavar="EPOCHS",
+        help=f"epochs per machine ({default('n_epochs')})",
+    )
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     add_options(p, MACHINE_SETTINGS, _REPRODUCE_SETTINGS)
-    p.add_argument("--recipe", choices=("paper", "auto"), default=no,
-                   help="the machines' training recipe: the paper's protocol (default) or auto (nemm.recipes)")
-    p.add_argument("--compare", choices=("normalization",), default=no,
-                   help="run the machines once per value of this setting, side by side in one report")
-    p.add_argument("--mixing-steps", type=int, default=no,
-                   help=f"samples of every model's mixing chain ({default('mixing_steps')})")
-    p.add_argument("--data", default=None,
-                   help=".npy/.npz of 0/1 rows, an MNIST IDX directory or a PNG folder "
-                        "(default: the embedded digits 0, 1, 2)")
+    p.add_argument(
+        "--recipe",
+        choices=("paper", "auto"),
+        default=no,
+        help="the machines' training recipe: the paper's protocol (default) or auto (nemm.recipes)",
+    )
+    p.add_argument(
+        "--compare",
+        choices=("normalization",),
+        default=no,
+        help="run the machines once per value of this setting, side by side in one report",
+    )
+    p.add_argument(
+        "--mixing-steps",
+        type=int,
+        default=no,
+        help=f"samples of every model's mixing chain ({default('mixing_steps')})",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help=".npy/.npz of 0/1 rows, an MNIST IDX directory or a PNG folder "
+        "(default: the embedded digits 0, 1, 2)",
+    )
     p.add_argument("--labels", default=None, help=".npy of integer labels for --data (for the class KL)")
     p.add_argument("--key", default=None, help=_KEY_HELP)
-    p.add_argument("--track-every", type=int, default=no,
-                   help=f"track sigma/tau/ln p every N epochs during training (0: off; default {o.track_every})")
-    p.add_argument("--track-steps", type=int, default=no,
-                   help=f"chain steps per tracking point (default {o.track_steps})")
-    p.add_argument("--diag-steps", type=int, default=no,
-                   help=f"chain steps of the final diagnostics, over 2 chains (default {o.diag_steps})")
-    p.add_argument("--em-restarts", type=int, default=no, help=f"EM restarts ({default('em_restarts')}; 0: none)")
-    p.add_argument("--rbm-seeds", type=int, default=no,
-                   help=f"seeds of the equilibrium RBM, nemm.RBM with its defaults ({default('rbm_seeds')}; 0: none)")
-    p.add_argument("--tied-seeds", type=int, default=no,
-                   help=f"seeds of the tied machine trained by eqs. 16-17 ({default('tied_seeds')}; 0: none)")
+    p.add_argument(
+        "--track-every",
+        type=int,
+        default=no,
+        help=f"track sigma/tau/ln p every N epochs during training (0: off; default {o.track_every})",
+    )
+    p.add_argument(
+        "--track-steps",
+        type=int,
+        default=no,
+        help=f"chain steps per tracking point (default {o.track_steps})",
+    )
+    p.add_argument(
+        "--diag-steps",
+        type=int,
+        default=no,
+        help=f"chain steps of the final diagnostics, over 2 chains (default {o.diag_steps})",
+    )
+    p.add_argument(
+        "--em-restarts", type=int, default=no, help=f"EM restarts ({default('em_restarts')}; 0: none)"
+    )
+    p.add_argument(
+        "--rbm-seeds",
+        type=int,
+        default=no,
+        help=f"seeds of the equilibrium RBM, nemm.RBM with its defaults ({default('rbm_seeds')}; 0: none)",
+    )
+    p.add_argument(
+        "--tied-seeds",
+        type=int,
+        default=no,
+        help=f"seeds of the tied machine trained by eqs. 16-17 ({default('tied_seeds')}; 0: none)",
+    )
     p.add_argument("--no-figures", action="store_true", help="skip the figures (no matplotlib needed)")
     p.add_argument("--quiet", action="store_true", help="no console output")
-    p.add_argument("--print-config", action="store_true",
-                   help="print the TOML configuration of this reproduction and exit: `nemm sweep FILE --out DIR` "
-                        "runs it into the same table")
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the TOML configuration of this reproduction and exit: `nemm sweep FILE --out DIR` "
+        "runs it into the same table",
+    )
     p.set_defaults(func=_run_reproduce)
 
 
@@ -514,29 +724,45 @@ def _reproduce_options(args: argparse.Namespace) -> ReproduceOptions:
 
     from nemm.reproduce import ReproduceOptions
 
-    return ReproduceOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ReproduceOptions)
-                               if hasattr(args, f.name)})
+    return ReproduceOptions(
+        **{
+            f.name: getattr(args, f.name)
+            for f in dataclasses.fields(ReproduceOptions)
+            if hasattr(args, f.name)
+        }
+    )
 
 
 def _run_reproduce(args: argparse.Namespace) -> int:
     from nemm.reproduce import reproduce, reproduce_config
 
     if args.print_config:
-        if args.data is not None and (args.labels is not None or args.key is not None
-                                      or not str(args.data).lower().endswith(".npy")):
-            raise ValueError("--print-config writes --data as the [data] path of the sweep, which reads it the "
-                             "same way only for an .npy file of 0/1 rows without --labels/--key")
+        if args.data is not None and (
+            args.labels is not None or args.key is not None or not str(args.data).lower().endswith(".npy")
+        ):
+            raise ValueError(
+                "--print-config writes --data as the [data] path of the sweep, which reads it the "
+                "same way only for an .npy file of 0/1 rows without --labels/--key"
+            )
         sys.stdout.write(reproduce_config(_reproduce_options(args), data_path=args.data))
         return 0
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, f"--out {out} exists and is not a directory; reproduce writes a "
-                                                "report directory there")
+        raise NotADirectoryError(
+            errno.ENOTDIR,
+            f"--out {out} exists and is not a directory; reproduce writes a report directory there",
+        )
     _writable_directory(out, f"--out {out}")
     data = _load_labelled(args.data, args.labels, args.key) if args.data is not None else None
-    reproduce(args.out, _reproduce_options(args), n_jobs=args.jobs, data=data, progress=not args.quiet,
-              figures=not args.no_figures)
+    reproduce(
+        args.out,
+        _reproduce_options(args),
+        n_jobs=args.jobs,
+        data=data,
+        progress=not args.quiet,
+        figures=not args.no_figures,
+    )
     return 0
 
 
@@ -546,8 +772,11 @@ def _run_reproduce(args: argparse.Namespace) -> int:
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     from nemm import _bench
 
-    p = sub.add_parser("bench", help="a short measurement of the installed engine",
-                       description="a short measurement of the installed engine (bench/ holds the full suite)")
+    p = sub.add_parser(
+        "bench",
+        help="a short measurement of the installed engine",
+        description="a short measurement of the installed engine (bench/ holds the full suite)",
+    )
     _bench.add_arguments(p)
     p.set_defaults(func=_bench.run)
 
@@ -559,8 +788,16 @@ def _fail(message: str) -> int:
 
 #: What bad input, a missing or unwritable file, or an environment lacking something raises: one
 #: line, no traceback. Anything else (AssertionError, KeyError, ...) would be a bug and stays loud.
-_USER_ERRORS = (OSError, ValueError, TypeError, MemoryError, EOFError, RuntimeError, ImportError,
-                zipfile.BadZipFile)
+_USER_ERRORS = (
+    OSError,
+    ValueError,
+    TypeError,
+    MemoryError,
+    EOFError,
+    RuntimeError,
+    ImportError,
+    zipfile.BadZipFile,
+)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -579,11 +816,15 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``nemm`` argument parser with every subcommand."""
     from nemm import __version__
 
-    parser = _Parser(prog="nemm", description="The nonequilibrium Markov machine "
-                     "(Baiesi and Rosso, arXiv:2512.11415).")
+    parser = _Parser(
+        prog="nemm", description="The nonequilibrium Markov machine (Baiesi and Rosso, arXiv:2512.11415)."
+    )
     parser.add_argument("--version", action="version", version=f"nemm {__version__}")
-    parser.add_argument("--traceback", action="store_true",
-                        help="show the full traceback of an error instead of one line (also NEMM_DEBUG=1)")
+    parser.add_argument(
+        "--traceback",
+        action="store_true",
+        help="show the full traceback of an error instead of one line (also NEMM_DEBUG=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
     _add_sample(sub)

@@ -39,9 +39,10 @@ import dataclasses
 import itertools
 import os
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -139,10 +140,13 @@ class DataConfig:
     split: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": None if self.path is None else str(self.path),
-                "digits": "all" if self.all_digits else (None if self.digits is None else list(self.digits)),
-                "per_class": "all" if self.all_per_class else self.per_class,
-                "threshold": self.threshold, "split": self.split}
+        return {
+            "path": None if self.path is None else str(self.path),
+            "digits": "all" if self.all_digits else (None if self.digits is None else list(self.digits)),
+            "per_class": "all" if self.all_per_class else self.per_class,
+            "threshold": self.threshold,
+            "split": self.split,
+        }
 
 
 @dataclass(frozen=True)
@@ -172,8 +176,12 @@ class DiagnosticsConfig:
 
     def as_dict(self) -> dict[str, Any]:
         """The settings that name a run (its id hashes them)."""
-        d: dict[str, Any] = {"diagnostic_steps": self.diagnostic_steps, "n_chains": self.n_chains,
-                             "pseudocount": self.pseudocount, "measures": list(self.measures)}
+        d: dict[str, Any] = {
+            "diagnostic_steps": self.diagnostic_steps,
+            "n_chains": self.n_chains,
+            "pseudocount": self.pseudocount,
+            "measures": list(self.measures),
+        }
         # The later keys only when set, so that the run ids of configurations without them stay the same.
         for f in dataclasses.fields(self):
             if f.name not in d and f.name != "measures_given" and getattr(self, f.name) != f.default:
@@ -233,7 +241,9 @@ class SweepConfig:
 
     def grid(self) -> list[dict[str, Any]]:
         """Machine keywords of every grid point (cartesian product of the axes, last axis fastest)."""
-        fixed = {k: _fixed(k, v) for t in (self.model, self.train) for k, v in t.items() if not _is_axis(k, v)}
+        fixed = {
+            k: _fixed(k, v) for t in (self.model, self.train) for k, v in t.items() if not _is_axis(k, v)
+        }
         axes = self.axes
         points = []
         for combo in itertools.product(*(values for _, values in axes)):
@@ -293,7 +303,9 @@ def load_config(path: str | os.PathLike[str]) -> SweepConfig:
     return parse_config(text, source=str(p), base_dir=p.resolve().parent)
 
 
-def parse_config(text: str, *, source: str = "<string>", base_dir: str | os.PathLike[str] | None = None) -> SweepConfig:
+def parse_config(
+    text: str, *, source: str = "<string>", base_dir: str | os.PathLike[str] | None = None
+) -> SweepConfig:
     """Parse configuration text (TOML); see :func:`load_config`.
 
     ``base_dir`` is the directory that a relative ``[data] path`` is taken from
@@ -319,14 +331,26 @@ def parse_config(text: str, *, source: str = "<string>", base_dir: str | os.Path
     data = _parse_data(doc.get("data", {}), err, Path(base_dir) if base_dir is not None else Path.cwd())
     diagnostics = _parse_diagnostics(doc.get("diagnostics", {}), err)
     baselines = _parse_baselines(doc.get("baselines", {}), err, diagnostics.report)
-    cfg = SweepConfig(model=model, train=train, seeds=seeds, data=data, diagnostics=diagnostics,
-                      baselines=baselines, source=source)
+    cfg = SweepConfig(
+        model=model,
+        train=train,
+        seeds=seeds,
+        data=data,
+        diagnostics=diagnostics,
+        baselines=baselines,
+        source=source,
+    )
     _validate_grid(cfg, err)
     return cfg
 
 
-def _check_settings(table: Mapping[str, Any], name: str, keys: Mapping[str, Setting], other: Mapping[str, Setting],
-                    err: Callable[[str, str], ConfigError]) -> dict[str, Any]:
+def _check_settings(
+    table: Mapping[str, Any],
+    name: str,
+    keys: Mapping[str, Setting],
+    other: Mapping[str, Setting],
+    err: Callable[[str, str], ConfigError],
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     other_name = "train" if name == "model" else "model"
     for key, value in table.items():
@@ -342,7 +366,9 @@ def _check_settings(table: Mapping[str, Any], name: str, keys: Mapping[str, Sett
             raise err(where, "an empty list gives no grid point")
         for v in values:
             if not keys[key].accepts(v):
-                raise err(where, f"must be {keys[key].describe()} (or a list of them, a grid axis), got {v!r}")
+                raise err(
+                    where, f"must be {keys[key].describe()} (or a list of them, a grid axis), got {v!r}"
+                )
         if isinstance(value, list) and _is_axis(key, value):
             seen = [repr(v) for v in values]
             if len(set(seen)) != len(seen):
@@ -358,13 +384,18 @@ def _parse_seeds(table: Mapping[str, Any], err: Callable[[str, str], ConfigError
     seeds = table.get("seeds", 1)
     if _is_int(seeds):
         if seeds < 1:
-            raise err("[sweep] seeds", f"must be a positive number of seeds or a list of seeds, got {seeds!r}")
+            raise err(
+                "[sweep] seeds", f"must be a positive number of seeds or a list of seeds, got {seeds!r}"
+            )
         return tuple(range(seeds))
     if isinstance(seeds, list) and seeds and all(_is_int(s) and s >= 0 for s in seeds):
         if len(set(seeds)) != len(seeds):
             raise err("[sweep] seeds", f"repeated seed in {seeds!r}")
         return tuple(seeds)
-    raise err("[sweep] seeds", f"must be N (seeds 0..N-1) or a non-empty list of non-negative integers, got {seeds!r}")
+    raise err(
+        "[sweep] seeds",
+        f"must be N (seeds 0..N-1) or a non-empty list of non-negative integers, got {seeds!r}",
+    )
 
 
 def _parse_data(table: Mapping[str, Any], err: Callable[[str, str], ConfigError], base: Path) -> DataConfig:
@@ -385,10 +416,16 @@ def _parse_data(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]
     if all_digits:
         digits = None
     elif digits is not None:
-        if not (isinstance(digits, list) and digits and all(_is_int(d) and d >= 0 for d in digits)
-                and len(set(digits)) == len(digits)):
-            raise err("[data] digits", f'must be "all" or a non-empty list of distinct labels (e.g. [0, 1, 2]), '
-                                      f"got {digits!r}")
+        if not (
+            isinstance(digits, list)
+            and digits
+            and all(_is_int(d) and d >= 0 for d in digits)
+            and len(set(digits)) == len(digits)
+        ):
+            raise err(
+                "[data] digits",
+                f'must be "all" or a non-empty list of distinct labels (e.g. [0, 1, 2]), got {digits!r}',
+            )
         digits = tuple(digits)
     per_class = table.get("per_class")
     all_per_class = per_class == "all"
@@ -402,17 +439,29 @@ def _parse_data(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]
     split = table.get("split")
     if split is not None and split not in ("test", "train"):
         raise err("[data] split", f'must be "test" or "train", got {split!r}')
-    return DataConfig(path=path, digits=digits, per_class=per_class, all_per_class=all_per_class,
-                      all_digits=all_digits, threshold=float(threshold), split=split)
+    return DataConfig(
+        path=path,
+        digits=digits,
+        per_class=per_class,
+        all_per_class=all_per_class,
+        all_digits=all_digits,
+        threshold=float(threshold),
+        split=split,
+    )
 
 
 def _parse_diagnostics(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]) -> DiagnosticsConfig:
     for key in table:
         if key in _RENAMED_DIAGNOSTICS:
-            raise err(f"[diagnostics] {key}", f"is now called {_RENAMED_DIAGNOSTICS[key]} (the measuring chain's "
-                                             "length; chain_steps is the Machine's T, in [train])")
+            raise err(
+                f"[diagnostics] {key}",
+                f"is now called {_RENAMED_DIAGNOSTICS[key]} (the measuring chain's "
+                "length; chain_steps is the Machine's T, in [train])",
+            )
         if key not in _DIAGNOSTICS_KEYS:
-            raise err(f"[diagnostics] {key}", f"unknown key; [diagnostics] takes {', '.join(_DIAGNOSTICS_KEYS)}")
+            raise err(
+                f"[diagnostics] {key}", f"unknown key; [diagnostics] takes {', '.join(_DIAGNOSTICS_KEYS)}"
+            )
     kw: dict[str, Any] = {}
     for key, s in _DIAGNOSTICS_NUMBERS.items():
         if key in table:
@@ -421,8 +470,10 @@ def _parse_diagnostics(table: Mapping[str, Any], err: Callable[[str, str], Confi
             kw[key] = s.check(table[key])
     if "report" in table:
         if table["report"] not in REPORT_MODULES:
-            raise err("[diagnostics] report", f"must be one of {', '.join(map(repr, REPORT_MODULES))}, "
-                                              f"got {table['report']!r}")
+            raise err(
+                "[diagnostics] report",
+                f"must be one of {', '.join(map(repr, REPORT_MODULES))}, got {table['report']!r}",
+            )
         kw["report"] = table["report"]
     if kw.get("report", "sweep") == "sweep":
         for key in ("rao_blackwell_draws", "track_every", "track_steps"):
@@ -431,19 +482,26 @@ def _parse_diagnostics(table: Mapping[str, Any], err: Callable[[str, str], Confi
     if "measures" in table:
         m = table["measures"]
         if not isinstance(m, list) or not all(isinstance(x, str) for x in m):
-            raise err("[diagnostics] measures", f"must be a list of names among {', '.join(MEASURES)}, got {m!r}")
+            raise err(
+                "[diagnostics] measures", f"must be a list of names among {', '.join(MEASURES)}, got {m!r}"
+            )
         for x in m:
             if x not in MEASURES:
-                raise err("[diagnostics] measures", f"unknown measure {x!r}; choose among {', '.join(MEASURES)}")
+                raise err(
+                    "[diagnostics] measures", f"unknown measure {x!r}; choose among {', '.join(MEASURES)}"
+                )
         if len(set(m)) != len(m):
             raise err("[diagnostics] measures", f"repeated measure in {m!r}")
-        kw["measures"] = tuple(x for x in MEASURES if x in m)  # canonical order: the columns do not depend on it
+        kw["measures"] = tuple(
+            x for x in MEASURES if x in m
+        )  # canonical order: the columns do not depend on it
         kw["measures_given"] = True
     return DiagnosticsConfig(**kw)
 
 
-def _parse_baselines(table: Mapping[str, Any], err: Callable[[str, str], ConfigError],
-                     report: str) -> BaselinesConfig:
+def _parse_baselines(
+    table: Mapping[str, Any], err: Callable[[str, str], ConfigError], report: str
+) -> BaselinesConfig:
     kw: dict[str, Any] = {}
     for key, value in table.items():
         if key not in _BASELINES_KEYS:
@@ -454,17 +512,27 @@ def _parse_baselines(table: Mapping[str, Any], err: Callable[[str, str], ConfigE
             kw[key] = value
             continue
         if report != "reproduce":
-            raise err(f"[baselines] {key}", 'adds runs of another kind: needs [diagnostics] report = "reproduce"')
+            raise err(
+                f"[baselines] {key}", 'adds runs of another kind: needs [diagnostics] report = "reproduce"'
+            )
         if key == "mixture_restarts":
             if not (_is_int(value) and value >= 0):
-                raise err(f"[baselines] {key}", f"must be a non-negative integer (0: no mixture), got {value!r}")
+                raise err(
+                    f"[baselines] {key}", f"must be a non-negative integer (0: no mixture), got {value!r}"
+                )
             kw[key] = value
         elif _is_int(value) and value >= 0:
             kw[key] = tuple(range(value))
-        elif isinstance(value, list) and all(_is_int(s) and s >= 0 for s in value) and len(set(value)) == len(value):
+        elif (
+            isinstance(value, list)
+            and all(_is_int(s) and s >= 0 for s in value)
+            and len(set(value)) == len(value)
+        ):
             kw[key] = tuple(value)
         else:
-            raise err(f"[baselines] {key}", f"must be N (seeds 0..N-1) or a list of distinct seeds, got {value!r}")
+            raise err(
+                f"[baselines] {key}", f"must be N (seeds 0..N-1) or a list of distinct seeds, got {value!r}"
+            )
     return BaselinesConfig(**kw)
 
 
@@ -477,7 +545,9 @@ def _validate_grid(cfg: SweepConfig, err: Callable[[str, str], ConfigError]) -> 
         try:
             m._validate_settings()
         except (ValueError, TypeError) as exc:
-            shown = ", ".join(f"{k} = {v!r}" for k, v in point.items() if k in dict(cfg.axes)) or "the settings"
+            shown = (
+                ", ".join(f"{k} = {v!r}" for k, v in point.items() if k in dict(cfg.axes)) or "the settings"
+            )
             keys = [k for k in point if k in str(exc)] or list(point)
             tables = sorted({("model" if k in MODEL_KEYS else "train") for k in keys})
             raise err(f"[{'] ['.join(tables)}] {', '.join(keys)}", f"{exc} (at {shown})") from exc

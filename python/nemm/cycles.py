@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,6 +39,7 @@ __all__ = [
     "sigma_against_draws",
     "sigma_against_length",
 ]
+
 
 def _as_cycle(cycle: Sequence[int], n: int) -> list[int]:
     c = [int(z) for z in cycle]
@@ -109,7 +111,9 @@ def _shortest_path(adj: np.ndarray, src: int, dst: int, max_edges: int) -> list[
     return None
 
 
-def dominant_cycle(M: object, pbar: object, max_length: int | None = None, *, atol: float = 1e-12) -> list[int]:
+def dominant_cycle(
+    M: object, pbar: object, max_length: int | None = None, *, atol: float = 1e-12
+) -> list[int]:
     """The cycle carrying the largest current: maximal bottleneck current along it.
 
     Definition. Draw an edge ``z' -> z`` wherever the current
@@ -294,11 +298,16 @@ def sigma_against_length(
     """
     t = np.atleast_2d(np.asarray(trajectory))
     if t.ndim != 2:
-        raise ValueError(f"trajectory must have shape (T,) or (n_chains, T), got {np.asarray(trajectory).shape}")
+        raise ValueError(
+            f"trajectory must have shape (T,) or (n_chains, T), got {np.asarray(trajectory).shape}"
+        )
     n = _as_sizes(lengths, t.shape[1], "lengths")
     if n.min() < 2:
         raise ValueError("lengths must be at least 2 (one transition)")
-    out = [entropy_production_from_counts(transition_counts(t[:, :k], n_states), pseudocount=pseudocount) for k in n]
+    out = [
+        entropy_production_from_counts(transition_counts(t[:, :k], n_states), pseudocount=pseudocount)
+        for k in n
+    ]
     return SigmaCurve(
         n=n,
         sigma=np.array([e.sigma for e in out]),
@@ -335,5 +344,9 @@ def sigma_against_draws(abar_probs: object, draws: Sequence[int]) -> SigmaCurve:
         M = rao_blackwell_transition_matrix(B[:, :k, :])
         sig.append(entropy_production(M, stationary_distribution(M)))
         one_way.append(int(((M[iu] > 0) != (M.T[iu] > 0)).sum()))
-    return SigmaCurve(n=n, sigma=np.array(sig), n_one_way=np.array(one_way, dtype=np.int64),
-                      sigma_two_way=np.full(n.size, np.nan))
+    return SigmaCurve(
+        n=n,
+        sigma=np.array(sig),
+        n_one_way=np.array(one_way, dtype=np.int64),
+        sigma_two_way=np.full(n.size, np.nan),
+    )

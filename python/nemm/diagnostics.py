@@ -11,8 +11,9 @@ arXiv:2512.11415.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -20,8 +21,8 @@ from tqdm.auto import tqdm
 from nemm import _core
 from nemm._seeds import derive_seed
 from nemm._states import bits_to_codes, codes_to_bits
-from nemm.exact import backward_kernel, hidden_states
 from nemm.class_distribution import ClassKL, class_kl
+from nemm.exact import backward_kernel, hidden_states
 from nemm.markov import (
     DENSE_STATE_LIMIT,
     _check_pseudocount,
@@ -132,15 +133,16 @@ class TransitionStatistics:
     sigma_curve: dict = field(default_factory=dict)
 
 
-def _chain_codes(machine: "Machine", n_steps: int, n_chains: int, seed: int | None, burn_in: int) -> np.ndarray:
+def _chain_codes(machine: Machine, n_steps: int, n_chains: int, seed: int | None, burn_in: int) -> np.ndarray:
     """(C, T) uint64 hidden-state codes of fresh chains of the machine."""
-    traj = machine.hidden_trajectory(int(n_steps), seed=seed, n_chains=int(n_chains), burn_in=int(burn_in),
-                                     codes=True)
+    traj = machine.hidden_trajectory(
+        int(n_steps), seed=seed, n_chains=int(n_chains), burn_in=int(burn_in), codes=True
+    )
     return np.ascontiguousarray(np.asarray(traj).reshape(int(n_chains), int(n_steps)).astype(np.uint64))
 
 
 def transition_statistics(
-    machine: "Machine",
+    machine: Machine,
     n_steps: int = 100_000,
     *,
     n_chains: int = 4,
@@ -188,12 +190,29 @@ def transition_statistics(
     -------
     TransitionStatistics
     """
-    return _transition_statistics(machine, n_steps, n_chains=n_chains, seed=seed, burn_in=burn_in,
-                                  n_segments=n_segments, pseudocount=pseudocount, sigma_curve=True)
+    return _transition_statistics(
+        machine,
+        n_steps,
+        n_chains=n_chains,
+        seed=seed,
+        burn_in=burn_in,
+        n_segments=n_segments,
+        pseudocount=pseudocount,
+        sigma_curve=True,
+    )
 
 
-def _transition_statistics(machine: "Machine", n_steps: int, *, n_chains: int, seed: int | None, burn_in: int,
-                           n_segments: int, pseudocount: float, sigma_curve: bool) -> TransitionStatistics:
+def _transition_statistics(
+    machine: Machine,
+    n_steps: int,
+    *,
+    n_chains: int,
+    seed: int | None,
+    burn_in: int,
+    n_segments: int,
+    pseudocount: float,
+    sigma_curve: bool,
+) -> TransitionStatistics:
     """:func:`transition_statistics`; ``sigma_curve=False`` skips the counting curve (left empty), which
     the per-epoch tracking does not keep (13 curves per machine in ``nemm reproduce``)."""
     if int(n_steps) < 2 or int(n_chains) < 1 or int(burn_in) < 0:
@@ -211,8 +230,10 @@ def _transition_statistics(machine: "Machine", n_steps: int, *, n_chains: int, s
         # Relabel to the visited states so the matrices stay small.
         uniq, inv = np.unique(codes, return_inverse=True)
         if uniq.size > DENSE_STATE_LIMIT:
-            raise ValueError(f"the chain visited {uniq.size} distinct hidden states; dense transition "
-                             f"statistics are limited to {DENSE_STATE_LIMIT}")
+            raise ValueError(
+                f"the chain visited {uniq.size} distinct hidden states; dense transition "
+                f"statistics are limited to {DENSE_STATE_LIMIT}"
+            )
         states = uniq.astype(np.int64)
         local = inv.reshape(codes.shape).astype(np.uint64)
     S = states.size
@@ -239,21 +260,40 @@ def _transition_statistics(machine: "Machine", n_steps: int, *, n_chains: int, s
 
         lengths = np.unique(np.round(np.geomspace(min(100, int(n_steps)), int(n_steps), 8)).astype(int))
         lc = sigma_against_length(local, S, np.maximum(lengths, 2), pseudocount=pc)
-        curve = {"n": [int(k) for k in lc.n], "sigma": [float(v) for v in lc.sigma],
-                 "n_one_way": [int(k) for k in lc.n_one_way]}
+        curve = {
+            "n": [int(k) for k in lc.n],
+            "sigma": [float(v) for v in lc.sigma],
+            "n_one_way": [int(k) for k in lc.n_one_way],
+        }
     return TransitionStatistics(
-        states=states, n_states=S_full, counts=counts, M=full.M, pbar_e=pbar_e, pbar=pbar,
-        sigma=float(ep.sigma), sigma_err=float(sigma_err), n_one_way=ep.n_one_way,
-        n_pairs_observed=ep.n_pairs_observed, pseudocount=pc, sigma_two_way=float(ep.sigma_two_way),
-        tau=float(full.tau), tau_err=float(tau_err),
-        self_transition=float(full.self_transition), self_transition_err=float(self_err),
-        random_self_transition=1.0 / S_full, n_steps=int(n_steps), n_chains=int(n_chains),
-        burn_in=int(burn_in), n_segments=n_segments, segments=seg, sigma_curve=curve,
+        states=states,
+        n_states=S_full,
+        counts=counts,
+        M=full.M,
+        pbar_e=pbar_e,
+        pbar=pbar,
+        sigma=float(ep.sigma),
+        sigma_err=float(sigma_err),
+        n_one_way=ep.n_one_way,
+        n_pairs_observed=ep.n_pairs_observed,
+        pseudocount=pc,
+        sigma_two_way=float(ep.sigma_two_way),
+        tau=float(full.tau),
+        tau_err=float(tau_err),
+        self_transition=float(full.self_transition),
+        self_transition_err=float(self_err),
+        random_self_transition=1.0 / S_full,
+        n_steps=int(n_steps),
+        n_chains=int(n_chains),
+        burn_in=int(burn_in),
+        n_segments=n_segments,
+        segments=seg,
+        sigma_curve=curve,
     )
 
 
 def rao_blackwell_M(
-    machine: "Machine",
+    machine: Machine,
     n_draws: int = 2000,
     *,
     seed: int | None = None,
@@ -296,7 +336,9 @@ def rao_blackwell_M(
     return (M, np.array(errs)) if return_stderr else M
 
 
-def _abar_draws(machine: "Machine", n_draws: int, seed: int | None, progress: bool = False) -> Iterator[np.ndarray]:
+def _abar_draws(
+    machine: Machine, n_draws: int, seed: int | None, progress: bool = False
+) -> Iterator[np.ndarray]:
     """For every hidden state z' in turn: ``Abar(x_k, .)`` of ``n_draws`` draws ``x_k ~ A(z', .)``, (n, S)."""
     if int(n_draws) < 1:
         raise ValueError(f"n_draws must be at least 1, got {n_draws!r}")
@@ -307,9 +349,13 @@ def _abar_draws(machine: "Machine", n_draws: int, seed: int | None, progress: bo
     Z = hidden_states(int(machine.n_hidden), machine.hidden)
     mu = machine.mean_images(np.arange(Z.shape[0]) if machine.hidden == "onehot" else Z)
     wbar, abar, xbar = machine.wbar_, machine.abar_, machine.xbar_
-    for zp in tqdm(range(Z.shape[0]), desc="Rao-Blackwell M", unit="state", disable=not progress, leave=False):
+    for zp in tqdm(
+        range(Z.shape[0]), desc="Rao-Blackwell M", unit="state", disable=not progress, leave=False
+    ):
         x = (rng.random((n, mu.shape[1])) < mu[zp]).astype(np.uint8)
-        yield backward_kernel(wbar, abar, xbar, x, machine.hidden, machine.normalization, bool(machine.centered))
+        yield backward_kernel(
+            wbar, abar, xbar, x, machine.hidden, machine.normalization, bool(machine.centered)
+        )
 
 
 @dataclass
@@ -352,7 +398,7 @@ class RaoBlackwellSigma:
 
 
 def rao_blackwell_sigma(
-    machine: "Machine", n_draws: int = 2000, *, n_batches: int = 10, seed: int | None = None
+    machine: Machine, n_draws: int = 2000, *, n_batches: int = 10, seed: int | None = None
 ) -> RaoBlackwellSigma:
     """Eq. 21 on the Rao-Blackwell M, with an error bar from batches and its convergence curve.
 
@@ -380,14 +426,19 @@ def rao_blackwell_sigma(
     curve = sigma_against_draws(B, grid)
     half = float(curve.sigma[list(curve.n).index(max(1, n // 2))])
     return RaoBlackwellSigma(
-        sigma=sigma, sigma_err=err, converged=bool(abs(half - sigma) <= max(2 * err, 0.05 * abs(sigma), 1e-3)),
-        M=M, pbar=pbar,
-        tau=float(decorrelation_time(M)), n_draws=n, n_batches=nb,
+        sigma=sigma,
+        sigma_err=err,
+        converged=bool(abs(half - sigma) <= max(2 * err, 0.05 * abs(sigma), 1e-3)),
+        M=M,
+        pbar=pbar,
+        tau=float(decorrelation_time(M)),
+        n_draws=n,
+        n_batches=nb,
         curve={"n": [int(k) for k in curve.n], "sigma": [float(v) for v in curve.sigma]},
     )
 
 
-def _full_pbar(machine: "Machine", pbar: object | None, n_steps: int, seed: int | None) -> np.ndarray | None:
+def _full_pbar(machine: Machine, pbar: object | None, n_steps: int, seed: int | None) -> np.ndarray | None:
     """``pbar`` over all ``machine.n_states`` states: given, or the occupancy of one chain of ``n_steps``.
 
     None when there are too many hidden states for a full vector (binary, above
@@ -408,20 +459,26 @@ def _full_pbar(machine: "Machine", pbar: object | None, n_steps: int, seed: int 
     return full
 
 
-def mean_log_likelihood(machine: "Machine", X: object, pbar: object | None = None, *,
-                        n_steps: int = 100_000) -> float:
+def mean_log_likelihood(
+    machine: Machine, X: object, pbar: object | None = None, *, n_steps: int = 100_000
+) -> float:
     """Mean ``ln p(x) = logsumexp_z [ln pbar(z) + log A(z, x)]`` over the rows of ``X`` (appendix A3).
 
     The one ln p path of the diagnostics: everything goes through
     :meth:`Machine.score_samples` (the C++ likelihood). ``pbar`` over all states
     when given; otherwise the machine's cached occupancy of ``n_steps`` steps.
     """
-    lp = machine.score_samples(X, pbar=pbar) if pbar is not None else machine.score_samples(X, n_steps=int(n_steps))
+    lp = (
+        machine.score_samples(X, pbar=pbar)
+        if pbar is not None
+        else machine.score_samples(X, n_steps=int(n_steps))
+    )
     return float(np.mean(lp))
 
 
-def _log_pbar_and_states(machine: "Machine", pbar: np.ndarray | None, n_steps: int,
-                         seed: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+def _log_pbar_and_states(
+    machine: Machine, pbar: np.ndarray | None, n_steps: int, seed: int | None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(ln pbar over the states with mass, their states for log_A: None = all one-hot states)."""
     if pbar is None and machine.n_states > DENSE_STATE_LIMIT:
         states, p = machine.occupancy(int(n_steps), seed=seed)
@@ -436,7 +493,7 @@ def _log_pbar_and_states(machine: "Machine", pbar: np.ndarray | None, n_steps: i
 
 
 def class_kl_of(
-    machine: "Machine",
+    machine: Machine,
     X: object,
     y: object,
     *,
@@ -476,7 +533,7 @@ def class_kl_of(
 
 
 def log_likelihood_estimates(
-    machine: "Machine",
+    machine: Machine,
     X: object,
     *,
     pbar: object | None = None,
@@ -498,8 +555,11 @@ def log_likelihood_estimates(
     p = _full_pbar(machine, pbar, n_steps, seed)
     exact = mean_log_likelihood(machine, X, p, n_steps=int(n_steps))
     hist = machine.history_.get("loglik", []) if isinstance(machine.history_, dict) else []
-    return {"exact": exact, "on_the_fly": float(hist[-1]) if len(hist) else float("nan"),
-            "n_steps": int(n_steps) if pbar is None else 0}
+    return {
+        "exact": exact,
+        "on_the_fly": float(hist[-1]) if len(hist) else float("nan"),
+        "n_steps": int(n_steps) if pbar is None else 0,
+    }
 
 
 # ---------------------------------------------------------------- all together
@@ -571,12 +631,15 @@ class Diagnosis:
 
 
 #: Fields a Diagnosis copies from TransitionStatistics under the same name.
-_SHARED_FIELDS = tuple(f.name for f in fields(Diagnosis)
-                       if f.name in {g.name for g in fields(TransitionStatistics)} and f.name not in ("M", "counts"))
+_SHARED_FIELDS = tuple(
+    f.name
+    for f in fields(Diagnosis)
+    if f.name in {g.name for g in fields(TransitionStatistics)} and f.name not in ("M", "counts")
+)
 
 
 def diagnose(
-    machine: "Machine",
+    machine: Machine,
     X: object = None,
     y: object = None,
     *,
@@ -615,25 +678,40 @@ def diagnose(
     rbm: RBM | None = None
     if isinstance(machine, RBM):
         rbm, machine = machine, machine._gibbs()
-    ts = transition_statistics(machine, n_steps, n_chains=n_chains, seed=seed, n_segments=n_segments,
-                               pseudocount=pseudocount)
+    ts = transition_statistics(
+        machine, n_steps, n_chains=n_chains, seed=seed, n_segments=n_segments, pseudocount=pseudocount
+    )
     small = ts.n_states <= _DIAGNOSE_MATRIX_LIMIT
     owner: Any = rbm if rbm is not None else machine
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in owner.get_params().items()}
     hist = owner.history_.get("loglik", []) if isinstance(owner.history_, dict) else []
     d = Diagnosis(
-        machine=settings, n_visible=int(machine.n_visible_), L=int(machine.n_hidden),
-        occupancy=ts.pbar_e, pbar_eigen=ts.pbar,
-        M=ts.M if small else None, counts=ts.counts.astype(np.int64) if small else None,
-        sampling={"n_steps": ts.n_steps, "n_chains": ts.n_chains, "burn_in": ts.burn_in,
-                  "n_segments": ts.n_segments, "seed": seed},
+        machine=settings,
+        n_visible=int(machine.n_visible_),
+        L=int(machine.n_hidden),
+        occupancy=ts.pbar_e,
+        pbar_eigen=ts.pbar,
+        M=ts.M if small else None,
+        counts=ts.counts.astype(np.int64) if small else None,
+        sampling={
+            "n_steps": ts.n_steps,
+            "n_chains": ts.n_chains,
+            "burn_in": ts.burn_in,
+            "n_segments": ts.n_segments,
+            "seed": seed,
+        },
         loglik_on_the_fly=float(hist[-1]) if len(hist) else None,
-        sigma_counting_curve=ts.sigma_curve, kind="rbm" if rbm is not None else "machine",
+        sigma_counting_curve=ts.sigma_curve,
+        kind="rbm" if rbm is not None else "machine",
         **{name: getattr(ts, name) for name in _SHARED_FIELDS},
     )
     if rao_blackwell_draws and small:
-        rb = rao_blackwell_sigma(machine, int(rao_blackwell_draws), seed=derive_seed(seed, 1),
-                                 n_batches=min(10, int(rao_blackwell_draws)))
+        rb = rao_blackwell_sigma(
+            machine,
+            int(rao_blackwell_draws),
+            seed=derive_seed(seed, 1),
+            n_batches=min(10, int(rao_blackwell_draws)),
+        )
         d.M_rao_blackwell = rb.M
         d.sigma_rao_blackwell = rb.sigma
         d.tau_rao_blackwell = rb.tau
@@ -665,7 +743,9 @@ def diagnose(
     return d
 
 
-def _shared_log_A(machine: "Machine", X: object, pbar: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+def _shared_log_A(
+    machine: Machine, X: object, pbar: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray] | None:
     """``(log A over all states, ln pbar)`` when one table serves both ln p and the class KL, else None.
 
     That is a one-hot machine whose ``pbar`` gives every state some mass: then
@@ -688,8 +768,11 @@ def _add_cycles(d: Diagnosis, M: np.ndarray, pbar: np.ndarray) -> None:
 
     d.currents = probability_currents(M, pbar)
     # Cycles of at most 12 states: enough for the one-hot layers studied here, and bounded in cost.
-    cyc = dominant_cycle(M, pbar, max_length=min(M.shape[0], 12) if M.shape[0] >= 3 else None) \
-        if M.shape[0] >= 3 else []
+    cyc = (
+        dominant_cycle(M, pbar, max_length=min(M.shape[0], 12) if M.shape[0] >= 3 else None)
+        if M.shape[0] >= 3
+        else []
+    )
     d.dominant_cycle = [int(z) for z in cyc]
     if cyc:
         try:
@@ -715,7 +798,7 @@ def rbm_hidden_distribution(rbm: Any) -> np.ndarray:
 
 
 def track_epoch(
-    machine: "Machine",
+    machine: Machine,
     epoch: int,
     X: object = None,
     y: object = None,
@@ -744,13 +827,25 @@ def track_epoch(
     if not (epoch == 0 or (epoch + 1) % every == 0 or epoch == machine.training_settings_["n_epochs"] - 1):
         return
     base = machine.random_state if seed is None else seed
-    ts = _transition_statistics(machine, int(n_steps), n_chains=int(n_chains),
-                                seed=derive_seed(0 if base is None else base, 7919, epoch),
-                                burn_in=200, n_segments=min(5, int(n_steps) // 2), pseudocount=0.5, sigma_curve=False)
+    ts = _transition_statistics(
+        machine,
+        int(n_steps),
+        n_chains=int(n_chains),
+        seed=derive_seed(0 if base is None else base, 7919, epoch),
+        burn_in=200,
+        n_segments=min(5, int(n_steps) // 2),
+        pseudocount=0.5,
+        sigma_curve=False,
+    )
     h = machine.history_
-    for key, val in (("diag_epoch", float(epoch)), ("sigma", ts.sigma), ("sigma_err", ts.sigma_err),
-                     ("n_one_way", float(ts.n_one_way)), ("tau", ts.tau),
-                     ("self_transition", ts.self_transition)):
+    for key, val in (
+        ("diag_epoch", float(epoch)),
+        ("sigma", ts.sigma),
+        ("sigma_err", ts.sigma_err),
+        ("n_one_way", float(ts.n_one_way)),
+        ("tau", ts.tau),
+        ("self_transition", ts.self_transition),
+    ):
         h.setdefault(key, []).append(float(val))
     if ts.n_states <= 64:
         h.setdefault("occupancy", []).append(ts.pbar_e.tolist())
@@ -776,10 +871,10 @@ def epoch_tracker(
     n_steps: int = 20_000,
     n_chains: int = 2,
     seed: int | None = None,
-) -> Callable[["Machine", int], None]:
+) -> Callable[[Machine, int], None]:
     """A ``callback(machine, epoch)`` for ``Machine.fit`` that calls :func:`track_epoch`."""
 
-    def callback(machine: "Machine", epoch: int) -> None:
+    def callback(machine: Machine, epoch: int) -> None:
         track_epoch(machine, epoch, X, y, every=every, n_steps=n_steps, n_chains=n_chains, seed=seed)
 
     return callback

@@ -21,8 +21,9 @@ from .baselines import BernoulliMixture
 __all__ = ["em_initial_params", "posterior_backward_params"]
 
 
-def posterior_backward_params(w: np.ndarray, log_weights: np.ndarray,
-                              xbar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def posterior_backward_params(
+    w: np.ndarray, log_weights: np.ndarray, xbar: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The one-hot x -> z kernel equal to a product-Bernoulli mixture's posterior.
 
     With ``a = 0`` the forward kernel is ``log A(alpha, x) = sum_i x_i w[i, alpha] -
@@ -60,8 +61,9 @@ def posterior_backward_params(w: np.ndarray, log_weights: np.ndarray,
     log_weights = np.asarray(log_weights, dtype=float)
     xbar = np.asarray(xbar, dtype=float)
     if w.ndim != 2 or log_weights.shape != (w.shape[1],) or xbar.shape != (w.shape[0],):
-        raise ValueError(f"need w (D, L), log_weights (L,), xbar (D,); got {w.shape}, "
-                         f"{log_weights.shape}, {xbar.shape}")
+        raise ValueError(
+            f"need w (D, L), log_weights (L,), xbar (D,); got {w.shape}, {log_weights.shape}, {xbar.shape}"
+        )
     wbar = w.T.copy()
     # An empty component keeps a finite field far below the others: it is never chosen.
     log_pi = np.maximum(log_weights, -700.0)
@@ -69,8 +71,15 @@ def posterior_backward_params(w: np.ndarray, log_weights: np.ndarray,
     return wbar, abar
 
 
-def em_initial_params(X: object, n_hidden: int, seed: int | None = 0, *, n_iter: int = 100,
-                      n_init: int = 1, backward: str = "prior") -> dict[str, np.ndarray]:
+def em_initial_params(
+    X: object,
+    n_hidden: int,
+    seed: int | None = 0,
+    *,
+    n_iter: int = 100,
+    n_init: int = 1,
+    backward: str = "prior",
+) -> dict[str, np.ndarray]:
     """Initial one-hot machine parameters from an EM Bernoulli mixture (data-dependent init).
 
     Fits :class:`nemm.baselines.BernoulliMixture` (k-means++ seeding, at most ``n_iter`` EM
@@ -114,8 +123,9 @@ def em_initial_params(X: object, n_hidden: int, seed: int | None = 0, *, n_iter:
     Xb = as_binary_matrix(X, "X")
     if isinstance(n_hidden, bool) or not isinstance(n_hidden, (int, np.integer)) or n_hidden < 1:
         raise ValueError(f"n_hidden must be a positive integer, got {n_hidden!r}")
-    mix = BernoulliMixture(n_components=int(n_hidden), n_init=n_init, max_iter=n_iter,
-                           random_state=seed).fit(Xb)
+    mix = BernoulliMixture(n_components=int(n_hidden), n_init=n_init, max_iter=n_iter, random_state=seed).fit(
+        Xb
+    )
     params = mix.as_machine_params()
     xbar = Xb.mean(axis=0)
     if backward == "posterior":
@@ -123,5 +133,11 @@ def em_initial_params(X: object, n_hidden: int, seed: int | None = 0, *, n_iter:
     else:
         wbar = np.zeros_like(params["w"].T)
         abar = np.maximum(params["log_weights"], -700.0)  # an empty component is never drawn
-    return {"w": params["w"], "a": params["a"], "wbar": wbar, "abar": abar, "xbar": xbar,
-            "em_loglik": float(mix.log_likelihood_)}
+    return {
+        "w": params["w"],
+        "a": params["a"],
+        "wbar": wbar,
+        "abar": abar,
+        "xbar": xbar,
+        "em_loglik": float(mix.log_likelihood_),
+    }

@@ -270,9 +270,7 @@ def log_forward_kernel(w: object, a: object, Z: object) -> np.ndarray:
     return log_A(W, av, Z, visible_states(W.shape[0])).T
 
 
-def _fields_backward(
-    Wb: np.ndarray, ab: np.ndarray, xb: np.ndarray | None, X: object
-) -> np.ndarray:
+def _fields_backward(Wb: np.ndarray, ab: np.ndarray, xb: np.ndarray | None, X: object) -> np.ndarray:
     Xm = as_binary_matrix(X, "X", Wb.shape[1]).astype(np.float64)
     if xb is not None:
         Xm = Xm - xb[None, :]
@@ -532,7 +530,15 @@ def exact_log_likelihood_gradient(
 
     def f() -> float:
         return exact_log_likelihood(
-            params["w"], params["a"], params["wbar"], params["abar"], xbar, Xm, hidden, normalization, centered
+            params["w"],
+            params["a"],
+            params["wbar"],
+            params["abar"],
+            xbar,
+            Xm,
+            hidden,
+            normalization,
+            centered,
         )
 
     grads: dict[str, np.ndarray] = {}

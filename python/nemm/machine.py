@@ -43,8 +43,15 @@ from nemm.training import (
 
 # The model file (``load``, ``register_format``) lives in nemm.model_file, shared with the RBM;
 # the names stay importable from here. ``save`` and the reader are nemm._estimator's.
-__all__ = ["Machine", "load", "approx_gradient", "register_format", "FORMAT_NAME", "FORMAT_VERSION",
-           "ENUMERATION_LIMIT"]
+__all__ = [
+    "Machine",
+    "load",
+    "approx_gradient",
+    "register_format",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "ENUMERATION_LIMIT",
+]
 
 FORMAT_NAME = "nemm-machine"
 FORMAT_VERSION = 2
@@ -62,8 +69,6 @@ ENUMERATION_LIMIT = 2**16
 
 # Settings that shape the engine: changing one after fit makes the parameters meaningless.
 _STRUCTURE = ("n_hidden", "hidden", "normalization", "centered", "tied")
-
-
 
 
 class Machine(Estimator):
@@ -204,9 +209,24 @@ class Machine(Estimator):
 
     # ------------------------------------------------------------------ settings
     _SETTINGS = (
-        "n_hidden", "hidden", "normalization", "centered", "tied", "recipe", "gradient", "learning_rate", "rho", "eps",
-        "n_epochs", "steps_per_epoch", "batch_size", "chain_steps", "n_chains",
-        "freeze_visible_bias", "random_state", "verbose",
+        "n_hidden",
+        "hidden",
+        "normalization",
+        "centered",
+        "tied",
+        "recipe",
+        "gradient",
+        "learning_rate",
+        "rho",
+        "eps",
+        "n_epochs",
+        "steps_per_epoch",
+        "batch_size",
+        "chain_steps",
+        "n_chains",
+        "freeze_visible_bias",
+        "random_state",
+        "verbose",
     )
 
     def _validate_settings(self) -> dict[str, Any]:
@@ -236,15 +256,20 @@ class Machine(Estimator):
         """The settings of the last training run, with the recipe's choices (after ``fit``)."""
         self._require_fitted()
         if any(self._cfg.get(k) is None for k in RECIPE_SETTINGS):
-            raise AttributeError("this machine has not been trained yet (from_params or a loaded file): "
-                                 "training_settings(n_samples) gives what a fit would use")
+            raise AttributeError(
+                "this machine has not been trained yet (from_params or a loaded file): "
+                "training_settings(n_samples) gives what a fit would use"
+            )
         return dict(self._cfg)
 
     def _check_training_memory(self, shape: tuple[int, int], cfg: dict[str, Any]) -> None:
         needed = _training_memory(shape[0], shape[1], cfg)
-        check_memory(needed, f"training Machine(n_hidden={cfg['n_hidden']}, n_chains={cfg['n_chains']}, "
-                             f"chain_steps={cfg['chain_steps']}) on {shape[1]} features",
-                     "use a smaller n_hidden, n_chains or chain_steps")
+        check_memory(
+            needed,
+            f"training Machine(n_hidden={cfg['n_hidden']}, n_chains={cfg['n_chains']}, "
+            f"chain_steps={cfg['chain_steps']}) on {shape[1]} features",
+            "use a smaller n_hidden, n_chains or chain_steps",
+        )
 
     @property
     def _freeze_a(self) -> bool:
@@ -315,7 +340,7 @@ class Machine(Estimator):
         abar: Any,
         xbar: Any | None = None,
         **settings: Any,
-    ) -> "Machine":
+    ) -> Machine:
         """A machine built from given parameters, ready to sample and score.
 
         Parameters
@@ -374,7 +399,13 @@ class Machine(Estimator):
     def _step_settings(self) -> tuple[Any, ...]:
         c = self._cfg
         self._require_fitted().gradient = c["gradient"]
-        return (int(c["chain_steps"]), float(c["learning_rate"]), float(c["rho"]), float(c["eps"]), self._freeze_a)
+        return (
+            int(c["chain_steps"]),
+            float(c["learning_rate"]),
+            float(c["rho"]),
+            float(c["eps"]),
+            self._freeze_a,
+        )
 
     def _batch_state(self) -> Any:
         return self._batches.state()
@@ -424,8 +455,11 @@ class Machine(Estimator):
         n_chains = as_int(n_chains, "n_chains", minimum=1, maximum=INT32_MAX, why_max=_WHY_INT32)
         burn_in = as_int(burn_in, "burn_in", minimum=0)
         bits = 0 if (codes or self.hidden == "onehot") else self.n_hidden
-        check_memory(T * n_chains * (8 + 8 + bits), f"a hidden trajectory of {n_chains} x {T} steps",
-                     "ask for fewer steps or chains")
+        check_memory(
+            T * n_chains * (8 + 8 + bits),
+            f"a hidden trajectory of {n_chains} x {T} steps",
+            "ask for fewer steps or chains",
+        )
         traj = engine.hidden_trajectory(T, n_chains, self._seed(seed), burn_in)
         out = traj.astype(np.int64) if (codes or self.hidden == "onehot") else self._codes_to_states(traj)
         return out[0] if n_chains == 1 else out
@@ -464,8 +498,11 @@ class Machine(Estimator):
         """
         engine = self._require_fitted()
         n_samples = as_int(n_samples, "n_samples", minimum=1)
-        C = min(n_samples, 64) if n_chains is None else as_int(n_chains, "n_chains", minimum=1,
-                                                                  maximum=INT32_MAX, why_max=_WHY_INT32)
+        C = (
+            min(n_samples, 64)
+            if n_chains is None
+            else as_int(n_chains, "n_chains", minimum=1, maximum=INT32_MAX, why_max=_WHY_INT32)
+        )
         burn_in = as_int(burn_in, "burn_in", minimum=0)
         thin = as_int(thin, "thin", minimum=1)
         per_chain = math.ceil(n_samples / C)
@@ -495,7 +532,9 @@ class Machine(Estimator):
     def _binary_states(self, states: Any) -> np.ndarray:
         """Binary hidden states as an (S, L) 0/1 matrix; one state may be given as a vector."""
         s = np.asarray(states)
-        return as_binary_matrix(s[None, :] if s.ndim == 1 else s, "binary hidden states", n_features=self.n_hidden)
+        return as_binary_matrix(
+            s[None, :] if s.ndim == 1 else s, "binary hidden states", n_features=self.n_hidden
+        )
 
     # ------------------------------------------------------------------ likelihood
     @locked
@@ -517,8 +556,9 @@ class Machine(Estimator):
         return engine.log_A(X, states)
 
     @locked
-    def occupancy(self, n_steps: int = 100_000, *, seed: int | None = None, n_chains: int = 1,
-                  burn_in: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    def occupancy(
+        self, n_steps: int = 100_000, *, seed: int | None = None, n_chains: int = 1, burn_in: int = 1000
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Empirical stationary occupancy pbar_e(z) of the hidden chain.
 
         Returns
@@ -603,8 +643,13 @@ class Machine(Estimator):
         arrays = {k: np.asarray(v) for k, v in engine.chain_state().items()}
         arrays.update({k: np.asarray(v) for k, v in engine.optimizer_state().items()})
         arrays["perm"] = np.asarray(perm, dtype=np.int64)
-        train = {"batch_pos": int(pos), "batch_rng": rng_state, "n_samples": int(self._batches.n),
-                 "data_sha256": self._train_data_sha, "data_source": self._data_source}
+        train = {
+            "batch_pos": int(pos),
+            "batch_rng": rng_state,
+            "n_samples": int(self._batches.n),
+            "data_sha256": self._train_data_sha,
+            "data_source": self._data_source,
+        }
         return arrays, train
 
     def _restore_training_state(self, npz: Any, train: Any, path: Path | str) -> None:

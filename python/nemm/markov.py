@@ -18,8 +18,9 @@ Conventions
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -129,7 +130,9 @@ def transition_counts(traj: object, n_states: int) -> np.ndarray:
     """
     t = _as_trajectory(traj, n_states)
     if n_states > DENSE_STATE_LIMIT:
-        raise ValueError(f"dense counts are limited to {DENSE_STATE_LIMIT} states; use transition_counts_sparse")
+        raise ValueError(
+            f"dense counts are limited to {DENSE_STATE_LIMIT} states; use transition_counts_sparse"
+        )
     return np.asarray(_core.count_transitions(t.astype(np.uint64), int(n_states)), dtype=np.float64)
 
 
@@ -576,8 +579,6 @@ def segment_error(values: object) -> tuple[float | np.ndarray, float | np.ndarra
     return mean, stderr
 
 
-
-
 # --------------------------------------------------------------------------- one block of counts
 
 
@@ -638,8 +639,9 @@ def summarize_counts(counts: object, *, pseudocount: float = 0.5, stationary: bo
 # ------------------------------------------------------------ large state spaces (sparse counts)
 
 
-def count_summary_sparse(frm: np.ndarray, to: np.ndarray, cnt: np.ndarray, n_states: int,
-                         pseudocount: float = 0.5) -> tuple[float, int, float]:
+def count_summary_sparse(
+    frm: np.ndarray, to: np.ndarray, cnt: np.ndarray, n_states: int, pseudocount: float = 0.5
+) -> tuple[float, int, float]:
     """(sigma, n_one_way, Tr(M)/S) of sparse transition counts over ``n_states`` = S states.
 
     The numbers of :func:`summarize_counts` on the dense (S, S) counts with
@@ -682,8 +684,9 @@ def count_summary_sparse(frm: np.ndarray, to: np.ndarray, cnt: np.ndarray, n_sta
     return sigma, n_one_way, float(mdiag.sum() / S)
 
 
-def summarize_trajectory(local: np.ndarray, n_states: int, pseudocount: float = 0.5
-                         ) -> tuple[float, int, float, float]:
+def summarize_trajectory(
+    local: np.ndarray, n_states: int, pseudocount: float = 0.5
+) -> tuple[float, int, float, float]:
     """(sigma, n_one_way, tau, Tr(M)/S) of chains (rows) of state labels 0..S-1.
 
     Up to :data:`DENSE_EIG_LIMIT` states: dense counts and :func:`summarize_counts`

@@ -62,11 +62,17 @@ def _as_labels(labels: object, n_classes: int | None, name: str = "labels") -> t
     """Validate class indices; return them as int64 (n_chains, T) and the number of classes."""
     arr = np.asarray(labels)
     if arr.ndim not in (1, 2):
-        raise ValueError(f"{name} must be one-dimensional (T,) or two-dimensional (n_chains, T), got shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be one-dimensional (T,) or two-dimensional (n_chains, T), got shape {arr.shape}"
+        )
     if arr.size == 0:
         raise ValueError(f"{name} is empty")
     if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
-        if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        if (
+            arr.dtype == object
+            or not np.issubdtype(arr.dtype, np.number)
+            or np.issubdtype(arr.dtype, np.complexfloating)
+        ):
             raise TypeError(f"{name} must hold integer class indices, got dtype {arr.dtype}")
         if not np.isfinite(arr).all() or not np.array_equal(arr, np.round(arr)):
             raise ValueError(f"{name} must hold integer class indices (found NaN, inf or fractions)")
@@ -146,14 +152,22 @@ def _sokal_window(rho: np.ndarray, c: float, window: str) -> tuple[float, int]:
 
 @overload
 def integrated_autocorrelation_time(
-    labels: object, n_classes: int | None = ..., *, c: float = ..., window: Literal["abs", "sokal"] = ...,
+    labels: object,
+    n_classes: int | None = ...,
+    *,
+    c: float = ...,
+    window: Literal["abs", "sokal"] = ...,
     return_window: Literal[False] = ...,
 ) -> float: ...
 
 
 @overload
 def integrated_autocorrelation_time(
-    labels: object, n_classes: int | None = ..., *, c: float = ..., window: Literal["abs", "sokal"] = ...,
+    labels: object,
+    n_classes: int | None = ...,
+    *,
+    c: float = ...,
+    window: Literal["abs", "sokal"] = ...,
     return_window: Literal[True],
 ) -> tuple[float, int]: ...
 
@@ -516,8 +530,9 @@ def mixing_measures(
     if dl.ndim != 1:
         raise ValueError(f"data_labels must be one-dimensional, got shape {dl.shape}")
     didx = _class_indices(dl, classes, "data_labels")
-    return mixing_measures_from_labels(idx, didx, classes.size, classes=classes, pseudocount=pseudocount,
-                                       window=window)
+    return mixing_measures_from_labels(
+        idx, didx, classes.size, classes=classes, pseudocount=pseudocount, window=window
+    )
 
 
 def _class_indices(values: np.ndarray, classes: np.ndarray, name: str) -> np.ndarray:
@@ -527,5 +542,7 @@ def _class_indices(values: np.ndarray, classes: np.ndarray, name: str) -> np.nda
     pos = np.clip(pos, 0, classes.size - 1)
     bad = classes[order][pos] != values
     if bad.any():
-        raise ValueError(f"{name} contain {values[bad][0]!r}, which is not among the classes {classes.tolist()}")
+        raise ValueError(
+            f"{name} contain {values[bad][0]!r}, which is not among the classes {classes.tolist()}"
+        )
     return order[pos].astype(np.int64)

@@ -16,8 +16,9 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -52,8 +53,9 @@ def npz_path(path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def metadata(fmt: str, version: int, settings: dict[str, Any], epochs_done: int,
-             history: Mapping[str, Any]) -> dict[str, Any]:
+def metadata(
+    fmt: str, version: int, settings: dict[str, Any], epochs_done: int, history: Mapping[str, Any]
+) -> dict[str, Any]:
     """The JSON header every model file starts from."""
     return {
         "format": fmt,
@@ -70,7 +72,8 @@ def history_arrays(history: Mapping[str, Any], *, keep_integers: bool) -> dict[s
     arrays = {}
     for k, v in history.items():
         is_int = keep_integers and all(
-            isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)) for x in v)
+            isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)) for x in v
+        )
         arrays[f"history/{k}"] = np.asarray(v, dtype=np.int64 if is_int and len(v) else float)
     return arrays
 
@@ -132,8 +135,10 @@ def load(path: str | os.PathLike[str]) -> Any:
         except ValueError as exc:
             if "allow_pickle" not in str(exc):  # numpy's advice for object arrays is not ours to give
                 raise
-            raise ValueError(f"{path} is not a readable nemm model file: it holds Python objects (an object "
-                             "array), which nemm never unpickles") from exc
+            raise ValueError(
+                f"{path} is not a readable nemm model file: it holds Python objects (an object "
+                "array), which nemm never unpickles"
+            ) from exc
         finally:
             npz.close()
 
@@ -148,19 +153,25 @@ def read(npz: Any, path: Path | str) -> Any:
         raise ValueError(f"{path}: corrupt metadata: {exc}") from exc
     fmt = meta.get("format") if isinstance(meta, dict) else None
     if not isinstance(fmt, str) or fmt not in _FORMATS:
-        raise ValueError(f"{path} is not a nemm model file (metadata format {fmt!r} is not one of "
-                         f"{', '.join(map(repr, sorted(_FORMATS)))})")
+        raise ValueError(
+            f"{path} is not a nemm model file (metadata format {fmt!r} is not one of "
+            f"{', '.join(map(repr, sorted(_FORMATS)))})"
+        )
     return _FORMATS[fmt](npz, meta, path)
 
 
-def check_version(meta: dict[str, Any], path: Path | str, readable: Iterable[int], what: str = "model") -> int:
+def check_version(
+    meta: dict[str, Any], path: Path | str, readable: Iterable[int], what: str = "model"
+) -> int:
     """The metadata's ``format_version``, or a ValueError naming the versions this nemm reads."""
     readable = tuple(readable)
     version = meta.get("format_version")
     if version not in readable or isinstance(version, bool):
         plural = "versions" if len(readable) > 1 else "version"
-        raise ValueError(f"{path} has {what} format version {version!r}; this nemm reads {plural} "
-                         f"{', '.join(map(str, readable))}")
+        raise ValueError(
+            f"{path} has {what} format version {version!r}; this nemm reads {plural} "
+            f"{', '.join(map(str, readable))}"
+        )
     return int(version)
 
 
@@ -189,7 +200,9 @@ def read_history(npz: Any, meta: dict[str, Any]) -> tuple[dict[str, list[Any]], 
     return history, int(meta.get("epochs_done", 0))
 
 
-def read_training_arrays(npz: Any, train: Any, names: Iterable[str], path: Path | str) -> dict[str, np.ndarray]:
+def read_training_arrays(
+    npz: Any, train: Any, names: Iterable[str], path: Path | str
+) -> dict[str, np.ndarray]:
     """The ``train/<name>`` arrays of a version-2 file: all there, and the chains' of the engines' dtypes.
 
     ``train`` is the metadata's ``train`` entry, which must be a dict.

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,8 +28,22 @@ from nemm.results import as_float as _num
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.machine import Machine
 
-__all__ = ["KIND_STYLE", "REGIME_COLORS", "draw_fig2", "draw_fig3", "draw_fig4", "draw_mixing", "draw_sigma", "fig2",
-           "fig3", "fig4", "fig_mixing", "fig_sigma", "image_shape", "save_png"]
+__all__ = [
+    "KIND_STYLE",
+    "REGIME_COLORS",
+    "draw_fig2",
+    "draw_fig3",
+    "draw_fig4",
+    "draw_mixing",
+    "draw_sigma",
+    "fig2",
+    "fig3",
+    "fig4",
+    "fig_mixing",
+    "fig_sigma",
+    "image_shape",
+    "save_png",
+]
 
 #: Colours of the three regimes of :func:`nemm.reproduce.classify_regime`.
 REGIME_COLORS = {"near-equilibrium": "#1b9e77", "intermediate": "#7570b3", "cycling": "#d95f02"}
@@ -132,8 +147,15 @@ def _sigma_colors(sig: np.ndarray) -> tuple[Any, Any]:
     return colors.Normalize(vmin=lo, vmax=hi), colormaps["viridis"]
 
 
-def _draw_training_curves(ax_ll: Any, ax_sig: Any, runs: Sequence[Mapping[str, Any]], sig: np.ndarray, norm: Any,
-                          cmap: Any, em_ceiling: float | None) -> None:
+def _draw_training_curves(
+    ax_ll: Any,
+    ax_sig: Any,
+    runs: Sequence[Mapping[str, Any]],
+    sig: np.ndarray,
+    norm: Any,
+    cmap: Any,
+    em_ceiling: float | None,
+) -> None:
     """Fig. 2 (a) and (b): ln p and sigma against epoch, one line per seed coloured by its final sigma."""
     tracked = any(r.get("history", {}).get("loglik_exact") for r in runs)
     for r, s in zip(runs, sig):
@@ -144,7 +166,9 @@ def _draw_training_curves(ax_ll: Any, ax_sig: Any, runs: Sequence[Mapping[str, A
         elif h.get("loglik"):
             ax_ll.plot(np.asarray(h["epoch"]) + 1, h["loglik"], color=c, lw=0.8, alpha=0.85)
         if h.get("sigma"):
-            ax_sig.plot(np.asarray(h["diag_epoch"]) + 1, [_num(v) for v in h["sigma"]], color=c, lw=1.0, alpha=0.85)
+            ax_sig.plot(
+                np.asarray(h["diag_epoch"]) + 1, [_num(v) for v in h["sigma"]], color=c, lw=1.0, alpha=0.85
+            )
     if em_ceiling is not None and np.isfinite(em_ceiling):
         ax_ll.axhline(em_ceiling, color="k", ls="--", lw=1, label=f"EM ceiling {em_ceiling:.1f}")
         ax_ll.legend(loc="lower right", fontsize=8)
@@ -161,19 +185,39 @@ def _draw_training_curves(ax_ll: Any, ax_sig: Any, runs: Sequence[Mapping[str, A
     ax_sig.set_title("(b) entropy production during training")
 
 
-def _draw_final_quality(ax_fin: Any, runs: Sequence[Mapping[str, Any]], sig: np.ndarray, norm: Any, cmap: Any,
-                        em_ceiling: float | None, baselines: Sequence[Mapping[str, Any]]) -> None:
+def _draw_final_quality(
+    ax_fin: Any,
+    runs: Sequence[Mapping[str, Any]],
+    sig: np.ndarray,
+    norm: Any,
+    cmap: Any,
+    em_ceiling: float | None,
+    baselines: Sequence[Mapping[str, Any]],
+) -> None:
     """Fig. 2 (c): final ln p against final sigma, the baselines as squares and the EM ceiling."""
     ll = np.array([_num(r["loglik"]) for r in runs])
     err = np.array([_num(r.get("sigma_err")) for r in runs])
     for x, yv, e, s in zip(sig, ll, err, sig):
-        ax_fin.errorbar(x, yv, xerr=_err(e), fmt="o", ms=5,
-                        color=cmap(norm(s)) if np.isfinite(s) else "red", ecolor="0.5", capsize=2)
+        ax_fin.errorbar(
+            x,
+            yv,
+            xerr=_err(e),
+            fmt="o",
+            ms=5,
+            color=cmap(norm(s)) if np.isfinite(s) else "red",
+            ecolor="0.5",
+            capsize=2,
+        )
     # Keep the machines readable: baselines far below them are drawn at the bottom edge, with their value.
     fin = ll[np.isfinite(ll)]
-    top = max(list(fin) + ([em_ceiling] if em_ceiling is not None and np.isfinite(em_ceiling) else [])) \
-        if fin.size else 0.0
-    bottom = (float(fin.min()) if fin.size else top) - 0.15 * max(top - (float(fin.min()) if fin.size else top), 2.0)
+    top = (
+        max(list(fin) + ([em_ceiling] if em_ceiling is not None and np.isfinite(em_ceiling) else []))
+        if fin.size
+        else 0.0
+    )
+    bottom = (float(fin.min()) if fin.size else top) - 0.15 * max(
+        top - (float(fin.min()) if fin.size else top), 2.0
+    )
     _draw_baselines(ax_fin, baselines, bottom)
     if fin.size:
         span = max(top - bottom, 1.0)
@@ -191,16 +235,33 @@ def _draw_baselines(ax_fin: Any, baselines: Sequence[Mapping[str, Any]], bottom:
     """The baselines of Fig. 2 (c): squares, or a marker with its value at ``bottom`` when below it."""
     for i, b in enumerate(baselines):
         bl = _num(b["loglik"])
-        name = {"rbm": "RBM (equilibrium)", "tied": "tied machine (eqs. 16-17)"}.get(str(b.get("kind", "tied")),
-                                                                                    str(b.get("kind")))
+        name = {"rbm": "RBM (equilibrium)", "tied": "tied machine (eqs. 16-17)"}.get(
+            str(b.get("kind", "tied")), str(b.get("kind"))
+        )
         label = name if i == 0 else None
         if np.isfinite(bl) and bl < bottom:
-            ax_fin.plot(_num(b["sigma"]), bottom, marker="v", ms=8, color="k", mfc="white", ls="none", label=label)
-            ax_fin.annotate(f"{b.get('kind', 'tied')} seed {b.get('seed', i)}: ln p = {bl:.1f}", (_num(b["sigma"]), bottom),
-                            xytext=(8, 4 + 11 * i), textcoords="offset points", fontsize=7)
+            ax_fin.plot(
+                _num(b["sigma"]), bottom, marker="v", ms=8, color="k", mfc="white", ls="none", label=label
+            )
+            ax_fin.annotate(
+                f"{b.get('kind', 'tied')} seed {b.get('seed', i)}: ln p = {bl:.1f}",
+                (_num(b["sigma"]), bottom),
+                xytext=(8, 4 + 11 * i),
+                textcoords="offset points",
+                fontsize=7,
+            )
         else:
-            ax_fin.errorbar(_num(b["sigma"]), bl, xerr=_err(b.get("sigma_err")), fmt="s", ms=6, color="k",
-                            mfc="white", capsize=2, label=label)
+            ax_fin.errorbar(
+                _num(b["sigma"]),
+                bl,
+                xerr=_err(b.get("sigma_err")),
+                fmt="s",
+                ms=6,
+                color="k",
+                mfc="white",
+                capsize=2,
+                label=label,
+            )
 
 
 # --------------------------------------------------------------------------- Fig. 3
@@ -218,8 +279,10 @@ def fig3(
     shape: tuple[int, int] | None = None,
 ) -> Path:
     """Save :func:`draw_fig3` of ``machine`` as PNG at ``path``."""
-    return save_png(draw_fig3(machine, occupancy=occupancy, M=M, n_steps=n_steps, seed=seed, title=title,
-                              shape=shape), path)
+    return save_png(
+        draw_fig3(machine, occupancy=occupancy, M=M, n_steps=n_steps, seed=seed, title=title, shape=shape),
+        path,
+    )
 
 
 def draw_fig3(
@@ -263,8 +326,17 @@ def draw_fig3(
     shp = shape or image_shape(int(machine.n_visible_))
     ncol = max(int(machine.n_hidden), int(n_steps))
     fig = _figure(figsize=(max(1.25 * ncol, 10), 10))
-    gs = fig.add_gridspec(5, ncol, height_ratios=[1, 1, 2.2, 1, 1], hspace=0.45, wspace=0.15,
-                          left=0.06, right=0.97, top=0.92, bottom=0.03)
+    gs = fig.add_gridspec(
+        5,
+        ncol,
+        height_ratios=[1, 1, 2.2, 1, 1],
+        hspace=0.45,
+        wspace=0.15,
+        left=0.06,
+        right=0.97,
+        top=0.92,
+        bottom=0.03,
+    )
     _draw_weight_images(fig, gs, machine, occ, shp)
     _draw_bias_and_M(fig, gs, machine.abar_, Mx, ncol)
     _draw_trajectory(fig, gs, mu, X, Z, shp)
@@ -272,15 +344,18 @@ def draw_fig3(
     return fig
 
 
-def _occupancy_and_M(machine: Machine, occupancy: Sequence[float] | None, M: Sequence[Sequence[float]] | None,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _occupancy_and_M(
+    machine: Machine, occupancy: Sequence[float] | None, M: Sequence[Sequence[float]] | None, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The given occupancy and M, the missing ones estimated from a 2e4-step chain."""
     from nemm import diagnostics as diag
 
     if occupancy is None or M is None:
         ts = diag.transition_statistics(machine, 20_000, n_chains=2, seed=seed, n_segments=4)
-        return (np.asarray(ts.pbar_e if occupancy is None else occupancy, dtype=float),
-                np.asarray(ts.M if M is None else M, dtype=float))
+        return (
+            np.asarray(ts.pbar_e if occupancy is None else occupancy, dtype=float),
+            np.asarray(ts.M if M is None else M, dtype=float),
+        )
     return np.asarray(occupancy, dtype=float), np.asarray(M, dtype=float)
 
 
@@ -322,8 +397,15 @@ def _draw_bias_and_M(fig: Any, gs: Any, abar: np.ndarray, Mx: np.ndarray, ncol: 
     if L <= 12:
         for i in range(L):
             for j in range(L):
-                ax_m.text(j, i, f"{Mx[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                          color="white" if Mx[i, j] > 0.55 else "black")
+                ax_m.text(
+                    j,
+                    i,
+                    f"{Mx[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if Mx[i, j] > 0.55 else "black",
+                )
     ax_m.set_xticks(np.arange(L)), ax_m.set_yticks(np.arange(L))
     ax_m.set_xlabel("next state z")
     ax_m.set_ylabel("state z'")
@@ -331,7 +413,9 @@ def _draw_bias_and_M(fig: Any, gs: Any, abar: np.ndarray, Mx: np.ndarray, ncol: 
     fig.colorbar(im, ax=ax_m, fraction=0.046, pad=0.04)
 
 
-def _draw_trajectory(fig: Any, gs: Any, mu: np.ndarray, X: np.ndarray, Z: np.ndarray, shp: tuple[int, int]) -> None:
+def _draw_trajectory(
+    fig: Any, gs: Any, mu: np.ndarray, X: np.ndarray, Z: np.ndarray, shp: tuple[int, int]
+) -> None:
     """Fig. 3, rows 4 and 5: the mean images ``mu_{x|z(t)}`` and the samples ``x(t+1) ~ A(z(t), .)``."""
     for t in range(len(Z)):
         ax = fig.add_subplot(gs[3, t])
@@ -379,9 +463,11 @@ def draw_fig4(runs: Sequence[Mapping[str, Any]], *, L: int) -> Any:
     shown = np.isfinite(sig) & (sig > 0)
     fig = _figure(figsize=(15, 4.5), layout="constrained")
     axes = fig.subplots(1, 3)
-    keys = [("class_kl", None, "class KL(P_data ‖ P_model) (nats)"),
-            ("tau", "tau_err", "decorrelation time τ (steps)"),
-            ("self_transition", "self_transition_err", "Tr(M)/L")]
+    keys = [
+        ("class_kl", None, "class KL(P_data ‖ P_model) (nats)"),
+        ("tau", "tau_err", "decorrelation time τ (steps)"),
+        ("self_transition", "self_transition_err", "Tr(M)/L"),
+    ]
     used_regimes: set[str] = set()
     for ax, (key, ekey, label) in zip(axes, keys):
         vals = np.array([_num(r.get(key)) for r in runs])
@@ -389,8 +475,9 @@ def draw_fig4(runs: Sequence[Mapping[str, Any]], *, L: int) -> Any:
         finite_vals = vals[shown & np.isfinite(vals)]
         top = float(finite_vals.max()) if finite_vals.size else 1.0
         positive = finite_vals[finite_vals > 0]
-        log_y = bool(positive.size and positive.size == finite_vals.size
-                     and positive.max() / positive.min() > 30)
+        log_y = bool(
+            positive.size and positive.size == finite_vals.size and positive.max() / positive.min() > 30
+        )
         for i in np.flatnonzero(shown):
             reg = str(runs[int(i)].get("regime", ""))
             color = REGIME_COLORS.get(reg, "C0")
@@ -405,7 +492,9 @@ def draw_fig4(runs: Sequence[Mapping[str, Any]], *, L: int) -> Any:
             ye: Any = _err(errs[i])
             if ye is not None and log_y:  # a log axis cannot show a bar through zero: clip the lower arm
                 ye = np.array([[min(ye, 0.9 * v)], [ye]])
-            ax.errorbar(sig[i], v, xerr=_err(xe), yerr=ye, fmt="o", ms=5, color=color, ecolor="0.6", capsize=2)
+            ax.errorbar(
+                sig[i], v, xerr=_err(xe), yerr=ye, fmt="o", ms=5, color=color, ecolor="0.6", capsize=2
+            )
         ax.set_xscale("log")
         if log_y:
             ax.set_yscale("log")
@@ -414,8 +503,11 @@ def draw_fig4(runs: Sequence[Mapping[str, Any]], *, L: int) -> Any:
     axes[2].axhline(1.0 / L, color="k", ls="--", lw=1, label=f"random: 1/L = {1.0 / L:.3f}")
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], marker="o", ls="none", color=REGIME_COLORS[r], label=r)
-               for r in REGIME_COLORS if r in used_regimes]
+    handles = [
+        Line2D([], [], marker="o", ls="none", color=REGIME_COLORS[r], label=r)
+        for r in REGIME_COLORS
+        if r in used_regimes
+    ]
     handles.append(Line2D([], [], color="k", ls="--", label=f"random: 1/L = {1.0 / L:.3f}"))
     axes[2].legend(handles=handles, fontsize=8, loc="best")
     axes[0].set_title("(a) class-distribution KL (eq. 22)")
@@ -465,25 +557,69 @@ def draw_mixing(models: Sequence[Mapping[str, Any]]) -> Any:
         ll = np.array([_num(r["loglik"]) for r in rs])
         t = np.array([_num(r.get("tau_int_class")) for r in rs])
         finite = np.isfinite(t) & (t >= lo)
-        ax.scatter(ll[finite], t[finite], marker=marker, color=color, s=60 if kind == "mixture" else 36,
-                   edgecolor="k", linewidth=0.4, label=f"{label} ({len(rs)})", zorder=3, gid=f"{kind}:finite")
+        ax.scatter(
+            ll[finite],
+            t[finite],
+            marker=marker,
+            color=color,
+            s=60 if kind == "mixture" else 36,
+            edgecolor="k",
+            linewidth=0.4,
+            label=f"{label} ({len(rs)})",
+            zorder=3,
+            gid=f"{kind}:finite",
+        )
         top = np.isinf(t) & (t > 0)
         if top.any():
             any_inf = True
-            ax.scatter(ll[top], np.full(top.sum(), hi), marker="^", color=color, s=70, edgecolor="k",
-                       linewidth=0.6, clip_on=False, zorder=4, gid=f"{kind}:inf")
+            ax.scatter(
+                ll[top],
+                np.full(top.sum(), hi),
+                marker="^",
+                color=color,
+                s=70,
+                edgecolor="k",
+                linewidth=0.6,
+                clip_on=False,
+                zorder=4,
+                gid=f"{kind}:inf",
+            )
         low = np.isfinite(t) & (t < lo)
         if low.any():
             any_low = True
-            ax.scatter(ll[low], np.full(low.sum(), lo), marker="v", color=color, s=70, edgecolor="k",
-                       linewidth=0.6, clip_on=False, zorder=4, gid=f"{kind}:low")
+            ax.scatter(
+                ll[low],
+                np.full(low.sum(), lo),
+                marker="v",
+                color=color,
+                s=70,
+                edgecolor="k",
+                linewidth=0.6,
+                clip_on=False,
+                zorder=4,
+                gid=f"{kind}:low",
+            )
     ax.set_yscale("log")
     ax.set_ylim(lo, hi)
     ax.axhline(1.0, color="0.5", ls=":", lw=1)
     if any_inf:
-        ax.scatter([], [], marker="^", color="w", edgecolor="k", label="▲ at the top edge: τ = ∞ (stuck in one class)")
+        ax.scatter(
+            [],
+            [],
+            marker="^",
+            color="w",
+            edgecolor="k",
+            label="▲ at the top edge: τ = ∞ (stuck in one class)",
+        )
     if any_low:
-        ax.scatter([], [], marker="v", color="w", edgecolor="k", label=f"▼ at the bottom edge: τ < {lo:.2g}, or ≤ 0 (anti-correlated)")
+        ax.scatter(
+            [],
+            [],
+            marker="v",
+            color="w",
+            edgecolor="k",
+            label=f"▼ at the bottom edge: τ < {lo:.2g}, or ≤ 0 (anti-correlated)",
+        )
     ax.set_xlabel("exact ln p(x) (nats/digit)")
     ax.set_ylabel("τ_int of the sample class (steps, Sokal window)")
     ax.set_title("Mixing at comparable likelihood (dotted: i.i.d. = 1)")
@@ -513,10 +649,20 @@ def draw_sigma(models: Sequence[Mapping[str, Any]]) -> Any:
         for ax, key in ((ax_rb, "sigma_rao_blackwell_curve"), (ax_ct, "sigma_counting_curve")):
             c = r.get(key)
             if c and len(c.get("n", [])):
-                ax.plot(c["n"], [_num(v) for v in c["sigma"]], color=color, alpha=0.6, lw=1, marker=marker,
-                        ms=3, label=lab)
-    for ax, xl, title in ((ax_rb, "draws per hidden state", "model's own σ (Rao–Blackwell M)"),
-                          (ax_ct, "chain length (steps per chain)", "counting estimator (paper)")):
+                ax.plot(
+                    c["n"],
+                    [_num(v) for v in c["sigma"]],
+                    color=color,
+                    alpha=0.6,
+                    lw=1,
+                    marker=marker,
+                    ms=3,
+                    label=lab,
+                )
+    for ax, xl, title in (
+        (ax_rb, "draws per hidden state", "model's own σ (Rao–Blackwell M)"),
+        (ax_ct, "chain length (steps per chain)", "counting estimator (paper)"),
+    ):
         ax.set_xscale("log")
         ax.set_xlabel(xl)
         ax.set_ylabel("σ (nats/step)")

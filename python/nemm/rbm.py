@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -69,11 +70,15 @@ def validate_settings(params: Mapping[str, Any]) -> dict[str, Any]:
     if c["hidden"] == "onehot":
         as_int(c["n_hidden"], "n_hidden", minimum=2)
     else:
-        as_int(c["n_hidden"], "n_hidden", maximum=63, why_max=" for a binary hidden layer (2**n_hidden states)")
+        as_int(
+            c["n_hidden"], "n_hidden", maximum=63, why_max=" for a binary hidden layer (2**n_hidden states)"
+        )
     states = n_states_of(c["n_hidden"], c["hidden"])
     if c["gradient"] == "exact" and states > EXACT_MAX_STATES:
-        raise ValueError(f"gradient='exact' enumerates the hidden layer: at most {EXACT_MAX_STATES} states, "
-                         f"this one has {states}; use gradient='pcd'")
+        raise ValueError(
+            f"gradient='exact' enumerates the hidden layer: at most {EXACT_MAX_STATES} states, "
+            f"this one has {states}; use gradient='pcd'"
+        )
     if c["gradient"] == "auto":
         c["gradient_used"] = "exact" if states <= EXACT_MAX_STATES else "pcd"
     else:
@@ -158,8 +163,22 @@ class RBM(Estimator):
     """
 
     _SETTINGS = (
-        "n_hidden", "hidden", "optimizer", "learning_rate", "n_epochs", "batch_size", "centered",
-        "gradient", "pcd_steps", "n_chains", "beta1", "beta2", "rho", "eps", "random_state", "verbose",
+        "n_hidden",
+        "hidden",
+        "optimizer",
+        "learning_rate",
+        "n_epochs",
+        "batch_size",
+        "centered",
+        "gradient",
+        "pcd_steps",
+        "n_chains",
+        "beta1",
+        "beta2",
+        "rho",
+        "eps",
+        "random_state",
+        "verbose",
     )
 
     def __init__(
@@ -215,7 +234,9 @@ class RBM(Estimator):
     @property
     def n_states(self) -> int:
         """Number of hidden states: L (one-hot) or 2**L (binary)."""
-        return n_states_of(as_int(self.n_hidden, "n_hidden"), setting(RBM_SETTINGS, "hidden").check(self.hidden))
+        return n_states_of(
+            as_int(self.n_hidden, "n_hidden"), setting(RBM_SETTINGS, "hidden").check(self.hidden)
+        )
 
     @property
     def gradient_(self) -> str:
@@ -256,7 +277,7 @@ class RBM(Estimator):
         self._sampler = None
 
     @classmethod
-    def from_params(cls, w: Any, a: Any, abar: Any, xbar: Any | None = None, **settings: Any) -> "RBM":
+    def from_params(cls, w: Any, a: Any, abar: Any, xbar: Any | None = None, **settings: Any) -> RBM:
         """An RBM built from given parameters, ready to sample and score.
 
         Parameters
@@ -329,8 +350,10 @@ class RBM(Estimator):
     # ------------------------------------------------------------------ likelihood
     def _require_enumerable(self) -> None:
         if self.n_states > _SCORE_MAX_STATES:
-            raise ValueError(f"the exact ln Z enumerates the hidden layer: at most {_SCORE_MAX_STATES} states, "
-                             f"this RBM has {self.n_states}")
+            raise ValueError(
+                f"the exact ln Z enumerates the hidden layer: at most {_SCORE_MAX_STATES} states, "
+                f"this RBM has {self.n_states}"
+            )
 
     @locked
     def log_partition(self) -> float:
@@ -365,9 +388,17 @@ class RBM(Estimator):
         """The engine's chain with tied weights and no centering: this RBM's Gibbs sampler."""
 
         if self._sampler is None:
-            self._sampler = Machine.from_params(self.w_, self.a_, None, self.abar_, self.xbar_,
-                                                hidden=self._structure["hidden"], centered=False, tied=True,
-                                                random_state=as_seed(self.random_state, "random_state"))
+            self._sampler = Machine.from_params(
+                self.w_,
+                self.a_,
+                None,
+                self.abar_,
+                self.xbar_,
+                hidden=self._structure["hidden"],
+                centered=False,
+                tied=True,
+                random_state=as_seed(self.random_state, "random_state"),
+            )
         return self._sampler
 
     @locked
@@ -400,8 +431,9 @@ class RBM(Estimator):
         X : ndarray of uint8, (n_samples, D)
         Z : ndarray, the hidden state that generated each sample, only with ``return_hidden``
         """
-        return self._gibbs().sample(n_samples, burn_in=burn_in, thin=thin, n_chains=n_chains, seed=seed,
-                                    return_hidden=return_hidden)
+        return self._gibbs().sample(
+            n_samples, burn_in=burn_in, thin=thin, n_chains=n_chains, seed=seed, return_hidden=return_hidden
+        )
 
     # ------------------------------------------------------------------ persistence
     def _file_settings(self) -> dict[str, Any]:
@@ -430,14 +462,17 @@ class RBM(Estimator):
     def _restore_training_state(self, npz: Any, train: Any, path: Path | str) -> None:
         """Optimizer, centering offset, chains and minibatch-order stream of a version-2 file, back in."""
         chains = isinstance(train, dict) and bool(train.get("chains"))
-        a = model_file.read_training_arrays(npz, train, _OPTIMIZER_ARRAYS + (CHAIN_ARRAYS if chains else ()), path)
+        a = model_file.read_training_arrays(
+            npz, train, _OPTIMIZER_ARRAYS + (CHAIN_ARRAYS if chains else ()), path
+        )
         engine = self._require_fitted()
         try:
             t = as_int(train.get("t"), "train.t", minimum=0)
             opt = {k: np.asarray(a[k], dtype=float) for k in _OPTIMIZER_ARRAYS}
             self._set_optimizer(engine)
-            engine.set_optimizer_state(t, opt["mw"], opt["vw"], opt["ma"], opt["va"], opt["mh"], opt["vh"],
-                                       opt["lambda"])
+            engine.set_optimizer_state(
+                t, opt["mw"], opt["vw"], opt["ma"], opt["va"], opt["mh"], opt["vh"], opt["lambda"]
+            )
             if chains:
                 engine.set_chain_state(a["visible"], a["z"], a["rng"], a["lanes"])
             order = train.get("order_rng")

@@ -15,14 +15,24 @@ import io
 import json
 import math
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from nemm._io import atomic_open
 
-__all__ = ["as_float", "csv_text", "csv_value", "to_json", "to_jsonable", "write_csv", "write_json", "write_text"]
+__all__ = [
+    "as_float",
+    "csv_text",
+    "csv_value",
+    "to_json",
+    "to_jsonable",
+    "write_csv",
+    "write_json",
+    "write_text",
+]
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -34,8 +44,11 @@ def to_jsonable(obj: Any) -> Any:
     ``"inf"``, ``"-inf"`` and ``"nan"``, paths strings.
     """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                if f.metadata.get("json", True)}
+        return {
+            f.name: to_jsonable(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if f.metadata.get("json", True)
+        }
     if isinstance(obj, Mapping):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if hasattr(obj, "_asdict"):

@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from nemm._settings import MIXING_STEPS  # the default length of the mixing chain (samples per chain)
 from nemm.baselines import BernoulliMixture
 from nemm.classifier import BernoulliNaiveBayes
-from nemm._settings import MIXING_STEPS  # the default length of the mixing chain (samples per chain)
 from nemm.mixing import Classifier, MixingMeasures, mixing_measures
 
 __all__ = ["MIXING_STEPS", "mixing_of"]
@@ -73,7 +73,9 @@ def mixing_of(
     T = int(n_steps)
     C = int(n_chains)
     if T < 2 or C < 1:
-        raise ValueError(f"need n_steps >= 2 and n_chains >= 1, got n_steps={n_steps!r}, n_chains={n_chains!r}")
+        raise ValueError(
+            f"need n_steps >= 2 and n_chains >= 1, got n_steps={n_steps!r}, n_chains={n_chains!r}"
+        )
     clf = classifier if classifier is not None else BernoulliNaiveBayes().fit(X, y)
     if isinstance(model, BernoulliMixture):
         draws, _ = model.sample(C * T, random_state=seed)
@@ -83,5 +85,7 @@ def mixing_of(
         draws = model.sample(C * T, n_chains=C, thin=1, burn_in=int(burn_in), seed=seed)
         samples = np.asarray(draws).reshape(C, T, -1)
     else:
-        raise TypeError(f"mixing_of needs a Machine, an RBM or a BernoulliMixture, got {type(model).__name__}")
+        raise TypeError(
+            f"mixing_of needs a Machine, an RBM or a BernoulliMixture, got {type(model).__name__}"
+        )
     return mixing_measures(samples, clf, y, window=window)

@@ -39,10 +39,11 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -106,14 +107,19 @@ def load_data(data: DataConfig) -> tuple[np.ndarray, np.ndarray | None, str]:
     if data.path is None or (data.path.is_dir() and any(data.path.glob("*-idx1-ubyte*"))):
         # "all": the ten digits (the full test split is 10,000 images, read from NEMM_DATA or the cache).
         digits = tuple(range(10)) if data.all_digits else (data.digits if data.digits is not None else DIGITS)
-        per_class = None if data.all_per_class else (data.per_class if data.per_class is not None else PER_CLASS)
+        per_class = (
+            None if data.all_per_class else (data.per_class if data.per_class is not None else PER_CLASS)
+        )
         if data.path is None:
-            X, y = datasets.load_digits(digits, per_class, split=data.split or "test", threshold=data.threshold)
+            X, y = datasets.load_digits(
+                digits, per_class, split=data.split or "test", threshold=data.threshold
+            )
             where = "embedded/cached MNIST"
         else:
             split = data.split or ("test" if any(data.path.glob("t10k-images*")) else "train")
-            X, y = datasets.load_digits(digits, per_class, split=split, directory=data.path,
-                                        threshold=data.threshold, download=False)
+            X, y = datasets.load_digits(
+                digits, per_class, split=split, directory=data.path, threshold=data.threshold, download=False
+            )
             where = f"MNIST {split} split in {data.path}"
         return X, y, f"{where}, digits {','.join(map(str, digits))} ({len(X)} images)"
     X = datasets.load_binary(data.path, threshold=data.threshold)
@@ -126,10 +132,17 @@ def load_data(data: DataConfig) -> tuple[np.ndarray, np.ndarray | None, str]:
                     raise ValueError(f"{data.path}: labels y have shape {y.shape}, expected ({len(X)},)")
     if data.digits is not None or data.per_class is not None or (data.all_digits and y is not None):
         if y is None:
-            raise ValueError(f"{data.path}: [data] digits/per_class select by label, but the file has no labels y")
-        X, y = datasets.select_digits(X, y, data.digits if data.digits is not None else np.unique(y).tolist(),
-                                      data.per_class)
-    return X, y, f"{data.path} ({X.shape[0]} rows of {X.shape[1]} bits{', labelled' if y is not None else ''})"
+            raise ValueError(
+                f"{data.path}: [data] digits/per_class select by label, but the file has no labels y"
+            )
+        X, y = datasets.select_digits(
+            X, y, data.digits if data.digits is not None else np.unique(y).tolist(), data.per_class
+        )
+    return (
+        X,
+        y,
+        f"{data.path} ({X.shape[0]} rows of {X.shape[1]} bits{', labelled' if y is not None else ''})",
+    )
 
 
 # --------------------------------------------------------------------------- run specs
@@ -178,13 +191,23 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def run_id(settings: Mapping[str, Any], diagnostics: Mapping[str, Any], baselines: Mapping[str, Any],
-           checksum: str, version: str | None = None) -> str:
+def run_id(
+    settings: Mapping[str, Any],
+    diagnostics: Mapping[str, Any],
+    baselines: Mapping[str, Any],
+    checksum: str,
+    version: str | None = None,
+) -> str:
     """A 16-hex-digit hash of a run's full settings, the data's checksum and the nemm version."""
     if version is None:
         from nemm import __version__ as version
-    doc = {"settings": {k: _jsonable(v) for k, v in settings.items()}, "diagnostics": dict(diagnostics),
-           "baselines": dict(baselines), "data": checksum, "nemm": version}
+    doc = {
+        "settings": {k: _jsonable(v) for k, v in settings.items()},
+        "diagnostics": dict(diagnostics),
+        "baselines": dict(baselines),
+        "data": checksum,
+        "nemm": version,
+    }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -206,16 +229,34 @@ class RunList:
         self.specs: list[RunSpec] = []
         self._seen: set[str] = set()
 
-    def add(self, kind: str, settings: Mapping[str, Any], swept: dict[str, Any], seed: int,
-            baselines: dict[str, Any]) -> None:
+    def add(
+        self,
+        kind: str,
+        settings: Mapping[str, Any],
+        swept: dict[str, Any],
+        seed: int,
+        baselines: dict[str, Any],
+    ) -> None:
         """List a run of ``kind`` (the id of a run of another kind than nemm hashes its kind too)."""
         plain = {k: _jsonable(v) for k, v in settings.items()}
-        rid = run_id(plain if kind == "nemm" else {**plain, "kind": kind}, self.diagnostics, baselines, self.checksum)
+        rid = run_id(
+            plain if kind == "nemm" else {**plain, "kind": kind}, self.diagnostics, baselines, self.checksum
+        )
         if rid not in self._seen:
             self._seen.add(rid)
-            self.specs.append(RunSpec(index=len(self.specs), settings=plain, swept=swept, seed=int(seed),
-                                      diagnostics=self.diagnostics, baselines=baselines, data_checksum=self.checksum,
-                                      run_id=rid, kind=kind))
+            self.specs.append(
+                RunSpec(
+                    index=len(self.specs),
+                    settings=plain,
+                    swept=swept,
+                    seed=int(seed),
+                    diagnostics=self.diagnostics,
+                    baselines=baselines,
+                    data_checksum=self.checksum,
+                    run_id=rid,
+                    kind=kind,
+                )
+            )
 
 
 def expand(config: SweepConfig, checksum: str) -> list[RunSpec]:
@@ -242,7 +283,9 @@ def _derived_seed(seed: int | None, stream: int) -> int:
     return int(derive_seed(0 if seed is None else int(seed), stream))
 
 
-def measure(machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: Mapping[str, Any]) -> dict[str, Any]:
+def measure(
+    machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: Mapping[str, Any]
+) -> dict[str, Any]:
     """The requested measures of one trained machine (the one call into the diagnostics).
 
     Up to :data:`~nemm.markov.DENSE_STATE_LIMIT` hidden states this is
@@ -260,15 +303,28 @@ def measure(machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: 
     if machine.n_states > DENSE_STATE_LIMIT:
         out.update(_measure_large(machine, X, labelled, diagnostics_cfg))
     else:
-        d = diagnostics.diagnose(machine, X, labelled, n_steps=int(diagnostics_cfg["diagnostic_steps"]),
-                                 n_chains=int(diagnostics_cfg["n_chains"]),
-                                 pseudocount=float(diagnostics_cfg["pseudocount"]),
-                                 seed=_derived_seed(machine.random_state, 1), rao_blackwell_draws=0)
+        d = diagnostics.diagnose(
+            machine,
+            X,
+            labelled,
+            n_steps=int(diagnostics_cfg["diagnostic_steps"]),
+            n_chains=int(diagnostics_cfg["n_chains"]),
+            pseudocount=float(diagnostics_cfg["pseudocount"]),
+            seed=_derived_seed(machine.random_state, 1),
+            rao_blackwell_draws=0,
+        )
         ok = machine.n_states <= ENUMERABLE_STATES and d.loglik_exact is not None
-        out.update(loglik=float(d.loglik_exact) if ok else math.nan, sigma=d.sigma, sigma_err=d.sigma_err,
-                   n_one_way=d.n_one_way, tau=d.tau, tau_err=d.tau_err, trace=d.self_transition,
-                   trace_err=d.self_transition_err,
-                   class_kl=d.class_kl.kl if d.class_kl is not None else math.nan)
+        out.update(
+            loglik=float(d.loglik_exact) if ok else math.nan,
+            sigma=d.sigma,
+            sigma_err=d.sigma_err,
+            n_one_way=d.n_one_way,
+            tau=d.tau,
+            tau_err=d.tau_err,
+            trace=d.self_transition,
+            trace_err=d.self_transition_err,
+            class_kl=d.class_kl.kl if d.class_kl is not None else math.nan,
+        )
     keep = {c for m in measures if m != "mixing" for c in _MEASURE_COLUMNS[m]}
     out = {k: v for k, v in out.items() if k in keep}
     if "mixing" in measures:
@@ -298,13 +354,14 @@ def _class_kl_large(machine: Any, X: np.ndarray, y: np.ndarray, codes: np.ndarra
     block = max(1, _LOG_A_BLOCK_BYTES // (8 * S))
     assignment = np.empty(len(X), dtype=np.int64)
     for lo in range(0, len(X), block):
-        LA = machine.log_A(X[lo:lo + block], states)
-        assignment[lo:lo + block] = np.argmax(lp[None, :] + LA, axis=1)
+        LA = machine.log_A(X[lo : lo + block], states)
+        assignment[lo : lo + block] = np.argmax(lp[None, :] + LA, axis=1)
     return class_kl_from_assignment(assignment, y, pbar)
 
 
-def _measure_large(machine: Any, X: np.ndarray, y: np.ndarray | None,
-                   diagnostics_cfg: Mapping[str, Any]) -> dict[str, Any]:
+def _measure_large(
+    machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: Mapping[str, Any]
+) -> dict[str, Any]:
     """The measures of a hidden space above DENSE_STATE_LIMIT states, from sparse counts.
 
     The chain is the one :func:`nemm.diagnostics.diagnose` runs (same seed, chains,
@@ -321,8 +378,9 @@ def _measure_large(machine: Any, X: np.ndarray, y: np.ndarray | None,
     n_segments = 10
     if T < 2 * n_segments:
         raise ValueError(f"[diagnostics] diagnostic_steps must be at least {2 * n_segments}, got {T}")
-    traj = machine.hidden_trajectory(T, seed=_derived_seed(machine.random_state, 1), n_chains=C, burn_in=1000,
-                                     codes=True)
+    traj = machine.hidden_trajectory(
+        T, seed=_derived_seed(machine.random_state, 1), n_chains=C, burn_in=1000, codes=True
+    )
     codes = np.asarray(traj).reshape(C, T).astype(np.uint64)
     uniq, inv = np.unique(codes, return_inverse=True)
     local = inv.reshape(codes.shape).astype(np.int64)
@@ -330,9 +388,15 @@ def _measure_large(machine: Any, X: np.ndarray, y: np.ndarray | None,
     sigma, n_one_way, tau, trace = summarize_trajectory(local, S, pc)
     bounds = np.linspace(0, T, n_segments + 1).astype(int)
     seg = np.array([summarize_trajectory(local[:, lo:hi], S, pc) for lo, hi in zip(bounds[:-1], bounds[1:])])
-    out: dict[str, Any] = {"sigma": sigma, "sigma_err": segment_error(seg[:, 0])[1], "n_one_way": n_one_way,
-                           "tau": tau, "tau_err": segment_error(seg[:, 2])[1], "trace": trace,
-                           "trace_err": segment_error(seg[:, 3])[1]}
+    out: dict[str, Any] = {
+        "sigma": sigma,
+        "sigma_err": segment_error(seg[:, 0])[1],
+        "n_one_way": n_one_way,
+        "tau": tau,
+        "tau_err": segment_error(seg[:, 2])[1],
+        "trace": trace,
+        "trace_err": segment_error(seg[:, 3])[1],
+    }
     occ = np.bincount(local.ravel(), minlength=S) / local.size
     if "loglik" not in diagnostics_cfg["measures"]:
         pass
@@ -346,16 +410,24 @@ def _measure_large(machine: Any, X: np.ndarray, y: np.ndarray | None,
     return out
 
 
-def _mixing(machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: Mapping[str, Any]) -> dict[str, Any]:
+def _mixing(
+    machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: Mapping[str, Any]
+) -> dict[str, Any]:
     """Class-mixing measures of the machine's own sampling chain (needs nemm.mixing and labels)."""
     from nemm.sample_mixing import mixing_of
 
     if y is None:
         return {"tau_int_class": math.nan, "cover_time": math.nan, "class_kl_samples": math.nan}
     # One chain of consecutive samples (the shared path of nemm reproduce), not 64 chains one after another.
-    T = int(diagnostics_cfg.get("mixing_steps") or min(int(diagnostics_cfg["diagnostic_steps"]), MIXING_STEPS))
+    T = int(
+        diagnostics_cfg.get("mixing_steps") or min(int(diagnostics_cfg["diagnostic_steps"]), MIXING_STEPS)
+    )
     mm = mixing_of(machine, X, y, n_steps=T, seed=_derived_seed(machine.random_state, 2))
-    return {"tau_int_class": mm.tau_int_class, "cover_time": mm.cover_time, "class_kl_samples": mm.class_kl_samples}
+    return {
+        "tau_int_class": mm.tau_int_class,
+        "cover_time": mm.cover_time,
+        "class_kl_samples": mm.class_kl_samples,
+    }
 
 
 def baseline_values(spec: RunSpec, X: np.ndarray) -> dict[str, Any]:
@@ -366,8 +438,9 @@ def baseline_values(spec: RunSpec, X: np.ndarray) -> dict[str, Any]:
         from nemm.baselines import fit_em_ceiling
 
         # The mixture of L product-Bernoullis is the ceiling of the one-hot family only.
-        out["mixture_loglik"] = (fit_em_ceiling(X, L, n_init=3, random_state=spec.seed) if hidden == "onehot"
-                                 else math.nan)
+        out["mixture_loglik"] = (
+            fit_em_ceiling(X, L, n_init=3, random_state=spec.seed) if hidden == "onehot" else math.nan
+        )
     if spec.baselines.get("rbm"):
         from nemm.rbm import RBM
 
@@ -403,7 +476,9 @@ def _run_grid_point(spec: RunSpec, X: np.ndarray, y: np.ndarray | None) -> tuple
     return values, m
 
 
-def _train_and_measure(spec: RunSpec, X: np.ndarray, y: np.ndarray | None) -> tuple[dict[str, Any], bytes | None]:
+def _train_and_measure(
+    spec: RunSpec, X: np.ndarray, y: np.ndarray | None
+) -> tuple[dict[str, Any], bytes | None]:
     """Train one model, measure it as its report kind does, and return (values, model file bytes)."""
     values, model = report_kind(spec.diagnostics.get("report", "sweep")).run(spec, X, y)
     return values, _model_bytes(model)
@@ -419,13 +494,22 @@ def run_one(spec: RunSpec, X: np.ndarray, y: np.ndarray | None = None) -> dict[s
         ``error``, ``swept``, ``settings``, the measures, timings, ``nemm_version``) and
         ``model`` (the bytes of ``model.npz``, or None after an error).
     """
-    import nemm
     from threadpoolctl import threadpool_limits
 
-    result: dict[str, Any] = {"run_id": spec.run_id, "index": spec.index, "swept": spec.swept,
-                              "settings": spec.settings, "diagnostics": spec.diagnostics,
-                              "baselines": spec.baselines, "data_checksum": spec.data_checksum,
-                              "nemm_version": nemm.__version__, "status": "ok", "error": None}
+    import nemm
+
+    result: dict[str, Any] = {
+        "run_id": spec.run_id,
+        "index": spec.index,
+        "swept": spec.swept,
+        "settings": spec.settings,
+        "diagnostics": spec.diagnostics,
+        "baselines": spec.baselines,
+        "data_checksum": spec.data_checksum,
+        "nemm_version": nemm.__version__,
+        "status": "ok",
+        "error": None,
+    }
     model: bytes | None = None
     t0 = time.perf_counter()
     try:
@@ -489,9 +573,9 @@ class ReportKind:
 
     name: str
     expand: Callable[[SweepConfig, str], list[RunSpec]]
-    run: Callable[[RunSpec, np.ndarray, "np.ndarray | None"], tuple[dict[str, Any], Any]]
+    run: Callable[[RunSpec, np.ndarray, np.ndarray | None], tuple[dict[str, Any], Any]]
     columns: Callable[[SweepConfig], list[str]]
-    write: Callable[[SweepOutput], "dict[str, Any] | None"]
+    write: Callable[[SweepOutput], dict[str, Any] | None]
 
 
 _REPORT_KINDS: dict[str, ReportKind] = {}
@@ -537,8 +621,11 @@ def _write_grid_report(o: SweepOutput) -> None:
             _summary_figure(o.config, o.rows, o.out / "summary.png", o.columns)
 
 
-register_report_kind(ReportKind("sweep", expand=_grid_runs, run=_run_grid_point, columns=_grid_columns,
-                                write=_write_grid_report))
+register_report_kind(
+    ReportKind(
+        "sweep", expand=_grid_runs, run=_run_grid_point, columns=_grid_columns, write=_write_grid_report
+    )
+)
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -593,8 +680,9 @@ def _row(spec: RunSpec, result: Mapping[str, Any], columns: Sequence[str]) -> di
     return row
 
 
-def _sweep_data(config: SweepConfig, data: tuple[np.ndarray, np.ndarray | None] | None
-                ) -> tuple[np.ndarray, np.ndarray | None, str]:
+def _sweep_data(
+    config: SweepConfig, data: tuple[np.ndarray, np.ndarray | None] | None
+) -> tuple[np.ndarray, np.ndarray | None, str]:
     """The data of a sweep: given ones, or the ``[data]`` table's; and their description."""
     if data is None:
         X, y, desc = load_data(config.data)
@@ -606,9 +694,20 @@ def _sweep_data(config: SweepConfig, data: tuple[np.ndarray, np.ndarray | None] 
     return X, y, desc
 
 
-def _execute(todo: list[RunSpec], n_total: int, X: np.ndarray, y: np.ndarray | None, out: Path,
-             results: dict[str, dict[str, Any]], *, workers: int | None, scheduler: Any, executor: Executor | None,
-             progress: bool, on_run: Callable[[Mapping[str, Any]], None] | None) -> int:
+def _execute(
+    todo: list[RunSpec],
+    n_total: int,
+    X: np.ndarray,
+    y: np.ndarray | None,
+    out: Path,
+    results: dict[str, dict[str, Any]],
+    *,
+    workers: int | None,
+    scheduler: Any,
+    executor: Executor | None,
+    progress: bool,
+    on_run: Callable[[Mapping[str, Any]], None] | None,
+) -> int:
     """Run ``todo`` on the backend, writing each finished run's files and result; returns the local job count."""
     from nemm import __version__ as version
 
@@ -616,11 +715,15 @@ def _execute(todo: list[RunSpec], n_total: int, X: np.ndarray, y: np.ndarray | N
     if progress and todo:
         from tqdm import tqdm
 
-        bar = tqdm(total=n_total, initial=n_total - len(todo), desc="sweep", unit="run", file=sys.stderr, leave=True)
+        bar = tqdm(
+            total=n_total, initial=n_total - len(todo), desc="sweep", unit="run", file=sys.stderr, leave=True
+        )
 
     def on_done(spec: RunSpec, got: dict[str, Any] | BaseException) -> None:
         if not isinstance(got, BaseException) and got["result"].get("nemm_version") != version:
-            got = RuntimeError(f"the worker runs nemm {got['result'].get('nemm_version')}, the driver nemm {version}")
+            got = RuntimeError(
+                f"the worker runs nemm {got['result'].get('nemm_version')}, the driver nemm {version}"
+            )
         if isinstance(got, BaseException):  # the worker died: reported, not written, run again next time
             results[spec.run_id] = {"status": "error", "error": f"worker lost: {type(got).__name__}: {got}"}
         else:
@@ -645,8 +748,15 @@ def _execute(todo: list[RunSpec], n_total: int, X: np.ndarray, y: np.ndarray | N
             if scheduler is not None:
                 run_dask(todo, X, y, scheduler, on_done, run_one)
             else:
-                n = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) \
-                    if workers is None else int(workers)
+                n = (
+                    (
+                        len(os.sched_getaffinity(0))
+                        if hasattr(os, "sched_getaffinity")
+                        else os.cpu_count() or 1
+                    )
+                    if workers is None
+                    else int(workers)
+                )
                 if n < 0:
                     raise ValueError(f"workers must be >= 0, got {n}")
                 n_jobs = max(1, n)
@@ -716,13 +826,47 @@ def run_sweep(
             results[s.run_id] = r
     todo = [s for s in specs if s.run_id not in results]
     t_runs = time.perf_counter()
-    n_jobs = _execute(todo, len(specs), X, y, out, results, workers=workers, scheduler=scheduler, executor=executor,
-                      progress=progress, on_run=on_run)
+    n_jobs = _execute(
+        todo,
+        len(specs),
+        X,
+        y,
+        out,
+        results,
+        workers=workers,
+        scheduler=scheduler,
+        executor=executor,
+        progress=progress,
+        on_run=on_run,
+    )
     run_seconds = time.perf_counter() - t_runs
     rows = [_row(s, results[s.run_id], columns) for s in specs]
-    report = kind.write(SweepOutput(config=config, out=out, specs=specs, results=results, rows=rows, columns=columns,
-                                    X=X, data_description=desc, n_jobs=n_jobs, started=t_start, protocol=protocol,
-                                    figures=figures, map_fn=executor.map if executor is not None else map))
+    report = kind.write(
+        SweepOutput(
+            config=config,
+            out=out,
+            specs=specs,
+            results=results,
+            rows=rows,
+            columns=columns,
+            X=X,
+            data_description=desc,
+            n_jobs=n_jobs,
+            started=t_start,
+            protocol=protocol,
+            figures=figures,
+            map_fn=executor.map if executor is not None else map,
+        )
+    )
     n_err = sum(r.get("status") != "ok" for r in rows)
-    return SweepResult(out=out, rows=rows, columns=columns, n_skipped=len(specs) - len(todo), n_run=len(todo),
-                       n_errors=n_err, seconds=time.perf_counter() - t_start, run_seconds=run_seconds, report=report)
+    return SweepResult(
+        out=out,
+        rows=rows,
+        columns=columns,
+        n_skipped=len(specs) - len(todo),
+        n_run=len(todo),
+        n_errors=n_err,
+        seconds=time.perf_counter() - t_start,
+        run_seconds=run_seconds,
+        report=report,
+    )

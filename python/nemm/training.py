@@ -10,7 +10,8 @@ the model modules.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,15 +22,22 @@ from nemm._settings import _WHY_INT32, HIDDEN, MACHINE_SETTINGS, NORMALIZATION, 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.machine import Machine
 
-__all__ = ["HIDDEN", "NORMALIZATION", "approx_gradient", "batch_size_schedule", "initial_weights",
-           "validate_settings"]
+__all__ = [
+    "HIDDEN",
+    "NORMALIZATION",
+    "approx_gradient",
+    "batch_size_schedule",
+    "initial_weights",
+    "validate_settings",
+]
 
 # Means of the initialization subsets are clipped here before the logit (appendix A1).
 _INIT_CLIP = 0.01
 
 
-def initial_weights(X: np.ndarray, n_hidden: int, hidden: str,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def initial_weights(
+    X: np.ndarray, n_hidden: int, hidden: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Appendix A1: the starting w (D, L) and a (D,), and the data mean xbar.
 
     One-hot: ``w[:, alpha]`` is the logit of the mean of a random 10% subset of the data (one
@@ -74,7 +82,7 @@ class _BatchStream:
         return self.perm, self.pos, self.rng.bit_generator.state
 
     @classmethod
-    def from_state(cls, perm: np.ndarray, pos: int, rng_state: dict[str, Any]) -> "_BatchStream":
+    def from_state(cls, perm: np.ndarray, pos: int, rng_state: dict[str, Any]) -> _BatchStream:
         """The stream ``state()`` described; it continues bit for bit."""
         perm = np.asarray(perm, dtype=np.int64)
         n = perm.shape[0]
@@ -195,6 +203,8 @@ def validate_settings(params: Mapping[str, Any]) -> dict[str, Any]:
     if s["tied"] and s["normalization"] != "softmax":
         raise ValueError("tied=True is the RBM Gibbs sampler and needs normalization='softmax'")
     if s["gradient"] == "rao_blackwell" and s["hidden"] != "onehot":
-        raise ValueError("gradient='rao_blackwell' weights every one-hot state; a binary hidden layer needs "
-                         "gradient='sampled' (or 'auto')")
+        raise ValueError(
+            "gradient='rao_blackwell' weights every one-hot state; a binary hidden layer needs "
+            "gradient='sampled' (or 'auto')"
+        )
     return s

@@ -20,7 +20,6 @@ Only numpy is required; reading a folder of PNG images needs Pillow (the ``image
 extra: ``pip install "nemm[images]"``).
 """
 
-
 from .files import NPZ_KEYS, load_binary, load_npy
 from .idx import read_idx
 from .mnist import (

@@ -60,7 +60,7 @@ NPZ_KEYS = ("X", "x", "data")
 
 
 def _file_kind(path: Path) -> str | None:
-    """"npy" or "npz" from the file's first bytes (never from its name), else None."""
+    """ "npy" or "npz" from the file's first bytes (never from its name), else None."""
     with open(path, "rb") as fh:
         head = fh.read(len(_NPY_MAGIC))
     if head.startswith(_NPY_MAGIC):
@@ -73,8 +73,10 @@ def _file_kind(path: Path) -> str | None:
 def _pickle_refused(exc: ValueError, where: str) -> ValueError:
     """numpy's advice on object arrays ("load it unsafely using allow_pickle=") is not ours to give."""
     if "pickle" in str(exc):
-        return ValueError(f"{where} holds Python objects (an object array), which nemm never unpickles; "
-                          "save the data as a numeric array of 0/1 values")
+        return ValueError(
+            f"{where} holds Python objects (an object array), which nemm never unpickles; "
+            "save the data as a numeric array of 0/1 values"
+        )
     return exc
 
 
@@ -125,13 +127,17 @@ def _load_scipy_sparse(path: Path) -> object:
     try:
         import scipy.sparse
     except ImportError as exc:
-        raise ImportError(f"{path} holds a scipy.sparse matrix (written by scipy.sparse.save_npz); reading it "
-                          "needs scipy: pip install scipy") from exc
+        raise ImportError(
+            f"{path} holds a scipy.sparse matrix (written by scipy.sparse.save_npz); reading it "
+            "needs scipy: pip install scipy"
+        ) from exc
     try:
         return scipy.sparse.load_npz(path)
     except (ValueError, KeyError, OSError) as exc:
-        raise ValueError(f"{path} looks like a scipy.sparse file (arrays format, shape, data) but cannot be "
-                         f"read as one: {exc}") from exc
+        raise ValueError(
+            f"{path} looks like a scipy.sparse file (arrays format, shape, data) but cannot be "
+            f"read as one: {exc}"
+        ) from exc
 
 
 def _load_npz(path: Path, key: str | None) -> object:
@@ -151,9 +157,11 @@ def _load_npz(path: Path, key: str | None) -> object:
         else:
             found = [k for k in NPZ_KEYS if k in names]
             if not found:
-                raise ValueError(f"{path} holds several arrays {names} and none is named "
-                                 f"{', '.join(NPZ_KEYS[:-1])} or {NPZ_KEYS[-1]}; choose one with key= "
-                                 "(on the command line: --key)")
+                raise ValueError(
+                    f"{path} holds several arrays {names} and none is named "
+                    f"{', '.join(NPZ_KEYS[:-1])} or {NPZ_KEYS[-1]}; choose one with key= "
+                    "(on the command line: --key)"
+                )
             chosen = found[0]
         try:
             return npz[chosen]
@@ -161,8 +169,9 @@ def _load_npz(path: Path, key: str | None) -> object:
             raise _pickle_refused(exc, f"array {chosen!r} of {path}") from exc
 
 
-def _load_png_dir(directory: Path, files: list[Path], threshold: float | None, method: str,
-                  seed: int | None) -> np.ndarray:
+def _load_png_dir(
+    directory: Path, files: list[Path], threshold: float | None, method: str, seed: int | None
+) -> np.ndarray:
     images = []
     for f in files:
         try:
@@ -178,8 +187,14 @@ def _load_png_dir(directory: Path, files: list[Path], threshold: float | None, m
     return _binarize(np.stack(images), threshold, method=method, seed=seed)
 
 
-def load_binary(path: PathLike, *, threshold: float | None = None, binarize: str = "threshold",
-                seed: int | None = None, key: str | None = None) -> np.ndarray:
+def load_binary(
+    path: PathLike,
+    *,
+    threshold: float | None = None,
+    binarize: str = "threshold",
+    seed: int | None = None,
+    key: str | None = None,
+) -> np.ndarray:
     """Load a user data set as a binary matrix.
 
     Parameters
@@ -247,7 +262,9 @@ def load_binary(path: PathLike, *, threshold: float | None = None, binarize: str
         raise ValueError(f"{path}: unsupported file type {suffix!r} (expected .npy, .npz or a directory)")
     kind = _file_kind(path)  # the content decides, as for numpy; the name only admits the file
     if kind is None:
-        why = "it does not start with the NumPy magic bytes" if suffix == ".npy" else "it is not a zip archive"
+        why = (
+            "it does not start with the NumPy magic bytes" if suffix == ".npy" else "it is not a zip archive"
+        )
         raise ValueError(f"{path} is not a valid {suffix} file: {why}")
     if kind == "npy":
         return _validated(load_npy(path), path)

@@ -50,7 +50,6 @@ class DownloadError(RuntimeError):
     """Raised when the MNIST files could not be fetched from any mirror."""
 
 
-
 # --------------------------------------------------------------------------
 # Embedded digits
 # --------------------------------------------------------------------------
@@ -171,8 +170,14 @@ def _fetch_one(url: str, dest: Path, timeout: float) -> None:
         with urllib.request.urlopen(request, timeout=timeout) as response, open(dest, "wb") as out:
             size = response.headers.get("Content-Length")
             # disable=None: a bar on terminals only, silent in logs and pipes.
-            with tqdm(total=int(size) if size and size.isdigit() else None, desc=url.rsplit("/", 1)[-1],
-                      unit="B", unit_scale=True, leave=False, disable=None) as bar:
+            with tqdm(
+                total=int(size) if size and size.isdigit() else None,
+                desc=url.rsplit("/", 1)[-1],
+                unit="B",
+                unit_scale=True,
+                leave=False,
+                disable=None,
+            ) as bar:
                 for chunk in iter(lambda: response.read(1 << 20), b""):
                     out.write(chunk)
                     bar.update(len(chunk))
@@ -225,7 +230,9 @@ def _download(stem: str, cache: Path, mirrors: Sequence[str], timeout: float) ->
 
 def _check_mnist_pair(images: np.ndarray, labels: np.ndarray, where: str) -> None:
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise ValueError(f"{where}: expected uint8 images of shape (N, 28, 28), got {images.dtype} {images.shape}")
+        raise ValueError(
+            f"{where}: expected uint8 images of shape (N, 28, 28), got {images.dtype} {images.shape}"
+        )
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise ValueError(f"{where}: expected uint8 labels of shape (N,), got {labels.dtype} {labels.shape}")
     if images.shape[0] != labels.shape[0]:
@@ -403,13 +410,18 @@ _DEFAULT_THRESHOLD = 127.0
 def _check_binarize_options(method: str, threshold: float | None, seed: int | None) -> float | None:
     """The threshold to use (None for ``"stochastic"``), after checking the options agree."""
     if method not in BINARIZE_METHODS:
-        raise ValueError(f"the binarization must be one of {', '.join(map(repr, BINARIZE_METHODS))}, "
-                         f"got {method!r}")
+        raise ValueError(
+            f"the binarization must be one of {', '.join(map(repr, BINARIZE_METHODS))}, got {method!r}"
+        )
     if method == "stochastic":
         if threshold is not None:
-            raise ValueError("a threshold applies only to binarize='threshold'; "
-                             "binarize='stochastic' turns each pixel on with probability gray/255")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(
+                "a threshold applies only to binarize='threshold'; "
+                "binarize='stochastic' turns each pixel on with probability gray/255"
+            )
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+        ):
             raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
         return None
     if seed is not None:
@@ -459,8 +471,11 @@ def binarize(
         ``"threshold"``, or stochastic gray levels lie outside [0, 255].
     """
     arr = np.asarray(images)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_) \
-            or np.issubdtype(arr.dtype, np.complexfloating):
+    if (
+        arr.dtype == object
+        or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_)
+        or np.issubdtype(arr.dtype, np.complexfloating)
+    ):
         raise TypeError(f"images must be a real numeric array, got dtype {arr.dtype}")
     if arr.ndim < 2:
         raise ValueError(f"images must have shape (N, ...) with at least two dimensions, got {arr.shape}")
@@ -471,8 +486,10 @@ def binarize(
     if threshold is not None:
         return np.ascontiguousarray((flat > threshold).astype(np.uint8))
     if flat.size and (flat.min() < 0 or flat.max() > 255):
-        raise ValueError(f"stochastic binarization needs gray levels in [0, 255], "
-                         f"got values from {flat.min()} to {flat.max()}")
+        raise ValueError(
+            f"stochastic binarization needs gray levels in [0, 255], "
+            f"got values from {flat.min()} to {flat.max()}"
+        )
     # One uniform per pixel, compared with gray/255: P(on) = gray/255 exactly for 0 and 255 too.
     uniforms = np.random.default_rng(seed).random(flat.shape)
     return np.ascontiguousarray((uniforms < flat / 255.0).astype(np.uint8))
@@ -552,4 +569,3 @@ def load_digits(
     images, labels = load_mnist(split, directory, download=download)
     images, labels = select_digits(images, labels, wanted, limit)
     return _binarize(images, cut, method=binarize, seed=seed), labels
-

@@ -23,7 +23,7 @@ def planted_model(
     hidden: str = "onehot",
     separation: float = 2.0,
     weights: Sequence[float] | None = None,
-) -> tuple["Machine", np.ndarray]:
+) -> tuple[Machine, np.ndarray]:
     """The planted machine behind :func:`planted` and its stationary hidden distribution.
 
     Every hidden unit gets a random prototype: a uniformly random sign pattern
@@ -95,13 +95,16 @@ def planted_model(
         a = np.zeros(D)
         # ln(1 + e^w) in the log domain: logaddexp(0, w).
         abar = np.log(pi) - np.logaddexp(0.0, w).sum(axis=0) + w.T @ xbar
-        m = Machine.from_params(w, a, w.T.copy(), abar, xbar, hidden="onehot", centered=True, random_state=seed)
+        m = Machine.from_params(
+            w, a, w.T.copy(), abar, xbar, hidden="onehot", centered=True, random_state=seed
+        )
         return m, pi
     if weights is not None:
         raise ValueError("weights apply to one-hot planted machines only")
     a = -0.5 * w.sum(axis=1)
-    m = Machine.from_params(w, a, w.T.copy(), np.zeros(L), xbar, hidden="binary", centered=True,
-                            random_state=seed)
+    m = Machine.from_params(
+        w, a, w.T.copy(), np.zeros(L), xbar, hidden="binary", centered=True, random_state=seed
+    )
     return m, np.full(2**L, 2.0**-L)
 
 
@@ -149,12 +152,12 @@ def planted(
     X = np.empty((n, D), dtype=np.uint8)
     block = max(1, (1 << 20) // max(D, 1))  # rows per block: float temporaries of 8 MiB, whatever n
     for lo in range(0, n, block):
-        zz = z[lo:lo + block]
+        zz = z[lo : lo + block]
         if hidden == "onehot":
             h = w[:, zz].T + a
         else:
             bits = ((zz[:, None] >> np.arange(L)) & 1).astype(np.float64)
             h = bits @ w.T + a
         mu = 0.5 * (1.0 + np.tanh(0.5 * h))  # sigmoid without overflow
-        X[lo:lo + block] = rng.random(mu.shape) < mu
+        X[lo : lo + block] = rng.random(mu.shape) < mu
     return X, z

@@ -30,8 +30,9 @@ import importlib.util
 import os
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -41,8 +42,19 @@ from nemm.recipes import PAPER
 from nemm.reproduce.records import KINDS, RECORD_DIAGNOSTICS, RECORD_MIXING
 from nemm.reproduce.report import describe_result, table_text
 
-__all__ = ["COMPARABLE", "KINDS", "MIXING_STEPS", "PROTOCOL", "QUICK_EPOCHS", "QUICK_SEEDS", "RECORD_DIAGNOSTICS",
-           "RECORD_MIXING", "ReproduceOptions", "reproduce", "reproduce_config"]
+__all__ = [
+    "COMPARABLE",
+    "KINDS",
+    "MIXING_STEPS",
+    "PROTOCOL",
+    "QUICK_EPOCHS",
+    "QUICK_SEEDS",
+    "RECORD_DIAGNOSTICS",
+    "RECORD_MIXING",
+    "ReproduceOptions",
+    "reproduce",
+    "reproduce_config",
+]
 
 #: ``--quick``: seeds and epochs per machine (the full protocol: 36 and the Machine's 120).
 QUICK_SEEDS = 6
@@ -126,12 +138,14 @@ class ReproduceOptions:
     rao_blackwell_draws: int = 1000
 
     @classmethod
-    def of(cls, options: "ReproduceOptions | None", settings: Mapping[str, Any]) -> "ReproduceOptions":
+    def of(cls, options: ReproduceOptions | None, settings: Mapping[str, Any]) -> ReproduceOptions:
         """``options`` (default: the defaults) with ``settings`` replaced; an unknown name is refused by name."""
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(settings) - set(names))
         if unknown:
-            raise TypeError(f"unknown reproduce option(s) {', '.join(unknown)}; the options are {', '.join(names)}")
+            raise TypeError(
+                f"unknown reproduce option(s) {', '.join(unknown)}; the options are {', '.join(names)}"
+            )
         return dataclasses.replace(options or cls(), **settings)
 
 
@@ -183,6 +197,7 @@ def _seeds_toml(seeds: list[int]) -> str:
 
 def _protocol(o: ReproduceOptions) -> tuple[list[int], int, int, list[int], list[int], int]:
     """The resolved protocol of ``o``: nemm seeds, epochs, EM restarts, RBM seeds, tied seeds, mixing steps."""
+
     def value(name: str) -> Any:
         given = getattr(o, name)
         return PROTOCOL[name][1 if o.quick else 0] if given is None else given
@@ -211,8 +226,12 @@ def _train_table(o: ReproduceOptions, epochs: int) -> dict[str, Any]:
     The paper's protocol writes its numbers (the quick run's epochs among them); the auto recipe
     chooses its own from the data, so only what was given explicitly is written.
     """
-    given = {"n_epochs": o.n_epochs, "chain_steps": o.chain_steps, "n_chains": o.n_chains,
-             "learning_rate": o.learning_rate}
+    given = {
+        "n_epochs": o.n_epochs,
+        "chain_steps": o.chain_steps,
+        "n_chains": o.n_chains,
+        "learning_rate": o.learning_rate,
+    }
     if o.recipe == "paper":
         given["n_epochs"] = epochs
         given.update({k: PAPER[k] for k in ("chain_steps", "n_chains", "learning_rate") if given[k] is None})
@@ -223,8 +242,12 @@ def _train_table(o: ReproduceOptions, epochs: int) -> dict[str, Any]:
     return table
 
 
-def reproduce_config(options: ReproduceOptions | None = None, *, data_path: str | os.PathLike[str] | None = None,
-                     **settings: Any) -> str:
+def reproduce_config(
+    options: ReproduceOptions | None = None,
+    *,
+    data_path: str | os.PathLike[str] | None = None,
+    **settings: Any,
+) -> str:
     """The TOML configuration of a reproduction (``nemm reproduce --print-config``).
 
     Takes a :class:`ReproduceOptions` and/or its fields as keywords (``data_path``: a
@@ -233,42 +256,67 @@ def reproduce_config(options: ReproduceOptions | None = None, *, data_path: str 
     """
     o = ReproduceOptions.of(options, settings)
     seed_list, epochs, n_em, rbm_list, tied_list, mix_steps = _protocol(o)
-    model: dict[str, Any] = {"n_hidden": int(o.n_hidden), "hidden": o.hidden, "normalization": o.normalization,
-                             "centered": bool(o.centered)}
+    model: dict[str, Any] = {
+        "n_hidden": int(o.n_hidden),
+        "hidden": o.hidden,
+        "normalization": o.normalization,
+        "centered": bool(o.centered),
+    }
     if o.compare is not None:
         model[o.compare] = list(COMPARABLE[o.compare])  # a grid axis: one variant per value
     mode = "quick (demo)" if o.quick else "full"
-    lines = [f"# nemm reproduce, {mode} run: the paper's section IV beside its baselines, as a sweep.",
-             "# Run it with `nemm sweep THIS_FILE --out DIR`: the same table as `nemm reproduce` with these options.",
-             "", "[model]"]
+    lines = [
+        f"# nemm reproduce, {mode} run: the paper's section IV beside its baselines, as a sweep.",
+        "# Run it with `nemm sweep THIS_FILE --out DIR`: the same table as `nemm reproduce` with these options.",
+        "",
+        "[model]",
+    ]
     lines += [f"{k} = {_toml(v)}" for k, v in model.items()]
-    lines += ["", "[train]"] + [f"{k} = {_toml(v)}" for k, v in _train_table(o, epochs).items()] + ["", "[sweep]",
-              f"seeds = {_seeds_toml(seed_list)}", ""]
+    lines += (
+        ["", "[train]"]
+        + [f"{k} = {_toml(v)}" for k, v in _train_table(o, epochs).items()]
+        + ["", "[sweep]", f"seeds = {_seeds_toml(seed_list)}", ""]
+    )
     if data_path is None:
-        lines += ["[data]                                   # the embedded MNIST test-split digits 0, 1, 2", ""]
+        lines += [
+            "[data]                                   # the embedded MNIST test-split digits 0, 1, 2",
+            "",
+        ]
     else:
         lines += ["[data]", f"path = {_toml(str(Path(data_path).resolve()))}", ""]
-    lines += ["[diagnostics]", 'report = "reproduce"                     # records, report and figures of nemm reproduce',
-              f"diagnostic_steps = {max(2, int(o.diag_steps) // 2)}                 # per chain: the final "
-              f"diagnostics ({int(o.diag_steps)} steps) over 2 chains",
-              "n_chains = 2", f"rao_blackwell_draws = {int(o.rao_blackwell_draws)}", f"mixing_steps = {mix_steps}",
-              f"track_every = {int(o.track_every)}", f"track_steps = {int(o.track_steps)}", "",
-              "[baselines]", f"rbm_seeds = {_seeds_toml(rbm_list)}", f"tied_seeds = {_seeds_toml(tied_list)}",
-              f"mixture_restarts = {n_em}"]
+    lines += [
+        "[diagnostics]",
+        'report = "reproduce"                     # records, report and figures of nemm reproduce',
+        f"diagnostic_steps = {max(2, int(o.diag_steps) // 2)}                 # per chain: the final "
+        f"diagnostics ({int(o.diag_steps)} steps) over 2 chains",
+        "n_chains = 2",
+        f"rao_blackwell_draws = {int(o.rao_blackwell_draws)}",
+        f"mixing_steps = {mix_steps}",
+        f"track_every = {int(o.track_every)}",
+        f"track_steps = {int(o.track_steps)}",
+        "",
+        "[baselines]",
+        f"rbm_seeds = {_seeds_toml(rbm_list)}",
+        f"tied_seeds = {_seeds_toml(tied_list)}",
+        f"mixture_restarts = {n_em}",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def _announce(config: Any, o: ReproduceOptions, data_desc: str, jobs: int, out: Path,
-              say: Any) -> None:
+def _announce(config: Any, o: ReproduceOptions, data_desc: str, jobs: int, out: Path, say: Any) -> None:
     """The two lines that say what a reproduction is about to run."""
     mode = "quick (demo)" if o.quick else "full"
     bl = config.baselines
     variants = [v for k, v in config.axes if k == o.compare][0] if o.compare else [o.normalization]
     epochs = config.grid()[0].get("n_epochs") or "the recipe's"
-    say(f"nemm reproduce — {mode} run: {len(config.seeds)} nemm seed(s) × {epochs} epochs ({o.recipe} recipe), "
-        f"L = {o.n_hidden} {o.hidden}, {' and '.join(variants)} normalization, on {data_desc}")
-    say(f"  beside them: equilibrium RBM ({len(bl.rbm_seeds)} seed(s)), tied machine ({len(bl.tied_seeds)} seed(s)), "
-        f"EM mixture ({bl.mixture_restarts} restarts); {jobs} worker process(es); writing to {out.resolve()}")
+    say(
+        f"nemm reproduce — {mode} run: {len(config.seeds)} nemm seed(s) × {epochs} epochs ({o.recipe} recipe), "
+        f"L = {o.n_hidden} {o.hidden}, {' and '.join(variants)} normalization, on {data_desc}"
+    )
+    say(
+        f"  beside them: equilibrium RBM ({len(bl.rbm_seeds)} seed(s)), tied machine ({len(bl.tied_seeds)} seed(s)), "
+        f"EM mixture ({bl.mixture_restarts} restarts); {jobs} worker process(es); writing to {out.resolve()}"
+    )
 
 
 def reproduce(
@@ -331,9 +379,11 @@ def reproduce(
 
     if figures and importlib.util.find_spec("matplotlib") is None:
         # Say so before the long part, and still write the tables and the report.
-        print("nemm reproduce: matplotlib is not installed, so no figures will be drawn "
-              "(pip install 'nemm[plots]' for them); the tables and the report are still written.",
-              file=sys.stderr)
+        print(
+            "nemm reproduce: matplotlib is not installed, so no figures will be drawn "
+            "(pip install 'nemm[plots]' for them); the tables and the report are still written.",
+            file=sys.stderr,
+        )
         figures = False
     _announce(config, o, data_desc, jobs, out, say)
     n_done = [0]
@@ -341,7 +391,9 @@ def reproduce(
     def on_run(result: Mapping[str, Any]) -> None:
         n_done[0] += 1
         if result.get("status") == "ok":
-            say(f"  [{n_done[0]}] {time.perf_counter() - t_start:6.1f} s  {describe_result({**result, **result['swept']})}")
+            say(
+                f"  [{n_done[0]}] {time.perf_counter() - t_start:6.1f} s  {describe_result({**result, **result['swept']})}"
+            )
 
     protocol = {"mode": "quick (demo)" if o.quick else "full", "data": data_desc}
     kw: dict[str, Any] = dict(progress=False, data=(X, y), on_run=on_run, protocol=protocol, figures=figures)
@@ -353,8 +405,10 @@ def reproduce(
             res = run_sweep(config, out, workers=jobs, executor=pool, **kw)
     if res.n_errors:
         failed = [r for r in res.rows if r.get("status") != "ok"]
-        raise RuntimeError(f"{res.n_errors} of {len(res.rows)} runs failed (table in {out / 'results.csv'}): "
-                           f"{failed[0].get('error')}")
+        raise RuntimeError(
+            f"{res.n_errors} of {len(res.rows)} runs failed (table in {out / 'results.csv'}): "
+            f"{failed[0].get('error')}"
+        )
     report = res.report
     assert report is not None  # the report kind "reproduce" always returns its results
     if progress:

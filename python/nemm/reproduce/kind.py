@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -50,12 +51,24 @@ def expand(config: Any, checksum: str) -> list[RunSpec]:
     grid = config.grid()
     runs = RunList(config, checksum)
 
-    def labels(kind: str, variant: str, seed: int, m: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
-        return {"kind": kind, "variant": variant, "seed": int(seed), "normalization": m["normalization"],
-                "hidden": m["hidden"], "n_hidden": int(m["n_hidden"]), "centered": bool(m["centered"]),
-                **{k: _plain(point[k]) for k in axes if k not in _SHOWN}}
+    def labels(
+        kind: str, variant: str, seed: int, m: Mapping[str, Any], point: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "kind": kind,
+            "variant": variant,
+            "seed": int(seed),
+            "normalization": m["normalization"],
+            "hidden": m["hidden"],
+            "n_hidden": int(m["n_hidden"]),
+            "centered": bool(m["centered"]),
+            **{k: _plain(point[k]) for k in axes if k not in _SHOWN},
+        }
 
-    names = ["/".join(str(_plain(p[k])) for k in axes) or str(machine_settings(p, 0)["normalization"]) for p in grid]
+    names = [
+        "/".join(str(_plain(p[k])) for k in axes) or str(machine_settings(p, 0)["normalization"])
+        for p in grid
+    ]
     for point, name in zip(grid, names):
         for seed in config.seeds:
             m = machine_settings(point, seed)
@@ -80,7 +93,9 @@ def expand(config: Any, checksum: str) -> list[RunSpec]:
 
 def run(spec: RunSpec, X: np.ndarray, y: np.ndarray | None) -> tuple[dict[str, Any], Any]:
     """The record of one run (:func:`nemm.reproduce.records.run_record`), with the baselines of a nemm run."""
-    values, model = records.run_record(spec.kind, spec.settings, X, y, spec.diagnostics, data_key=spec.data_checksum)
+    values, model = records.run_record(
+        spec.kind, spec.settings, X, y, spec.diagnostics, data_key=spec.data_checksum
+    )
     if spec.kind == "nemm":
         values.update(baseline_values(spec, X))
     return values, model
@@ -94,16 +109,27 @@ def columns(config: Any) -> list[str]:
 
 def write(o: SweepOutput) -> dict[str, Any]:
     """The reproduction's results dictionary; its table, report and figures written when the table changed."""
-    res = rr.assemble_sweep(o.config, o.specs, o.results, o.columns, data=o.data_description, n_jobs=o.n_jobs,
-                            seconds=time.perf_counter() - o.started, protocol=o.protocol)
+    res = rr.assemble_sweep(
+        o.config,
+        o.specs,
+        o.results,
+        o.columns,
+        data=o.data_description,
+        n_jobs=o.n_jobs,
+        seconds=time.perf_counter() - o.started,
+        protocol=o.protocol,
+    )
     csv_path = o.out / "results.csv"
     old = csv_path.read_text(encoding="utf-8") if csv_path.exists() else None
     if old != rr.csv_of(res) or not (o.out / "report.md").exists():
         draw = o.figures and importlib.util.find_spec("matplotlib") is not None and res["seeds"]
         rr.write_tables(res, o.out, rr.draw_figures(res, o.out, o.map_fn) if draw else None)
     else:
-        res["files"] = {"report": str(o.out / "report.md"), "results_csv": str(csv_path),
-                        "results_json": str(o.out / "results.json")}
+        res["files"] = {
+            "report": str(o.out / "report.md"),
+            "results_csv": str(csv_path),
+            "results_json": str(o.out / "results.json"),
+        }
     return res
 
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -37,15 +38,42 @@ MIXING_STREAM = 2
 
 #: Diagnostics copied into every chain model's record under the same name (see nemm.diagnostics.Diagnosis).
 RECORD_DIAGNOSTICS = (
-    "loglik_on_the_fly", "n_one_way", "pseudocount", "sigma_two_way", "tau", "tau_err",
-    "self_transition", "self_transition_err", "random_self_transition", "sigma_rao_blackwell",
-    "tau_rao_blackwell", "occupancy", "M", "sampling", "sigma_rao_blackwell_err",
-    "sigma_rao_blackwell_converged", "sigma_rao_blackwell_curve", "sigma_counting_curve", "rao_blackwell_draws",
-    "currents", "dominant_cycle", "cycle_affinity", "cycle_current", "self_transition_rao_blackwell",
+    "loglik_on_the_fly",
+    "n_one_way",
+    "pseudocount",
+    "sigma_two_way",
+    "tau",
+    "tau_err",
+    "self_transition",
+    "self_transition_err",
+    "random_self_transition",
+    "sigma_rao_blackwell",
+    "tau_rao_blackwell",
+    "occupancy",
+    "M",
+    "sampling",
+    "sigma_rao_blackwell_err",
+    "sigma_rao_blackwell_converged",
+    "sigma_rao_blackwell_curve",
+    "sigma_counting_curve",
+    "rao_blackwell_draws",
+    "currents",
+    "dominant_cycle",
+    "cycle_affinity",
+    "cycle_current",
+    "self_transition_rao_blackwell",
 )
 #: The measures of nemm.mixing.MixingMeasures copied into every record.
-RECORD_MIXING = ("tau_int_class", "tau_int_class_envelope", "tau_window", "tau_window_envelope", "cover_time",
-                 "cover_fraction", "class_kl_samples", "class_frequencies")
+RECORD_MIXING = (
+    "tau_int_class",
+    "tau_int_class_envelope",
+    "tau_window",
+    "tau_window_envelope",
+    "cover_time",
+    "cover_fraction",
+    "class_kl_samples",
+    "class_frequencies",
+)
 
 # The naive-Bayes classifier of the labels, fitted once per worker and data set (keyed by the data checksum).
 _CLASSIFIERS: dict[str, Any] = {}
@@ -62,8 +90,9 @@ def _classifier(X: np.ndarray, y: np.ndarray | None, key: str) -> Any:
     return _CLASSIFIERS[key]
 
 
-def _mixing_record(model: Any, X: np.ndarray, y: np.ndarray | None, clf: Any, seed: int,
-                   n_steps: int) -> dict[str, Any]:
+def _mixing_record(
+    model: Any, X: np.ndarray, y: np.ndarray | None, clf: Any, seed: int, n_steps: int
+) -> dict[str, Any]:
     """The class-mixing measures of the model's own chain (NaN without labels)."""
     from nemm.sample_mixing import mixing_of
 
@@ -78,16 +107,23 @@ def _mixing_record(model: Any, X: np.ndarray, y: np.ndarray | None, clf: Any, se
     return rec
 
 
-def _chain_record(model: Any, kind: str, seed: int, X: np.ndarray, y: np.ndarray | None,
-                  diag_cfg: Mapping[str, Any]) -> dict[str, Any]:
+def _chain_record(
+    model: Any, kind: str, seed: int, X: np.ndarray, y: np.ndarray | None, diag_cfg: Mapping[str, Any]
+) -> dict[str, Any]:
     """Diagnose a chain model (machine or RBM): its record without the mixing measures."""
     from nemm import diagnostics as diag
 
     t1 = time.perf_counter()
-    d = diag.diagnose(model, X, y, n_steps=int(diag_cfg["diagnostic_steps"]),
-                      seed=derive_seed(seed, DIAGNOSTICS_STREAM), n_chains=int(diag_cfg["n_chains"]),
-                      pseudocount=float(diag_cfg["pseudocount"]),
-                      rao_blackwell_draws=int(diag_cfg.get("rao_blackwell_draws", 0)))
+    d = diag.diagnose(
+        model,
+        X,
+        y,
+        n_steps=int(diag_cfg["diagnostic_steps"]),
+        seed=derive_seed(seed, DIAGNOSTICS_STREAM),
+        n_chains=int(diag_cfg["n_chains"]),
+        pseudocount=float(diag_cfg["pseudocount"]),
+        rao_blackwell_draws=int(diag_cfg.get("rao_blackwell_draws", 0)),
+    )
     ck = d.class_kl
     L = int(model.n_hidden)
     # The headline sigma is the model's own (Rao-Blackwell M); the counting one sits beside it.
@@ -111,8 +147,15 @@ def _chain_record(model: Any, kind: str, seed: int, X: np.ndarray, y: np.ndarray
     }
 
 
-def run_record(kind: str, settings: Mapping[str, Any], X: np.ndarray, y: np.ndarray | None,
-               diagnostics: Mapping[str, Any], *, data_key: str = "") -> tuple[dict[str, Any], Any]:
+def run_record(
+    kind: str,
+    settings: Mapping[str, Any],
+    X: np.ndarray,
+    y: np.ndarray | None,
+    diagnostics: Mapping[str, Any],
+    *,
+    data_key: str = "",
+) -> tuple[dict[str, Any], Any]:
     """Train one model of ``kind`` with ``settings`` and measure it.
 
     Parameters
@@ -142,12 +185,17 @@ def run_record(kind: str, settings: Mapping[str, Any], X: np.ndarray, y: np.ndar
         from nemm import Machine
         from nemm import diagnostics as diag
 
-        model = Machine(**{k: (tuple(v) if k == "batch_size" and isinstance(v, list) else v)
-                           for k, v in settings.items()})
+        model = Machine(
+            **{k: (tuple(v) if k == "batch_size" and isinstance(v, list) else v) for k, v in settings.items()}
+        )
         callback = None
         if int(diagnostics.get("track_every", 0)):
-            callback = diag.epoch_tracker(X, y, every=int(diagnostics["track_every"]),
-                                          n_steps=int(diagnostics.get("track_steps", TRACK_STEPS)))
+            callback = diag.epoch_tracker(
+                X,
+                y,
+                every=int(diagnostics["track_every"]),
+                n_steps=int(diagnostics.get("track_steps", TRACK_STEPS)),
+            )
         model.fit(X, callback=callback)
     elif kind == "rbm":
         from nemm.rbm import RBM
@@ -162,18 +210,31 @@ def run_record(kind: str, settings: Mapping[str, Any], X: np.ndarray, y: np.ndar
     train_s = time.perf_counter() - t0
     rec: dict[str, Any] = {"kind": kind, "seed": seed}
     if kind == "mixture":
-        rec.update({
-            "loglik": float(model.log_likelihood_), "n_components": int(settings["n_components"]),
-            "n_init": int(settings["n_init"]),
-            # Not a chain: no entropy production, no M.
-            "sigma": math.nan, "sigma_err": math.nan, "sigma_counting": math.nan, "n_one_way": None,
-            "tau": math.nan, "self_transition": math.nan, "class_kl": None, "regime": "",
-            "occupancy": [float(w) for w in model.weights_],
-        })
+        rec.update(
+            {
+                "loglik": float(model.log_likelihood_),
+                "n_components": int(settings["n_components"]),
+                "n_init": int(settings["n_init"]),
+                # Not a chain: no entropy production, no M.
+                "sigma": math.nan,
+                "sigma_err": math.nan,
+                "sigma_counting": math.nan,
+                "n_one_way": None,
+                "tau": math.nan,
+                "self_transition": math.nan,
+                "class_kl": None,
+                "regime": "",
+                "occupancy": [float(w) for w in model.weights_],
+            }
+        )
     else:
         rec["tied"] = kind == "tied"
         rec["n_epochs"] = int(model.training_settings_["n_epochs"] if kind != "rbm" else model.n_epochs)
         rec.update(_chain_record(model, kind, seed, X, y, diagnostics))
     rec["train_seconds"] = train_s
-    rec.update(_mixing_record(model, X, y, _classifier(X, y, data_key), seed, int(diagnostics.get("mixing_steps", 0))))
+    rec.update(
+        _mixing_record(
+            model, X, y, _classifier(X, y, data_key), seed, int(diagnostics.get("mixing_steps", 0))
+        )
+    )
     return to_jsonable(rec), model

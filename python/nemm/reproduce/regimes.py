@@ -12,6 +12,7 @@ NEAR_EQ_SIGMA = 0.5
 CYCLE_SIGMA = 1.0
 REGIMES = ("near-equilibrium", "intermediate", "cycling")
 
+
 def classify_regime(sigma: float, sigma_err: float, tau: float, self_transition: float, L: int) -> str:
     """The regime of one machine from its hidden-chain diagnostics.
 

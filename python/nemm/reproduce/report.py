@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,9 +20,25 @@ from nemm.reproduce.regimes import REGIMES, regime_rules
 from nemm.results import as_float as _f
 from nemm.results import csv_text, write_json, write_text
 
-__all__ = ["CSV_COLUMNS", "assemble", "assemble_sweep", "csv_of", "describe_result", "draw_figures", "figure_jobs",
-           "figure_of", "fmt", "fmt_pm", "kind_summary", "rebuild_report", "report_markdown", "summarize",
-           "table_text", "write_report", "write_tables"]
+__all__ = [
+    "CSV_COLUMNS",
+    "assemble",
+    "assemble_sweep",
+    "csv_of",
+    "describe_result",
+    "draw_figures",
+    "figure_jobs",
+    "figure_of",
+    "fmt",
+    "fmt_pm",
+    "kind_summary",
+    "rebuild_report",
+    "report_markdown",
+    "summarize",
+    "table_text",
+    "write_report",
+    "write_tables",
+]
 
 
 def fmt(v: Any, spec: str = ".3g") -> str:
@@ -48,7 +65,6 @@ def _median(vals: Sequence[Any]) -> float:
     return float(np.median(a)) if a.size else float("nan")
 
 
-
 def _median_with_inf(vals: Sequence[Any]) -> float:
     """Median over the values that are not NaN; infinities count (a stuck chain's inf is a result)."""
     a = np.array([_f(v) for v in vals], dtype=float)
@@ -64,19 +80,51 @@ def describe_result(r: Mapping[str, Any]) -> str:
         return f"mixture (EM, {r['n_init']} restarts): ln p = {r['loglik']:.2f}, {mix} (i.i.d. draws)"
     what = {"nemm": "nemm seed", "rbm": "RBM seed", "tied": "tied seed"}[kind]
     var = f" [{r['variant']}]" if r.get("variant") not in (None, "shared") else ""
-    return (f"{what} {r['seed']:>2}{var}: ln p = {fmt(r['loglik'], '.2f')}, σ = {fmt_pm(r['sigma'], r['sigma_err'])}"
-            f" (counting {fmt(r['sigma_counting'])}, {r['n_one_way']} one-way), τ = {fmt(r['tau'])}, {mix}, "
-            f"{r['regime']}")
+    return (
+        f"{what} {r['seed']:>2}{var}: ln p = {fmt(r['loglik'], '.2f')}, σ = {fmt_pm(r['sigma'], r['sigma_err'])}"
+        f" (counting {fmt(r['sigma_counting'])}, {r['n_one_way']} one-way), τ = {fmt(r['tau'])}, {mix}, "
+        f"{r['regime']}"
+    )
 
 
 #: Columns of results.csv: one row per model (kind: nemm, rbm, tied, mixture); NaN where a measure does not apply.
 #: No timings (they are in results.json): the table of a run is the same bytes whatever the machine and backend.
 CSV_COLUMNS = (
-    "kind", "variant", "seed", "normalization", "hidden", "n_hidden", "centered", "loglik", "em_ceiling",
-    "gap_to_em", "tau_int_class", "tau_int_class_envelope", "cover_time", "class_kl_samples", "class_kl",
-    "sigma", "sigma_err", "sigma_counting", "sigma_counting_err", "n_one_way", "counting_steps", "tau", "tau_err",
-    "self_transition", "self_transition_err", "self_transition_rao_blackwell", "random_self_transition", "cycle_affinity", "cycle_current",
-    "regime", "loglik_on_the_fly", "occupancy", "n_epochs", "mixing_steps", "model",
+    "kind",
+    "variant",
+    "seed",
+    "normalization",
+    "hidden",
+    "n_hidden",
+    "centered",
+    "loglik",
+    "em_ceiling",
+    "gap_to_em",
+    "tau_int_class",
+    "tau_int_class_envelope",
+    "cover_time",
+    "class_kl_samples",
+    "class_kl",
+    "sigma",
+    "sigma_err",
+    "sigma_counting",
+    "sigma_counting_err",
+    "n_one_way",
+    "counting_steps",
+    "tau",
+    "tau_err",
+    "self_transition",
+    "self_transition_err",
+    "self_transition_rao_blackwell",
+    "random_self_transition",
+    "cycle_affinity",
+    "cycle_current",
+    "regime",
+    "loglik_on_the_fly",
+    "occupancy",
+    "n_epochs",
+    "mixing_steps",
+    "model",
 )
 
 
@@ -103,25 +151,39 @@ def kind_summary(models: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for (kind, variant), rs in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1])):
         ll = [_f(r["loglik"]) for r in rs]
         taus = [_f(r.get("tau_int_class")) for r in rs]
-        out.append({
-            "kind": kind, "variant": variant, "n": len(rs),
-            "loglik_median": _median(ll), "loglik_min": float(np.nanmin(ll)), "loglik_max": float(np.nanmax(ll)),
-            # inf counts (a stuck chain): the median of a list holding infinities may be inf.
-            "tau_int_class_median": _median_with_inf(taus),
-            "n_tau_inf": int(sum(math.isinf(t) for t in taus)),
-            "tau_int_class_envelope_median": _median_with_inf([r.get("tau_int_class_envelope") for r in rs]),
-            "cover_time_median": _median_with_inf([r.get("cover_time") for r in rs]),
-            "class_kl_samples_median": _median_with_inf([r.get("class_kl_samples") for r in rs]),
-            "sigma_median": _median([r.get("sigma") for r in rs]),
-            "self_transition_median": _median([r.get("self_transition") for r in rs]),
-            "self_transition_rb_median": _median([r.get("self_transition_rao_blackwell") for r in rs]),
-        })
+        out.append(
+            {
+                "kind": kind,
+                "variant": variant,
+                "n": len(rs),
+                "loglik_median": _median(ll),
+                "loglik_min": float(np.nanmin(ll)),
+                "loglik_max": float(np.nanmax(ll)),
+                # inf counts (a stuck chain): the median of a list holding infinities may be inf.
+                "tau_int_class_median": _median_with_inf(taus),
+                "n_tau_inf": int(sum(math.isinf(t) for t in taus)),
+                "tau_int_class_envelope_median": _median_with_inf(
+                    [r.get("tau_int_class_envelope") for r in rs]
+                ),
+                "cover_time_median": _median_with_inf([r.get("cover_time") for r in rs]),
+                "class_kl_samples_median": _median_with_inf([r.get("class_kl_samples") for r in rs]),
+                "sigma_median": _median([r.get("sigma") for r in rs]),
+                "self_transition_median": _median([r.get("self_transition") for r in rs]),
+                "self_transition_rb_median": _median([r.get("self_transition_rao_blackwell") for r in rs]),
+            }
+        )
     return out
 
 
-def summarize(seeds: Sequence[Mapping[str, Any]], tied: Sequence[Mapping[str, Any]], em: float | None,
-              L: int, *, rbms: Sequence[Mapping[str, Any]] = (), mixture: Mapping[str, Any] | None = None
-              ) -> dict[str, Any]:
+def summarize(
+    seeds: Sequence[Mapping[str, Any]],
+    tied: Sequence[Mapping[str, Any]],
+    em: float | None,
+    L: int,
+    *,
+    rbms: Sequence[Mapping[str, Any]] = (),
+    mixture: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Medians, quartiles, regimes and best/worst seeds of the nemm records, and the kinds beside them."""
     ll = [_f(r["loglik"]) for r in seeds]
     counts = {k: [int(r["seed"]) for r in seeds if r["regime"] == k] for k in REGIMES}
@@ -158,16 +220,20 @@ def summarize(seeds: Sequence[Mapping[str, Any]], tied: Sequence[Mapping[str, An
 
 
 def _kinds_table(kinds: Sequence[Mapping[str, Any]], add: Callable[[str], None]) -> None:
-    add("| kind | variant | models | ln p median (range) | τ_int,class (Sokal) | τ_int,class (envelope) "
-        "| class cover time | class KL of samples | σ (Rao–Blackwell) | Tr(M)/L (Rao–Blackwell M) |")
+    add(
+        "| kind | variant | models | ln p median (range) | τ_int,class (Sokal) | τ_int,class (envelope) "
+        "| class cover time | class KL of samples | σ (Rao–Blackwell) | Tr(M)/L (Rao–Blackwell M) |"
+    )
     add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for k in kinds:
         inf_note = f" ({k['n_tau_inf']} ∞)" if k["n_tau_inf"] else ""
-        add(f"| {k['kind']} | {k['variant']} | {k['n']} | {fmt(k['loglik_median'], '.2f')} "
+        add(
+            f"| {k['kind']} | {k['variant']} | {k['n']} | {fmt(k['loglik_median'], '.2f')} "
             f"({fmt(k['loglik_min'], '.2f')} to {fmt(k['loglik_max'], '.2f')}) | "
             f"{fmt(k['tau_int_class_median'])}{inf_note} | {fmt(k['tau_int_class_envelope_median'])} | "
             f"{fmt(k['cover_time_median'])} | {fmt(k['class_kl_samples_median'])} | {fmt(k['sigma_median'])} | "
-            f"{fmt(k.get('self_transition_rb_median'))} |")
+            f"{fmt(k.get('self_transition_rb_median'))} |"
+        )
 
 
 def _kind_sentence(kinds: Sequence[Mapping[str, Any]]) -> str:
@@ -175,12 +241,21 @@ def _kind_sentence(kinds: Sequence[Mapping[str, Any]]) -> str:
     by = {(k["kind"], k["variant"]): k for k in kinds}
     parts = []
     for k in kinds:
-        name = {"nemm": "nemm machines", "rbm": "the equilibrium RBM", "tied": "the tied machine",
-                "mixture": "the EM mixture (i.i.d. draws)"}[k["kind"]]
-        var = f" [{k['variant']}]" if k["kind"] in ("nemm", "tied") and len(
-            {v for (kk, v) in by if kk == "nemm"}) > 1 else ""
-        parts.append(f"{name}{var}: ln p {fmt(k['loglik_median'], '.2f')}, τ_int,class "
-                     f"{fmt(k['tau_int_class_median'])}, cover time {fmt(k['cover_time_median'])}")
+        name = {
+            "nemm": "nemm machines",
+            "rbm": "the equilibrium RBM",
+            "tied": "the tied machine",
+            "mixture": "the EM mixture (i.i.d. draws)",
+        }[k["kind"]]
+        var = (
+            f" [{k['variant']}]"
+            if k["kind"] in ("nemm", "tied") and len({v for (kk, v) in by if kk == "nemm"}) > 1
+            else ""
+        )
+        parts.append(
+            f"{name}{var}: ln p {fmt(k['loglik_median'], '.2f')}, τ_int,class "
+            f"{fmt(k['tau_int_class_median'])}, cover time {fmt(k['cover_time_median'])}"
+        )
     return "; ".join(parts) + "."
 
 
@@ -192,23 +267,31 @@ def _header_lines(res: Mapping[str, Any]) -> list[str]:
     add = lines.append
     add("# nemm reproduction of Baiesi & Rosso, section IV, with its baselines")
     add("")
-    add(f"*{p['mode']} run* on {p['data']}: L = {L} {p['hidden']} hidden, {p['n_epochs']} epochs × "
+    add(
+        f"*{p['mode']} run* on {p['data']}: L = {L} {p['hidden']} hidden, {p['n_epochs']} epochs × "
         f"{p['steps_per_epoch']} RMSprop steps (lr {p['learning_rate']}), minibatch {p['batch_size'][0]} → "
         f"{p['batch_size'][1]}, T = {p['chain_steps']} chain steps, {p.get('n_chains', 1)} training chain(s), "
         f"centering {'on' if p.get('centered', True) else 'off'}, normalization (eq. 19): "
         f"{' and '.join(p.get('variants', [p.get('normalization', 'softmax')]))}; "
         f"{len(p['seeds'])} nemm seeds, {len(p.get('rbm_seeds', []))} RBM, {len(p.get('tied_seeds', []))} tied; "
-        f"{res['seconds']:.1f} s on {p['n_jobs']} process(es).")
+        f"{res['seconds']:.1f} s on {p['n_jobs']} process(es)."
+    )
     add("")
     add("Kinds of model (one row each in `results.csv`, column `kind`):")
     add("")
     add("- **nemm**: the nonequilibrium machine, trained by eqs. 16-17 (the paper's protocol).")
-    add("- **rbm**: the equilibrium baseline, an RBM with the same hidden layer trained by its own exact "
-        "log-likelihood gradient (`nemm.RBM`, its defaults), sampled by its Gibbs chain.")
-    add("- **tied**: the studied variant wbar = wᵀ trained by eqs. 16-17. It samples like an RBM but is not "
-        "trained as one, so it is not the equilibrium baseline.")
-    add("- **mixture**: the EM mixture of L product-Bernoullis (the ceiling of the one-hot family's "
-        "likelihood), sampled by i.i.d. ancestral draws, the ideal mixer.")
+    add(
+        "- **rbm**: the equilibrium baseline, an RBM with the same hidden layer trained by its own exact "
+        "log-likelihood gradient (`nemm.RBM`, its defaults), sampled by its Gibbs chain."
+    )
+    add(
+        "- **tied**: the studied variant wbar = wᵀ trained by eqs. 16-17. It samples like an RBM but is not "
+        "trained as one, so it is not the equilibrium baseline."
+    )
+    add(
+        "- **mixture**: the EM mixture of L product-Bernoullis (the ceiling of the one-hot family's "
+        "likelihood), sampled by i.i.d. ancestral draws, the ideal mixer."
+    )
     add("")
     return lines
 
@@ -225,12 +308,15 @@ def _summary_lines(res: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]
     add("")
     kinds = s.get("kinds") or []
     if kinds:
-        add("**Kinds at comparable likelihood, and how their samples mix** (medians over seeds): "
-            + _kind_sentence(kinds))
+        add(
+            "**Kinds at comparable likelihood, and how their samples mix** (medians over seeds): "
+            + _kind_sentence(kinds)
+        )
         add("")
         _kinds_table(kinds, add)
         add("")
-        add(f"τ_int,class is the integrated autocorrelation time of the class of successive generated samples "
+        add(
+            f"τ_int,class is the integrated autocorrelation time of the class of successive generated samples "
             f"(a Bernoulli naive Bayes fitted on the labelled data names the class), on one chain of "
             f"{p.get('mixing_steps')} consecutive samples per model. Two windows are reported: **Sokal** is the "
             "spec's rule taken literally (the smallest W ≥ 5 τ_int(W)), and is the `tau_int_class` column; "
@@ -238,27 +324,41 @@ def _summary_lines(res: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]
             "through the classes ρ(k) oscillates, the literal rule stops at its first trough and gives a value "
             "near 0 or below (anti-correlated classes: successive samples change class more often than i.i.d. "
             "draws would); the envelope waits for the oscillation to decay. Both are shown, unclipped. "
-            "i.i.d. draws give 1; ∞ means the chain never changed class (stuck).")
+            "i.i.d. draws give 1; ∞ means the chain never changed class (stuck)."
+        )
         add("")
-    add(f"- **Log-likelihood** of the nemm seeds (exact ln p(x) given a long-chain occupancy, appendix A3): median "
+    add(
+        f"- **Log-likelihood** of the nemm seeds (exact ln p(x) given a long-chain occupancy, appendix A3): median "
         f"**{fmt(s['loglik_median'], '.2f')}** nats/digit (quartiles {fmt(s['loglik_q25'], '.2f')} to "
         f"{fmt(s['loglik_q75'], '.2f')}; best {fmt(s['loglik_max'], '.2f')} = seed {s.get('best_seed')}, "
-        f"worst {fmt(s['loglik_min'], '.2f')} = seed {s.get('worst_seed')}).")
+        f"worst {fmt(s['loglik_min'], '.2f')} = seed {s.get('worst_seed')})."
+    )
     if em is not None:
-        add(f"- **EM mixture** ({L} product-Bernoullis, {em['n_init']} restarts): **{em['loglik']:.2f}** "
+        add(
+            f"- **EM mixture** ({L} product-Bernoullis, {em['n_init']} restarts): **{em['loglik']:.2f}** "
             f"nats/digit; the median nemm machine is {abs(s['gap_to_em_median']):.2f} nats/digit "
             f"{'below' if s['gap_to_em_median'] < 0 else 'above'} it."
-            + ("" if p["hidden"] == "onehot" else " (With a binary hidden layer it is not the family's ceiling.)"))
+            + (
+                ""
+                if p["hidden"] == "onehot"
+                else " (With a binary hidden layer it is not the family's ceiling.)"
+            )
+        )
     for r in res["baselines"].get("rbm", []):
-        add(f"- **Equilibrium RBM** (exact gradient, seed {r['seed']}): ln p = {fmt(r['loglik'], '.2f')}, "
+        add(
+            f"- **Equilibrium RBM** (exact gradient, seed {r['seed']}): ln p = {fmt(r['loglik'], '.2f')}, "
             f"Tr(M)/L = {fmt(r.get('self_transition_rao_blackwell'), '.4f')} (Rao–Blackwell M), τ_int,class = {fmt(r.get('tau_int_class'))}, "
-            f"σ = {fmt_pm(r['sigma'], r['sigma_err'])} nats/step (detailed balance: 0 expected).")
+            f"σ = {fmt_pm(r['sigma'], r['sigma_err'])} nats/step (detailed balance: 0 expected)."
+        )
     for v in variants[:1]:
         for r in v["tied"]:
-            add(f"- **Tied machine** (eqs. 16-17, softmax kernel, seed {r['seed']}): ln p = {fmt(r['loglik'], '.2f')}, "
+            add(
+                f"- **Tied machine** (eqs. 16-17, softmax kernel, seed {r['seed']}): ln p = {fmt(r['loglik'], '.2f')}, "
                 f"σ = {fmt_pm(r['sigma'], r['sigma_err'])}, τ_int,class = {fmt(r.get('tau_int_class'))}: "
-                f"{r['regime']}.")
-    add(f"- **Entropy production** σ of the nemm seeds, the model's own (eq. 21 on the Rao–Blackwell M, "
+                f"{r['regime']}."
+            )
+    add(
+        f"- **Entropy production** σ of the nemm seeds, the model's own (eq. 21 on the Rao–Blackwell M, "
         f"{p.get('rao_blackwell_draws')} draws per state, error bar from 10 batches): median {fmt(s['sigma_median'])} "
         f"nats/step (range {fmt(s['sigma_min'])} to {fmt(s['sigma_max'])}; converged, half the draws against all, "
         f"for {s.get('n_sigma_converged', '?')} of {s['n_seeds']} seeds: where not, the value still changes with the "
@@ -266,7 +366,8 @@ def _summary_lines(res: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]
         f"{p['diag_steps']} steps: median {fmt(s.get('sigma_counting_median'))} with a median of "
         f"{fmt(s['n_one_way_median'], '.0f')} one-way pairs. Decorrelation time τ: median {fmt(s['tau_median'])} "
         f"steps; Tr(M)/L: median {fmt(s['self_transition_median'])} (random: 1/L = {1 / L:.3f}); class KL: "
-        f"median {fmt(s['class_kl_median'])} nats.")
+        f"median {fmt(s['class_kl_median'])} nats."
+    )
     add("")
     return lines
 
@@ -277,8 +378,10 @@ def _regime_lines(s: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]) -
     add = lines.append
     add("## Regimes")
     add("")
-    add("Every nemm seed is classified from its headline σ (Rao–Blackwell, with its error bar), τ and Tr(M)/L "
-        "(`nemm.reproduce.classify_regime`):")
+    add(
+        "Every nemm seed is classified from its headline σ (Rao–Blackwell, with its error bar), τ and Tr(M)/L "
+        "(`nemm.reproduce.classify_regime`):"
+    )
     add("")
     for k in REGIMES:
         add(f"- **{k}** — {s['regime_rules'][k]}")
@@ -287,17 +390,26 @@ def _regime_lines(s: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]) -
     add("|---|" + "---:|" * len(REGIMES) + "---:|")
     for v in variants:
         vs = v["summary"]
-        add(f"| {v['name']} | " + " | ".join(str(vs["regimes"][k]["count"]) for k in REGIMES)
-            + f" | {vs['n_seeds']} |")
+        add(
+            f"| {v['name']} | "
+            + " | ".join(str(vs["regimes"][k]["count"]) for k in REGIMES)
+            + f" | {vs['n_seeds']} |"
+        )
     add("")
     for v in variants:
         vs = v["summary"]
         found = [k for k in REGIMES if vs["regimes"][k]["count"]]
-        add(f"- {v['name']}: regimes found: "
-            + (", ".join(f"{k} (seeds {', '.join(str(x) for x in vs['regimes'][k]['seeds'])})" for k in found)
-               or "none")
+        add(
+            f"- {v['name']}: regimes found: "
+            + (
+                ", ".join(
+                    f"{k} (seeds {', '.join(str(x) for x in vs['regimes'][k]['seeds'])})" for k in found
+                )
+                or "none"
+            )
             + f"; median ln p {fmt(vs['loglik_median'], '.2f')}, σ {fmt(vs['sigma_min'])} to "
-            f"{fmt(vs['sigma_max'])}.")
+            f"{fmt(vs['sigma_max'])}."
+        )
     add("")
     return lines
 
@@ -312,19 +424,27 @@ def _figure_lines(res: Mapping[str, Any]) -> list[str]:
         add("## Figures")
         add("")
         if "fig5" in figs:
-            add("![Fig. 5: exact ln p against τ_int,class, one point per model, by kind; ∞ at the top edge]"
-                "(fig5_mixing.png)")
+            add(
+                "![Fig. 5: exact ln p against τ_int,class, one point per model, by kind; ∞ at the top edge]"
+                "(fig5_mixing.png)"
+            )
             add("")
         if "fig6" in figs:
-            add("![Fig. 6: σ against the amount of sampling: Rao–Blackwell (draws per state) and counting "
-                "(chain length)](fig6_sigma.png)")
+            add(
+                "![Fig. 6: σ against the amount of sampling: Rao–Blackwell (draws per state) and counting "
+                "(chain length)](fig6_sigma.png)"
+            )
             add("")
         if "fig2" in figs:
-            add("![Fig. 2: log-likelihood and entropy production during training; final ln p against σ](fig2.png)")
+            add(
+                "![Fig. 2: log-likelihood and entropy production during training; final ln p against σ](fig2.png)"
+            )
             add("")
         if "fig3_best" in figs:
-            add(f"![Fig. 3 (best seed {s.get('best_seed')}): weights w with occupancy, wbar, abar, M and a hidden "
-                "trajectory (mean images and samples)](fig3_best.png)")
+            add(
+                f"![Fig. 3 (best seed {s.get('best_seed')}): weights w with occupancy, wbar, abar, M and a hidden "
+                "trajectory (mean images and samples)](fig3_best.png)"
+            )
             add("")
         if "fig3_worst" in figs:
             add(f"![Fig. 3 (worst seed {s.get('worst_seed')})](fig3_worst.png)")
@@ -343,7 +463,9 @@ def _failed_lines(res: Mapping[str, Any]) -> list[str]:
         add("## Failed runs")
         add("")
         for r in res["failed"]:
-            add(f"- `{r['run_id']}` ({r.get('kind')} seed {r.get('seed')}, {r.get('variant')}): {r.get('error')}")
+            add(
+                f"- `{r['run_id']}` ({r.get('kind')} seed {r.get('seed')}, {r.get('variant')}): {r.get('error')}"
+            )
         add("")
     return lines
 
@@ -354,16 +476,20 @@ def _models_lines(models: Sequence[Mapping[str, Any]]) -> list[str]:
     add = lines.append
     add("## All models")
     add("")
-    add("| kind | variant | seed | ln p (exact) | τ_int,class | τ (envelope) | cover time | σ (Rao–Blackwell) "
-        "| σ counting | one-way pairs | dominant-cycle affinity | τ (steps) | Tr(M)/L | class KL | regime |")
+    add(
+        "| kind | variant | seed | ln p (exact) | τ_int,class | τ (envelope) | cover time | σ (Rao–Blackwell) "
+        "| σ counting | one-way pairs | dominant-cycle affinity | τ (steps) | Tr(M)/L | class KL | regime |"
+    )
     add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in models:
-        add(f"| {r['kind']} | {r.get('variant', '')} | {r['seed']} | {fmt(r['loglik'], '.2f')} | "
+        add(
+            f"| {r['kind']} | {r.get('variant', '')} | {r['seed']} | {fmt(r['loglik'], '.2f')} | "
             f"{fmt(r.get('tau_int_class'))} | {fmt(r.get('tau_int_class_envelope'))} | {fmt(r.get('cover_time'))} | "
             f"{fmt_pm(r['sigma'], r['sigma_err'])} | {fmt(r.get('sigma_counting'))} | "
             f"{'–' if r.get('n_one_way') is None else r['n_one_way']} | {fmt(r.get('cycle_affinity'))} | "
             f"{fmt_pm(r['tau'], r.get('tau_err'))} | {fmt(r['self_transition'])} | {fmt(r['class_kl'])} | "
-            f"{r['regime'] or '–'} |")
+            f"{r['regime'] or '–'} |"
+        )
     add("")
     return lines
 
@@ -378,36 +504,52 @@ def _method_lines(res: Mapping[str, Any]) -> list[str]:
     add("")
     seeds = res["seeds"]
     samp = seeds[0]["sampling"] if seeds else {}
-    add(f"- Final diagnostics: {samp.get('n_chains')} fresh chains × {samp.get('n_steps')} steps after a burn-in "
+    add(
+        f"- Final diagnostics: {samp.get('n_chains')} fresh chains × {samp.get('n_steps')} steps after a burn-in "
         f"of {samp.get('burn_in')}; M is the row-normalized transition count, p̄ the occupancy. Error bars of the "
-        f"counting statistics: standard error over {samp.get('n_segments')} consecutive time windows.")
-    add(f"- σ, two estimators (spec, \"Entropy production: which estimator\"). The headline is the model's own: "
+        f"counting statistics: standard error over {samp.get('n_segments')} consecutive time windows."
+    )
+    add(
+        f'- σ, two estimators (spec, "Entropy production: which estimator"). The headline is the model\'s own: '
         f"eq. 21 on the Rao–Blackwell M (for every state z', {p.get('rao_blackwell_draws')} draws x ~ A(z', ·), "
         "M(z', ·) the mean of Abar(x, ·)), whose entries are never exactly 0; its error bar is the spread over 10 "
         "disjoint batches of draws / √10, and Fig. 6 shows it against the number of draws (`converged` in "
         "`results.json` compares half the draws with all). Beside it, the paper's counting estimator at "
         f"{p['diag_steps']} steps: a pair seen in one direction only gets a pseudo-count of "
         f"{seeds[0]['pseudocount'] if seeds else 0.5} both ways and is counted as a one-way pair; with one-way "
-        "pairs it grows with the chain length (Fig. 6).")
-    add("- Probability currents J(z', z) = p̄(z') M(z', z) − p̄(z) M(z, z') and the dominant cycle (the cycle "
+        "pairs it grows with the chain length (Fig. 6)."
+    )
+    add(
+        "- Probability currents J(z', z) = p̄(z') M(z', z) − p̄(z) M(z, z') and the dominant cycle (the cycle "
         "carrying the largest bottleneck current) with its affinity ln Π M(forward)/M(backward) are those of the "
         "Rao–Blackwell M (`results.json`: `currents`, `dominant_cycle`, `cycle_affinity`, `cycle_current`). A "
-        "reversible chain (the RBM, the tied machine) has zero currents and zero affinity up to sampling noise.")
-    add("- The RBM's ln p and class KL use its exact p(h) (its Gibbs chain may never leave its start); every "
-        "machine's ln p uses the occupancy of its long chain.")
-    add("- τ = −1/ln|λ₂| of the empirical M (eq. 23); Tr(M)/L (eq. 24). Class KL (eq. 22): every digit goes to "
+        "reversible chain (the RBM, the tied machine) has zero currents and zero affinity up to sampling noise."
+    )
+    add(
+        "- The RBM's ln p and class KL use its exact p(h) (its Gibbs chain may never leave its start); every "
+        "machine's ln p uses the occupancy of its long chain."
+    )
+    add(
+        "- τ = −1/ln|λ₂| of the empirical M (eq. 23); Tr(M)/L (eq. 24). Class KL (eq. 22): every digit goes to "
         "its most probable hidden state, a state takes the majority label of its digits; `class_kl_samples` is "
-        "the same KL from the classes of the generated samples.")
-    add(f"- Training-time σ (Fig. 2b) is the counting estimator, tracked every {p['track_every']} epochs from "
-        f"{p['track_steps']}-step chains.")
-    add("- For comparison, the reference figures of the project spec (an independent implementation, paper "
+        "the same KL from the classes of the generated samples."
+    )
+    add(
+        f"- Training-time σ (Fig. 2b) is the counting estimator, tracked every {p['track_every']} epochs from "
+        f"{p['track_steps']}-step chains."
+    )
+    add(
+        "- For comparison, the reference figures of the project spec (an independent implementation, paper "
         "protocol, 36 seeds): EM ceiling ≈ −146.8, trained models −147 to −152 nats/digit, σ ≈ 1 to 4, τ ≈ 2 to "
         f"20 steps; an exact-gradient RBM, one-hot L = 6: −146.7 (Tr(M)/L = 1.000). Here: nemm ln p "
-        f"{fmt(s['loglik_min'], '.1f')} to {fmt(s['loglik_max'], '.1f')}.")
+        f"{fmt(s['loglik_min'], '.1f')} to {fmt(s['loglik_max'], '.1f')}."
+    )
     add("")
-    add("Files: `results.csv` (one row per model, with its `kind` and settings), `results.json` (everything, "
+    add(
+        "Files: `results.csv` (one row per model, with its `kind` and settings), `results.json` (everything, "
         "including per-epoch histories, M, currents and the σ curves), `runs/<run id>/` (each trained model and "
-        "its record; the `model` column names the file: `nemm diagnose runs/<run id>/model.npz`).")
+        "its record; the `model` column names the file: `nemm diagnose runs/<run id>/model.npz`)."
+    )
     add("")
     return lines
 
@@ -415,17 +557,32 @@ def _method_lines(res: Mapping[str, Any]) -> list[str]:
 def report_markdown(res: Mapping[str, Any]) -> str:
     """The text of report.md from a results dictionary."""
     p = res["protocol"]
-    variants = res.get("variants") or [{"name": p.get("normalization", ""), "seeds": res["seeds"],
-                                        "tied": res["baselines"].get("tied", []), "summary": res["summary"]}]
+    variants = res.get("variants") or [
+        {
+            "name": p.get("normalization", ""),
+            "seeds": res["seeds"],
+            "tied": res["baselines"].get("tied", []),
+            "summary": res["summary"],
+        }
+    ]
     models = res.get("models") or (list(res["seeds"]) + list(res["baselines"].get("rbm", [])))
-    lines = (_header_lines(res) + _summary_lines(res, variants) + _regime_lines(res["summary"], variants)
-             + _figure_lines(res) + _failed_lines(res) + _models_lines(models) + _method_lines(res))
+    lines = (
+        _header_lines(res)
+        + _summary_lines(res, variants)
+        + _regime_lines(res["summary"], variants)
+        + _figure_lines(res)
+        + _failed_lines(res)
+        + _models_lines(models)
+        + _method_lines(res)
+    )
     return "\n".join(lines)
 
 
 def _fig3_title(tag: str, rec: Mapping[str, Any]) -> str:
-    return (f"Fig. 3 — {tag} seed {rec['seed']}: ln p = {fmt(rec['loglik'], '.2f')}, "
-            f"σ = {fmt_pm(rec['sigma'], rec['sigma_err'])}, τ = {fmt(rec['tau'])} ({rec['regime']})")
+    return (
+        f"Fig. 3 — {tag} seed {rec['seed']}: ln p = {fmt(rec['loglik'], '.2f')}, "
+        f"σ = {fmt_pm(rec['sigma'], rec['sigma_err'])}, τ = {fmt(rec['tau'])} ({rec['regime']})"
+    )
 
 
 def figure_of(job: Mapping[str, Any]) -> Any:
@@ -441,8 +598,9 @@ def figure_of(job: Mapping[str, Any]) -> Any:
     if job["kind"] == "fig4":
         return plots.draw_fig4(job["seeds"], L=job["L"])
     rec = job["rec"]
-    return plots.draw_fig3(load(job["model"]), occupancy=rec["occupancy"], M=rec["M"], seed=rec["seed"],
-                           title=job["title"])
+    return plots.draw_fig3(
+        load(job["model"]), occupancy=rec["occupancy"], M=rec["M"], seed=rec["seed"], title=job["title"]
+    )
 
 
 def _draw_figure(job: Mapping[str, Any]) -> tuple[str, str]:
@@ -462,27 +620,51 @@ def figure_jobs(res: Mapping[str, Any], out_dir: str | Path) -> list[dict[str, A
     em = res["baselines"]["em"]
     models = res.get("models") or list(seeds)
     jobs: list[dict[str, Any]] = [
-        {"kind": "fig4", "name": "fig4", "path": str(out / "fig4.png"), "seeds": seeds,
-         "L": int(res["protocol"]["n_hidden"])},
+        {
+            "kind": "fig4",
+            "name": "fig4",
+            "path": str(out / "fig4.png"),
+            "seeds": seeds,
+            "L": int(res["protocol"]["n_hidden"]),
+        },
     ]
     for tag, key in (("best", "best_seed"), ("worst", "worst_seed")):
         rec = next(r for r in seeds if r["seed"] == res["summary"][key])
         if rec.get("model"):
-            jobs.append({"kind": "fig3", "name": f"fig3_{tag}", "path": str(out / f"fig3_{tag}.png"),
-                         "model": str(out / rec["model"]), "rec": rec, "title": _fig3_title(tag, rec)})
+            jobs.append(
+                {
+                    "kind": "fig3",
+                    "name": f"fig3_{tag}",
+                    "path": str(out / f"fig3_{tag}.png"),
+                    "model": str(out / rec["model"]),
+                    "rec": rec,
+                    "title": _fig3_title(tag, rec),
+                }
+            )
     # Longest first (Fig. 4, the two Figs. 3, Fig. 2), so that a pool's workers finish together.
     jobs += [
-        {"kind": "fig2", "name": "fig2", "path": str(out / "fig2.png"), "seeds": seeds,
-         "em": em["loglik"] if em else None, "rbm": res["baselines"].get("tied", [])},
-        {"kind": "fig6", "name": "fig6", "path": str(out / "fig6_sigma.png"),
-         "models": [r for r in models if r["kind"] != "mixture"]},
+        {
+            "kind": "fig2",
+            "name": "fig2",
+            "path": str(out / "fig2.png"),
+            "seeds": seeds,
+            "em": em["loglik"] if em else None,
+            "rbm": res["baselines"].get("tied", []),
+        },
+        {
+            "kind": "fig6",
+            "name": "fig6",
+            "path": str(out / "fig6_sigma.png"),
+            "models": [r for r in models if r["kind"] != "mixture"],
+        },
         {"kind": "fig5", "name": "fig5", "path": str(out / "fig5_mixing.png"), "models": models},
     ]
     return jobs
 
 
-def draw_figures(res: Mapping[str, Any], out_dir: str | Path,
-                 map_fn: Callable[..., Iterable[tuple[str, str]]] = map) -> dict[str, str]:
+def draw_figures(
+    res: Mapping[str, Any], out_dir: str | Path, map_fn: Callable[..., Iterable[tuple[str, str]]] = map
+) -> dict[str, str]:
     """Draw Figs. 2, 3 (best and worst seed), 4, 5 (mixing) and 6 (sigma) of a results dictionary into ``out_dir``.
 
     ``map_fn`` runs the independent jobs of :func:`figure_jobs` (``map``, or a worker pool's ``map``).
@@ -499,8 +681,9 @@ def csv_of(res: Mapping[str, Any]) -> str:
     return csv_text(_csv_rows(rows, em["loglik"] if em else None), res.get("csv_columns", CSV_COLUMNS))
 
 
-def write_tables(res: dict[str, Any], out_dir: str | Path, figure_files: Mapping[str, str] | None = None
-                 ) -> dict[str, str]:
+def write_tables(
+    res: dict[str, Any], out_dir: str | Path, figure_files: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Write results.csv, results.json and report.md of a results dictionary (figures already drawn).
 
     Fills ``res["files"]`` with ``figure_files`` and the written paths and returns it.
@@ -517,8 +700,13 @@ def write_tables(res: dict[str, Any], out_dir: str | Path, figure_files: Mapping
     return files
 
 
-def write_report(res: dict[str, Any], out_dir: str | Path, *, figures: bool = True,
-                 map_fn: Callable[..., Iterable[tuple[str, str]]] = map) -> dict[str, str]:
+def write_report(
+    res: dict[str, Any],
+    out_dir: str | Path,
+    *,
+    figures: bool = True,
+    map_fn: Callable[..., Iterable[tuple[str, str]]] = map,
+) -> dict[str, str]:
     """Draw the figures (optionally) and write the tables and report.md of a results dictionary.
 
     Fills ``res["files"]`` with the written paths and returns it.
@@ -538,26 +726,41 @@ def table_text(res: Mapping[str, Any]) -> str:
     s = res["summary"]
     L = res["protocol"]["n_hidden"]
     models = res.get("models") or list(res["seeds"])
-    lines = ["", f"{'kind':<7} {'variant':<8} {'seed':>4}  {'ln p':>8}  {'tau_int':>7}  {'cover':>6}  "
-             f"{'sigma(RB) ± err':>18}  {'count':>6}  {'1-way':>5}  {'Tr(M)/L':>7}  regime"]
+    lines = [
+        "",
+        f"{'kind':<7} {'variant':<8} {'seed':>4}  {'ln p':>8}  {'tau_int':>7}  {'cover':>6}  "
+        f"{'sigma(RB) ± err':>18}  {'count':>6}  {'1-way':>5}  {'Tr(M)/L':>7}  regime",
+    ]
     for r in models:
-        lines.append(f"{r['kind']:<7} {str(r.get('variant', '')):<8} {r['seed']:>4}  {fmt(r['loglik'], '.2f'):>8}  "
-                     f"{fmt(r.get('tau_int_class')):>7}  {fmt(r.get('cover_time')):>6}  "
-                     f"{fmt_pm(r['sigma'], r['sigma_err']):>18}  {fmt(r.get('sigma_counting')):>6}  "
-                     f"{'–' if r.get('n_one_way') is None else r['n_one_way']:>5}  {fmt(r['self_transition']):>7}  "
-                     f"{r['regime'] or '–'}")
+        lines.append(
+            f"{r['kind']:<7} {str(r.get('variant', '')):<8} {r['seed']:>4}  {fmt(r['loglik'], '.2f'):>8}  "
+            f"{fmt(r.get('tau_int_class')):>7}  {fmt(r.get('cover_time')):>6}  "
+            f"{fmt_pm(r['sigma'], r['sigma_err']):>18}  {fmt(r.get('sigma_counting')):>6}  "
+            f"{'–' if r.get('n_one_way') is None else r['n_one_way']:>5}  {fmt(r['self_transition']):>7}  "
+            f"{r['regime'] or '–'}"
+        )
     lines.append("")
-    lines.append("by kind (medians): " + "; ".join(
-        f"{k['kind']}{'' if k['variant'] in ('', 'shared') else '[' + k['variant'] + ']'} ln p "
-        f"{fmt(k['loglik_median'], '.2f')}, tau_int_class {fmt(k['tau_int_class_median'])}, cover "
-        f"{fmt(k['cover_time_median'])}" for k in s.get("kinds", [])))
+    lines.append(
+        "by kind (medians): "
+        + "; ".join(
+            f"{k['kind']}{'' if k['variant'] in ('', 'shared') else '[' + k['variant'] + ']'} ln p "
+            f"{fmt(k['loglik_median'], '.2f')}, tau_int_class {fmt(k['tau_int_class_median'])}, cover "
+            f"{fmt(k['cover_time_median'])}"
+            for k in s.get("kinds", [])
+        )
+    )
     em = s["em_ceiling"]
-    lines.append(f"median nemm ln p = {fmt(s['loglik_median'], '.2f')} nats/digit"
-                 + (f"; EM mixture {em:.2f} (median gap {s['gap_to_em_median']:+.2f})" if em is not None else ""))
+    lines.append(
+        f"median nemm ln p = {fmt(s['loglik_median'], '.2f')} nats/digit"
+        + (f"; EM mixture {em:.2f} (median gap {s['gap_to_em_median']:+.2f})" if em is not None else "")
+    )
     for v in res.get("variants") or [{"name": "", "summary": s}]:
         vs = v["summary"]
-        lines.append(f"regimes [{v['name']}]: " + ", ".join(f"{k} {vs['regimes'][k]['count']}" for k in REGIMES)
-                     + f"  (rules: nemm.reproduce.classify_regime, L = {L})")
+        lines.append(
+            f"regimes [{v['name']}]: "
+            + ", ".join(f"{k} {vs['regimes'][k]['count']}" for k in REGIMES)
+            + f"  (rules: nemm.reproduce.classify_regime, L = {L})"
+        )
     lines.append(f"done in {res['seconds']:.1f} s. Report: {res['files']['report']}")
     return "\n".join(lines)
 
@@ -568,13 +771,22 @@ def table_text(res: Mapping[str, Any]) -> str:
 _RUN_KEYS = ("swept", "settings", "diagnostics", "baselines", "data_checksum", "nemm_version")
 
 
-def _by_seed(models: Sequence[Mapping[str, Any]], kind: str, variant: str | None = None) -> list[dict[str, Any]]:
-    return sorted((dict(r) for r in models if r["kind"] == kind and (variant is None or r["variant"] == variant)),
-                  key=lambda r: r["seed"])
+def _by_seed(
+    models: Sequence[Mapping[str, Any]], kind: str, variant: str | None = None
+) -> list[dict[str, Any]]:
+    return sorted(
+        (dict(r) for r in models if r["kind"] == kind and (variant is None or r["variant"] == variant)),
+        key=lambda r: r["seed"],
+    )
 
 
-def assemble(models: Sequence[Mapping[str, Any]], protocol: Mapping[str, Any], *,
-             failed: Sequence[Mapping[str, Any]] = (), csv_columns: Sequence[str] | None = None) -> dict[str, Any]:
+def assemble(
+    models: Sequence[Mapping[str, Any]],
+    protocol: Mapping[str, Any],
+    *,
+    failed: Sequence[Mapping[str, Any]] = (),
+    csv_columns: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """The results dictionary (what the report is written from) of the model records of a reproduction.
 
     ``models``: one record per finished run (kinds nemm, rbm, tied, mixture, each with its
@@ -590,27 +802,59 @@ def assemble(models: Sequence[Mapping[str, Any]], protocol: Mapping[str, Any], *
     for name in names:
         seeds_v = _by_seed(models, "nemm", name)
         settings = {k: seeds_v[0].get(k) for k in ("normalization", "hidden", "centered")}
-        per_variant.append({"name": name, "settings": settings, "seeds": seeds_v, "tied": tied_all,
-                            "summary": summarize(seeds_v, tied_all, em_ll, int(protocol["n_hidden"]), rbms=rbm_res,
-                                                 mixture=em_res)})
+        per_variant.append(
+            {
+                "name": name,
+                "settings": settings,
+                "seeds": seeds_v,
+                "tied": tied_all,
+                "summary": summarize(
+                    seeds_v, tied_all, em_ll, int(protocol["n_hidden"]), rbms=rbm_res, mixture=em_res
+                ),
+            }
+        )
     if not per_variant:
-        per_variant.append({"name": "", "settings": {}, "seeds": [], "tied": tied_all,
-                            "summary": summarize([], tied_all, em_ll, int(protocol["n_hidden"]), rbms=rbm_res,
-                                                 mixture=em_res)})
+        per_variant.append(
+            {
+                "name": "",
+                "settings": {},
+                "seeds": [],
+                "tied": tied_all,
+                "summary": summarize(
+                    [], tied_all, em_ll, int(protocol["n_hidden"]), rbms=rbm_res, mixture=em_res
+                ),
+            }
+        )
     # The headline summary is the first variant's, but its comparison of kinds covers every variant.
     summary = dict(per_variant[0]["summary"])
     summary["kinds"] = kind_summary(models)
-    res = {"protocol": dict(protocol), "models": models, "seeds": per_variant[0]["seeds"],
-           "baselines": {"em": em_res, "rbm": rbm_res, "tied": tied_all}, "variants": per_variant,
-           "summary": summary, "seconds": 0.0, "files": {}, "failed": [dict(r) for r in failed]}
+    res = {
+        "protocol": dict(protocol),
+        "models": models,
+        "seeds": per_variant[0]["seeds"],
+        "baselines": {"em": em_res, "rbm": rbm_res, "tied": tied_all},
+        "variants": per_variant,
+        "summary": summary,
+        "seconds": 0.0,
+        "files": {},
+        "failed": [dict(r) for r in failed],
+    }
     if csv_columns is not None:
         res["csv_columns"] = list(csv_columns)
     return res
 
 
-def assemble_sweep(config: Any, specs: Sequence[Any], results: Mapping[str, Mapping[str, Any]],
-                   columns: Sequence[str], *, data: str, n_jobs: int, seconds: float,
-                   protocol: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def assemble_sweep(
+    config: Any,
+    specs: Sequence[Any],
+    results: Mapping[str, Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    data: str,
+    n_jobs: int,
+    seconds: float,
+    protocol: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The results dictionary of a sweep with ``[diagnostics] report = "reproduce"`` (see :func:`assemble`).
 
     ``specs`` are the sweep's runs (:func:`nemm.sweep.expand`), ``results`` what their
@@ -618,8 +862,11 @@ def assemble_sweep(config: Any, specs: Sequence[Any], results: Mapping[str, Mapp
     mixture of each L gives the EM ceiling of the rows with that L. ``protocol`` adds to
     (or overrides) what is read from the configuration (e.g. ``mode``).
     """
-    em_by_L = {int(s.swept["n_hidden"]): _f(results[s.run_id].get("loglik")) for s in specs
-               if s.kind == "mixture" and results[s.run_id].get("status") == "ok"}
+    em_by_L = {
+        int(s.swept["n_hidden"]): _f(results[s.run_id].get("loglik"))
+        for s in specs
+        if s.kind == "mixture" and results[s.run_id].get("status") == "ok"
+    }
     models, failed = [], []
     for s in specs:
         r = results[s.run_id]
@@ -627,8 +874,17 @@ def assemble_sweep(config: Any, specs: Sequence[Any], results: Mapping[str, Mapp
         row.update(s.swept)
         row.update(index=s.index, run_id=s.run_id)
         if r.get("status") != "ok":
-            failed.append({**s.swept, "index": s.index, "run_id": s.run_id, "status": r.get("status", "error"),
-                           "error": r.get("error"), "em_ceiling": None, "gap_to_em": None})
+            failed.append(
+                {
+                    **s.swept,
+                    "index": s.index,
+                    "run_id": s.run_id,
+                    "status": r.get("status", "error"),
+                    "error": r.get("error"),
+                    "em_ceiling": None,
+                    "gap_to_em": None,
+                }
+            )
             continue
         row["model"] = f"runs/{s.run_id}/model.npz" if s.kind != "mixture" else None
         em = em_by_L.get(int(s.swept["n_hidden"]))
@@ -640,16 +896,29 @@ def assemble_sweep(config: Any, specs: Sequence[Any], results: Mapping[str, Mapp
     bs = first.get("batch_size", [16, 160])
     d, bl = config.diagnostics, config.baselines
     p = {
-        "mode": f"sweep ({config.source})", "data": data, "n_hidden": int(first.get("n_hidden", 0)),
-        "hidden": first.get("hidden"), "n_epochs": first.get("n_epochs"), "steps_per_epoch": first.get("steps_per_epoch"),
-        "batch_size": list(bs) if isinstance(bs, (list, tuple)) else [bs, bs], "chain_steps": first.get("chain_steps"),
-        "n_chains": first.get("n_chains"), "learning_rate": first.get("learning_rate"),
-        "centered": first.get("centered"), "normalization": first.get("normalization"),
+        "mode": f"sweep ({config.source})",
+        "data": data,
+        "n_hidden": int(first.get("n_hidden", 0)),
+        "hidden": first.get("hidden"),
+        "n_epochs": first.get("n_epochs"),
+        "steps_per_epoch": first.get("steps_per_epoch"),
+        "batch_size": list(bs) if isinstance(bs, (list, tuple)) else [bs, bs],
+        "chain_steps": first.get("chain_steps"),
+        "n_chains": first.get("n_chains"),
+        "learning_rate": first.get("learning_rate"),
+        "centered": first.get("centered"),
+        "normalization": first.get("normalization"),
         "compare": ", ".join(k for k, _ in config.axes) or None,
         "variants": list(dict.fromkeys(s.swept["variant"] for s in nemm_specs)),
-        "seeds": list(config.seeds), "rbm_seeds": list(bl.rbm_seeds), "tied_seeds": list(bl.tied_seeds),
-        "em_restarts": bl.mixture_restarts, "n_jobs": int(n_jobs), "track_every": d.track_every,
-        "track_steps": d.track_steps, "diag_steps": d.diagnostic_steps * d.n_chains, "mixing_steps": d.mixing_steps,
+        "seeds": list(config.seeds),
+        "rbm_seeds": list(bl.rbm_seeds),
+        "tied_seeds": list(bl.tied_seeds),
+        "em_restarts": bl.mixture_restarts,
+        "n_jobs": int(n_jobs),
+        "track_every": d.track_every,
+        "track_steps": d.track_steps,
+        "diag_steps": d.diagnostic_steps * d.n_chains,
+        "mixing_steps": d.mixing_steps,
         "rao_blackwell_draws": d.rao_blackwell_draws,
     }
     p.update(protocol or {})
