@@ -31,7 +31,9 @@ py::dict chain_state_of(const ChainsT& chains, int D) {
     for (int r = 0; r < 4; ++r)
       for (int k = 0; k < LaneRng::K; ++k) l[r * LaneRng::K + k] = (*words[r])[k];
   }
-  d["z"] = z; d["rng"] = rng; d["lanes"] = lanes;
+  d["z"] = z;
+  d["rng"] = rng;
+  d["lanes"] = lanes;
   return d;
 }
 

@@ -37,7 +37,8 @@ class Engine : public EngineBase<Trainer> {
   static Settings make_settings(int D, int L, const std::string& hidden, const std::string& normalization,
                                 bool centered, bool tied) {
     Settings s;
-    s.D = D; s.L = L;
+    s.D = D;
+    s.L = L;
     s.hidden = parse_hidden(hidden);
     s.normalization = parse_normalization(normalization);
     s.centered = centered;
@@ -66,15 +67,21 @@ class Engine : public EngineBase<Trainer> {
     if (abar.size() != L) throw std::invalid_argument("abar must have shape (L,)");
     if (xbar.size() != D) throw std::invalid_argument("xbar must have shape (D,)");
     Params& p = tr.model.p;
-    p.w = w; p.a = a; p.wbar = wbar; p.abar = abar; p.xbar = xbar;
+    p.w = w;
+    p.a = a;
+    p.wbar = wbar;
+    p.abar = abar;
+    p.xbar = xbar;
     tr.model.refresh();
   }
 
   py::dict optimizer_state() const {
     const RMSprop& o = tr.opt;
     py::dict d;
-    d["vw"] = Eigen::MatrixXd(o.vw); d["va"] = Eigen::VectorXd(o.va);
-    d["vwbar"] = Eigen::MatrixXd(o.vwbar); d["vabar"] = Eigen::VectorXd(o.vabar);
+    d["vw"] = Eigen::MatrixXd(o.vw);
+    d["va"] = Eigen::VectorXd(o.va);
+    d["vwbar"] = Eigen::MatrixXd(o.vwbar);
+    d["vabar"] = Eigen::VectorXd(o.vabar);
     return d;
   }
 
@@ -88,7 +95,10 @@ class Engine : public EngineBase<Trainer> {
     auto ok = [](const auto& v) { return v.allFinite() && (v.size() == 0 || v.minCoeff() >= 0.0); };
     if (!ok(vw) || !ok(va) || !ok(vwbar) || !ok(vabar))
       throw std::invalid_argument("RMSprop accumulators must be finite and non-negative");
-    tr.opt.vw = vw; tr.opt.va = va; tr.opt.vwbar = vwbar; tr.opt.vabar = vabar;
+    tr.opt.vw = vw;
+    tr.opt.va = va;
+    tr.opt.vwbar = vwbar;
+    tr.opt.vabar = vabar;
   }
 
   void require_chains() const {
@@ -96,8 +106,8 @@ class Engine : public EngineBase<Trainer> {
   }
 
   // len(sizes) training steps in one call, rolled back on divergence or Ctrl-C (steps_call).
-  py::array_t<double> train_steps(const I64Array& rows, const I64Array& sizes, int T, double lr, double rho,
-                                  double eps, bool freeze_a, long epoch) {
+  py::array_t<double> train_steps(const I64Array& rows, const I64Array& sizes, int T, double lr, double rho, double eps,
+                                  bool freeze_a, long epoch) {
     require_chains();
     if (T < 1) throw std::invalid_argument("T must be at least 1");
     return steps_call(rows, sizes, epoch, [&](const int64_t* r, long n, double* loglik) {
@@ -130,7 +140,11 @@ class Engine : public EngineBase<Trainer> {
       g = nemm::approx_gradient(tr.model, xs.spans(), xps.spans(), z);
     }
     py::dict d;
-    d["w"] = g.w; d["a"] = g.a; d["wbar"] = g.wbar; d["abar"] = g.abar; d["loglik"] = g.loglik;
+    d["w"] = g.w;
+    d["a"] = g.a;
+    d["wbar"] = g.wbar;
+    d["abar"] = g.abar;
+    d["loglik"] = g.loglik;
     return d;
   }
 
@@ -164,7 +178,10 @@ class Engine : public EngineBase<Trainer> {
         const long n1 = std::min(N, n0 + piece);
         const std::vector<Span> rows(all.begin() + n0, all.begin() + n1);
         out.segment(n0, n1 - n0) = mixture(rows);
-        if (n1 < N && poll.interrupted()) { interrupted = true; break; }
+        if (n1 < N && poll.interrupted()) {
+          interrupted = true;
+          break;
+        }
       }
     }
     if (interrupted) throw py::error_already_set();

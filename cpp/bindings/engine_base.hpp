@@ -64,11 +64,14 @@ class EngineBase {
       py::gil_scoped_release release;
       SignalPoll poll;
       long off = 0;
-      outcome = run_steps(tr, long(sizes.size()), [&](long k) {
-        std::string why = step(r + off, long(sz[k]), out + k);
-        off += sz[k];
-        return why;
-      }, poll);
+      outcome = run_steps(
+          tr, long(sizes.size()),
+          [&](long k) {
+            std::string why = step(r + off, long(sz[k]), out + k);
+            off += sz[k];
+            return why;
+          },
+          poll);
     }
     raise_if_stopped(outcome, epoch);
     return ll;

@@ -36,10 +36,11 @@ inline void raise_if_stopped(const StepsOutcome& o, long epoch) {
   if (o.bad < 0) return;
   const std::string where = epoch >= 0 ? "epoch " + std::to_string(epoch) + ", step " + std::to_string(o.bad)
                                        : "step " + std::to_string(o.bad) + " of this call";
-  PyErr_SetString(PyExc_FloatingPointError,
-                  ("training diverged at " + where + " (" + o.why + "); the training state is rolled back to " +
-                   (epoch >= 0 ? "the start of that epoch" : "the start of this call") +
-                   "; try a smaller learning_rate").c_str());
+  PyErr_SetString(
+      PyExc_FloatingPointError,
+      ("training diverged at " + where + " (" + o.why + "); the training state is rolled back to " +
+       (epoch >= 0 ? "the start of that epoch" : "the start of this call") + "; try a smaller learning_rate")
+          .c_str());
   throw py::error_already_set();
 }
 

@@ -49,7 +49,10 @@ class RBMEngine : public EngineBase<RBMTrainer> {
     if (abar.size() != L) throw std::invalid_argument("abar must have shape (L,)");
     if (xbar.size() != D) throw std::invalid_argument("xbar must have shape (D,)");
     Params& p = tr.model.p;
-    p.w = w; p.a = a; p.abar = abar; p.xbar = xbar;
+    p.w = w;
+    p.a = a;
+    p.abar = abar;
+    p.xbar = xbar;
     tr.model.refresh();  // wbar = w^T (tied)
   }
 
@@ -60,9 +63,12 @@ class RBMEngine : public EngineBase<RBMTrainer> {
     const RBMOptimizer& o = tr.opt;
     py::dict d;
     d["t"] = o.t;
-    d["mw"] = Eigen::MatrixXd(o.mw); d["vw"] = Eigen::MatrixXd(o.vw);
-    d["ma"] = Eigen::VectorXd(o.ma); d["va"] = Eigen::VectorXd(o.va);
-    d["mh"] = Eigen::VectorXd(o.mh); d["vh"] = Eigen::VectorXd(o.vh);
+    d["mw"] = Eigen::MatrixXd(o.mw);
+    d["vw"] = Eigen::MatrixXd(o.vw);
+    d["ma"] = Eigen::VectorXd(o.ma);
+    d["va"] = Eigen::VectorXd(o.va);
+    d["mh"] = Eigen::VectorXd(o.mh);
+    d["vh"] = Eigen::VectorXd(o.vh);
     d["lambda"] = Eigen::VectorXd(tr.lambda);
     return d;
   }
@@ -84,7 +90,13 @@ class RBMEngine : public EngineBase<RBMTrainer> {
     if (!nonneg(vw) || !nonneg(va) || !nonneg(vh))
       throw std::invalid_argument("second moments must be finite and non-negative");
     RBMOptimizer& o = tr.opt;
-    o.t = t; o.mw = mw; o.vw = vw; o.ma = ma; o.va = va; o.mh = mh; o.vh = vh;
+    o.t = t;
+    o.mw = mw;
+    o.vw = vw;
+    o.ma = ma;
+    o.va = va;
+    o.mh = mh;
+    o.vh = vh;
     tr.lambda = lambda;
   }
 
@@ -94,7 +106,11 @@ class RBMEngine : public EngineBase<RBMTrainer> {
       throw std::invalid_argument("need lr > 0, eps > 0 and beta1, beta2, rho in [0, 1)");
     RBMOptimizer& o = tr.opt;
     o.adam = name == "adam";
-    o.lr = lr; o.b1 = b1; o.b2 = b2; o.rho = rho; o.eps = eps;
+    o.lr = lr;
+    o.b1 = b1;
+    o.b2 = b2;
+    o.rho = rho;
+    o.eps = eps;
   }
 
   void reset_optimizer() {

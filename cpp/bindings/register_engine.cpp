@@ -37,8 +37,7 @@ void register_engine(py::module_& m) {
           "wbar", [](const Engine& e) { return Eigen::MatrixXd(e.tr.model.p.wbar); },
           "Backward weights wbar, float64 (L, D) (eq. 11); w^T in tied mode.")
       .def_property_readonly(
-          "abar", [](const Engine& e) { return Eigen::VectorXd(e.tr.model.p.abar); },
-          "Hidden bias abar, float64 (L,).")
+          "abar", [](const Engine& e) { return Eigen::VectorXd(e.tr.model.p.abar); }, "Hidden bias abar, float64 (L,).")
       .def_property_readonly(
           "xbar", [](const Engine& e) { return Eigen::VectorXd(e.tr.model.p.xbar); },
           "Data mean xbar, float64 (D,): the centering of eq. 17 and the start of fresh chains.")
@@ -75,14 +74,12 @@ void register_engine(py::module_& m) {
            "The RMSprop accumulators (mean squared gradients), float64: a dict with vw (D, L), va (D,),\n"
            "vwbar (L, D), vabar (L,).")
       .def("set_optimizer_state", &Engine::set_optimizer_state, py::arg("vw"), py::arg("va"), py::arg("vwbar"),
-           py::arg("vabar"),
-           "Set the RMSprop accumulators (shapes as optimizer_state(); finite and non-negative).")
+           py::arg("vabar"), "Set the RMSprop accumulators (shapes as optimizer_state(); finite and non-negative).")
       .def(
           "start_profiling", [](Engine& e) { start_profiling(e.tr, e.profile); },
           "From now on, train_steps adds the wall-clock seconds of each step's parts to a profile.")
       .def(
-          "stop_profiling",
-          [](Engine& e) { return stop_profiling(e.tr, e.profile, {"chain", "gradient", "update"}); },
+          "stop_profiling", [](Engine& e) { return stop_profiling(e.tr, e.profile, {"chain", "gradient", "update"}); },
           "Stop profiling and return the seconds spent since start_profiling in the chains (T double\n"
           "steps), the gradient (eqs. 16-17) and the update (RMSprop and the tables), and the steps.")
       .def("train_steps", &Engine::train_steps, py::arg("rows"), py::arg("sizes"), py::arg("T"), py::arg("lr"),
@@ -127,8 +124,8 @@ void register_engine(py::module_& m) {
            "x'(0) ~ Bernoulli(xbar)) after burn_in unrecorded double steps: uint64 codes (n_chains, T)\n"
            "(one-hot: the state index; binary: bit b is z_b). The persistent chains are not touched.\n"
            "Ctrl-C is checked every few milliseconds and raises KeyboardInterrupt (nothing is returned).")
-      .def("sample", &Engine::sample, py::arg("n_chains"), py::arg("per_chain"), py::arg("burn_in"),
-           py::arg("thin"), py::arg("seed"),
+      .def("sample", &Engine::sample, py::arg("n_chains"), py::arg("per_chain"), py::arg("burn_in"), py::arg("thin"),
+           py::arg("seed"),
            "Visible samples from n_chains fresh chains (streams keyed by (seed, chain index)): after\n"
            "burn_in double steps, one x every thin steps, per_chain per chain. Returns (X, Z): X uint8\n"
            "(n_chains per_chain, D), chain-major, and the hidden state z that produced each x: int64 (n,)\n"

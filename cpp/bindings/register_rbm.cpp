@@ -17,16 +17,21 @@ void register_rbm(py::module_& m) {
                         "E(x, h) = -x.w h - a.x - abar.h; its Gibbs sampler is the engine's (tied, uncentered).")
       .def(py::init<int, int, const std::string&>(), py::arg("n_visible"), py::arg("n_hidden"),
            py::arg("hidden") = "onehot", "An RBM of D visible bits and L one-hot states or L binary units.")
-      .def_property_readonly("n_visible", [](const RBMEngine& e) { return e.settings().D; }, "D.")
-      .def_property_readonly("n_hidden", [](const RBMEngine& e) { return e.settings().L; }, "L.")
-      .def_property_readonly("w", [](const RBMEngine& e) { return Eigen::MatrixXd(e.tr.model.p.w); }, "w, (D, L).")
-      .def_property_readonly("a", [](const RBMEngine& e) { return Eigen::VectorXd(e.tr.model.p.a); }, "a, (D,).")
-      .def_property_readonly("abar", [](const RBMEngine& e) { return Eigen::VectorXd(e.tr.model.p.abar); },
-                             "abar, (L,).")
-      .def_property_readonly("xbar", [](const RBMEngine& e) { return Eigen::VectorXd(e.tr.model.p.xbar); },
-                             "Data mean: centering offset of x and the start of fresh chains, (D,).")
-      .def_property_readonly("n_chains", [](const RBMEngine& e) { return e.tr.chains.size(); },
-                             "Number of persistent chains.")
+      .def_property_readonly(
+          "n_visible", [](const RBMEngine& e) { return e.settings().D; }, "D.")
+      .def_property_readonly(
+          "n_hidden", [](const RBMEngine& e) { return e.settings().L; }, "L.")
+      .def_property_readonly(
+          "w", [](const RBMEngine& e) { return Eigen::MatrixXd(e.tr.model.p.w); }, "w, (D, L).")
+      .def_property_readonly(
+          "a", [](const RBMEngine& e) { return Eigen::VectorXd(e.tr.model.p.a); }, "a, (D,).")
+      .def_property_readonly(
+          "abar", [](const RBMEngine& e) { return Eigen::VectorXd(e.tr.model.p.abar); }, "abar, (L,).")
+      .def_property_readonly(
+          "xbar", [](const RBMEngine& e) { return Eigen::VectorXd(e.tr.model.p.xbar); },
+          "Data mean: centering offset of x and the start of fresh chains, (D,).")
+      .def_property_readonly(
+          "n_chains", [](const RBMEngine& e) { return e.tr.chains.size(); }, "Number of persistent chains.")
       .def("set_params", &RBMEngine::set_params, py::arg("w"), py::arg("a"), py::arg("abar"), py::arg("xbar"),
            "Set w (D, L), a (D,), abar (L,) and the data mean xbar (D,).")
       .def("set_data", py::method_adaptor<RBMEngine>(&RBMEngine::set_data), py::arg("X"),
@@ -63,8 +68,8 @@ void register_rbm(py::module_& m) {
           [](RBMEngine& e) { return stop_profiling(e.tr, e.profile, {"data term", "model term", "update"}); },
           "Stop profiling and return the seconds spent since start_profiling in the data term, the model\n"
           "term (enumeration or PCD chains) and the update (optimizer and tables), and the steps.")
-      .def("train_steps", &RBMEngine::train_steps, py::arg("rows"), py::arg("sizes"), py::arg("gradient"),
-           py::arg("k"), py::arg("centered"), py::arg("center_rate"), py::arg("epoch") = -1,
+      .def("train_steps", &RBMEngine::train_steps, py::arg("rows"), py::arg("sizes"), py::arg("gradient"), py::arg("k"),
+           py::arg("centered"), py::arg("center_rate"), py::arg("epoch") = -1,
            "Ascent steps on the minibatches of data rows `rows` (back to back, lengths `sizes`), with the "
            "'exact' gradient or 'pcd' with k Gibbs steps; returns each step's exact mean ln p of its minibatch "
            "before the step (NaN under PCD with more than 1024 hidden states).\n\n"

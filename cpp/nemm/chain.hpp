@@ -47,8 +47,8 @@ inline constexpr SetBitPositions kSetBitPositions{};
 // without the scratch buffers. Sixteen pixels at a time: two steps of the eight lanes, one
 // unsigned compare into a 16-bit mask, and vpcompressd of the pixel indices into a register,
 // stored whole (slots past the count are overwritten or ignored, as below). Dp: a multiple of 8.
-__attribute__((target("avx512f,avx512vl"))) inline int sample_visible_avx512(LaneRng& g, const uint32_t* thr,
-                                                                           int Dp, int32_t* active) {
+__attribute__((target("avx512f,avx512vl"))) inline int sample_visible_avx512(LaneRng& g, const uint32_t* thr, int Dp,
+                                                                             int32_t* active) {
   u32x8 a = g.s0, b = g.s1, c = g.s2, d = g.s3;
   const __m512i step = _mm512_set1_epi32(16);
   __m512i index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -63,13 +63,17 @@ __attribute__((target("avx512f,avx512vl"))) inline int sample_visible_avx512(Lan
   }
   if (i < Dp) {  // the last eight
     const u32x8 r = LaneRng::advance(a, b, c, d);
-    const __mmask8 on = _mm256_cmplt_epu32_mask(__m256i(r), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(thr + i)));
+    const __mmask8 on =
+        _mm256_cmplt_epu32_mask(__m256i(r), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(thr + i)));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(active + n),
-                        _mm256_maskz_compress_epi32(on, _mm256_add_epi32(_mm256_set1_epi32(i),
-                                                                         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
+                        _mm256_maskz_compress_epi32(
+                            on, _mm256_add_epi32(_mm256_set1_epi32(i), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
     n += __builtin_popcount(unsigned(on));
   }
-  g.s0 = a; g.s1 = b; g.s2 = c; g.s3 = d;
+  g.s0 = a;
+  g.s1 = b;
+  g.s2 = c;
+  g.s3 = d;
   return n;
 }
 #pragma GCC diagnostic pop
@@ -81,8 +85,8 @@ inline bool cpu_has_avx512() {
 
 // x_i ~ Bernoulli(thr_i / 2^32) for i < Dp; writes the active indices (ascending) and returns
 // their number. `bits` and `words` are Dp-long scratch buffers.
-NEMM_CLONES inline int sample_visible(LaneRng& g, const uint32_t* thr, int Dp, uint32_t* words,
-                                      uint8_t* bits, int32_t* active) {
+NEMM_CLONES inline int sample_visible(LaneRng& g, const uint32_t* thr, int Dp, uint32_t* words, uint8_t* bits,
+                                      int32_t* active) {
 #if defined(NEMM_HAVE_AVX2_ROWS) && defined(NEMM_HAVE_AVX512)
   if (cpu_has_avx512()) return sample_visible_avx512(g, thr, Dp, active);
 #endif
@@ -111,8 +115,8 @@ NEMM_CLONES inline int sample_visible(LaneRng& g, const uint32_t* thr, int Dp, u
 // 8 hidden units, added at the end; the vector type is 8 floats wide in every clone (one AVX
 // register, or two SSE ones in the same order), so every clone gives the same bits.
 typedef float f32x8 __attribute__((vector_size(32)));
-NEMM_CLONES inline void hidden_field(const float* wbarT, const float* bias, int Lp, const int32_t* active,
-                                     int n_active, float* u) {
+NEMM_CLONES inline void hidden_field(const float* wbarT, const float* bias, int Lp, const int32_t* active, int n_active,
+                                     float* u) {
   auto load8 = [](const float* p) {
     f32x8 v;
     std::memcpy(&v, p, sizeof(v));
@@ -137,13 +141,13 @@ struct ChainState {
   LaneRng lanes;
   uint64_t z = 0;
   int n_active = 0;
-  std::vector<int32_t> active;   // Dp
-  std::vector<uint32_t> words;   // Dp
-  std::vector<uint8_t> bits;     // Dp
-  std::vector<uint32_t> thr;     // Dp (binary hidden: thresholds of the current z)
-  std::vector<float> h;          // Dp (binary hidden: fields, then means, of the current z)
-  std::vector<float> u;          // Lp
-  std::vector<double> p;         // L
+  std::vector<int32_t> active;  // Dp
+  std::vector<uint32_t> words;  // Dp
+  std::vector<uint8_t> bits;    // Dp
+  std::vector<uint32_t> thr;    // Dp (binary hidden: thresholds of the current z)
+  std::vector<float> h;         // Dp (binary hidden: fields, then means, of the current z)
+  std::vector<float> u;         // Lp
+  std::vector<double> p;        // L
 
   void init(const Model& m, uint64_t seed, uint64_t index) {
     rng = Xoshiro256(seed, index);
@@ -219,8 +223,8 @@ struct ChainState {
     for (int i = 0; i < Dp; ++i) {
       const float x = (hh[i] < 1.0f ? hh[i] : 0.99999994f) * 4294967296.0f;  // < 2^32, no overflow
       const bool upper = x >= 2147483648.0f;
-      const uint32_t t = uint32_t(int32_t(upper ? x - 2147483648.0f : (x > 0.0f ? x : 0.0f))) +
-                         (upper ? 0x80000000u : 0u);
+      const uint32_t t =
+          uint32_t(int32_t(upper ? x - 2147483648.0f : (x > 0.0f ? x : 0.0f))) + (upper ? 0x80000000u : 0u);
       out[i] = hh[i] >= 1.0f ? 0xFFFFFFFFu : hh[i] > 0.0f ? t : 0u;
     }
   }
@@ -257,7 +261,8 @@ struct Recording {
 
   void reserve(int C_, int T_, int D) {
     if (C_ == C && T_ == T) return;
-    C = C_; T = T_;
+    C = C_;
+    T = T_;
     z.assign(std::size_t(C) * T, 0);
     idx.resize(C);
     start.resize(C);
@@ -314,7 +319,10 @@ class Chains {
 #pragma omp parallel for schedule(dynamic, 1) if (C > 1)
     for (int c = 0; c < C; ++c) {
       ChainState& ch = chains[c];
-      for (long t = 0; t < burn_in; ++t) { ch.step_hidden(m); ch.step_visible(m); }
+      for (long t = 0; t < burn_in; ++t) {
+        ch.step_hidden(m);
+        ch.step_visible(m);
+      }
       uint64_t* o = out + std::size_t(c) * T;
       for (long t = 0; t < T; ++t) {
         ch.step_hidden(m);
@@ -331,9 +339,15 @@ class Chains {
 #pragma omp parallel for schedule(dynamic, 1) if (C > 1)
     for (int c = 0; c < C; ++c) {
       ChainState& ch = chains[c];
-      for (long t = 0; t < burn_in; ++t) { ch.step_hidden(m); ch.step_visible(m); }
+      for (long t = 0; t < burn_in; ++t) {
+        ch.step_hidden(m);
+        ch.step_visible(m);
+      }
       for (long k = 0; k < per_chain; ++k) {
-        for (long t = 0; t < thin; ++t) { ch.step_hidden(m); ch.step_visible(m); }
+        for (long t = 0; t < thin; ++t) {
+          ch.step_hidden(m);
+          ch.step_visible(m);
+        }
         const std::size_t row = std::size_t(c) * per_chain + k;
         uint8_t* x = X + row * D;
         std::memset(x, 0, D);

@@ -49,7 +49,10 @@ struct StateIndex {
     std::vector<double> cnt;
     for (std::size_t k = 0; k < order.size(); ++k) {
       const uint64_t code = Z[order[k]];
-      if (states.empty() || states.back() != code) { states.push_back(code); cnt.push_back(0); }
+      if (states.empty() || states.back() != code) {
+        states.push_back(code);
+        cnt.push_back(0);
+      }
       of_sample[order[k]] = int(states.size()) - 1;
       cnt.back() += 1;
     }
@@ -60,10 +63,10 @@ struct StateIndex {
 // Scratch matrices of one gradient evaluation, kept by the trainer so that a training step
 // does not allocate them again.
 struct GradientWorkspace {
-  ForwardFields fields;      // binary hidden states only
+  ForwardFields fields;  // binary hidden states only
   RowMatrixXd Q, Qp, Gp, acc;
-  RowMatrixXd u, mu, gain;   // the x -> z fields, probabilities and gains of the recorded pairs
-  RowMatrixXd delta;         // S x Lq: each pair's contribution to the x -> z gradient (eqs. 16c-d)
+  RowMatrixXd u, mu, gain;  // the x -> z fields, probabilities and gains of the recorded pairs
+  RowMatrixXd delta;        // S x Lq: each pair's contribution to the x -> z gradient (eqs. 16c-d)
   std::vector<double> lse;
 };
 
@@ -97,10 +100,9 @@ NEMM_CLONES inline void ordered_row_sums(const double* __restrict gw, int D, int
 // wbar's gradient (L x D, column-major) from row i of acc, the pixel's summed contributions,
 // centered and averaged: out[i L + b] = (acc[i Lq + b] - abar[b] xbar[i]) / N. Its own function
 // so that the pointers are known not to alias (it vectorizes).
-NEMM_CLONES inline void centered_backward_gradient(const double* __restrict acc, int Lq,
-                                                   const double* __restrict abar, const double* __restrict xbar,
-                                                   int L, int b0, int b1, int i0, int i1, double invN,
-                                                   double* __restrict out) {
+NEMM_CLONES inline void centered_backward_gradient(const double* __restrict acc, int Lq, const double* __restrict abar,
+                                                   const double* __restrict xbar, int L, int b0, int b1, int i0, int i1,
+                                                   double invN, double* __restrict out) {
   for (int i = i0; i < i1; ++i) {
     const double* a = acc + std::size_t(i) * Lq;
     double* col = out + std::size_t(i) * L;
@@ -166,7 +168,7 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
   w.u.resize(S, Lq);
   w.mu.resize(S, L);
   w.gain.resize(S, L);
-  w.Q.resize(N, U);   // N x U: Q[n, u] = sum of r_s(x_n) over the samples s in state u
+  w.Q.resize(N, U);    // N x U: Q[n, u] = sum of r_s(x_n) over the samples s in state u
   w.Qp.resize(N, Uq);  // r summed per state: Q padded to Uq columns for the 2-wide adds
   w.lse.resize(std::size_t(N));
   w.Gp.resize(D, Uq);
@@ -302,8 +304,7 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
                                    g.wbar.data());
       } else {
         const long r = k - k_acc;
-        ordered_row_sums(g.w.data(), D, U, int(r * kRowPiece), int(std::min<long>(D, (r + 1) * kRowPiece)),
-                         g.a.data());
+        ordered_row_sums(g.w.data(), D, U, int(r * kRowPiece), int(std::min<long>(D, (r + 1) * kRowPiece)), g.a.data());
       }
     }
   }

@@ -50,8 +50,8 @@ inline bool worth_threads(double work, int barriers = 1) { return work >= 2e5 * 
 // out[n, c0..c1) = init[c0..c1) + sum_{i in X[n]} table[i, c0..c1) for the rows n in [n0, n1):
 // sum_rows on one column tile (c0 a multiple of 8), row n written at out + n ld. Columns at or
 // past n_out are not written (they go through `scratch`, c1 - c0 doubles).
-inline void sum_rows_tile(const double* table, int stride, const Span* X, long n0, long n1, const double* init,
-                          int c0, int c1, double* out, std::size_t ld, int n_out, double* scratch) {
+inline void sum_rows_tile(const double* table, int stride, const Span* X, long n0, long n1, const double* init, int c0,
+                          int c1, double* out, std::size_t ld, int n_out, double* scratch) {
   const bool direct = c1 <= n_out;
   for (long n = n0; n < n1; ++n) {
     double* o = out + std::size_t(n) * ld + c0;
@@ -148,22 +148,40 @@ inline void gather_rows_tile(double* dst, int stride, const PixelRows& pix, cons
 inline void backward_probs(const Settings& s, const double* u, double* mu, double* g) {
   const int L = s.L;
   if (s.hidden == Hidden::Binary) {
-    for (int b = 0; b < L; ++b) { mu[b] = sigmoid(u[b]); g[b] = 1.0; }
+    for (int b = 0; b < L; ++b) {
+      mu[b] = sigmoid(u[b]);
+      g[b] = 1.0;
+    }
     return;
   }
   if (s.normalization == Normalization::Softmax) {
     double m = u[0];
     for (int b = 1; b < L; ++b) m = std::max(m, u[b]);
     double tot = 0;
-    for (int b = 0; b < L; ++b) { mu[b] = exp_nonpositive(u[b] - m); tot += mu[b]; }
-    for (int b = 0; b < L; ++b) { mu[b] /= tot; g[b] = 1.0; }
+    for (int b = 0; b < L; ++b) {
+      mu[b] = exp_nonpositive(u[b] - m);
+      tot += mu[b];
+    }
+    for (int b = 0; b < L; ++b) {
+      mu[b] /= tot;
+      g[b] = 1.0;
+    }
   } else {
     // P = s / sum(s) as a softmax of ln s_b = -softplus(-u_b): no 0/0 when every s_b underflows.
     double m = -std::numeric_limits<double>::infinity();
-    for (int b = 0; b < L; ++b) { mu[b] = log_sigmoid(u[b]); m = std::max(m, mu[b]); }
+    for (int b = 0; b < L; ++b) {
+      mu[b] = log_sigmoid(u[b]);
+      m = std::max(m, mu[b]);
+    }
     double tot = 0;
-    for (int b = 0; b < L; ++b) { mu[b] = exp_nonpositive(mu[b] - m); tot += mu[b]; }
-    for (int b = 0; b < L; ++b) { mu[b] /= tot; g[b] = sigmoid(-u[b]); }  // 1 - s_b
+    for (int b = 0; b < L; ++b) {
+      mu[b] = exp_nonpositive(mu[b] - m);
+      tot += mu[b];
+    }
+    for (int b = 0; b < L; ++b) {
+      mu[b] /= tot;
+      g[b] = sigmoid(-u[b]);
+    }  // 1 - s_b
   }
 }
 
@@ -203,8 +221,8 @@ inline void backward_probs_range(const Settings& s, const double* u, long r0, lo
 }
 
 // backward_probs of n rows of fields (u: n x stride, row-major) into mu and g (n x L).
-inline void backward_probs_rows(const Settings& s, const double* u, long n, int stride, RowMatrixXd& mu,
-                                RowMatrixXd& g, std::vector<double>& shift, std::vector<double>& e) {
+inline void backward_probs_rows(const Settings& s, const double* u, long n, int stride, RowMatrixXd& mu, RowMatrixXd& g,
+                                std::vector<double>& shift, std::vector<double>& e) {
   mu.resize(n, s.L);
   g.resize(n, s.L);
   std::vector<double> ur;
@@ -214,9 +232,9 @@ inline void backward_probs_rows(const Settings& s, const double* u, long n, int 
 // H = w Z^T + a for a set of U hidden states (D x U, row-major so that one pixel's U fields are
 // contiguous), with sum_i softplus(H[i, u]) and mu_{x|z} = sigmoid(H) (eq. 14).
 struct ForwardFields {
-  RowMatrixXd H;         // D x pad2(U), zero padded: rows are summed two columns at a time
-  Eigen::MatrixXd mu;    // D x U, column-major: one state's means are contiguous
-  Eigen::VectorXd sp;    // U: sum_i softplus(H[i, u]), the normalizer of log A
+  RowMatrixXd H;             // D x pad2(U), zero padded: rows are summed two columns at a time
+  Eigen::MatrixXd mu;        // D x U, column-major: one state's means are contiguous
+  Eigen::VectorXd sp;        // U: sum_i softplus(H[i, u]), the normalizer of log A
   std::vector<double> h, e;  // scratch: one state's fields and exponentials
 };
 

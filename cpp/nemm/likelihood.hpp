@@ -209,8 +209,7 @@ class MixtureLikelihood {
  public:
   MixtureLikelihood(const Model& m, const std::vector<uint64_t>& states, const Eigen::VectorXd& log_weight)
       : log_weight_(log_weight) {
-    if (m.s.hidden == Hidden::Binary && m.s.L <= kEnumerateMaxL &&
-        64 * states.size() >= (std::size_t(1) << m.s.L)) {
+    if (m.s.hidden == Hidden::Binary && m.s.L <= kEnumerateMaxL && 64 * states.size() >= (std::size_t(1) << m.s.L)) {
       std::vector<double> lw(std::size_t(1) << m.s.L, -std::numeric_limits<double>::infinity());
       for (std::size_t u = 0; u < states.size(); ++u) {
         double& t = lw[states[u]];

@@ -101,9 +101,7 @@ NEMM_CLONES inline double softplus_sum(const double* h, int D, double* e) {
   return softplus_sum_of_exps(h, D, e);
 }
 
-inline double sigmoid(double u) {
-  return u >= 0 ? 1.0 / (1.0 + std::exp(-u)) : std::exp(u) / (1.0 + std::exp(u));
-}
+inline double sigmoid(double u) { return u >= 0 ? 1.0 / (1.0 + std::exp(-u)) : std::exp(u) / (1.0 + std::exp(u)); }
 
 // ln sigmoid(u) = -softplus(-u), finite for every finite u.
 inline double log_sigmoid(double u) { return std::min(u, 0.0) - std::log1p(std::exp(-std::abs(u))); }

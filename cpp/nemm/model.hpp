@@ -61,8 +61,7 @@ class ThresholdCache {
   // Where to write state z's thresholds, if this thread may (it then must publish(z)).
   uint32_t* claim(uint64_t z) {
     uint8_t expected = 0;
-    return flag_[z].compare_exchange_strong(expected, 1, std::memory_order_acquire) ? thr_.get() + z * Dp_
-                                                                                      : nullptr;
+    return flag_[z].compare_exchange_strong(expected, 1, std::memory_order_acquire) ? thr_.get() + z * Dp_ : nullptr;
   }
   void publish(uint64_t z) { flag_[z].store(2, std::memory_order_release); }
 
@@ -81,16 +80,16 @@ class Model {
   Params p;
 
   int Dp = 0, Lp = 0;
-  std::vector<float> wbarT;        // D x Lp row-major: pixel i's contribution to u
-  std::vector<float> field_bias_f; // Lp
-  std::vector<uint32_t> thr;       // one-hot: L x Dp thresholds of sigmoid(w[:, alpha] + a)
-  std::vector<float> wT;           // binary: L x Dp, column b of w
-  std::vector<float> a_f;          // binary: Dp
-  std::vector<uint32_t> xbar_thr;  // Dp: thresholds of xbar, for starting fresh chains
-  ForwardFields onehot_fields;     // one-hot: the fields of all L states, shared by chain and gradient
-  int Lq = 0;                      // L padded to 2 (an SSE register of doubles)
-  std::vector<double> wbarT_d;     // D x Lq row-major, double (odd L only): the gradient's x -> z field
-  std::vector<double> field_bias_d;  // Lq
+  std::vector<float> wbarT;            // D x Lp row-major: pixel i's contribution to u
+  std::vector<float> field_bias_f;     // Lp
+  std::vector<uint32_t> thr;           // one-hot: L x Dp thresholds of sigmoid(w[:, alpha] + a)
+  std::vector<float> wT;               // binary: L x Dp, column b of w
+  std::vector<float> a_f;              // binary: Dp
+  std::vector<uint32_t> xbar_thr;      // Dp: thresholds of xbar, for starting fresh chains
+  ForwardFields onehot_fields;         // one-hot: the fields of all L states, shared by chain and gradient
+  int Lq = 0;                          // L padded to 2 (an SSE register of doubles)
+  std::vector<double> wbarT_d;         // D x Lq row-major, double (odd L only): the gradient's x -> z field
+  std::vector<double> field_bias_d;    // Lq
   mutable ThresholdCache visible_thr;  // binary: lazily filled thresholds per state (chain.hpp)
 
   explicit Model(const Settings& settings) : s(settings) {

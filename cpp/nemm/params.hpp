@@ -19,8 +19,8 @@ struct Settings {
   int L = 0;  // hidden units (one-hot: L states; binary: 2^L states)
   Hidden hidden = Hidden::OneHot;
   Normalization normalization = Normalization::Softmax;
-  bool centered = true;  // u = wbar (x - xbar) + abar (eq. 17) instead of wbar x + abar
-  bool tied = false;     // wbar = w^T: the RBM Gibbs sampler, the equilibrium baseline
+  bool centered = true;        // u = wbar (x - xbar) + abar (eq. 17) instead of wbar x + abar
+  bool tied = false;           // wbar = w^T: the RBM Gibbs sampler, the equilibrium baseline
   bool rao_blackwell = false;  // one-hot gradient: every state weighted by Abar(z | x'), not the sampled z
 
   void validate() const {

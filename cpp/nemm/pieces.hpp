@@ -35,8 +35,10 @@ class PieceClock {
     if (piece_started_) {
       const double took = std::chrono::duration<double>(now - piece_start_).count();
       const double target = kInterval;
-      if (took < target / 2) piece_ = std::min(piece_ * 2, long(1) << 40);
-      else if (took > target * 2) piece_ = std::max(piece_ / 2, long(1));
+      if (took < target / 2)
+        piece_ = std::min(piece_ * 2, long(1) << 40);
+      else if (took > target * 2)
+        piece_ = std::max(piece_ / 2, long(1));
     }
     piece_started_ = true;
     piece_start_ = now;

@@ -45,9 +45,9 @@ inline double rbm_n_states(const Settings& s) {
 // gradient), and of ln sum_h exp(-E(x, h)) = a.x + logsumexp_h[abar.h + x^T w h] (the
 // unnormalized ln p). The rows go in fixed blocks of 256, summed in block order.
 struct VisibleSums {
-  Eigen::MatrixXd xh;   // D x L: sum_n x_n E[h | x_n]^T
-  Eigen::VectorXd x;    // D
-  Eigen::VectorXd h;    // L: sum_n E[h | x_n]
+  Eigen::MatrixXd xh;     // D x L: sum_n x_n E[h | x_n]^T
+  Eigen::VectorXd x;      // D
+  Eigen::VectorXd h;      // L: sum_n E[h | x_n]
   double log_unnorm = 0;  // sum_n ln sum_h exp(-E(x_n, h))
   long n = 0;
 };
@@ -92,8 +92,7 @@ inline double rbm_row(const Model& m, const RBMRows& rows, Span x, double* u, do
 // trailing 1, its ln sum); then each block's sums per tile of columns and piece of pixels, over
 // the block's rows in their order (ColumnTiles, PixelRows, kernels.hpp); the blocks are added in
 // block order at the end.
-inline VisibleSums visible_sums(const Model& m, const RBMRows& rows, const std::vector<Span>& X,
-                                bool moments = true) {
+inline VisibleSums visible_sums(const Model& m, const RBMRows& rows, const std::vector<Span>& X, bool moments = true) {
   const int D = m.s.D, L = m.s.L;
   const int W = rows.W;
   const long N = long(X.size());
@@ -206,8 +205,10 @@ inline HiddenSums enumerate_hidden(const Model& m, bool moments = true) {
           if ((code >> b) & 1u) add_to(field.data(), m.p.w.col(b).data(), D);
       } else {
         const int b = __builtin_ctzll(code ^ prev);
-        if ((code >> b) & 1u) add_to(field.data(), m.p.w.col(b).data(), D);
-        else subtract_from(field.data(), m.p.w.col(b).data(), D);
+        if ((code >> b) & 1u)
+          add_to(field.data(), m.p.w.col(b).data(), D);
+        else
+          subtract_from(field.data(), m.p.w.col(b).data(), D);
       }
       prev = code;
       double lw = softplus_sum_sigmoid(field.data(), D, sig.data(), e.data());
@@ -280,9 +281,9 @@ inline Eigen::VectorXd rbm_log_likelihood(const Model& m, const std::vector<Span
 
 // Gradient of the mean ln p over the rows: data term minus model term.
 struct RBMGradient {
-  Eigen::MatrixXd w;  // D x L
-  Eigen::VectorXd a;  // D
-  Eigen::VectorXd abar;  // L
+  Eigen::MatrixXd w;       // D x L
+  Eigen::VectorXd a;       // D
+  Eigen::VectorXd abar;    // L
   Eigen::VectorXd h_data;  // L: mean E[h | x] over the rows (the centering offset's input)
   double loglik = std::numeric_limits<double>::quiet_NaN();  // exact mean ln p, NaN without ln Z
 };
@@ -349,16 +350,17 @@ struct RBMOptimizer {
   template <class T>
   void step_of(T& delta, const T& g, T& mom, T& v, double c1, double c2) const {
     const std::size_t n = std::size_t(g.size());
-    if (adam) adam_update(delta.data(), g.data(), mom.data(), v.data(), n, lr, b1, b2, eps, c1, c2);
-    else rmsprop_update(delta.data(), g.data(), v.data(), n, lr, rho, eps);
+    if (adam)
+      adam_update(delta.data(), g.data(), mom.data(), v.data(), n, lr, b1, b2, eps, c1, c2);
+    else
+      rmsprop_update(delta.data(), g.data(), v.data(), n, lr, rho, eps);
   }
 };
 
 // Which of w, a, abar is not finite, or nullptr: only asked once a step has failed. Sums
 // propagate any inf/NaN; a finite sum overflowing to inf means parameters near 1e308, diverged
 // all the same.
-inline const char* rbm_nonfinite_part(const Eigen::MatrixXd& w, const Eigen::VectorXd& a,
-                                      const Eigen::VectorXd& abar) {
+inline const char* rbm_nonfinite_part(const Eigen::MatrixXd& w, const Eigen::VectorXd& a, const Eigen::VectorXd& abar) {
   if (!std::isfinite(w.sum())) return "w";
   if (!std::isfinite(a.sum())) return "a";
   if (!std::isfinite(abar.sum())) return "abar";
@@ -374,7 +376,7 @@ class RBMTrainer {
   Recording recording;
   SparseRows data;
   RBMOptimizer opt;
-  Eigen::VectorXd lambda;  // L: centering offset of h, a running mean of E[h | x] over the data
+  Eigen::VectorXd lambda;      // L: centering offset of h, a running mean of E[h | x] over the data
   StepTimes* times = nullptr;  // when set, step() adds the seconds of its parts here
 
   explicit RBMTrainer(const Settings& s) : model(s) { opt.reset(s.D, s.L); }
@@ -389,8 +391,7 @@ class RBMTrainer {
   // mu = xbar (the data mean) and w = W, a = b - W lambda, abar = c - W^T mu. The gradient in
   // (W, b, c) is (g_w - mu g_abar^T - g_a lambda^T, g_a, g_abar); the step taken there maps back
   // to dw = dW, da = db - dW lambda, dabar = dc - dW^T mu. Uncentered: mu = lambda = 0.
-  std::string step(const int64_t* rows, long n, bool exact, int k, bool centered, double center_rate,
-                   double* loglik) {
+  std::string step(const int64_t* rows, long n, bool exact, int k, bool centered, double center_rate, double* loglik) {
     const Settings& s = model.s;
     const std::vector<Span> X = data.spans(rows, n);
     const bool cheap_Z = rbm_n_states(s) <= 1024;
@@ -402,8 +403,10 @@ class RBMTrainer {
     Eigen::MatrixXd dw = Eigen::MatrixXd::Zero(s.D, s.L);
     Eigen::VectorXd da = Eigen::VectorXd::Zero(s.D), dh = Eigen::VectorXd::Zero(s.L);
     if (centered) {
-      if (lambda.size() != s.L) lambda = g.h_data;
-      else lambda = (1.0 - center_rate) * lambda + center_rate * g.h_data;
+      if (lambda.size() != s.L)
+        lambda = g.h_data;
+      else
+        lambda = (1.0 - center_rate) * lambda + center_rate * g.h_data;
       const Eigen::VectorXd& mu = model.p.xbar;
       g.w -= mu * g.abar.transpose() + g.a * lambda.transpose();
     }

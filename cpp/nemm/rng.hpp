@@ -34,7 +34,12 @@ struct Xoshiro256 {
   }
   uint64_t next() {
     const uint64_t r = rotl64(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t; s[3] = rotl64(s[3], 45);
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl64(s[3], 45);
     return r;
   }
   double uniform() { return (next() >> 11) * 0x1.0p-53; }  // [0, 1)
@@ -51,17 +56,24 @@ struct alignas(32) LaneRng {
   void seed(Xoshiro256& parent) {
     for (int k = 0; k < K; ++k) {
       uint64_t a = parent.next(), b = parent.next();
-      s0[k] = uint32_t(a); s1[k] = uint32_t(a >> 32); s2[k] = uint32_t(b); s3[k] = uint32_t(b >> 32);
+      s0[k] = uint32_t(a);
+      s1[k] = uint32_t(a >> 32);
+      s2[k] = uint32_t(b);
+      s3[k] = uint32_t(b >> 32);
       if ((s0[k] | s1[k] | s2[k] | s3[k]) == 0) s0[k] = 1;  // the all-zero state is a fixed point
     }
   }
   // One step of all eight lanes on a copy of the state held in registers: the next K words.
   static inline u32x8 advance(u32x8& a, u32x8& b, u32x8& c, u32x8& d) {
-    const u32x8 b5 = (b << 2) + b;                 // b * 5
+    const u32x8 b5 = (b << 2) + b;  // b * 5
     const u32x8 rot = (b5 << 7) | (b5 >> 25);
-    const u32x8 r = (rot << 3) + rot;              // * 9
+    const u32x8 r = (rot << 3) + rot;  // * 9
     const u32x8 t = b << 9;
-    c ^= a; d ^= b; b ^= c; a ^= d; c ^= t;
+    c ^= a;
+    d ^= b;
+    b ^= c;
+    a ^= d;
+    c ^= t;
     d = (d << 11) | (d >> 21);
     return r;
   }
@@ -72,7 +84,10 @@ struct alignas(32) LaneRng {
       const u32x8 r = advance(a, b, c, d);
       std::memcpy(out + i, &r, sizeof(r));
     }
-    s0 = a; s1 = b; s2 = c; s3 = d;
+    s0 = a;
+    s1 = b;
+    s2 = c;
+    s3 = d;
   }
 };
 

@@ -67,8 +67,17 @@ NEMM_ALWAYS_INLINE f32x4 load4f(const float* p) {
 struct f64x2pair {
   f64x2 lo{}, hi{};
   f64x2pair() = default;
-  f64x2pair operator+(const f64x2pair& o) const { f64x2pair r; r.lo = lo + o.lo; r.hi = hi + o.hi; return r; }
-  f64x2pair& operator+=(const f64x2pair& o) { lo += o.lo; hi += o.hi; return *this; }
+  f64x2pair operator+(const f64x2pair& o) const {
+    f64x2pair r;
+    r.lo = lo + o.lo;
+    r.hi = hi + o.hi;
+    return r;
+  }
+  f64x2pair& operator+=(const f64x2pair& o) {
+    lo += o.lo;
+    hi += o.hi;
+    return *this;
+  }
 };
 template <>
 NEMM_ALWAYS_INLINE f64x2pair loadv<f64x2pair>(const double* p) {
@@ -93,14 +102,26 @@ NEMM_ALWAYS_INLINE void sum_rows_body(const double* table, int stride, Span x, c
   constexpr int O2 = 4 * NV4;  // offset of the 2-wide tail
   V4 a4[NV4 ? NV4 : 1], b4[NV4 ? NV4 : 1];
   f64x2 a2[NV2 ? NV2 : 1], b2[NV2 ? NV2 : 1];
-  for (int j = 0; j < NV4; ++j) { a4[j] = loadv<V4>(init + 4 * j); b4[j] = V4{}; }
-  for (int j = 0; j < NV2; ++j) { a2[j] = load2(init + O2 + 2 * j); b2[j] = f64x2{}; }
+  for (int j = 0; j < NV4; ++j) {
+    a4[j] = loadv<V4>(init + 4 * j);
+    b4[j] = V4{};
+  }
+  for (int j = 0; j < NV2; ++j) {
+    a2[j] = load2(init + O2 + 2 * j);
+    b2[j] = f64x2{};
+  }
   int32_t k = 0;
   for (; k + 2 <= x.n; k += 2) {
     const double* r = table + std::size_t(x.p[k]) * stride;
     const double* q = table + std::size_t(x.p[k + 1]) * stride;
-    for (int j = 0; j < NV4; ++j) { a4[j] += loadv<V4>(r + 4 * j); b4[j] += loadv<V4>(q + 4 * j); }
-    for (int j = 0; j < NV2; ++j) { a2[j] += load2(r + O2 + 2 * j); b2[j] += load2(q + O2 + 2 * j); }
+    for (int j = 0; j < NV4; ++j) {
+      a4[j] += loadv<V4>(r + 4 * j);
+      b4[j] += loadv<V4>(q + 4 * j);
+    }
+    for (int j = 0; j < NV2; ++j) {
+      a2[j] += load2(r + O2 + 2 * j);
+      b2[j] += load2(q + O2 + 2 * j);
+    }
   }
   if (k < x.n) {
     const double* r = table + std::size_t(x.p[k]) * stride;
@@ -172,22 +193,32 @@ inline void scatter_rows_fixed(double* dst, int stride, Span x, const double* sr
 // blocks of 8 columns. out, init, src: W doubles; table, dst: rows of `stride` doubles.
 inline void sum_rows(const double* table, int stride, Span x, const double* init, double* out, int W) {
   switch (W) {
-    case 2: return sum_rows_fixed<0, 1>(table, stride, x, init, out);
-    case 4: return sum_rows_fixed<1, 0>(table, stride, x, init, out);
-    case 6: return sum_rows_fixed<1, 1>(table, stride, x, init, out);
-    case 8: return sum_rows_fixed<2, 0>(table, stride, x, init, out);
-    default: break;
+    case 2:
+      return sum_rows_fixed<0, 1>(table, stride, x, init, out);
+    case 4:
+      return sum_rows_fixed<1, 0>(table, stride, x, init, out);
+    case 6:
+      return sum_rows_fixed<1, 1>(table, stride, x, init, out);
+    case 8:
+      return sum_rows_fixed<2, 0>(table, stride, x, init, out);
+    default:
+      break;
   }
   for (int blk = 0; blk < W; blk += 8) sum_rows(table + blk, stride, x, init + blk, out + blk, std::min(8, W - blk));
 }
 
 inline void scatter_rows(double* dst, int stride, Span x, const double* src, int W) {
   switch (W) {
-    case 2: return scatter_rows_fixed<0, 1>(dst, stride, x, src);
-    case 4: return scatter_rows_fixed<1, 0>(dst, stride, x, src);
-    case 6: return scatter_rows_fixed<1, 1>(dst, stride, x, src);
-    case 8: return scatter_rows_fixed<2, 0>(dst, stride, x, src);
-    default: break;
+    case 2:
+      return scatter_rows_fixed<0, 1>(dst, stride, x, src);
+    case 4:
+      return scatter_rows_fixed<1, 0>(dst, stride, x, src);
+    case 6:
+      return scatter_rows_fixed<1, 1>(dst, stride, x, src);
+    case 8:
+      return scatter_rows_fixed<2, 0>(dst, stride, x, src);
+    default:
+      break;
   }
   for (int blk = 0; blk < W; blk += 8) scatter_rows(dst + blk, stride, x, src + blk, std::min(8, W - blk));
 }
