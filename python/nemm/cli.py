@@ -10,7 +10,7 @@ import time
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, cast
 
 import numpy as np
 
@@ -573,7 +573,7 @@ def diagnosis_text(d: Diagnosis, path: str, data_desc: str | None) -> str:
         )
     if L == d.n_states:
         sig, err = (
-            (d.sigma_rao_blackwell, d.sigma_rao_blackwell_err)
+            (d.sigma_rao_blackwell, cast(float, d.sigma_rao_blackwell_err))  # set together with sigma
             if d.sigma_rao_blackwell is not None
             else (d.sigma, d.sigma_err)
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -22,7 +22,7 @@ from nemm import _core
 from nemm._seeds import derive_seed
 from nemm._states import bits_to_codes, codes_to_bits
 from nemm.class_distribution import ClassKL, class_kl
-from nemm.exact import backward_kernel, hidden_states
+from nemm.exact import Hidden, Normalization, backward_kernel, hidden_states
 from nemm.markov import (
     DENSE_STATE_LIMIT,
     _check_pseudocount,
@@ -346,7 +346,8 @@ def _abar_draws(
         raise ValueError("rao_blackwell_M enumerates the hidden states: binary hidden layers need L <= 12")
     n = int(n_draws)
     rng = np.random.default_rng(machine.random_state if seed is None else seed)
-    Z = hidden_states(int(machine.n_hidden), machine.hidden)
+    hidden = cast(Hidden, machine.hidden)  # validated by the fitted machine
+    Z = hidden_states(int(machine.n_hidden), hidden)
     mu = machine.mean_images(np.arange(Z.shape[0]) if machine.hidden == "onehot" else Z)
     wbar, abar, xbar = machine.wbar_, machine.abar_, machine.xbar_
     for zp in tqdm(
@@ -354,7 +355,7 @@ def _abar_draws(
     ):
         x = (rng.random((n, mu.shape[1])) < mu[zp]).astype(np.uint8)
         yield backward_kernel(
-            wbar, abar, xbar, x, machine.hidden, machine.normalization, bool(machine.centered)
+            wbar, abar, xbar, x, hidden, cast(Normalization, machine.normalization), bool(machine.centered)
         )
 
 
@@ -423,7 +424,7 @@ def rao_blackwell_sigma(
     n = B.shape[1]
     grid = np.unique(np.clip(np.round(np.geomspace(max(1, n // 64), n, 7)).astype(int), 1, n))
     grid = np.unique(np.append(grid, max(1, n // 2)))
-    curve = sigma_against_draws(B, grid)
+    curve = sigma_against_draws(B, grid.tolist())
     half = float(curve.sigma[list(curve.n).index(max(1, n // 2))])
     return RaoBlackwellSigma(
         sigma=sigma,
@@ -477,7 +478,7 @@ def mean_log_likelihood(
 
 
 def _log_pbar_and_states(
-    machine: Machine, pbar: np.ndarray | None, n_steps: int, seed: int | None
+    machine: Machine, pbar: object | None, n_steps: int, seed: int | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(ln pbar over the states with mass, their states for log_A: None = all one-hot states)."""
     if pbar is None and machine.n_states > DENSE_STATE_LIMIT:

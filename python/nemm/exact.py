@@ -30,9 +30,10 @@ its own small copies (code <-> bits, pbar by linear algebra, eq. 21).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ._checks import as_binary_matrix, as_real_array
 from ._logdomain import logsumexp
@@ -449,8 +450,9 @@ def exact_model(
     W, av = _params_forward(w, a)
     D, L = W.shape
     _check_bits(D, "D")
-    if np.shape(wbar) != (L, D):
-        raise ValueError(f"wbar must have shape ({L}, {D}) to match w, got {np.shape(wbar)}")
+    wbar_shape = np.shape(cast(npt.ArrayLike, wbar))
+    if wbar_shape != (L, D):
+        raise ValueError(f"wbar must have shape ({L}, {D}) to match w, got {wbar_shape}")
     X = visible_states(D)
     Z = hidden_states(L, hidden)
     logA = log_A(W, av, Z, X).T  # (S, 2^D)

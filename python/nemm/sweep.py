@@ -104,6 +104,8 @@ def load_data(data: DataConfig) -> tuple[np.ndarray, np.ndarray | None, str]:
     """The training data of a ``[data]`` table: ``(X, y or None, description)``."""
     from nemm import datasets
 
+    y: np.ndarray | None  # labels: the MNIST digits, or the "y" of an .npz (if any)
+
     if data.path is None or (data.path.is_dir() and any(data.path.glob("*-idx1-ubyte*"))):
         # "all": the ten digits (the full test split is 10,000 images, read from NEMM_DATA or the cache).
         digits = tuple(range(10)) if data.all_digits else (data.digits if data.digits is not None else DIGITS)
@@ -280,7 +282,9 @@ def _grid_runs(config: SweepConfig, checksum: str) -> list[RunSpec]:
 
 def _derived_seed(seed: int | None, stream: int) -> int:
     """An independent seed for a side computation of a run (hashed, never an offset)."""
-    return int(derive_seed(0 if seed is None else int(seed), stream))
+    derived = derive_seed(0 if seed is None else int(seed), stream)
+    assert derived is not None  # derive_seed is None only for a None first part
+    return int(derived)
 
 
 def measure(
@@ -313,9 +317,9 @@ def measure(
             seed=_derived_seed(machine.random_state, 1),
             rao_blackwell_draws=0,
         )
-        ok = machine.n_states <= ENUMERABLE_STATES and d.loglik_exact is not None
+        loglik_exact = d.loglik_exact if machine.n_states <= ENUMERABLE_STATES else None
         out.update(
-            loglik=float(d.loglik_exact) if ok else math.nan,
+            loglik=float(loglik_exact) if loglik_exact is not None else math.nan,
             sigma=d.sigma,
             sigma_err=d.sigma_err,
             n_one_way=d.n_one_way,
@@ -666,7 +670,7 @@ def _write_bytes(path: Path, data: bytes) -> None:
 def _read_result(path: Path) -> dict[str, Any] | None:
     try:
         with open(path, encoding="utf-8") as fh:
-            return json.load(fh)  # type: ignore[no-any-return]
+            return json.load(fh)
     except (OSError, ValueError):
         return None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -79,7 +79,8 @@ class _BatchStream:
 
     def state(self) -> tuple[np.ndarray, int, dict[str, Any]]:
         """(permutation, position, PCG64 state): everything that decides the next minibatches."""
-        return self.perm, self.pos, self.rng.bit_generator.state
+        # numpy's stubs say Mapping; PCG64's state getter returns a fresh dict.
+        return self.perm, self.pos, cast(dict[str, Any], self.rng.bit_generator.state)
 
     @classmethod
     def from_state(cls, perm: np.ndarray, pos: int, rng_state: dict[str, Any]) -> _BatchStream:

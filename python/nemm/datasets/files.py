@@ -172,7 +172,7 @@ def _load_npz(path: Path, key: str | None) -> object:
 def _load_png_dir(
     directory: Path, files: list[Path], threshold: float | None, method: str, seed: int | None
 ) -> np.ndarray:
-    images = []
+    images: list[np.ndarray] = []
     for f in files:
         try:
             img = _read_png_gray(f)

@@ -14,6 +14,7 @@ import urllib.request
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -43,7 +44,16 @@ _SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 _DOWNLOAD_TIMEOUT_S = 30.0
 _EMBEDDED_FORMAT = "nemm-embedded-digits"
 _EMBEDDED_VERSION = 1
-_EMBEDDED = {"digits": (0, 1, 2), "per_class": 1000, "threshold": 127, "split": "test"}
+
+
+class _EmbeddedInfo(TypedDict):
+    digits: tuple[int, ...]
+    per_class: int
+    threshold: int
+    split: str
+
+
+_EMBEDDED: _EmbeddedInfo = {"digits": (0, 1, 2), "per_class": 1000, "threshold": 127, "split": "test"}
 
 
 class DownloadError(RuntimeError):

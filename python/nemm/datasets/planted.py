@@ -71,9 +71,10 @@ def planted_model(
 
     D = as_int(D, "D", minimum=1)
     L = as_int(L, "L", minimum=1)
-    seed = as_seed(seed, "seed")
-    if seed is None:
+    checked_seed = as_seed(seed, "seed")
+    if checked_seed is None:
         raise TypeError("seed must be an integer: the planted machine is fixed by it")
+    seed = checked_seed
     sep = as_float(separation, "separation", lower=0.0)
     if hidden not in ("onehot", "binary"):
         raise ValueError(f"hidden must be 'onehot' or 'binary', got {hidden!r}")

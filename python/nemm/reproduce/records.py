@@ -180,14 +180,16 @@ def run_record(
     from nemm.results import to_jsonable
 
     seed = int(settings["random_state"])
+    model: Any  # a Machine, RBM or BernoulliMixture, by kind
     t0 = time.perf_counter()
     if kind in ("nemm", "tied"):
         from nemm import Machine
         from nemm import diagnostics as diag
 
-        model = Machine(
-            **{k: (tuple(v) if k == "batch_size" and isinstance(v, list) else v) for k, v in settings.items()}
-        )
+        machine_kwargs: dict[str, Any] = {
+            k: (tuple(v) if k == "batch_size" and isinstance(v, list) else v) for k, v in settings.items()
+        }
+        model = Machine(**machine_kwargs)
         callback = None
         if int(diagnostics.get("track_every", 0)):
             callback = diag.epoch_tracker(
