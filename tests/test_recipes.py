@@ -102,23 +102,31 @@ def test_resolve_recipe_fills_only_what_was_left_out() -> None:
 
 
 def test_paper_recipe_is_the_paper_protocol_bit_for_bit() -> None:
+    # (tools/behaviour_hash.py checks recipe="paper" against the engine's recorded behaviour.)
     X = _mixture_data(60, 8, 3, seed=1)
     a = nemm.Machine(3, recipe="paper", n_epochs=3, random_state=0).fit(X)
-    b = nemm.Machine(
-        3,
-        recipe="auto",
-        n_epochs=3,
-        learning_rate=0.1,
-        steps_per_epoch=30,
-        batch_size=(16, 160),
-        chain_steps=48,
-        n_chains=1,
-        gradient="sampled",
-        random_state=0,
-    ).fit(X)
+    b = nemm.Machine(3, recipe="paper", n_epochs=3, learning_rate=0.1, steps_per_epoch=30, batch_size=(16, 160),
+                     chain_steps=48, n_chains=1, gradient="sampled", random_state=0).fit(X)
     np.testing.assert_array_equal(a.w_, b.w_)
     np.testing.assert_array_equal(a.wbar_, b.wbar_)
     assert a.history_["batch_size"] == b.history_["batch_size"] == [16, 88, 160]
+
+
+def test_auto_recipe_starts_small_one_hot_machines_from_the_em_mixture() -> None:
+    X = _mixture_data(200, 10, 3, seed=4)
+    starts = {}
+    for recipe in ("auto", "paper"):
+        m = nemm.Machine(3, recipe=recipe, random_state=0)
+        m._cfg = m.training_settings(X.shape[0])
+        starts[recipe] = m._initial_params(X, np.random.default_rng(0))
+    em = starts["auto"]
+    assert not em["wbar"].any() and np.isclose(np.exp(em["abar"]).sum(), 1.0)  # wbar = 0, abar = ln pi
+    mix = BernoulliMixture(n_components=3, n_init=5, random_state=0).fit(X)
+    ll_start = nemm.Machine.from_params(em["w"], em["a"], em["wbar"], em["abar"], em["xbar"]).score(X)
+    assert ll_start == pytest.approx(mix.log_likelihood_, abs=0.05)  # the machine starts as the mixture
+    assert not starts["paper"]["abar"].any()  # appendix A1: uniform states
+    big = nemm.Machine(64, random_state=0)._validate_settings()
+    assert not nemm.recipes.em_start_applies(big, 60_000)  # N L above the limit: appendix A1's start
 
 
 def test_auto_recipe_trains_and_is_recorded_in_the_model_file(tmp_path) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._checks import as_binary_matrix
-from .baselines import BernoulliMixture
+from .mixture import BernoulliMixture
 
 __all__ = ["em_initial_params", "posterior_backward_params"]
 
@@ -82,7 +82,7 @@ def em_initial_params(
 ) -> dict[str, np.ndarray]:
     """Initial one-hot machine parameters from an EM Bernoulli mixture (data-dependent init).
 
-    Fits :class:`nemm.baselines.BernoulliMixture` (k-means++ seeding, at most ``n_iter`` EM
+    Fits :class:`nemm.mixture.BernoulliMixture` (k-means++ seeding, at most ``n_iter`` EM
     iterations) and turns it into machine parameters: ``w = logit(means).T``, ``a = 0``, and an
     x -> z kernel whose stationary distribution is the mixture weights ``pi``, so that the machine
     starts with the mixture's likelihood instead of the appendix-A1 start:

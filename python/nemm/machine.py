@@ -27,9 +27,10 @@ from nemm._checks import (
 from nemm._estimator import Estimator, locked
 from nemm._seeds import engine_seed
 from nemm._states import codes_to_states
+from nemm.em_start import em_initial_params
 from nemm.markov import occupancy_from_trajectory
 from nemm.model_file import CHAIN_ARRAYS, load, register_format
-from nemm.recipes import RECIPE_SETTINGS, resolve_recipe
+from nemm.recipes import EM_START_ITERATIONS, EM_START_RUNS, RECIPE_SETTINGS, em_start_applies, resolve_recipe
 from nemm.training import (
     _WHY_INT32,
     _BatchStream,
@@ -355,8 +356,14 @@ class Machine(Estimator):
         return cls._build({"w": w, "a": a, "wbar": wbar, "abar": abar}, xbar, settings)
 
     def _initial_params(self, X: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Appendix A1: w and a from ``initial_weights``; wbar = 0 (w^T when tied), abar = 0."""
+        """Appendix A1: w and a from ``initial_weights``; wbar = 0 (w^T when tied), abar = 0. Under the
+        auto recipe a one-hot machine starts from the EM mixture instead (``em_start_applies``)."""
         L = self._cfg["n_hidden"]
+        if em_start_applies(self._cfg, X.shape[0]):  # the auto recipe's start (nemm.recipes)
+            p = em_initial_params(
+                X, L, int(rng.integers(2**63)), n_iter=EM_START_ITERATIONS, n_init=EM_START_RUNS
+            )
+            return {k: p[k] for k in ("w", "a", "wbar", "abar", "xbar")}
         w, a, xbar = initial_weights(X, L, self._cfg["hidden"], rng)
         wbar = w.T.copy() if self._cfg["tied"] else np.zeros((L, X.shape[1]))
         return dict(w=w, a=a, wbar=wbar, abar=np.zeros(L), xbar=xbar)
