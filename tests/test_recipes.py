@@ -105,8 +105,18 @@ def test_paper_recipe_is_the_paper_protocol_bit_for_bit() -> None:
     # (tools/behaviour_hash.py checks recipe="paper" against the engine's recorded behaviour.)
     X = _mixture_data(60, 8, 3, seed=1)
     a = nemm.Machine(3, recipe="paper", n_epochs=3, random_state=0).fit(X)
-    b = nemm.Machine(3, recipe="paper", n_epochs=3, learning_rate=0.1, steps_per_epoch=30, batch_size=(16, 160),
-                     chain_steps=48, n_chains=1, gradient="sampled", random_state=0).fit(X)
+    b = nemm.Machine(
+        3,
+        recipe="paper",
+        n_epochs=3,
+        learning_rate=0.1,
+        steps_per_epoch=30,
+        batch_size=(16, 160),
+        chain_steps=48,
+        n_chains=1,
+        gradient="sampled",
+        random_state=0,
+    ).fit(X)
     np.testing.assert_array_equal(a.w_, b.w_)
     np.testing.assert_array_equal(a.wbar_, b.wbar_)
     assert a.history_["batch_size"] == b.history_["batch_size"] == [16, 88, 160]
