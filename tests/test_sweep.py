@@ -26,6 +26,7 @@ TINY = """\
 n_hidden = [2, 3]
 
 [train]
+recipe = "paper"
 n_epochs = 2
 steps_per_epoch = 3
 batch_size = [8, 16]

@@ -612,12 +612,25 @@ def _run_diagnose(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- reproduce
 
 
+def _add_reproduce_chain_options(p: argparse.ArgumentParser) -> None:
+    """The lengths of the chains that measure the reproduction's models (absent unless given)."""
+    from nemm.reproduce.driver import ReproduceOptions
+
+    no, o = argparse.SUPPRESS, ReproduceOptions()
+    for flag, what, value in (
+        ("--track-every", "track sigma/tau/ln p every N epochs during training (0: off", o.track_every),
+        ("--track-steps", "chain steps per tracking point (", o.track_steps),
+        ("--diag-steps", "chain steps of the final diagnostics, over 2 chains (", o.diag_steps),
+    ):
+        sep = "; " if what.endswith("off") else ""
+        p.add_argument(flag, type=int, default=no, help=f"{what}{sep}default {value})")
+
+
 def _add_reproduce(sub: argparse._SubParsersAction) -> None:
-    from nemm.reproduce.driver import PROTOCOL, ReproduceOptions
+    from nemm.reproduce.driver import PROTOCOL
 
     # Every option that sets a ReproduceOptions field is absent unless given: the defaults live there.
     no = argparse.SUPPRESS
-    o = ReproduceOptions()
 
     def default(name: str) -> str:
         full, quick = PROTOCOL[name]
@@ -674,24 +687,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--labels", default=None, help=".npy of integer labels for --data (for the class KL)")
     p.add_argument("--key", default=None, help=_KEY_HELP)
-    p.add_argument(
-        "--track-every",
-        type=int,
-        default=no,
-        help=f"track sigma/tau/ln p every N epochs during training (0: off; default {o.track_every})",
-    )
-    p.add_argument(
-        "--track-steps",
-        type=int,
-        default=no,
-        help=f"chain steps per tracking point (default {o.track_steps})",
-    )
-    p.add_argument(
-        "--diag-steps",
-        type=int,
-        default=no,
-        help=f"chain steps of the final diagnostics, over 2 chains (default {o.diag_steps})",
-    )
+    _add_reproduce_chain_options(p)
     p.add_argument(
         "--em-restarts", type=int, default=no, help=f"EM restarts ({default('em_restarts')}; 0: none)"
     )

@@ -639,6 +639,23 @@ _SHARED_FIELDS = tuple(
 )
 
 
+def _add_rao_blackwell(d: Diagnosis, machine: Machine, draws: int, seed: int | None) -> None:
+    """The Rao-Blackwell M of ``machine`` and what follows from it, into ``d``."""
+    rb = rao_blackwell_sigma(machine, draws, seed=derive_seed(seed, 1), n_batches=min(10, draws))
+    d.M_rao_blackwell = rb.M
+    d.sigma_rao_blackwell = rb.sigma
+    d.tau_rao_blackwell = rb.tau
+    d.sigma_rao_blackwell_err = rb.sigma_err
+    d.sigma_rao_blackwell_converged = rb.converged
+    d.sigma_rao_blackwell_curve = rb.curve
+    d.rao_blackwell_draws = rb.n_draws
+    d.pbar_rao_blackwell = rb.pbar
+    # Eq. 24 on the Rao-Blackwell M: a chain that never leaves its start has Tr(M)/L = 1 here, while
+    # the counted M only sees the states its chains started in.
+    d.self_transition_rao_blackwell = float(np.trace(rb.M) / rb.M.shape[0])
+    _add_cycles(d, rb.M, rb.pbar)
+
+
 def diagnose(
     machine: Machine,
     X: object = None,
@@ -707,24 +724,7 @@ def diagnose(
         **{name: getattr(ts, name) for name in _SHARED_FIELDS},
     )
     if rao_blackwell_draws and small:
-        rb = rao_blackwell_sigma(
-            machine,
-            int(rao_blackwell_draws),
-            seed=derive_seed(seed, 1),
-            n_batches=min(10, int(rao_blackwell_draws)),
-        )
-        d.M_rao_blackwell = rb.M
-        d.sigma_rao_blackwell = rb.sigma
-        d.tau_rao_blackwell = rb.tau
-        d.sigma_rao_blackwell_err = rb.sigma_err
-        d.sigma_rao_blackwell_converged = rb.converged
-        d.sigma_rao_blackwell_curve = rb.curve
-        d.rao_blackwell_draws = rb.n_draws
-        d.pbar_rao_blackwell = rb.pbar
-        # Eq. 24 on the Rao-Blackwell M: a chain that never leaves its start has Tr(M)/L = 1 here, while
-        # the counted M only sees the states its chains started in.
-        d.self_transition_rao_blackwell = float(np.trace(rb.M) / rb.M.shape[0])
-        _add_cycles(d, rb.M, rb.pbar)
+        _add_rao_blackwell(d, machine, int(rao_blackwell_draws), seed)
     if X is not None:
         pfull = ts.pbar_e if ts.n_states == ts.states.size else None
         if rbm is not None:

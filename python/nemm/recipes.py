@@ -73,11 +73,14 @@ EM_START_RUNS, EM_START_ITERATIONS = 5, 200
 
 def em_start_applies(settings: Mapping[str, Any], n_samples: int) -> bool:
     """Whether a fit with these (checked) settings on ``n_samples`` rows starts from the EM mixture."""
+    L, N = int(settings["n_hidden"]), int(n_samples)
+    # A mixture needs at least as many rows as components; fewer rows keep appendix A1's start.
     return (
         settings["recipe"] == "auto"
         and settings["hidden"] == "onehot"
         and not settings["tied"]
-        and int(n_samples) * int(settings["n_hidden"]) <= EM_START_LIMIT
+        and L <= N
+        and N * L <= EM_START_LIMIT
     )
 
 

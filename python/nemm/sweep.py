@@ -771,6 +771,16 @@ def _execute(
     return n_jobs
 
 
+def _finished_results(out: Path, specs: Sequence[RunSpec]) -> dict[str, dict[str, Any]]:
+    """The results of the runs of ``specs`` that a former sweep into ``out`` finished, by run id."""
+    results: dict[str, dict[str, Any]] = {}
+    for s in specs:
+        r = _read_result(out / "runs" / s.run_id / "result.json")
+        if r is not None:
+            results[s.run_id] = r
+    return results
+
+
 def run_sweep(
     config: SweepConfig,
     out: str | os.PathLike[str],
@@ -823,11 +833,7 @@ def run_sweep(
     X, y, desc = _sweep_data(config, data)
     specs = kind.expand(config, data_checksum(X, y))
     columns = result_columns(config)
-    results: dict[str, dict[str, Any]] = {}
-    for s in specs:
-        r = _read_result(out / "runs" / s.run_id / "result.json")
-        if r is not None:
-            results[s.run_id] = r
+    results = _finished_results(out, specs)
     todo = [s for s in specs if s.run_id not in results]
     t_runs = time.perf_counter()
     n_jobs = _execute(
