@@ -245,3 +245,26 @@ def test_bench_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 1
     assert "train" in capsys.readouterr().out
+
+
+def test_train_binarizes_gray_images_stochastically_and_records_it(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "gray"
+    folder.mkdir()
+    for i, img in enumerate(np.random.default_rng(1).integers(0, 256, size=(40, 3, 4)).astype(np.uint8)):
+        Image.fromarray(img, mode="L").save(folder / f"{i:02d}.png")
+    common = ["train", str(folder), "--hidden", "2", "--epochs", "2", "--quiet", "--no-ceiling"]
+    for seed in (3, 3, 4):
+        out = tmp_path / f"m{seed}.npz"
+        assert (
+            main([*common, "--binarize", "stochastic", "--binarize-seed", str(seed), "--out", str(out)]) == 0
+        )
+    a, b, c = (load(tmp_path / f"m{s}.npz") for s in (3, 3, 4))
+    assert a._data_source["binarize"] == "stochastic" and a._data_source["binarize_seed"] == 3
+    assert a._train_data_sha == b._train_data_sha != c._train_data_sha  # the seed draws the bits
+    assert (
+        main([*common, "--binarize", "stochastic", "--threshold", "100", "--out", str(tmp_path / "x.npz")])
+        == 2
+    )
+    assert main([*common, "--binarize-seed", "1", "--out", str(tmp_path / "y.npz")]) == 2

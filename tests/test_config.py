@@ -208,3 +208,21 @@ def test_digits_all_and_the_example_files_parse() -> None:
     assert minimal.n_runs == 12 and minimal.axes == parse_config(MINIMAL).axes
     lsweep = load_config(examples / "lsweep.toml")
     assert dict(lsweep.axes) == {"n_hidden": [2, 4, 8, 16, 32, 64]} and lsweep.data.all_digits
+
+
+def test_data_binarize_stochastic_with_a_seed_and_its_errors() -> None:
+    cfg = parse_config('[data]\nbinarize = "stochastic"\nbinarize_seed = 5\n')
+    assert cfg.data.binarization() == {"threshold": None, "binarize": "stochastic", "seed": 5}
+    assert cfg.data.as_dict()["binarize_seed"] == 5
+    assert parse_config('[data]\nbinarize = "stochastic"\n').data.binarize_seed == 0
+    plain = parse_config("[data]\nthreshold = 100\n").data
+    assert plain.binarization() == {"threshold": 100.0, "binarize": "threshold", "seed": None}
+    assert "binarize" not in plain.as_dict()  # the tables of threshold sweeps are unchanged
+    for text, key in (
+        ('[data]\nbinarize = "random"\n', r"\[data\] binarize"),
+        ('[data]\nbinarize = "stochastic"\nthreshold = 100\n', r"\[data\] threshold"),
+        ("[data]\nbinarize_seed = 1\n", r"\[data\] binarize_seed"),
+        ('[data]\nbinarize = "stochastic"\nbinarize_seed = -1\n', r"\[data\] binarize_seed"),
+    ):
+        with pytest.raises(ConfigError, match=key):
+            parse_config(text)

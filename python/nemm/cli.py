@@ -10,7 +10,7 @@ import time
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import numpy as np
 
@@ -117,8 +117,9 @@ def _load_training_data(args: argparse.Namespace) -> tuple[np.ndarray, str]:
     """DATA: omitted (embedded digits), a .npy/.npz array, an IDX directory or a PNG folder."""
     from nemm import datasets
 
+    bz = _binarization(args)
     if args.data is None:
-        X, _ = datasets.load_digits(args.digits, args.per_class)
+        X, _ = datasets.load_digits(args.digits, args.per_class, **bz)
         return X, f"embedded MNIST test-split digits {','.join(map(str, args.digits))} ({len(X)} images)"
     path = Path(args.data)
     if path.is_dir() and any(path.glob("*-idx3-ubyte*")):
@@ -127,12 +128,25 @@ def _load_training_data(args: argparse.Namespace) -> tuple[np.ndarray, str]:
             if any(path.glob("train-images-idx3-ubyte*")) and not any(path.glob("t10k-images*"))
             else "test"
         )
-        X, _ = datasets.load_digits(
-            args.digits, args.per_class, split=split, directory=path, threshold=args.threshold
-        )
+        X, _ = datasets.load_digits(args.digits, args.per_class, split=split, directory=path, **bz)
         return X, f"MNIST {split} digits {','.join(map(str, args.digits))} from {path} ({len(X)} images)"
-    X = datasets.load_binary(path, threshold=args.threshold, key=args.key)
+    X = datasets.load_binary(path, key=args.key, **bz)
     return X, f"{path} ({X.shape[0]} rows of {X.shape[1]} bits)"
+
+
+def _binarization(args: argparse.Namespace) -> dict[str, Any]:
+    """The keywords of the datasets' binarization from ``--threshold``, ``--binarize`` and ``--binarize-seed``."""
+    method = getattr(args, "binarize", "threshold")
+    threshold, seed = getattr(args, "threshold", None), getattr(args, "binarize_seed", None)
+    if method == "stochastic":
+        if threshold is not None:
+            raise ValueError(
+                "--threshold applies to --binarize threshold only (stochastic: on with probability gray/255)"
+            )
+        return {"threshold": None, "binarize": "stochastic", "seed": 0 if seed is None else seed}
+    if seed is not None:
+        raise ValueError("--binarize-seed applies to --binarize stochastic only")
+    return {"threshold": THRESHOLD if threshold is None else threshold, "binarize": "threshold", "seed": None}
 
 
 #: The Machine settings that ``nemm train`` has options for (``--hidden``, ...: the table's flags).
@@ -190,8 +204,21 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--threshold",
         type=float,
-        default=THRESHOLD,
-        help=f"binarization threshold for images (default {THRESHOLD})",
+        default=None,
+        help=f"binarization threshold for images: pixel > threshold -> 1 (default {THRESHOLD})",
+    )
+    p.add_argument(
+        "--binarize",
+        choices=("threshold", "stochastic"),
+        default="threshold",
+        help="how gray images become bits: the threshold (default) or stochastic, each pixel on with "
+        "probability gray/255 (the binarized-MNIST convention of the literature)",
+    )
+    p.add_argument(
+        "--binarize-seed",
+        type=int,
+        default=None,
+        help="seed of the stochastic binarization (default 0)",
     )
     p.add_argument("--out", default="model.npz", help="model file to write (default model.npz)")
     p.add_argument("--no-ceiling", action="store_true", help="skip the EM mixture log-likelihood ceiling")
@@ -264,7 +291,9 @@ def _resume_train(args: argparse.Namespace) -> int:
         data=source.get("data"),
         digits=tuple(source.get("digits", DIGITS)),
         per_class=source.get("per_class", PER_CLASS),
-        threshold=source.get("threshold", THRESHOLD),
+        threshold=source.get("threshold"),
+        binarize=source.get("binarize", "threshold"),
+        binarize_seed=source.get("binarize_seed"),
         key=source.get("key"),
     )
     X, desc = _load_training_data(data_args)
@@ -312,6 +341,8 @@ def _run_train(args: argparse.Namespace) -> int:
         "digits": list(args.digits),
         "per_class": args.per_class,
         "threshold": args.threshold,
+        "binarize": args.binarize,
+        "binarize_seed": args.binarize_seed,
         "key": args.key,
         "checkpoint_every": args.checkpoint_every,
     }

@@ -104,7 +104,7 @@ MEASURES = ("loglik", "sigma", "tau", "trace", "class_kl", "mixing")
 #: Measures computed when ``[diagnostics] measures`` is not given.
 DEFAULT_MEASURES = ("loglik", "sigma", "tau", "trace", "class_kl")
 
-_DATA_KEYS = ("path", "digits", "per_class", "threshold", "split")
+_DATA_KEYS = ("path", "digits", "per_class", "threshold", "split", "binarize", "binarize_seed")
 _DIAGNOSTICS_KEYS = (*_DIAGNOSTICS_NUMBERS, "measures", "report")
 # Keys of [diagnostics] that have another name now -> the name.
 _RENAMED_DIAGNOSTICS = {"chain_steps": "diagnostic_steps"}
@@ -136,17 +136,28 @@ class DataConfig:
     per_class: int | None = None
     all_per_class: bool = False
     all_digits: bool = False
-    threshold: float = float(THRESHOLD)
+    threshold: float | None = float(THRESHOLD)
     split: str | None = None
+    binarize: str = "threshold"
+    binarize_seed: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "path": None if self.path is None else str(self.path),
             "digits": "all" if self.all_digits else (None if self.digits is None else list(self.digits)),
             "per_class": "all" if self.all_per_class else self.per_class,
             "threshold": self.threshold,
             "split": self.split,
         }
+        if (
+            self.binarize != "threshold"
+        ):  # (absent for the threshold: the tables of older sweeps stay the same)
+            d.update(binarize=self.binarize, binarize_seed=self.binarize_seed)
+        return d
+
+    def binarization(self) -> dict[str, Any]:
+        """The keywords of the datasets' loaders for this binarization."""
+        return {"threshold": self.threshold, "binarize": self.binarize, "seed": self.binarize_seed}
 
 
 @dataclass(frozen=True)
@@ -433,8 +444,21 @@ def _parse_data(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]
         per_class = None
     elif per_class is not None and not (_is_int(per_class) and per_class >= 1):
         raise err("[data] per_class", f'must be a positive integer or "all", got {per_class!r}')
-    threshold = table.get("threshold", THRESHOLD)
-    if not _is_number(threshold):
+    binarize = table.get("binarize", "threshold")
+    if binarize not in ("threshold", "stochastic"):
+        raise err("[data] binarize", f'must be "threshold" or "stochastic", got {binarize!r}')
+    if binarize == "stochastic" and "threshold" in table:
+        raise err(
+            "[data] threshold",
+            'applies to binarize = "threshold" only (stochastic: on with probability gray/255)',
+        )
+    binarize_seed = table.get("binarize_seed", 0 if binarize == "stochastic" else None)
+    if binarize == "threshold" and binarize_seed is not None:
+        raise err("[data] binarize_seed", 'applies to binarize = "stochastic" only')
+    if binarize_seed is not None and not (_is_int(binarize_seed) and binarize_seed >= 0):
+        raise err("[data] binarize_seed", f"must be an integer >= 0, got {binarize_seed!r}")
+    threshold = table.get("threshold", THRESHOLD) if binarize == "threshold" else None
+    if threshold is not None and not _is_number(threshold):
         raise err("[data] threshold", f"must be a number (pixel > threshold -> 1), got {threshold!r}")
     split = table.get("split")
     if split is not None and split not in ("test", "train"):
@@ -445,8 +469,10 @@ def _parse_data(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]
         per_class=per_class,
         all_per_class=all_per_class,
         all_digits=all_digits,
-        threshold=float(threshold),
+        threshold=None if threshold is None else float(threshold),
         split=split,
+        binarize=binarize,
+        binarize_seed=None if binarize_seed is None else int(binarize_seed),
     )
 
 

@@ -113,18 +113,16 @@ def load_data(data: DataConfig) -> tuple[np.ndarray, np.ndarray | None, str]:
             None if data.all_per_class else (data.per_class if data.per_class is not None else PER_CLASS)
         )
         if data.path is None:
-            X, y = datasets.load_digits(
-                digits, per_class, split=data.split or "test", threshold=data.threshold
-            )
+            X, y = datasets.load_digits(digits, per_class, split=data.split or "test", **data.binarization())
             where = "embedded/cached MNIST"
         else:
             split = data.split or ("test" if any(data.path.glob("t10k-images*")) else "train")
             X, y = datasets.load_digits(
-                digits, per_class, split=split, directory=data.path, threshold=data.threshold, download=False
+                digits, per_class, split=split, directory=data.path, download=False, **data.binarization()
             )
             where = f"MNIST {split} split in {data.path}"
         return X, y, f"{where}, digits {','.join(map(str, digits))} ({len(X)} images)"
-    X = datasets.load_binary(data.path, threshold=data.threshold)
+    X = datasets.load_binary(data.path, **data.binarization())
     y = None
     if data.path.suffix.lower() == ".npz":
         with np.load(data.path, allow_pickle=False) as z:
