@@ -32,10 +32,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+import scale_experiments  # noqa: E402  (its data sets: demo, ten, full)
 
 import nemm  # noqa: E402
 from nemm.baselines import BernoulliMixture  # noqa: E402
-from nemm.datasets import embedded_digits, load_digits  # noqa: E402
 from nemm.diagnostics import transition_statistics  # noqa: E402
 
 #: target -> (L, seeds, the issue's target as (gap in nats, share of seeds), EM reference or None)
@@ -44,19 +44,6 @@ TARGETS: dict[str, dict[str, Any]] = {
     "ten": {"L": 20, "seeds": [0, 1, 2], "gap": 2.0, "share": None, "em": None},
     "mnist": {"L": 64, "seeds": [0], "gap": 3.0, "share": None, "em": -136.83},
 }
-
-
-def _data(target: str) -> tuple[np.ndarray, np.ndarray]:
-    """(training rows, scored rows)."""
-    if target == "demo":
-        X, _ = embedded_digits()
-        return X, X
-    if target == "ten":
-        X, _ = load_digits(digits=range(10), per_class=None, split="test")
-        return X, X
-    X, _ = load_digits(digits=range(10), per_class=None, split="train")
-    Xt, _ = load_digits(digits=range(10), per_class=None, split="test")
-    return X, Xt
 
 
 def _em_ceiling(X: np.ndarray, Xs: np.ndarray, L: int) -> float:
@@ -94,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = TARGETS[args.target]
     L = spec["L"]
     seeds = spec["seeds"] if args.seeds is None else list(range(args.seeds))
-    X, Xs = _data(args.target)
+    X, Xs = scale_experiments.load({"mnist": "full"}.get(args.target, args.target))
     em = args.em if args.em is not None else spec["em"]
     em_note = "given" if em is not None else "fitted here"
     if em is None:

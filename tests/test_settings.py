@@ -12,7 +12,7 @@ import pytest
 import nemm
 from nemm import _settings
 from nemm._settings import DIAGNOSTICS_SETTINGS, MACHINE_SETTINGS, RBM_SETTINGS, Setting
-from nemm.cli import build_parser
+from nemm.cli import _REPRODUCE_SETTINGS, build_parser
 from nemm.config import DiagnosticsConfig
 from nemm.reproduce import ReproduceOptions
 
@@ -103,15 +103,7 @@ def test_train_options_are_the_tables_flags_and_absent_unless_given() -> None:
 def test_reproduce_options_default_to_the_machines_settings() -> None:
     o = ReproduceOptions()
     machine = _settings.defaults(MACHINE_SETTINGS)
-    for name in (
-        "n_hidden",
-        "hidden",
-        "normalization",
-        "centered",
-        "n_chains",
-        "chain_steps",
-        "learning_rate",
-    ):
+    for name in _REPRODUCE_SETTINGS:
         assert getattr(o, name) == machine[name]
     assert o.track_steps == _settings.TRACK_STEPS and o.diag_steps == _settings.DIAGNOSTIC_STEPS
     args = _subparser("reproduce").parse_args(["--hidden", "3", "--no-centering", "--epochs", "4"])
