@@ -6,15 +6,19 @@
 #include <pybind11/eigen.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "convert.hpp"
 #include "engine_base.hpp"
+#include "interrupt.hpp"
 #include "nemm/rbm.hpp"
+#include "nemm/rbm_sampling.hpp"
 
 namespace nemm::bindings {
 
@@ -169,6 +173,59 @@ class RBMEngine : public EngineBase<RBMTrainer> {
       g = rbm_pcd_gradient(tr.model, tr.chains, tr.recording, xs.spans(), k, false);
     }
     return gradient_dict(g);
+  }
+  // Parallel tempering (nemm/rbm_sampling.hpp): per_chain samples of each of n_chains chains from
+  // the rung beta = 1, `thin` sweeps apart after burn_in sweeps, with the ladder `betas` (betas[0]
+  // = 1) tempered towards the product-Bernoulli reference of log-odds `ref`. Returns X (n, D), the
+  // hidden states, and the accepted and attempted swaps per neighbour pair. Ctrl-C raises
+  // KeyboardInterrupt.
+  py::tuple pt_sample(const std::vector<double>& betas, const Eigen::VectorXd& ref, int n_chains, long per_chain,
+                      long burn_in, long thin, uint64_t seed) const {
+    if (n_chains < 1 || per_chain < 1 || burn_in < 0 || thin < 1)
+      throw std::invalid_argument("need n_chains >= 1, per_chain >= 1, burn_in >= 0, thin >= 1");
+    const TemperedModels t(tr.model, betas, ref);
+    const py::ssize_t n = py::ssize_t(n_chains) * per_chain;
+    py::array_t<uint8_t> X({n, py::ssize_t(settings().D)});
+    std::vector<uint64_t> z(n);
+    std::vector<long> accepted, attempted;
+    bool finished;
+    {
+      py::gil_scoped_release release;
+      SignalPoll poll;
+      finished = pt_samples(t, n_chains, per_chain, burn_in, thin, seed, X.mutable_data(), z.data(), accepted,
+                            attempted, poll);
+    }
+    if (!finished) throw py::error_already_set();
+    return py::make_tuple(X, states_out(settings(), z), accepted, attempted);
+  }
+
+  // ln of the unnormalized p(h) of every hidden state, in state order (nemm/rbm_sampling.hpp).
+  Eigen::VectorXd hidden_log_weights() const {
+    require_enumerable();
+    std::vector<double> lw;
+    {
+      py::gil_scoped_release release;
+      lw = nemm::hidden_log_weights(tr.model);
+    }
+    return Eigen::Map<const Eigen::VectorXd>(lw.data(), Eigen::Index(lw.size()));
+  }
+
+  // n i.i.d. draws: h from its exact p(h), then x | h (nemm/rbm_sampling.hpp). Returns X (n, D) and
+  // the hidden states. Ctrl-C raises KeyboardInterrupt.
+  py::tuple exact_sample(long n, uint64_t seed) const {
+    require_enumerable();
+    if (n < 1) throw std::invalid_argument("need n >= 1");
+    py::array_t<uint8_t> X({py::ssize_t(n), py::ssize_t(settings().D)});
+    std::vector<uint64_t> z(n);
+    bool finished;
+    {
+      py::gil_scoped_release release;
+      const std::vector<double> lw = nemm::hidden_log_weights(tr.model);
+      SignalPoll poll;
+      finished = exact_samples(tr.model, lw, n, seed, X.mutable_data(), z.data(), poll);
+    }
+    if (!finished) throw py::error_already_set();
+    return py::make_tuple(X, states_out(settings(), z));
   }
 };
 

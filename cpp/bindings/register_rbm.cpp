@@ -3,8 +3,10 @@
 #include <pybind11/eigen.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <string>
+#include <vector>
 
 #include "rbm_engine.hpp"
 #include "register.hpp"
@@ -84,7 +86,19 @@ void register_rbm(py::module_& m) {
            "Exact gradient of the mean ln p over the rows of X: dict w, a, abar, loglik.")
       .def("pcd_gradient", &RBMEngine::pcd_gradient, py::arg("X"), py::arg("k"),
            "PCD-k gradient: data term on X, model term from the persistent chains after k more Gibbs steps "
-           "(they advance). dict w, a, abar, loglik (NaN).");
+           "(they advance). dict w, a, abar, loglik (NaN).")
+      .def("pt_sample", &RBMEngine::pt_sample, py::arg("betas"), py::arg("ref"), py::arg("n_chains"),
+           py::arg("per_chain"), py::arg("burn_in"), py::arg("thin"), py::arg("seed"),
+           "Parallel tempering: per_chain samples of each of n_chains fresh chains from the rung beta = 1, thin "
+           "sweeps apart after burn_in sweeps. betas: the ladder (betas[0] = 1, all in (0, 1]); rung k samples "
+           "exp(-beta_k E) q^(1 - beta_k), q the product-Bernoulli model of log-odds ref (D,). A sweep is one Gibbs "
+           "double step at every rung, then swaps of the neighbour pairs of the sweep's parity. Returns (X (n, D) "
+           "uint8, hidden states, accepted swaps per pair, attempted swaps per pair).")
+      .def("hidden_log_weights", &RBMEngine::hidden_log_weights,
+           "ln of the unnormalized p(h), abar.h + sum_i softplus(a_i + (w h)_i), of every hidden state in state "
+           "order (one-hot: alpha; binary: the code sum_b h_b 2^b).")
+      .def("exact_sample", &RBMEngine::exact_sample, py::arg("n"), py::arg("seed"),
+           "n i.i.d. draws: h from its exact p(h), then x | h. Returns (X (n, D) uint8, hidden states).");
 }
 
 }  // namespace nemm::bindings

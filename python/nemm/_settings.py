@@ -62,6 +62,7 @@ HIDDEN = ("onehot", "binary")
 NORMALIZATION = ("softmax", "sigmoid")
 RECIPES = ("auto", "paper")
 GRADIENTS = ("auto", "sampled", "rao_blackwell")
+RBM_SAMPLERS = ("gibbs", "pt", "exact")
 _WHY_INT32 = " (the C++ core counts it in a 32-bit int)"
 
 
@@ -397,6 +398,15 @@ RBM_SETTINGS: tuple[Setting, ...] = (
         "random_state", "seed", None, "seed; the same seed gives the same numbers whatever the thread count"
     ),
     Setting("verbose", "bool", False, "show a progress bar during fit"),
+    Setting(
+        "sampler",
+        "choice",
+        "gibbs",
+        "sampler of sample(): the Gibbs chain, parallel tempering, or exact i.i.d. draws (enumerable h)",
+        choices=RBM_SAMPLERS,
+    ),
+    _int("pt_temperatures", 16, "parallel tempering: rungs of the geometric ladder of temperatures", low=2),
+    _float("pt_beta_min", 0.2, "parallel tempering: the smallest inverse temperature, in (0, 1)", high=1.0),
 )
 
 

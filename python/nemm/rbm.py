@@ -7,12 +7,14 @@ Spec section "The equilibrium baseline: an RBM trained as an RBM". The energy is
 with h one-hot over L states (a Potts hidden unit) or L binary units. Training
 ascends the exact gradient of the mean ln p when the hidden layer can be
 enumerated (at most 2**16 states), else persistent contrastive divergence with
-k Gibbs steps (PCD-k). Everything runs in the C++ core (``_core.RBMEngine``),
-and sampling is the engine's Gibbs chain: ``nemm.Machine`` with ``tied=True``
-and ``centered=False`` draws x | h ~ Bernoulli(sigmoid(w h + a)) and
-h | x ~ softmax(w^T x + abar) (one-hot) or independent sigmoids (binary),
-which is this RBM's Gibbs sampler exactly. (The tied machine trained by eqs.
-16-17, ``nemm.Machine(tied=True)``, is a different model: a studied variant.)
+k Gibbs steps (PCD-k). Everything runs in the C++ core (``_core.RBMEngine``).
+Three samplers (``sampler``): the Gibbs chain, which is the engine's chain with
+``tied=True`` and ``centered=False`` (``nemm.Machine`` draws x | h ~
+Bernoulli(sigmoid(w h + a)) and h | x ~ softmax(w^T x + abar) (one-hot) or
+independent sigmoids (binary), this RBM's Gibbs sampler exactly); parallel
+tempering over a ladder of such chains; and exact i.i.d. draws where the hidden
+layer can be enumerated. (The tied machine trained by eqs. 16-17,
+``nemm.Machine(tied=True)``, is a different model: a studied variant.)
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from typing import Any
 import numpy as np
 
 from nemm import _core, model_file
-from nemm._checks import as_binary_matrix, as_int, as_real_array, as_seed
+from nemm._checks import as_binary_matrix, as_int, as_real_array, as_seed, check_memory
 from nemm._estimator import Estimator, locked
+from nemm._seeds import engine_seed
 from nemm._settings import RBM_SETTINGS, check_settings, setting
 from nemm.machine import Machine
 from nemm.model_file import CHAIN_ARRAYS, register_format
@@ -45,6 +48,9 @@ EXACT_MAX_STATES = 2**16
 _SCORE_MAX_STATES = 2**24
 # Centering: the offset of h is a running mean of E[h | x] over the minibatches, at this rate.
 _CENTER_RATE = 0.01
+# Parallel tempering's reference: the product-Bernoulli model of the data mean, clipped to
+# [_REF_CLIP, 1 - _REF_CLIP] so that its log-odds stay finite for pixels never (or always) on.
+_REF_CLIP = 1e-3
 
 
 # Settings fixed by the engine's shape: changing them needs a new fit.
@@ -79,11 +85,28 @@ def validate_settings(params: Mapping[str, Any]) -> dict[str, Any]:
             f"gradient='exact' enumerates the hidden layer: at most {EXACT_MAX_STATES} states, "
             f"this one has {states}; use gradient='pcd'"
         )
+    if c["sampler"] == "exact" and states > EXACT_MAX_STATES:
+        raise ValueError(_exact_refusal(states))
     if c["gradient"] == "auto":
         c["gradient_used"] = "exact" if states <= EXACT_MAX_STATES else "pcd"
     else:
         c["gradient_used"] = c["gradient"]
     return c
+
+
+def _exact_refusal(states: int) -> str:
+    return (
+        f"sampler='exact' draws h from its exact p(h), enumerating the hidden layer: at most "
+        f"{EXACT_MAX_STATES} states, this RBM has {states}; use sampler='pt' or 'gibbs'"
+    )
+
+
+def pt_betas(n_temperatures: int, beta_min: float) -> np.ndarray:
+    """The geometric ladder of inverse temperatures 1 = beta_0 > ... > beta_{K-1} = beta_min."""
+    K = as_int(n_temperatures, "pt_temperatures", minimum=2)
+    b = np.geomspace(1.0, float(beta_min), K)
+    b[0] = 1.0
+    return b
 
 
 def _softplus(h: np.ndarray) -> np.ndarray:
@@ -123,6 +146,17 @@ class RBM(Estimator):
         Seed. The same seed gives the same numbers whatever the number of threads.
     verbose : bool
         Show a progress bar during ``fit``.
+    sampler : {"gibbs", "pt", "exact"}
+        The sampler of :meth:`sample` (and so of :func:`nemm.sample_mixing.mixing_of`); ``sample``
+        takes it as a keyword too. ``"gibbs"``: the Gibbs chain x -> h -> x. ``"pt"``: parallel
+        tempering (below). ``"exact"``: i.i.d. draws, h from its exact p(h) ∝ exp(abar.h +
+        sum_i softplus(a_i + (w h)_i)) (log domain), then x | h; only where the hidden layer has at
+        most 2**16 states (one-hot, or binary with at most 16 units), refused otherwise. The
+        training path does not depend on it.
+    pt_temperatures : int
+        K, rungs of the parallel-tempering ladder (beta = 1 included).
+    pt_beta_min : float
+        The smallest inverse temperature of the geometric ladder, in (0, 1).
 
     Notes
     -----
@@ -149,6 +183,21 @@ class RBM(Estimator):
     run one after the other. Pickling (and ``copy.deepcopy``) goes through the bytes of the model
     file that ``save`` writes, with the whole training state: an unpickled RBM continues
     ``partial_fit`` bit for bit like the original.
+
+    Parallel tempering. Rung k samples p_k(x, h) ∝ exp(-beta_k E(x, h)) q(x)^(1 - beta_k): the RBM
+    tempered *towards the base-rate model* q, the product of Bernoulli(xbar_i) (xbar the data mean,
+    clipped to [1e-3, 1 - 1e-3]), which is itself an RBM with parameters (beta w, beta a +
+    (1 - beta) logit(xbar), beta abar). (Plain tempering towards uniform noise, q = 1, crosses
+    between the digit modes far more rarely at the same cost on these data.) The inverse
+    temperatures are geometric from beta_0 = 1 down to ``pt_beta_min``
+    (:func:`pt_betas`). A sweep is one Gibbs double step at every rung, then a swap attempt
+    between the neighbour rungs (k, k+1) of the sweep's parity (even k, then odd k), accepted with
+    probability min(1, exp((beta_k - beta_k+1)(E'_k - E'_k+1))), E' = E + logit(xbar).x. Samples
+    are the beta = 1 rung's; ``pt_swap_rates_`` (K - 1 accepted fractions, one per neighbour
+    pair) and ``pt_betas_`` are set by every PT ``sample``. ``sample_cost_`` (set by every
+    ``sample``) is the cost of one sample in Gibbs sweeps (x | h and h | x): ``thin`` for Gibbs,
+    K ``thin`` for PT, and for exact draws a half sweep (x | h) plus the enumeration of p(h)
+    (one half sweep per hidden state) shared by the draws.
 
     ``history_["loglik"]`` holds, per epoch, the mean over its minibatches of their exact
     mean ln p at the parameters before each step (NaN under PCD with more than 1024 hidden
@@ -179,6 +228,9 @@ class RBM(Estimator):
         "eps",
         "random_state",
         "verbose",
+        "sampler",
+        "pt_temperatures",
+        "pt_beta_min",
     )
 
     def __init__(
@@ -200,6 +252,9 @@ class RBM(Estimator):
         eps: float = 1e-8,
         random_state: int | None = None,
         verbose: bool = False,
+        sampler: str = "gibbs",
+        pt_temperatures: int = 16,
+        pt_beta_min: float = 0.2,
     ) -> None:
         self.n_hidden = n_hidden
         self.hidden = hidden
@@ -217,6 +272,9 @@ class RBM(Estimator):
         self.eps = eps
         self.random_state = random_state
         self.verbose = verbose
+        self.sampler = sampler
+        self.pt_temperatures = pt_temperatures
+        self.pt_beta_min = pt_beta_min
         self._lock = threading.RLock()
         self._engine: _core.RBMEngine | None = None
         self._rng: np.random.Generator | None = None
@@ -423,17 +481,84 @@ class RBM(Estimator):
         n_chains: int | None = None,
         seed: int | None = None,
         return_hidden: bool = False,
+        sampler: str | None = None,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Visible samples of the Gibbs chain, as :meth:`nemm.Machine.sample`.
+        """Visible samples of the RBM by its ``sampler``, with the conventions of :meth:`nemm.Machine.sample`.
+
+        Parameters
+        ----------
+        n_samples : int
+        burn_in, thin : int
+            Sweeps before the first sample and between samples of one chain (Gibbs and PT; exact
+            draws are independent and ignore them).
+        n_chains : int, optional
+            Independent chains (default ``min(n_samples, 64)``), chain-major in the output (Gibbs
+            and PT).
+        seed : int, optional
+            Defaults to ``random_state``; the same seed gives the same samples on any thread count.
+        return_hidden : bool
+            Also return the hidden state of each sample.
+        sampler : {"gibbs", "pt", "exact"}, optional
+            Overrides the ``sampler`` setting for this call.
 
         Returns
         -------
         X : ndarray of uint8, (n_samples, D)
-        Z : ndarray, the hidden state that generated each sample, only with ``return_hidden``
+        Z : ndarray, the hidden state of each sample, only with ``return_hidden``
         """
-        return self._gibbs().sample(
-            n_samples, burn_in=burn_in, thin=thin, n_chains=n_chains, seed=seed, return_hidden=return_hidden
+        name = setting(RBM_SETTINGS, "sampler").check(self.sampler if sampler is None else sampler)
+        if name == "gibbs":
+            self.sample_cost_ = float(as_int(thin, "thin", minimum=1))
+            return self._gibbs().sample(
+                n_samples,
+                burn_in=burn_in,
+                thin=thin,
+                n_chains=n_chains,
+                seed=seed,
+                return_hidden=return_hidden,
+            )
+        engine = self._require_fitted()
+        n_samples = as_int(n_samples, "n_samples", minimum=1)
+        seed_ = engine_seed(
+            np.random.SeedSequence(as_seed(self.random_state if seed is None else seed, "seed"))
         )
+        row_bytes = int(engine.n_visible) + 8 + self.n_hidden
+        check_memory(n_samples * row_bytes, f"{n_samples} samples", "ask for fewer samples at a time")
+        if name == "exact":
+            if self.n_states > EXACT_MAX_STATES:
+                raise ValueError(_exact_refusal(self.n_states))
+            X, Z = engine.exact_sample(n_samples, seed_)
+            self.sample_cost_ = 0.5 + 0.5 * self.n_states / n_samples
+        else:
+            X, Z = self._pt_sample(engine, n_samples, burn_in, thin, n_chains, seed_)
+        return (X, Z) if return_hidden else X
+
+    def _pt_sample(
+        self, engine: _core.RBMEngine, n: int, burn_in: int, thin: int, n_chains: int | None, seed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Parallel tempering (class notes): n samples of the beta = 1 rung; sets the swap rates and the cost."""
+        cfg = check_settings(
+            [setting(RBM_SETTINGS, k) for k in ("pt_temperatures", "pt_beta_min")], self.get_params()
+        )
+        betas = pt_betas(cfg["pt_temperatures"], cfg["pt_beta_min"])
+        C = min(n, 64) if n_chains is None else as_int(n_chains, "n_chains", minimum=1, maximum=2**31 - 1)
+        thin = as_int(thin, "thin", minimum=1)
+        xbar = np.clip(self.xbar_, _REF_CLIP, 1.0 - _REF_CLIP)
+        X, Z, accepted, attempted = engine.pt_sample(
+            list(betas),
+            np.log(xbar / (1.0 - xbar)),
+            C,
+            math.ceil(n / C),
+            as_int(burn_in, "burn_in", minimum=0),
+            thin,
+            seed,
+        )
+        self.pt_betas_ = betas
+        self.pt_swap_rates_ = np.asarray(accepted, dtype=float) / np.maximum(
+            np.asarray(attempted, dtype=float), 1
+        )
+        self.sample_cost_ = float(len(betas) * thin)
+        return X[:n], Z[:n]
 
     # ------------------------------------------------------------------ persistence
     def _file_settings(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ def mixing_of(
     burn_in: int = 1000,
     classifier: Classifier | None = None,
     window: Literal["abs", "sokal"] = "sokal",
+    sampler: str | None = None,
 ) -> MixingMeasures:
     """Mixing of a model's own sampling chain, measured on the classes of its samples.
 
@@ -65,6 +66,11 @@ def mixing_of(
         reuse it across models.
     window : {"abs", "sokal"}, default "sokal"
         Window of ``tau_int_class``; the envelope value is reported beside it.
+    sampler : {"gibbs", "pt", "exact"}, optional
+        An RBM's sampler for this measure (default its ``sampler`` setting): with ``"pt"`` the
+        chains are the beta = 1 rungs of parallel tempering (its swap rates are left in the
+        RBM's ``pt_swap_rates_``), with ``"exact"`` the ``n_chains * n_steps`` samples are i.i.d.
+        Only an RBM takes it.
 
     Returns
     -------
@@ -76,13 +82,16 @@ def mixing_of(
         raise ValueError(
             f"need n_steps >= 2 and n_chains >= 1, got n_steps={n_steps!r}, n_chains={n_chains!r}"
         )
+    if sampler is not None and not hasattr(model, "pt_temperatures"):
+        raise TypeError(f"sampler={sampler!r} applies to an RBM only, got a {type(model).__name__}")
+    extra = {} if sampler is None else {"sampler": sampler}
     clf = classifier if classifier is not None else BernoulliNaiveBayes().fit(X, y)
     if isinstance(model, BernoulliMixture):
         draws, _ = model.sample(C * T, random_state=seed)
         samples = np.asarray(draws).reshape(C, T, -1)
     elif hasattr(model, "hidden_trajectory") and hasattr(model, "sample"):
         # Machine.sample with several chains returns them one after another (chain-major rows).
-        draws = model.sample(C * T, n_chains=C, thin=1, burn_in=int(burn_in), seed=seed)
+        draws = model.sample(C * T, n_chains=C, thin=1, burn_in=int(burn_in), seed=seed, **extra)
         samples = np.asarray(draws).reshape(C, T, -1)
     else:
         raise TypeError(
