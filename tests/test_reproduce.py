@@ -175,9 +175,19 @@ def test_results_csv_and_json(quick_run: tuple[Path, dict]) -> None:
     with open(out / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert EXPECTED_COLUMNS <= set(rows[0])
-    # One row per model, the four kinds in report order.
-    assert [r["kind"] for r in rows] == ["nemm", "nemm", "rbm", "tied", "mixture"]
-    assert [int(r["seed"]) for r in rows] == [0, 1, 0, 0, 0]
+    # One row per model, the four kinds in report order, and the RBM once per sampler.
+    assert [r["kind"] for r in rows] == ["nemm", "nemm", "rbm", "rbm", "rbm", "tied", "mixture"]
+    assert [int(r["seed"]) for r in rows] == [0, 1, 0, 0, 0, 0, 0]
+    assert [r["sampler"] for r in rows] == ["chain", "chain", "gibbs", "pt", "exact", "chain", "iid"]
+    costs = [float(r["sample_cost"]) for r in rows]
+    assert costs[:4] == [1.0, 1.0, 1.0, 16.0] and costs[5:] == [1.0, 0.5]
+    assert costs[4] == pytest.approx(0.5 + 0.5 * 6 / 3000)  # a half sweep, and p(h) of 6 states once
+    # The RBM is trained once: its three rows share the model and its ln p, not the mixing measures.
+    rbm = rows[2:5]
+    assert len({(r["model"], r["loglik"], r["sigma"]) for r in rbm}) == 1
+    assert len({r["tau_int_class"] for r in rbm}) == 3
+    # Exact i.i.d. draws: tau_int_class about 1, like the mixture's.
+    assert abs(float(rbm[2]["tau_int_class"]) - 1.0) < 0.25
     for r in rows:
         assert math.isfinite(float(r["loglik"])) and float(r["loglik"]) < 0
         assert r["normalization"] == "softmax" and r["hidden"] == "onehot" and r["n_hidden"] == "6"
@@ -200,6 +210,11 @@ def test_results_csv_and_json(quick_run: tuple[Path, dict]) -> None:
         len(data["seeds"]) == 2 and len(data["baselines"]["rbm"]) == 1 and len(data["baselines"]["tied"]) == 1
     )
     assert [m["kind"] for m in data["models"]] == ["nemm", "nemm", "rbm", "tied", "mixture"]
+    (rbm_rec,) = data["baselines"]["rbm"]
+    assert [m["sampler"] for m in rbm_rec["samplers"]] == ["gibbs", "pt", "exact"]
+    pt = rbm_rec["samplers"][1]
+    assert len(pt["pt_swap_rates"]) == 15 and all(0 <= r <= 1 for r in pt["pt_swap_rates"])
+    assert pt["pt_betas"][0] == 1.0 and pt["pt_betas"][-1] == pytest.approx(0.2)
     assert data["baselines"]["em"]["n_init"] == 1
     em = data["baselines"]["em"]["loglik"]
     assert -170 < em < -140
@@ -232,6 +247,22 @@ def test_kind_summary_compares_the_kinds(quick_run: tuple[Path, dict]) -> None:
     assert kinds["nemm"]["n"] == 2 and kinds["mixture"]["n"] == 1
     # i.i.d. ancestral draws: about 1 (the ideal mixer), on 3000 draws.
     assert abs(kinds["mixture"]["tau_int_class_median"] - 1.0) < 0.25
+
+
+def test_report_compares_mixing_per_unit_of_work(quick_run: tuple[Path, dict]) -> None:
+    """The sampler table: every kind and sampler once, with tau_int_class x cost from the rows."""
+    out, _ = quick_run
+    text = (out / "report.md").read_text()
+    assert "### Mixing per unit of work" in text
+    with open(out / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    table = [line for line in text.splitlines() if line.startswith("| ") and line.count("|") == 10]
+    shown = {tuple(c.strip() for c in line.split("|")[1:3]) for line in table[1:]}
+    assert shown == {(r["kind"], r["sampler"]) for r in rows}
+    exact = next(line for line in table if line.startswith("| rbm | exact |"))
+    r = next(r for r in rows if r["sampler"] == "exact")
+    work = float(r["tau_int_class"]) * float(r["sample_cost"])
+    assert exact.split("|")[7].strip() == format(work, ".3g")
 
 
 def test_report_states_regimes_and_baselines(quick_run: tuple[Path, dict]) -> None:
@@ -391,6 +422,8 @@ def test_compare_normalization_runs_both_variants(tmp_path: Path) -> None:
     # The RBM, the tied machine (always the softmax kernel) and the mixture do not depend on eq. 19: once each.
     assert [p for p in pairs if p[0] != "nemm"] == [
         ("rbm", "shared", "softmax"),
+        ("rbm", "shared", "softmax"),
+        ("rbm", "shared", "softmax"),
         ("tied", "shared", "softmax"),
         ("mixture", "shared", "softmax"),
     ]
@@ -472,9 +505,10 @@ def test_reproduce_equals_its_printed_config_run_through_nemm_sweep(
         rows = list(csv.DictReader(fh))
     assert [(r["kind"], r["variant"]) for r in rows] == [("nemm", "softmax")] * 2 + [
         ("nemm", "sigmoid")
-    ] * 2 + [("rbm", "shared"), ("tied", "shared"), ("mixture", "shared")]
+    ] * 2 + [("rbm", "shared")] * 3 + [("tied", "shared"), ("mixture", "shared")]
     assert all(math.isfinite(float(r["loglik"])) and r["status"] == "ok" for r in rows)
-    assert len({r["loglik"] for r in rows}) == len(rows)  # seven different models, not one copied
+    # seven different models, not one copied (the RBM has a row per sampler)
+    assert len({r["loglik"] for r in rows}) == len({r["run_id"] for r in rows}) == 7
     assert swp == rep
     # The sweep writes the reproduction's report, from the same code.
     assert (tmp_path / "swp" / "report.md").read_text().startswith("# nemm reproduction")

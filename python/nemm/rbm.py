@@ -199,6 +199,11 @@ class RBM(Estimator):
     K ``thin`` for PT, and for exact draws a half sweep (x | h) plus the enumeration of p(h)
     (one half sweep per hidden state) shared by the draws.
 
+    PT is the field's standard remedy for a slow Gibbs chain, but not a cure here: on the embedded
+    digits the trained one-hot RBM's p(h) changes abruptly just below beta = 1 (the sparse 1s'
+    states lose their weight to the 0s' and 2s', at either reference), so PT moves the chain
+    between the 0s and the 2s but rarely, if ever, reaches the 1s; the exact sampler does.
+
     ``history_["loglik"]`` holds, per epoch, the mean over its minibatches of their exact
     mean ln p at the parameters before each step (NaN under PCD with more than 1024 hidden
     states, where ln Z is not computed during training).

@@ -10,7 +10,11 @@
 
 Every chain model gets :func:`nemm.diagnostics.diagnose` with the Rao-Blackwell
 entropy production as headline (spec, "Entropy production: which estimator"),
-and every model the class mixing of its own sampling chain (:func:`nemm.sample_mixing.mixing_of`).
+and every model the class mixing of its own sampling chain (:func:`nemm.sample_mixing.mixing_of`),
+with its ``sampler`` and ``sample_cost`` (Gibbs sweeps per sample: :data:`SAMPLE_COSTS`). The RBM,
+trained once, has its mixing measured with each of its samplers (``samplers``: gibbs, pt, and
+exact where its hidden layer is enumerable); its record's own mixing measures are its Gibbs chain's,
+and results.csv shows one row per sampler.
 Side computations get seeds hashed from the run's seed (:func:`nemm._seeds.derive_seed`),
 stream 1 for the diagnostics chains and stream 2 for the mixing chain, as in a plain sweep.
 """
@@ -28,7 +32,7 @@ from nemm._seeds import derive_seed
 from nemm._settings import TRACK_STEPS
 from nemm.reproduce.regimes import classify_regime
 
-__all__ = ["KINDS", "RECORD_DIAGNOSTICS", "RECORD_MIXING", "run_record"]
+__all__ = ["KINDS", "RECORD_DIAGNOSTICS", "RECORD_MIXING", "SAMPLE_COSTS", "run_record"]
 
 #: The kinds of model of a reproduction, in report order.
 KINDS = ("nemm", "rbm", "tied", "mixture")
@@ -75,6 +79,11 @@ RECORD_MIXING = (
     "class_frequencies",
 )
 
+#: The sampler and cost per sample (in sweeps x | h + h | x, or their equivalent) of the kinds with
+#: one sampler: the machines' chain (one double step per sample, thin 1), and the mixture's i.i.d.
+#: ancestral draws (a component, then x | component: half a sweep). The RBM's come from RBM.sample.
+SAMPLE_COSTS = {"nemm": ("chain", 1.0), "tied": ("chain", 1.0), "mixture": ("iid", 0.5)}
+
 # The naive-Bayes classifier of the labels, fitted once per worker and data set (keyed by the data checksum).
 _CLASSIFIERS: dict[str, Any] = {}
 
@@ -91,20 +100,45 @@ def _classifier(X: np.ndarray, y: np.ndarray | None, key: str) -> Any:
 
 
 def _mixing_record(
-    model: Any, X: np.ndarray, y: np.ndarray | None, clf: Any, seed: int, n_steps: int
+    model: Any,
+    X: np.ndarray,
+    y: np.ndarray | None,
+    clf: Any,
+    seed: int,
+    n_steps: int,
+    kind: str,
+    sampler: str | None = None,
 ) -> dict[str, Any]:
-    """The class-mixing measures of the model's own chain (NaN without labels)."""
+    """The class-mixing measures of the model's own chain (NaN without labels), its sampler and cost.
+
+    ``sampler``: an RBM's (gibbs, pt, exact); every sampler of one model gets the same seed.
+    """
     from nemm.sample_mixing import mixing_of
 
+    name, cost = (sampler, math.nan) if sampler is not None else SAMPLE_COSTS[kind]
     if clf is None or n_steps < 2:
-        return {k: math.nan for k in RECORD_MIXING}
+        return {**{k: math.nan for k in RECORD_MIXING}, "sampler": name, "sample_cost": cost}
     t0 = time.perf_counter()
-    mm = mixing_of(model, X, y, n_steps=n_steps, seed=derive_seed(seed, MIXING_STREAM), classifier=clf)
+    mm = mixing_of(
+        model, X, y, n_steps=n_steps, seed=derive_seed(seed, MIXING_STREAM), classifier=clf, sampler=sampler
+    )
     d = mm.as_dict()
     rec = {k: d[k] for k in RECORD_MIXING}
+    rec["sampler"] = name
+    rec["sample_cost"] = float(model.sample_cost_) if sampler is not None else cost
+    if sampler == "pt":
+        rec["pt_swap_rates"] = [float(r) for r in model.pt_swap_rates_]
+        rec["pt_betas"] = [float(b) for b in model.pt_betas_]
     rec["mixing_steps"] = int(n_steps)
     rec["mixing_seconds"] = time.perf_counter() - t0
     return rec
+
+
+def _rbm_samplers(model: Any) -> tuple[str, ...]:
+    """The RBM's samplers measured by a reproduction: exact only where its hidden layer is enumerable."""
+    from nemm.rbm import EXACT_MAX_STATES
+
+    return ("gibbs", "pt") + (("exact",) if model.n_states <= EXACT_MAX_STATES else ())
 
 
 def _chain_record(
@@ -234,9 +268,11 @@ def run_record(
         rec["n_epochs"] = int(model.training_settings_["n_epochs"] if kind != "rbm" else model.n_epochs)
         rec.update(_chain_record(model, kind, seed, X, y, diagnostics))
     rec["train_seconds"] = train_s
-    rec.update(
-        _mixing_record(
-            model, X, y, _classifier(X, y, data_key), seed, int(diagnostics.get("mixing_steps", 0))
-        )
-    )
+    clf, n_mix = _classifier(X, y, data_key), int(diagnostics.get("mixing_steps", 0))
+    if kind == "rbm":
+        per = [_mixing_record(model, X, y, clf, seed, n_mix, kind, s) for s in _rbm_samplers(model)]
+        rec.update(per[0])  # the Gibbs chain's: the RBM's own chain, as for the other chain models
+        rec["samplers"] = per
+    else:
+        rec.update(_mixing_record(model, X, y, clf, seed, n_mix, kind))
     return to_jsonable(rec), model

@@ -87,7 +87,9 @@ def describe_result(r: Mapping[str, Any]) -> str:
     )
 
 
-#: Columns of results.csv: one row per model (kind: nemm, rbm, tied, mixture); NaN where a measure does not apply.
+#: Columns of results.csv: one row per model (kind: nemm, rbm, tied, mixture) and, for the RBM, per sampler
+#: (``sampler``: chain, iid, or the RBM's gibbs, pt, exact; ``sample_cost`` in sweeps per sample); NaN where a
+#: measure does not apply.
 #: No timings (they are in results.json): the table of a run is the same bytes whatever the machine and backend.
 CSV_COLUMNS = (
     "kind",
@@ -100,6 +102,8 @@ CSV_COLUMNS = (
     "loglik",
     "em_ceiling",
     "gap_to_em",
+    "sampler",
+    "sample_cost",
     "tau_int_class",
     "tau_int_class_envelope",
     "cover_time",
@@ -128,9 +132,17 @@ CSV_COLUMNS = (
 )
 
 
+def _per_sampler(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every record, an RBM's once per sampler (its ``samplers`` measures over its Gibbs chain's)."""
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        out.extend([{**r, **m} for m in r["samplers"]] if r.get("samplers") else [dict(r)])
+    return out
+
+
 def _csv_rows(rows: Iterable[Mapping[str, Any]], em: float | None) -> list[dict[str, Any]]:
     out = []
-    for r in rows:
+    for r in _per_sampler(rows):
         full = dict(r)
         if "em_ceiling" not in r:  # a sweep's rows have their own (the mixture of their L)
             full["em_ceiling"] = em
@@ -372,6 +384,40 @@ def _summary_lines(res: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]
     return lines
 
 
+def _sampler_lines(models: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Mixing per unit of work: tau_int_class x sample_cost of every kind and sampler, at its likelihood."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for r in _per_sampler(models):
+        groups.setdefault((r["kind"], str(r.get("sampler", ""))), []).append(r)
+    if not groups:
+        return []
+    add_lines: list[str] = [
+        "### Mixing per unit of work",
+        "",
+        "Each model's mixing with each of its samplers (the RBM is trained once and sampled by its Gibbs "
+        "chain, by parallel tempering and, where its hidden layer is enumerable, by exact i.i.d. draws). The "
+        "cost of a sample is counted in Gibbs sweeps (x | h and h | x): 1 per step of a chain, K per PT step "
+        "(K rungs), half a sweep per i.i.d. draw (x | h; the exact RBM sampler adds the enumeration of p(h)). "
+        "τ_int,class × cost is the work per effectively independent class label: lower is better. Medians over "
+        "seeds; ∞: the chain never changed class (τ_int,class) or a class was never generated (class KL).",
+        "",
+        "| kind | sampler | models | ln p median | τ_int,class | cost (sweeps/sample) | τ_int,class × cost "
+        "| class KL of samples | PT swap rates (min to max) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (kind, sampler), rs in groups.items():
+        work = [_f(r.get("tau_int_class")) * _f(r.get("sample_cost")) for r in rs]
+        rates = [float(x) for r in rs for x in (r.get("pt_swap_rates") or [])]
+        add_lines.append(
+            f"| {kind} | {sampler or '–'} | {len(rs)} | {fmt(_median([r['loglik'] for r in rs]), '.2f')} | "
+            f"{fmt(_median_with_inf([r.get('tau_int_class') for r in rs]))} | "
+            f"{fmt(_median([r.get('sample_cost') for r in rs]))} | {fmt(_median_with_inf(work))} | "
+            f"{fmt(_median_with_inf([r.get('class_kl_samples') for r in rs]))} | "
+            + (f"{min(rates):.2f} to {max(rates):.2f} |" if rates else "– |")
+        )
+    return add_lines + [""]
+
+
 def _regime_lines(s: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]) -> list[str]:
     """The regime rules and the regimes found, per variant."""
     lines: list[str] = []
@@ -569,6 +615,7 @@ def report_markdown(res: Mapping[str, Any]) -> str:
     lines = (
         _header_lines(res)
         + _summary_lines(res, variants)
+        + _sampler_lines(models)
         + _regime_lines(res["summary"], variants)
         + _figure_lines(res)
         + _failed_lines(res)
