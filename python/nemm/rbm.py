@@ -470,6 +470,8 @@ class RBM(Estimator):
     ) -> np.ndarray:
         """Hidden states h(0..T-1) of the Gibbs chain x -> h -> x -> ..., fresh chains from the data mean.
 
+        Always the Gibbs chain, whatever ``sampler``: this is the chain whose M the diagnostics measure.
+
         Same conventions as :meth:`nemm.Machine.hidden_trajectory`: one-hot int64 (T,);
         binary uint8 (T, L) bits, or int codes sum_b h_b 2**b with ``codes=True``; a leading
         chain axis when ``n_chains > 1``. ``seed`` defaults to ``random_state``.
