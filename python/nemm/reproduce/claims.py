@@ -79,8 +79,9 @@ RULES = (
     "'low likelihood' is the bottom quartile of ln p (ln p at or below its 25th percentile). Claim (b) is "
     "*supported* when every low-likelihood seed is nearly reversible and ρ(ln p, σ) > 0, *contradicted* when at "
     "most half of them are, *not supported* otherwise.",
-    "Claim (e) is *not testable here* when the same estimator also finds σ beyond 3 error bars in an equilibrium "
-    "RBM (its Gibbs chain obeys detailed balance, so such an estimator is biased).",
+    "Claim (e) counts the seeds that are not nearly reversible; it is *not testable here* when the same estimator "
+    "finds an equilibrium RBM not nearly reversible too (its Gibbs chain obeys detailed balance, so such an "
+    "estimator is biased).",
     f"Claim (f) compares the nemm seeds' τ_int,class with the median of the RBM's Gibbs-chain τ_int,class, "
     f"only at equal likelihood (median ln p within {LIKELIHOOD_TOLERANCE:g} nats/digit): an exact sign test on "
     f"the number of nemm seeds below it; *supported* when more than half are below and the one-sided p < {ALPHA}, "
@@ -342,10 +343,10 @@ def _tau_sigma_claim(seeds: Sequence[Mapping[str, Any]], key: str) -> ClaimResul
 
 
 def _irreversible(records: Sequence[Mapping[str, Any]], key: str, ekey: str) -> tuple[int, int]:
-    """(seeds with sigma > 0 beyond 3 error bars, seeds with sigma and a finite error bar)."""
+    """(models that are not nearly reversible, models with sigma and a finite error bar)."""
     sig, err = _col(records, key), _col(records, ekey)
     known = ~np.isnan(sig) & np.isfinite(err)
-    return int(np.sum(known & (sig > 0) & (sig > 3.0 * err))), int(known.sum())
+    return int(np.sum(known & ~_reversible(sig, err))), int(known.sum())
 
 
 def _detailed_balance_claim(
@@ -354,14 +355,14 @@ def _detailed_balance_claim(
     k, n = _irreversible(seeds, key, ekey)
     kr, nr = _irreversible(rbms, key, ekey)
     verdict = _count_verdict(k, n)
-    control = f"; equilibrium control: {kr} of {nr} RBMs beyond 3 error bars" if nr else "; no RBM control"
+    control = f"; equilibrium control: {kr} of {nr} RBMs not nearly reversible" if nr else "; no RBM control"
     if kr and verdict != "not testable here":
         verdict = "not testable here"
         control += " (the estimator is biased)"
     return ClaimResult(
         "e",
-        "Trained machines break detailed balance: σ > 0 beyond its error bar.",
-        f"{k} of {n} seeds have σ > 3 error bars{control}",
+        "Trained machines break detailed balance: σ > 0 beyond its error bar (not nearly reversible).",
+        f"{k} of {n} seeds are not nearly reversible (σ ≥ {NEAR_EQ_SIGMA} and beyond 3 error bars){control}",
         verdict,
         key,
         {"k": k, "n": n, "k_rbm": kr, "n_rbm": nr},
