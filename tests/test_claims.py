@@ -104,7 +104,9 @@ def test_sign_test_exact_binomial_tail() -> None:
 # --------------------------------------------------------------------------- verdicts on synthetic records
 
 
-def _seed(i: int, *, ll: float, sigma: float, err: float, kl: float, tau: float, st: float, tic: float) -> dict:
+def _seed(
+    i: int, *, ll: float, sigma: float, err: float, kl: float, tau: float, st: float, tic: float
+) -> dict:
     return {
         "kind": "nemm",
         "seed": i,
@@ -172,8 +174,14 @@ def test_claims_contradicted_when_the_records_say_the_opposite() -> None:
             )
         )
     v = _verdicts(seeds, [_rbm(ll=-156.0, tic=1.2)])
-    assert v == {"a": "contradicted", "b": "contradicted", "c": "contradicted", "d": "contradicted",
-                 "e": "supported", "f": "contradicted"}
+    assert v == {
+        "a": "contradicted",
+        "b": "contradicted",
+        "c": "contradicted",
+        "d": "contradicted",
+        "e": "supported",
+        "f": "contradicted",
+    }
 
 
 def test_claims_not_testable_with_too_few_seeds_or_missing_values() -> None:

@@ -743,10 +743,11 @@ def diagnose(
                 d.class_kl = class_kl(log_p, LA, y)
                 return d
             d.loglik_exact = mean_log_likelihood(machine, X, pfull, n_steps=int(n_steps))
-            if machine.hidden == "binary" and pfull is not None and ts.pbar_e_chains is not None and ts.n_chains > 1:
+            chains = ts.pbar_e_chains
+            if machine.hidden == "binary" and chains is not None and pfull is not None and ts.n_chains > 1:
                 # Chain noise of ln p (many rarely visited states): the standard error of ln p given each
                 # chain's own occupancy.
-                per_chain = [mean_log_likelihood(machine, X, pc) for pc in ts.pbar_e_chains]
+                per_chain = [mean_log_likelihood(machine, X, pc) for pc in chains]
                 d.loglik_err = float(np.std(per_chain, ddof=1) / np.sqrt(len(per_chain)))
         if y is not None:
             d.class_kl = class_kl_of(machine, X, y, pbar=pfull, n_steps=int(n_steps), seed=seed)

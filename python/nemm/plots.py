@@ -518,7 +518,11 @@ def draw_fig4(runs: Sequence[Mapping[str, Any]], *, L: int) -> Any:
         shown = _draw_fig4_row(row, rs, used_regimes)
         for ax, title in zip(
             row,
-            ("(a) class-distribution KL (eq. 22)", "(b) decorrelation time (eq. 23)", "(c) mean self-transition (eq. 24)"),
+            (
+                "(a) class-distribution KL (eq. 22)",
+                "(b) decorrelation time (eq. 23)",
+                "(c) mean self-transition (eq. 24)",
+            ),
         ):
             ax.set_xlabel(label, fontsize=8)
             ax.set_title(f"{title} — {name}" if name else title)
@@ -595,8 +599,11 @@ KIND_STYLE = {
 _MIXING_FLOOR = 0.01
 
 
-def draw_mixing(models: Sequence[Mapping[str, Any]]) -> Any:
+def draw_mixing(models: Sequence[Mapping[str, Any]], *, equal_likelihood: float | None = None) -> Any:
     """The mixing figure as a ``Figure``: exact ln p (x) against ``tau_int_class`` (y, log), by kind.
+
+    The legend gives each kind's median ln p; with ``equal_likelihood`` (nats/digit) the
+    title names the kinds whose median is further than that from the nemm machines'.
 
     One point per model; a model whose ``tau_int_class`` is infinite (its chain
     never changed class) is drawn at the top edge as an upward triangle, and a
@@ -686,7 +693,7 @@ def draw_mixing(models: Sequence[Mapping[str, Any]]) -> Any:
         )
     ax.set_xlabel("exact ln p(x) (nats/digit)")
     ax.set_ylabel("τ_int of the sample class (steps, Sokal window)")
-    ax.set_title(_mixing_title(models), fontsize=9)
+    ax.set_title(_mixing_title(models, equal_likelihood), fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
     return fig
 
@@ -696,10 +703,11 @@ def _nanmedian(v: np.ndarray) -> float:
     return float(np.median(v)) if v.size else math.nan
 
 
-def _mixing_title(models: Sequence[Mapping[str, Any]]) -> str:
-    """The mixing figure's title: which kinds are at equal likelihood with the nemm machines, from the numbers."""
-    from nemm.reproduce.claims import LIKELIHOOD_TOLERANCE as tol
-
+def _mixing_title(models: Sequence[Mapping[str, Any]], tol: float | None) -> str:
+    """The mixing figure's title: the kinds not at equal likelihood with the nemm machines (within ``tol``)."""
+    head = "Class mixing against ln p (dotted: i.i.d. = 1)"
+    if tol is None:
+        return head
     ref = _nanmedian(np.array([_num(r["loglik"]) for r in models if r["kind"] == "nemm"]))
     far = []
     for kind in KIND_STYLE:
@@ -708,15 +716,19 @@ def _mixing_title(models: Sequence[Mapping[str, Any]]) -> str:
         d = _nanmedian(np.array([_num(r["loglik"]) for r in models if r["kind"] == kind])) - ref
         if np.isfinite(d) and abs(d) > tol:
             far.append(f"{kind} {d:+.1f}")
-    head = "Class mixing against ln p (dotted: i.i.d. = 1)"
     if not np.isfinite(ref) or not far:
         return head
     return f"{head}\nnot at equal likelihood (> {tol:g} nats/digit from the nemm median): {', '.join(far)}"
 
 
-def fig_mixing(models: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
+def fig_mixing(
+    models: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike[str],
+    *,
+    equal_likelihood: float | None = None,
+) -> Path:
     """Save :func:`draw_mixing` of ``models`` (records with ``kind``, ``loglik``, ``tau_int_class``) as PNG."""
-    return save_png(draw_mixing(models), path)
+    return save_png(draw_mixing(models, equal_likelihood=equal_likelihood), path)
 
 
 def draw_sigma(models: Sequence[Mapping[str, Any]]) -> Any:

@@ -135,7 +135,10 @@ def _betacf(a: float, b: float, x: float) -> float:
     h = d
     for m in range(1, 10_000):
         m2 = 2 * m
-        for num in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+        for num in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
             d = 1.0 + num * d
             d = 1.0 / (d if abs(d) > tiny else tiny)
             c = 1.0 + num / c
@@ -170,7 +173,9 @@ def student_t_two_sided(t: float, df: float) -> float:
     return betainc(0.5 * df, 0.5, df / (df + t * t))
 
 
-def spearman(x: Sequence[float], y: Sequence[float], *, method: str = "auto") -> SpearmanResult:
+def spearman(
+    x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, *, method: str = "auto"
+) -> SpearmanResult:
     """Spearman's rank correlation of the pairs where neither value is NaN, with a two-sided p-value.
 
     Parameters
@@ -306,7 +311,9 @@ def _likelihood_sigma_claim(seeds: Sequence[Mapping[str, Any]], key: str, ekey: 
     else:
         verdict = "contradicted" if k <= m / 2 else "not supported"
     worst_txt = (
-        f"; worst seed {seeds[worst].get('seed')}: ln p {_fmt(ll[worst], '.2f')}, σ {_fmt(sig[worst])}" if worst >= 0 else ""
+        f"; worst seed {seeds[worst].get('seed')}: ln p {_fmt(ll[worst], '.2f')}, σ {_fmt(sig[worst])}"
+        if worst >= 0
+        else ""
     )
     return ClaimResult(
         "b",

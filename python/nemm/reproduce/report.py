@@ -77,7 +77,7 @@ def _n_inf(vals: Sequence[Any]) -> int:
 
 
 def _inf_note(n_inf: int, n: int) -> str:
-    """" (k of n ∞)" when some of the n values behind a median are infinite, else nothing."""
+    """The note " (k of n ∞)" when some of the n values behind a median are infinite, else nothing."""
     return f" ({n_inf} of {n} ∞)" if n_inf else ""
 
 
@@ -172,9 +172,7 @@ def kind_summary(models: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 # inf counts (a stuck chain): the median of a list holding infinities may be inf.
                 "tau_int_class_median": _median(taus),
                 "n_tau_inf": int(sum(math.isinf(t) for t in taus)),
-                "tau_int_class_envelope_median": _median(
-                    [r.get("tau_int_class_envelope") for r in rs]
-                ),
+                "tau_int_class_envelope_median": _median([r.get("tau_int_class_envelope") for r in rs]),
                 "cover_time_median": _median([r.get("cover_time") for r in rs]),
                 "class_kl_samples_median": _median([r.get("class_kl_samples") for r in rs]),
                 "sigma_median": _median([r.get("sigma") for r in rs]),
@@ -285,7 +283,11 @@ def _kind_sentence(kinds: Sequence[Mapping[str, Any]], em: float | None) -> str:
     by = {(k["kind"], k["variant"]): k for k in kinds}
     parts = []
     for k in kinds:
-        var = f" [{k['variant']}]" if k["kind"] == "nemm" and len({v for (kk, v) in by if kk == "nemm"}) > 1 else ""
+        var = (
+            f" [{k['variant']}]"
+            if k["kind"] == "nemm" and len({v for (kk, v) in by if kk == "nemm"}) > 1
+            else ""
+        )
         gap = _f(k["loglik_median"]) - em if em is not None and k["kind"] != "mixture" else math.nan
         below = f" ({fmt(-gap, '.1f')} below the EM ceiling)" if math.isfinite(gap) else ""
         parts.append(
@@ -299,7 +301,8 @@ def _kind_sentence(kinds: Sequence[Mapping[str, Any]], em: float | None) -> str:
 def _equal_likelihood_sentence(kinds: Sequence[Mapping[str, Any]], nemm_median: float) -> str:
     """Which kinds are at equal likelihood with the nemm machines (the tolerance of the claims' test)."""
     tol = LIKELIHOOD_TOLERANCE
-    near, far = [], []
+    near: list[str] = []
+    far: list[str] = []
     for k in kinds:
         if k["kind"] == "nemm":
             continue
@@ -380,7 +383,7 @@ def _summary_lines(res: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]
             "through the classes ρ(k) oscillates, the literal rule stops at its first trough and gives a value "
             "near 0 or below (anti-correlated classes: successive samples change class more often than i.i.d. "
             "draws would); the envelope waits for the oscillation to decay. Both are shown, unclipped. "
-            "i.i.d. draws give 1; ∞ means the chain never changed class (stuck); \"k of n ∞\" beside a median "
+            'i.i.d. draws give 1; ∞ means the chain never changed class (stuck); "k of n ∞" beside a median '
             "counts the infinite values it includes."
         )
         add("")
@@ -813,7 +816,7 @@ def figure_of(job: Mapping[str, Any]) -> Any:
             job["seeds"], em_ceiling=job["em"], baselines=job["rbm"], training_sigma=job["training_sigma"]
         )
     if job["kind"] == "fig5":
-        return plots.draw_mixing(job["models"])
+        return plots.draw_mixing(job["models"], equal_likelihood=LIKELIHOOD_TOLERANCE)
     if job["kind"] == "fig6":
         return plots.draw_sigma(job["models"])
     if job["kind"] == "fig4":
