@@ -223,3 +223,11 @@ def test_rules_state_the_thresholds() -> None:
     text = " ".join(claims.RULES)
     assert f"at least {claims.MIN_SEEDS}" in text and f"{claims.ALPHA}" in text
     assert f"{claims.LIKELIHOOD_TOLERANCE:g} nats" in text
+
+
+def test_self_transition_claim_uses_the_random_value_of_the_records() -> None:
+    # A binary hidden layer of L = 6 has S = 64 states: 0.02 is above its random value 1/64.
+    seeds = [dict(r, random_self_transition=1 / 64) for r in _paper_world()]
+    c = evaluate_claims(seeds, [_rbm()], L)[0]
+    assert c.verdict == "contradicted" and "1/S = 0.0156" in c.statistic
+    assert evaluate_claims(_paper_world(), [_rbm()], L)[0].statistic.startswith("12 of 12 seeds")

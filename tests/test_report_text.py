@@ -242,3 +242,16 @@ def test_binary_machine_loglik_carries_its_chain_noise() -> None:
     assert (
         diag.diagnose(onehot, X, n_steps=400, seed=5, n_segments=4, rao_blackwell_draws=0).loglik_err is None
     )
+
+
+def test_binary_runs_have_no_fig3_jobs(tmp_path) -> None:
+    res, _ = _report(_models())
+    assert any(j["kind"] == "fig3" for j in rpt.figure_jobs(dict(res, seeds=res["seeds"]), tmp_path)) is False
+    for r in res["seeds"]:
+        r["model"] = "runs/x/model.npz"
+    assert {j["name"] for j in rpt.figure_jobs(res, tmp_path) if j["kind"] == "fig3"} == {
+        "fig3_best",
+        "fig3_worst",
+    }
+    binary = dict(res, protocol=dict(res["protocol"], hidden="binary"))
+    assert not [j for j in rpt.figure_jobs(binary, tmp_path) if j["kind"] == "fig3"]

@@ -276,15 +276,22 @@ def _count_verdict(k: int, n: int) -> str:
 
 def _self_transition_claim(seeds: Sequence[Mapping[str, Any]], L: int) -> ClaimResult:
     st = _col(seeds, "self_transition")
-    known = st[~np.isnan(st)]
-    k = int(np.sum(known < 1.0 / L))
+    # The random value is 1/S over the S hidden states (1/L one-hot; a binary layer's records carry 1/2^L).
+    rand = np.array([_f(r.get("random_self_transition", 1.0 / L)) for r in seeds], dtype=float)
+    ok = ~np.isnan(st)
+    known = st[ok]
+    k = int(np.sum(known < rand[ok]))
+    levels = sorted({float(v) for v in rand[ok]})
+    level = f"the random value 1/S = {levels[0]:.3g}" if len(levels) == 1 else "their random value 1/S"
     stat = (
-        f"{k} of {known.size} seeds have Tr(M)/L < 1/L = {1.0 / L:.3f} (max {_fmt(float(known.max()) if known.size else math.nan)}; "
-        f"counted M){'' if known.size == len(st) else f'; {len(st) - known.size} without a value'}"
+        f"{k} of {known.size} seeds have Tr(M)/S below {level} (max "
+        f"{_fmt(float(known.max()) if known.size else math.nan)}; counted M)"
+        + ("" if known.size == len(st) else f"; {len(st) - known.size} without a value")
     )
     return ClaimResult(
         "a",
-        "Trained machines avoid repeating their hidden state: Tr(M)/L < 1/L for all of them (eq. 24).",
+        "Trained machines avoid repeating their hidden state: Tr(M)/S below the random 1/S (1/L one-hot) for all "
+        "of them (eq. 24).",
         stat,
         _count_verdict(k, known.size),
         values={"k": k, "n": int(known.size), "max": float(known.max()) if known.size else math.nan},

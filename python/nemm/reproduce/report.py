@@ -840,8 +840,13 @@ def _variant_list(res: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _fig3_jobs(res: Mapping[str, Any], out: Path) -> list[dict[str, Any]]:
-    """Fig. 3 of the best and worst seed of every variant (the first variant's files keep the plain names)."""
-    jobs = []
+    """Fig. 3 of the best and worst seed of every variant (the first variant's files keep the plain names).
+
+    None for binary hidden layers: Fig. 3 draws one image per hidden state.
+    """
+    jobs: list[dict[str, Any]] = []
+    if res["protocol"].get("hidden", "onehot") != "onehot":
+        return jobs
     for i, v in enumerate(_variant_list(res)):
         suffix = "" if i == 0 else f"_{v['name']}"
         for tag, key in (("best", "best_seed"), ("worst", "worst_seed")):
@@ -917,7 +922,7 @@ def draw_figures(
     """
     drawn = dict(map_fn(_draw_figure, figure_jobs(res, out_dir)))
     order = ["fig2", "fig3_best", "fig3_worst", "fig4", "fig5", "fig6"]
-    return {k: drawn[k] for k in order + sorted(set(drawn) - set(order))}
+    return {k: drawn[k] for k in order + sorted(set(drawn) - set(order)) if k in drawn}
 
 
 def csv_of(res: Mapping[str, Any]) -> str:
