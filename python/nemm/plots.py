@@ -734,7 +734,7 @@ def fig_mixing(
 def draw_sigma(models: Sequence[Mapping[str, Any]]) -> Any:
     """Both entropy-production estimators against the amount of sampling, as a ``Figure``.
 
-    Left: the model's own sigma (eq. 21 on the Rao-Blackwell M) against draws per
+    Left: the plain Rao-Blackwell sigma (eq. 21 on the Rao-Blackwell M) against draws per
     state (``sigma_rao_blackwell_curve``); right: the paper's counting estimator
     against the chain length (``sigma_counting_curve``). One line per model, coloured by kind.
     """
@@ -759,8 +759,8 @@ def draw_sigma(models: Sequence[Mapping[str, Any]]) -> Any:
                     label=lab,
                 )
     for ax, xl, title in (
-        (ax_rb, "draws per hidden state", "model's own σ (Rao–Blackwell M)"),
-        (ax_ct, "chain length (steps per chain)", "counting estimator (paper)"),
+        (ax_rb, "draws per hidden state", "sigma_rao_blackwell (plain Rao–Blackwell M)"),
+        (ax_ct, "chain length (steps per chain)", "sigma_counting (paper, counting)"),
     ):
         ax.set_xscale("log")
         ax.set_xlabel(xl)
