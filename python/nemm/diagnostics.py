@@ -131,6 +131,8 @@ class TransitionStatistics:
     n_segments: int
     segments: dict = field(default_factory=dict)
     sigma_curve: dict = field(default_factory=dict)
+    #: Occupancy of each chain alone, (n_chains, S): the chain noise of what is computed from ``pbar_e``.
+    pbar_e_chains: np.ndarray | None = None
 
 
 def _chain_codes(machine: Machine, n_steps: int, n_chains: int, seed: int | None, burn_in: int) -> np.ndarray:
@@ -289,6 +291,7 @@ def _transition_statistics(
         n_segments=n_segments,
         segments=seg,
         sigma_curve=curve,
+        pbar_e_chains=np.stack([occupancy_from_trajectory(c.astype(np.int64), S) for c in local]),
     )
 
 
@@ -629,6 +632,7 @@ class Diagnosis:
     cycle_current: float | None = None
     kind: str = "machine"
     self_transition_rao_blackwell: float | None = None
+    loglik_err: float | None = None
 
 
 #: Fields a Diagnosis copies from TransitionStatistics under the same name.
@@ -739,6 +743,12 @@ def diagnose(
                 d.class_kl = class_kl(log_p, LA, y)
                 return d
             d.loglik_exact = mean_log_likelihood(machine, X, pfull, n_steps=int(n_steps))
+            chains = ts.pbar_e_chains
+            if machine.hidden == "binary" and chains is not None and pfull is not None and ts.n_chains > 1:
+                # Chain noise of ln p (many rarely visited states): the standard error of ln p given each
+                # chain's own occupancy.
+                per_chain = [mean_log_likelihood(machine, X, pc) for pc in chains]
+                d.loglik_err = float(np.std(per_chain, ddof=1) / np.sqrt(len(per_chain)))
         if y is not None:
             d.class_kl = class_kl_of(machine, X, y, pbar=pfull, n_steps=int(n_steps), seed=seed)
     return d

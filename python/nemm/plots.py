@@ -31,11 +31,13 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = [
     "KIND_STYLE",
     "REGIME_COLORS",
+    "TRAINING_SIGMA_LABEL",
     "draw_fig2",
     "draw_fig3",
     "draw_fig4",
     "draw_mixing",
     "draw_sigma",
+    "headline_sigma_label",
     "fig2",
     "fig3",
     "fig4",
@@ -43,6 +45,7 @@ __all__ = [
     "fig_sigma",
     "image_shape",
     "save_png",
+    "sigma_method_of",
 ]
 
 #: Colours of the three regimes of :func:`nemm.reproduce.classify_regime`.
@@ -82,6 +85,33 @@ def image_shape(D: int) -> tuple[int, int]:
     return (s, s) if s * s == D else (1, int(D))
 
 
+def sigma_method_of(records: Sequence[Mapping[str, Any]]) -> str:
+    """The method of the records' headline ``sigma`` (their ``sigma_method``).
+
+    Records written before the converged estimator have no ``sigma_method``: their
+    headline was eq. 21 on the Rao-Blackwell M.
+    """
+    methods = sorted({str(r["sigma_method"]) for r in records if r.get("sigma_method")})
+    return ", ".join(methods) if methods else "eq. 21 on the Rao–Blackwell M"
+
+
+def headline_sigma_label(records: Sequence[Mapping[str, Any]]) -> str:
+    """The axis label of the headline sigma: ``"σ (headline, <method>)"``."""
+    return f"σ (headline, {sigma_method_of(records)})"
+
+
+#: Axis label of the sigma tracked during training (:func:`nemm.diagnostics.track_epoch`: counting, c = 0.5).
+TRAINING_SIGMA_LABEL = "σ_counting (paper, counting, per-epoch chains, pseudo-count 0.5)"
+
+
+def _variants(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[Mapping[str, Any]]]]:
+    """The runs grouped by their ``variant`` in order of appearance (one group when they share one)."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault(str(r.get("variant") or ""), []).append(r)
+    return list(groups.items()) if len(groups) > 1 else [("", list(runs))]
+
+
 # --------------------------------------------------------------------------- Fig. 2
 
 
@@ -91,9 +121,12 @@ def fig2(
     *,
     em_ceiling: float | None = None,
     baselines: Sequence[Mapping[str, Any]] = (),
+    training_sigma: str = TRAINING_SIGMA_LABEL,
 ) -> Path:
     """Save :func:`draw_fig2` of ``runs`` as PNG at ``path``."""
-    return save_png(draw_fig2(runs, em_ceiling=em_ceiling, baselines=baselines), path)
+    return save_png(
+        draw_fig2(runs, em_ceiling=em_ceiling, baselines=baselines, training_sigma=training_sigma), path
+    )
 
 
 def draw_fig2(
@@ -101,38 +134,54 @@ def draw_fig2(
     *,
     em_ceiling: float | None = None,
     baselines: Sequence[Mapping[str, Any]] = (),
+    training_sigma: str = TRAINING_SIGMA_LABEL,
 ) -> Any:
     """Fig. 2 as a ``Figure``: training curves and the final log-likelihood against the entropy production.
 
     Panels: (a) mean log-likelihood against epoch for every seed, coloured by the
-    seed's final sigma (colour bar); (b) sigma against epoch; (c) final
-    log-likelihood against final sigma with error bars, the EM ceiling as a
-    dashed line and the baselines (e.g. tied machines, or equilibrium RBMs) as squares.
+    seed's final headline sigma (colour bar); (b) the sigma tracked during training
+    against epoch; (c) final log-likelihood against final headline sigma with error
+    bars, the EM ceiling as a dashed line and the baselines (e.g. tied machines, or
+    equilibrium RBMs) as squares. Runs of several ``variant`` values get one row of
+    panels each (the same colour scale), so that variants are never drawn on top of
+    each other; a single variant is one row of three axes.
 
     Parameters
     ----------
     runs : sequence of dict
         One record per seed with ``seed``, ``loglik`` (exact final), ``sigma``,
         ``sigma_err`` and ``history`` (``epoch``, ``loglik`` on the fly, and
-        from tracking ``diag_epoch``, ``sigma``, ``loglik_exact``).
+        from tracking ``diag_epoch``, ``sigma``, ``loglik_exact``); optionally
+        ``variant`` and ``sigma_method`` (named on the axes).
     em_ceiling : float, optional
         EM mixture log-likelihood (the ceiling of the one-hot model).
     baselines : sequence of dict
         Records of baseline runs (``loglik``, ``sigma``, ``sigma_err``; ``kind`` names them, default "tied").
+    training_sigma : str
+        Axis label of panel (b): which estimator the history's ``sigma`` is, at which chain length.
     """
     from matplotlib import cm
 
-    sig = np.array([_num(r["sigma"]) for r in runs])
-    norm, cmap = _sigma_colors(sig)
-    fig = _figure(figsize=(16, 4.8), layout="constrained")
-    axes = fig.subplots(1, 3)
-    ax_ll, ax_sig, ax_fin = axes
-    _draw_training_curves(ax_ll, ax_sig, runs, sig, norm, cmap, em_ceiling)
-    _draw_final_quality(ax_fin, runs, sig, norm, cmap, em_ceiling, baselines)
+    sig_all = np.array([_num(r["sigma"]) for r in runs])
+    norm, cmap = _sigma_colors(sig_all)
+    groups = _variants(runs)
+    fig = _figure(figsize=(16, 4.8 * len(groups)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(groups), 3))
+    label = headline_sigma_label(runs)
+    for (name, rs), (ax_ll, ax_sig, ax_fin) in zip(groups, axes):
+        sig = np.array([_num(r["sigma"]) for r in rs])
+        _draw_training_curves(ax_ll, ax_sig, rs, sig, norm, cmap, em_ceiling)
+        _draw_final_quality(ax_fin, rs, sig, norm, cmap, em_ceiling, baselines)
+        ax_sig.set_ylabel(training_sigma, fontsize=8)
+        ax_fin.set_xlabel(f"final {label}", fontsize=8)
+        if name:
+            for ax in (ax_ll, ax_sig, ax_fin):
+                ax.set_title(f"{ax.get_title()} — {name}")
     sm = cm.ScalarMappable(norm=norm, cmap=cmap)
     sm.set_array([])
-    fig.colorbar(sm, ax=axes, label="final σ (nats per step)", shrink=0.9)
-    fig.suptitle(f"Fig. 2 — {len(runs)} seeds", fontsize=11)
+    fig.colorbar(sm, ax=axes.ravel().tolist(), label=f"final {label} (nats per step)", shrink=0.9)
+    what = ", ".join(f"{len(rs)} {name}" for name, rs in groups) if len(groups) > 1 else f"{len(runs)}"
+    fig.suptitle(f"Fig. 2 — {what} seeds", fontsize=11)
     return fig
 
 
@@ -181,7 +230,6 @@ def _draw_training_curves(
         top = max(finals + ([em_ceiling] if em_ceiling is not None else []))
         ax_ll.set_ylim(min(finals) - 25, top + 5)
     ax_sig.set_xlabel("epoch")
-    ax_sig.set_ylabel("σ (nats per step)")
     ax_sig.set_title("(b) entropy production during training")
 
 
@@ -226,7 +274,6 @@ def _draw_final_quality(
         ax_fin.axhline(em_ceiling, color="k", ls="--", lw=1, label="EM ceiling")
     if baselines or em_ceiling is not None:
         ax_fin.legend(loc="best", fontsize=8)
-    ax_fin.set_xlabel("final σ (nats per step)")
     ax_fin.set_ylabel("final mean ln p(x) (nats, exact)")
     ax_fin.set_title("(c) quality against entropy production")
 
@@ -445,31 +492,69 @@ def fig4(
 def draw_fig4(runs: Sequence[Mapping[str, Any]], *, L: int) -> Any:
     """Fig. 4 as a ``Figure``: class KL, decorrelation time and mean self-transition against sigma.
 
-    Log-scaled sigma axis; points coloured by regime (``regime`` key when
-    present). ``tau = inf`` (a deterministic cycle) is drawn as an upward
-    triangle at the top of the tau panel; the self-transition panel has the
-    random value ``1/L`` as a dashed line. Runs with ``sigma <= 0`` cannot
-    appear on a log axis and are listed in the title.
+    The x axis is the headline sigma (log-scaled; its method named on the axis);
+    points coloured by regime (``regime`` key when present). ``tau = inf`` (a
+    deterministic cycle) is drawn as an upward triangle at the top of the tau panel;
+    the self-transition panel has the random value ``1/L`` as a dashed line. Runs
+    with ``sigma <= 0`` cannot appear on a log axis and are listed in the title.
+    Runs of several ``variant`` values get one row of panels each.
 
     Parameters
     ----------
     runs : sequence of dict
         Records with ``sigma``, ``sigma_err``, ``class_kl``, ``tau``, ``tau_err``,
-        ``self_transition``, ``self_transition_err`` and optionally ``regime``.
+        ``self_transition``, ``self_transition_err`` and optionally ``regime``,
+        ``variant`` and ``sigma_method``.
     L : int
         Number of hidden states (for the ``1/L`` line).
     """
+    groups = _variants(runs)
+    fig = _figure(figsize=(15, 4.5 * len(groups)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(groups), 3))
+    label = f"{headline_sigma_label(runs)} (nats per step)"
+    used_regimes: set[str] = set()
+    notes = []
+    for (name, rs), row in zip(groups, axes):
+        shown = _draw_fig4_row(row, rs, used_regimes)
+        for ax, title in zip(
+            row,
+            (
+                "(a) class-distribution KL (eq. 22)",
+                "(b) decorrelation time (eq. 23)",
+                "(c) mean self-transition (eq. 24)",
+            ),
+        ):
+            ax.set_xlabel(label, fontsize=8)
+            ax.set_title(f"{title} — {name}" if name else title)
+        row[2].axhline(1.0 / L, color="k", ls="--", lw=1, label=f"random: 1/L = {1.0 / L:.3f}")
+        hidden = len(rs) - shown
+        notes.append(
+            f"{shown} {name + ' ' if name else ''}seeds"
+            + (f"; {hidden} run(s) with σ ≤ 0 not shown on the log axis" if hidden else "")
+        )
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], marker="o", ls="none", color=REGIME_COLORS[r], label=r)
+        for r in REGIME_COLORS
+        if r in used_regimes
+    ]
+    handles.append(Line2D([], [], color="k", ls="--", label=f"random: 1/L = {1.0 / L:.3f}"))
+    axes[0][2].legend(handles=handles, fontsize=8, loc="best")
+    fig.suptitle("Fig. 4 — " + "; ".join(notes), fontsize=11)
+    return fig
+
+
+def _draw_fig4_row(row: Sequence[Any], runs: Sequence[Mapping[str, Any]], used_regimes: set[str]) -> int:
+    """One row of Fig. 4 (KL, tau, Tr(M)/L against sigma); returns how many runs could be shown."""
     sig = np.array([_num(r["sigma"]) for r in runs])
     shown = np.isfinite(sig) & (sig > 0)
-    fig = _figure(figsize=(15, 4.5), layout="constrained")
-    axes = fig.subplots(1, 3)
     keys = [
         ("class_kl", None, "class KL(P_data ‖ P_model) (nats)"),
         ("tau", "tau_err", "decorrelation time τ (steps)"),
         ("self_transition", "self_transition_err", "Tr(M)/L"),
     ]
-    used_regimes: set[str] = set()
-    for ax, (key, ekey, label) in zip(axes, keys):
+    for ax, (key, ekey, label) in zip(row, keys):
         vals = np.array([_num(r.get(key)) for r in runs])
         errs = np.array([_num(r.get(ekey)) if ekey else np.nan for r in runs])
         finite_vals = vals[shown & np.isfinite(vals)]
@@ -498,25 +583,8 @@ def draw_fig4(runs: Sequence[Mapping[str, Any]], *, L: int) -> Any:
         ax.set_xscale("log")
         if log_y:
             ax.set_yscale("log")
-        ax.set_xlabel("σ (nats per step)")
         ax.set_ylabel(label)
-    axes[2].axhline(1.0 / L, color="k", ls="--", lw=1, label=f"random: 1/L = {1.0 / L:.3f}")
-    from matplotlib.lines import Line2D
-
-    handles = [
-        Line2D([], [], marker="o", ls="none", color=REGIME_COLORS[r], label=r)
-        for r in REGIME_COLORS
-        if r in used_regimes
-    ]
-    handles.append(Line2D([], [], color="k", ls="--", label=f"random: 1/L = {1.0 / L:.3f}"))
-    axes[2].legend(handles=handles, fontsize=8, loc="best")
-    axes[0].set_title("(a) class-distribution KL (eq. 22)")
-    axes[1].set_title("(b) decorrelation time (eq. 23)")
-    axes[2].set_title("(c) mean self-transition (eq. 24)")
-    hidden = int((~shown).sum())
-    note = f"; {hidden} run(s) with σ ≤ 0 not shown on the log axis" if hidden else ""
-    fig.suptitle(f"Fig. 4 — {int(shown.sum())} seeds{note}", fontsize=11)
-    return fig
+    return int(shown.sum())
 
 
 #: Markers and colours of the kinds of model of a reproduction.
@@ -531,8 +599,11 @@ KIND_STYLE = {
 _MIXING_FLOOR = 0.01
 
 
-def draw_mixing(models: Sequence[Mapping[str, Any]]) -> Any:
+def draw_mixing(models: Sequence[Mapping[str, Any]], *, equal_likelihood: float | None = None) -> Any:
     """The mixing figure as a ``Figure``: exact ln p (x) against ``tau_int_class`` (y, log), by kind.
+
+    The legend gives each kind's median ln p; with ``equal_likelihood`` (nats/digit) the
+    title names the kinds whose median is further than that from the nemm machines'.
 
     One point per model; a model whose ``tau_int_class`` is infinite (its chain
     never changed class) is drawn at the top edge as an upward triangle, and a
@@ -565,7 +636,7 @@ def draw_mixing(models: Sequence[Mapping[str, Any]]) -> Any:
             s=60 if kind == "mixture" else 36,
             edgecolor="k",
             linewidth=0.4,
-            label=f"{label} ({len(rs)})",
+            label=f"{label} ({len(rs)}), median ln p {_nanmedian(ll):.1f}",
             zorder=3,
             gid=f"{kind}:finite",
         )
@@ -622,20 +693,48 @@ def draw_mixing(models: Sequence[Mapping[str, Any]]) -> Any:
         )
     ax.set_xlabel("exact ln p(x) (nats/digit)")
     ax.set_ylabel("τ_int of the sample class (steps, Sokal window)")
-    ax.set_title("Mixing at comparable likelihood (dotted: i.i.d. = 1)")
+    ax.set_title(_mixing_title(models, equal_likelihood), fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
     return fig
 
 
-def fig_mixing(models: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
+def _nanmedian(v: np.ndarray) -> float:
+    v = v[~np.isnan(v)]
+    return float(np.median(v)) if v.size else math.nan
+
+
+def _mixing_title(models: Sequence[Mapping[str, Any]], tol: float | None) -> str:
+    """The mixing figure's title: the kinds not at equal likelihood with the nemm machines (within ``tol``)."""
+    head = "Class mixing against ln p (dotted: i.i.d. = 1)"
+    if tol is None:
+        return head
+    ref = _nanmedian(np.array([_num(r["loglik"]) for r in models if r["kind"] == "nemm"]))
+    far = []
+    for kind in KIND_STYLE:
+        if kind == "nemm":
+            continue
+        d = _nanmedian(np.array([_num(r["loglik"]) for r in models if r["kind"] == kind])) - ref
+        if np.isfinite(d) and abs(d) > tol:
+            far.append(f"{kind} {d:+.1f}")
+    if not np.isfinite(ref) or not far:
+        return head
+    return f"{head}\nnot at equal likelihood (> {tol:g} nats/digit from the nemm median): {', '.join(far)}"
+
+
+def fig_mixing(
+    models: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike[str],
+    *,
+    equal_likelihood: float | None = None,
+) -> Path:
     """Save :func:`draw_mixing` of ``models`` (records with ``kind``, ``loglik``, ``tau_int_class``) as PNG."""
-    return save_png(draw_mixing(models), path)
+    return save_png(draw_mixing(models, equal_likelihood=equal_likelihood), path)
 
 
 def draw_sigma(models: Sequence[Mapping[str, Any]]) -> Any:
     """Both entropy-production estimators against the amount of sampling, as a ``Figure``.
 
-    Left: the model's own sigma (eq. 21 on the Rao-Blackwell M) against draws per
+    Left: the plain Rao-Blackwell sigma (eq. 21 on the Rao-Blackwell M) against draws per
     state (``sigma_rao_blackwell_curve``); right: the paper's counting estimator
     against the chain length (``sigma_counting_curve``). One line per model, coloured by kind.
     """
@@ -660,8 +759,8 @@ def draw_sigma(models: Sequence[Mapping[str, Any]]) -> Any:
                     label=lab,
                 )
     for ax, xl, title in (
-        (ax_rb, "draws per hidden state", "model's own σ (Rao–Blackwell M)"),
-        (ax_ct, "chain length (steps per chain)", "counting estimator (paper)"),
+        (ax_rb, "draws per hidden state", "sigma_rao_blackwell (plain Rao–Blackwell M)"),
+        (ax_ct, "chain length (steps per chain)", "sigma_counting (paper, counting)"),
     ):
         ax.set_xscale("log")
         ax.set_xlabel(xl)

@@ -30,6 +30,7 @@ import numpy as np
 
 from nemm._seeds import derive_seed
 from nemm._settings import TRACK_STEPS
+from nemm.mixture import _CLIP as EM_PROBABILITY_CLIP
 from nemm.reproduce.regimes import classify_regime
 
 __all__ = ["KINDS", "RECORD_DIAGNOSTICS", "RECORD_MIXING", "SAMPLE_COSTS", "run_record"]
@@ -43,6 +44,7 @@ MIXING_STREAM = 2
 #: Diagnostics copied into every chain model's record under the same name (see nemm.diagnostics.Diagnosis).
 RECORD_DIAGNOSTICS = (
     "loglik_on_the_fly",
+    "loglik_err",
     "n_one_way",
     "pseudocount",
     "sigma_two_way",
@@ -251,6 +253,7 @@ def run_record(
                 "loglik": float(model.log_likelihood_),
                 "n_components": int(settings["n_components"]),
                 "n_init": int(settings["n_init"]),
+                "probability_clip": EM_PROBABILITY_CLIP,  # the ceiling depends on it (0.4 nats, 1e-6 vs 1e-3)
                 # Not a chain: no entropy production, no M.
                 "sigma": math.nan,
                 "sigma_err": math.nan,
