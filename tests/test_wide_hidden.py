@@ -36,7 +36,9 @@ def restore_threads() -> Iterator[None]:
 
 
 def wide_machine(X: np.ndarray, L: int = 100, **settings: object) -> Machine:
-    kw: dict[str, object] = dict(hidden="binary", recipe="paper", n_epochs=2, steps_per_epoch=4, random_state=1)
+    kw: dict[str, object] = dict(
+        hidden="binary", recipe="paper", n_epochs=2, steps_per_epoch=4, random_state=1
+    )
     kw.update(settings)
     return Machine(L, **kw).fit(X)  # type: ignore[arg-type]
 
@@ -166,7 +168,9 @@ def test_transition_statistics_of_a_wide_layer_label_the_visited_states():
 def test_narrow_binary_machines_keep_their_bits(digits):
     # Pinned from the 64-bit-code core (before the words): a 40-unit machine's training, hidden
     # codes and samples. tools/behaviour_hash.py checks the narrow layers of the behaviour hash too.
-    m = Machine(40, hidden="binary", recipe="paper", n_epochs=2, steps_per_epoch=3, random_state=3).fit(digits)
+    m = Machine(40, hidden="binary", recipe="paper", n_epochs=2, steps_per_epoch=3, random_state=3).fit(
+        digits
+    )
     t = m.hidden_trajectory(200, n_chains=2, burn_in=10, codes=True)
     S, Z = m.sample(8, burn_in=5, return_hidden=True)
     h = hashlib.sha256()

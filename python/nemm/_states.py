@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MAX_CODE_BITS", "bits_to_codes", "codes_to_bits", "codes_to_states", "state_labels", "words_to_bits"]
+__all__ = [
+    "MAX_CODE_BITS",
+    "bits_to_codes",
+    "codes_to_bits",
+    "codes_to_states",
+    "state_labels",
+    "words_to_bits",
+]
 
 #: Binary layers of at most this many units have int64 codes; wider ones (any L) are handled as
 #: bits, or as the core's rows of ``ceil(L / 64)`` uint64 words (bit ``b % 64`` of word ``b // 64``).
