@@ -165,7 +165,8 @@ class Engine : public EngineBase<Trainer> {
     const SparseRows xs = rows_of(X, settings().D, "X");
     const std::vector<uint64_t> z = codes_of(settings(), Z);
     const long U = long(z.size() / std::size_t(state_words(settings())));
-    if (log_weight.size() != Eigen::Index(U)) throw std::invalid_argument("log_weight must have one entry per hidden state");
+    if (log_weight.size() != Eigen::Index(U))
+      throw std::invalid_argument("log_weight must have one entry per hidden state");
     const std::vector<Span> all = xs.spans();
     const long N = long(all.size());
     Eigen::VectorXd out(N);

@@ -140,7 +140,7 @@ NEMM_CLONES inline void hidden_field(const float* wbarT, const float* bias, int 
 struct ChainState {
   Xoshiro256 rng;
   LaneRng lanes;
-  std::vector<uint64_t> z;      // the hidden state, state_words(m.s) words (params.hpp)
+  std::vector<uint64_t> z;  // the hidden state, state_words(m.s) words (params.hpp)
   int n_active = 0;
   std::vector<int32_t> active;  // Dp
   std::vector<uint32_t> words;  // Dp

@@ -47,10 +47,9 @@ struct StateIndex {
     const std::size_t W = std::size_t(state_words(s));
     // Words compared from the most significant one down: one word is the code's order.
     auto less = [&](std::size_t i, std::size_t j) {
-      return std::lexicographical_compare(Z.rbegin() + std::ptrdiff_t(Z.size() - (i + 1) * W),
-                                          Z.rbegin() + std::ptrdiff_t(Z.size() - i * W),
-                                          Z.rbegin() + std::ptrdiff_t(Z.size() - (j + 1) * W),
-                                          Z.rbegin() + std::ptrdiff_t(Z.size() - j * W));
+      return std::lexicographical_compare(
+          Z.rbegin() + std::ptrdiff_t(Z.size() - (i + 1) * W), Z.rbegin() + std::ptrdiff_t(Z.size() - i * W),
+          Z.rbegin() + std::ptrdiff_t(Z.size() - (j + 1) * W), Z.rbegin() + std::ptrdiff_t(Z.size() - j * W));
     };
     std::vector<std::size_t> order(of_sample.size());
     std::iota(order.begin(), order.end(), 0);
@@ -140,7 +139,8 @@ NEMM_CLONES inline void pair_deltas(const Settings& s, const StateIndex& idx, co
     } else {
       const int st = idx.of_sample[smp];
       const double cs = C[st] / idx.count[st];
-      for (int b = 0; b < L; ++b) delta[b] = cs * gain[b] * (hidden_bit(Z.data() + std::size_t(smp) * W, b, s.hidden) - mu[b]);
+      for (int b = 0; b < L; ++b)
+        delta[b] = cs * gain[b] * (hidden_bit(Z.data() + std::size_t(smp) * W, b, s.hidden) - mu[b]);
     }
     for (int b = L; b < Lq; ++b) delta[b] = 0.0;
   }

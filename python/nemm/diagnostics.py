@@ -138,7 +138,9 @@ class TransitionStatistics:
 def _chain_codes(machine: Machine, n_steps: int, n_chains: int, seed: int | None, burn_in: int) -> np.ndarray:
     """(C, T) uint64 hidden-state codes of fresh chains of the machine (labels past 63 units)."""
     if machine.hidden == "binary" and machine.n_hidden > MAX_CODE_BITS:
-        bits = machine.hidden_trajectory(int(n_steps), seed=seed, n_chains=int(n_chains), burn_in=int(burn_in))
+        bits = machine.hidden_trajectory(
+            int(n_steps), seed=seed, n_chains=int(n_chains), burn_in=int(burn_in)
+        )
         _, labels = state_labels(np.asarray(bits).reshape(int(n_chains), int(n_steps), machine.n_hidden))
         return np.ascontiguousarray(labels.astype(np.uint64))
     traj = machine.hidden_trajectory(
