@@ -130,6 +130,16 @@ def test_save_and_load_at_100_units_continue_bit_for_bit(digits, tmp_path):
     assert z.shape == (1, 2) and z.dtype == np.uint64
 
 
+def test_rbm_at_100_units_saves_its_chains_and_resumes_bit_for_bit(digits, tmp_path):
+    r = RBM(100, hidden="binary", gradient="pcd", n_epochs=1, random_state=2).fit(digits)
+    back = nemm.load(r.save(tmp_path / "rbm.npz"))
+    r.partial_fit(digits)
+    back.partial_fit(digits)
+    np.testing.assert_array_equal(back.w_, r.w_)
+    np.testing.assert_array_equal(back.abar_, r.abar_)
+    assert np.load(tmp_path / "rbm.npz")["train/z"].shape[1:] == (2,)
+
+
 def test_chain_state_of_a_wide_layer_is_checked(digits):
     m = wide_machine(digits, n_epochs=1)
     state = m._engine.chain_state()
