@@ -3,6 +3,7 @@
 
     python bench/suite.py            # full suite, 2 to 3.5 minutes on 2 cores
     python bench/suite.py --quick    # tiny sizes, a few seconds, no torch
+    python bench/suite.py --wide-only    # section 10 alone (wide hidden layers)
 
 Sections (see bench/README.md for what every number means):
 
@@ -23,7 +24,10 @@ Sections (see bench/README.md for what every number means):
    (one-hot and binary hidden layer) against a nemm fit of the same size;
 9. threads (issue 18): a one-hot L = 256 fit (Rao-Blackwellized gradient), an RBM(256) PCD fit
    and 64 chains on 1 and 2 threads, alone and beside a second nemm process sampling on 2
-   threads, with the ratios of one run.
+   threads, with the ratios of one run;
+10. hidden layers of any size (issue 18): L = 64, 256, 500 (``--quick``: 64 and 256), one-hot
+   and binary, D = 784, 1 thread: seconds per chain double step and per gradient step, and the
+   arithmetic they need divided by those seconds (achieved GFLOP/s, CPU time).
 """
 
 from __future__ import annotations
@@ -85,6 +89,8 @@ class Config:
         self.scale_T = (12, 48) if quick else (12, 24, 48, 96, 192)
         self.scale_N = (16, 160) if quick else (16, 64, 256, 1024, 4096)
         self.yardstick_steps = harness.QUICK_YARDSTICK_STEPS if quick else harness.YARDSTICK_STEPS
+        self.wide_L = (64, 256) if quick else (64, 256, 500)
+        self.wide_chain_T = 500 if quick else 5_000
 
 
 def log(msg: str) -> None:
@@ -98,10 +104,20 @@ def machine_copy(m: Machine, **settings: Any) -> Machine:
     return Machine.from_params(m.w_, m.a_, m.wbar_, m.abar_, m.xbar_, **s)
 
 
-def train_step_time(m: Machine, X: np.ndarray, N: int, T: int, cfg: Config, *, seed: int = 7) -> float:
+def train_step_time(
+    m: Machine,
+    X: np.ndarray,
+    N: int,
+    T: int,
+    cfg: Config,
+    *,
+    seed: int = 7,
+    info: dict[str, float] | None = None,
+) -> float:
     """Seconds per gradient step (chain + likelihood + gradient + RMSprop) of ``engine.train_steps``.
 
     Runs on a copy of ``m``; ``cfg.scale_steps`` steps per call, the best of ``cfg.repeats`` calls.
+    ``info``, if given, receives ``cpu``: the CPU seconds per step of the best call.
     """
     mm = machine_copy(m)
     eng = mm._engine
@@ -114,11 +130,15 @@ def train_step_time(m: Machine, X: np.ndarray, N: int, T: int, cfg: Config, *, s
     sizes = np.full(K, N, dtype=np.int64)
     freeze = mm.hidden == "onehot"
     out: list[np.ndarray] = [eng.train_steps(rows, sizes, T, 0.1, 0.9, 1e-8, freeze)]  # warm-up
+    timing: dict[str, float] = {}
     sec = best_time(
         lambda: out.append(eng.train_steps(rows, sizes, T, 0.1, 0.9, 1e-8, freeze)),
         repeats=max(2, cfg.repeats),
+        info=timing,
     )
     check(np.isfinite(out[-1]).all(), "non-finite log-likelihood estimate in train_steps")
+    if info is not None:
+        info["cpu"] = timing["cpu"] / K
     return sec / K
 
 
@@ -167,6 +187,65 @@ def resize_digits(X: np.ndarray, D: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- sections
+def wide_flops(m: Machine, X: np.ndarray, N: int, T: int) -> tuple[float, float]:
+    """The arithmetic of one chain double step and one gradient step (N rows, T pairs) of ``m``.
+
+    Counted as the adds and multiply-adds the kernels cannot avoid, from the mean numbers of
+    active pixels (n_x: fantasies, n_d: data) and active hidden units (n_z) of ``m``'s samples:
+    a chain step sums n_x rows of the x -> z table (L each) and, binary, n_z columns of the
+    z -> x table (D each). A gradient step adds T chain steps, the x -> z fields of the T pairs
+    and their backward sums (2 T n_x L), log A and the forward sums of the N rows over U states
+    (2 N n_d U; one-hot U = L, binary U = T distinct states), binary the forward fields of the
+    U states (U n_z D) and the product G Z (2 D U L); exp and log count as one.
+    """
+    S, Z = m.sample(200, burn_in=20, thin=2, seed=3, return_hidden=True)
+    D, L = X.shape[1], m.n_hidden
+    n_x, n_d = float(S.sum(axis=1).mean()), float(X.sum(axis=1).mean())
+    binary = m.hidden == "binary"
+    n_z = float(np.asarray(Z).sum(axis=1).mean()) if binary else 0.0
+    step = n_x * L + n_z * D
+    U = T if binary else L
+    grad = T * step + 2 * T * n_x * L + 2 * N * n_d * U + (U * n_z * D + 2 * D * U * L if binary else 0)
+    return step, grad
+
+
+def section_wide(res: Results, X: np.ndarray, cfg: Config) -> None:
+    """Per-step costs of wide hidden layers (issue 18) against the arithmetic they need."""
+    N, T = 160, 48
+    res.section(
+        f"10. hidden layers of any size: D=784, 1 thread, 1 chain; gradient step N={N}, T={T} "
+        "(achieved GFLOP/s: the arithmetic of bench/suite.py wide_flops over the CPU time)"
+    )
+    set_threads(1)
+    steps = cfg.wide_chain_T
+    for hidden in ("onehot", "binary"):
+        for L in cfg.wide_L:
+            m = Machine(L, hidden=hidden, recipe="paper", gradient="sampled", n_epochs=1, steps_per_epoch=3)
+            m.set_params(random_state=0).fit(X)
+            info: dict[str, float] = {}
+            best_time(lambda m=m: m.hidden_trajectory(steps, burn_in=0), repeats=cfg.repeats, info=info)
+            chain_s = info["cpu"] / steps
+            grad_info: dict[str, float] = {}
+            train_step_time(m, X, N, T, cfg, info=grad_info)
+            grad_s = grad_info["cpu"]
+            step_flops, grad_flops = wide_flops(m, X, N, T)
+            key = f"wide.{hidden}{L}"
+            res.add(f"{key}.chain_step", f"{hidden} L={L}: chain double step", chain_s * 1e6, "us")
+            res.add(
+                f"{key}.chain_gflops",
+                f"{hidden} L={L}: chain, achieved",
+                step_flops / chain_s / 1e9,
+                "GFLOP/s",
+            )
+            res.add(f"{key}.grad_step", f"{hidden} L={L}: gradient step", grad_s * 1e3, "ms")
+            res.add(
+                f"{key}.grad_gflops",
+                f"{hidden} L={L}: gradient step, achieved",
+                grad_flops / grad_s / 1e9,
+                "GFLOP/s",
+            )
+
+
 def section_chains(
     res: Results,
     m6: Machine,
@@ -1090,6 +1169,8 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
         i12 = section_issue12(res, X, cfg, threads_all, yard, ys.get("steps_per_cpu_s"), sec)
         log("9. threads ...")
         thr = section_threads(res, X, cfg)
+        log("10. wide hidden layers ...")
+        section_wide(res, X, cfg)
         if not args.no_scaling:
             log("6. scaling ...")
             section_scaling(res, m6, X, cfg, threads_all, None if args.plot == "" else Path(args.plot))
@@ -1281,9 +1362,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sequential", action="store_true", help="run the seeds one after another")
     parser.add_argument("--no-scaling", action="store_true", help="skip section 6")
     parser.add_argument("--no-alloc", action="store_true", help="skip section 7")
+    parser.add_argument("--wide-only", action="store_true", help="run section 10 alone and print its table")
     args = parser.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be at least 1")
+    if args.wide_only:
+        res = Results("nemm benchmark suite: hidden layers of any size" + (" (quick)" if args.quick else ""))
+        section_wide(res, harness.digits(), Config(args.quick))
+        print(res.table())
+        return 0
     run_suite(args)
     return 0
 

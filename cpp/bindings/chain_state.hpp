@@ -1,14 +1,17 @@
 // The whole state of persistent chains as numpy arrays and back, for an exact resume: x' (the
-// active pixels), the last hidden state z, the scalar stream (xoshiro256**, 4 words) and the eight
+// active pixels), the last hidden state z (a code, or (n_chains, W) words for more than 64 binary
+// units), the scalar stream (xoshiro256**, 4 words) and the eight
 // visible-bit lanes (xoshiro128**, 4 x 8 words); the other ChainState members are scratch.
 // Generic over the model: Engine (engine.hpp) and RBMEngine (rbm_engine.hpp) share it.
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 
 #include "convert.hpp"
 #include "nemm/chain.hpp"
@@ -18,13 +21,15 @@ namespace nemm::bindings {
 template <class ChainsT>
 py::dict chain_state_of(const ChainsT& chains, int D) {
   const int C = chains.size();
+  const std::size_t W = C ? chains.chains[0].z.size() : 1;
   py::dict d;
   d["visible"] = visible_states_of(chains, D);
-  py::array_t<uint64_t> z(C), rng({py::ssize_t(C), py::ssize_t(4)});
+  py::array_t<uint64_t> z = W == 1 ? py::array_t<uint64_t>(C) : py::array_t<uint64_t>({py::ssize_t(C), py::ssize_t(W)});
+  py::array_t<uint64_t> rng({py::ssize_t(C), py::ssize_t(4)});
   py::array_t<uint32_t> lanes({py::ssize_t(C), py::ssize_t(4), py::ssize_t(LaneRng::K)});
   for (int c = 0; c < C; ++c) {
     const ChainState& ch = chains.chains[c];
-    z.mutable_data()[c] = ch.z;
+    std::copy_n(ch.z.data(), W, z.mutable_data() + std::size_t(c) * W);
     std::memcpy(rng.mutable_data() + std::size_t(c) * 4, ch.rng.s, sizeof(ch.rng.s));
     uint32_t* l = lanes.mutable_data() + std::size_t(c) * 4 * LaneRng::K;
     const u32x8* words[4] = {&ch.lanes.s0, &ch.lanes.s1, &ch.lanes.s2, &ch.lanes.s3};
@@ -49,7 +54,10 @@ void set_chain_state_of(ChainsT& chains, const ModelT& model, const U8Array& vis
     throw std::invalid_argument("chain visible states must have shape (n_chains, D) with n_chains >= 1");
   const py::ssize_t C = visible.shape(0);
   if (C > py::ssize_t(INT32_MAX)) throw std::invalid_argument("too many chains");
-  if (z.ndim() != 1 || z.shape(0) != C) throw std::invalid_argument("chain z must have shape (n_chains,)");
+  const int W = state_words(model.s);
+  if (W == 1 ? (z.ndim() != 1 || z.shape(0) != C) : (z.ndim() != 2 || z.shape(0) != C || z.shape(1) != W))
+    throw std::invalid_argument(W == 1 ? "chain z must have shape (n_chains,)"
+                                       : "chain z must have shape (n_chains, " + std::to_string(W) + ")");
   if (rng.ndim() != 2 || rng.shape(0) != C || rng.shape(1) != 4)
     throw std::invalid_argument("chain rng must have shape (n_chains, 4)");
   if (!lanes || lanes.ndim() != 3 || lanes.shape(0) != C || lanes.shape(1) != 4 || lanes.shape(2) != LaneRng::K)
@@ -57,8 +65,9 @@ void set_chain_state_of(ChainsT& chains, const ModelT& model, const U8Array& vis
   for (py::ssize_t i = 0; i < C * D; ++i)
     if (visible.data()[i] > 1) throw std::invalid_argument("chain visible states must be 0/1");
   for (py::ssize_t c = 0; c < C; ++c) {
-    const uint64_t zc = z.data()[c];
-    if (model.s.hidden == Hidden::OneHot ? zc >= uint64_t(L) : (L < 64 && (zc >> L) != 0))
+    const uint64_t zc = z.data()[c * W + W - 1];  // the last word: its bits past L must be 0
+    const int top = L - 64 * (W - 1);
+    if (model.s.hidden == Hidden::OneHot ? zc >= uint64_t(L) : (top < 64 && (zc >> top) != 0))
       throw std::invalid_argument("chain z out of range for this hidden layer");
     const uint64_t* r = rng.data() + c * 4;
     if ((r[0] | r[1] | r[2] | r[3]) == 0) throw std::invalid_argument("chain rng state is all zero (invalid)");
@@ -77,7 +86,7 @@ void set_chain_state_of(ChainsT& chains, const ModelT& model, const U8Array& vis
     u32x8* words[4] = {&ch.lanes.s0, &ch.lanes.s1, &ch.lanes.s2, &ch.lanes.s3};
     for (int r = 0; r < 4; ++r)
       for (int k = 0; k < LaneRng::K; ++k) (*words[r])[k] = l[r * LaneRng::K + k];
-    ch.z = z.data()[c];
+    std::copy_n(z.data() + c * W, W, ch.z.data());
     ch.set_visible(visible.data() + c * D, D);
   }
   chains = std::move(fresh);

@@ -63,7 +63,7 @@ inline void check_minibatches(const I64Array& rows, const I64Array& sizes, long 
 }
 
 // Hidden states in: one-hot int array (S,) of states in [0, L), binary 0/1 array (S, L).
-// Out: S codes (see hidden_bit).
+// Out: S states of state_words(s) words (see hidden_bit).
 inline std::vector<uint64_t> codes_of(const Settings& s, const py::array& Z) {
   std::vector<uint64_t> out;
   if (s.hidden == Hidden::OneHot) {
@@ -79,12 +79,13 @@ inline std::vector<uint64_t> codes_of(const Settings& s, const py::array& Z) {
     const U8Array z = U8Array::ensure(Z);
     if (!z || z.ndim() != 2 || z.shape(1) != s.L)
       throw std::invalid_argument("binary hidden states must be an (S, L) array of 0/1 bits");
-    out.assign(z.shape(0), 0);
+    const std::size_t W = std::size_t(state_words(s));
+    out.assign(std::size_t(z.shape(0)) * W, 0);
     for (py::ssize_t k = 0; k < z.shape(0); ++k)
       for (int b = 0; b < s.L; ++b) {
         const uint8_t v = z.data()[k * s.L + b];
         if (v > 1) throw std::invalid_argument("binary hidden states must be 0/1");
-        if (v) out[k] |= uint64_t(1) << b;
+        if (v) out[std::size_t(k) * W + std::size_t(b >> 6)] |= uint64_t(1) << (b & 63);
       }
   }
   return out;
@@ -92,7 +93,7 @@ inline std::vector<uint64_t> codes_of(const Settings& s, const py::array& Z) {
 
 // The inverse of codes_of: int64 (S,) for one-hot, uint8 (S, L) bits for binary.
 inline py::array states_out(const Settings& s, const std::vector<uint64_t>& codes) {
-  const py::ssize_t S = py::ssize_t(codes.size());
+  const py::ssize_t S = py::ssize_t(codes.size() / std::size_t(state_words(s)));
   if (s.hidden == Hidden::OneHot) {
     py::array_t<int64_t> z(S);
     for (py::ssize_t k = 0; k < S; ++k) z.mutable_data()[k] = int64_t(codes[k]);
@@ -100,7 +101,8 @@ inline py::array states_out(const Settings& s, const std::vector<uint64_t>& code
   }
   py::array_t<uint8_t> z({S, py::ssize_t(s.L)});
   for (py::ssize_t k = 0; k < S; ++k)
-    for (int b = 0; b < s.L; ++b) z.mutable_data()[k * s.L + b] = uint8_t((codes[k] >> b) & 1u);
+    for (int b = 0; b < s.L; ++b)
+      z.mutable_data()[k * s.L + b] = uint8_t(hidden_bit(codes.data() + k * state_words(s), b, s.hidden));
   return std::move(z);
 }
 

@@ -133,7 +133,8 @@ class Engine : public EngineBase<Trainer> {
     const int D = settings().D;
     const SparseRows xs = rows_of(X, D, "X"), xps = rows_of(Xp, D, "Xp");
     const std::vector<uint64_t> z = codes_of(settings(), Z);
-    if (long(z.size()) != xps.size()) throw std::invalid_argument("Xp and Z must have the same number of rows");
+    if (long(z.size() / std::size_t(state_words(settings()))) != xps.size())
+      throw std::invalid_argument("Xp and Z must have the same number of rows");
     Gradient g;
     {
       py::gil_scoped_release release;
@@ -163,7 +164,8 @@ class Engine : public EngineBase<Trainer> {
   Eigen::VectorXd log_likelihood(const U8Array& X, const py::array& Z, const Eigen::VectorXd& log_weight) const {
     const SparseRows xs = rows_of(X, settings().D, "X");
     const std::vector<uint64_t> z = codes_of(settings(), Z);
-    if (log_weight.size() != Eigen::Index(z.size()))
+    const long U = long(z.size() / std::size_t(state_words(settings())));
+    if (log_weight.size() != Eigen::Index(U))
       throw std::invalid_argument("log_weight must have one entry per hidden state");
     const std::vector<Span> all = xs.spans();
     const long N = long(all.size());
@@ -172,7 +174,7 @@ class Engine : public EngineBase<Trainer> {
     {
       py::gil_scoped_release release;
       const MixtureLikelihood mixture(tr.model, z, log_weight);
-      const long piece = std::max(long(1024), long(1 << 22) / std::max(long(1), long(z.size())));
+      const long piece = std::max(long(1024), long(1 << 22) / std::max(long(1), U));
       SignalPoll poll;
       for (long n0 = 0; n0 < N; n0 += piece) {
         const long n1 = std::min(N, n0 + piece);
@@ -188,11 +190,14 @@ class Engine : public EngineBase<Trainer> {
     return out;
   }
 
-  // Hidden codes of fresh chains, (n_chains, T) (nemm/sampling.hpp). Ctrl-C raises
-  // KeyboardInterrupt, returns nothing.
+  // Hidden states of fresh chains (nemm/sampling.hpp): codes (n_chains, T), or words
+  // (n_chains, T, W) for binary layers of more than 64 units. Ctrl-C raises KeyboardInterrupt,
+  // returns nothing.
   py::array_t<uint64_t> hidden_trajectory(long T, int n_chains, uint64_t seed, long burn_in) const {
     if (T < 1 || n_chains < 1 || burn_in < 0) throw std::invalid_argument("need T >= 1, n_chains >= 1, burn_in >= 0");
-    py::array_t<uint64_t> out({py::ssize_t(n_chains), py::ssize_t(T)});
+    const int W = state_words(settings());
+    py::array_t<uint64_t> out = W == 1 ? py::array_t<uint64_t>({py::ssize_t(n_chains), py::ssize_t(T)})
+                                       : py::array_t<uint64_t>({py::ssize_t(n_chains), py::ssize_t(T), py::ssize_t(W)});
     uint64_t* o = out.mutable_data();
     bool finished;
     {
@@ -211,7 +216,7 @@ class Engine : public EngineBase<Trainer> {
       throw std::invalid_argument("need n_chains >= 1, per_chain >= 1, burn_in >= 0, thin >= 1");
     const py::ssize_t n = py::ssize_t(n_chains) * per_chain;
     py::array_t<uint8_t> X({n, py::ssize_t(settings().D)});
-    std::vector<uint64_t> z(n);
+    std::vector<uint64_t> z(std::size_t(n) * std::size_t(state_words(settings())));
     bool finished;
     {
       py::gil_scoped_release release;

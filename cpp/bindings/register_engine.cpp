@@ -20,7 +20,7 @@ void register_engine(py::module_& m) {
            py::arg("n_hidden"), py::arg("hidden") = "onehot", py::arg("normalization") = "softmax",
            py::arg("centered") = true, py::arg("tied") = false,
            "A machine with D = n_visible visible bits and L = n_hidden hidden units.\n\n"
-           "hidden: 'onehot' (L states) or 'binary' (2^L states, L <= 63). normalization of the x -> z\n"
+           "hidden: 'onehot' (L states) or 'binary' (2^L states, any L). normalization of the x -> z\n"
            "kernel: 'softmax' (eq. 11) or 'sigmoid' (the ratio of sigmoids of eq. 19, one-hot only).\n"
            "centered: u = wbar (x - xbar) + abar (eq. 17). tied: wbar = w^T, the RBM Gibbs sampler.\n"
            "Parameters start at zero and xbar at 0.5; no chains until reset_chains.")
@@ -122,7 +122,8 @@ void register_engine(py::module_& m) {
            py::arg("burn_in"),
            "Hidden trajectories z(0..T-1) of n_chains fresh chains (streams keyed by (seed, chain index),\n"
            "x'(0) ~ Bernoulli(xbar)) after burn_in unrecorded double steps: uint64 codes (n_chains, T)\n"
-           "(one-hot: the state index; binary: bit b is z_b). The persistent chains are not touched.\n"
+           "(one-hot: the state index; binary: bit b is z_b); binary layers of L > 64 units: (n_chains, T, W)\n"
+           "words, W = ceil(L / 64), z_b bit b % 64 of word b / 64. The persistent chains are not touched.\n"
            "Ctrl-C is checked every few milliseconds and raises KeyboardInterrupt (nothing is returned).")
       .def("sample", &Engine::sample, py::arg("n_chains"), py::arg("per_chain"), py::arg("burn_in"), py::arg("thin"),
            py::arg("seed"),

@@ -4,6 +4,7 @@
 // (a chain depends on its own streams alone, so not on the thread that runs it; and a thread
 // whose core is taken by another process holds up only the chain it is running).
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -139,7 +140,7 @@ NEMM_CLONES inline void hidden_field(const float* wbarT, const float* bias, int 
 struct ChainState {
   Xoshiro256 rng;
   LaneRng lanes;
-  uint64_t z = 0;
+  std::vector<uint64_t> z;  // the hidden state, state_words(m.s) words (params.hpp)
   int n_active = 0;
   std::vector<int32_t> active;  // Dp
   std::vector<uint32_t> words;  // Dp
@@ -160,7 +161,7 @@ struct ChainState {
     u.assign(m.Lp, 0.0f);
     p.assign(m.s.L, 0.0);
     n_active = 0;
-    z = 0;
+    z.assign(std::size_t(state_words(m.s)), 0);
   }
 
   void set_visible(const uint8_t* x, int D) {
@@ -179,10 +180,10 @@ struct ChainState {
     float* uu = u.data();
     hidden_field(m.wbarT.data(), m.field_bias_f.data(), m.Lp, active.data(), n_active, uu);
     if (m.s.hidden == Hidden::Binary) {
-      uint64_t code = 0;
+      uint64_t* zw = z.data();
+      std::fill(z.begin(), z.end(), uint64_t(0));
       for (int b = 0; b < L; ++b)
-        if (rng.uniform() < sigmoid(double(uu[b]))) code |= uint64_t(1) << b;
-      z = code;
+        if (rng.uniform() < sigmoid(double(uu[b]))) zw[b >> 6] |= uint64_t(1) << (b & 63);
       return;
     }
     // Unnormalized log-probabilities: u (softmax) or ln sigmoid(u) (eq. 19), then a stable softmax.
@@ -196,7 +197,7 @@ struct ChainState {
     double r = rng.uniform() * tot;
     int c = 0;
     while (c < L - 1 && r >= p[c]) r -= p[c++];
-    z = uint64_t(c);
+    z[0] = uint64_t(c);
   }
 
   // The Dp thresholds of sigmoid(w z + a) for the binary state z, in float (eqs. 8, 10).
@@ -204,8 +205,11 @@ struct ChainState {
     const int Dp = m.Dp;
     float* hh = h.data();  // its own float buffer: no float written into uint32 storage
     std::memcpy(hh, m.a_f.data(), sizeof(float) * Dp);
-    for (int b = 0; b < m.s.L; ++b)
-      if ((z >> b) & 1u) {
+    // The columns of the active units only, in ascending b (the order, hence the bits, of a
+    // loop over all units).
+    for (std::size_t k = 0; k < z.size(); ++k)
+      for (uint64_t bits_left = z[k]; bits_left; bits_left &= bits_left - 1) {
+        const int b = int(k * 64) + __builtin_ctzll(bits_left);
         const float* col = m.wT.data() + std::size_t(b) * Dp;
         for (int i = 0; i < Dp; ++i) hh[i] += col[i];
       }
@@ -233,14 +237,14 @@ struct ChainState {
   void step_visible(const Model& m) {
     const uint32_t* t;
     if (m.s.hidden == Hidden::OneHot) {
-      t = m.thr.data() + std::size_t(z) * m.Dp;
+      t = m.thr.data() + std::size_t(z[0]) * m.Dp;
     } else if (m.visible_thr.enabled()) {
       // Small 2^L: the thresholds of each visited state are computed once per refresh.
-      t = m.visible_thr.ready(z);
+      t = m.visible_thr.ready(z[0]);  // enabled for a few units only: one word
       if (!t) {
-        uint32_t* slot = m.visible_thr.claim(z);
+        uint32_t* slot = m.visible_thr.claim(z[0]);
         binary_thresholds(m, slot ? slot : thr.data());
-        if (slot) m.visible_thr.publish(z);
+        if (slot) m.visible_thr.publish(z[0]);
         t = slot ? slot : thr.data();
       }
     } else {
@@ -254,16 +258,17 @@ struct ChainState {
 // What a run of T double steps leaves for the gradient: the fantasy states x'(t) as active
 // lists and the hidden states z(t), chain-major (sample s = c * T + t).
 struct Recording {
-  int C = 0, T = 0;
-  std::vector<uint64_t> z;                  // C*T
+  int C = 0, T = 0, W = 1;
+  std::vector<uint64_t> z;                  // C*T states of W words
   std::vector<std::vector<int32_t>> idx;    // per chain: concatenated active lists
   std::vector<std::vector<int64_t>> start;  // per chain: T+1 offsets
 
-  void reserve(int C_, int T_, int D) {
-    if (C_ == C && T_ == T) return;
+  void reserve(int C_, int T_, int D, int W_) {
+    if (C_ == C && T_ == T && W_ == W) return;
     C = C_;
     T = T_;
-    z.assign(std::size_t(C) * T, 0);
+    W = W_;
+    z.assign(std::size_t(C) * T * W, 0);
     idx.resize(C);
     start.resize(C);
     for (int c = 0; c < C; ++c) {
@@ -295,8 +300,8 @@ class Chains {
 
   // T double steps on every chain, recording (x'(t), z(t)).
   void run(const Model& m, int T, Recording& rec) {
-    const int C = size(), D = m.s.D;
-    rec.reserve(C, T, D);
+    const int C = size(), D = m.s.D, W = state_words(m.s);
+    rec.reserve(C, T, D, W);
 #pragma omp parallel for schedule(dynamic, 1) if (C > 1)
     for (int c = 0; c < C; ++c) {
       ChainState& ch = chains[c];
@@ -307,15 +312,16 @@ class Chains {
         ch.step_hidden(m);
         std::memcpy(out + st[t], ch.active.data(), sizeof(int32_t) * ch.n_active);
         st[t + 1] = st[t] + ch.n_active;
-        rec.z[std::size_t(c) * T + t] = ch.z;
+        std::copy_n(ch.z.data(), W, rec.z.data() + (std::size_t(c) * T + t) * W);
         ch.step_visible(m);
       }
     }
   }
 
-  // Hidden trajectory z(0..T-1) of every chain after `burn_in` unrecorded double steps.
+  // Hidden trajectory z(0..T-1) of every chain after `burn_in` unrecorded double steps, states
+  // of state_words(m.s) words.
   void hidden_trajectory(const Model& m, long burn_in, long T, uint64_t* out) {
-    const int C = size();
+    const int C = size(), W = state_words(m.s);
 #pragma omp parallel for schedule(dynamic, 1) if (C > 1)
     for (int c = 0; c < C; ++c) {
       ChainState& ch = chains[c];
@@ -323,19 +329,20 @@ class Chains {
         ch.step_hidden(m);
         ch.step_visible(m);
       }
-      uint64_t* o = out + std::size_t(c) * T;
+      uint64_t* o = out + std::size_t(c) * T * W;
       for (long t = 0; t < T; ++t) {
         ch.step_hidden(m);
-        o[t] = ch.z;
+        std::copy_n(ch.z.data(), W, o + std::size_t(t) * W);
         ch.step_visible(m);
       }
     }
   }
 
   // Visible samples: after burn_in double steps, every `thin` steps, per_chain states per chain.
-  // X is (C*per_chain) x D, chain-major; Z holds the hidden state that produced each x.
+  // X is (C*per_chain) x D, chain-major; Z holds the hidden state that produced each x
+  // (state_words(m.s) words each).
   void sample(const Model& m, long burn_in, long thin, long per_chain, uint8_t* X, uint64_t* Z) {
-    const int C = size(), D = m.s.D;
+    const int C = size(), D = m.s.D, W = state_words(m.s);
 #pragma omp parallel for schedule(dynamic, 1) if (C > 1)
     for (int c = 0; c < C; ++c) {
       ChainState& ch = chains[c];
@@ -352,7 +359,7 @@ class Chains {
         uint8_t* x = X + row * D;
         std::memset(x, 0, D);
         for (int j = 0; j < ch.n_active; ++j) x[ch.active[j]] = 1;
-        Z[row] = ch.z;
+        std::copy_n(ch.z.data(), W, Z + row * W);
       }
     }
   }

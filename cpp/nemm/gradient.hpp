@@ -26,13 +26,14 @@ struct Gradient {
 // The hidden states the gradient sums over, and how often each was recorded: the data enter
 // only through log A(z, x), so the N x S weights collapse to N x U. One-hot: all L states
 // (fields cached by refresh(); an unrecorded state has count 0, weight exp(-inf) = 0).
-// Binary: the distinct recorded codes, U <= S.
+// Binary: the distinct recorded states, U <= S, in ascending order of the states read as
+// numbers (their codes up to 64 units).
 struct StateIndex {
-  std::vector<uint64_t> states;  // U codes, ascending
+  std::vector<uint64_t> states;  // U states of state_words(s) words, ascending
   std::vector<int> of_sample;    // S
   Eigen::VectorXd count;         // U
 
-  StateIndex(const Settings& s, const std::vector<uint64_t>& Z) : of_sample(Z.size()) {
+  StateIndex(const Settings& s, const std::vector<uint64_t>& Z) : of_sample(Z.size() / std::size_t(state_words(s))) {
     if (s.hidden == Hidden::OneHot) {
       states.resize(s.L);
       count = Eigen::VectorXd::Zero(s.L);
@@ -43,17 +44,24 @@ struct StateIndex {
       }
       return;
     }
-    std::vector<std::size_t> order(Z.size());
+    const std::size_t W = std::size_t(state_words(s));
+    // Words compared from the most significant one down: one word is the code's order.
+    auto less = [&](std::size_t i, std::size_t j) {
+      return std::lexicographical_compare(
+          Z.rbegin() + std::ptrdiff_t(Z.size() - (i + 1) * W), Z.rbegin() + std::ptrdiff_t(Z.size() - i * W),
+          Z.rbegin() + std::ptrdiff_t(Z.size() - (j + 1) * W), Z.rbegin() + std::ptrdiff_t(Z.size() - j * W));
+    };
+    std::vector<std::size_t> order(of_sample.size());
     std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t i, std::size_t j) { return Z[i] < Z[j]; });
+    std::stable_sort(order.begin(), order.end(), less);
     std::vector<double> cnt;
     for (std::size_t k = 0; k < order.size(); ++k) {
-      const uint64_t code = Z[order[k]];
-      if (states.empty() || states.back() != code) {
-        states.push_back(code);
+      const uint64_t* z = Z.data() + order[k] * W;
+      if (states.empty() || !std::equal(z, z + W, states.end() - std::ptrdiff_t(W))) {
+        states.insert(states.end(), z, z + W);
         cnt.push_back(0);
       }
-      of_sample[order[k]] = int(states.size()) - 1;
+      of_sample[order[k]] = int(cnt.size()) - 1;
       cnt.back() += 1;
     }
     count = Eigen::Map<Eigen::VectorXd>(cnt.data(), Eigen::Index(cnt.size()));
@@ -119,6 +127,7 @@ NEMM_CLONES inline void pair_deltas(const Settings& s, const StateIndex& idx, co
                                     const double* C, const double* c, const RowMatrixXd& mu_all,
                                     const RowMatrixXd& gain_all, long s0, long s1, RowMatrixXd& delta_all) {
   const int L = s.L, Lq = int(delta_all.cols());
+  const std::size_t W = std::size_t(state_words(s));
   for (long smp = s0; smp < s1; ++smp) {
     const double* mu = mu_all.data() + std::size_t(smp) * L;
     const double* gain = gain_all.data() + std::size_t(smp) * L;
@@ -130,7 +139,8 @@ NEMM_CLONES inline void pair_deltas(const Settings& s, const StateIndex& idx, co
     } else {
       const int st = idx.of_sample[smp];
       const double cs = C[st] / idx.count[st];
-      for (int b = 0; b < L; ++b) delta[b] = cs * gain[b] * (hidden_bit(Z[smp], b, s.hidden) - mu[b]);
+      for (int b = 0; b < L; ++b)
+        delta[b] = cs * gain[b] * (hidden_bit(Z.data() + std::size_t(smp) * W, b, s.hidden) - mu[b]);
     }
     for (int b = L; b < Lq; ++b) delta[b] = 0.0;
   }
@@ -153,10 +163,10 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
   GradientWorkspace& w = work ? *work : local;
   const Settings& s = m.s;
   const int D = s.D, L = s.L, Lq = m.Lq;
-  const long N = long(X.size()), S = long(Z.size());
+  const long N = long(X.size()), S = long(Z.size() / std::size_t(state_words(s)));
   if (N == 0 || S == 0 || long(Xp.size()) != S) throw std::invalid_argument("empty minibatch or recording");
   StateIndex idx(s, Z);
-  const int U = int(idx.states.size());
+  const int U = int(idx.count.size());
   const bool onehot = s.hidden == Hidden::OneHot;
   // The x -> z probabilities of the recorded pairs. With the Rao-Blackwellized gradient they
   // replace the sampled states: state u is counted sum_s Abar(u | x'(s)) times instead of the
@@ -313,7 +323,8 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
     const RowMatrixXd G = w.Gp.leftCols(U) - (f.mu.array().rowwise() * C.array()).matrix();
     Eigen::MatrixXd Zu(U, L);
     for (int u = 0; u < U; ++u)
-      for (int b = 0; b < L; ++b) Zu(u, b) = hidden_bit(idx.states[u], b, s.hidden);
+      for (int b = 0; b < L; ++b)
+        Zu(u, b) = hidden_bit(idx.states.data() + std::size_t(u) * state_words(s), b, s.hidden);
     g.w = G * Zu * invN;
     g.a = G.rowwise().sum() * invN;
   }

@@ -251,13 +251,17 @@ inline void size_forward_fields(const Settings& s, int U, ForwardFields& f) {
 inline void forward_fields_range(const Settings& s, const Params& p, const std::vector<uint64_t>& states, int u0,
                                  int u1, ForwardFields& f, double* h, double* e) {
   const int D = s.D, Uq = int(f.H.cols());
+  const std::size_t W = std::size_t(state_words(s));
   for (int u = u0; u < u1; ++u) {
-    if (s.hidden == Hidden::OneHot && states[u] < uint64_t(s.L)) {  // a + w[:, z]: the same single add
-      add_vectors(h, p.a.data(), p.w.col(Eigen::Index(states[u])).data(), D);
+    const uint64_t* z = states.data() + std::size_t(u) * W;
+    if (s.hidden == Hidden::OneHot && z[0] < uint64_t(s.L)) {  // a + w[:, z]: the same single add
+      add_vectors(h, p.a.data(), p.w.col(Eigen::Index(z[0])).data(), D);
     } else {
+      // The columns of the active units in ascending b: w z + a, the same bits as a loop over all units.
       std::copy_n(p.a.data(), D, h);
-      for (int b = 0; b < s.L; ++b)
-        if (hidden_bit(states[u], b, s.hidden) != 0.0) add_to(h, p.w.col(b).data(), D);
+      for (std::size_t k = 0; k < W && s.hidden == Hidden::Binary; ++k)
+        for (uint64_t left = z[k]; left; left &= left - 1)
+          add_to(h, p.w.col(Eigen::Index(k * 64 + std::size_t(__builtin_ctzll(left)))).data(), D);
     }
     f.sp[u] = softplus_sum_sigmoid(h, D, f.mu.col(u).data(), e);
     double* Hu = f.H.data() + u;
@@ -272,22 +276,23 @@ constexpr int kStatePiece = 16;
 // parallel region the threads share the states; outside it the calling thread does them all.
 inline void forward_fields_pieces(const Settings& s, const Params& p, const std::vector<uint64_t>& states,
                                   ForwardFields& f) {
-  const int U = int(states.size());
+  const int U = int(states.size() / std::size_t(state_words(s)));
   std::vector<double> h(s.D), e(s.D);
 #pragma omp for schedule(dynamic, 1)
   for (int u0 = 0; u0 < U; u0 += kStatePiece)
     forward_fields_range(s, p, states, u0, std::min(U, u0 + kStatePiece), f, h.data(), e.data());
 }
 
-// Fills f (reusing its storage): the fields of the given hidden states (codes), states in
-// parallel when there are enough of them.
+// Fills f (reusing its storage): the fields of the given hidden states (rows of state_words(s)
+// words), states in parallel when there are enough of them.
 inline void compute_forward_fields(const Settings& s, const Params& p, const std::vector<uint64_t>& states,
                                    ForwardFields& f) {
-  size_forward_fields(s, int(states.size()), f);
-  if (!worth_threads(double(states.size()) * s.D * 8)) {
+  const int U = int(states.size() / std::size_t(state_words(s)));
+  size_forward_fields(s, U, f);
+  if (!worth_threads(double(U) * s.D * 8)) {
     f.h.resize(s.D);
     f.e.resize(s.D);
-    forward_fields_range(s, p, states, 0, int(states.size()), f, f.h.data(), f.e.data());
+    forward_fields_range(s, p, states, 0, U, f, f.h.data(), f.e.data());
     return;
   }
 #pragma omp parallel

@@ -1,6 +1,6 @@
 // What defines one machine: Settings (sizes and variant) and Params (w, a, wbar, abar, xbar).
 // Settings: D, L, one-hot or binary hidden layer, normalization, centering, tying; Params in
-// double precision (eqs. 10, 11, 17). Hidden states are uint64 codes (hidden_bit).
+// double precision (eqs. 10, 11, 17). Hidden states are rows of uint64 words (state_words, hidden_bit).
 #pragma once
 #include <Eigen/Dense>
 
@@ -26,7 +26,6 @@ struct Settings {
   void validate() const {
     if (D <= 0 || L <= 0) throw std::invalid_argument("D and L must be positive");
     if (L < 2 && hidden == Hidden::OneHot) throw std::invalid_argument("one-hot hidden layer needs L >= 2");
-    if (hidden == Hidden::Binary && L > 63) throw std::invalid_argument("binary hidden layer supports L <= 63");
     if (hidden == Hidden::Binary && normalization != Normalization::Softmax)
       throw std::invalid_argument("the sigmoid-ratio normalization applies to one-hot hidden states only");
     if (tied && normalization == Normalization::Sigmoid)
@@ -45,6 +44,16 @@ struct Params {
 // Hidden states are uint64 codes. One-hot: z = e_code. Binary: bit b of the code is z_b.
 inline double hidden_bit(uint64_t code, int b, Hidden hidden) {
   return hidden == Hidden::OneHot ? double(code == uint64_t(b)) : double((code >> b) & 1u);
+}
+
+// A hidden state is a row of W = state_words(s) uint64 words, and a list of states is a
+// vector of such rows back to back. One-hot: W = 1, the index. Binary: z_b is bit b % 64 of word
+// b / 64, so a layer of at most 64 units is one word, its code. Wider layers are held bit for bit
+// in the chains and the gradient; only what enumerates or counts states needs a code.
+inline int state_words(const Settings& s) { return s.hidden == Hidden::Binary ? (s.L + 63) / 64 : 1; }
+
+inline double hidden_bit(const uint64_t* z, int b, Hidden hidden) {
+  return hidden == Hidden::OneHot ? double(z[0] == uint64_t(b)) : double((z[b >> 6] >> (b & 63)) & 1u);
 }
 
 }  // namespace nemm

@@ -50,15 +50,16 @@ template <class Poll>
 bool fresh_hidden_trajectory(const Model& m, long T, int n_chains, uint64_t seed, long burn_in, uint64_t* out,
                              Poll& poll) {
   std::vector<uint64_t> buf;
+  const std::size_t W = std::size_t(state_words(m.s));
   return run_fresh(m, n_chains, seed, burn_in, T, 1, poll, [&](Chains& fresh, long t, long k) {
     if (n_chains == 1) {
-      fresh.hidden_trajectory(m, 0, k, out + t);
+      fresh.hidden_trajectory(m, 0, k, out + t * W);
       return;
     }
-    buf.resize(std::size_t(n_chains) * k);
+    buf.resize(std::size_t(n_chains) * k * W);
     fresh.hidden_trajectory(m, 0, k, buf.data());
     for (int c = 0; c < n_chains; ++c)
-      std::memcpy(out + std::size_t(c) * T + t, buf.data() + std::size_t(c) * k, sizeof(uint64_t) * k);
+      std::memcpy(out + (std::size_t(c) * T + t) * W, buf.data() + std::size_t(c) * k * W, sizeof(uint64_t) * k * W);
   });
 }
 
@@ -68,16 +69,17 @@ template <class Poll>
 bool fresh_samples(const Model& m, int n_chains, long per_chain, long burn_in, long thin, uint64_t seed, uint8_t* X,
                    uint64_t* z, Poll& poll) {
   const int D = m.s.D;
+  const std::size_t W = std::size_t(state_words(m.s));
   std::vector<uint8_t> bx;
   std::vector<uint64_t> bz;
   return run_fresh(m, n_chains, seed, burn_in, per_chain, thin, poll, [&](Chains& fresh, long k0, long k) {
     bx.resize(std::size_t(n_chains) * k * D);
-    bz.resize(std::size_t(n_chains) * k);
+    bz.resize(std::size_t(n_chains) * k * W);
     fresh.sample(m, 0, thin, k, bx.data(), bz.data());
     for (int c = 0; c < n_chains; ++c) {
       const std::size_t row = std::size_t(c) * per_chain + k0;
       std::memcpy(X + row * D, bx.data() + std::size_t(c) * k * D, std::size_t(k) * D);
-      std::memcpy(z + row, bz.data() + std::size_t(c) * k, sizeof(uint64_t) * k);
+      std::memcpy(z + row * W, bz.data() + std::size_t(c) * k * W, sizeof(uint64_t) * k * W);
     }
   });
 }

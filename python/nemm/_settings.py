@@ -372,7 +372,7 @@ MACHINE_SETTINGS: tuple[Setting, ...] = (
 
 #: The settings of :class:`nemm.RBM`, in the constructor's order.
 RBM_SETTINGS: tuple[Setting, ...] = (
-    _int("n_hidden", 6, "L, hidden states (one-hot) or units (binary); one-hot needs 2, binary at most 63"),
+    _int("n_hidden", 6, "L, hidden states (one-hot) or units (binary); one-hot needs 2, binary any number"),
     Setting(
         "hidden", "choice", "onehot", "one Potts hidden unit with L states, or L binary units", choices=HIDDEN
     ),

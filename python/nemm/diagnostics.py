@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from nemm import _core
 from nemm._seeds import derive_seed
-from nemm._states import bits_to_codes, codes_to_bits
+from nemm._states import MAX_CODE_BITS, bits_to_codes, codes_to_bits, state_labels
 from nemm.class_distribution import ClassKL, class_kl
 from nemm.exact import Hidden, Normalization, backward_kernel, hidden_states
 from nemm.markov import (
@@ -67,7 +67,9 @@ class TransitionStatistics:
     ----------
     states : numpy.ndarray of int, shape (S,)
         Hidden-state codes the rows and columns refer to: all states
-        ``0 .. n_states - 1`` when ``n_states <= 4096``, otherwise the visited codes.
+        ``0 .. n_states - 1`` when ``n_states <= 4096``, otherwise the visited codes; binary
+        layers of more than 63 units have no codes, and their visited states are labelled
+        ``0 .. S - 1`` instead (:func:`nemm._states.state_labels`, exact: no hashing).
     n_states : int
         Number of hidden states of the machine (``L`` one-hot, ``2**L`` binary).
     counts : numpy.ndarray, shape (S, S)
@@ -136,7 +138,13 @@ class TransitionStatistics:
 
 
 def _chain_codes(machine: Machine, n_steps: int, n_chains: int, seed: int | None, burn_in: int) -> np.ndarray:
-    """(C, T) uint64 hidden-state codes of fresh chains of the machine."""
+    """(C, T) uint64 hidden-state codes of fresh chains of the machine (labels past 63 units)."""
+    if machine.hidden == "binary" and machine.n_hidden > MAX_CODE_BITS:
+        bits = machine.hidden_trajectory(
+            int(n_steps), seed=seed, n_chains=int(n_chains), burn_in=int(burn_in)
+        )
+        _, labels = state_labels(np.asarray(bits).reshape(int(n_chains), int(n_steps), machine.n_hidden))
+        return np.ascontiguousarray(labels.astype(np.uint64))
     traj = machine.hidden_trajectory(
         int(n_steps), seed=seed, n_chains=int(n_chains), burn_in=int(burn_in), codes=True
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from nemm._checks import (
 )
 from nemm._estimator import Estimator, locked
 from nemm._seeds import engine_seed
-from nemm._states import codes_to_states
+from nemm._states import MAX_CODE_BITS, codes_to_states, state_labels, words_to_bits
 from nemm.em_start import em_initial_params
 from nemm.markov import occupancy_from_trajectory
 from nemm.model_file import CHAIN_ARRAYS, load, register_format
@@ -67,6 +68,9 @@ TRAIN_ARRAYS = CHAIN_ARRAYS + OPTIMIZER_ARRAYS + ("perm",)
 #: Most hidden states whose exact ln p ``score_samples`` computes (binary: L <= 16). The C++
 #: likelihood enumerates all 2^L binary states once there are many of them (kEnumerateMaxL).
 ENUMERATION_LIMIT = 2**16
+#: Binary layers wider than MAX_CODE_BITS: score_samples weighs at most this many chain steps
+#: (almost every step visits a new state, and each costs a pass over the rows).
+WIDE_SCORE_STEPS = 4096
 
 # Settings that shape the engine: changing one after fit makes the parameters meaningless.
 _STRUCTURE = ("n_hidden", "hidden", "normalization", "centered", "tied")
@@ -450,7 +454,8 @@ class Machine(Estimator):
         burn_in : int
             Unrecorded double steps first.
         codes : bool
-            Return integer state codes (binary: sum_b z_b 2**b) instead of bits.
+            Return integer state codes (binary: sum_b z_b 2**b) instead of bits; binary layers of
+            at most 63 units (:data:`nemm._states.MAX_CODE_BITS`), wider ones have bits only.
 
         Returns
         -------
@@ -461,14 +466,24 @@ class Machine(Estimator):
         T = as_int(T, "T", minimum=1)
         n_chains = as_int(n_chains, "n_chains", minimum=1, maximum=INT32_MAX, why_max=_WHY_INT32)
         burn_in = as_int(burn_in, "burn_in", minimum=0)
+        wide = self.hidden == "binary" and self.n_hidden > MAX_CODE_BITS
+        if codes and wide:
+            raise ValueError(
+                f"codes=True needs n_hidden <= {MAX_CODE_BITS} (int64 codes); this binary layer has "
+                f"{self.n_hidden} units: ask for its bits (codes=False)"
+            )
         bits = 0 if (codes or self.hidden == "onehot") else self.n_hidden
+        words = -(-self.n_hidden // 64) if self.hidden == "binary" else 1
         check_memory(
-            T * n_chains * (8 + 8 + bits),
+            T * n_chains * (8 * words + 8 + bits),
             f"a hidden trajectory of {n_chains} x {T} steps",
             "ask for fewer steps or chains",
         )
         traj = engine.hidden_trajectory(T, n_chains, self._seed(seed), burn_in)
-        out = traj.astype(np.int64) if (codes or self.hidden == "onehot") else self._codes_to_states(traj)
+        if codes or self.hidden == "onehot":
+            out = traj.astype(np.int64)
+        else:  # (n_chains, T) codes, or (n_chains, T, W) words past 64 units
+            out = words_to_bits(traj if traj.ndim == 3 else traj[..., None], self.n_hidden)
         return out[0] if n_chains == 1 else out
 
     @locked
@@ -574,6 +589,10 @@ class Machine(Estimator):
             Visited states (one-hot: all L states; binary: visited codes, as (S, L) bits).
         pbar : ndarray of float, (S,)
         """
+        if self.hidden == "binary" and self.n_hidden > MAX_CODE_BITS:  # no codes: the bit rows themselves
+            bits = self.hidden_trajectory(n_steps, seed=seed, n_chains=n_chains, burn_in=burn_in)
+            states, labels = state_labels(bits)
+            return states, np.bincount(labels.ravel(), minlength=len(states)) / labels.size
         traj = self.hidden_trajectory(n_steps, seed=seed, n_chains=n_chains, burn_in=burn_in, codes=True)
         if self.hidden == "onehot":
             return np.arange(self.n_hidden), occupancy_from_trajectory(traj, self.n_hidden)
@@ -588,7 +607,9 @@ class Machine(Estimator):
         ``pbar`` is the occupancy of a chain of ``n_steps`` steps (computed once and cached).
         Binary machines with many weighted states (up to :data:`ENUMERATION_LIMIT` = 2**16,
         L <= 16) sum over all 2^L states at once in the core (under a second for L = 16 and
-        2980 digits).
+        2980 digits). Above L = 16 the sum runs over the visited states only, a rough estimate;
+        above 63 units (no codes) over at most :data:`WIDE_SCORE_STEPS` chain steps, with a
+        warning (each step is then a new state, weighted 1 / steps).
 
         Parameters
         ----------
@@ -600,7 +621,21 @@ class Machine(Estimator):
         """
         engine = self._require_fitted()
         X = as_binary_matrix(X, n_features=self.n_visible_, owner=type(self).__name__)
+        wide = self.hidden == "binary" and self.n_hidden > MAX_CODE_BITS
+        if pbar is not None and wide:
+            raise ValueError(
+                f"pbar over all 2**{self.n_hidden} states cannot be given; leave pbar=None for the "
+                "occupancy of a chain"
+            )
         if pbar is None:
+            if wide:
+                n_steps = min(int(n_steps), WIDE_SCORE_STEPS)
+                warnings.warn(
+                    f"ln p of a binary layer of {self.n_hidden} units averages A(z, x) over the "
+                    f"{n_steps} states of one chain: a rough estimate, not the likelihood",
+                    UserWarning,
+                    stacklevel=3,
+                )
             if self._occupancy is None or self._occupancy[2] != n_steps:
                 states, p = self.occupancy(n_steps)
                 self._occupancy = (states, p, n_steps)

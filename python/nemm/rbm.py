@@ -75,10 +75,6 @@ def validate_settings(params: Mapping[str, Any]) -> dict[str, Any]:
     c = check_settings(RBM_SETTINGS, params)
     if c["hidden"] == "onehot":
         as_int(c["n_hidden"], "n_hidden", minimum=2)
-    else:
-        as_int(
-            c["n_hidden"], "n_hidden", maximum=63, why_max=" for a binary hidden layer (2**n_hidden states)"
-        )
     states = n_states_of(c["n_hidden"], c["hidden"])
     if c["gradient"] == "exact" and states > EXACT_MAX_STATES:
         raise ValueError(

@@ -197,8 +197,6 @@ def validate_settings(params: Mapping[str, Any]) -> dict[str, Any]:
     s = check_settings(MACHINE_SETTINGS, params)
     if s["hidden"] == "onehot" and s["n_hidden"] < 2:
         raise ValueError("a one-hot hidden layer needs n_hidden >= 2")
-    if s["hidden"] == "binary" and s["n_hidden"] > 63:
-        raise ValueError("a binary hidden layer supports n_hidden <= 63")
     if s["hidden"] == "binary" and s["normalization"] != "softmax":
         raise ValueError("normalization='sigmoid' (eq. 19) applies to one-hot hidden states only")
     if s["tied"] and s["normalization"] != "softmax":
