@@ -269,7 +269,7 @@ def known_rows(M: object) -> np.ndarray:
     arr = np.asarray(M, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] == 0:
         raise ValueError(f"M must be a non-empty square matrix, got shape {arr.shape}")
-    return ~np.isnan(arr).any(axis=1)
+    return np.asarray(~np.isnan(arr).any(axis=1), dtype=bool)
 
 
 def _as_partial_stochastic(M: object) -> tuple[np.ndarray, np.ndarray]:
