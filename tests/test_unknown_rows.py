@@ -91,3 +91,22 @@ def test_stuck_machine_transition_statistics() -> None:
     assert ts.tau == math.inf and ts.self_transition == 1.0
     np.testing.assert_array_equal(ts.rows_known, [True, False, False, False, False])
     np.testing.assert_array_equal(ts.pbar, [1, 0, 0, 0, 0])
+
+
+def test_reproduce_record_of_the_stuck_rbm() -> None:
+    # The rbm row of nemm reproduce: tau inf and Tr(M)/L 1, never "tau 0, Tr(M)/L 0.167".
+    from nemm.reproduce import records
+    from nemm.reproduce.report import fmt
+
+    X, y = embedded_digits()
+    cfg = {
+        "diagnostic_steps": 2000,
+        "n_chains": 2,
+        "pseudocount": 0.5,
+        "rao_blackwell_draws": 0,
+        "mixing_steps": 0,
+        "track_every": 0,
+    }
+    rec, _ = records.run_record("rbm", {"n_hidden": 6, "random_state": 1}, X, y, cfg)
+    assert float(rec["tau"]) == math.inf and rec["self_transition"] == 1.0  # records keep inf as "inf"
+    assert (fmt(rec["tau"]), fmt(rec["self_transition"])) == ("∞", "1")
