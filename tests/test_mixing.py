@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import nemm
 from nemm.classifier import BernoulliNaiveBayes
+from nemm.exact import exact_model
 from nemm.mixing import (
     MixingMeasures,
     class_autocorrelation,
@@ -484,7 +485,9 @@ def test_exact_oracle_of_a_tiny_machine_matches_its_sampling_chain() -> None:
     clf = BernoulliNaiveBayes().fit(X, y)
     K = class_kernel_of(m, clf)  # exact: every one of the 2^9 images
     assert K.shape == (3, 3, 3)
-    np.testing.assert_allclose(K.sum(axis=(0, 2)), 1.0, atol=1e-12)
+    # Summed over classes it is the machine's exact M (eq. 3), enumerated independently.
+    ex = exact_model(m.w_, m.a_, m.wbar_, m.abar_, m.xbar_, "onehot", m.normalization, m.centered)
+    np.testing.assert_allclose(K.sum(axis=0), ex.M, atol=1e-12)
     mm = mixing_of(m, X, y, n_steps=400_000, seed=5, classifier=clf)
     labels = np.asarray(clf.predict(m.sample(400_000, n_chains=1, thin=1, burn_in=1000, seed=5)))
     rho = class_autocorrelation(labels, 3)
@@ -503,6 +506,23 @@ def test_exact_oracle_of_a_tiny_machine_matches_its_sampling_chain() -> None:
     finally:
         sm.EXACT_VISIBLE_LIMIT = saved
     np.testing.assert_allclose(K_rb, K, atol=0.01)
+
+
+def test_class_kernel_of_an_rbm_is_that_of_its_gibbs_chain() -> None:
+    from nemm.rbm import RBM
+    from nemm.sample_mixing import class_kernel_of
+
+    X, y, protos = _prototypes(D=9, n=300, seed=2)
+    rng = np.random.default_rng(1)
+    w = np.where(protos.T, 1.5, -1.5) + rng.normal(0, 0.3, (9, 3))
+    rbm = RBM.from_params(w, np.zeros(9), np.zeros(3), hidden="onehot", random_state=0)
+    K = class_kernel_of(rbm, BernoulliNaiveBayes().fit(X, y))
+    g = rbm._gibbs()
+    ex = exact_model(g.w_, g.a_, g.wbar_, g.abar_, g.xbar_, "onehot", g.normalization, g.centered)
+    np.testing.assert_allclose(K.sum(axis=0), ex.M, atol=1e-12)
+    # Detailed balance of the Gibbs chain: pbar(z) K_c(z, z') summed over classes is symmetric.
+    J = ex.pbar[:, None] * K.sum(axis=0)
+    np.testing.assert_allclose(J, J.T, atol=1e-12)
 
 
 def test_exact_tau_edge_cases() -> None:
