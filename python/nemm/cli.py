@@ -589,8 +589,11 @@ def diagnosis_text(d: Diagnosis, path: str, data_desc: str | None) -> str:
     if d.n_states <= 16 and d.M is not None:
         lines.append("occupancy: " + " ".join(f"{p:.3f}" for p in d.occupancy))
         lines.append("M (row: state, column: next state):")
-        for row in d.M:
-            lines.append("  " + " ".join(f"{v:5.3f}" for v in row))
+        for row, occ in zip(d.M, d.occupancy):
+            if np.isnan(row).any():  # no transition out was seen: the row is unknown, not made up
+                lines.append("  unknown (" + ("never left" if occ > 0 else "never visited") + ")")
+            else:
+                lines.append("  " + " ".join(f"{v:5.3f}" for v in row))
     if d.loglik_exact is not None:
         how = "exact, ln Z by enumeration" if d.kind == "rbm" else "exact given the occupancy"
         lines.append(f"log-likelihood on {data_desc}: {d.loglik_exact:.3f} nats/point ({how})")

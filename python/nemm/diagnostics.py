@@ -77,11 +77,13 @@ class TransitionStatistics:
         (transitions are never counted across chain boundaries).
     M : numpy.ndarray, shape (S, S)
         Empirical transition matrix: rows of ``counts`` normalized, no pseudo-count;
-        a state never left gets the ``"occupancy"`` row of :func:`transition_matrix`.
+        the row of a state never left (never visited, or seen only last) is
+        unknown: NaN (see ``rows_known``), never a made-up distribution.
     pbar_e : numpy.ndarray, shape (S,)
         Empirical occupancy: fraction of the recorded time steps spent in each state.
     pbar : numpy.ndarray, shape (S,)
-        Left eigenvector of ``M`` with eigenvalue 1 (``pbar M = pbar``).
+        Left eigenvector of ``M`` with eigenvalue 1 (``pbar M = pbar``) over the
+        measured rows (0 on states whose row is unknown).
     sigma, sigma_err : float
         Entropy production rate per step (eq. 21, nats) from the counts with
         ``pseudocount`` added to both directions of every one-way pair (see
@@ -92,10 +94,14 @@ class TransitionStatistics:
         Pairs seen in at least one direction.
     pseudocount : float
     tau, tau_err : float
-        Decorrelation time ``-1 / ln|lambda_2|`` (eq. 23) and its error bar
-        (``inf`` for a deterministic cycle; NaN error when a segment gave ``inf``).
+        Decorrelation time ``-1 / ln|lambda_2|`` (eq. 23) of the measured rows
+        and its error bar (``inf`` for a deterministic cycle and for a chain that
+        never leaves its state; NaN error when a segment gave ``inf``).
     self_transition, self_transition_err : float
-        ``Tr(M) / S`` (eq. 24) and its error bar.
+        ``Tr(M) / S`` (eq. 24) over the measured rows (``rows_known``; 1 for a
+        chain that never leaves its state) and its error bar.
+    rows_known : numpy.ndarray of bool, shape (S,)
+        The states whose row of ``M`` was measured (at least one transition out).
     random_self_transition : float
         ``1 / S``, the value for hidden states drawn at random.
     n_steps, n_chains, burn_in, n_segments : int
@@ -135,6 +141,7 @@ class TransitionStatistics:
     sigma_curve: dict = field(default_factory=dict)
     #: Occupancy of each chain alone, (n_chains, S): the chain noise of what is computed from ``pbar_e``.
     pbar_e_chains: np.ndarray | None = None
+    rows_known: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
 def _chain_codes(machine: Machine, n_steps: int, n_chains: int, seed: int | None, burn_in: int) -> np.ndarray:
@@ -166,10 +173,12 @@ def transition_statistics(
     Runs ``n_chains`` fresh chains of the machine for ``burn_in`` + ``n_steps``
     double steps (eq. 18), counts the hidden transitions ``z(t) -> z(t+1)`` with
     the C++ counter and applies the array functions of this module: the empirical
-    ``M`` (row-normalized counts), the occupancy ``pbar_e``, ``pbar`` as the left
+    ``M`` (row-normalized counts; rows of states never left are unknown, NaN),
+    the occupancy ``pbar_e``, ``pbar`` as the left
     eigenvector of ``M``, ``sigma`` (eq. 21; one-way pairs get ``pseudocount`` in
     both directions and are counted in ``n_one_way``), ``tau`` (eq. 23) and
-    ``Tr(M)/S`` (eq. 24). Above 512 (visited) states no dense eigen-decomposition
+    ``Tr(M)/S`` (eq. 24), both over the measured rows: a chain that never
+    leaves its state has ``tau = inf`` and ``Tr(M)/S = 1``. Above 512 (visited) states no dense eigen-decomposition
     is made: ``pbar`` is then ``pbar_e`` and ``tau`` is NaN. Error bars: the time axis is cut into ``n_segments``
     consecutive windows (each pooling the chains), every statistic is estimated
     on every window, and the standard error of those estimates is reported
@@ -249,14 +258,14 @@ def _transition_statistics(
     S = states.size
     counts = transition_counts(local, S)
     pbar_e = occupancy_from_trajectory(local.astype(np.int64), S)
-    full = summarize_counts(counts, pseudocount=pc, stationary=True)
+    full = summarize_counts(counts, pseudocount=pc, stationary=True, n_states=S_full)
     # No O(S^3) eigen-decomposition above DENSE_EIG_LIMIT; such an M is mostly unvisited rows anyway.
     pbar = full.pbar if full.pbar is not None else pbar_e.copy()
 
     bounds = np.linspace(0, int(n_steps), n_segments + 1).astype(int)
     seg: dict[str, list[float]] = {"sigma": [], "tau": [], "self_transition": []}
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        part = summarize_counts(transition_counts(local[:, lo:hi], S), pseudocount=pc)
+        part = summarize_counts(transition_counts(local[:, lo:hi], S), pseudocount=pc, n_states=S_full)
         seg["sigma"].append(part.entropy.sigma)
         seg["tau"].append(part.tau)
         seg["self_transition"].append(part.self_transition)
@@ -300,6 +309,7 @@ def _transition_statistics(
         segments=seg,
         sigma_curve=curve,
         pbar_e_chains=np.stack([occupancy_from_trajectory(c.astype(np.int64), S) for c in local]),
+        rows_known=np.asarray(full.rows_known, dtype=bool),
     )
 
 

@@ -387,9 +387,12 @@ def _measure_large(
     uniq, inv = np.unique(codes, return_inverse=True)
     local = inv.reshape(codes.shape).astype(np.int64)
     S = int(uniq.size)
-    sigma, n_one_way, tau, trace = summarize_trajectory(local, S, pc)
+    Sf = int(machine.n_states)  # the labels number the visited states only: a stuck chain still has tau = inf
+    sigma, n_one_way, tau, trace = summarize_trajectory(local, S, pc, Sf)
     bounds = np.linspace(0, T, n_segments + 1).astype(int)
-    seg = np.array([summarize_trajectory(local[:, lo:hi], S, pc) for lo, hi in zip(bounds[:-1], bounds[1:])])
+    seg = np.array(
+        [summarize_trajectory(local[:, lo:hi], S, pc, Sf) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    )
     out: dict[str, Any] = {
         "sigma": sigma,
         "sigma_err": segment_error(seg[:, 0])[1],

@@ -73,8 +73,10 @@ RECORD_DIAGNOSTICS = (
 RECORD_MIXING = (
     "tau_int_class",
     "tau_int_class_envelope",
+    "tau_int_class_sokal",
     "tau_window",
     "tau_window_envelope",
+    "tau_window_sokal",
     "cover_time",
     "cover_fraction",
     "class_kl_samples",
