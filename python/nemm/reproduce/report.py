@@ -616,9 +616,9 @@ def _sampler_lines(models: Sequence[Mapping[str, Any]]) -> list[str]:
         rates = [float(x) for r in rs for x in (r.get("pt_swap_rates") or [])]
         add_lines.append(
             f"| {kind} | {sampler or '–'} | {len(rs)} | {fmt(_median([r['loglik'] for r in rs]), '.2f')} | "
-            f"{fmt(_median_with_inf([r.get('tau_int_class') for r in rs]))} | "
-            f"{fmt(_median([r.get('sample_cost') for r in rs]))} | {fmt(_median_with_inf(work))} | "
-            f"{fmt(_median_with_inf([r.get('class_kl_samples') for r in rs]))} | "
+            f"{fmt(_median([r.get('tau_int_class') for r in rs]))} | "
+            f"{fmt(_median([r.get('sample_cost') for r in rs]))} | {fmt(_median(work))} | "
+            f"{fmt(_median([r.get('class_kl_samples') for r in rs]))} | "
             + (f"{min(rates):.2f} to {max(rates):.2f} |" if rates else "– |")
         )
     return add_lines + [""]
