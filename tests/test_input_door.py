@@ -70,7 +70,9 @@ def test_train_into_proc_names_the_users_path_before_training(
 # --------------------------------------------------------------------------- options
 
 
-def test_divergence_on_the_command_line_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_divergence_on_the_command_line_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = tmp_path / "d.npy"
     np.save(data, (np.random.default_rng(0).random((40, 12)) < 0.5).astype(np.uint8))
     argv = ["train", str(data), "--lr", "1.7e308", "--epochs", "2", "--steps-per-epoch", "3"]
@@ -86,7 +88,9 @@ def test_a_threshold_outside_the_gray_levels_is_refused(
     assert "--threshold" in err
 
 
-@pytest.mark.parametrize(("flag", "value"), [("--diag-steps", "0"), ("--diag-steps", "39"), ("--track-steps", "3")])
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--diag-steps", "0"), ("--diag-steps", "39"), ("--track-steps", "3")]
+)
 def test_reproduce_chains_too_short_for_error_bars_are_refused(
     flag: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_work: None
 ) -> None:
@@ -105,7 +109,10 @@ def test_reproduce_chains_too_short_for_error_bars_are_refused(
         ("[diagnostics]\npseudocount = nan\n", "[diagnostics] pseudocount"),
         ("[diagnostics]\ndiagnostic_steps = 5\n", "[diagnostics] diagnostic_steps: must be at least 20"),
         ("[diagnostics]\ndiagnostic_steps = 19\n", "[diagnostics] diagnostic_steps: must be at least 20"),
-        ('[diagnostics]\nreport = "reproduce"\ntrack_steps = 3\n', "[diagnostics] track_steps: must be at least 4"),
+        (
+            '[diagnostics]\nreport = "reproduce"\ntrack_steps = 3\n',
+            "[diagnostics] track_steps: must be at least 4",
+        ),
         ("[data]\nthreshold = nan\n", "[data] threshold"),
         ("[data]\nthreshold = 300\n", "[data] threshold"),
         ("[data]\nthreshold = -5\n", "[data] threshold"),
@@ -146,7 +153,10 @@ def test_a_config_refused_on_the_command_line_starts_no_download(
 def test_a_grid_beyond_the_limit_is_refused_before_it_is_expanded(text: str) -> None:
     text = text.format(a=", ".join(map(str, range(1, 1001))), b=", ".join(map(str, range(1, 1001))))
     t0 = time.monotonic()
-    with pytest.raises(ConfigError, match=r"more than the limit of 100,000; if that is meant, raise it with \[sweep\] max_runs"):
+    with pytest.raises(
+        ConfigError,
+        match=r"more than the limit of 100,000; if that is meant, raise it with \[sweep\] max_runs",
+    ):
         parse_config(text, source="big.toml")
     assert time.monotonic() - t0 < 5  # a 10^6-point grid took 39 s and 1.35 GB to expand
     assert MAX_RUNS == 100_000

@@ -88,7 +88,18 @@ def _wait_gone(pids: list[int], seconds: float) -> list[int]:
 
 def _start_sweep(cfg: Path, out: Path, workers: int = 2) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "nemm", "sweep", str(cfg), "--out", str(out), "--workers", str(workers), "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "nemm",
+            "sweep",
+            str(cfg),
+            "--out",
+            str(out),
+            "--workers",
+            str(workers),
+            "--quiet",
+        ],
         start_new_session=True,  # a signal to the test's process group never reaches it
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -212,7 +223,12 @@ def test_a_run_that_kills_its_worker_twice_is_reported_lost(tmp_path: Path) -> N
     got: dict[str, Any] = {}
     t0 = time.monotonic()
     _backends.run_local(
-        _specs(tmp_path, [True]), np.zeros((2, 2), np.uint8), None, 1, lambda s, r: got.setdefault(s.run_id, r), _always_die
+        _specs(tmp_path, [True]),
+        np.zeros((2, 2), np.uint8),
+        None,
+        1,
+        lambda s, r: got.setdefault(s.run_id, r),
+        _always_die,
     )
     assert isinstance(got["run0"], BrokenProcessPool) and time.monotonic() - t0 < 120
 
@@ -233,7 +249,9 @@ def test_two_sweeps_on_one_directory_never_run_a_run_twice(
     assert len(list(out.glob("runs/*/result.json"))) == N_RUNS
 
 
-def test_a_sweep_waits_for_the_lock_of_its_directory(tmp_path: Path, killer: list[subprocess.Popen[str]]) -> None:
+def test_a_sweep_waits_for_the_lock_of_its_directory(
+    tmp_path: Path, killer: list[subprocess.Popen[str]]
+) -> None:
     import fcntl
 
     cfg = tmp_path / "short.toml"
@@ -250,14 +268,32 @@ def test_a_sweep_waits_for_the_lock_of_its_directory(tmp_path: Path, killer: lis
     assert proc.returncode == 0 and f"{N_RUNS} run now" in out_text, err
 
 
-def test_sigterm_to_nemm_train_leaves_a_resumable_checkpoint(tmp_path: Path, killer: list[subprocess.Popen[str]]) -> None:
+def test_sigterm_to_nemm_train_leaves_a_resumable_checkpoint(
+    tmp_path: Path, killer: list[subprocess.Popen[str]]
+) -> None:
     data = tmp_path / "d.npy"
     np.save(data, (np.random.default_rng(0).random((60, 16)) < 0.5).astype(np.uint8))
     out = tmp_path / "m.npz"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nemm", "train", str(data), "--hidden", "3",
-         "--epochs", "100000", "--steps-per-epoch", "5", "--checkpoint-every", "100000", "--out", str(out),
-         "--quiet", "--no-ceiling"],
+        [
+            sys.executable,
+            "-m",
+            "nemm",
+            "train",
+            str(data),
+            "--hidden",
+            "3",
+            "--epochs",
+            "100000",
+            "--steps-per-epoch",
+            "5",
+            "--checkpoint-every",
+            "100000",
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-ceiling",
+        ],
         start_new_session=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -336,7 +372,9 @@ def _sweep_cli(tmp_path: Path, scheduler: str, capsys: pytest.CaptureFixture[str
     return rc, capsys.readouterr().err, time.monotonic() - t0
 
 
-@pytest.mark.parametrize("address", ["notaurl", "tcp://[::1", "http://127.0.0.1:1", "tcp://127.0.0.1:notaport"])
+@pytest.mark.parametrize(
+    "address", ["notaurl", "tcp://[::1", "http://127.0.0.1:1", "tcp://127.0.0.1:notaport"]
+)
 def test_a_malformed_scheduler_address_is_one_line(
     address: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -348,7 +386,10 @@ def test_a_malformed_scheduler_address_is_one_line(
 
 @pytest.mark.parametrize("server", ["silent_server", "http_proxy"])
 def test_a_peer_that_is_no_dask_scheduler_is_named_within_seconds(
-    server: str, request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    server: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pytest.importorskip("distributed")

@@ -192,7 +192,7 @@ def check_scheduler_address(address: str, timeout: float | None = None) -> None:
                 if not chunk:
                     break
                 head += chunk
-    except socket.timeout as exc:
+    except TimeoutError as exc:
         raise RuntimeError(
             f"--scheduler {address}: not a Dask scheduler (no greeting within {timeout:g} s; "
             "a web server, the dashboard port or a proxy?)"
@@ -225,9 +225,7 @@ def run_dask(
     if own and isinstance(address, str):
         check_scheduler_address(address)
     try:
-        client = (
-            Client(address, set_as_default=False, timeout=SCHEDULER_TIMEOUT) if own else scheduler
-        )
+        client = Client(address, set_as_default=False, timeout=SCHEDULER_TIMEOUT) if own else scheduler
     except (OSError, TimeoutError) as exc:
         raise RuntimeError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
     try:
@@ -236,10 +234,10 @@ def run_dask(
         while todo:
             _wait_for_workers(client, address)
             retry = []
-            for s, exc in _dask_round(client, todo, X, y, on_done, run):
+            for s, lost in _dask_round(client, todo, X, y, on_done, run):
                 losses[s.run_id] = losses.get(s.run_id, 0) + 1
                 if losses[s.run_id] > LOST_RUN_RETRIES:
-                    on_done(s, exc)
+                    on_done(s, lost)
                 else:
                     retry.append(s)
             todo = retry

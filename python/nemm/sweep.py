@@ -791,6 +791,13 @@ class SweepInterrupted(KeyboardInterrupt):
 LOCK_FILE = ".nemm-sweep.lock"
 
 
+# Why a lock cannot be taken where a sweep may still go on without one: a directory this process
+# cannot write (a finished sweep read again), a file system without locks.
+_NO_LOCK_ERRNOS = frozenset(
+    {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}
+)
+
+
 @contextlib.contextmanager
 def _sweep_lock(out: Path, progress: bool) -> Iterator[None]:
     """Hold ``out``'s lock (``flock``, released by the kernel however the holder ends) while the runs go on.
@@ -804,18 +811,24 @@ def _sweep_lock(out: Path, progress: bool) -> Iterator[None]:
         yield
         return
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / LOCK_FILE, "a", encoding="utf-8") as fh:  # "a": the file's time stays that of its creation
+    with contextlib.ExitStack() as stack:
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if progress:
-                print(
-                    f"nemm sweep: another sweep is running in {out}; waiting for it to end "
-                    "(the runs it finishes are then skipped)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            fcntl.flock(fh, fcntl.LOCK_EX)  # interruptible: Ctrl-C ends the wait
+            # "a": opening leaves the file's content and time alone (a finished sweep run again touches nothing).
+            fh = stack.enter_context(open(out / LOCK_FILE, "a", encoding="utf-8"))
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if progress:
+                    print(
+                        f"nemm sweep: another sweep is running in {out}; waiting for it to end "
+                        "(the runs it finishes are then skipped)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                fcntl.flock(fh, fcntl.LOCK_EX)  # interruptible: Ctrl-C ends the wait
+        except OSError as exc:
+            if exc.errno not in _NO_LOCK_ERRNOS:
+                raise
         yield
 
 
@@ -833,7 +846,7 @@ def _interrupted(
     _write_bytes(out / "results.csv", csv_text(rows, columns).encode())
     return SweepInterrupted(
         f"{str(exc) or 'interrupted'}; {len(rows)} of {len(specs)} runs finished, listed in "
-        f"{out / 'results.csv'}; run the same sweep again to finish the others"
+        f"{out / 'results.csv'}; run the same command again to finish the others"
     )
 
 
