@@ -418,3 +418,51 @@ def test_a_cluster_without_workers_fails_after_the_stated_wait(
         _backends.check_scheduler_address(c.scheduler_address)  # a real scheduler passes the check
         with pytest.raises(RuntimeError, match="has no worker, and none joined within 1 s"):
             sweep.run_sweep(cfg, tmp_path / "o", scheduler=c.scheduler_address, progress=False)
+
+
+def test_the_parent_watch_ends_an_orphan_without_the_kernel_signal(tmp_path: Path) -> None:
+    """The fallback of systems without PR_SET_PDEATHSIG: a worker whose parent is gone exits by itself."""
+    grandchild = (
+        "import os, threading, time\n"
+        "from nemm._pool import _watch_parent\n"
+        "threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = (
+        "import subprocess, sys, os\n"
+        f"p = subprocess.Popen([sys.executable, '-c', {grandchild!r}], stdout=subprocess.PIPE, text=True)\n"
+        "assert p.stdout.readline().strip() == 'ready'\n"
+        "print(p.pid, flush=True)\n"
+        "os._exit(0)  # dies without waiting for its child, as a SIGKILLed driver would\n"
+    )
+    out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, timeout=60)
+    orphan = int(out.stdout.strip())
+    assert _wait_gone([orphan], 5) == []
+
+
+def test_sigterm_to_nemm_reproduce_keeps_the_finished_runs(
+    tmp_path: Path, killer: list[subprocess.Popen[str]]
+) -> None:
+    out = tmp_path / "rep"
+    argv = ["reproduce", "--seeds", "2", "--epochs", "5000", "--em-restarts", "1", "--rbm-seeds", "0"]
+    argv += ["--tied-seeds", "0", "--diag-steps", "40", "--track-steps", "4", "--mixing-steps", "50"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nemm", *argv, "--jobs", "2", "--no-figures", "--quiet", "--out", str(out)],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    killer.append(proc)
+    # The EM mixture finishes first (it is submitted first); the two 5000-epoch machines run on.
+    assert _wait_for(lambda: list(out.glob("runs/*/result.json")), 240), "no run finished"
+    workers = _children(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + int(signal.SIGTERM), err
+    assert (
+        len(err.strip().splitlines()) == 1 and "terminated by SIGTERM" in err and "of 3 runs finished" in err
+    )
+    assert _wait_gone(workers, 5) == []
+    assert (out / "results.csv").exists()
