@@ -414,7 +414,7 @@ def test_a_cluster_without_workers_fails_after_the_stated_wait(
     distributed = pytest.importorskip("distributed")
     monkeypatch.setattr(_backends, "WORKER_WAIT_SECONDS", 1.0)
     cfg = parse_config("[train]\nn_epochs = 1\nsteps_per_epoch = 2\n[data]\nper_class = 5\n")
-    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp", dashboard_address=None) as c:
+    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp", dashboard_address=":0") as c:
         _backends.check_scheduler_address(c.scheduler_address)  # a real scheduler passes the check
         with pytest.raises(RuntimeError, match="has no worker, and none joined within 1 s"):
             sweep.run_sweep(cfg, tmp_path / "o", scheduler=c.scheduler_address, progress=False)
@@ -466,3 +466,27 @@ def test_sigterm_to_nemm_reproduce_keeps_the_finished_runs(
     )
     assert _wait_gone(workers, 5) == []
     assert (out / "results.csv").exists()
+
+
+def test_a_dask_cluster_that_loses_every_worker_reruns_the_lost_runs(tmp_path: Path) -> None:
+    """All workers killed mid-sweep (their scattered data go with them): the runs wait for new workers."""
+    distributed = pytest.importorskip("distributed")
+    cfg = parse_config(SLOW.replace("n_epochs = [2, 5000]", "n_epochs = [2, 1500]"), base_dir=tmp_path)
+    out = tmp_path / "out"
+    done_at_kill: list[int] = []
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
+
+        def kill_every_worker() -> None:
+            _wait_for(lambda: list(out.glob("runs/*/result.json")), 240)
+            done_at_kill.append(len(list(out.glob("runs/*/result.json"))))
+            for w in list(cluster.workers.values()):
+                os.kill(w.process.pid, signal.SIGKILL)  # the nanny starts a new worker
+
+        t = threading.Thread(target=kill_every_worker, daemon=True)
+        t.start()
+        res = sweep.run_sweep(cfg, out, scheduler=cluster.scheduler_address, progress=False)
+        t.join()
+    assert done_at_kill and done_at_kill[0] < N_RUNS  # the workers died mid-sweep
+    assert res.n_errors == 0, [r["error"] for r in res.rows]
