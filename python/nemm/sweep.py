@@ -918,20 +918,9 @@ def run_sweep(
         results = _finished_results(out, specs)
         todo = [s for s in specs if s.run_id not in results]
         t_runs = time.perf_counter()
+        backend = dict(workers=workers, scheduler=scheduler, executor=executor, progress=progress)
         try:
-            n_jobs = _execute(
-                todo,
-                len(specs),
-                X,
-                y,
-                out,
-                results,
-                workers=workers,
-                scheduler=scheduler,
-                executor=executor,
-                progress=progress,
-                on_run=on_run,
-            )
+            n_jobs = _execute(todo, len(specs), X, y, out, results, on_run=on_run, **backend)
         except KeyboardInterrupt as exc:
             raise _interrupted(exc, out, specs, results, columns) from exc
         run_seconds = time.perf_counter() - t_runs
