@@ -243,7 +243,7 @@ def test_sigkilled_sweep_resumes_to_the_same_table(reference: Path, tmp_path: Pa
 def test_dask_local_cluster_gives_the_same_table(reference: Path, tiny: Path, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         res = sweep.run_sweep(
             load_config(tiny), tmp_path / "out", scheduler=cluster.scheduler_address, progress=False

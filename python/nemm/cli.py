@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
+import signal
 import sys
+import tempfile
+import threading
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
@@ -64,6 +68,19 @@ def _digits(text: str) -> tuple[int, ...]:
     return values
 
 
+def _threshold(text: str) -> float:
+    """``--threshold``: a gray level 0 <= t < 255 (pixel > t -> 1), checked before any data are read."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--threshold takes a gray level, got {text!r}") from exc
+    if not 0.0 <= value < 255.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(
+            f"--threshold must be a gray level with 0 <= t < 255 (pixel > t -> 1), got {text}"
+        )
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -89,6 +106,14 @@ def _writable_directory(path: Path, shown: str) -> None:
         raise PermissionError(
             errno.EACCES, f"cannot write {shown}: no write permission in the directory {existing}"
         )
+    # os.access trusts the mode bits (and root passes them), but /proc, a read-only mount or a
+    # full quota refuse the file itself: create and remove one now, naming the user's path.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".nemm-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {shown}: {exc.strerror or exc} in {existing}") from exc
 
 
 def _refuse_directory(path: str, example: str, option: str = "--out") -> None:
@@ -203,7 +228,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--threshold",
-        type=float,
+        type=_threshold,
         default=None,
         help=f"binarization threshold for images: pixel > threshold -> 1 (default {THRESHOLD})",
     )
@@ -259,12 +284,25 @@ _RESUME_OPTIONS = ("help", "resume", "quiet", "no_ceiling", "checkpoint_every", 
 
 
 def _train_in_pieces(m: Machine, X: np.ndarray, out: str, every: int) -> None:
-    """Train m to its n_epochs, saving the whole training state to out after every K-th epoch."""
+    """Train m to its n_epochs, saving the whole training state to out after every K-th epoch.
+
+    Interrupted (Ctrl-C, SIGTERM, SIGHUP), the engine stops at the end of the last complete
+    epoch; with checkpoints that state is saved to out, so that ``--resume`` continues it.
+    """
     n_epochs = m.training_settings(X.shape[0])["n_epochs"]
     while getattr(m, "epochs_done_", 0) < n_epochs:
         done = getattr(m, "epochs_done_", 0)
         k = n_epochs - done if every <= 0 else min(every - done % every, n_epochs - done)
-        m.partial_fit(X, n_epochs=k)  # the same numbers as fit, continued exactly across pieces
+        try:
+            m.partial_fit(X, n_epochs=k)  # the same numbers as fit, continued exactly across pieces
+        except KeyboardInterrupt as exc:
+            if every <= 0 or not getattr(m, "epochs_done_", 0):
+                raise
+            m.save(out)
+            raise KeyboardInterrupt(
+                f"{exc or 'interrupted'}; the training state after epoch {m.epochs_done_} is saved in "
+                f"{_model_path(out)}: continue it with nemm train --resume {_model_path(out)}"
+            ) from exc
         if every > 0 and m.epochs_done_ < n_epochs:
             m.save(out)
 
@@ -446,6 +484,12 @@ def _run_sweep(args: argparse.Namespace) -> int:
         raise ValueError(
             "--workers sets local processes; with --scheduler the cluster's workers run the sweep"
         )
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():  # before the data are read and the runs start
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"--out {out} exists and is not a directory; a sweep writes a directory there"
+        )
+    _writable_directory(out, f"--out {out}")
     res = run_sweep(
         load_config(args.config),
         args.out,
@@ -763,8 +807,25 @@ def _reproduce_options(args: argparse.Namespace) -> ReproduceOptions:
     )
 
 
+def _check_reproduce_chains(args: argparse.Namespace) -> None:
+    """``--diag-steps`` (over 2 chains) and ``--track-steps``: long enough for the error bars' time windows."""
+    from nemm.config import MIN_CHAIN_STEPS
+
+    for flag, dest, least in (
+        ("--diag-steps", "diag_steps", 2 * MIN_CHAIN_STEPS["diagnostic_steps"]),
+        ("--track-steps", "track_steps", MIN_CHAIN_STEPS["track_steps"]),
+    ):
+        if getattr(args, dest, least) < least:
+            raise ValueError(
+                f"{flag} must be at least {least} (the error bars cut the chains into time windows of "
+                f"2 steps or more), got {getattr(args, dest)}"
+            )
+
+
 def _run_reproduce(args: argparse.Namespace) -> int:
     from nemm.reproduce import reproduce, reproduce_config
+
+    _check_reproduce_chains(args)
 
     if args.print_config:
         if args.data is not None and (
@@ -823,6 +884,7 @@ _USER_ERRORS = (
     ValueError,
     TypeError,
     MemoryError,
+    FloatingPointError,  # training diverged: the message names the step and what to lower
     EOFError,
     RuntimeError,
     ImportError,
@@ -865,6 +927,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP turned into the interruption Ctrl-C gives, so that work stops the same way."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated(signum)
+
+
+@contextlib.contextmanager
+def _termination_interrupts() -> Iterator[None]:
+    """SIGTERM and SIGHUP (batch schedulers, ``timeout``, a closed terminal) raise as Ctrl-C does.
+
+    A sweep then stops its workers and keeps its finished runs, training stops at the end
+    of an epoch (saving its checkpoint with ``--checkpoint-every``); the exit is one line.
+    A signal someone else already handles or ignores (``nohup``) is left alone.
+    """
+    old: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+                old[sig] = signal.signal(sig, _raise_terminated)
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt_status(exc: BaseException) -> int:
+    """128 + the number of the signal that interrupted (SIGINT unless SIGTERM/SIGHUP), as shells report it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _Terminated):
+            return 128 + seen.signum
+        seen = seen.__cause__ or seen.__context__
+    return 128 + int(signal.SIGINT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``nemm`` with ``argv`` (default: the process arguments); return the exit status."""
     parser = build_parser()
@@ -877,11 +981,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     debug = args.traceback or os.environ.get("NEMM_DEBUG", "") not in ("", "0")
     try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
+        with _termination_interrupts():
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt as exc:
         if debug:
             raise
-        return _fail("interrupted")
+        _fail(_one_line(exc) if str(exc) else "interrupted")
+        return _interrupt_status(exc)
     except BrokenPipeError:  # `nemm diagnose ... | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
