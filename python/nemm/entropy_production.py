@@ -349,9 +349,15 @@ def _sigma_transitions(machine: Machine, effort: float, seed: int, progress: boo
     want = max(8, int(round(effort * _TRANSITIONS)))
     n = max(1, int(round(effort * _SAMPLES_TRANSITION)))
     n_steps = 4 * want
-    codes = np.asarray(
-        machine.hidden_trajectory(n_steps, seed=derive_seed(seed, 1), n_chains=1, burn_in=1000, codes=True)
-    ).astype(np.uint64).ravel()
+    codes = (
+        np.asarray(
+            machine.hidden_trajectory(
+                n_steps, seed=derive_seed(seed, 1), n_chains=1, burn_in=1000, codes=True
+            )
+        )
+        .astype(np.uint64)
+        .ravel()
+    )
     src, dst = codes[:-1], codes[1:]
     moving = np.flatnonzero(src != dst)[:want]
     steps = int(moving[-1]) + 1 if moving.size == want else src.size  # the window the moves come from
@@ -422,9 +428,9 @@ def entropy_production_rate(
     machine = model._gibbs() if isinstance(model, RBM) else model
     base = getattr(model, "random_state", None) if seed is None else seed
     base = 0 if base is None else int(base)
-    method, main = _estimate(machine, eff, derive_seed(base, 17), progress)
+    method, main = _estimate(machine, eff, int(cast(int, derive_seed(base, 17))), progress)
     check_effort = eff * _CHECK_FRACTION
-    _, check = _estimate(machine, check_effort, derive_seed(base, 18), progress)
+    _, check = _estimate(machine, check_effort, int(cast(int, derive_seed(base, 18))), progress)
     s, e, sc, ec = main["sigma"], main["sigma_err"], check["sigma"], check["sigma_err"]
     combined = float(np.hypot(e, ec))
     gap = abs(s - sc)
