@@ -6,6 +6,7 @@ parameters of tests/fixtures/trained_digits_L6.npz with ``--fixture``), then run
 core, and prints a Markdown table beside the plain Rao-Blackwell and counting estimators::
 
     OPENBLAS_NUM_THREADS=1 python bench/sigma_validation.py --fixture --long 16
+    OPENBLAS_NUM_THREADS=1 python bench/sigma_validation.py --recipe paper --long 16
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from nemm import diagnostics as diag
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "trained_digits_L6.npz"
 
 
-def machines(seeds: list[int], fixture: bool) -> list[nemm.Machine]:
+def machines(seeds: list[int], fixture: bool, recipe: str) -> list[nemm.Machine]:
     """The trained machines of the seeds: from the fixture file, or trained here on the embedded digits."""
     if fixture:
         f = np.load(FIXTURE)
@@ -41,13 +42,14 @@ def machines(seeds: list[int], fixture: bool) -> list[nemm.Machine]:
     from nemm.datasets import embedded_digits
 
     X, _ = embedded_digits()
-    return [nemm.Machine(6, random_state=s).fit(X) for s in seeds]
+    return [nemm.Machine(6, recipe=recipe, random_state=s).fit(X) for s in seeds]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--fixture", action="store_true", help="use the parameters saved in tests/fixtures")
+    ap.add_argument("--recipe", default="auto", help="training recipe when not --fixture (auto or paper)")
     ap.add_argument("--long", type=float, default=16.0, help="effort of the long run (default 16)")
     ap.add_argument(
         "--rb-draws", type=int, default=2000, help="draws per state of the plain Rao-Blackwell sigma"
@@ -55,7 +57,7 @@ def main() -> None:
     args = ap.parse_args()
     nemm.set_num_threads(1)
     rows = []
-    for seed, m in zip(args.seeds, machines(args.seeds, args.fixture)):
+    for seed, m in zip(args.seeds, machines(args.seeds, args.fixture, args.recipe)):
         t0 = time.process_time()  # CPU seconds: the machine may be shared
         one = diag.entropy_production_rate(m, effort=1.0)
         t_one = time.process_time() - t0
