@@ -423,7 +423,9 @@ def _measure_large(
         from nemm.diagnostics import entropy_production_rate
 
         ep = entropy_production_rate(machine, effort=effort, seed=_derived_seed(machine.random_state, 2))
-        out.update(sigma=ep.sigma, sigma_err=ep.sigma_err, sigma_converged=ep.converged, sigma_method=ep.method)
+        out.update(
+            sigma=ep.sigma, sigma_err=ep.sigma_err, sigma_converged=ep.converged, sigma_method=ep.method
+        )
     occ = np.bincount(local.ravel(), minlength=S) / local.size
     if "loglik" not in diagnostics_cfg["measures"]:
         pass

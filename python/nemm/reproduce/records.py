@@ -135,6 +135,7 @@ def _chain_record(
     )
     ck = d.class_kl
     L = int(model.n_hidden)
+    regime = classify_regime(d.sigma, d.sigma_err, d.tau, d.self_transition, L) if d.n_states == L else ""
     return {
         "loglik": d.loglik_exact,
         "counting_steps": int(d.sampling["n_steps"]) * int(d.sampling["n_chains"]),
@@ -143,7 +144,7 @@ def _chain_record(
         "class_p_model": ck.p_model if ck else None,
         "class_p_data": ck.p_data if ck else None,
         "state_class": ck.state_class if ck else None,
-        "regime": classify_regime(d.sigma, d.sigma_err, d.tau, d.self_transition, L) if d.n_states == L else "",
+        "regime": regime,
         "diag_seconds": time.perf_counter() - t1,
         "history": {k: list(v) for k, v in getattr(model, "history_", {}).items() if k != "batch_size"},
     }
