@@ -257,6 +257,10 @@ def test_diagnose_is_json_serializable_and_consistent() -> None:
     for key in (
         "sigma",
         "sigma_err",
+        "sigma_converged",
+        "sigma_method",
+        "sigma_counting",
+        "sigma_counting_err",
         "n_one_way",
         "tau",
         "tau_err",
@@ -272,6 +276,8 @@ def test_diagnose_is_json_serializable_and_consistent() -> None:
         assert key in back
     np.testing.assert_allclose(back["occupancy"], d.occupancy)
     assert d.sigma == pytest.approx(ex.entropy_production, abs=5 * d.sigma_err + 5e-3)
+    assert d.sigma_method == "M" and back["sigma_converged"] is True
+    assert d.sigma_counting == pytest.approx(ex.entropy_production, abs=5 * d.sigma_counting_err + 5e-3)
     assert d.sigma_rao_blackwell == pytest.approx(ex.entropy_production, rel=0.15)
     assert d.loglik_exact == pytest.approx(ex.log_likelihood(X), abs=0.03)
     assert d.loglik_on_the_fly is None

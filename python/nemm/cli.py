@@ -14,7 +14,7 @@ import time
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
@@ -592,19 +592,30 @@ def diagnosis_text(d: Diagnosis, path: str, data_desc: str | None) -> str:
         f"chains: {sp['n_chains']} x {sp['n_steps']} steps (burn-in {sp['burn_in']}), "
         f"error bars over {sp['n_segments']} time windows"
     )
-    if d.sigma_rao_blackwell is not None:
-        conv = "converged" if d.sigma_rao_blackwell_converged else "NOT converged"
+    if d.sigma_method:
+        conv = (
+            "converged: a quarter of the effort agrees"
+            if d.sigma_converged
+            else f"NOT converged: about effort {fmt(d.sigma_effort_needed)} needed"
+        )
         lines.append(
-            f"entropy production sigma (eq. 21 on the Rao-Blackwell M, the model's own): "
-            f"{fmt_pm(d.sigma_rao_blackwell, d.sigma_rao_blackwell_err)} nats/step "
-            f"({d.rao_blackwell_draws} draws per state; {conv} against the number of draws)"
+            f"entropy production sigma (eq. 21, the tiny entries of M by importance sampling, method "
+            f"{d.sigma_method}, "
+            f"effort {fmt(d.sigma_effort)}): {fmt_pm(d.sigma, d.sigma_err)} nats/step ({conv})"
         )
     lines.append(
-        f"sigma by counting transitions (the paper's estimator, {sp['n_chains']} x {sp['n_steps']} "
-        f"steps): {fmt_pm(d.sigma, d.sigma_err)} nats/step "
+        f"sigma_counting (the paper's estimator, counting transitions, {sp['n_chains']} x {sp['n_steps']} "
+        f"steps): {fmt_pm(d.sigma_counting, d.sigma_counting_err)} nats/step "
         f"({d.n_one_way} one-way pair(s), pseudo-count {d.pseudocount}; "
         f"{fmt(d.sigma_two_way)} over two-way pairs only)"
     )
+    if d.sigma_rao_blackwell is not None:
+        conv = "converged" if d.sigma_rao_blackwell_converged else "NOT converged"
+        lines.append(
+            f"sigma_rao_blackwell (eq. 21 on the plain Rao-Blackwell M, biased high): "
+            f"{fmt_pm(d.sigma_rao_blackwell, d.sigma_rao_blackwell_err)} nats/step "
+            f"({d.rao_blackwell_draws} draws per state; {conv} against the number of draws)"
+        )
     if d.dominant_cycle is not None:
         if d.dominant_cycle:
             cyc = " -> ".join(str(z) for z in d.dominant_cycle + d.dominant_cycle[:1])
@@ -649,13 +660,8 @@ def diagnosis_text(d: Diagnosis, path: str, data_desc: str | None) -> str:
             f"class KL (eq. 22): {fmt(ck.kl)} nats; P_data {np.round(ck.p_data, 3).tolist()}, "
             f"P_model {np.round(ck.p_model, 3).tolist()}, lost mass {ck.lost_mass:.3g}"
         )
-    if L == d.n_states:
-        sig, err = (
-            (d.sigma_rao_blackwell, cast(float, d.sigma_rao_blackwell_err))  # set together with sigma
-            if d.sigma_rao_blackwell is not None
-            else (d.sigma, d.sigma_err)
-        )
-        lines.append(f"regime: {classify_regime(sig, err, d.tau, d.self_transition, L)}")
+    if L == d.n_states and d.sigma_method:
+        lines.append(f"regime: {classify_regime(d.sigma, d.sigma_err, d.tau, d.self_transition, L)}")
     return "\n".join(lines)
 
 

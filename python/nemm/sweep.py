@@ -97,7 +97,16 @@ ENUMERABLE_STATES = ENUMERATION_LIMIT
 # Columns each measure adds to results.csv, in this order.
 _MEASURE_COLUMNS: dict[str, tuple[str, ...]] = {
     "loglik": ("loglik",),
-    "sigma": ("sigma", "sigma_err", "n_one_way"),
+    # The headline sigma (nemm.diagnostics.entropy_production_rate) and the paper's counting estimator.
+    "sigma": (
+        "sigma",
+        "sigma_err",
+        "sigma_converged",
+        "sigma_method",
+        "sigma_counting",
+        "sigma_counting_err",
+        "n_one_way",
+    ),
     "tau": ("tau", "tau_err"),
     "trace": ("trace", "trace_err"),
     "class_kl": ("class_kl",),
@@ -324,12 +333,17 @@ def measure(
             pseudocount=float(diagnostics_cfg["pseudocount"]),
             seed=_derived_seed(machine.random_state, 1),
             rao_blackwell_draws=0,
+            sigma_effort=_sigma_effort(diagnostics_cfg, measures),
         )
         loglik_exact = d.loglik_exact if machine.n_states <= ENUMERABLE_STATES else None
         out.update(
             loglik=float(loglik_exact) if loglik_exact is not None else math.nan,
             sigma=d.sigma,
             sigma_err=d.sigma_err,
+            sigma_converged=d.sigma_converged,
+            sigma_method=d.sigma_method,
+            sigma_counting=d.sigma_counting,
+            sigma_counting_err=d.sigma_counting_err,
             n_one_way=d.n_one_way,
             tau=d.tau,
             tau_err=d.tau_err,
@@ -371,6 +385,11 @@ def _class_kl_large(machine: Any, X: np.ndarray, y: np.ndarray, codes: np.ndarra
     return class_kl_from_assignment(assignment, y, pbar)
 
 
+def _sigma_effort(diagnostics_cfg: Mapping[str, Any], measures: tuple[str, ...]) -> float:
+    """Effort of the headline sigma: ``[diagnostics] sigma_effort`` (default 1), 0 when sigma is not measured."""
+    return float(diagnostics_cfg.get("sigma_effort", 1.0)) if "sigma" in measures else 0.0
+
+
 def _measure_large(
     machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -404,14 +423,22 @@ def _measure_large(
         [summarize_trajectory(local[:, lo:hi], S, pc, Sf) for lo, hi in zip(bounds[:-1], bounds[1:])]
     )
     out: dict[str, Any] = {
-        "sigma": sigma,
-        "sigma_err": segment_error(seg[:, 0])[1],
+        "sigma_counting": sigma,
+        "sigma_counting_err": segment_error(seg[:, 0])[1],
         "n_one_way": n_one_way,
         "tau": tau,
         "tau_err": segment_error(seg[:, 2])[1],
         "trace": trace,
         "trace_err": segment_error(seg[:, 3])[1],
     }
+    effort = _sigma_effort(diagnostics_cfg, tuple(diagnostics_cfg["measures"]))
+    if effort:
+        from nemm.diagnostics import entropy_production_rate
+
+        ep = entropy_production_rate(machine, effort=effort, seed=_derived_seed(machine.random_state, 2))
+        out.update(
+            sigma=ep.sigma, sigma_err=ep.sigma_err, sigma_converged=ep.converged, sigma_method=ep.method
+        )
     occ = np.bincount(local.ravel(), minlength=S) / local.size
     if "loglik" not in diagnostics_cfg["measures"]:
         pass
