@@ -297,8 +297,9 @@ class Chains {
   void run(const Model& m, int T, Recording& rec) {
     const int C = size(), D = m.s.D;
     rec.reserve(C, T, D);
-#pragma omp parallel for schedule(dynamic, 1) if (C > 1)
-    for (int c = 0; c < C; ++c) {
+    RegionError err;
+#pragma omp parallel for schedule(dynamic, 1) if (C > 1) num_threads(n_threads())
+    for (int c = 0; c < C; ++c) err.run([&] {
       ChainState& ch = chains[c];
       int32_t* out = rec.idx[c].data();
       int64_t* st = rec.start[c].data();
@@ -310,14 +311,16 @@ class Chains {
         rec.z[std::size_t(c) * T + t] = ch.z;
         ch.step_visible(m);
       }
-    }
+    });
+    err.rethrow();
   }
 
   // Hidden trajectory z(0..T-1) of every chain after `burn_in` unrecorded double steps.
   void hidden_trajectory(const Model& m, long burn_in, long T, uint64_t* out) {
     const int C = size();
-#pragma omp parallel for schedule(dynamic, 1) if (C > 1)
-    for (int c = 0; c < C; ++c) {
+    RegionError err;
+#pragma omp parallel for schedule(dynamic, 1) if (C > 1) num_threads(n_threads())
+    for (int c = 0; c < C; ++c) err.run([&] {
       ChainState& ch = chains[c];
       for (long t = 0; t < burn_in; ++t) {
         ch.step_hidden(m);
@@ -329,15 +332,17 @@ class Chains {
         o[t] = ch.z;
         ch.step_visible(m);
       }
-    }
+    });
+    err.rethrow();
   }
 
   // Visible samples: after burn_in double steps, every `thin` steps, per_chain states per chain.
   // X is (C*per_chain) x D, chain-major; Z holds the hidden state that produced each x.
   void sample(const Model& m, long burn_in, long thin, long per_chain, uint8_t* X, uint64_t* Z) {
     const int C = size(), D = m.s.D;
-#pragma omp parallel for schedule(dynamic, 1) if (C > 1)
-    for (int c = 0; c < C; ++c) {
+    RegionError err;
+#pragma omp parallel for schedule(dynamic, 1) if (C > 1) num_threads(n_threads())
+    for (int c = 0; c < C; ++c) err.run([&] {
       ChainState& ch = chains[c];
       for (long t = 0; t < burn_in; ++t) {
         ch.step_hidden(m);
@@ -354,7 +359,8 @@ class Chains {
         for (int j = 0; j < ch.n_active; ++j) x[ch.active[j]] = 1;
         Z[row] = ch.z;
       }
-    }
+    });
+    err.rethrow();
   }
 };
 
