@@ -36,6 +36,9 @@ class EngineBase {
 
   py::array_t<uint8_t> chain_states() const { return visible_states_of(tr.chains, settings().D); }
 
+  // "" or why the parameters are beyond what ln Z can resolve (the check of every training step).
+  std::string unresolvable_params() const { return unresolvable(tr.model.p); }
+
   // The whole state of the persistent chains, for an exact resume (chain_state.hpp).
   py::dict chain_state() const { return chain_state_of(tr.chains, settings().D); }
 

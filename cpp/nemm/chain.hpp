@@ -299,19 +299,20 @@ class Chains {
     rec.reserve(C, T, D);
     RegionError err;
 #pragma omp parallel for schedule(dynamic, 1) if (C > 1) num_threads(n_threads())
-    for (int c = 0; c < C; ++c) err.run([&] {
-      ChainState& ch = chains[c];
-      int32_t* out = rec.idx[c].data();
-      int64_t* st = rec.start[c].data();
-      st[0] = 0;
-      for (int t = 0; t < T; ++t) {
-        ch.step_hidden(m);
-        std::memcpy(out + st[t], ch.active.data(), sizeof(int32_t) * ch.n_active);
-        st[t + 1] = st[t] + ch.n_active;
-        rec.z[std::size_t(c) * T + t] = ch.z;
-        ch.step_visible(m);
-      }
-    });
+    for (int c = 0; c < C; ++c)
+      err.run([&] {
+        ChainState& ch = chains[c];
+        int32_t* out = rec.idx[c].data();
+        int64_t* st = rec.start[c].data();
+        st[0] = 0;
+        for (int t = 0; t < T; ++t) {
+          ch.step_hidden(m);
+          std::memcpy(out + st[t], ch.active.data(), sizeof(int32_t) * ch.n_active);
+          st[t + 1] = st[t] + ch.n_active;
+          rec.z[std::size_t(c) * T + t] = ch.z;
+          ch.step_visible(m);
+        }
+      });
     err.rethrow();
   }
 
@@ -320,19 +321,20 @@ class Chains {
     const int C = size();
     RegionError err;
 #pragma omp parallel for schedule(dynamic, 1) if (C > 1) num_threads(n_threads())
-    for (int c = 0; c < C; ++c) err.run([&] {
-      ChainState& ch = chains[c];
-      for (long t = 0; t < burn_in; ++t) {
-        ch.step_hidden(m);
-        ch.step_visible(m);
-      }
-      uint64_t* o = out + std::size_t(c) * T;
-      for (long t = 0; t < T; ++t) {
-        ch.step_hidden(m);
-        o[t] = ch.z;
-        ch.step_visible(m);
-      }
-    });
+    for (int c = 0; c < C; ++c)
+      err.run([&] {
+        ChainState& ch = chains[c];
+        for (long t = 0; t < burn_in; ++t) {
+          ch.step_hidden(m);
+          ch.step_visible(m);
+        }
+        uint64_t* o = out + std::size_t(c) * T;
+        for (long t = 0; t < T; ++t) {
+          ch.step_hidden(m);
+          o[t] = ch.z;
+          ch.step_visible(m);
+        }
+      });
     err.rethrow();
   }
 
@@ -342,24 +344,25 @@ class Chains {
     const int C = size(), D = m.s.D;
     RegionError err;
 #pragma omp parallel for schedule(dynamic, 1) if (C > 1) num_threads(n_threads())
-    for (int c = 0; c < C; ++c) err.run([&] {
-      ChainState& ch = chains[c];
-      for (long t = 0; t < burn_in; ++t) {
-        ch.step_hidden(m);
-        ch.step_visible(m);
-      }
-      for (long k = 0; k < per_chain; ++k) {
-        for (long t = 0; t < thin; ++t) {
+    for (int c = 0; c < C; ++c)
+      err.run([&] {
+        ChainState& ch = chains[c];
+        for (long t = 0; t < burn_in; ++t) {
           ch.step_hidden(m);
           ch.step_visible(m);
         }
-        const std::size_t row = std::size_t(c) * per_chain + k;
-        uint8_t* x = X + row * D;
-        std::memset(x, 0, D);
-        for (int j = 0; j < ch.n_active; ++j) x[ch.active[j]] = 1;
-        Z[row] = ch.z;
-      }
-    });
+        for (long k = 0; k < per_chain; ++k) {
+          for (long t = 0; t < thin; ++t) {
+            ch.step_hidden(m);
+            ch.step_visible(m);
+          }
+          const std::size_t row = std::size_t(c) * per_chain + k;
+          uint8_t* x = X + row * D;
+          std::memset(x, 0, D);
+          for (int j = 0; j < ch.n_active; ++j) x[ch.active[j]] = 1;
+          Z[row] = ch.z;
+        }
+      });
     err.rethrow();
   }
 };

@@ -41,8 +41,8 @@ inline void log_forward_pieces(const ForwardFields& f, const std::vector<Span>& 
     const int t = int(k / row_pieces);
     const long r = k % row_pieces;
     err.run([&] {
-      sum_rows_tile(f.H.data(), Uq, X.data(), r * kRowPiece, std::min(N, (r + 1) * kRowPiece), init,
-                    tiles.begin(t), tiles.end(t), out, ld, U, scratch.data());
+      sum_rows_tile(f.H.data(), Uq, X.data(), r * kRowPiece, std::min(N, (r + 1) * kRowPiece), init, tiles.begin(t),
+                    tiles.end(t), out, ld, U, scratch.data());
     });
   }
   err.rethrow();
@@ -188,29 +188,30 @@ class EnumeratedLikelihood {
         v.resize(std::size_t(n_states));
       });
 #pragma omp for schedule(dynamic, 8)
-      for (long n = 0; n < N; ++n) err.run([&] {
-        sum_rows(table_.data(), Lw_, X[n], zero.data(), r.data(), Lw_);
-        // Subset sums: S(j) = S(j without its highest bit) + r[highest bit].
-        s_lo[0] = 0.0;
-        for (std::size_t j = 1; j < s_lo.size(); ++j) {
-          int hb = 63 - __builtin_clzll(j);
-          s_lo[j] = s_lo[j ^ (std::size_t(1) << hb)] + r[hb];
-        }
-        s_hi[0] = 0.0;
-        for (std::size_t j = 1; j < s_hi.size(); ++j) {
-          int hb = 63 - __builtin_clzll(j);
-          s_hi[j] = s_hi[j ^ (std::size_t(1) << hb)] + r[n_low + hb];
-        }
-        const std::size_t n_lo = s_lo.size();
-        for (std::size_t hi = 0; hi < s_hi.size(); ++hi) {  // vectorizes: no reduction inside
-          const double sh = s_hi[hi];
-          const double* bz = base_.data() + hi * n_lo;
-          double* vz = v.data() + hi * n_lo;
-          for (std::size_t j = 0; j < n_lo; ++j) vz[j] = bz[j] + (sh + s_lo[j]);
-        }
-        const double mx = max_of(v.data(), n_states);
-        out[n] = std::isfinite(mx) ? r[L_] + mx + std::log(sum_exp_shifted(v.data(), n_states, mx)) : mx;
-      });
+      for (long n = 0; n < N; ++n)
+        err.run([&] {
+          sum_rows(table_.data(), Lw_, X[n], zero.data(), r.data(), Lw_);
+          // Subset sums: S(j) = S(j without its highest bit) + r[highest bit].
+          s_lo[0] = 0.0;
+          for (std::size_t j = 1; j < s_lo.size(); ++j) {
+            int hb = 63 - __builtin_clzll(j);
+            s_lo[j] = s_lo[j ^ (std::size_t(1) << hb)] + r[hb];
+          }
+          s_hi[0] = 0.0;
+          for (std::size_t j = 1; j < s_hi.size(); ++j) {
+            int hb = 63 - __builtin_clzll(j);
+            s_hi[j] = s_hi[j ^ (std::size_t(1) << hb)] + r[n_low + hb];
+          }
+          const std::size_t n_lo = s_lo.size();
+          for (std::size_t hi = 0; hi < s_hi.size(); ++hi) {  // vectorizes: no reduction inside
+            const double sh = s_hi[hi];
+            const double* bz = base_.data() + hi * n_lo;
+            double* vz = v.data() + hi * n_lo;
+            for (std::size_t j = 0; j < n_lo; ++j) vz[j] = bz[j] + (sh + s_lo[j]);
+          }
+          const double mx = max_of(v.data(), n_states);
+          out[n] = std::isfinite(mx) ? r[L_] + mx + std::log(sum_exp_shifted(v.data(), n_states, mx)) : mx;
+        });
     }
     err.rethrow();
     return out;

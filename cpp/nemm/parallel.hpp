@@ -64,9 +64,7 @@ class RegionError {
     if (failed_.load(std::memory_order_relaxed)) return;
     try {
       std::forward<F>(f)();
-    } catch (...) {
-      keep(std::current_exception());
-    }
+    } catch (...) { keep(std::current_exception()); }
   }
 
   // f() even after a failure, keeping its exception: for a call that holds worksharing
@@ -75,9 +73,7 @@ class RegionError {
   void always(F&& f) noexcept {
     try {
       std::forward<F>(f)();
-    } catch (...) {
-      keep(std::current_exception());
-    }
+    } catch (...) { keep(std::current_exception()); }
   }
 
   // After the region: throw what was kept.

@@ -56,8 +56,8 @@ inline std::string unresolvable(const Params& p) {
   if (scale <= kMaxParameterScale) return std::string();
   char buf[160];
   std::snprintf(buf, sizeof buf,
-                "the parameters outgrew what ln Z can resolve: their magnitudes sum to %.3g, more than %.0e",
-                scale, kMaxParameterScale);
+                "the parameters outgrew what ln Z can resolve: their magnitudes sum to %.3g, more than %.0e", scale,
+                kMaxParameterScale);
   return buf;
 }
 

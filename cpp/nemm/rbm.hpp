@@ -130,16 +130,17 @@ inline VisibleSums visible_sums(const Model& m, const RBMRows& rows, const std::
       });
     const long per_block = tiles.count * i_pieces, k_moments = moments ? B * per_block : 0;
 #pragma omp for schedule(dynamic, 1)
-    for (long k = 0; k < k_moments; ++k) err.run([&] {
-      const long b = k / per_block, n0 = b * kBlock, n1 = std::min(N, n0 + kBlock);
-      const int t = int(k % per_block / i_pieces), i0 = int(k % i_pieces * kRowPiece);
-      const int c0 = tiles.begin(t), c1 = tiles.end(t);
-      gather_rows_tile(acc[b].data(), W, pix[b], q.data() + std::size_t(n0) * W, std::size_t(W), c0, c1, i0,
-                       int(std::min<long>(D, i0 + kRowPiece)));
-      if (i0 > 0) return;
-      for (long n = n0; n < n1; ++n)
-        for (int j = c0; j < std::min(c1, L); ++j) hs[b][j] += q(n, j);
-    });
+    for (long k = 0; k < k_moments; ++k)
+      err.run([&] {
+        const long b = k / per_block, n0 = b * kBlock, n1 = std::min(N, n0 + kBlock);
+        const int t = int(k % per_block / i_pieces), i0 = int(k % i_pieces * kRowPiece);
+        const int c0 = tiles.begin(t), c1 = tiles.end(t);
+        gather_rows_tile(acc[b].data(), W, pix[b], q.data() + std::size_t(n0) * W, std::size_t(W), c0, c1, i0,
+                         int(std::min<long>(D, i0 + kRowPiece)));
+        if (i0 > 0) return;
+        for (long n = n0; n < n1; ++n)
+          for (int j = c0; j < std::min(c1, L); ++j) hs[b][j] += q(n, j);
+      });
   }
   err.rethrow();
   for (long b = 0; b < B; ++b) {
@@ -194,63 +195,64 @@ inline HiddenSums enumerate_hidden(const Model& m, bool moments = true, const st
   RegionError err;
   std::atomic<bool> stopped{false};
 #pragma omp parallel for schedule(static) if (B > 1) num_threads(n_threads())
-  for (long blk = 0; blk < long(B); ++blk) err.run([&] {
-    const uint64_t k0 = S * uint64_t(blk) / B, k1 = S * uint64_t(blk + 1) / B;
-    Eigen::VectorXd field(D), sig(D), e(D);
-    std::vector<double*> targets(std::size_t(L) + 1);  // the sums that p(h) sigmoid(w h + a) goes into
-    if (moments) {
-      accw[blk].setZero(D, L);
-      acca[blk].setZero(D);
-      acch[blk].setZero(L);
-    }
-    double m_b = -std::numeric_limits<double>::infinity(), tot = 0;
-    uint64_t prev = 0;
-    for (uint64_t k = k0; k < k1; ++k) {
-      if ((k & 0xfff) == 0 && should_stop(stopped, stop)) break;
-      // Binary: the k-th state in Gray-code order, so that successive fields differ by one
-      // column of w; the block's first field is built from scratch.
-      const uint64_t code = s.hidden == Hidden::OneHot ? k : (k ^ (k >> 1));
-      if (s.hidden == Hidden::OneHot) {
-        add_vectors(field.data(), m.p.a.data(), m.p.w.col(int(code)).data(), D);
-      } else if (k == k0) {
-        field = m.p.a;
+  for (long blk = 0; blk < long(B); ++blk)
+    err.run([&] {
+      const uint64_t k0 = S * uint64_t(blk) / B, k1 = S * uint64_t(blk + 1) / B;
+      Eigen::VectorXd field(D), sig(D), e(D);
+      std::vector<double*> targets(std::size_t(L) + 1);  // the sums that p(h) sigmoid(w h + a) goes into
+      if (moments) {
+        accw[blk].setZero(D, L);
+        acca[blk].setZero(D);
+        acch[blk].setZero(L);
+      }
+      double m_b = -std::numeric_limits<double>::infinity(), tot = 0;
+      uint64_t prev = 0;
+      for (uint64_t k = k0; k < k1; ++k) {
+        if ((k & 0xfff) == 0 && should_stop(stopped, stop)) break;
+        // Binary: the k-th state in Gray-code order, so that successive fields differ by one
+        // column of w; the block's first field is built from scratch.
+        const uint64_t code = s.hidden == Hidden::OneHot ? k : (k ^ (k >> 1));
+        if (s.hidden == Hidden::OneHot) {
+          add_vectors(field.data(), m.p.a.data(), m.p.w.col(int(code)).data(), D);
+        } else if (k == k0) {
+          field = m.p.a;
+          for (int b = 0; b < L; ++b)
+            if ((code >> b) & 1u) add_to(field.data(), m.p.w.col(b).data(), D);
+        } else {
+          const int b = __builtin_ctzll(code ^ prev);
+          if ((code >> b) & 1u)
+            add_to(field.data(), m.p.w.col(b).data(), D);
+          else
+            subtract_from(field.data(), m.p.w.col(b).data(), D);
+        }
+        prev = code;
+        double lw = softplus_sum_sigmoid(field.data(), D, sig.data(), e.data());
+        for (int b = 0; b < L; ++b) lw += hidden_bit(code, b, s.hidden) * m.p.abar[b];
+        if (lw > m_b + kSlack) {  // rescale what was summed against the old reference
+          const double r = std::isfinite(m_b) ? std::exp(m_b - lw) : 0.0;
+          tot *= r;
+          if (moments) {
+            scale(accw[blk].data(), r, std::size_t(accw[blk].size()));
+            scale(acca[blk].data(), r, std::size_t(D));
+            acch[blk] *= r;
+          }
+          m_b = lw;
+        }
+        const double wt = std::exp(lw - m_b);
+        tot += wt;
+        if (!moments) continue;
+        int k_targets = 0;
+        targets[k_targets++] = acca[blk].data();
         for (int b = 0; b < L; ++b)
-          if ((code >> b) & 1u) add_to(field.data(), m.p.w.col(b).data(), D);
-      } else {
-        const int b = __builtin_ctzll(code ^ prev);
-        if ((code >> b) & 1u)
-          add_to(field.data(), m.p.w.col(b).data(), D);
-        else
-          subtract_from(field.data(), m.p.w.col(b).data(), D);
+          if (hidden_bit(code, b, s.hidden) != 0.0) {
+            targets[k_targets++] = accw[blk].col(b).data();
+            acch[blk][b] += wt;
+          }
+        add_scaled(targets.data(), k_targets, wt, sig.data(), D);
       }
-      prev = code;
-      double lw = softplus_sum_sigmoid(field.data(), D, sig.data(), e.data());
-      for (int b = 0; b < L; ++b) lw += hidden_bit(code, b, s.hidden) * m.p.abar[b];
-      if (lw > m_b + kSlack) {  // rescale what was summed against the old reference
-        const double r = std::isfinite(m_b) ? std::exp(m_b - lw) : 0.0;
-        tot *= r;
-        if (moments) {
-          scale(accw[blk].data(), r, std::size_t(accw[blk].size()));
-          scale(acca[blk].data(), r, std::size_t(D));
-          acch[blk] *= r;
-        }
-        m_b = lw;
-      }
-      const double wt = std::exp(lw - m_b);
-      tot += wt;
-      if (!moments) continue;
-      int k_targets = 0;
-      targets[k_targets++] = acca[blk].data();
-      for (int b = 0; b < L; ++b)
-        if (hidden_bit(code, b, s.hidden) != 0.0) {
-          targets[k_targets++] = accw[blk].col(b).data();
-          acch[blk][b] += wt;
-        }
-      add_scaled(targets.data(), k_targets, wt, sig.data(), D);
-    }
-    mx[blk] = m_b;
-    s0[blk] = tot;
-  });
+      mx[blk] = m_b;
+      s0[blk] = tot;
+    });
   err.rethrow();
   if (stopped.load()) return HiddenSums{};
   double M = -std::numeric_limits<double>::infinity();
