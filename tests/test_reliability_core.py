@@ -200,7 +200,9 @@ def test_rbm_training_that_drives_parameters_beyond_ln_z_stops_and_rolls_back() 
     with pytest.raises(FloatingPointError, match=r"outgrew what ln Z can resolve.*rolled back"):
         m.partial_fit(X, n_epochs=3)
     np.testing.assert_array_equal(m.w_, w)  # the good model is kept
-    assert (m.score_samples(X) <= 0).all()
+    every_x = ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(np.uint8)
+    p = np.exp(m.score_samples(every_x))
+    assert (p <= 1).all() and abs(p.sum() - 1) < 1e-9  # a distribution over the 2^8 images
 
 
 def test_machine_training_at_an_absurd_learning_rate_stops() -> None:
@@ -226,6 +228,46 @@ def test_scores_of_parameters_beyond_ln_z_are_refused(scale: float) -> None:
 
 
 # ---------------------------------------------------------------- Ctrl-C in the RBM's ln Z
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_stops_an_exact_rbm_fit_at_the_largest_exact_layer() -> None:
+    # 2^16 hidden states enumerated at every step (the largest exact gradient): Ctrl-C between
+    # two steps, and the RBM is left at the end of its last complete epoch.
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent("""
+            import numpy as np
+            from nemm import RBM
+            X = (np.random.default_rng(0).random((64, 300)) < 0.3).astype(np.uint8)
+            m = RBM(16, hidden="binary", gradient="exact", n_epochs=10**6, batch_size=8, random_state=0)
+            print("ready", flush=True)
+            try:
+                m.fit(X)
+            except KeyboardInterrupt:
+                assert m.epochs_done_ == len(m.history_["epoch"])
+                print("stopped", flush=True)
+            """),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.5)
+    t0 = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    latency = time.perf_counter() - t0
+    assert proc.returncode == 0, err
+    assert out.split() == ["stopped"]
+    assert latency < 3.0
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("call", ["log_partition()", "score_samples(X)"])
 def test_ctrl_c_stops_the_rbm_enumeration_within_a_second(call: str) -> None:

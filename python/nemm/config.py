@@ -430,7 +430,7 @@ def _parse_data(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]
         try:
             check_readable(path)
         except OSError as exc:
-            raise err("[data] path", exc.strerror) from exc
+            raise err("[data] path", exc.strerror or str(exc)) from exc
     digits = table.get("digits")
     all_digits = digits == "all"
     if all_digits:
