@@ -252,7 +252,7 @@ def read_settings(meta: dict[str, Any], known: Iterable[str], path: Path | str) 
 
 
 def read_history(npz: Any, meta: dict[str, Any], path: Path | str) -> tuple[dict[str, list[Any]], int]:
-    """The history lists and the number of epochs done (one history row per epoch, at most)."""
+    """The history lists and the number of epochs done (at most one history row per epoch)."""
     epochs = meta.get("epochs_done", 0)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"{path}: epochs_done must be a non-negative integer, got {epochs!r}")
@@ -265,10 +265,10 @@ def read_history(npz: Any, meta: dict[str, Any], path: Path | str) -> tuple[dict
         if name not in npz.files:
             continue
         shape = declared_shape(npz, name)[0]
-        if len(shape) != 1 or shape[0] > epochs:
+        if not shape or shape[0] > epochs:  # rows may be vectors (diagnostics' occupancy)
             raise ValueError(
-                f"{path}: {name} has shape {shape}; the history holds one row per epoch, and "
-                f"{epochs} epochs are done"
+                f"{path}: {name} has shape {shape}; the history holds at most one row per epoch, "
+                f"and {epochs} epochs are done"
             )
         history[k] = npz[name].tolist()
     return history, epochs
