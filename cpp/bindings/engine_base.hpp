@@ -67,11 +67,15 @@ class EngineBase {
       py::gil_scoped_release release;
       SignalPoll poll;
       long off = 0;
+      const long n_steps = long(sizes.size());
       outcome = run_steps(
-          tr, long(sizes.size()),
+          tr, n_steps,
           [&](long k) {
             std::string why = step(r + off, long(sz[k]), out + k);
             off += sz[k];
+            // Parameters beyond what ln Z resolves: judged once per call (one pass over them),
+            // which is what a rollback undoes anyway.
+            if (why.empty() && k + 1 == n_steps) why = unresolvable(tr.model.p);
             return why;
           },
           poll);

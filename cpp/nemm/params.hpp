@@ -50,7 +50,7 @@ struct Params {
 // about 1e-4 nats; beyond, ln p is noise, even positive for binary data.
 constexpr double kMaxParameterScale = 1e12;
 
-// "" or why the (finite) parameters are beyond kMaxParameterScale, for a training step.
+// "" or why the (finite) parameters are beyond kMaxParameterScale (checked after training steps).
 inline std::string unresolvable(const Params& p) {
   const double scale = p.w.lpNorm<1>() + p.a.lpNorm<1>() + p.wbar.lpNorm<1>() + p.abar.lpNorm<1>();
   if (scale <= kMaxParameterScale) return std::string();

@@ -451,7 +451,7 @@ class RBMTrainer {
     model.refresh(false);  // wbar = w^T again and the chain's tables; xbar unchanged
     if (times) times->add(at[0], at[1], at[2], StepTimes::now());
     *loglik = g.loglik;
-    if (std::isfinite(model.p.w.sum() + model.p.a.sum() + model.p.abar.sum())) return unresolvable(model.p);
+    if (std::isfinite(model.p.w.sum() + model.p.a.sum() + model.p.abar.sum())) return std::string();
     if (const char* part = rbm_nonfinite_part(g.w, g.a, g.abar))
       return std::string("the gradient of ") + part + " is not finite";
     const char* part = rbm_nonfinite_part(model.p.w, model.p.a, model.p.abar);

@@ -84,7 +84,7 @@ class Trainer {
     if (std::isnan(g.loglik)) return "the log-likelihood estimate is NaN";
     const bool finite = opt.step(model, g, lr, rho, eps, freeze_a);
     if (times) times->add(t0, t1, t2, StepTimes::now());
-    if (finite) return unresolvable(model.p);
+    if (finite) return std::string();
     if (const char* part = nonfinite_part(g.w, g.a, g.wbar, g.abar))
       return std::string("the gradient of ") + part + " is not finite";
     const char* part = nonfinite_part(model.p.w, model.p.a, model.p.wbar, model.p.abar);
