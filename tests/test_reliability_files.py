@@ -184,6 +184,14 @@ def test_more_chains_than_the_settings_say_are_refused(machine: Machine, tmp_pat
         unpickled.__setstate__({"model_npz": path.read_bytes()})
 
 
+def test_a_minibatch_order_longer_than_the_data_is_refused(machine: Machine, tmp_path: Path) -> None:
+    a = arrays_of(machine)
+    a["train/perm"] = np.zeros(10**6, dtype=np.int64)
+    path = write(tmp_path / "perm.npz", a)
+    with pytest.raises(ValueError, match=rf"{path}: train/perm has shape \(1000000,\).*40 rows"):
+        nemm.load(path)
+
+
 def test_deeply_nested_metadata_is_refused(machine: Machine, tmp_path: Path) -> None:
     a = arrays_of(machine)
     a["metadata"] = np.array("[" * 100_000 + "]" * 100_000)

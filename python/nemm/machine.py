@@ -673,8 +673,12 @@ class Machine(Estimator):
         """Chains, optimizer and minibatch stream of a version-2 file, back into the engine."""
         n_chains = self._cfg["n_chains"]
         n = train.get("n_samples") if isinstance(train, dict) else None
-        if n_chains is None and isinstance(n, int) and not isinstance(n, bool) and n >= 1:
-            n_chains = resolve_recipe(self._cfg, n)["n_chains"]  # what the run had chosen
+        if isinstance(n, int) and not isinstance(n, bool) and n >= 1:
+            if n_chains is None:
+                n_chains = resolve_recipe(self._cfg, n)["n_chains"]  # what the run had chosen
+            perm = model_file.declared_shape(npz, "train/perm")[0] if "train/perm" in npz.files else (n,)
+            if perm != (n,):  # checked before it is read: one entry per row of the training data
+                raise ValueError(f"{path}: train/perm has shape {perm}, but the training data had {n} rows")
         a = model_file.read_training_arrays(npz, train, TRAIN_ARRAYS, path, n_chains=n_chains)
         engine = self._require_fitted()
         try:
