@@ -36,6 +36,9 @@ class EngineBase {
 
   py::array_t<uint8_t> chain_states() const { return visible_states_of(tr.chains, settings().D); }
 
+  // "" or why the parameters are beyond what ln Z can resolve (the check of every training step).
+  std::string unresolvable_params() const { return unresolvable(tr.model.p); }
+
   // The whole state of the persistent chains, for an exact resume (chain_state.hpp).
   py::dict chain_state() const { return chain_state_of(tr.chains, settings().D); }
 
@@ -64,11 +67,15 @@ class EngineBase {
       py::gil_scoped_release release;
       SignalPoll poll;
       long off = 0;
+      const long n_steps = long(sizes.size());
       outcome = run_steps(
-          tr, long(sizes.size()),
+          tr, n_steps,
           [&](long k) {
             std::string why = step(r + off, long(sz[k]), out + k);
             off += sz[k];
+            // Parameters beyond what ln Z resolves: judged once per call (one pass over them),
+            // which is what a rollback undoes anyway.
+            if (why.empty() && k + 1 == n_steps) why = unresolvable(tr.model.p);
             return why;
           },
           poll);

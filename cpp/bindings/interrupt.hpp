@@ -7,6 +7,7 @@
 #pragma once
 #include <pybind11/pybind11.h>
 
+#include <functional>
 #include <string>
 
 #include "nemm/pieces.hpp"
@@ -27,6 +28,12 @@ class SignalPoll : public PieceClock {
     return PyErr_CheckSignals() != 0;
   }
 };
+
+// A stop test for core calls that take one (enumerate_hidden): asks `poll` and, once it said
+// yes, keeps saying yes; `interrupted` tells the caller to raise (with the GIL).
+inline std::function<bool()> poll_stop(SignalPoll& poll, bool& interrupted) {
+  return [&poll, &interrupted] { return interrupted = interrupted || poll.interrupted(); };
+}
 
 // With the GIL, after run_steps (nemm/pieces.hpp) with a SignalPoll: KeyboardInterrupt (already
 // set by the signal handler) or FloatingPointError naming the step, and `epoch` when it is >= 0

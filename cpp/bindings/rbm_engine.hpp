@@ -137,17 +137,32 @@ class RBMEngine : public EngineBase<RBMTrainer> {
     });
   }
 
+  // ln Z and ln p enumerate up to 2^24 hidden states (seconds): Ctrl-C stops them.
   double log_partition() const {
     require_enumerable();
+    SignalPoll poll;
+    bool interrupted = false;
+    double log_Z;
+    {
     py::gil_scoped_release release;
-    return enumerate_hidden(tr.model, false).log_Z;
+      log_Z = enumerate_hidden(tr.model, false, poll_stop(poll, interrupted)).log_Z;
+    }
+    if (interrupted) throw py::error_already_set();
+    return log_Z;
   }
 
   Eigen::VectorXd log_likelihood(const U8Array& X) const {
     require_enumerable();
     const SparseRows xs = rows_of(X, settings().D, "X");
+    SignalPoll poll;
+    bool interrupted = false;
+    Eigen::VectorXd out;
+    {
     py::gil_scoped_release release;
-    return rbm_log_likelihood(tr.model, xs.spans());
+      out = rbm_log_likelihood(tr.model, xs.spans(), poll_stop(poll, interrupted));
+    }
+    if (interrupted) throw py::error_already_set();
+    return out;
   }
 
   py::dict exact_gradient(const U8Array& X) const {

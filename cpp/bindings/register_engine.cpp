@@ -60,6 +60,8 @@ void register_engine(py::module_& m) {
           "Zero the RMSprop accumulators (mean squared gradients) of w, a, wbar, abar.")
       .def("chain_states", py::method_adaptor<Engine>(&Engine::chain_states),
            "The current visible states x' of the persistent chains, uint8 (n_chains, D).")
+      .def("unresolvable_params", py::method_adaptor<Engine>(&Engine::unresolvable_params),
+           "'' or why the parameters are beyond what ln Z can resolve (then training stops).")
       .def("chain_state", py::method_adaptor<Engine>(&Engine::chain_state),
            "The whole state of the persistent chains, for an exact resume: a dict with visible uint8\n"
            "(n_chains, D) (x'), z uint64 (n_chains,) (the last hidden state, as a code), rng uint64\n"

@@ -44,6 +44,8 @@ void register_rbm(py::module_& m) {
            "drawn from xbar or given as an (n_chains, D) array.")
       .def("chain_states", py::method_adaptor<RBMEngine>(&RBMEngine::chain_states),
            "Visible states of the persistent chains, (n_chains, D).")
+      .def("unresolvable_params", py::method_adaptor<RBMEngine>(&RBMEngine::unresolvable_params),
+           "'' or why the parameters are beyond what ln Z can resolve (then training stops).")
       .def("chain_state", py::method_adaptor<RBMEngine>(&RBMEngine::chain_state),
            "The whole state of the persistent chains for an exact resume: dict visible (n_chains, D) uint8, "
            "z (n_chains,) uint64, rng (n_chains, 4) uint64, lanes (n_chains, 4, 8) uint32.")

@@ -302,40 +302,46 @@ class Chains {
   void run(const Model& m, int T, Recording& rec) {
     const int C = size(), D = m.s.D, W = state_words(m.s);
     rec.reserve(C, T, D, W);
-#pragma omp parallel for schedule(dynamic, 1) if (C > 1)
-    for (int c = 0; c < C; ++c) {
-      ChainState& ch = chains[c];
-      int32_t* out = rec.idx[c].data();
-      int64_t* st = rec.start[c].data();
-      st[0] = 0;
-      for (int t = 0; t < T; ++t) {
-        ch.step_hidden(m);
-        std::memcpy(out + st[t], ch.active.data(), sizeof(int32_t) * ch.n_active);
-        st[t + 1] = st[t] + ch.n_active;
-        std::copy_n(ch.z.data(), W, rec.z.data() + (std::size_t(c) * T + t) * W);
-        ch.step_visible(m);
-      }
-    }
+    RegionError err;
+#pragma omp parallel for schedule(dynamic, 1) if (C > 1) num_threads(n_threads())
+    for (int c = 0; c < C; ++c)
+      err.run([&] {
+        ChainState& ch = chains[c];
+        int32_t* out = rec.idx[c].data();
+        int64_t* st = rec.start[c].data();
+        st[0] = 0;
+        for (int t = 0; t < T; ++t) {
+          ch.step_hidden(m);
+          std::memcpy(out + st[t], ch.active.data(), sizeof(int32_t) * ch.n_active);
+          st[t + 1] = st[t] + ch.n_active;
+          std::copy_n(ch.z.data(), W, rec.z.data() + (std::size_t(c) * T + t) * W);
+          ch.step_visible(m);
+        }
+      });
+    err.rethrow();
   }
 
   // Hidden trajectory z(0..T-1) of every chain after `burn_in` unrecorded double steps, states
   // of state_words(m.s) words.
   void hidden_trajectory(const Model& m, long burn_in, long T, uint64_t* out) {
     const int C = size(), W = state_words(m.s);
-#pragma omp parallel for schedule(dynamic, 1) if (C > 1)
-    for (int c = 0; c < C; ++c) {
-      ChainState& ch = chains[c];
-      for (long t = 0; t < burn_in; ++t) {
-        ch.step_hidden(m);
-        ch.step_visible(m);
-      }
-      uint64_t* o = out + std::size_t(c) * T * W;
-      for (long t = 0; t < T; ++t) {
-        ch.step_hidden(m);
-        std::copy_n(ch.z.data(), W, o + std::size_t(t) * W);
-        ch.step_visible(m);
-      }
-    }
+    RegionError err;
+#pragma omp parallel for schedule(dynamic, 1) if (C > 1) num_threads(n_threads())
+    for (int c = 0; c < C; ++c)
+      err.run([&] {
+        ChainState& ch = chains[c];
+        for (long t = 0; t < burn_in; ++t) {
+          ch.step_hidden(m);
+          ch.step_visible(m);
+        }
+        uint64_t* o = out + std::size_t(c) * T * W;
+        for (long t = 0; t < T; ++t) {
+          ch.step_hidden(m);
+          std::copy_n(ch.z.data(), W, o + std::size_t(t) * W);
+          ch.step_visible(m);
+        }
+      });
+    err.rethrow();
   }
 
   // Visible samples: after burn_in double steps, every `thin` steps, per_chain states per chain.
@@ -343,25 +349,28 @@ class Chains {
   // (state_words(m.s) words each).
   void sample(const Model& m, long burn_in, long thin, long per_chain, uint8_t* X, uint64_t* Z) {
     const int C = size(), D = m.s.D, W = state_words(m.s);
-#pragma omp parallel for schedule(dynamic, 1) if (C > 1)
-    for (int c = 0; c < C; ++c) {
-      ChainState& ch = chains[c];
-      for (long t = 0; t < burn_in; ++t) {
-        ch.step_hidden(m);
-        ch.step_visible(m);
-      }
-      for (long k = 0; k < per_chain; ++k) {
-        for (long t = 0; t < thin; ++t) {
+    RegionError err;
+#pragma omp parallel for schedule(dynamic, 1) if (C > 1) num_threads(n_threads())
+    for (int c = 0; c < C; ++c)
+      err.run([&] {
+        ChainState& ch = chains[c];
+        for (long t = 0; t < burn_in; ++t) {
           ch.step_hidden(m);
           ch.step_visible(m);
         }
-        const std::size_t row = std::size_t(c) * per_chain + k;
-        uint8_t* x = X + row * D;
-        std::memset(x, 0, D);
-        for (int j = 0; j < ch.n_active; ++j) x[ch.active[j]] = 1;
-        std::copy_n(ch.z.data(), W, Z + row * W);
-      }
-    }
+        for (long k = 0; k < per_chain; ++k) {
+          for (long t = 0; t < thin; ++t) {
+            ch.step_hidden(m);
+            ch.step_visible(m);
+          }
+          const std::size_t row = std::size_t(c) * per_chain + k;
+          uint8_t* x = X + row * D;
+          std::memset(x, 0, D);
+          for (int j = 0; j < ch.n_active; ++j) x[ch.active[j]] = 1;
+          std::copy_n(ch.z.data(), W, Z + row * W);
+        }
+      });
+    err.rethrow();
   }
 };
 

@@ -224,19 +224,22 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
   pix_X.build(X.data(), N, D);
   pix_Xp.build(Xp.data(), S, D);
   const double work_size = 2.0 * (active_pixels(X) * Uq + active_pixels(Xp) * Lq);
-#pragma omp parallel if (worth_threads(work_size, 8))
+  RegionError err;
+#pragma omp parallel if (worth_threads(work_size, 8)) num_threads(n_threads())
   {
-    std::vector<double> scratch(std::size_t(std::max(tiles_L.width, tiles_U.width))), shift, e, ur;
+    std::vector<double> scratch, shift, e, ur;
+    err.run([&] { scratch.resize(std::size_t(std::max(tiles_L.width, tiles_U.width))); });
     if (!onehot) {
-      forward_fields_pieces(s, m.p, idx.states, w.fields);
+      err.always([&] { forward_fields_pieces(s, m.p, idx.states, w.fields); });
 #pragma omp single
-      log_forward_init(f, init);
+      err.run([&] { log_forward_init(f, init); });
     }
     // The x -> z fields u = wbar (x' - xbar) + abar of the pairs (eqs. 11, 17) and log A(z_u, x_n) of
     // the minibatch rows.
     const long k_fields = tiles_L.count * s_pieces, k_logA = tiles_U.count * n_pieces;
 #pragma omp for schedule(dynamic, 1)
-    for (long k = 0; k < k_fields + k_logA; ++k) {
+    for (long k = 0; k < k_fields + k_logA; ++k)
+      err.run([&] {
       if (k < k_fields) {
         const int t = int(k / s_pieces);
         const long r = k % s_pieces;
@@ -249,40 +252,42 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
         sum_rows_tile(f.H.data(), Uq, X.data(), r * kRowPiece, std::min(N, (r + 1) * kRowPiece), init.data(),
                       tiles_U.begin(t), tiles_U.end(t), w.Q.data(), std::size_t(U), U, scratch.data());
       }
-    }
+      });
     // The x -> z probabilities of the pairs; with the sampled counts, the rows' weights too.
 #pragma omp for schedule(dynamic, 1)
-    for (long k = 0; k < s_pieces + (counts_known ? n_pieces : 0); ++k) {
+    for (long k = 0; k < s_pieces + (counts_known ? n_pieces : 0); ++k)
+      err.run([&] {
       if (k < s_pieces)
         backward_probs_range(s, w.u.data(), k * kRowPiece, std::min(S, (k + 1) * kRowPiece), Lq, w.mu.data(),
                              w.gain.data(), shift, e, ur);
       else
         weigh_rows(k - s_pieces, shift, e);
-    }
+      });
     if (!counts_known) {
 #pragma omp single
-      {
+      err.run([&] {
         idx.count = w.mu.colwise().sum().transpose();
         log_count = idx.count.array().log().transpose();
-      }
+      });
 #pragma omp for schedule(dynamic, 1)
-      for (long r = 0; r < n_pieces; ++r) weigh_rows(r, shift, e);
+      for (long r = 0; r < n_pieces; ++r) err.run([&] { weigh_rows(r, shift, e); });
     }
 #pragma omp single
-    {
+    err.run([&] {
       for (long n = 0; n < N; ++n) ll += w.lse[std::size_t(n)] - log_S;
       C = w.Qp.leftCols(U).colwise().sum();
       if (rao_blackwell) {
         c.resize(L);
         for (int b = 0; b < L; ++b) c[b] = idx.count[b] > 0 ? C[b] / idx.count[b] : 0.0;
       }
-    }
+    });
     // Eqs. 16a-b, G[:, u] = sum_n Q[n, u] x_n - (sum_n Q[n, u]) mu_{x|z_u}, per tile of states and
     // piece of pixels (one-hot: with those entries of g.w, z_u = e_u); and the pairs'
     // contributions to 16c-d.
     const long k_G = tiles_U.count * i_pieces;
 #pragma omp for schedule(dynamic, 1)
-    for (long k = 0; k < k_G + s_pieces; ++k) {
+    for (long k = 0; k < k_G + s_pieces; ++k)
+      err.run([&] {
       if (k < k_G) {
         const int c0 = tiles_U.begin(int(k / i_pieces)), c1 = tiles_U.end(int(k / i_pieces));
         const int i0 = int((k % i_pieces) * kRowPiece), i1 = int(std::min<long>(D, i0 + kRowPiece));
@@ -295,17 +300,20 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
         pair_deltas(s, idx, Z, C.data(), rao_blackwell ? c.data() : nullptr, w.mu, w.gain, r * kRowPiece,
                     std::min(S, (r + 1) * kRowPiece), w.delta);
       }
-    }
+      });
 #pragma omp single
+    err.run([&] {
     for (long smp = 0; smp < S; ++smp) {
       const double* delta = w.delta.data() + std::size_t(smp) * Lq;
       for (int b = 0; b < L; ++b) g.abar[b] += delta[b];
     }
+    });
     // Eqs. 16c-d with 17 per tile of hidden units and piece of pixels, with those entries of
     // g.wbar; one-hot: g.a per piece of pixels.
     const long k_acc = tiles_L.count * i_pieces, k_a = onehot ? i_pieces : 0;
 #pragma omp for schedule(dynamic, 1)
-    for (long k = 0; k < k_acc + k_a; ++k) {
+    for (long k = 0; k < k_acc + k_a; ++k)
+      err.run([&] {
       if (k < k_acc) {
         const int c0 = tiles_L.begin(int(k / i_pieces)), c1 = tiles_L.end(int(k / i_pieces));
         const int i0 = int((k % i_pieces) * kRowPiece), i1 = int(std::min<long>(D, i0 + kRowPiece));
@@ -314,10 +322,12 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
                                    g.wbar.data());
       } else {
         const long r = k - k_acc;
-        ordered_row_sums(g.w.data(), D, U, int(r * kRowPiece), int(std::min<long>(D, (r + 1) * kRowPiece)), g.a.data());
-      }
+          ordered_row_sums(g.w.data(), D, U, int(r * kRowPiece), int(std::min<long>(D, (r + 1) * kRowPiece)),
+                           g.a.data());
     }
+      });
   }
+  err.rethrow();
   g.loglik = ll / double(N);
   if (!onehot) {
     const RowMatrixXd G = w.Gp.leftCols(U) - (f.mu.array().rowwise() * C.array()).matrix();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "math.hpp"
+#include "parallel.hpp"
 #include "params.hpp"
 #include "simd.hpp"
 
@@ -277,10 +278,16 @@ constexpr int kStatePiece = 16;
 inline void forward_fields_pieces(const Settings& s, const Params& p, const std::vector<uint64_t>& states,
                                   ForwardFields& f) {
   const int U = int(states.size() / std::size_t(state_words(s)));
-  std::vector<double> h(s.D), e(s.D);
+  RegionError err;  // this thread's: rethrown after the loop, which every thread meets
+  std::vector<double> h, e;
+  err.run([&] {
+    h.resize(std::size_t(s.D));
+    e.resize(std::size_t(s.D));
+  });
 #pragma omp for schedule(dynamic, 1)
   for (int u0 = 0; u0 < U; u0 += kStatePiece)
-    forward_fields_range(s, p, states, u0, std::min(U, u0 + kStatePiece), f, h.data(), e.data());
+    err.run([&] { forward_fields_range(s, p, states, u0, std::min(U, u0 + kStatePiece), f, h.data(), e.data()); });
+  err.rethrow();
 }
 
 // Fills f (reusing its storage): the fields of the given hidden states (rows of state_words(s)
@@ -295,8 +302,10 @@ inline void compute_forward_fields(const Settings& s, const Params& p, const std
     forward_fields_range(s, p, states, 0, U, f, f.h.data(), f.e.data());
     return;
   }
-#pragma omp parallel
-  forward_fields_pieces(s, p, states, f);
+  RegionError err;
+#pragma omp parallel num_threads(n_threads())
+  err.always([&] { forward_fields_pieces(s, p, states, f); });
+  err.rethrow();
 }
 
 inline ForwardFields compute_forward_fields(const Settings& s, const Params& p, const std::vector<uint64_t>& states) {

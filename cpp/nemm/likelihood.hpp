@@ -33,14 +33,19 @@ inline void log_forward_pieces(const ForwardFields& f, const std::vector<Span>& 
   const int U = int(f.sp.size()), Uq = int(f.H.cols());
   const ColumnTiles tiles(Uq, int(f.H.rows()));
   const long row_pieces = (N + kRowPiece - 1) / kRowPiece;
-  std::vector<double> scratch(std::size_t(tiles.width));
+  RegionError err;  // this thread's: rethrown after the loop, which every thread meets
+  std::vector<double> scratch;
+  err.run([&] { scratch.resize(std::size_t(tiles.width)); });
 #pragma omp for schedule(dynamic, 1)
   for (long k = 0; k < tiles.count * row_pieces; ++k) {
     const int t = int(k / row_pieces);
     const long r = k % row_pieces;
-    sum_rows_tile(f.H.data(), Uq, X.data(), r * kRowPiece, std::min(N, (r + 1) * kRowPiece), init, tiles.begin(t),
-                  tiles.end(t), out, ld, U, scratch.data());
+    err.run([&] {
+      sum_rows_tile(f.H.data(), Uq, X.data(), r * kRowPiece, std::min(N, (r + 1) * kRowPiece), init, tiles.begin(t),
+                    tiles.end(t), out, ld, U, scratch.data());
+    });
   }
+  err.rethrow();
 }
 
 // The number of active pixels of all rows: the work of a sum over the rows is this times a width.
@@ -58,8 +63,10 @@ inline void log_forward_kernel(const ForwardFields& f, const std::vector<Span>& 
   out.resize(long(X.size()), U);
   std::vector<double> init;
   log_forward_init(f, init);
-#pragma omp parallel if (worth_threads(active_pixels(X) * double(f.H.cols())))
-  log_forward_pieces(f, X, init.data(), out.data(), std::size_t(U));
+  RegionError err;
+#pragma omp parallel if (worth_threads(active_pixels(X) * double(f.H.cols()))) num_threads(n_threads())
+  err.always([&] { log_forward_pieces(f, X, init.data(), out.data(), std::size_t(U)); });
+  err.rethrow();
 }
 
 // Binary hidden layers up to this many units: ln p may enumerate all 2^L states (65,536).
@@ -75,9 +82,14 @@ inline void binary_normalizers(const Settings& s, const Params& p, std::vector<d
   const int D = s.D, L = s.L, k = std::min(L, 6);
   const long n_lo = 1L << k;
   c.assign(std::size_t(1) << L, 0.0);
-#pragma omp parallel if (L > 8)
+  RegionError err;
+#pragma omp parallel if (L > 8) num_threads(n_threads())
   {
-    std::vector<double> hs(std::size_t(L - k + 1) * D), e(D);  // h along the current path
+    std::vector<double> hs, e;  // h along the current path
+    err.run([&] {
+      hs.resize(std::size_t(L - k + 1) * D);
+      e.resize(std::size_t(D));
+    });
     auto visit = [&](auto& self, int depth, uint64_t code, int from) -> void {
       const double* hp = hs.data() + std::size_t(depth) * D;
       double* hc = hs.data() + std::size_t(depth + 1) * D;
@@ -90,18 +102,20 @@ inline void binary_normalizers(const Settings& s, const Params& p, std::vector<d
       }
     };
 #pragma omp for schedule(dynamic, 1)
-    for (long lo = 0; lo < n_lo; ++lo) {
-      double* h0 = hs.data();
-      for (int i = 0; i < D; ++i) h0[i] = p.a[i];
-      for (int b = 0; b < k; ++b)
-        if ((lo >> b) & 1) {
-          const double* wb = p.w.col(b).data();
-          for (int i = 0; i < D; ++i) h0[i] += wb[i];
-        }
-      c[lo] = softplus_sum(h0, D, e.data());
-      visit(visit, 0, uint64_t(lo), k);
-    }
+    for (long lo = 0; lo < n_lo; ++lo)
+      err.run([&] {
+        double* h0 = hs.data();
+        for (int i = 0; i < D; ++i) h0[i] = p.a[i];
+        for (int b = 0; b < k; ++b)
+          if ((lo >> b) & 1) {
+            const double* wb = p.w.col(b).data();
+            for (int i = 0; i < D; ++i) h0[i] += wb[i];
+          }
+        c[lo] = softplus_sum(h0, D, e.data());
+        visit(visit, 0, uint64_t(lo), k);
+      });
   }
+  err.rethrow();
 }
 
 // sum_j exp(v[j] - mx) over n entries (mx = max_j v[j], finite), in 8 interleaved partial sums
@@ -163,34 +177,43 @@ class EnumeratedLikelihood {
     const int n_low = L_ / 2, n_high = L_ - n_low;
     const std::vector<double> zero(Lw_, 0.0);
     Eigen::VectorXd out(N);
-#pragma omp parallel if (N * n_states > (1L << 16))
+    RegionError err;
+#pragma omp parallel if (N * n_states > (1L << 16)) num_threads(n_threads())
     {
-      std::vector<double> r(Lw_), s_lo(std::size_t(1) << n_low), s_hi(std::size_t(1) << n_high), v(n_states);
+      std::vector<double> r, s_lo, s_hi, v;
+      err.run([&] {
+        r.resize(std::size_t(Lw_));
+        s_lo.resize(std::size_t(1) << n_low);
+        s_hi.resize(std::size_t(1) << n_high);
+        v.resize(std::size_t(n_states));
+      });
 #pragma omp for schedule(dynamic, 8)
-      for (long n = 0; n < N; ++n) {
-        sum_rows(table_.data(), Lw_, X[n], zero.data(), r.data(), Lw_);
-        // Subset sums: S(j) = S(j without its highest bit) + r[highest bit].
-        s_lo[0] = 0.0;
-        for (std::size_t j = 1; j < s_lo.size(); ++j) {
-          int hb = 63 - __builtin_clzll(j);
-          s_lo[j] = s_lo[j ^ (std::size_t(1) << hb)] + r[hb];
-        }
-        s_hi[0] = 0.0;
-        for (std::size_t j = 1; j < s_hi.size(); ++j) {
-          int hb = 63 - __builtin_clzll(j);
-          s_hi[j] = s_hi[j ^ (std::size_t(1) << hb)] + r[n_low + hb];
-        }
-        const std::size_t n_lo = s_lo.size();
-        for (std::size_t hi = 0; hi < s_hi.size(); ++hi) {  // vectorizes: no reduction inside
-          const double sh = s_hi[hi];
-          const double* bz = base_.data() + hi * n_lo;
-          double* vz = v.data() + hi * n_lo;
-          for (std::size_t j = 0; j < n_lo; ++j) vz[j] = bz[j] + (sh + s_lo[j]);
-        }
-        const double mx = max_of(v.data(), n_states);
-        out[n] = std::isfinite(mx) ? r[L_] + mx + std::log(sum_exp_shifted(v.data(), n_states, mx)) : mx;
-      }
+      for (long n = 0; n < N; ++n)
+        err.run([&] {
+          sum_rows(table_.data(), Lw_, X[n], zero.data(), r.data(), Lw_);
+          // Subset sums: S(j) = S(j without its highest bit) + r[highest bit].
+          s_lo[0] = 0.0;
+          for (std::size_t j = 1; j < s_lo.size(); ++j) {
+            int hb = 63 - __builtin_clzll(j);
+            s_lo[j] = s_lo[j ^ (std::size_t(1) << hb)] + r[hb];
+          }
+          s_hi[0] = 0.0;
+          for (std::size_t j = 1; j < s_hi.size(); ++j) {
+            int hb = 63 - __builtin_clzll(j);
+            s_hi[j] = s_hi[j ^ (std::size_t(1) << hb)] + r[n_low + hb];
+          }
+          const std::size_t n_lo = s_lo.size();
+          for (std::size_t hi = 0; hi < s_hi.size(); ++hi) {  // vectorizes: no reduction inside
+            const double sh = s_hi[hi];
+            const double* bz = base_.data() + hi * n_lo;
+            double* vz = v.data() + hi * n_lo;
+            for (std::size_t j = 0; j < n_lo; ++j) vz[j] = bz[j] + (sh + s_lo[j]);
+          }
+          const double mx = max_of(v.data(), n_states);
+          out[n] = std::isfinite(mx) ? r[L_] + mx + std::log(sum_exp_shifted(v.data(), n_states, mx)) : mx;
+        });
     }
+    err.rethrow();
     return out;
   }
 

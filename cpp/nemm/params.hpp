@@ -5,7 +5,9 @@
 #include <Eigen/Dense>
 
 #include <cstdint>
+#include <cstdio>
 #include <stdexcept>
+#include <string>
 
 namespace nemm {
 
@@ -40,6 +42,23 @@ struct Params {
   Eigen::VectorXd abar;  // L, hidden bias
   Eigen::VectorXd xbar;  // D, data mean used for centering (eq. 17)
 };
+
+// Training that drives the parameters this far has diverged, though they are still finite: the
+// sum of their magnitudes bounds |energy| (ln of a state's weight), and ln Z and ln p are
+// differences of such numbers, rounded to 1.1e-16 of them. At 1e12 the rounding alone is
+// about 1e-4 nats; beyond, ln p is noise, even positive for binary data.
+constexpr double kMaxParameterScale = 1e12;
+
+// "" or why the (finite) parameters are beyond kMaxParameterScale (checked after training steps).
+inline std::string unresolvable(const Params& p) {
+  const double scale = p.w.lpNorm<1>() + p.a.lpNorm<1>() + p.wbar.lpNorm<1>() + p.abar.lpNorm<1>();
+  if (scale <= kMaxParameterScale) return std::string();
+  char buf[160];
+  std::snprintf(buf, sizeof buf,
+                "the parameters outgrew what ln Z can resolve: their magnitudes sum to %.3g, more than %.0e", scale,
+                kMaxParameterScale);
+  return buf;
+}
 
 // Hidden states are uint64 codes. One-hot: z = e_code. Binary: bit b of the code is z_b.
 inline double hidden_bit(uint64_t code, int b, Hidden hidden) {

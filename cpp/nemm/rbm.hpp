@@ -110,30 +110,39 @@ inline VisibleSums visible_sums(const Model& m, const RBMRows& rows, const std::
   for (long b = 0; moments && b < B; ++b) pix[b].build(X.data() + b * kBlock, std::min(N - b * kBlock, kBlock), D);
   const ColumnTiles tiles(W, D);
   const long pieces = (N + kRowPiece - 1) / kRowPiece, i_pieces = (D + kRowPiece - 1) / kRowPiece;
-#pragma omp parallel if (worth_threads(active_pixels(X) * W * (moments ? 2 : 1), 2))
+  RegionError err;
+#pragma omp parallel if (worth_threads(active_pixels(X) * W * (moments ? 2 : 1), 2)) num_threads(n_threads())
   {
-    std::vector<double> u(W), scratch(L);
+    std::vector<double> u, scratch;
+    err.run([&] {
+      u.resize(std::size_t(W));
+      scratch.resize(std::size_t(L));
+    });
 #pragma omp for schedule(dynamic, 1)
     for (long r = 0; r < pieces; ++r)
-      for (long n = r * kRowPiece; n < std::min(N, (r + 1) * kRowPiece); ++n) {
-        double* qn = q.data() + std::size_t(n) * W;
-        std::fill(qn + L, qn + W, 0.0);
-        qn[L] = 1.0;
-        ln[std::size_t(n)] = rbm_row(m, rows, X[n], u.data(), qn, scratch.data());
-      }
+      err.run([&] {
+        for (long n = r * kRowPiece; n < std::min(N, (r + 1) * kRowPiece); ++n) {
+          double* qn = q.data() + std::size_t(n) * W;
+          std::fill(qn + L, qn + W, 0.0);
+          qn[L] = 1.0;
+          ln[std::size_t(n)] = rbm_row(m, rows, X[n], u.data(), qn, scratch.data());
+        }
+      });
     const long per_block = tiles.count * i_pieces, k_moments = moments ? B * per_block : 0;
 #pragma omp for schedule(dynamic, 1)
-    for (long k = 0; k < k_moments; ++k) {
-      const long b = k / per_block, n0 = b * kBlock, n1 = std::min(N, n0 + kBlock);
-      const int t = int(k % per_block / i_pieces), i0 = int(k % i_pieces * kRowPiece);
-      const int c0 = tiles.begin(t), c1 = tiles.end(t);
-      gather_rows_tile(acc[b].data(), W, pix[b], q.data() + std::size_t(n0) * W, std::size_t(W), c0, c1, i0,
-                       int(std::min<long>(D, i0 + kRowPiece)));
-      if (i0 > 0) continue;
-      for (long n = n0; n < n1; ++n)
-        for (int j = c0; j < std::min(c1, L); ++j) hs[b][j] += q(n, j);
-    }
+    for (long k = 0; k < k_moments; ++k)
+      err.run([&] {
+        const long b = k / per_block, n0 = b * kBlock, n1 = std::min(N, n0 + kBlock);
+        const int t = int(k % per_block / i_pieces), i0 = int(k % i_pieces * kRowPiece);
+        const int c0 = tiles.begin(t), c1 = tiles.end(t);
+        gather_rows_tile(acc[b].data(), W, pix[b], q.data() + std::size_t(n0) * W, std::size_t(W), c0, c1, i0,
+                         int(std::min<long>(D, i0 + kRowPiece)));
+        if (i0 > 0) return;
+        for (long n = n0; n < n1; ++n)
+          for (int j = c0; j < std::min(c1, L); ++j) hs[b][j] += q(n, j);
+      });
   }
+  err.rethrow();
   for (long b = 0; b < B; ++b) {
     double l = 0;
     for (long n = b * kBlock; n < std::min(N, (b + 1) * kBlock); ++n) l += ln[std::size_t(n)];
@@ -167,7 +176,9 @@ struct HiddenSums {
   Eigen::VectorXd h;   // L
 };
 
-inline HiddenSums enumerate_hidden(const Model& m, bool moments = true) {
+// `stop` (optional) is asked every few thousand states by the calling thread; once it says yes
+// the enumeration ends early and its result is meaningless (the caller raises).
+inline HiddenSums enumerate_hidden(const Model& m, bool moments = true, const std::function<bool()>& stop = {}) {
   const Settings& s = m.s;
   const int D = s.D, L = s.L;
   if (s.hidden == Hidden::Binary && L > 30)
@@ -181,63 +192,69 @@ inline HiddenSums enumerate_hidden(const Model& m, bool moments = true) {
   std::vector<double> mx(B, -std::numeric_limits<double>::infinity()), s0(B, 0.0);
   std::vector<Eigen::MatrixXd> accw(moments ? B : 0);
   std::vector<Eigen::VectorXd> acca(moments ? B : 0), acch(moments ? B : 0);
-#pragma omp parallel for schedule(static) if (B > 1)
-  for (long blk = 0; blk < long(B); ++blk) {
-    const uint64_t k0 = S * uint64_t(blk) / B, k1 = S * uint64_t(blk + 1) / B;
-    Eigen::VectorXd field(D), sig(D), e(D);
-    std::vector<double*> targets(std::size_t(L) + 1);  // the sums that p(h) sigmoid(w h + a) goes into
-    if (moments) {
-      accw[blk].setZero(D, L);
-      acca[blk].setZero(D);
-      acch[blk].setZero(L);
-    }
-    double m_b = -std::numeric_limits<double>::infinity(), tot = 0;
-    uint64_t prev = 0;
-    for (uint64_t k = k0; k < k1; ++k) {
-      // Binary: the k-th state in Gray-code order, so that successive fields differ by one
-      // column of w; the block's first field is built from scratch.
-      const uint64_t code = s.hidden == Hidden::OneHot ? k : (k ^ (k >> 1));
-      if (s.hidden == Hidden::OneHot) {
-        add_vectors(field.data(), m.p.a.data(), m.p.w.col(int(code)).data(), D);
-      } else if (k == k0) {
-        field = m.p.a;
+  RegionError err;
+  std::atomic<bool> stopped{false};
+#pragma omp parallel for schedule(static) if (B > 1) num_threads(n_threads())
+  for (long blk = 0; blk < long(B); ++blk)
+    err.run([&] {
+      const uint64_t k0 = S * uint64_t(blk) / B, k1 = S * uint64_t(blk + 1) / B;
+      Eigen::VectorXd field(D), sig(D), e(D);
+      std::vector<double*> targets(std::size_t(L) + 1);  // the sums that p(h) sigmoid(w h + a) goes into
+      if (moments) {
+        accw[blk].setZero(D, L);
+        acca[blk].setZero(D);
+        acch[blk].setZero(L);
+      }
+      double m_b = -std::numeric_limits<double>::infinity(), tot = 0;
+      uint64_t prev = 0;
+      for (uint64_t k = k0; k < k1; ++k) {
+        if ((k & 0xfff) == 0 && should_stop(stopped, stop)) break;
+        // Binary: the k-th state in Gray-code order, so that successive fields differ by one
+        // column of w; the block's first field is built from scratch.
+        const uint64_t code = s.hidden == Hidden::OneHot ? k : (k ^ (k >> 1));
+        if (s.hidden == Hidden::OneHot) {
+          add_vectors(field.data(), m.p.a.data(), m.p.w.col(int(code)).data(), D);
+        } else if (k == k0) {
+          field = m.p.a;
+          for (int b = 0; b < L; ++b)
+            if ((code >> b) & 1u) add_to(field.data(), m.p.w.col(b).data(), D);
+        } else {
+          const int b = __builtin_ctzll(code ^ prev);
+          if ((code >> b) & 1u)
+            add_to(field.data(), m.p.w.col(b).data(), D);
+          else
+            subtract_from(field.data(), m.p.w.col(b).data(), D);
+        }
+        prev = code;
+        double lw = softplus_sum_sigmoid(field.data(), D, sig.data(), e.data());
+        for (int b = 0; b < L; ++b) lw += hidden_bit(code, b, s.hidden) * m.p.abar[b];
+        if (lw > m_b + kSlack) {  // rescale what was summed against the old reference
+          const double r = std::isfinite(m_b) ? std::exp(m_b - lw) : 0.0;
+          tot *= r;
+          if (moments) {
+            scale(accw[blk].data(), r, std::size_t(accw[blk].size()));
+            scale(acca[blk].data(), r, std::size_t(D));
+            acch[blk] *= r;
+          }
+          m_b = lw;
+        }
+        const double wt = std::exp(lw - m_b);
+        tot += wt;
+        if (!moments) continue;
+        int k_targets = 0;
+        targets[k_targets++] = acca[blk].data();
         for (int b = 0; b < L; ++b)
-          if ((code >> b) & 1u) add_to(field.data(), m.p.w.col(b).data(), D);
-      } else {
-        const int b = __builtin_ctzll(code ^ prev);
-        if ((code >> b) & 1u)
-          add_to(field.data(), m.p.w.col(b).data(), D);
-        else
-          subtract_from(field.data(), m.p.w.col(b).data(), D);
+          if (hidden_bit(code, b, s.hidden) != 0.0) {
+            targets[k_targets++] = accw[blk].col(b).data();
+            acch[blk][b] += wt;
+          }
+        add_scaled(targets.data(), k_targets, wt, sig.data(), D);
       }
-      prev = code;
-      double lw = softplus_sum_sigmoid(field.data(), D, sig.data(), e.data());
-      for (int b = 0; b < L; ++b) lw += hidden_bit(code, b, s.hidden) * m.p.abar[b];
-      if (lw > m_b + kSlack) {  // rescale what was summed against the old reference
-        const double r = std::isfinite(m_b) ? std::exp(m_b - lw) : 0.0;
-        tot *= r;
-        if (moments) {
-          scale(accw[blk].data(), r, std::size_t(accw[blk].size()));
-          scale(acca[blk].data(), r, std::size_t(D));
-          acch[blk] *= r;
-        }
-        m_b = lw;
-      }
-      const double wt = std::exp(lw - m_b);
-      tot += wt;
-      if (!moments) continue;
-      int k_targets = 0;
-      targets[k_targets++] = acca[blk].data();
-      for (int b = 0; b < L; ++b)
-        if (hidden_bit(code, b, s.hidden) != 0.0) {
-          targets[k_targets++] = accw[blk].col(b).data();
-          acch[blk][b] += wt;
-        }
-      add_scaled(targets.data(), k_targets, wt, sig.data(), D);
-    }
-    mx[blk] = m_b;
-    s0[blk] = tot;
-  }
+      mx[blk] = m_b;
+      s0[blk] = tot;
+    });
+  err.rethrow();
+  if (stopped.load()) return HiddenSums{};
   double M = -std::numeric_limits<double>::infinity();
   for (uint64_t b = 0; b < B; ++b) M = std::max(M, mx[b]);
   double tot = 0;
@@ -264,18 +281,29 @@ inline HiddenSums enumerate_hidden(const Model& m, bool moments = true) {
   return out;
 }
 
-// Exact ln p(x) of every row: a.x + logsumexp_h[abar.h + x^T w h] - ln Z.
-inline Eigen::VectorXd rbm_log_likelihood(const Model& m, const std::vector<Span>& X) {
-  const double log_Z = enumerate_hidden(m, false).log_Z;
+// Exact ln p(x) of every row: a.x + logsumexp_h[abar.h + x^T w h] - ln Z. `stop` as for
+// enumerate_hidden, and it must keep saying yes once it has: then the result is empty.
+inline Eigen::VectorXd rbm_log_likelihood(const Model& m, const std::vector<Span>& X,
+                                          const std::function<bool()>& stop = {}) {
+  const double log_Z = enumerate_hidden(m, false, stop).log_Z;
+  if (stop && stop()) return Eigen::VectorXd();
   const long N = long(X.size());
   Eigen::VectorXd out(N);
   const RBMRows rows = rbm_rows_of(m);
-#pragma omp parallel if (N > 1024)
+  RegionError err;
+#pragma omp parallel if (N > 1024) num_threads(n_threads())
   {
-    std::vector<double> u(rows.W), q(rows.W), scratch(m.s.L);
+    std::vector<double> u, q, scratch;
+    err.run([&] {
+      u.resize(std::size_t(rows.W));
+      q.resize(std::size_t(rows.W));
+      scratch.resize(std::size_t(m.s.L));
+    });
 #pragma omp for schedule(static)
-    for (long n = 0; n < N; ++n) out[n] = rbm_row(m, rows, X[n], u.data(), q.data(), scratch.data()) - log_Z;
+    for (long n = 0; n < N; ++n)
+      err.run([&] { out[n] = rbm_row(m, rows, X[n], u.data(), q.data(), scratch.data()) - log_Z; });
   }
+  err.rethrow();
   return out;
 }
 

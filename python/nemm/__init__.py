@@ -41,7 +41,8 @@ finally:
     if _spin_set:
         del _os.environ["GOMP_SPINCOUNT"]
 
-from nemm.machine import Machine, approx_gradient, load  # noqa: E402 (after the OpenMP setting above)
+from nemm._checks import INT32_MAX, as_int  # noqa: E402 (after the OpenMP setting above)
+from nemm.machine import Machine, approx_gradient, load  # noqa: E402
 from nemm.rbm import RBM  # noqa: E402
 
 __version__: str = _core.__version__
@@ -53,13 +54,22 @@ def openmp_enabled() -> bool:
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of OpenMP threads of the core (also: the OMP_NUM_THREADS variable).
+    """Set the number of OpenMP threads of the core for the whole process (also: OMP_NUM_THREADS).
 
-    Results do not depend on it: the same bits on any number of threads. Threads help where
-    their cores are free; on a node whose cores other processes keep busy, one thread can be as
-    fast or faster, since every parallel step waits for all its threads to be scheduled.
+    Every thread of the process uses the count, whichever thread set it. Results do not depend
+    on it: the same bits on any number of threads. Threads help where their cores are free; on
+    a node whose cores other processes keep busy, one thread can be as fast or faster, since
+    every parallel step waits for all its threads to be scheduled. A process made by ``fork``
+    runs the core on one thread (OpenMP's thread pool does not survive a fork).
+
+    Raises
+    ------
+    TypeError
+        If ``n`` is not an integer (1.9, "2" and True are not thread counts).
+    ValueError
+        If ``n`` is less than 1.
     """
-    _core.set_num_threads(int(n))
+    _core.set_num_threads(as_int(n, "n", minimum=1, maximum=INT32_MAX))
 
 
 __all__ = ["Machine", "RBM", "approx_gradient", "load", "openmp_enabled", "set_num_threads", "__version__"]

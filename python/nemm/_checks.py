@@ -224,14 +224,22 @@ def as_onehot_states(states: object, name: str, n_states: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- memory
+_CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
 def memory_limit() -> int | None:
-    """Bytes this process may use at most: physical memory, or a smaller cgroup limit (None if unknown)."""
+    """Bytes this process may still use at most (None if unknown).
+
+    The smallest of: physical memory, the cgroup's limit (v2 ``memory.max`` or v1
+    ``memory.limit_in_bytes``), and the address space that ``RLIMIT_AS`` (``ulimit -v``) leaves
+    beside what the process has already mapped (that limit counts mappings, not pages in use).
+    """
     limits = []
     try:
         limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (AttributeError, ValueError, OSError):
         pass
-    for f in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    for f in _CGROUP_LIMITS:
         try:
             with open(f) as fh:
                 text = fh.read().strip()
@@ -239,8 +247,28 @@ def memory_limit() -> int | None:
             continue
         if text.isdigit():
             limits.append(int(text))
+    address_space = _address_space_left()
+    if address_space is not None:
+        limits.append(max(address_space, 1))
     limits = [x for x in limits if x > 0]
     return min(limits) if limits else None
+
+
+def _address_space_left() -> int | None:
+    """``RLIMIT_AS`` minus the process's mapped size (``/proc/self/statm``), or None without a limit."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY or soft < 0:
+        return None
+    try:
+        with open("/proc/self/statm") as fh:
+            mapped = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        mapped = 0
+    return soft - mapped
 
 
 def format_bytes(n: float) -> str:
@@ -253,7 +281,9 @@ def format_bytes(n: float) -> str:
 
 
 def check_memory(needed: int, what: str, advice: str) -> None:
-    """Refuse at once, before allocating, a job that needs more memory than the machine has.
+    """Refuse at once, before allocating, a job that needs more memory than this process may use.
+
+    The limit is :func:`memory_limit`: physical memory, the cgroup's limit and ``RLIMIT_AS``.
 
     Raises
     ------
@@ -264,5 +294,5 @@ def check_memory(needed: int, what: str, advice: str) -> None:
     if limit is not None and needed > limit:
         raise MemoryError(
             f"{what} would need about {format_bytes(needed)} of memory, more than the "
-            f"{format_bytes(limit)} this machine has; {advice}"
+            f"{format_bytes(limit)} this process may use; {advice}"
         )

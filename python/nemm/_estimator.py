@@ -379,8 +379,11 @@ class Estimator:
             )
         model_file.require_arrays(npz, cls._PARAMS + ("xbar",), path)
         settings = cls._settings_from_file(model_file.read_settings(meta, cls._SETTINGS, path))
-        m = cls._build({k: npz[k] for k in cls._PARAMS}, npz["xbar"], settings)
-        m.history_, m.epochs_done_ = model_file.read_history(npz, meta)
+        try:
+            m = cls._build({k: npz[k] for k in cls._PARAMS}, npz["xbar"], settings)
+        except (TypeError, ValueError) as exc:  # a setting or an array the checks refuse: name the file
+            raise ValueError(f"{path}: {exc}") from exc
+        m.history_, m.epochs_done_ = model_file.read_history(npz, meta, path)
         if version >= 2 and "train" in meta:
             m._restore_training_state(npz, meta["train"], path)
         return m
@@ -402,6 +405,18 @@ class Estimator:
                 raise ValueError(f"unknown setting {k!r}; valid settings: {', '.join(self._SETTINGS)}")
             setattr(self, k, v)
         return self
+
+    def _require_resolvable(self) -> Any:
+        """The engine, once its parameters are within what ln Z can resolve (for ln p and ln Z).
+
+        Training stops before it drives them beyond (the same check in the core); parameters
+        given by hand (``from_params``) can still be.
+        """
+        engine = self._require_fitted()
+        why = engine.unresolvable_params()
+        if why:
+            raise FloatingPointError(f"{why}; ln p and ln Z of these parameters would be rounding noise")
+        return engine
 
     def _require_fitted(self) -> Any:
         """The engine, once fitted and while the structural settings are those it was built with."""

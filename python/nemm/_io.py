@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_open", "writable_target"]
+__all__ = ["atomic_open", "writable_target", "check_readable"]
 
 _TMP_TAG = ".nemm-tmp-"
 # Whether to try O_TMPFILE at all (tests switch it off to exercise the named fallback).
@@ -82,6 +82,30 @@ def writable_target(path: str | os.PathLike[str]) -> tuple[Path, os.stat_result 
             f"refusing to write: {shown} is {kind}, not a regular file; nemm only replaces regular files",
         )
     return target, st
+
+
+def check_readable(path: str | os.PathLike[str]) -> None:
+    """Refuse, before opening it, an input that is a FIFO, a device node or a socket.
+
+    Every reader of model files, data files and configurations calls this first: opening a
+    FIFO for reading blocks until some writer comes, perhaps for good, and a device or socket
+    is no file of nemm's either. The path is only stat-ed (symlinks followed), never opened. A
+    missing path or a directory passes: the caller reports it in its own words (or reads the
+    directory, where it takes one).
+
+    Raises
+    ------
+    OSError
+        If ``path`` is a FIFO, device node or socket.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        return
+    kind = next((k for test, k in _KINDS if test(st.st_mode)), "not a regular file")
+    raise OSError(errno.EINVAL, f"refusing to read {os.fspath(path)}: it is {kind}, not a regular file")
 
 
 def _pid_alive(pid: int) -> bool:

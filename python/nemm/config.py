@@ -51,6 +51,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from nemm._io import check_readable
 from nemm._settings import DIAGNOSTICS_SETTINGS, MACHINE_SETTINGS, THRESHOLD, Setting, defaults
 
 __all__ = [
@@ -317,6 +318,10 @@ def load_config(path: str | os.PathLike[str]) -> SweepConfig:
     """
     p = Path(path)
     try:
+        check_readable(p)  # a FIFO would block the read
+    except OSError as exc:
+        raise ConfigError(exc.strerror or str(exc)) from exc
+    try:
         text = p.read_bytes().decode("utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(f"{p}: no such configuration file") from exc
@@ -455,6 +460,10 @@ def _parse_data(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]
             path = base / path
         if not path.exists():
             raise err("[data] path", f"no such file or directory: {path}")
+        try:
+            check_readable(path)
+        except OSError as exc:
+            raise err("[data] path", exc.strerror or str(exc)) from exc
     digits = table.get("digits")
     all_digits = digits == "all"
     if all_digits:

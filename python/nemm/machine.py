@@ -268,12 +268,16 @@ class Machine(Estimator):
         return dict(self._cfg)
 
     def _check_training_memory(self, shape: tuple[int, int], cfg: dict[str, Any]) -> None:
-        needed = _training_memory(shape[0], shape[1], cfg)
+        parts = _training_memory(shape[0], shape[1], cfg)
+        largest = max(parts, key=parts.__getitem__)  # the setting to change
         check_memory(
-            needed,
+            sum(parts.values()),
             f"training Machine(n_hidden={cfg['n_hidden']}, n_chains={cfg['n_chains']}, "
-            f"chain_steps={cfg['chain_steps']}) on {shape[1]} features",
-            "use a smaller n_hidden, n_chains or chain_steps",
+            f"chain_steps={cfg['chain_steps']}, batch_size={cfg['batch_size']}, "
+            f"steps_per_epoch={cfg['steps_per_epoch']}) on {shape[0]} x {shape[1]} data",
+            f"most of it is for its {largest}: use a smaller {largest}"
+            if largest != "the number of data points"
+            else "most of it is for the data: train on fewer data points",
         )
 
     @property
@@ -618,8 +622,14 @@ class Machine(Estimator):
             Stationary hidden distribution over all states (L, or 2**L for binary).
         n_steps : int
             Length of the chain that estimates ``pbar`` when it is not given.
+
+        Raises
+        ------
+        FloatingPointError
+            If the parameters are beyond what the log-sum-exp can resolve (training stops
+            before that; ``from_params`` can give such parameters).
         """
-        engine = self._require_fitted()
+        engine = self._require_resolvable()
         X = as_binary_matrix(X, n_features=self.n_visible_, owner=type(self).__name__)
         wide = self.hidden == "binary" and self.n_hidden > MAX_CODE_BITS
         if pbar is not None and wide:
@@ -696,7 +706,15 @@ class Machine(Estimator):
 
     def _restore_training_state(self, npz: Any, train: Any, path: Path | str) -> None:
         """Chains, optimizer and minibatch stream of a version-2 file, back into the engine."""
-        a = model_file.read_training_arrays(npz, train, TRAIN_ARRAYS, path)
+        n_chains = self._cfg["n_chains"]
+        n = train.get("n_samples") if isinstance(train, dict) else None
+        if isinstance(n, int) and not isinstance(n, bool) and n >= 1:
+            if n_chains is None:
+                n_chains = resolve_recipe(self._cfg, n)["n_chains"]  # what the run had chosen
+            perm = model_file.declared_shape(npz, "train/perm")[0] if "train/perm" in npz.files else (n,)
+            if perm != (n,):  # checked before it is read: one entry per row of the training data
+                raise ValueError(f"{path}: train/perm has shape {perm}, but the training data had {n} rows")
+        a = model_file.read_training_arrays(npz, train, TRAIN_ARRAYS, path, n_chains=n_chains)
         engine = self._require_fitted()
         try:
             engine.set_chain_state(a["visible"], a["z"], a["rng"], a["lanes"])

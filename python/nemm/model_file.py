@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from nemm import _core
-from nemm._io import atomic_open
+from nemm._checks import check_memory, format_bytes
+from nemm._io import atomic_open, check_readable
 
 __all__ = ["register_format", "load"]
 
@@ -95,8 +97,7 @@ def to_bytes(arrays: Mapping[str, Any]) -> bytes:
 
 def from_bytes(data: bytes, what: str) -> Any:
     """The model whose file bytes are ``data`` (``to_bytes``); ``what`` names it in errors."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        return read(npz, what)
+    return _read_archive(io.BytesIO(data), what)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -115,42 +116,99 @@ def load(path: str | os.PathLike[str]) -> Any:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such model file: {path}")
+    check_readable(path)
     with open(path, "rb") as fh:  # our own handle: numpy leaks its own on a corrupt archive
-        head = fh.read(6)
-        fh.seek(0)
-        if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-            # Judged before numpy, which takes any other bytes for a pickle and advises allow_pickle=.
-            what = "it is a .npy array" if head == b"\x93NUMPY" else "it is not an npz (zip) archive"
-            raise ValueError(f"{path} is not a readable nemm model file: {what}")
-        try:
-            npz = np.load(fh, allow_pickle=False)
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise ValueError("not an npz archive")
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{path} is not a readable nemm model file (npz): {exc}") from exc
-        try:
-            return read(npz, path)
-        except (KeyError, TypeError, EOFError, zipfile.BadZipFile, OSError) as exc:
-            raise ValueError(f"{path} is a corrupt nemm model file: {exc}") from exc
-        except ValueError as exc:
-            if "allow_pickle" not in str(exc):  # numpy's advice for object arrays is not ours to give
-                raise
+        return _read_archive(fh, path)
+
+
+def _read_archive(fh: IO[bytes], path: Path | str) -> Any:
+    """The model in the npz archive open as ``fh``; ``path`` names it in every error."""
+    head = fh.read(6)
+    fh.seek(0)
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        # Judged before numpy, which takes any other bytes for a pickle and advises allow_pickle=.
+        what = "it is a .npy array" if head == b"\x93NUMPY" else "it is not an npz (zip) archive"
+        raise ValueError(f"{path} is not a readable nemm model file: {what}")
+    try:
+        npz = np.load(fh, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise ValueError("not an npz archive")
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is not a readable nemm model file (npz): {exc}") from exc
+    try:
+        return read(npz, path)
+    except (KeyError, TypeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+        raise ValueError(f"{path} is a corrupt nemm model file: {exc}") from exc
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):  # numpy's advice for object arrays is not ours to give
+            raise
+        raise ValueError(
+            f"{path} is not a readable nemm model file: it holds Python objects (an object "
+            "array), which nemm never unpickles"
+        ) from exc
+    finally:
+        npz.close()
+
+
+#: Bytes of memory per byte of arrays in a model file, at most, while it loads: the engines keep
+#: each parameter array several times (optimizer state, rollback snapshots) and the history
+#: becomes Python lists (32 bytes per 8-byte number).
+LOAD_AMPLIFICATION = 8
+
+
+def declared_shape(npz: Any, name: str) -> tuple[tuple[int, ...], np.dtype[Any], int]:
+    """The shape and dtype array ``name`` declares in its .npy header, and its bytes in the archive.
+
+    Read from the header alone: nothing of the array is allocated.
+    """
+    members = set(npz.zip.namelist())
+    member = f"{name}.npy" if f"{name}.npy" in members else name
+    with npz.zip.open(member) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"array {name!r} has .npy format version {version}, which nemm does not write")
+    return tuple(int(n) for n in shape), dtype, int(npz.zip.getinfo(member).file_size)
+
+
+def check_declared_sizes(npz: Any, path: Path | str) -> None:
+    """Refuse, before reading any array, a file whose arrays declare more than they hold or than memory allows.
+
+    A few compressed bytes can declare gigabytes: every array's declared size must fit in the
+    bytes stored for it, and all of them, times :data:`LOAD_AMPLIFICATION`, in the memory
+    this process may use.
+    """
+    total = 0
+    for name in npz.files:
+        shape, dtype, stored = declared_shape(npz, name)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > stored:
             raise ValueError(
-                f"{path} is not a readable nemm model file: it holds Python objects (an object "
-                "array), which nemm never unpickles"
-            ) from exc
-        finally:
-            npz.close()
+                f"{path}: array {name!r} declares shape {shape} of {dtype} ({nbytes} bytes), but the "
+                f"file holds only {stored} bytes of it"
+            )
+        total += nbytes
+    check_memory(
+        total * LOAD_AMPLIFICATION,
+        f"loading {path} ({format_bytes(total)} of arrays)",
+        "the model is too large for this process",
+    )
 
 
 def read(npz: Any, path: Path | str) -> Any:
     """The model in an opened npz, by the reader registered for its metadata ``format``."""
     if "metadata" not in npz.files:
         raise ValueError(f"{path} is not a nemm model file (no metadata)")
+    check_declared_sizes(npz, path)
     try:
         meta = json.loads(str(npz["metadata"][()]))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: corrupt metadata: {exc}") from exc
+    except RecursionError as exc:
+        raise ValueError(f"{path}: corrupt metadata: nested too deeply to be nemm's") from exc
     fmt = meta.get("format") if isinstance(meta, dict) else None
     if not isinstance(fmt, str) or fmt not in _FORMATS:
         raise ValueError(
@@ -193,24 +251,48 @@ def read_settings(meta: dict[str, Any], known: Iterable[str], path: Path | str) 
     return dict(settings)
 
 
-def read_history(npz: Any, meta: dict[str, Any]) -> tuple[dict[str, list[Any]], int]:
-    """The history lists and the number of epochs done."""
+def read_history(npz: Any, meta: dict[str, Any], path: Path | str) -> tuple[dict[str, list[Any]], int]:
+    """The history lists and the number of epochs done (at most one history row per epoch)."""
+    epochs = meta.get("epochs_done", 0)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"{path}: epochs_done must be a non-negative integer, got {epochs!r}")
     keys = meta.get("history_keys", [])
-    history = {k: npz[f"history/{k}"].tolist() for k in keys if f"history/{k}" in npz.files}
-    return history, int(meta.get("epochs_done", 0))
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise ValueError(f"{path}: history_keys must be a list of names, got {keys!r}")
+    history = {}
+    for k in keys:
+        name = f"history/{k}"
+        if name not in npz.files:
+            continue
+        shape = declared_shape(npz, name)[0]
+        if not shape or shape[0] > epochs:  # rows may be vectors (diagnostics' occupancy)
+            raise ValueError(
+                f"{path}: {name} has shape {shape}; the history holds at most one row per epoch, "
+                f"and {epochs} epochs are done"
+            )
+        history[k] = npz[name].tolist()
+    return history, epochs
 
 
 def read_training_arrays(
-    npz: Any, train: Any, names: Iterable[str], path: Path | str
+    npz: Any, train: Any, names: Iterable[str], path: Path | str, n_chains: int | None = None
 ) -> dict[str, np.ndarray]:
     """The ``train/<name>`` arrays of a version-2 file: all there, and the chains' of the engines' dtypes.
 
-    ``train`` is the metadata's ``train`` entry, which must be a dict.
+    ``train`` is the metadata's ``train`` entry, which must be a dict. With ``n_chains`` (the
+    settings' number of persistent chains), the chains' arrays must hold that many.
     """
     names = tuple(names)
     missing = [k for k in names if f"train/{k}" not in npz.files]
     if not isinstance(train, dict) or missing:
         raise ValueError(f"{path}: incomplete training state (missing {missing or 'metadata'})")
+    if n_chains is not None:  # checked before the chains are read: a few bytes can declare millions
+        for k in CHAIN_ARRAYS:
+            shape = declared_shape(npz, f"train/{k}")[0] if k in names else (n_chains,)
+            if not shape or shape[0] != n_chains:
+                raise ValueError(
+                    f"{path}: train/{k} has shape {shape}, but the settings say n_chains={n_chains}"
+                )
     a = {k: npz[f"train/{k}"] for k in names}
     for k, dt in CHAIN_DTYPES.items():
         if k in a and a[k].dtype != dt:

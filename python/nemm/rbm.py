@@ -302,6 +302,23 @@ class RBM(Estimator):
         """The gradient actually used: ``"exact"`` or ``"pcd"`` (``"auto"`` resolved)."""
         return str(validate_settings(self.get_params())["gradient_used"])
 
+    def _check_training_memory(self, shape: tuple[int, int], cfg: dict[str, Any]) -> None:
+        # Per weight (D * L): w and w^T, the optimizer's two moments, the rollback snapshot's
+        # copies of all four, the gradient and the step, and one D x L sum per 256 rows of a
+        # minibatch or of the chains, or per block of the exact model term (64 blocks).
+        N, D = shape
+        L, B = int(cfg["n_hidden"]), min(int(cfg["batch_size"]), N)
+        exact = cfg["gradient_used"] == "exact"
+        C = 0 if exact else int(cfg["n_chains"])
+        blocks = math.ceil(B / 256) + (64 if exact else math.ceil(C / 256))
+        per_chain = D * (4 + 4 + 1 + 4) + L * (4 + 8)
+        check_memory(
+            8 * (10 + blocks) * D * L + C * per_chain + 4 * N * D + 8 * N,
+            f"training RBM(n_hidden={L}, n_chains={cfg['n_chains']}, batch_size={cfg['batch_size']}) "
+            f"on {N} x {D} data",
+            "use a smaller n_hidden" + ("" if exact else " or fewer n_chains"),
+        )
+
     # ------------------------------------------------------------------ parameters
     # The estimator base's declarations (nemm._estimator): parameters, history, file, repr.
     _PARAMS = ("w", "a", "abar")
@@ -417,14 +434,14 @@ class RBM(Estimator):
     @locked
     def log_partition(self) -> float:
         """ln Z = logsumexp_h [abar.h + sum_i softplus(a_i + (w h)_i)], by enumerating h."""
-        engine = self._require_fitted()
+        engine = self._require_resolvable()
         self._require_enumerable()
         return float(engine.log_partition())
 
     @locked
     def score_samples(self, X: Any) -> np.ndarray:
         """Exact ln p(x) of every row: a.x + logsumexp_h [abar.h + x.w h] - ln Z (nats)."""
-        engine = self._require_fitted()
+        engine = self._require_resolvable()
         self._require_enumerable()
         X = as_binary_matrix(X, n_features=self.n_visible_, owner=type(self).__name__)
         return np.asarray(engine.log_likelihood(X))
@@ -591,7 +608,11 @@ class RBM(Estimator):
         """Optimizer, centering offset, chains and minibatch-order stream of a version-2 file, back in."""
         chains = isinstance(train, dict) and bool(train.get("chains"))
         a = model_file.read_training_arrays(
-            npz, train, _OPTIMIZER_ARRAYS + (CHAIN_ARRAYS if chains else ()), path
+            npz,
+            train,
+            _OPTIMIZER_ARRAYS + (CHAIN_ARRAYS if chains else ()),
+            path,
+            n_chains=self._cfg["n_chains"] if chains else None,
         )
         engine = self._require_fitted()
         try:

@@ -127,15 +127,17 @@ def _data_checksum(X: np.ndarray, y: np.ndarray | None = None) -> str:
     return h.hexdigest()
 
 
-def _training_memory(n_samples: int, n_visible: int, settings: dict[str, Any]) -> int:
-    """Bytes that training needs, estimated from the sizes of the core's buffers.
+def _training_memory(n_samples: int, n_visible: int, settings: dict[str, Any]) -> dict[str, int]:
+    """Bytes that training needs, estimated from the sizes of the core's buffers, by the setting
+    that decides each part (so that a refusal can name it).
 
     Per weight (D * L of them): w and wbar, their RMSprop accumulators and gradients, the
     gradient workspace, the forward fields of the visited states (doubles), the float and
     threshold tables of the chains, and the parameter copies made on the Python side.
     Per chain: its scratch vectors and the recording of ``chain_steps`` fantasy states.
-    Per data point: its active-pixel list. Peaks measured at D = 784, L = 2000 and 4000 are about
-    20% below this estimate.
+    Per minibatch: the gradient's tables of its rows against the visited states; per epoch:
+    its minibatch rows (int64) handed to the core at once. Per data point: its active-pixel
+    list. Peaks measured at D = 784, L = 2000 and 4000 are about 20% below this estimate.
     """
     D, L = int(n_visible), int(settings["n_hidden"])
     C, T = int(settings["n_chains"]), int(settings["chain_steps"])
@@ -143,8 +145,13 @@ def _training_memory(n_samples: int, n_visible: int, settings: dict[str, Any]) -
     U = min(L if settings["hidden"] == "onehot" else 2**L, C * T)  # distinct hidden states in one step
     per_weight = 8 * 13 + 4 * 2
     per_chain = D * (4 + 4 + 1 + 4) + L * (4 + 8) + T * (4 * D + 8 + 8)
-    gradient = 8 * 3 * B * U + 8 * 2 * D * U
-    return D * L * per_weight + C * per_chain + gradient + 4 * n_samples * D
+    return {
+        "n_hidden": D * L * per_weight,
+        "n_chains or chain_steps": C * per_chain,
+        "batch_size": 8 * 3 * B * U + 8 * 2 * D * U,
+        "steps_per_epoch or batch_size": 8 * (B + 2) * int(settings["steps_per_epoch"]),
+        "the number of data points": 4 * n_samples * D,
+    }
 
 
 def approx_gradient(machine: Machine, X: Any, Xp: Any, Z: Any) -> dict[str, np.ndarray]:

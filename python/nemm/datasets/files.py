@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .._checks import as_binary_matrix
+from .._io import check_readable
 from .idx import PathLike, _find_file, read_idx
 from .mnist import _binarize, _check_binarize_options
 
@@ -102,6 +103,7 @@ def load_npy(path: PathLike) -> np.ndarray:
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
+    check_readable(path)
     kind = _file_kind(path)
     if kind != "npy":
         why = "it is an .npz archive" if kind == "npz" else "it does not start with the NumPy magic bytes"
@@ -245,6 +247,7 @@ def load_binary(
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"no such file or directory: {path}")
+    check_readable(path)
     if path.is_dir():
         for stem in ("t10k-images-idx3-ubyte", "train-images-idx3-ubyte"):
             found = _find_file(path, stem)

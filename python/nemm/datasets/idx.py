@@ -12,6 +12,8 @@ from typing import Union
 
 import numpy as np
 
+from .._io import check_readable
+
 PathLike = Union[str, "os.PathLike[str]"]
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -33,6 +35,7 @@ _IDX_DTYPES: dict[int, str] = {
 
 def _read_maybe_gzip(path: Path) -> bytes:
     """Return the content of ``path``, decompressed if it is gzip."""
+    check_readable(path)
     with open(path, "rb") as fh:
         head = fh.read(2)
     if path.name.endswith(".gz") or head == _GZIP_MAGIC:
