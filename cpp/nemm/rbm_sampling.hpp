@@ -17,6 +17,7 @@
 #include "chain.hpp"
 #include "math.hpp"
 #include "model.hpp"
+#include "parallel.hpp"
 #include "rng.hpp"
 
 namespace nemm {
@@ -143,18 +144,21 @@ bool pt_samples(const TemperedModels& t, int n_chains, long per_chain, long burn
   const long total = burn_in + per_chain * thin;
   for (long done = 0; done < total;) {
     const long k = poll.next_piece(total - done);
-#pragma omp parallel for schedule(static) if (n_chains > 1)
-    for (int c = 0; c < n_chains; ++c) {
-      TemperedChain& ch = chains[c];
-      for (long s = done; s < done + k; ++s) {
-        ch.sweep(t, s);
-        const long after = s - burn_in + 1;
-        if (after <= 0 || after % thin) continue;
-        const std::size_t row = std::size_t(c) * per_chain + std::size_t(after / thin - 1);
-        dense_row(ch.cold(), D, X + row * D);
-        std::copy(ch.cold().z.begin(), ch.cold().z.end(), Z + row * W);
-      }
-    }
+    RegionError err;
+#pragma omp parallel for schedule(static) if (n_chains > 1) num_threads(n_threads())
+    for (int c = 0; c < n_chains; ++c)
+      err.run([&] {
+        TemperedChain& ch = chains[c];
+        for (long s = done; s < done + k; ++s) {
+          ch.sweep(t, s);
+          const long after = s - burn_in + 1;
+          if (after <= 0 || after % thin) continue;
+          const std::size_t row = std::size_t(c) * per_chain + std::size_t(after / thin - 1);
+          dense_row(ch.cold(), D, X + row * D);
+          std::copy(ch.cold().z.begin(), ch.cold().z.end(), Z + row * W);
+        }
+      });
+    err.rethrow();
     done += k;
     if (done < total && poll.interrupted()) return false;
   }
@@ -178,21 +182,28 @@ inline std::vector<double> hidden_log_weights(const Model& m) {
   if (!onehot && L > 30) throw std::invalid_argument("exact enumeration needs at most 2^30 hidden states");
   const long S = onehot ? long(L) : (long(1) << L);
   std::vector<double> lw(S);
-#pragma omp parallel if (S > 64)
+  RegionError err;
+#pragma omp parallel if (S > 64) num_threads(n_threads())
   {
-    std::vector<double> field(D), e(D);
+    std::vector<double> field, e;
+    err.run([&] {
+      field.resize(std::size_t(D));
+      e.resize(std::size_t(D));
+    });
 #pragma omp for schedule(static)
-    for (long k = 0; k < S; ++k) {
-      double bias = 0;
-      for (int i = 0; i < D; ++i) field[i] = m.p.a[i];
-      for (int b = 0; b < L; ++b) {
-        if (onehot ? b != k : !((k >> b) & 1)) continue;
-        bias += m.p.abar[b];
-        for (int i = 0; i < D; ++i) field[i] += m.p.w(i, b);
-      }
-      lw[k] = bias + softplus_sum(field.data(), D, e.data());
-    }
+    for (long k = 0; k < S; ++k)
+      err.run([&] {
+        double bias = 0;
+        for (int i = 0; i < D; ++i) field[i] = m.p.a[i];
+        for (int b = 0; b < L; ++b) {
+          if (onehot ? b != k : !((k >> b) & 1)) continue;
+          bias += m.p.abar[b];
+          for (int i = 0; i < D; ++i) field[i] += m.p.w(i, b);
+        }
+        lw[k] = bias + softplus_sum(field.data(), D, e.data());
+      });
   }
+  err.rethrow();
   return lw;
 }
 
@@ -215,23 +226,26 @@ bool exact_samples(const Model& m, const std::vector<double>& lw, long n, uint64
   for (long done = 0; done < blocks;) {
     const long k = std::max(long(1), poll.next_piece((blocks - done) * kExactBlock) / kExactBlock);
     const long end = std::min(blocks, done + k);
-#pragma omp parallel
+    RegionError err;
+#pragma omp parallel num_threads(n_threads())
     {
       ChainState ch;
 #pragma omp for schedule(static)
-      for (long b = done; b < end; ++b) {
-        ch.init(m, seed, uint64_t(b));
-        for (long r = b * kExactBlock; r < std::min(n, (b + 1) * kExactBlock); ++r) {
-          const double u = ch.rng.uniform() * tot;
-          const long h =
-              std::min(long(cdf.size()) - 1, long(std::upper_bound(cdf.begin(), cdf.end(), u) - cdf.begin()));
-          ch.z.assign(1, uint64_t(h));
-          ch.step_visible(m);
-          dense_row(ch, D, X + std::size_t(r) * D);
-          Z[r] = ch.z[0];
-        }
-      }
+      for (long b = done; b < end; ++b)
+        err.run([&] {
+          ch.init(m, seed, uint64_t(b));
+          for (long r = b * kExactBlock; r < std::min(n, (b + 1) * kExactBlock); ++r) {
+            const double u = ch.rng.uniform() * tot;
+            const long h =
+                std::min(long(cdf.size()) - 1, long(std::upper_bound(cdf.begin(), cdf.end(), u) - cdf.begin()));
+            ch.z.assign(1, uint64_t(h));
+            ch.step_visible(m);
+            dense_row(ch, D, X + std::size_t(r) * D);
+            Z[r] = ch.z[0];
+          }
+        });
     }
+    err.rethrow();
     done = end;
     if (done < blocks && poll.interrupted()) return false;
   }
