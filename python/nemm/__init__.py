@@ -41,6 +41,7 @@ finally:
     if _spin_set:
         del _os.environ["GOMP_SPINCOUNT"]
 
+from nemm.loglik import LoglikEstimate, estimate_loglik  # noqa: E402
 from nemm.machine import Machine, approx_gradient, load  # noqa: E402 (after the OpenMP setting above)
 from nemm.rbm import RBM  # noqa: E402
 
@@ -62,4 +63,14 @@ def set_num_threads(n: int) -> None:
     _core.set_num_threads(int(n))
 
 
-__all__ = ["Machine", "RBM", "approx_gradient", "load", "openmp_enabled", "set_num_threads", "__version__"]
+__all__ = [
+    "Machine",
+    "RBM",
+    "LoglikEstimate",
+    "estimate_loglik",
+    "approx_gradient",
+    "load",
+    "openmp_enabled",
+    "set_num_threads",
+    "__version__",
+]
