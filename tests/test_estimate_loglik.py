@@ -118,3 +118,20 @@ def test_schedule(K: int) -> None:
     betas = ais_schedule(K)
     assert betas.size == K + 1 and betas[0] == 0 and betas[-1] == 1
     assert (np.diff(betas) > 0).all()
+
+
+def test_ais_stops_on_ctrl_c(trained_rbm: nemm.RBM, digits: tuple) -> None:
+    """Ctrl-C (KeyboardInterrupt in the main thread) stops a long AIS run between temperatures."""
+    import _thread
+    import threading
+    import time
+
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    start = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            nemm.estimate_loglik(trained_rbm, digits[0][:10], method="ais", n_temperatures=10**6, n_runs=10)
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - start < 5.0
