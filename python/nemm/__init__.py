@@ -6,6 +6,8 @@ Machine, load, approx_gradient
     The estimator, its loader and the gradient of eqs. 16-17.
 RBM
     The equilibrium RBM trained by its own rule (also ``nemm.baselines.RBM``).
+estimate_loglik, LoglikEstimate
+    ln p with an error bar for any model: exact where enumerable, else estimated (RBM: AIS).
 datasets, diagnostics, baselines, exact
     Data loaders, nonequilibrium diagnostics, equilibrium baselines, exact enumeration.
 openmp_enabled, set_num_threads
