@@ -6,6 +6,8 @@ Machine, load, approx_gradient
     The estimator, its loader and the gradient of eqs. 16-17.
 RBM
     The equilibrium RBM trained by its own rule (also ``nemm.baselines.RBM``).
+estimate_loglik, LoglikEstimate
+    ln p with an error bar for any model: exact where enumerable, else estimated (RBM: AIS).
 datasets, diagnostics, baselines, exact
     Data loaders, nonequilibrium diagnostics, equilibrium baselines, exact enumeration.
 openmp_enabled, set_num_threads
@@ -42,6 +44,7 @@ finally:
         del _os.environ["GOMP_SPINCOUNT"]
 
 from nemm._checks import INT32_MAX, as_int  # noqa: E402 (after the OpenMP setting above)
+from nemm.loglik import LoglikEstimate, estimate_loglik  # noqa: E402
 from nemm.machine import Machine, approx_gradient, load  # noqa: E402
 from nemm.rbm import RBM  # noqa: E402
 
@@ -72,4 +75,14 @@ def set_num_threads(n: int) -> None:
     _core.set_num_threads(as_int(n, "n", minimum=1, maximum=INT32_MAX))
 
 
-__all__ = ["Machine", "RBM", "approx_gradient", "load", "openmp_enabled", "set_num_threads", "__version__"]
+__all__ = [
+    "Machine",
+    "RBM",
+    "LoglikEstimate",
+    "estimate_loglik",
+    "approx_gradient",
+    "load",
+    "openmp_enabled",
+    "set_num_threads",
+    "__version__",
+]

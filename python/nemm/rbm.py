@@ -428,7 +428,8 @@ class RBM(Estimator):
         if self.n_states > _SCORE_MAX_STATES:
             raise ValueError(
                 f"the exact ln Z enumerates the hidden layer: at most {_SCORE_MAX_STATES} states, "
-                f"this RBM has {self.n_states}"
+                f"this RBM has {self.n_states}; nemm.estimate_loglik(model, X) estimates ln p by AIS "
+                "with an error bar"
             )
 
     @locked
