@@ -181,7 +181,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a machine on binary data",
-        description="Train a nonequilibrium Markov machine with the paper's protocol.",
+        description="Train a nonequilibrium Markov machine; the settings left out are chosen by its "
+        "training recipe (--recipe: auto by default, or the paper's protocol).",
     )
     p.add_argument(
         "data",
@@ -464,13 +465,34 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
 
 def _add_sample(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sample", help="draw visible samples from a saved machine")
-    p.add_argument("model")
-    p.add_argument("-n", "--n-samples", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--burn-in", type=int, default=1000)
-    p.add_argument("--thin", type=int, default=10)
-    p.add_argument("--out", default="samples.npy", help=".npy file of 0/1 rows")
+    p = sub.add_parser(
+        "sample",
+        help="draw visible samples from a saved machine",
+        description="Draw visible samples from the stationary state of a saved model's chain "
+        "(independent chains in parallel, each burnt in, then thinned).",
+    )
+    p.add_argument("model", help="a model file written by Machine.save / nemm train")
+    p.add_argument(
+        "-n", "--n-samples", type=int, default=16, metavar="N", help="samples to draw (default 16)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling chains (default 0)")
+    p.add_argument(
+        "--burn-in",
+        type=int,
+        default=1000,
+        metavar="STEPS",
+        help="double steps (z -> x -> z) each chain discards before its first sample (default 1000)",
+    )
+    p.add_argument(
+        "--thin",
+        type=int,
+        default=10,
+        metavar="STEPS",
+        help="double steps between two samples of one chain (default 10)",
+    )
+    p.add_argument(
+        "--out", default="samples.npy", help=".npy file of 0/1 rows to write (default samples.npy)"
+    )
     p.set_defaults(func=_run_sample)
 
 
