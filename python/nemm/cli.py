@@ -407,11 +407,40 @@ def _report_training(
             f"{max_states} states summed over; raise it with --max-states"
         )
     if not no_ceiling and m.hidden == "onehot":
-        from nemm.baselines import fit_em_ceiling
-
-        ceiling = fit_em_ceiling(X, m.n_hidden, n_init=3, random_state=m.random_state)
+        ceiling = _em_ceiling(m, X, out, verbose=m.verbose)
         print(f"EM ceiling (mixture of {m.n_hidden} product-Bernoullis): {ceiling:.2f} nats/point")
     return 0
+
+
+#: EM runs of the ceiling that ``nemm train`` prints.
+_CEILING_RESTARTS = 3
+
+
+def _em_ceiling(m: Machine, X: np.ndarray, out: str, *, verbose: bool) -> float:
+    """The EM ceiling of m's training data: the one recorded with the run in ``out``, else fitted.
+
+    A fitted ceiling is recorded with the training run (``m._data_source``) and the model saved
+    again, so that ``--resume`` of a finished or checkpointed run does not fit it again.
+    """
+    from nemm.baselines import fit_em_ceiling
+
+    key = {
+        "n_components": m.n_hidden,
+        "n_init": _CEILING_RESTARTS,
+        "random_state": m.random_state,
+        "data_sha256": m._train_data_sha,
+    }
+    source = m._data_source
+    stored = source.get("em_ceiling") if source is not None else None
+    if isinstance(stored, dict) and all(stored.get(k) == v for k, v in key.items()):
+        return float(stored["log_likelihood"])
+    ceiling = fit_em_ceiling(
+        X, m.n_hidden, n_init=_CEILING_RESTARTS, random_state=m.random_state, verbose=verbose
+    )
+    if source is not None:
+        source["em_ceiling"] = {**key, "log_likelihood": ceiling}
+        m.save(out)
+    return ceiling
 
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
