@@ -33,6 +33,7 @@ CONFIG = """
 n_hidden = [3, 4, 5, 6, 8]
 normalization = ["softmax", "sigmoid"]
 [train]
+recipe = "paper"
 n_epochs = 120
 [sweep]
 seeds = {seeds}

@@ -75,12 +75,12 @@ def as_binary_matrix(
     if arr.dtype == np.uint8:  # the common case: one cheap pass, the full scan only to report
         if arr.size and arr.max() > 1:
             idx = tuple(int(i) for i in np.argwhere(arr > 1)[0])
-            raise ValueError(f"{name} must contain only 0 and 1, found {arr[idx]!r} at index {idx}")
+            raise ValueError(f"{name} must contain only 0 and 1, found {shown(arr[idx])} at index {idx}")
     elif arr.dtype != np.bool_:
         bad = (arr != 0) & (arr != 1)
         if bad.any():
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(f"{name} must contain only 0 and 1, found {arr[idx]!r} at index {idx}")
+            raise ValueError(f"{name} must contain only 0 and 1, found {shown(arr[idx])} at index {idx}")
     return np.ascontiguousarray(arr, dtype=np.uint8)
 
 
@@ -106,7 +106,7 @@ def _sparse_to_dense(X: object, name: str) -> np.ndarray:
         raise ValueError(f"{name} contains NaN")
     if data.dtype != np.bool_ and ((data != 0) & (data != 1)).any():
         bad = data[(data != 0) & (data != 1)][0]
-        raise ValueError(f"{name} must contain only 0 and 1, found {bad!r} among its stored values")
+        raise ValueError(f"{name} must contain only 0 and 1, found {shown(bad)} among its stored values")
     return np.asarray(X.astype(np.uint8).toarray())  # type: ignore[attr-defined]
 
 
@@ -138,6 +138,16 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
+def shown(value: object) -> str:
+    """``repr`` of a value for a message, with numpy scalars and arrays as plain numbers and lists.
+
+    A message says ``got 0.48``, not ``got np.float64(0.48)`` (numpy 2's repr of its scalars).
+    """
+    if isinstance(value, (np.generic, np.ndarray)):
+        value = value.tolist()
+    return repr(value)
+
+
 def as_int(
     value: object, name: str, *, minimum: int | None = None, maximum: int | None = None, why_max: str = ""
 ) -> int:
@@ -151,7 +161,7 @@ def as_int(
         If it lies outside ``[minimum, maximum]``; ``why_max`` explains the upper bound.
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r} of type {_type_name(value)}")
+        raise TypeError(f"{name} must be an integer, got {shown(value)} of type {_type_name(value)}")
     v = int(value)
     if minimum is not None and v < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {v}")
@@ -179,7 +189,7 @@ def as_float(
         If it is NaN, infinite or out of bounds.
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {value!r} of type {_type_name(value)}")
+        raise TypeError(f"{name} must be a real number, got {shown(value)} of type {_type_name(value)}")
     v = float(value)
     if not math.isfinite(v):
         raise ValueError(f"{name} must be finite, got {v}")
@@ -193,7 +203,7 @@ def as_float(
 def as_bool(value: object, name: str) -> bool:
     """``value`` as a Python bool; only ``bool`` and ``numpy.bool_`` are booleans (not "no", not 1)."""
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r} of type {_type_name(value)}")
+        raise TypeError(f"{name} must be True or False, got {shown(value)} of type {_type_name(value)}")
     return bool(value)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from nemm._checks import INT32_MAX, as_bool, as_float, as_int, as_seed
+from nemm._checks import INT32_MAX, as_bool, as_float, as_int, as_seed, shown
 
 __all__ = [
     "Setting",
@@ -143,7 +143,7 @@ class Setting:
         if self.type == "choice":
             if not isinstance(value, str):
                 raise TypeError(
-                    f"{name} must be a string, one of {self.choices}, got {value!r} of type "
+                    f"{name} must be a string, one of {self.choices}, got {shown(value)} of type "
                     f"{type(value).__name__}"
                 )
             if value not in self.choices:
@@ -155,7 +155,7 @@ class Setting:
                 b = (b, b)
             if not isinstance(b, (tuple, list, np.ndarray)) or len(b) != 2:
                 raise TypeError(
-                    f"{name} must be a positive integer or a pair (start, end) of them, got {value!r}"
+                    f"{name} must be a positive integer or a pair (start, end) of them, got {shown(value)}"
                 )
             return (as_int(b[0], f"{name}[0]", minimum=1), as_int(b[1], f"{name}[1]", minimum=1))
         raise AssertionError(f"unknown setting type {self.type!r}")  # pragma: no cover - a table typo

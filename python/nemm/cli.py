@@ -206,7 +206,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a machine on binary data",
-        description="Train a nonequilibrium Markov machine with the paper's protocol.",
+        description="Train a nonequilibrium Markov machine; the settings left out are chosen by its "
+        "training recipe (--recipe: auto by default, or the paper's protocol).",
     )
     p.add_argument(
         "data",
@@ -444,11 +445,40 @@ def _report_training(
             f"{max_states} states summed over; raise it with --max-states"
         )
     if not no_ceiling and m.hidden == "onehot":
-        from nemm.baselines import fit_em_ceiling
-
-        ceiling = fit_em_ceiling(X, m.n_hidden, n_init=3, random_state=m.random_state)
+        ceiling = _em_ceiling(m, X, out, verbose=m.verbose)
         print(f"EM ceiling (mixture of {m.n_hidden} product-Bernoullis): {ceiling:.2f} nats/point")
     return 0
+
+
+#: EM runs of the ceiling that ``nemm train`` prints.
+_CEILING_RESTARTS = 3
+
+
+def _em_ceiling(m: Machine, X: np.ndarray, out: str, *, verbose: bool) -> float:
+    """The EM ceiling of m's training data: the one recorded with the run in ``out``, else fitted.
+
+    A fitted ceiling is recorded with the training run (``m._data_source``) and the model saved
+    again, so that ``--resume`` of a finished or checkpointed run does not fit it again.
+    """
+    from nemm.baselines import fit_em_ceiling
+
+    key = {
+        "n_components": m.n_hidden,
+        "n_init": _CEILING_RESTARTS,
+        "random_state": m.random_state,
+        "data_sha256": m._train_data_sha,
+    }
+    source = m._data_source
+    stored = source.get("em_ceiling") if source is not None else None
+    if isinstance(stored, dict) and all(stored.get(k) == v for k, v in key.items()):
+        return float(stored["log_likelihood"])
+    ceiling = fit_em_ceiling(
+        X, m.n_hidden, n_init=_CEILING_RESTARTS, random_state=m.random_state, verbose=verbose
+    )
+    if source is not None:
+        source["em_ceiling"] = {**key, "log_likelihood": ceiling}
+        m.save(out)
+    return ceiling
 
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
@@ -508,13 +538,34 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
 
 def _add_sample(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sample", help="draw visible samples from a saved machine")
-    p.add_argument("model")
-    p.add_argument("-n", "--n-samples", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--burn-in", type=int, default=1000)
-    p.add_argument("--thin", type=int, default=10)
-    p.add_argument("--out", default="samples.npy", help=".npy file of 0/1 rows")
+    p = sub.add_parser(
+        "sample",
+        help="draw visible samples from a saved machine",
+        description="Draw visible samples from the stationary state of a saved model's chain "
+        "(independent chains in parallel, each burnt in, then thinned).",
+    )
+    p.add_argument("model", help="a model file written by Machine.save / nemm train")
+    p.add_argument(
+        "-n", "--n-samples", type=int, default=16, metavar="N", help="samples to draw (default 16)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling chains (default 0)")
+    p.add_argument(
+        "--burn-in",
+        type=int,
+        default=1000,
+        metavar="STEPS",
+        help="double steps (z -> x -> z) each chain discards before its first sample (default 1000)",
+    )
+    p.add_argument(
+        "--thin",
+        type=int,
+        default=10,
+        metavar="STEPS",
+        help="double steps between two samples of one chain (default 10)",
+    )
+    p.add_argument(
+        "--out", default="samples.npy", help=".npy file of 0/1 rows to write (default samples.npy)"
+    )
     p.set_defaults(func=_run_sample)
 
 

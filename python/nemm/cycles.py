@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._checks import shown
 from .markov import (
     _as_distribution,
     _as_stochastic,
@@ -152,10 +153,10 @@ def dominant_cycle(
         Lmax = S
     else:
         if int(max_length) != max_length or max_length < 3:
-            raise ValueError(f"max_length must be an integer >= 3, got {max_length!r}")
+            raise ValueError(f"max_length must be an integer >= 3, got {shown(max_length)}")
         Lmax = min(int(max_length), S)
     if not (math.isfinite(float(atol)) and atol >= 0):
-        raise ValueError(f"atol must be finite and >= 0, got {atol!r}")
+        raise ValueError(f"atol must be finite and >= 0, got {shown(atol)}")
     src, dst = np.nonzero(J > atol)
     if src.size < 3:
         return []

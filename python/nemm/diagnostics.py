@@ -19,6 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from nemm import _core
+from nemm._checks import shown
 from nemm._seeds import derive_seed
 from nemm._states import MAX_CODE_BITS, bits_to_codes, codes_to_bits, state_labels
 from nemm.class_distribution import ClassKL, class_kl
@@ -365,7 +366,7 @@ def _abar_draws(
 ) -> Iterator[np.ndarray]:
     """For every hidden state z' in turn: ``Abar(x_k, .)`` of ``n_draws`` draws ``x_k ~ A(z', .)``, (n, S)."""
     if int(n_draws) < 1:
-        raise ValueError(f"n_draws must be at least 1, got {n_draws!r}")
+        raise ValueError(f"n_draws must be at least 1, got {shown(n_draws)}")
     if machine.hidden == "binary" and machine.n_hidden > 12:
         raise ValueError("rao_blackwell_M enumerates the hidden states: binary hidden layers need L <= 12")
     n = int(n_draws)
@@ -431,7 +432,7 @@ def rao_blackwell_sigma(
     """
     nb = int(n_batches)
     if nb < 2 or nb > int(n_draws):
-        raise ValueError(f"n_batches must be between 2 and n_draws, got {n_batches!r}")
+        raise ValueError(f"n_batches must be between 2 and n_draws, got {shown(n_batches)}")
     from nemm.cycles import sigma_against_draws
 
     B = np.stack(list(_abar_draws(machine, n_draws, seed)))  # (S, n, S)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_binary_matrix
+from ._checks import as_binary_matrix, shown
 from .mixture import BernoulliMixture
 
 __all__ = ["em_initial_params", "posterior_backward_params"]
@@ -122,7 +122,7 @@ def em_initial_params(
         raise ValueError(f"backward must be 'prior' or 'posterior', got {backward!r}")
     Xb = as_binary_matrix(X, "X")
     if isinstance(n_hidden, bool) or not isinstance(n_hidden, (int, np.integer)) or n_hidden < 1:
-        raise ValueError(f"n_hidden must be a positive integer, got {n_hidden!r}")
+        raise ValueError(f"n_hidden must be a positive integer, got {shown(n_hidden)}")
     mix = BernoulliMixture(n_components=int(n_hidden), n_init=n_init, max_iter=n_iter, random_state=seed).fit(
         Xb
     )

@@ -35,7 +35,7 @@ from typing import Literal, cast
 import numpy as np
 import numpy.typing as npt
 
-from ._checks import as_binary_matrix, as_real_array
+from ._checks import as_binary_matrix, as_real_array, shown
 from ._logdomain import logsumexp
 
 __all__ = [
@@ -86,7 +86,7 @@ def _log_bernoulli_product(B: np.ndarray, F: np.ndarray) -> np.ndarray:
 
 def _check_bits(n: int, name: str) -> int:
     if int(n) != n or n < 1:
-        raise ValueError(f"{name} must be a positive integer, got {n!r}")
+        raise ValueError(f"{name} must be a positive integer, got {shown(n)}")
     if n > MAX_EXACT_BITS:
         raise ValueError(
             f"{name} = {n} is too large for exact enumeration: the limit is {name} <= {MAX_EXACT_BITS} "
@@ -184,7 +184,7 @@ def hidden_states(L: int, hidden: Hidden = "onehot") -> np.ndarray:
     """
     _check_modes(hidden, "softmax")
     if int(L) != L or L < 1:
-        raise ValueError(f"L must be a positive integer, got {L!r}")
+        raise ValueError(f"L must be a positive integer, got {shown(L)}")
     if hidden == "onehot":
         return np.eye(int(L))
     return _bits(_check_bits(L, "L")).astype(np.float64)
@@ -521,7 +521,7 @@ def exact_log_likelihood_gradient(
         Keys ``"w"``, ``"a"``, ``"wbar"``, ``"abar"``, each shaped like its parameter.
     """
     if not eps > 0:
-        raise ValueError(f"eps must be positive, got {eps!r}")
+        raise ValueError(f"eps must be positive, got {shown(eps)}")
     params = {
         "w": np.array(w, dtype=np.float64),
         "a": np.array(a, dtype=np.float64),

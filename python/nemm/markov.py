@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 
 from . import _core
+from ._checks import shown
 
 __all__ = [
     "DENSE_EIG_LIMIT",
@@ -88,7 +89,7 @@ def _as_stochastic(M: object, name: str = "M") -> np.ndarray:
     rows = arr.sum(axis=1)
     if not np.allclose(rows, 1.0, rtol=0.0, atol=_ROW_SUM_ATOL):
         worst = int(np.argmax(np.abs(rows - 1.0)))
-        raise ValueError(f"{name} must be row-stochastic; row {worst} sums to {rows[worst]!r}")
+        raise ValueError(f"{name} must be row-stochastic; row {worst} sums to {rows[worst].item()!r}")
     return arr
 
 
@@ -104,7 +105,7 @@ def _as_distribution(p: object, n: int, name: str) -> np.ndarray:
 def _check_pseudocount(pseudocount: float) -> float:
     pc = float(pseudocount)
     if not np.isfinite(pc) or pc < 0:
-        raise ValueError(f"pseudocount must be finite and >= 0, got {pseudocount!r}")
+        raise ValueError(f"pseudocount must be finite and >= 0, got {shown(pseudocount)}")
     return pc
 
 
@@ -163,7 +164,7 @@ def transition_counts_sparse(traj: object) -> tuple[np.ndarray, np.ndarray, np.n
 
 def _as_trajectory(traj: object, n_states: int) -> np.ndarray:
     if int(n_states) != n_states or n_states <= 0:
-        raise ValueError(f"n_states must be a positive integer, got {n_states!r}")
+        raise ValueError(f"n_states must be a positive integer, got {shown(n_states)}")
     t = np.asarray(traj)
     if t.ndim not in (1, 2):
         raise ValueError(f"traj must be one- or two-dimensional (n_chains, T), got shape {t.shape}")

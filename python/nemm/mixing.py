@@ -33,7 +33,7 @@ from typing import Any, Literal, Protocol, overload
 
 import numpy as np
 
-from ._checks import as_binary_matrix
+from ._checks import as_binary_matrix, shown
 from .markov import stationary_distribution
 
 __all__ = [
@@ -90,7 +90,7 @@ def _as_labels(labels: object, n_classes: int | None, name: str = "labels") -> t
         k = int(arr.max()) + 1
     else:
         if int(n_classes) != n_classes or n_classes < 1:
-            raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+            raise ValueError(f"n_classes must be a positive integer, got {shown(n_classes)}")
         k = int(n_classes)
         if arr.max() >= k:
             raise ValueError(f"{name} contains class index {int(arr.max())}, outside 0..{k - 1}")
@@ -290,7 +290,7 @@ def integrated_autocorrelation_time(
           (a cycle's class frequencies converge faster than i.i.d. draws').
     """
     if not (math.isfinite(float(c)) and c > 0):
-        raise ValueError(f"c must be finite and positive, got {c!r}")
+        raise ValueError(f"c must be finite and positive, got {shown(c)}")
     if window not in ("tapered", "abs", "sokal"):
         raise ValueError(f"window must be 'tapered', 'abs' or 'sokal', got {window!r}")
     lab, K = _as_labels(labels, n_classes)
@@ -386,7 +386,7 @@ def class_cover_time(
     """
     mf = float(min_fraction)
     if not (0.0 < mf <= 1.0):
-        raise ValueError(f"min_fraction must be in (0, 1], got {min_fraction!r}")
+        raise ValueError(f"min_fraction must be in (0, 1], got {shown(min_fraction)}")
     k = class_cover_times(labels, n_classes).ravel()
     covered = np.isfinite(k)
     frac = float(covered.mean())
@@ -425,7 +425,7 @@ def sample_class_kl(
     """
     pc = float(pseudocount)
     if not (math.isfinite(pc) and pc >= 0):
-        raise ValueError(f"pseudocount must be finite and >= 0, got {pseudocount!r}")
+        raise ValueError(f"pseudocount must be finite and >= 0, got {shown(pseudocount)}")
     s, K = _as_labels(sample_labels, n_classes, "sample_labels")
     d, _ = _as_labels(data_labels, K, "data_labels")
     if np.asarray(data_labels).ndim != 1:
@@ -734,6 +734,6 @@ def _class_indices(values: np.ndarray, classes: np.ndarray, name: str) -> np.nda
     bad = classes[order][pos] != values
     if bad.any():
         raise ValueError(
-            f"{name} contain {values[bad][0]!r}, which is not among the classes {classes.tolist()}"
+            f"{name} contain {shown(values[bad][0])}, which is not among the classes {classes.tolist()}"
         )
     return order[pos].astype(np.int64)

@@ -38,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ._checks import as_binary_matrix
 from ._logdomain import logsumexp
@@ -103,6 +104,9 @@ class BernoulliMixture:
         Seed of the initializations.
     init : {"kmeans++", "subsets"}
         Initialization scheme (see the module docstring).
+    verbose : bool
+        Show a progress bar over the EM runs (on stderr), with the iteration and mean
+        log-likelihood of the current run.
 
     Attributes
     ----------
@@ -134,6 +138,7 @@ class BernoulliMixture:
         tol: float = 1e-6,
         random_state: int | np.random.Generator | None = None,
         init: str = "kmeans++",
+        verbose: bool = False,
     ) -> None:
         self.n_components = n_components
         self.n_init = n_init
@@ -141,6 +146,7 @@ class BernoulliMixture:
         self.tol = tol
         self.random_state = random_state
         self.init = init
+        self.verbose = verbose
 
     # ------------------------------------------------------------------ fitting
     def _validate_hyperparameters(self, n_samples: int) -> None:
@@ -174,11 +180,13 @@ class BernoulliMixture:
         Xf = Xb.astype(np.float64)
         rng = _random_state(self.random_state)
         best: _Run | None = None
-        for _ in range(int(self.n_init)):
-            means0 = self._initial_means(Xf, rng, Xb)
-            run = self._em(Xf, means0)
-            if best is None or run.log_likelihood > best.log_likelihood:
-                best = run
+        with tqdm(total=int(self.n_init), desc="EM mixture", unit="run", disable=not self.verbose) as bar:
+            for _ in range(int(self.n_init)):
+                means0 = self._initial_means(Xf, rng, Xb)
+                run = self._em(Xf, means0, bar)
+                if best is None or run.log_likelihood > best.log_likelihood:
+                    best = run
+                bar.update(1)
         assert best is not None
         self.weights_ = best.weights
         self.means_ = best.means
@@ -223,8 +231,8 @@ class BernoulliMixture:
         means = 0.5 * X[seeds] + 0.5 * xbar
         return np.clip(means, _CLIP, 1.0 - _CLIP)
 
-    def _em(self, X: np.ndarray, means: np.ndarray) -> _Run:
-        """One EM run from the given means and uniform weights."""
+    def _em(self, X: np.ndarray, means: np.ndarray, bar: tqdm) -> _Run:
+        """One EM run from the given means and uniform weights (its progress shown on ``bar``)."""
         n = X.shape[0]
         K = means.shape[0]
         log_w = np.full(K, -np.log(K))
@@ -237,6 +245,8 @@ class BernoulliMixture:
             log_px = logsumexp(joint, axis=1)
             ll = float(log_px.mean())
             trace.append(ll)
+            bar.set_postfix_str(f"iteration {it}, ln p {ll:.2f}", refresh=False)
+            bar.update(0)  # redraws at most every 0.1 s
             if it > 0 and ll - trace[-2] < self.tol:
                 converged = True
                 break
@@ -332,14 +342,15 @@ def fit_em_ceiling(
     n_components: int,
     n_init: int = 5,
     random_state: int | np.random.Generator | None = 0,
+    verbose: bool = False,
 ) -> float:
     """Mean log-likelihood (nats per data point) of the EM Bernoulli-mixture fit.
 
     This is the ceiling of a one-hot machine with ``n_components`` hidden states
-    on the same data.
+    on the same data; ``verbose`` shows a progress bar over the EM runs.
     """
     return (
-        BernoulliMixture(n_components=n_components, n_init=n_init, random_state=random_state)
+        BernoulliMixture(n_components=n_components, n_init=n_init, random_state=random_state, verbose=verbose)
         .fit(X)
         .log_likelihood_
     )

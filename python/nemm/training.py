@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from nemm._checks import as_binary_matrix
+from nemm._checks import as_binary_matrix, shown
 from nemm._logdomain import logit
 from nemm._settings import _WHY_INT32, HIDDEN, MACHINE_SETTINGS, NORMALIZATION, check_settings  # noqa: F401  (_WHY_INT32: machine.py imports it from here)
 
@@ -90,7 +90,7 @@ class _BatchStream:
         if perm.ndim != 1 or not np.array_equal(np.sort(perm), np.arange(n)):
             raise ValueError("the saved minibatch permutation is not a permutation")
         if not isinstance(pos, int) or not 0 <= pos <= n:
-            raise ValueError(f"the saved minibatch position {pos!r} is outside [0, {n}]")
+            raise ValueError(f"the saved minibatch position {shown(pos)} is outside [0, {n}]")
         rng = np.random.Generator(np.random.PCG64())
         rng.bit_generator.state = rng_state  # numpy checks its keys and types
         stream = cls.__new__(cls)

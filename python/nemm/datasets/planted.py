@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nemm._checks import shown
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.machine import Machine
 
@@ -91,7 +93,7 @@ def planted_model(
         else:
             pi = np.asarray(weights, dtype=np.float64)
             if pi.shape != (L,) or not np.isfinite(pi).all() or (pi <= 0).any():
-                raise ValueError(f"weights must be {L} positive finite numbers, got {weights!r}")
+                raise ValueError(f"weights must be {L} positive finite numbers, got {shown(weights)}")
             pi = pi / pi.sum()
         a = np.zeros(D)
         # ln(1 + e^w) in the log domain: logaddexp(0, w).

@@ -358,7 +358,8 @@ def reproduce(
     dict
         ``protocol``, ``models`` (one record per model), ``seeds`` (the nemm records of the
         first variant), ``baselines`` (``em``, ``rbm``, ``tied``), ``variants`` (per-variant
-        summaries), ``summary``, ``files`` (written paths) and ``seconds``.
+        summaries), ``summary``, ``files`` (written paths), ``seconds`` (the wall time of the
+        call: the runs, the figures and the files) and ``figure_seconds``.
     """
     from nemm.config import parse_config
     from nemm.sweep import load_data, run_sweep, worker_pool
@@ -411,6 +412,8 @@ def reproduce(
         )
     report = res.report
     assert report is not None  # the report kind "reproduce" always returns its results
+    # The wall time of the whole command: the worker pool's start, the runs, the figures, the files.
+    report["seconds"] = time.perf_counter() - t_start
     if progress:
         print(table_text(report))
     return report

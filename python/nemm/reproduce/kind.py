@@ -123,7 +123,12 @@ def write(o: SweepOutput) -> dict[str, Any]:
     old = csv_path.read_text(encoding="utf-8") if csv_path.exists() else None
     if old != rr.csv_of(res) or not (o.out / "report.md").exists():
         draw = o.figures and importlib.util.find_spec("matplotlib") is not None and res["seeds"]
-        rr.write_tables(res, o.out, rr.draw_figures(res, o.out, o.map_fn) if draw else None)
+        t_figures = time.perf_counter()
+        figures = rr.draw_figures(res, o.out, o.map_fn) if draw else None
+        # The report's time is the whole run's: the runs, then the figures (seconds on 2 cores).
+        res["figure_seconds"] = time.perf_counter() - t_figures
+        res["seconds"] = time.perf_counter() - o.started
+        rr.write_tables(res, o.out, figures)
     else:
         res["files"] = {
             "report": str(o.out / "report.md"),

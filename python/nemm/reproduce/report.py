@@ -345,7 +345,7 @@ def _header_lines(res: Mapping[str, Any]) -> list[str]:
         f"centering {'on' if p.get('centered', True) else 'off'}, normalization (eq. 19): "
         f"{' and '.join(p.get('variants', [p.get('normalization', 'softmax')]))}; "
         f"{len(p['seeds'])} nemm seeds, {len(p.get('rbm_seeds', []))} RBM, {len(p.get('tied_seeds', []))} tied; "
-        f"{res['seconds']:.1f} s on {p['n_jobs']} process(es)."
+        f"{res['seconds']:.1f} s on {p['n_jobs']} process(es), {res.get('figure_seconds', 0.0):.1f} s of it the figures."
     )
     add("")
     add("Kinds of model (one row each in `results.csv`, column `kind`):")
@@ -1061,7 +1061,9 @@ def table_text(res: Mapping[str, Any]) -> str:
             + ", ".join(f"{k} {vs['regimes'][k]['count']}" for k in REGIMES)
             + f"  (rules: nemm.reproduce.classify_regime, L = {L})"
         )
-    lines.append(f"done in {res['seconds']:.1f} s. Report: {res['files']['report']}")
+    lines.append(
+        f"done in {res['seconds']:.1f} s ({res.get('figure_seconds', 0.0):.1f} s of it the figures). Report: {res['files']['report']}"
+    )
     return "\n".join(lines)
 
 
