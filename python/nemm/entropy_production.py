@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 from tqdm.auto import tqdm
 
+from nemm._checks import shown
 from nemm._logdomain import logsumexp
 from nemm._seeds import derive_seed
 from nemm._states import codes_to_bits
@@ -424,7 +425,7 @@ def entropy_production_rate(
 
     eff = float(effort)
     if not np.isfinite(eff) or eff <= 0:
-        raise ValueError(f"effort must be a positive number, got {effort!r}")
+        raise ValueError(f"effort must be a positive number, got {shown(effort)}")
     machine = model._gibbs() if isinstance(model, RBM) else model
     base = getattr(model, "random_state", None) if seed is None else seed
     base = 0 if base is None else int(base)

@@ -515,7 +515,7 @@ def exact_class_autocorrelation(class_kernel: object, max_lag: int) -> np.ndarra
         ``rho[0] = 1``; all NaN when the class never varies (``pi`` is one-hot).
     """
     if int(max_lag) != max_lag or max_lag < 0:
-        raise ValueError(f"max_lag must be a non-negative integer, got {max_lag!r}")
+        raise ValueError(f"max_lag must be a non-negative integer, got {shown(max_lag)}")
     Kc, M, B, pbar = _check_class_kernel(class_kernel)
     pi = pbar @ B
     var = float(np.sum(pi * (1.0 - pi)))

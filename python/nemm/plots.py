@@ -92,7 +92,18 @@ def sigma_method_of(records: Sequence[Mapping[str, Any]]) -> str:
     headline was eq. 21 on the Rao-Blackwell M.
     """
     methods = sorted({str(r["sigma_method"]) for r in records if r.get("sigma_method")})
-    return ", ".join(methods) if methods else "eq. 21 on the Rao–Blackwell M"
+    return (
+        ", ".join(SIGMA_METHOD_NAMES.get(m, m) for m in methods)
+        if methods
+        else "eq. 21 on the Rao–Blackwell M"
+    )
+
+
+#: What each ``sigma_method`` of :func:`nemm.diagnostics.entropy_production_rate` means, for labels.
+SIGMA_METHOD_NAMES = {
+    "M": "eq. 21 on the importance-sampled M",
+    "transitions": "mean ln M(z'|z)/M(z|z') over sampled transitions",
+}
 
 
 def headline_sigma_label(records: Sequence[Mapping[str, Any]]) -> str:

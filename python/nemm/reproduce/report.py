@@ -263,7 +263,7 @@ def summarize(
 
 def _kinds_table(kinds: Sequence[Mapping[str, Any]], add: Callable[[str], None]) -> None:
     add(
-        "| kind | variant | models | ln p median (range) | τ_int,class (Sokal) | τ_int,class (envelope) "
+        "| kind | variant | models | ln p median (range) | τ_int,class | τ_int,class (envelope) "
         "| class cover time | class KL of samples | σ (headline) | Tr(M)/L (Rao–Blackwell M) |"
     )
     add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -330,9 +330,32 @@ def _equal_likelihood_sentence(kinds: Sequence[Mapping[str, Any]], nemm_median: 
     )
 
 
+def _resolved_protocol(p: Mapping[str, Any]) -> dict[str, Any]:
+    """The protocol with the settings left to the recipe (None) replaced by the recipe's choice.
+
+    The data size is not known here, so ``"auto"`` choices that depend on it read "auto".
+    """
+    from nemm.recipes import recipe_settings
+
+    chosen = recipe_settings(
+        str(p.get("recipe") or "paper"),
+        int(p["n_hidden"]),
+        p.get("n_samples"),
+        str(p.get("hidden", "onehot")),
+    )
+    out = dict(p)
+    for key in ("n_epochs", "steps_per_epoch", "learning_rate", "batch_size", "chain_steps", "n_chains"):
+        v = out.get(key)
+        if v is None or (isinstance(v, (list, tuple)) and all(b is None for b in v)):
+            out[key] = chosen.get(key, "auto")
+    if not isinstance(out["batch_size"], (list, tuple)):
+        out["batch_size"] = (out["batch_size"], out["batch_size"])
+    return out
+
+
 def _header_lines(res: Mapping[str, Any]) -> list[str]:
     """The title, the protocol in one paragraph, and the kinds of model."""
-    p = res["protocol"]
+    p = _resolved_protocol(res["protocol"])
     L = p["n_hidden"]
     lines: list[str] = []
     add = lines.append
@@ -396,7 +419,7 @@ def _summary_lines(res: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]
             "the envelope window and `tau_int_class_sokal` the spec's literal rule (the smallest W ≥ 5 τ_int(W)), "
             "which on a cycling chain's oscillating ρ(k) stops at the first trough (near 0 or below). Values "
             "below 1: successive samples change class more often than i.i.d. draws would. "
-            "i.i.d. draws give 1; ∞ means the chain never changed class (stuck); \"k of n ∞\" beside a median "
+            'i.i.d. draws give 1; ∞ means the chain never changed class (stuck); "k of n ∞" beside a median '
             "counts the infinite values it includes."
         )
         add("")
@@ -730,6 +753,16 @@ def _failed_lines(res: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _not_converged_note(r: Mapping[str, Any]) -> str:
+    """ " (not converged; effort ~k needed)" when the headline sigma's convergence check failed, else nothing."""
+    if r.get("sigma_converged") is not False:
+        return ""
+    need = _f(r.get("sigma_effort_needed"))
+    return (
+        f" (not converged; effort ≈ {fmt(need, '.2g')} needed)" if math.isfinite(need) else " (not converged)"
+    )
+
+
 def _models_lines(models: Sequence[Mapping[str, Any]]) -> list[str]:
     """The table of every model."""
     lines: list[str] = []
@@ -737,7 +770,8 @@ def _models_lines(models: Sequence[Mapping[str, Any]]) -> list[str]:
     add("## All models")
     add("")
     add(
-        "| kind | variant | seed | ln p (exact; ± chain noise, binary) | τ_int,class | τ (envelope) | cover time | σ (headline) "
+        "| kind | variant | seed | ln p (exact; ± chain noise, binary) | τ_int,class | τ_int,class (envelope) | cover time "
+        "| σ (headline; effort 1 unless stated) "
         "| σ counting | one-way pairs | dominant-cycle affinity | τ (steps) | Tr(M)/L | class KL | regime |"
     )
     add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
@@ -745,7 +779,7 @@ def _models_lines(models: Sequence[Mapping[str, Any]]) -> list[str]:
         add(
             f"| {r['kind']} | {r.get('variant', '')} | {r['seed']} | {fmt_pm(r['loglik'], r.get('loglik_err'), '.2f')} | "
             f"{fmt(r.get('tau_int_class'))} | {fmt(r.get('tau_int_class_envelope'))} | {fmt(r.get('cover_time'))} | "
-            f"{fmt_pm(r['sigma'], r['sigma_err'])} | {fmt(r.get('sigma_counting'))} | "
+            f"{fmt_pm(r['sigma'], r['sigma_err'])}{_not_converged_note(r)} | {fmt(r.get('sigma_counting'))} | "
             f"{'–' if r.get('n_one_way') is None else r['n_one_way']} | {fmt(r.get('cycle_affinity'))} | "
             f"{fmt_pm(r['tau'], r.get('tau_err'))} | {fmt(r['self_transition'])} | {fmt(r['class_kl'])} | "
             f"{r['regime'] or '–'} |"
