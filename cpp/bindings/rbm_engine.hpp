@@ -144,7 +144,7 @@ class RBMEngine : public EngineBase<RBMTrainer> {
     bool interrupted = false;
     double log_Z;
     {
-    py::gil_scoped_release release;
+      py::gil_scoped_release release;
       log_Z = enumerate_hidden(tr.model, false, poll_stop(poll, interrupted)).log_Z;
     }
     if (interrupted) throw py::error_already_set();
@@ -158,7 +158,7 @@ class RBMEngine : public EngineBase<RBMTrainer> {
     bool interrupted = false;
     Eigen::VectorXd out;
     {
-    py::gil_scoped_release release;
+      py::gil_scoped_release release;
       out = rbm_log_likelihood(tr.model, xs.spans(), poll_stop(poll, interrupted));
     }
     if (interrupted) throw py::error_already_set();

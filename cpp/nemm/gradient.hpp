@@ -240,28 +240,28 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
 #pragma omp for schedule(dynamic, 1)
     for (long k = 0; k < k_fields + k_logA; ++k)
       err.run([&] {
-      if (k < k_fields) {
-        const int t = int(k / s_pieces);
-        const long r = k % s_pieces;
-        sum_rows_tile(m.backward_table(), Lq, Xp.data(), r * kRowPiece, std::min(S, (r + 1) * kRowPiece),
-                      m.field_bias_d.data(), tiles_L.begin(t), tiles_L.end(t), w.u.data(), std::size_t(Lq), Lq,
-                      scratch.data());
-      } else {
-        const int t = int((k - k_fields) / n_pieces);
-        const long r = (k - k_fields) % n_pieces;
-        sum_rows_tile(f.H.data(), Uq, X.data(), r * kRowPiece, std::min(N, (r + 1) * kRowPiece), init.data(),
-                      tiles_U.begin(t), tiles_U.end(t), w.Q.data(), std::size_t(U), U, scratch.data());
-      }
+        if (k < k_fields) {
+          const int t = int(k / s_pieces);
+          const long r = k % s_pieces;
+          sum_rows_tile(m.backward_table(), Lq, Xp.data(), r * kRowPiece, std::min(S, (r + 1) * kRowPiece),
+                        m.field_bias_d.data(), tiles_L.begin(t), tiles_L.end(t), w.u.data(), std::size_t(Lq), Lq,
+                        scratch.data());
+        } else {
+          const int t = int((k - k_fields) / n_pieces);
+          const long r = (k - k_fields) % n_pieces;
+          sum_rows_tile(f.H.data(), Uq, X.data(), r * kRowPiece, std::min(N, (r + 1) * kRowPiece), init.data(),
+                        tiles_U.begin(t), tiles_U.end(t), w.Q.data(), std::size_t(U), U, scratch.data());
+        }
       });
     // The x -> z probabilities of the pairs; with the sampled counts, the rows' weights too.
 #pragma omp for schedule(dynamic, 1)
     for (long k = 0; k < s_pieces + (counts_known ? n_pieces : 0); ++k)
       err.run([&] {
-      if (k < s_pieces)
-        backward_probs_range(s, w.u.data(), k * kRowPiece, std::min(S, (k + 1) * kRowPiece), Lq, w.mu.data(),
-                             w.gain.data(), shift, e, ur);
-      else
-        weigh_rows(k - s_pieces, shift, e);
+        if (k < s_pieces)
+          backward_probs_range(s, w.u.data(), k * kRowPiece, std::min(S, (k + 1) * kRowPiece), Lq, w.mu.data(),
+                               w.gain.data(), shift, e, ur);
+        else
+          weigh_rows(k - s_pieces, shift, e);
       });
     if (!counts_known) {
 #pragma omp single
@@ -288,25 +288,25 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
 #pragma omp for schedule(dynamic, 1)
     for (long k = 0; k < k_G + s_pieces; ++k)
       err.run([&] {
-      if (k < k_G) {
-        const int c0 = tiles_U.begin(int(k / i_pieces)), c1 = tiles_U.end(int(k / i_pieces));
-        const int i0 = int((k % i_pieces) * kRowPiece), i1 = int(std::min<long>(D, i0 + kRowPiece));
-        gather_rows_tile(w.Gp.data(), Uq, pix_X, w.Qp.data(), std::size_t(Uq), c0, c1, i0, i1);
-        if (onehot)
-          onehot_forward_gradient(w.Gp.data(), Uq, f.mu.data(), C.data(), D, c0, std::min(c1, U), i0, i1, invN,
-                                  g.w.data());
-      } else {
-        const long r = k - k_G;
-        pair_deltas(s, idx, Z, C.data(), rao_blackwell ? c.data() : nullptr, w.mu, w.gain, r * kRowPiece,
-                    std::min(S, (r + 1) * kRowPiece), w.delta);
-      }
+        if (k < k_G) {
+          const int c0 = tiles_U.begin(int(k / i_pieces)), c1 = tiles_U.end(int(k / i_pieces));
+          const int i0 = int((k % i_pieces) * kRowPiece), i1 = int(std::min<long>(D, i0 + kRowPiece));
+          gather_rows_tile(w.Gp.data(), Uq, pix_X, w.Qp.data(), std::size_t(Uq), c0, c1, i0, i1);
+          if (onehot)
+            onehot_forward_gradient(w.Gp.data(), Uq, f.mu.data(), C.data(), D, c0, std::min(c1, U), i0, i1, invN,
+                                    g.w.data());
+        } else {
+          const long r = k - k_G;
+          pair_deltas(s, idx, Z, C.data(), rao_blackwell ? c.data() : nullptr, w.mu, w.gain, r * kRowPiece,
+                      std::min(S, (r + 1) * kRowPiece), w.delta);
+        }
       });
 #pragma omp single
     err.run([&] {
-    for (long smp = 0; smp < S; ++smp) {
-      const double* delta = w.delta.data() + std::size_t(smp) * Lq;
-      for (int b = 0; b < L; ++b) g.abar[b] += delta[b];
-    }
+      for (long smp = 0; smp < S; ++smp) {
+        const double* delta = w.delta.data() + std::size_t(smp) * Lq;
+        for (int b = 0; b < L; ++b) g.abar[b] += delta[b];
+      }
     });
     // Eqs. 16c-d with 17 per tile of hidden units and piece of pixels, with those entries of
     // g.wbar; one-hot: g.a per piece of pixels.
@@ -314,17 +314,17 @@ inline Gradient approx_gradient(const Model& m, const std::vector<Span>& X, cons
 #pragma omp for schedule(dynamic, 1)
     for (long k = 0; k < k_acc + k_a; ++k)
       err.run([&] {
-      if (k < k_acc) {
-        const int c0 = tiles_L.begin(int(k / i_pieces)), c1 = tiles_L.end(int(k / i_pieces));
-        const int i0 = int((k % i_pieces) * kRowPiece), i1 = int(std::min<long>(D, i0 + kRowPiece));
-        gather_rows_tile(w.acc.data(), Lq, pix_Xp, w.delta.data(), std::size_t(Lq), c0, c1, i0, i1);
-        centered_backward_gradient(w.acc.data(), Lq, g.abar.data(), xbar, L, c0, std::min(c1, L), i0, i1, invN,
-                                   g.wbar.data());
-      } else {
-        const long r = k - k_acc;
+        if (k < k_acc) {
+          const int c0 = tiles_L.begin(int(k / i_pieces)), c1 = tiles_L.end(int(k / i_pieces));
+          const int i0 = int((k % i_pieces) * kRowPiece), i1 = int(std::min<long>(D, i0 + kRowPiece));
+          gather_rows_tile(w.acc.data(), Lq, pix_Xp, w.delta.data(), std::size_t(Lq), c0, c1, i0, i1);
+          centered_backward_gradient(w.acc.data(), Lq, g.abar.data(), xbar, L, c0, std::min(c1, L), i0, i1, invN,
+                                     g.wbar.data());
+        } else {
+          const long r = k - k_acc;
           ordered_row_sums(g.w.data(), D, U, int(r * kRowPiece), int(std::min<long>(D, (r + 1) * kRowPiece)),
                            g.a.data());
-    }
+        }
       });
   }
   err.rethrow();
