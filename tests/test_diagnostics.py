@@ -325,7 +325,7 @@ def test_track_epoch_records_history_without_changing_training(tmp_path) -> None
     assert m.history_["diag_epoch"] == [0.0, 2.0, 5.0] and "class_kl" not in m.history_
     # The history survives save/load.
     path = tracked.save(tmp_path / "m.npz")
-    np.testing.assert_allclose(load(path).history_["sigma"], h["sigma"])
+    np.testing.assert_allclose(load(path).history_["sigma_counting"], h["sigma_counting"])
 
 
 # --------------------------------------------------------------------------- the model's own sigma, currents, cycles

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 from tqdm.auto import tqdm
 
-from nemm._checks import shown
+from nemm._checks import as_float, as_seed
 from nemm._logdomain import logsumexp
 from nemm._seeds import derive_seed
 from nemm._states import codes_to_bits
@@ -210,6 +210,10 @@ def _softplus(h: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, h)
 
 
+#: Draws held at once per piece (rows of D pixels): memory stays bounded at any effort.
+_PIECE_VALUES = 1 << 20
+
+
 def _draw_log_weights(
     K: _Kernels,
     h: np.ndarray,
@@ -218,28 +222,31 @@ def _draw_log_weights(
     E: np.ndarray,
     counts: list[int],
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``counts[c]`` draws from component ``c`` of a mixture and their log weights ``ln f(x) - ln q(x)``.
+) -> np.ndarray:
+    """The log weights ``ln f(x) - ln q(x)`` of ``counts[c]`` draws from each component ``c`` of a mixture.
 
     The mixture weights are the shares ``counts / sum(counts)`` (the balance heuristic: every draw
-    is weighted by the whole mixture, which keeps the mean weight unbiased for ``M``). The components are the tilts of ``A(.|z)`` by ``g . wbar x`` (rows of ``G``,
-    (C, L)) and by ``t . x`` (rows of ``E``, (C', D)); every one is a product of Bernoullis
-    with logits ``h + wbar^T g`` or ``h + t``, and ``ln q_c(x) - ln A(x|z)`` is linear in ``x``.
-    Returns the draws (n, D) and their log weights (n,).
+    is weighted by the whole mixture, which keeps the mean weight unbiased for ``M``). The
+    components are the tilts of ``A(.|z)`` by ``g . wbar x`` (rows of ``G``, (C, L)) and by
+    ``t . x`` (rows of ``E``, (C', D)); every one is a product of Bernoullis with logits
+    ``h + wbar^T g`` or ``h + t``, and ``ln q_c(x) - ln A(x|z)`` is linear in ``x``. The draws of
+    a component are made in pieces of at most :data:`_PIECE_VALUES` pixels (the same stream, so
+    the same bits as one big draw). Returns the log weights (n,).
     """
     T = np.concatenate([np.einsum("cl,ld->cd", G, K.wbar), E])  # (C + C', D) pixel-space tilts
     log_Z = np.sum(_softplus(h[None, :] + T) - _softplus(h)[None, :], axis=1)
     log_share = np.log(np.asarray(counts, dtype=np.float64) / float(sum(counts)))
-    xs, lws = [], []
+    piece = max(1, _PIECE_VALUES // h.size)
+    lws = []
     for c in range(T.shape[0]):
         p = 0.5 * (1.0 + np.tanh(0.5 * (h + T[c])))
-        x = (rng.random((int(counts[c]), p.size)) < p).astype(np.float64)
-        V = np.einsum("nd,ld->nl", x, K.wbar)  # wbar x, no BLAS
-        log_q = np.concatenate([np.einsum("nl,cl->nc", V, G), np.einsum("nd,cd->nc", x, E)], axis=1)
-        log_mix = logsumexp(log_q + (log_share - log_Z)[None, :], axis=1)
-        xs.append(x)
-        lws.append(K.log_abar(V + K.c[None, :], zp) - log_mix)
-    return np.concatenate(xs), np.concatenate(lws)
+        for start in range(0, int(counts[c]), piece):
+            x = (rng.random((min(piece, int(counts[c]) - start), p.size)) < p).astype(np.float64)
+            V = np.einsum("nd,ld->nl", x, K.wbar)  # wbar x, no BLAS
+            log_q = np.concatenate([np.einsum("nl,cl->nc", V, G), np.einsum("nd,cd->nc", x, E)], axis=1)
+            log_mix = logsumexp(log_q + (log_share - log_Z)[None, :], axis=1)
+            lws.append(K.log_abar(V + K.c[None, :], zp) - log_mix)
+    return np.concatenate(lws)
 
 
 def _log_mean(lw: np.ndarray) -> tuple[float, float]:
@@ -260,7 +267,7 @@ def _log_M_entry(
     h = K.logits(z)
     G = K.tilts(h, zp)
     C = G.shape[0]
-    _, lw = _draw_log_weights(K, h, zp, G, np.zeros((0, h.size)), [max(1, -(-n // C))] * C, rng)
+    lw = _draw_log_weights(K, h, zp, G, np.zeros((0, h.size)), [max(1, -(-n // C))] * C, rng)
     return _log_mean(lw)
 
 
@@ -423,9 +430,10 @@ def entropy_production_rate(
     """
     from nemm.rbm import RBM
 
-    eff = float(effort)
-    if not np.isfinite(eff) or eff <= 0:
-        raise ValueError(f"effort must be a positive number, got {shown(effort)}")
+    eff = as_float(effort, "effort", lower=0.0)
+    seed = as_seed(seed, "seed")
+    if not isinstance(model, RBM) and not hasattr(model, "mean_images"):
+        raise TypeError(f"model must be a fitted Machine or RBM, got {type(model).__name__}")
     machine = model._gibbs() if isinstance(model, RBM) else model
     base = getattr(model, "random_state", None) if seed is None else seed
     base = 0 if base is None else int(base)

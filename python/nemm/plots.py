@@ -162,7 +162,7 @@ def draw_fig2(
     runs : sequence of dict
         One record per seed with ``seed``, ``loglik`` (exact final), ``sigma``,
         ``sigma_err`` and ``history`` (``epoch``, ``loglik`` on the fly, and
-        from tracking ``diag_epoch``, ``sigma``, ``loglik_exact``); optionally
+        from tracking ``diag_epoch``, ``sigma_counting``, ``loglik_exact``); optionally
         ``variant`` and ``sigma_method`` (named on the axes).
     em_ceiling : float, optional
         EM mixture log-likelihood (the ceiling of the one-hot model).
@@ -225,10 +225,9 @@ def _draw_training_curves(
             ax_ll.plot(np.asarray(h["diag_epoch"]) + 1, h["loglik_exact"], color=c, lw=1.0, alpha=0.85)
         elif h.get("loglik"):
             ax_ll.plot(np.asarray(h["epoch"]) + 1, h["loglik"], color=c, lw=0.8, alpha=0.85)
-        if h.get("sigma"):
-            ax_sig.plot(
-                np.asarray(h["diag_epoch"]) + 1, [_num(v) for v in h["sigma"]], color=c, lw=1.0, alpha=0.85
-            )
+        tracked = h.get("sigma_counting") or h.get("sigma")  # "sigma": histories written before the rename
+        if tracked:
+            ax_sig.plot(np.asarray(h["diag_epoch"]) + 1, [_num(v) for v in tracked], color=c, lw=1.0, alpha=0.85)
     if em_ceiling is not None and np.isfinite(em_ceiling):
         ax_ll.axhline(em_ceiling, color="k", ls="--", lw=1, label=f"EM ceiling {em_ceiling:.1f}")
         ax_ll.legend(loc="lower right", fontsize=8)
