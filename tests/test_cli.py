@@ -157,6 +157,8 @@ def test_diagnose_json_and_text(trained, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["diagnose", str(model), "--steps", "4000", "--no-data"]) == 0
     text = capsys.readouterr().out
     assert "entropy production" in text and "regime:" in text and "log-likelihood on" not in text
+    # The three estimators, each under its own name.
+    assert "entropy production sigma" in text and "sigma_counting" in text and "sigma_rao_blackwell" in text
     assert "Rao-Blackwell" in text and "counting transitions" in text and "one-way pair" in text
     assert "probability currents" in text and "dominant cycle" in text
 

@@ -16,6 +16,7 @@ from nemm.markov import (
     decorrelation_time,
     entropy_production,
     entropy_production_from_counts,
+    known_rows,
     mean_self_transition,
     occupancy,
     occupancy_from_trajectory,
@@ -88,32 +89,60 @@ def test_transition_matrix_rows_and_pseudocount():
         transition_matrix(-c)
 
 
-def test_transition_matrix_empty_rows():
-    # State 2 is never left (seen only last), state 3 never visited.
+def test_transition_matrix_unknown_rows_are_nan_not_made_up():
+    # State 2 is never left (seen only last), state 3 never visited: their rows are unknown.
     traj = [0, 1, 0, 1, 1, 0, 2]
     c = transition_counts(traj, 4)
     M = transition_matrix(c)
-    np.testing.assert_allclose(M.sum(axis=1), 1.0)
-    # Default: the visit frequencies (each transition counted at both ends) fill empty rows.
-    visits = np.array([3 + 2, 3 + 3, 0 + 1, 0]) / 12  # out-counts + in-counts
-    np.testing.assert_allclose(M[2], visits)
-    np.testing.assert_allclose(M[3], visits)
-    # The unvisited state gets no stationary mass and does not change tau of the visited states.
-    assert stationary_distribution(M)[3] == 0.0
-    sub = M[:3, :3] / M[:3, :3].sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(sub, M[:3, :3], atol=1e-15)  # nothing flows into state 3
-    assert decorrelation_time(M) == pytest.approx(decorrelation_time(sub), rel=1e-10)
-    U = transition_matrix(c, empty_row="uniform")
-    np.testing.assert_allclose(U[2], 0.25)
-    np.testing.assert_allclose(U[3], 0.25)
-    assert math.isfinite(decorrelation_time(U))
-    S = transition_matrix(c, empty_row="self")
-    np.testing.assert_allclose(S[2], [0, 0, 1, 0])
-    np.testing.assert_allclose(S[3], [0, 0, 0, 1])
-    assert decorrelation_time(S) == math.inf  # documented consequence: two absorbing classes
-    np.testing.assert_allclose(transition_matrix(np.zeros((3, 3))), 1 / 3)
-    with pytest.raises(ValueError):
-        transition_matrix(c, empty_row="drop")
+    np.testing.assert_array_equal(known_rows(M), [True, True, False, False])
+    assert np.isnan(M[2]).all() and np.isnan(M[3]).all()
+    np.testing.assert_allclose(M[:2].sum(axis=1), 1.0)
+    np.testing.assert_allclose(M[0], [0, 2 / 3, 1 / 3, 0])
+    # tau, pbar and Tr(M)/S use the measured rows: the chain on {0, 1} with the mass to 2 dropped.
+    sub = np.array([[0.0, 1.0], [2 / 3, 1 / 3]])
+    assert decorrelation_time(M) == pytest.approx(decorrelation_time(sub), rel=1e-12)
+    np.testing.assert_allclose(stationary_distribution(M), [0.4, 0.6, 0, 0], atol=1e-12)
+    assert mean_self_transition(M) == pytest.approx((0 + 1 / 3) / 2)
+    # With a pseudo-count every row is measured.
+    assert known_rows(transition_matrix(c, pseudocount=1.0)).all()
+    assert np.isnan(transition_matrix(np.zeros((3, 3)))).all()
+    assert math.isnan(mean_self_transition(transition_matrix(np.zeros((3, 3)))))
+    assert math.isnan(decorrelation_time(transition_matrix(np.zeros((3, 3)))))
+
+
+def test_stuck_chain_has_infinite_tau_and_unit_self_transition():
+    # Two chains that never leave state 1 of 6 (the RBM of issue 17 part 2): no move was seen.
+    traj = np.ones((2, 50_000), dtype=np.int64)
+    got = summarize_counts(transition_counts(traj, 6), stationary=True)
+    assert got.tau == math.inf
+    assert got.self_transition == 1.0
+    np.testing.assert_array_equal(got.rows_known, [False, True, False, False, False, False])
+    assert np.isnan(got.M[[0, 2, 3, 4, 5]]).all() and got.M[1, 1] == 1.0
+    np.testing.assert_array_equal(got.pbar, [0, 1, 0, 0, 0, 0])
+    # Stuck in two different states: still never left.
+    two = np.array([[2] * 100, [4] * 100])
+    assert summarize_counts(transition_counts(two, 6)).tau == math.inf
+    assert summarize_counts(transition_counts(two, 6)).self_transition == 1.0
+
+
+def test_partially_stuck_chains():
+    # One chain moves among 0..2, the other never leaves 4: the pooled chain never decorrelates
+    # (two closed classes), and Tr(M)/S is the mean over the four measured rows, not over all six.
+    rng = np.random.default_rng(0)
+    moving = np.zeros(20_000, dtype=np.int64)
+    for t in range(1, moving.size):
+        moving[t] = rng.choice(3, p=M3[moving[t - 1]])
+    traj = np.stack([moving, np.full(moving.size, 4)])
+    got = summarize_counts(transition_counts(traj, 6), stationary=True)
+    assert got.tau == math.inf
+    np.testing.assert_array_equal(got.rows_known, [True, True, True, False, True, False])
+    expected = (np.trace(got.M[:3, :3]) + 1.0) / 4
+    assert got.self_transition == pytest.approx(expected, rel=1e-12)
+    assert got.self_transition > 0.4  # the old occupancy rows gave (trace + 1 + 0) / 6, about 0.3
+    # The moving chain alone: tau of its own three states, unaffected by the three unvisited ones.
+    alone = summarize_counts(transition_counts(moving, 6))
+    assert alone.tau == pytest.approx(decorrelation_time(M3), rel=0.05)
+    assert alone.self_transition == pytest.approx(np.trace(M3) / 3, abs=0.02)
 
 
 def test_transition_matrix_converges_to_true_M():
@@ -355,8 +384,8 @@ def test_summarize_counts_is_the_sum_of_its_parts(seed, S):
     M = transition_matrix(c)
     np.testing.assert_array_equal(got.M, M)
     assert got.entropy == entropy_production_from_counts(c, pseudocount=0.5)
-    assert got.tau == decorrelation_time(M) or (math.isinf(got.tau) and math.isinf(decorrelation_time(M)))
-    assert got.self_transition == mean_self_transition(M)
+    np.testing.assert_array_equal(got.tau, decorrelation_time(M))  # equal, or both NaN or both inf
+    np.testing.assert_array_equal(got.self_transition, mean_self_transition(M))
     np.testing.assert_array_equal(got.pbar, stationary_distribution(M))
     assert summarize_counts(c).pbar is None
 

@@ -11,11 +11,15 @@ from hypothesis import strategies as st
 
 import nemm
 from nemm.classifier import BernoulliNaiveBayes
+from nemm.exact import exact_model
 from nemm.mixing import (
     MixingMeasures,
     class_autocorrelation,
     class_cover_time,
     class_cover_times,
+    class_kernel_from_emissions,
+    exact_class_autocorrelation,
+    exact_tau_int_class,
     integrated_autocorrelation_time,
     mixing_measures,
     mixing_measures_from_labels,
@@ -116,9 +120,11 @@ def test_naive_bayes_rejects_bad_alpha_unfitted_use_and_wrong_width() -> None:
 
 def test_tau_iid_labels_is_one() -> None:
     labels = np.random.default_rng(1).integers(0, 3, size=200_000)
-    tau, w = integrated_autocorrelation_time(labels, 3, return_window=True)
+    tau, w = integrated_autocorrelation_time(labels, 3, window="sokal", return_window=True)
     assert abs(tau - 1.0) < 0.05
     assert w in (5, 6)  # the first W >= 5 tau_int(W) for tau about 1
+    tau, reach = integrated_autocorrelation_time(labels, 3, return_window=True)  # the tapered headline
+    assert abs(tau - 1.0) < 0.05 and 4 * 5 - 2 <= reach <= 4 * 6
 
 
 @pytest.mark.parametrize(("K", "p"), [(2, 0.1), (2, 0.3), (3, 0.2), (4, 0.3), (6, 0.5)])
@@ -160,10 +166,14 @@ def test_tau_deterministic_cycle() -> None:
     # for |lambda_2| = 1); Sokal's literal rule closes at W = 1 on 1 + 2 rho(1) ~ 0 (the Abel sum).
     labels = np.tile([0, 1, 2], 1000)
     assert integrated_autocorrelation_time(labels, 3, window="abs") == math.inf
-    tau, w = integrated_autocorrelation_time(labels, 3, return_window=True)  # the default: the literal rule
+    # The tapered headline: a cycle's power lies at its frequency, not at 0: tau near 0 (exact: 0).
+    assert 0.0 <= integrated_autocorrelation_time(labels, 3) < 0.02
+    tau, w = integrated_autocorrelation_time(labels, 3, window="sokal", return_window=True)
     assert abs(tau) < 1e-3 and w == 1
-    # 0, 1, 0, 1: the windowed sum is -1, reported as it is (anti-correlated: faster than i.i.d.), not clipped.
-    assert integrated_autocorrelation_time(np.tile([0, 1], 1000), 2) == pytest.approx(-1.0, abs=2e-3)
+    # 0, 1, 0, 1: the literal windowed sum is -1, reported as it is by window="sokal", not clipped.
+    alternating = np.tile([0, 1], 1000)
+    assert integrated_autocorrelation_time(alternating, 2, window="sokal") == pytest.approx(-1.0, abs=2e-3)
+    assert 0.0 <= integrated_autocorrelation_time(alternating, 2) < 0.02
 
 
 @pytest.mark.parametrize("q", [0.5, 0.8, 0.95])
@@ -191,25 +201,26 @@ def test_tau_noisy_cycle_matches_exact(q: float) -> None:
 )
 def test_tau_invariants(seed: int, K: int, p: float, T: int) -> None:
     labels = symmetric_chain(K, p, T, seed)
-    tau = integrated_autocorrelation_time(labels, K)
+    assert integrated_autocorrelation_time(labels, K) >= 0.0  # the tapered headline
+    tau = integrated_autocorrelation_time(labels, K, window="sokal")
     # Unclipped, but bounded: the rule stops at the first W with tau(W) <= W / c, and tau(W - 1) > 0 there.
     assert tau > -2.0
     perm = np.random.default_rng(seed).permutation(K)
-    tau_perm = integrated_autocorrelation_time(perm[labels], K)
+    tau_perm = integrated_autocorrelation_time(perm[labels], K, window="sokal")
     assert tau_perm == pytest.approx(tau, rel=1e-9, abs=1e-9) or (math.isinf(tau) and math.isinf(tau_perm))
     # Time reversal leaves the autocovariances unchanged (to rounding), hence tau, except where the
     # window rule W >= c tau(W) is an exact tie that rounding tips over (then both sides of the tie agree).
     rho, rho_rev = class_autocorrelation(labels, K), class_autocorrelation(labels[:, ::-1], K)
     np.testing.assert_allclose(rho_rev, rho, rtol=0, atol=1e-9)
-    tau_rev, w_rev = integrated_autocorrelation_time(labels[:, ::-1], K, return_window=True)
-    _, w = integrated_autocorrelation_time(labels, K, return_window=True)
+    tau_rev, w_rev = integrated_autocorrelation_time(labels[:, ::-1], K, window="sokal", return_window=True)
+    _, w = integrated_autocorrelation_time(labels, K, window="sokal", return_window=True)
     if w == w_rev:
         assert tau_rev == pytest.approx(tau, rel=1e-9, abs=1e-9) or (math.isinf(tau) and math.isinf(tau_rev))
     else:
         tie = min(w, w_rev)
         assert tie == pytest.approx(5.0 * (1.0 + 2.0 * rho[1 : tie + 1].sum()), abs=1e-9)
     # Unused extra classes have zero indicator variance: they change nothing.
-    tau_more = integrated_autocorrelation_time(labels, K + 2)
+    tau_more = integrated_autocorrelation_time(labels, K + 2, window="sokal")
     assert tau_more == pytest.approx(tau, rel=1e-9, abs=1e-9) or (math.isinf(tau) and math.isinf(tau_more))
 
 
@@ -329,8 +340,8 @@ def test_mixing_measures_from_labels_agrees_with_the_parts() -> None:
     assert m.class_kl_samples == sample_class_kl(labels, data, 3)
     assert (m.n_steps, m.n_chains, m.classes) == (5000, 2, (4, 5, 6))
     assert sum(m.class_frequencies) == pytest.approx(1.0)
-    assert m.window_rule == "sokal"
-    assert m.tau_int_class == integrated_autocorrelation_time(labels, 3, window="sokal")
+    assert m.window_rule == "tapered"
+    assert m.tau_int_class_sokal == integrated_autocorrelation_time(labels, 3, window="sokal")
     assert m.tau_int_class_envelope == integrated_autocorrelation_time(labels, 3, window="abs")
     ms = mixing_measures_from_labels(labels, data, 3, window="abs")
     assert ms.tau_int_class == m.tau_int_class_envelope
@@ -423,9 +434,162 @@ def test_mixing_of_runs_consecutive_steps_of_the_machine_chain() -> None:
     )
     mm = mixing_of(m, X, y, n_steps=4000, seed=3, n_chains=2)
     assert (mm.n_chains, mm.n_steps) == (2, 4000)
-    # A cycling chain: successive samples change class almost always (literal window at or below 1).
-    assert mm.tau_int_class < 1.0
+    # A cycling chain: successive samples change class almost always (below the i.i.d. value 1).
+    assert 0.0 <= mm.tau_int_class < 1.0
     assert mm.cover_time < 4.0
+
+
+# --------------------------------------------------------------------------- the exact oracle (issue 17 part 3)
+
+
+def _noisy_cycle(period: int, q: float, T: int, seed: int) -> np.ndarray:
+    """Classes that turn c -> c + 1 mod period with probability q per step: an oscillating rho."""
+    rng = np.random.default_rng(seed)
+    return np.cumsum(rng.random(T) < q) % period
+
+
+def test_exact_oracle_of_a_hidden_markov_model_matches_a_long_simulation() -> None:
+    M = np.array([[0.1, 0.8, 0.1, 0.0], [0.0, 0.1, 0.8, 0.1], [0.1, 0.0, 0.1, 0.8], [0.8, 0.1, 0.0, 0.1]])
+    B = np.array([[0.9, 0.1, 0.0], [0.1, 0.8, 0.1], [0.0, 0.2, 0.8], [0.7, 0.0, 0.3]])
+    K = class_kernel_from_emissions(M, B)
+    rng = np.random.default_rng(3)
+    T = 400_000
+    cum_M, cum_B = np.cumsum(M, axis=1), np.cumsum(B, axis=1)
+    u, v = rng.random(T), rng.random(T)
+    z = np.empty(T, dtype=np.int64)
+    z[0] = 0
+    for t in range(1, T):
+        z[t] = np.searchsorted(cum_M[z[t - 1]], u[t], side="right")
+    labels = (v[:, None] > cum_B[z]).sum(axis=1)
+    rho = class_autocorrelation(labels, 3)
+    np.testing.assert_allclose(rho[:12], exact_class_autocorrelation(K, 11), atol=0.01)
+    exact = exact_tau_int_class(K)
+    assert integrated_autocorrelation_time(labels, 3) == pytest.approx(exact, rel=0.1, abs=0.05)
+    # The closed form is the sum of the exact rho.
+    long = exact_class_autocorrelation(K, 2000)
+    assert exact == pytest.approx(1 + 2 * long[1:].sum(), rel=1e-9)
+
+
+def test_exact_oracle_of_a_tiny_machine_matches_its_sampling_chain() -> None:
+    from nemm import Machine
+    from nemm.sample_mixing import class_kernel_of, exact_tau_int_class_of
+
+    X, y, protos = _prototypes(D=9, n=600, seed=4)
+    rng = np.random.default_rng(7)
+    # A noisy cycle 0 -> 1 -> 2 through the prototypes: the class autocorrelation oscillates.
+    w = np.where(protos.T, 2.0, -2.0) + rng.normal(0, 0.3, (9, 3))
+    wbar = np.roll(np.where(protos, 1.2, -1.2), 1, axis=0)
+    m = Machine.from_params(
+        w, np.zeros(9), wbar, np.zeros(3), hidden="onehot", centered=False, random_state=0
+    )
+    clf = BernoulliNaiveBayes().fit(X, y)
+    K = class_kernel_of(m, clf)  # exact: every one of the 2^9 images
+    assert K.shape == (3, 3, 3)
+    # Summed over classes it is the machine's exact M (eq. 3), enumerated independently.
+    ex = exact_model(m.w_, m.a_, m.wbar_, m.abar_, m.xbar_, "onehot", m.normalization, m.centered)
+    np.testing.assert_allclose(K.sum(axis=0), ex.M, atol=1e-12)
+    mm = mixing_of(m, X, y, n_steps=400_000, seed=5, classifier=clf)
+    labels = np.asarray(clf.predict(m.sample(400_000, n_chains=1, thin=1, burn_in=1000, seed=5)))
+    rho = class_autocorrelation(labels, 3)
+    exact_rho = exact_class_autocorrelation(K, 10)
+    assert exact_rho[1] < -0.2  # the oracle is tested on an oscillating rho
+    np.testing.assert_allclose(rho[:11], exact_rho, atol=0.01)
+    exact = exact_tau_int_class_of(m, X, y, classifier=clf)
+    assert exact == exact_tau_int_class(K)
+    assert mm.tau_int_class == pytest.approx(exact, rel=0.1, abs=0.05)
+    # The Rao-Blackwell kernel (images drawn per state, as for D = 784) agrees with the exact one.
+    import nemm.sample_mixing as sm
+
+    try:
+        sm.EXACT_VISIBLE_LIMIT, saved = 0, sm.EXACT_VISIBLE_LIMIT
+        K_rb = class_kernel_of(m, clf, n_draws=20_000, seed=1)
+    finally:
+        sm.EXACT_VISIBLE_LIMIT = saved
+    np.testing.assert_allclose(K_rb, K, atol=0.01)
+
+
+def test_class_kernel_of_an_rbm_is_that_of_its_gibbs_chain() -> None:
+    from nemm.rbm import RBM
+    from nemm.sample_mixing import class_kernel_of
+
+    X, y, protos = _prototypes(D=9, n=300, seed=2)
+    rng = np.random.default_rng(1)
+    w = np.where(protos.T, 1.5, -1.5) + rng.normal(0, 0.3, (9, 3))
+    rbm = RBM.from_params(w, np.zeros(9), np.zeros(3), hidden="onehot", random_state=0)
+    K = class_kernel_of(rbm, BernoulliNaiveBayes().fit(X, y))
+    g = rbm._gibbs()
+    ex = exact_model(g.w_, g.a_, g.wbar_, g.abar_, g.xbar_, "onehot", g.normalization, g.centered)
+    np.testing.assert_allclose(K.sum(axis=0), ex.M, atol=1e-12)
+    # Detailed balance of the Gibbs chain: pbar(z) K_c(z, z') summed over classes is symmetric.
+    J = ex.pbar[:, None] * K.sum(axis=0)
+    np.testing.assert_allclose(J, J.T, atol=1e-12)
+
+
+def test_exact_tau_edge_cases() -> None:
+    # One class only, or a chain that never decorrelates: inf; i.i.d. classes: 1.
+    assert (
+        exact_tau_int_class(class_kernel_from_emissions(np.eye(2) * 0.5 + 0.25, [[1.0], [1.0]])) == math.inf
+    )
+    cycle = np.roll(np.eye(3), 1, axis=1)  # periodic: the Cesaro sum, 1 + 2 (-1/2) = 0
+    assert exact_tau_int_class(class_kernel_from_emissions(cycle, np.eye(3))) == pytest.approx(0.0, abs=1e-12)
+    assert exact_tau_int_class(class_kernel_from_emissions(np.eye(3), np.eye(3))) == math.inf  # reducible
+    iid = class_kernel_from_emissions(np.full((3, 3), 1 / 3), np.eye(3))
+    assert exact_tau_int_class(iid) == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(exact_class_autocorrelation(iid, 3), [1, 0, 0, 0], atol=1e-12)
+    with pytest.raises(ValueError, match="row-stochastic"):
+        exact_tau_int_class(np.full((2, 2, 2), 0.5))
+    with pytest.raises(ValueError, match="shape"):
+        exact_tau_int_class(np.eye(3))
+
+
+@SETTINGS
+@given(
+    period=st.integers(2, 8),
+    q=st.floats(0.5, 1.0),
+    T=st.integers(100, 5000),
+    seed=st.integers(0, 2**32 - 1),
+    n_chains=st.integers(1, 3),
+)
+def test_headline_tau_is_never_negative_on_oscillating_sequences(
+    period: int, q: float, T: int, seed: int, n_chains: int
+) -> None:
+    labels = np.stack([_noisy_cycle(period, q, T, seed + i) for i in range(n_chains)])
+    tau, reach = integrated_autocorrelation_time(labels, period, return_window=True)
+    assert tau >= 0.0
+    assert math.isinf(tau) == (reach == -1)
+    assert reach < T
+
+
+def test_headline_tau_where_the_literal_window_goes_negative() -> None:
+    # A noisy 3-cycle of six hidden states (class = state mod 3, as two states per digit on a trained
+    # machine): the literal rule stops at the first trough, below 0; the tapered sum matches the exact
+    # value, Re((1 + lam) / (1 - lam)) of the class cycle's mode lam = 1 - q + q exp(2 pi i / 3).
+    q = 0.9
+    lam = 1 - q + q * np.exp(2j * np.pi / 3)
+    exact = float(np.real((1 + lam) / (1 - lam)))
+    M = (1 - q) * np.eye(6) + q * np.roll(np.eye(6), 1, axis=1)
+    K = class_kernel_from_emissions(M, np.tile(np.eye(3), (2, 1)))
+    assert exact_tau_int_class(K) == pytest.approx(exact, rel=1e-9)
+    labels = _noisy_cycle(3, q, 200_000, 11)
+    assert integrated_autocorrelation_time(labels, 3, window="sokal") < -0.5
+    assert integrated_autocorrelation_time(labels, 3) == pytest.approx(exact, rel=0.1, abs=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_headline_tau_matches_the_exact_value_on_trained_machines(
+    seed: int, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    from nemm import Machine
+    from nemm.sample_mixing import MIXING_STEPS, exact_tau_int_class_of
+
+    X, y = digits
+    m = Machine(6, random_state=seed).fit(X)  # the paper's protocol on the embedded digits
+    clf = BernoulliNaiveBayes().fit(X, y)
+    exact = exact_tau_int_class_of(m, X, y, n_draws=4000, seed=1, classifier=clf)
+    mm = mixing_of(m, X, y, n_steps=MIXING_STEPS, seed=2, classifier=clf)
+    assert mm.tau_int_class >= 0.0
+    assert mm.tau_int_class == pytest.approx(exact, rel=0.1, abs=0.05)
 
 
 def test_mixing_of_rejects_other_objects(digits: tuple[np.ndarray, np.ndarray]) -> None:
@@ -437,12 +601,13 @@ def test_mixing_of_rejects_other_objects(digits: tuple[np.ndarray, np.ndarray]) 
 
 
 def test_the_math_layer_never_imports_a_model() -> None:
-    """mixing.py and classifier.py are pure array code; running a model is sample_mixing's job."""
+    """mixing.py and classifier.py are pure array code (with the Markov math of markov.py); running a
+    model is sample_mixing's job."""
     import ast
     from pathlib import Path
 
     pkg = Path(nemm.__file__).resolve().parent
-    for name, allowed in (("mixing", {"_checks"}), ("classifier", {"_checks", "_logdomain"})):
+    for name, allowed in (("mixing", {"_checks", "markov"}), ("classifier", {"_checks", "_logdomain"})):
         tree = ast.parse((pkg / f"{name}.py").read_text(encoding="utf-8"))
         imported = {
             (n.module or "").removeprefix("nemm.")

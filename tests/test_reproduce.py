@@ -234,7 +234,7 @@ def test_equilibrium_models_are_near_equilibrium(quick_run: tuple[Path, dict]) -
     (tied,) = res["baselines"]["tied"]
     assert rbm["kind"] == "rbm" and not rbm["tied"] and tied["kind"] == "tied" and tied["tied"]
     for r in (rbm, tied):
-        # Detailed balance: zero entropy production (Rao-Blackwell, the headline) within its error bar and bias.
+        # Detailed balance: zero entropy production (the headline estimator) within its error bar and bias.
         assert r["sigma"] <= 3 * r["sigma_err"] + 1e-3
         assert r["regime"] == "near-equilibrium"
         assert r["sigma_rao_blackwell_curve"]["n"][-1] == r["rao_blackwell_draws"]

@@ -108,8 +108,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_sweep_writes_runs_table_report_and_figure(reference: Path, tiny: Path) -> None:
     text = (reference / "results.csv").read_text().splitlines()
     assert text[0] == (
-        "n_hidden,seed,loglik,sigma,sigma_err,n_one_way,tau,tau_err,trace,trace_err,class_kl,"
-        "mixture_loglik,status,error,run_id"
+        "n_hidden,seed,loglik,sigma,sigma_err,sigma_converged,sigma_method,sigma_counting,sigma_counting_err,"
+        "n_one_way,tau,tau_err,trace,trace_err,class_kl,mixture_loglik,status,error,run_id"
     )
     rows = [line.split(",") for line in text[1:]]
     assert [(r[0], r[1]) for r in rows] == [("2", "0"), ("2", "1"), ("3", "0"), ("3", "1")]
@@ -128,10 +128,10 @@ def test_sweep_writes_runs_table_report_and_figure(reference: Path, tiny: Path) 
         assert (
             repr(again["loglik"]) == r[2]
             and repr(again["sigma"]) == r[3]
-            and repr(again["class_kl"]) == r[10]
+            and repr(again["class_kl"]) == r[14]
         )
         # ln p is a mean of log-probabilities of 784 bits: negative and finite, and below the EM ceiling + noise.
-        assert -784 * np.log(2) < float(r[2]) < 0 and float(r[2]) < float(r[11]) + 1.0
+        assert -784 * np.log(2) < float(r[2]) < 0 and float(r[2]) < float(r[15]) + 1.0
     assert (reference / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (reference / "report.md").read_text()
     assert "| n_hidden | runs | loglik |" in report and "| 2 | 2/2 |" in report and "| 3 | 2/2 |" in report
@@ -243,7 +243,7 @@ def test_sigkilled_sweep_resumes_to_the_same_table(reference: Path, tmp_path: Pa
 def test_dask_local_cluster_gives_the_same_table(reference: Path, tiny: Path, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         res = sweep.run_sweep(
             load_config(tiny), tmp_path / "out", scheduler=cluster.scheduler_address, progress=False
@@ -522,8 +522,8 @@ def test_large_binary_space_measures_equal_the_dense_statistics(
     )
     assert got["n_one_way"] == ts.n_one_way
     for k, ref in (
-        ("sigma", ts.sigma),
-        ("sigma_err", ts.sigma_err),
+        ("sigma_counting", ts.sigma),
+        ("sigma_counting_err", ts.sigma_err),
         ("trace", ts.self_transition),
         ("trace_err", ts.self_transition_err),
         ("tau", ts.tau),
@@ -531,6 +531,8 @@ def test_large_binary_space_measures_equal_the_dense_statistics(
     ):
         assert got[k] == pytest.approx(ref, rel=1e-9, nan_ok=True), k
     assert (ts.states.size <= 512) == np.isfinite(got["tau"])
+    # The headline sigma of a space this large comes from the chain's transitions.
+    assert got["sigma_method"] == "transitions" and np.isfinite(got["sigma"]) and got["sigma_err"] > 0
     pfull = np.zeros(m.n_states)
     pfull[ts.states] = ts.pbar_e
     assert got["loglik"] == pytest.approx(float(np.mean(m.score_samples(X, pbar=pfull))), rel=1e-12)

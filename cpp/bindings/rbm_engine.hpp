@@ -186,7 +186,7 @@ class RBMEngine : public EngineBase<RBMTrainer> {
     const TemperedModels t(tr.model, betas, ref);
     const py::ssize_t n = py::ssize_t(n_chains) * per_chain;
     py::array_t<uint8_t> X({n, py::ssize_t(settings().D)});
-    std::vector<uint64_t> z(n);
+    std::vector<uint64_t> z(std::size_t(n) * std::size_t(state_words(settings())));
     std::vector<long> accepted, attempted;
     bool finished;
     {

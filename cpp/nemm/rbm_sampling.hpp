@@ -61,25 +61,26 @@ class TemperedModels {
   }
   int size() const { return int(betas.size()); }
 
-  // E'(x, h) = -x.w h - (a - ref).x - abar.h of a chain state (x its active list, h its code).
+  // E'(x, h) = -x.w h - (a - ref).x - abar.h of a chain state (x its active list, h its words).
   double energy(const ChainState& ch) const {
     const int L = int(abar.size());
-    const bool onehot = rungs[0]->s.hidden == Hidden::OneHot;
+    const Hidden hidden = rungs[0]->s.hidden;
+    const uint64_t* z = ch.z.data();
     double e = 0;
     for (int j = 0; j < ch.n_active; ++j) {
       const int i = ch.active[j];
       double f = a_ref[i];
-      if (onehot) {
-        f += w(i, int(ch.z));
+      if (hidden == Hidden::OneHot) {
+        f += w(i, int(z[0]));
       } else {
         for (int b = 0; b < L; ++b)
-          if ((ch.z >> b) & 1u) f += w(i, b);
+          if (hidden_bit(z, b, hidden) != 0.0) f += w(i, b);
       }
       e -= f;
     }
-    if (onehot) return e - abar[int(ch.z)];
+    if (hidden == Hidden::OneHot) return e - abar[int(z[0])];
     for (int b = 0; b < L; ++b)
-      if ((ch.z >> b) & 1u) e -= abar[b];
+      if (hidden_bit(z, b, hidden) != 0.0) e -= abar[b];
     return e;
   }
 };
@@ -129,13 +130,14 @@ struct TemperedChain {
 };
 
 // per_chain samples of each of n_chains PT chains, `thin` sweeps apart after burn_in sweeps, all
-// from rung 0 (beta = 1): X (n_chains per_chain, D) chain-major, Z their hidden codes; accepted
+// from rung 0 (beta = 1): X (n_chains per_chain, D) chain-major, Z their hidden states (rows of
+// state_words words); accepted
 // and attempted swaps per neighbour pair, summed over the chains in chain order. Chains start
 // from x ~ Bernoulli(xbar) at every rung. False when the Poll said stop.
 template <class Poll>
 bool pt_samples(const TemperedModels& t, int n_chains, long per_chain, long burn_in, long thin, uint64_t seed,
                 uint8_t* X, uint64_t* Z, std::vector<long>& accepted, std::vector<long>& attempted, Poll& poll) {
-  const int D = t.rungs[0]->s.D, K = t.size();
+  const int D = t.rungs[0]->s.D, K = t.size(), W = state_words(t.rungs[0]->s);
   std::vector<TemperedChain> chains(n_chains);
   for (int c = 0; c < n_chains; ++c) chains[c].init(t, seed, uint64_t(c));
   const long total = burn_in + per_chain * thin;
@@ -150,7 +152,7 @@ bool pt_samples(const TemperedModels& t, int n_chains, long per_chain, long burn
         if (after <= 0 || after % thin) continue;
         const std::size_t row = std::size_t(c) * per_chain + std::size_t(after / thin - 1);
         dense_row(ch.cold(), D, X + row * D);
-        Z[row] = ch.cold().z;
+        std::copy(ch.cold().z.begin(), ch.cold().z.end(), Z + row * W);
       }
     }
     done += k;
@@ -199,7 +201,8 @@ inline constexpr long kExactBlock = 256;
 
 // n i.i.d. draws of the RBM: h from its exact p(h) ∝ exp(lw(h)) (an inverse-CDF draw on the
 // cumulative table, built in the log domain), then x | h by the Gibbs chain's visible kernel.
-// X (n, D), Z their hidden codes. False when the Poll said stop.
+// X (n, D), Z their hidden codes (one word: enumerable layers have at most 30 units). False when
+// the Poll said stop.
 template <class Poll>
 bool exact_samples(const Model& m, const std::vector<double>& lw, long n, uint64_t seed, uint8_t* X, uint64_t* Z,
                    Poll& poll) {
@@ -222,10 +225,10 @@ bool exact_samples(const Model& m, const std::vector<double>& lw, long n, uint64
           const double u = ch.rng.uniform() * tot;
           const long h =
               std::min(long(cdf.size()) - 1, long(std::upper_bound(cdf.begin(), cdf.end(), u) - cdf.begin()));
-          ch.z = uint64_t(h);
+          ch.z.assign(1, uint64_t(h));
           ch.step_visible(m);
           dense_row(ch, D, X + std::size_t(r) * D);
-          Z[r] = ch.z;
+          Z[r] = ch.z[0];
         }
       }
     }

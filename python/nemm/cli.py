@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
+import signal
 import sys
+import tempfile
+import threading
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
@@ -64,6 +68,19 @@ def _digits(text: str) -> tuple[int, ...]:
     return values
 
 
+def _threshold(text: str) -> float:
+    """``--threshold``: a gray level 0 <= t < 255 (pixel > t -> 1), checked before any data are read."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--threshold takes a gray level, got {text!r}") from exc
+    if not 0.0 <= value < 255.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(
+            f"--threshold must be a gray level with 0 <= t < 255 (pixel > t -> 1), got {text}"
+        )
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -89,6 +106,14 @@ def _writable_directory(path: Path, shown: str) -> None:
         raise PermissionError(
             errno.EACCES, f"cannot write {shown}: no write permission in the directory {existing}"
         )
+    # os.access trusts the mode bits (and root passes them), but /proc, a read-only mount or a
+    # full quota refuse the file itself: create and remove one now, naming the user's path.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".nemm-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {shown}: {exc.strerror or exc} in {existing}") from exc
 
 
 def _refuse_directory(path: str, example: str, option: str = "--out") -> None:
@@ -203,7 +228,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--threshold",
-        type=float,
+        type=_threshold,
         default=None,
         help=f"binarization threshold for images: pixel > threshold -> 1 (default {THRESHOLD})",
     )
@@ -259,12 +284,25 @@ _RESUME_OPTIONS = ("help", "resume", "quiet", "no_ceiling", "checkpoint_every", 
 
 
 def _train_in_pieces(m: Machine, X: np.ndarray, out: str, every: int) -> None:
-    """Train m to its n_epochs, saving the whole training state to out after every K-th epoch."""
+    """Train m to its n_epochs, saving the whole training state to out after every K-th epoch.
+
+    Interrupted (Ctrl-C, SIGTERM, SIGHUP), the engine stops at the end of the last complete
+    epoch; with checkpoints that state is saved to out, so that ``--resume`` continues it.
+    """
     n_epochs = m.training_settings(X.shape[0])["n_epochs"]
     while getattr(m, "epochs_done_", 0) < n_epochs:
         done = getattr(m, "epochs_done_", 0)
         k = n_epochs - done if every <= 0 else min(every - done % every, n_epochs - done)
-        m.partial_fit(X, n_epochs=k)  # the same numbers as fit, continued exactly across pieces
+        try:
+            m.partial_fit(X, n_epochs=k)  # the same numbers as fit, continued exactly across pieces
+        except KeyboardInterrupt as exc:
+            if every <= 0 or not getattr(m, "epochs_done_", 0):
+                raise
+            m.save(out)
+            raise KeyboardInterrupt(
+                f"{exc or 'interrupted'}; the training state after epoch {m.epochs_done_} is saved in "
+                f"{_model_path(out)}: continue it with nemm train --resume {_model_path(out)}"
+            ) from exc
         if every > 0 and m.epochs_done_ < n_epochs:
             m.save(out)
 
@@ -446,6 +484,12 @@ def _run_sweep(args: argparse.Namespace) -> int:
         raise ValueError(
             "--workers sets local processes; with --scheduler the cluster's workers run the sweep"
         )
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():  # before the data are read and the runs start
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"--out {out} exists and is not a directory; a sweep writes a directory there"
+        )
+    _writable_directory(out, f"--out {out}")
     res = run_sweep(
         load_config(args.config),
         args.out,
@@ -548,19 +592,30 @@ def diagnosis_text(d: Diagnosis, path: str, data_desc: str | None) -> str:
         f"chains: {sp['n_chains']} x {sp['n_steps']} steps (burn-in {sp['burn_in']}), "
         f"error bars over {sp['n_segments']} time windows"
     )
-    if d.sigma_rao_blackwell is not None:
-        conv = "converged" if d.sigma_rao_blackwell_converged else "NOT converged"
+    if d.sigma_method:
+        conv = (
+            "converged: a quarter of the effort agrees"
+            if d.sigma_converged
+            else f"NOT converged: about effort {fmt(d.sigma_effort_needed)} needed"
+        )
         lines.append(
-            f"entropy production sigma (eq. 21 on the Rao-Blackwell M, the model's own): "
-            f"{fmt_pm(d.sigma_rao_blackwell, d.sigma_rao_blackwell_err)} nats/step "
-            f"({d.rao_blackwell_draws} draws per state; {conv} against the number of draws)"
+            f"entropy production sigma (eq. 21, the tiny entries of M by importance sampling, method "
+            f"{d.sigma_method}, "
+            f"effort {fmt(d.sigma_effort)}): {fmt_pm(d.sigma, d.sigma_err)} nats/step ({conv})"
         )
     lines.append(
-        f"sigma by counting transitions (the paper's estimator, {sp['n_chains']} x {sp['n_steps']} "
-        f"steps): {fmt_pm(d.sigma, d.sigma_err)} nats/step "
+        f"sigma_counting (the paper's estimator, counting transitions, {sp['n_chains']} x {sp['n_steps']} "
+        f"steps): {fmt_pm(d.sigma_counting, d.sigma_counting_err)} nats/step "
         f"({d.n_one_way} one-way pair(s), pseudo-count {d.pseudocount}; "
         f"{fmt(d.sigma_two_way)} over two-way pairs only)"
     )
+    if d.sigma_rao_blackwell is not None:
+        conv = "converged" if d.sigma_rao_blackwell_converged else "NOT converged"
+        lines.append(
+            f"sigma_rao_blackwell (eq. 21 on the plain Rao-Blackwell M, biased high): "
+            f"{fmt_pm(d.sigma_rao_blackwell, d.sigma_rao_blackwell_err)} nats/step "
+            f"({d.rao_blackwell_draws} draws per state; {conv} against the number of draws)"
+        )
     if d.dominant_cycle is not None:
         if d.dominant_cycle:
             cyc = " -> ".join(str(z) for z in d.dominant_cycle + d.dominant_cycle[:1])
@@ -589,8 +644,11 @@ def diagnosis_text(d: Diagnosis, path: str, data_desc: str | None) -> str:
     if d.n_states <= 16 and d.M is not None:
         lines.append("occupancy: " + " ".join(f"{p:.3f}" for p in d.occupancy))
         lines.append("M (row: state, column: next state):")
-        for row in d.M:
-            lines.append("  " + " ".join(f"{v:5.3f}" for v in row))
+        for row, occ in zip(d.M, d.occupancy):
+            if np.isnan(row).any():  # no transition out was seen: the row is unknown, not made up
+                lines.append("  unknown (" + ("never left" if occ > 0 else "never visited") + ")")
+            else:
+                lines.append("  " + " ".join(f"{v:5.3f}" for v in row))
     if d.loglik_exact is not None:
         how = "exact, ln Z by enumeration" if d.kind == "rbm" else "exact given the occupancy"
         lines.append(f"log-likelihood on {data_desc}: {d.loglik_exact:.3f} nats/point ({how})")
@@ -602,13 +660,8 @@ def diagnosis_text(d: Diagnosis, path: str, data_desc: str | None) -> str:
             f"class KL (eq. 22): {fmt(ck.kl)} nats; P_data {np.round(ck.p_data, 3).tolist()}, "
             f"P_model {np.round(ck.p_model, 3).tolist()}, lost mass {ck.lost_mass:.3g}"
         )
-    if L == d.n_states:
-        sig, err = (
-            (d.sigma_rao_blackwell, cast(float, d.sigma_rao_blackwell_err))  # set together with sigma
-            if d.sigma_rao_blackwell is not None
-            else (d.sigma, d.sigma_err)
-        )
-        lines.append(f"regime: {classify_regime(sig, err, d.tau, d.self_transition, L)}")
+    if L == d.n_states and d.sigma_method:
+        lines.append(f"regime: {classify_regime(d.sigma, d.sigma_err, d.tau, d.self_transition, L)}")
     return "\n".join(lines)
 
 
@@ -760,8 +813,25 @@ def _reproduce_options(args: argparse.Namespace) -> ReproduceOptions:
     )
 
 
+def _check_reproduce_chains(args: argparse.Namespace) -> None:
+    """``--diag-steps`` (over 2 chains) and ``--track-steps``: long enough for the error bars' time windows."""
+    from nemm.config import MIN_CHAIN_STEPS
+
+    for flag, dest, least in (
+        ("--diag-steps", "diag_steps", 2 * MIN_CHAIN_STEPS["diagnostic_steps"]),
+        ("--track-steps", "track_steps", MIN_CHAIN_STEPS["track_steps"]),
+    ):
+        if getattr(args, dest, least) < least:
+            raise ValueError(
+                f"{flag} must be at least {least} (the error bars cut the chains into time windows of "
+                f"2 steps or more), got {getattr(args, dest)}"
+            )
+
+
 def _run_reproduce(args: argparse.Namespace) -> int:
     from nemm.reproduce import reproduce, reproduce_config
+
+    _check_reproduce_chains(args)
 
     if args.print_config:
         if args.data is not None and (
@@ -820,6 +890,7 @@ _USER_ERRORS = (
     ValueError,
     TypeError,
     MemoryError,
+    FloatingPointError,  # training diverged: the message names the step and what to lower
     EOFError,
     RuntimeError,
     ImportError,
@@ -862,6 +933,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP turned into the interruption Ctrl-C gives, so that work stops the same way."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated(signum)
+
+
+@contextlib.contextmanager
+def _termination_interrupts() -> Iterator[None]:
+    """SIGTERM and SIGHUP (batch schedulers, ``timeout``, a closed terminal) raise as Ctrl-C does.
+
+    A sweep then stops its workers and keeps its finished runs, training stops at the end
+    of an epoch (saving its checkpoint with ``--checkpoint-every``); the exit is one line.
+    A signal someone else already handles or ignores (``nohup``) is left alone.
+    """
+    old: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+                old[sig] = signal.signal(sig, _raise_terminated)
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt_status(exc: BaseException) -> int:
+    """128 + the number of the signal that interrupted (SIGINT unless SIGTERM/SIGHUP), as shells report it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _Terminated):
+            return 128 + seen.signum
+        seen = seen.__cause__ or seen.__context__
+    return 128 + int(signal.SIGINT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``nemm`` with ``argv`` (default: the process arguments); return the exit status."""
     parser = build_parser()
@@ -874,11 +987,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     debug = args.traceback or os.environ.get("NEMM_DEBUG", "") not in ("", "0")
     try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
+        with _termination_interrupts():
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt as exc:
         if debug:
             raise
-        return _fail("interrupted")
+        _fail(_one_line(exc) if str(exc) else "interrupted")
+        return _interrupt_status(exc)
     except BrokenPipeError:  # `nemm diagnose ... | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

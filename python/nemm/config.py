@@ -8,6 +8,7 @@ A configuration has up to six tables::
     n_epochs = 8
     [sweep]
     seeds = 3                          # seeds 0, 1, 2 (or an explicit list)
+    max_runs = 100000                  # refuse a larger grid (the default: MAX_RUNS)
     [data]         # default: the embedded digits 0, 1, 2
     path = "digits.npz"                # .npy/.npz file or MNIST IDX directory (relative to this file)
     digits = "all"                     # or a list; per_class = "all" or a count
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -64,6 +66,8 @@ __all__ = [
     "MODEL_KEYS",
     "TRAIN_KEYS",
     "REPORT_MODULES",
+    "MAX_RUNS",
+    "MIN_CHAIN_STEPS",
 ]
 
 
@@ -112,7 +116,14 @@ _RENAMED_DIAGNOSTICS = {"chain_steps": "diagnostic_steps"}
 #: :func:`nemm.sweep.register_report_kind` (the sweep imports it by name when a configuration names it).
 REPORT_MODULES = {"sweep": "nemm.sweep", "reproduce": "nemm.reproduce"}
 _BASELINES_KEYS = ("mixture", "rbm", "rbm_seeds", "tied_seeds", "mixture_restarts")
-_SWEEP_KEYS = ("seeds",)
+_SWEEP_KEYS = ("seeds", "max_runs")
+#: The most runs a configuration may have unless ``[sweep] max_runs`` allows more: the grid's size is
+#: computed before it is expanded, so that a typo (``seeds = 1000000000``) is refused in a moment
+#: instead of filling memory.
+MAX_RUNS = 100_000
+#: The shortest chains the measures can use: the error bars cut ``diagnostic_steps`` into 10 time
+#: windows of at least 2 steps (:func:`nemm.diagnostics.diagnose`), a tracking chain into 2 or more.
+MIN_CHAIN_STEPS = {"diagnostic_steps": 20, "track_steps": 4}
 _TABLES = ("model", "train", "sweep", "data", "diagnostics", "baselines")
 
 
@@ -341,7 +352,9 @@ def parse_config(
     seeds = _parse_seeds(doc.get("sweep", {}), err)
     data = _parse_data(doc.get("data", {}), err, Path(base_dir) if base_dir is not None else Path.cwd())
     diagnostics = _parse_diagnostics(doc.get("diagnostics", {}), err)
-    baselines = _parse_baselines(doc.get("baselines", {}), err, diagnostics.report)
+    baselines = _parse_baselines(
+        doc.get("baselines", {}), err, diagnostics.report, _max_runs(doc.get("sweep", {}), err)
+    )
     cfg = SweepConfig(
         model=model,
         train=train,
@@ -351,6 +364,8 @@ def parse_config(
         baselines=baselines,
         source=source,
     )
+    n_points = math.prod(len(values) for _, values in cfg.axes)
+    _check_size(n_points * len(seeds), _max_runs(doc.get("sweep", {}), err), "[model] [train] [sweep]", err)
     _validate_grid(cfg, err)
     return cfg
 
@@ -398,6 +413,7 @@ def _parse_seeds(table: Mapping[str, Any], err: Callable[[str, str], ConfigError
             raise err(
                 "[sweep] seeds", f"must be a positive number of seeds or a list of seeds, got {seeds!r}"
             )
+        _check_size(seeds, _max_runs(table, err), "[sweep] seeds", err)
         return tuple(range(seeds))
     if isinstance(seeds, list) and seeds and all(_is_int(s) and s >= 0 for s in seeds):
         if len(set(seeds)) != len(seeds):
@@ -407,6 +423,23 @@ def _parse_seeds(table: Mapping[str, Any], err: Callable[[str, str], ConfigError
         "[sweep] seeds",
         f"must be N (seeds 0..N-1) or a non-empty list of non-negative integers, got {seeds!r}",
     )
+
+
+def _max_runs(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]) -> int:
+    """``[sweep] max_runs``: the most runs the file may ask for (default :data:`MAX_RUNS`)."""
+    value = table.get("max_runs", MAX_RUNS)
+    if not (_is_int(value) and value >= 1):
+        raise err("[sweep] max_runs", f"must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_size(n_runs: int, max_runs: int, where: str, err: Callable[[str, str], ConfigError]) -> None:
+    if n_runs > max_runs:
+        raise err(
+            where,
+            f"the configuration asks for {n_runs:,} runs, more than the limit of {max_runs:,}; "
+            "if that is meant, raise it with [sweep] max_runs",
+        )
 
 
 def _parse_data(table: Mapping[str, Any], err: Callable[[str, str], ConfigError], base: Path) -> DataConfig:
@@ -458,8 +491,10 @@ def _parse_data(table: Mapping[str, Any], err: Callable[[str, str], ConfigError]
     if binarize_seed is not None and not (_is_int(binarize_seed) and binarize_seed >= 0):
         raise err("[data] binarize_seed", f"must be an integer >= 0, got {binarize_seed!r}")
     threshold = table.get("threshold", THRESHOLD) if binarize == "threshold" else None
-    if threshold is not None and not _is_number(threshold):
-        raise err("[data] threshold", f"must be a number (pixel > threshold -> 1), got {threshold!r}")
+    if threshold is not None and not (_is_number(threshold) and 0 <= threshold < 255):  # NaN fails too
+        raise err(
+            "[data] threshold", f"must be a gray level 0 <= t < 255 (pixel > t -> 1), got {threshold!r}"
+        )
     split = table.get("split")
     if split is not None and split not in ("test", "train"):
         raise err("[data] split", f'must be "test" or "train", got {split!r}')
@@ -494,6 +529,12 @@ def _parse_diagnostics(table: Mapping[str, Any], err: Callable[[str, str], Confi
             if not s.accepts(table[key]):
                 raise err(f"[diagnostics] {key}", f"must be {s.describe()}, got {table[key]!r}")
             kw[key] = s.check(table[key])
+            if key in MIN_CHAIN_STEPS and kw[key] < MIN_CHAIN_STEPS[key]:
+                raise err(
+                    f"[diagnostics] {key}",
+                    f"must be at least {MIN_CHAIN_STEPS[key]} (the error bars cut the chain into time "
+                    f"windows of 2 steps or more), got {kw[key]}",
+                )
     if "report" in table:
         if table["report"] not in REPORT_MODULES:
             raise err(
@@ -526,7 +567,7 @@ def _parse_diagnostics(table: Mapping[str, Any], err: Callable[[str, str], Confi
 
 
 def _parse_baselines(
-    table: Mapping[str, Any], err: Callable[[str, str], ConfigError], report: str
+    table: Mapping[str, Any], err: Callable[[str, str], ConfigError], report: str, max_runs: int
 ) -> BaselinesConfig:
     kw: dict[str, Any] = {}
     for key, value in table.items():
@@ -548,6 +589,7 @@ def _parse_baselines(
                 )
             kw[key] = value
         elif _is_int(value) and value >= 0:
+            _check_size(value, max_runs, f"[baselines] {key}", err)
             kw[key] = tuple(range(value))
         elif (
             isinstance(value, list)

@@ -22,7 +22,8 @@ from nemm import _core
 from nemm._seeds import derive_seed
 from nemm._states import MAX_CODE_BITS, bits_to_codes, codes_to_bits, state_labels
 from nemm.class_distribution import ClassKL, class_kl
-from nemm.exact import Hidden, Normalization, backward_kernel, hidden_states
+from nemm.entropy_production import EntropyProductionRate, _Kernels, entropy_production_rate
+from nemm.exact import Hidden, hidden_states
 from nemm.markov import (
     DENSE_STATE_LIMIT,
     _check_pseudocount,
@@ -41,10 +42,12 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 __all__ = [
     "Diagnosis",
+    "EntropyProductionRate",
     "RaoBlackwellSigma",
     "TransitionStatistics",
     "class_kl_of",
     "diagnose",
+    "entropy_production_rate",
     "epoch_tracker",
     "log_likelihood_estimates",
     "mean_log_likelihood",
@@ -77,11 +80,13 @@ class TransitionStatistics:
         (transitions are never counted across chain boundaries).
     M : numpy.ndarray, shape (S, S)
         Empirical transition matrix: rows of ``counts`` normalized, no pseudo-count;
-        a state never left gets the ``"occupancy"`` row of :func:`transition_matrix`.
+        the row of a state never left (never visited, or seen only last) is
+        unknown: NaN (see ``rows_known``), never a made-up distribution.
     pbar_e : numpy.ndarray, shape (S,)
         Empirical occupancy: fraction of the recorded time steps spent in each state.
     pbar : numpy.ndarray, shape (S,)
-        Left eigenvector of ``M`` with eigenvalue 1 (``pbar M = pbar``).
+        Left eigenvector of ``M`` with eigenvalue 1 (``pbar M = pbar``) over the
+        measured rows (0 on states whose row is unknown).
     sigma, sigma_err : float
         Entropy production rate per step (eq. 21, nats) from the counts with
         ``pseudocount`` added to both directions of every one-way pair (see
@@ -92,10 +97,14 @@ class TransitionStatistics:
         Pairs seen in at least one direction.
     pseudocount : float
     tau, tau_err : float
-        Decorrelation time ``-1 / ln|lambda_2|`` (eq. 23) and its error bar
-        (``inf`` for a deterministic cycle; NaN error when a segment gave ``inf``).
+        Decorrelation time ``-1 / ln|lambda_2|`` (eq. 23) of the measured rows
+        and its error bar (``inf`` for a deterministic cycle and for a chain that
+        never leaves its state; NaN error when a segment gave ``inf``).
     self_transition, self_transition_err : float
-        ``Tr(M) / S`` (eq. 24) and its error bar.
+        ``Tr(M) / S`` (eq. 24) over the measured rows (``rows_known``; 1 for a
+        chain that never leaves its state) and its error bar.
+    rows_known : numpy.ndarray of bool, shape (S,)
+        The states whose row of ``M`` was measured (at least one transition out).
     random_self_transition : float
         ``1 / S``, the value for hidden states drawn at random.
     n_steps, n_chains, burn_in, n_segments : int
@@ -135,6 +144,7 @@ class TransitionStatistics:
     sigma_curve: dict = field(default_factory=dict)
     #: Occupancy of each chain alone, (n_chains, S): the chain noise of what is computed from ``pbar_e``.
     pbar_e_chains: np.ndarray | None = None
+    rows_known: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
 def _chain_codes(machine: Machine, n_steps: int, n_chains: int, seed: int | None, burn_in: int) -> np.ndarray:
@@ -166,10 +176,12 @@ def transition_statistics(
     Runs ``n_chains`` fresh chains of the machine for ``burn_in`` + ``n_steps``
     double steps (eq. 18), counts the hidden transitions ``z(t) -> z(t+1)`` with
     the C++ counter and applies the array functions of this module: the empirical
-    ``M`` (row-normalized counts), the occupancy ``pbar_e``, ``pbar`` as the left
+    ``M`` (row-normalized counts; rows of states never left are unknown, NaN),
+    the occupancy ``pbar_e``, ``pbar`` as the left
     eigenvector of ``M``, ``sigma`` (eq. 21; one-way pairs get ``pseudocount`` in
     both directions and are counted in ``n_one_way``), ``tau`` (eq. 23) and
-    ``Tr(M)/S`` (eq. 24). Above 512 (visited) states no dense eigen-decomposition
+    ``Tr(M)/S`` (eq. 24), both over the measured rows: a chain that never
+    leaves its state has ``tau = inf`` and ``Tr(M)/S = 1``. Above 512 (visited) states no dense eigen-decomposition
     is made: ``pbar`` is then ``pbar_e`` and ``tau`` is NaN. Error bars: the time axis is cut into ``n_segments``
     consecutive windows (each pooling the chains), every statistic is estimated
     on every window, and the standard error of those estimates is reported
@@ -249,14 +261,14 @@ def _transition_statistics(
     S = states.size
     counts = transition_counts(local, S)
     pbar_e = occupancy_from_trajectory(local.astype(np.int64), S)
-    full = summarize_counts(counts, pseudocount=pc, stationary=True)
+    full = summarize_counts(counts, pseudocount=pc, stationary=True, n_states=S_full)
     # No O(S^3) eigen-decomposition above DENSE_EIG_LIMIT; such an M is mostly unvisited rows anyway.
     pbar = full.pbar if full.pbar is not None else pbar_e.copy()
 
     bounds = np.linspace(0, int(n_steps), n_segments + 1).astype(int)
     seg: dict[str, list[float]] = {"sigma": [], "tau": [], "self_transition": []}
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        part = summarize_counts(transition_counts(local[:, lo:hi], S), pseudocount=pc)
+        part = summarize_counts(transition_counts(local[:, lo:hi], S), pseudocount=pc, n_states=S_full)
         seg["sigma"].append(part.entropy.sigma)
         seg["tau"].append(part.tau)
         seg["self_transition"].append(part.self_transition)
@@ -300,6 +312,7 @@ def _transition_statistics(
         segments=seg,
         sigma_curve=curve,
         pbar_e_chains=np.stack([occupancy_from_trajectory(c.astype(np.int64), S) for c in local]),
+        rows_known=np.asarray(full.rows_known, dtype=bool),
     )
 
 
@@ -358,16 +371,15 @@ def _abar_draws(
     n = int(n_draws)
     rng = np.random.default_rng(machine.random_state if seed is None else seed)
     hidden = cast(Hidden, machine.hidden)  # validated by the fitted machine
-    Z = hidden_states(int(machine.n_hidden), hidden)
-    mu = machine.mean_images(np.arange(Z.shape[0]) if machine.hidden == "onehot" else Z)
-    wbar, abar, xbar = machine.wbar_, machine.abar_, machine.xbar_
+    Z = hidden_states(int(machine.n_hidden), hidden).astype(np.float64)
+    # einsum, not BLAS matmuls: their reduction order may depend on the BLAS thread count.
+    K = _Kernels.of(machine)
+    mu = 0.5 * (1.0 + np.tanh(0.5 * (np.einsum("dl,sl->sd", K.w, Z) + K.a[None, :])))
     for zp in tqdm(
         range(Z.shape[0]), desc="Rao-Blackwell M", unit="state", disable=not progress, leave=False
     ):
-        x = (rng.random((n, mu.shape[1])) < mu[zp]).astype(np.uint8)
-        yield backward_kernel(
-            wbar, abar, xbar, x, hidden, cast(Normalization, machine.normalization), bool(machine.centered)
-        )
+        x = (rng.random((n, mu.shape[1])) < mu[zp]).astype(np.float64)
+        yield np.exp(K.log_abar_all(K.fields(x), Z))
 
 
 @dataclass
@@ -584,13 +596,22 @@ class Diagnosis:
     The fields shared with :class:`TransitionStatistics` carry the same
     meaning; ``occupancy`` is its ``pbar_e`` and ``pbar_eigen`` its ``pbar``.
 
-    Two estimators of the entropy production (spec, "Entropy production: which
-    estimator"): ``sigma`` (with ``sigma_err``, ``n_one_way`` and
-    ``sigma_counting_curve``) is the paper's counting estimator at the stated
-    chain length; ``sigma_rao_blackwell`` (with ``sigma_rao_blackwell_err``,
-    ``sigma_rao_blackwell_converged`` and ``sigma_rao_blackwell_curve``) is the
-    model's own, eq. 21 on the Rao-Blackwell M, the headline value. The
-    probability currents ``J(z', z) = pbar(z') M(z', z) - pbar(z) M(z, z')``,
+    Three estimators of the entropy production (spec, "Entropy production: which
+    estimator"), each under its own name:
+
+    - ``sigma``, ``sigma_err``, ``sigma_converged``, ``sigma_method`` (and
+      ``sigma_effort``, ``sigma_effort_needed``, ``log_M``, ``log_M_err``): the
+      headline, :func:`nemm.entropy_production.entropy_production_rate`, eq. 21
+      with the tiny entries of M estimated by importance sampling (NaN when
+      ``diagnose`` was told ``sigma_effort=0``);
+    - ``sigma_counting``, ``sigma_counting_err`` (with ``n_one_way``,
+      ``pseudocount`` and ``sigma_counting_curve``): the paper's counting estimator
+      at the stated chain length (:class:`TransitionStatistics` ``sigma``);
+    - ``sigma_rao_blackwell`` (with ``sigma_rao_blackwell_err``,
+      ``sigma_rao_blackwell_converged`` and ``sigma_rao_blackwell_curve``): eq. 21 on
+      the plain Rao-Blackwell M, biased high on trained machines.
+
+    The probability currents ``J(z', z) = pbar(z') M(z', z) - pbar(z) M(z, z')``,
     the dominant cycle (:func:`nemm.cycles.dominant_cycle`), its affinity
     ``ln prod M(fwd) / M(bwd)`` and its bottleneck current are those of the
     Rao-Blackwell M and its stationary ``pbar_rao_blackwell``. ``kind`` is
@@ -608,6 +629,10 @@ class Diagnosis:
     states: np.ndarray
     sigma: float
     sigma_err: float
+    sigma_converged: bool | None
+    sigma_method: str
+    sigma_counting: float
+    sigma_counting_err: float
     n_one_way: int
     n_pairs_observed: int
     pseudocount: float
@@ -641,13 +666,18 @@ class Diagnosis:
     kind: str = "machine"
     self_transition_rao_blackwell: float | None = None
     loglik_err: float | None = None
+    sigma_effort: float = 0.0
+    sigma_effort_needed: float | None = None
+    log_M: np.ndarray | None = None
+    log_M_err: np.ndarray | None = None
 
 
 #: Fields a Diagnosis copies from TransitionStatistics under the same name.
 _SHARED_FIELDS = tuple(
     f.name
     for f in fields(Diagnosis)
-    if f.name in {g.name for g in fields(TransitionStatistics)} and f.name not in ("M", "counts")
+    if f.name in {g.name for g in fields(TransitionStatistics)}
+    and f.name not in ("M", "counts", "sigma", "sigma_err")  # sigma there is the counting estimator
 )
 
 
@@ -668,6 +698,14 @@ def _add_rao_blackwell(d: Diagnosis, machine: Machine, draws: int, seed: int | N
     _add_cycles(d, rb.M, rb.pbar)
 
 
+def _add_entropy_production(d: Diagnosis, machine: Machine, effort: float, seed: int | None) -> None:
+    """The headline sigma (:func:`entropy_production_rate`) into ``d``."""
+    ep = entropy_production_rate(machine, effort=effort, seed=derive_seed(0 if seed is None else seed, 2))
+    d.sigma, d.sigma_err, d.sigma_converged, d.sigma_method = ep.sigma, ep.sigma_err, ep.converged, ep.method
+    d.sigma_effort, d.sigma_effort_needed = ep.effort, ep.effort_needed
+    d.log_M, d.log_M_err = ep.log_M, ep.log_M_err
+
+
 def diagnose(
     machine: Machine,
     X: object = None,
@@ -679,6 +717,7 @@ def diagnose(
     n_segments: int = 10,
     pseudocount: float = 0.5,
     rao_blackwell_draws: int = 2000,
+    sigma_effort: float = 1.0,
 ) -> Diagnosis:
     """All diagnostics of section IV.B for one machine, as a JSON-serializable dict.
 
@@ -696,6 +735,8 @@ def diagnose(
         Draws per state for :func:`rao_blackwell_M` (0 to skip). ``M``,
         ``counts`` and the Rao-Blackwell results are reported (not None) only
         for at most 256 hidden states.
+    sigma_effort : float
+        ``effort`` of the headline :func:`entropy_production_rate` (0 skips it: ``sigma`` is NaN).
 
     Returns
     -------
@@ -733,8 +774,16 @@ def diagnose(
         loglik_on_the_fly=float(hist[-1]) if len(hist) else None,
         sigma_counting_curve=ts.sigma_curve,
         kind="rbm" if rbm is not None else "machine",
+        sigma=float("nan"),
+        sigma_err=float("nan"),
+        sigma_converged=None,
+        sigma_method="",
+        sigma_counting=ts.sigma,
+        sigma_counting_err=ts.sigma_err,
         **{name: getattr(ts, name) for name in _SHARED_FIELDS},
     )
+    if sigma_effort:
+        _add_entropy_production(d, machine, float(sigma_effort), seed)
     if rao_blackwell_draws and small:
         _add_rao_blackwell(d, machine, int(rao_blackwell_draws), seed)
     if X is not None:

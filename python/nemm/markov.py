@@ -35,6 +35,7 @@ __all__ = [
     "decorrelation_time",
     "entropy_production",
     "entropy_production_from_counts",
+    "known_rows",
     "mean_self_transition",
     "occupancy",
     "occupancy_from_trajectory",
@@ -224,12 +225,7 @@ def occupancy_from_trajectory(traj: object, n_states: int) -> np.ndarray:
     return np.bincount(t, minlength=n_states) / t.size
 
 
-def transition_matrix(
-    counts: object,
-    *,
-    pseudocount: float = 0.0,
-    empty_row: Literal["occupancy", "uniform", "self"] = "occupancy",
-) -> np.ndarray:
+def transition_matrix(counts: object, *, pseudocount: float = 0.0) -> np.ndarray:
     """Empirical transition matrix: ``counts`` (plus a pseudo-count) normalized per row.
 
     Parameters
@@ -238,49 +234,73 @@ def transition_matrix(
         Transition counts ``counts[z', z]`` (row = current state).
     pseudocount : float, default 0
         Added to every entry before normalizing (then no row is empty).
-    empty_row : {"occupancy", "uniform", "self"}, default "occupancy"
-        What to put in a row with no counts at all (a state never left: never
-        visited, or visited only as the last state of the trajectory), so that
-        ``M`` stays row-stochastic:
-
-        * ``"occupancy"`` (default): the empirical visit frequencies
-          ``q(z) propto sum_z' counts[z', z] + sum_z'' counts[z, z'']``
-          (uniform if there are no counts). The chain restarts from where it
-          was seen to be: a never-visited state stays unreachable (zero
-          stationary mass, eigenvalue 0 only, so :func:`decorrelation_time` and
-          :func:`stationary_distribution` of the visited states are unchanged),
-          and a state seen only at the end leads back into the chain.
-        * ``"uniform"``: ``1/S`` everywhere. Simple, but a state seen only at
-          the end then leaks mass into never-visited states.
-        * ``"self"``: a self-loop, ``M[z, z] = 1``. This makes the state
-          absorbing: a never-visited state becomes a second closed class (a
-          second eigenvalue 1, so :func:`decorrelation_time` returns inf), and a
-          state seen only last captures all the stationary mass. Use it only
-          when that is wanted.
 
     Returns
     -------
     numpy.ndarray, shape (S, S)
-        Row-stochastic matrix.
+        Row-stochastic where the row was measured. A row with no counts at all
+        (a state never left: never visited, or visited only as the last state of
+        a trajectory) is **unknown** and filled with NaN, never with a made-up
+        distribution: :func:`known_rows` gives the mask, and
+        :func:`decorrelation_time`, :func:`mean_self_transition` and
+        :func:`stationary_distribution` use the measured rows only.
     """
-    raw = _as_counts(counts)
-    c = raw + _check_pseudocount(pseudocount)
-    if empty_row not in ("occupancy", "uniform", "self"):
-        raise ValueError(f"empty_row must be 'occupancy', 'uniform' or 'self', got {empty_row!r}")
+    c = _as_counts(counts) + _check_pseudocount(pseudocount)
     rows = c.sum(axis=1)
     empty = rows <= 0
-    M = np.divide(c, rows[:, None], out=np.zeros_like(c), where=~empty[:, None])
-    n = c.shape[0]
-    if empty.any():
-        visits = raw.sum(axis=0) + raw.sum(axis=1)
-        if empty_row == "self":
-            idx = np.flatnonzero(empty)
-            M[idx, idx] = 1.0
-        elif empty_row == "occupancy" and visits.sum() > 0:
-            M[empty] = visits / visits.sum()
-        else:
-            M[empty] = 1.0 / n
+    M = np.divide(c, rows[:, None], out=np.full_like(c, np.nan), where=~empty[:, None])
+    M[empty] = np.nan
     return M
+
+
+def known_rows(M: object) -> np.ndarray:
+    """Mask of the measured rows of a (counted) transition matrix: rows without NaN.
+
+    Parameters
+    ----------
+    M : array_like, shape (S, S)
+        Row-stochastic matrix whose unknown rows (states never left) are NaN,
+        as :func:`transition_matrix` returns it.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (S,)
+    """
+    arr = np.asarray(M, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] == 0:
+        raise ValueError(f"M must be a non-empty square matrix, got shape {arr.shape}")
+    return np.asarray(~np.isnan(arr).any(axis=1), dtype=bool)
+
+
+def _as_partial_stochastic(M: object) -> tuple[np.ndarray, np.ndarray]:
+    """``(M, known)``: ``M`` validated as row-stochastic on its measured (non-NaN) rows."""
+    arr = np.asarray(M, dtype=np.float64)
+    known = known_rows(arr)
+    # Unknown rows become self-loops for the check only: the measured rows must be stochastic.
+    padded = arr.copy()
+    idx = np.flatnonzero(~known)
+    padded[idx] = 0.0
+    padded[idx, idx] = 1.0
+    _as_stochastic(padded)
+    return arr, known
+
+
+def _measured_block(M: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(states, P)``: the chain restricted to states whose rows are measured, renormalized.
+
+    Mass leaving for a state whose row is unknown (a state seen only last) is
+    dropped and the row renormalized; a row that leads only to unknown rows is
+    dropped in turn, until the block is closed. ``states`` may be empty.
+    """
+    keep = known.copy()
+    while True:
+        idx = np.flatnonzero(keep)
+        sub = M[np.ix_(idx, idx)]
+        r = sub.sum(axis=1)
+        dead = r <= 0
+        if not dead.any():
+            return idx, sub / r[:, None] if idx.size else sub
+        keep[idx[dead]] = False
 
 
 def rao_blackwell_transition_matrix(abar_probs_per_state: Sequence[object] | np.ndarray) -> np.ndarray:
@@ -335,14 +355,30 @@ def stationary_distribution(M: object) -> np.ndarray:
     Parameters
     ----------
     M : array_like, shape (S, S)
-        Row-stochastic matrix.
+        Row-stochastic matrix; unknown rows (NaN, states never left, see
+        :func:`transition_matrix`) are allowed: ``pbar`` is then that of the
+        chain restricted to the measured states (mass sent to a state whose row
+        is unknown is dropped and the row renormalized), and 0 on the others.
 
     Returns
     -------
     numpy.ndarray, shape (S,)
-        Non-negative, summing to one.
+        Non-negative, summing to one; all NaN when no measured row stays among
+        measured states (nothing is known).
     """
-    P = _as_stochastic(M)
+    P, known = _as_partial_stochastic(M)
+    if known.all():
+        return _perron_vector(P)
+    idx, block = _measured_block(P, known)
+    if idx.size == 0:
+        return np.full(P.shape[0], np.nan)  # no measured row stays among measured states: unknown
+    out = np.zeros(P.shape[0])
+    out[idx] = _perron_vector(block)
+    return out
+
+
+def _perron_vector(P: np.ndarray) -> np.ndarray:
+    """Left eigenvector of eigenvalue 1 of a row-stochastic ``P``, as a distribution."""
     vals, vecs = np.linalg.eig(P.T)
     k = int(np.argmin(np.abs(vals - 1.0)))
     v = np.real(vecs[:, k])
@@ -366,17 +402,34 @@ def decorrelation_time(M: object) -> float:
     Parameters
     ----------
     M : array_like, shape (S, S)
-        Row-stochastic matrix.
+        Row-stochastic matrix. Unknown rows (NaN, states never left, see
+        :func:`transition_matrix`) are allowed: ``tau`` is then that of the
+        chain restricted to the measured states (mass sent to a state whose row
+        is unknown is dropped and the row renormalized).
 
     Returns
     -------
     float
         ``inf`` when ``|lambda_2| >= 1 - 1e-12`` (a deterministic cycle or a
-        reducible chain never decorrelates; never a negative number);
-        ``0.0`` when ``|lambda_2| <= 1e-12`` (a rank-one ``M`` forgets its
-        state in one step) or when there is a single state.
+        reducible chain never decorrelates; never a negative number), and when
+        ``M`` has unknown rows and no measured state is ever left (a stuck
+        chain); ``0.0`` when ``|lambda_2| <= 1e-12`` (a rank-one ``M`` forgets
+        its state in one step) or when there is a single state; NaN when fewer
+        than two measured states remain (nothing to measure).
     """
-    P = _as_stochastic(M)
+    P, known = _as_partial_stochastic(M)
+    if known.all():
+        return _tau_of_spectrum(P)
+    if not known.any():
+        return float("nan")
+    if (np.diag(P)[known] >= 1.0 - _UNIT_MODULUS_TOL).all():
+        return float("inf")  # every measured state only ever followed itself
+    idx, block = _measured_block(P, known)
+    return _tau_of_spectrum(block) if idx.size >= 2 else float("nan")
+
+
+def _tau_of_spectrum(P: np.ndarray) -> float:
+    """Eq. 23 on a fully known row-stochastic ``P``."""
     if P.shape[0] == 1:
         return 0.0
     mods = np.sort(np.abs(np.linalg.eigvals(P)))[::-1]
@@ -397,14 +450,19 @@ def mean_self_transition(M: object) -> float:
     Parameters
     ----------
     M : array_like, shape (S, S)
-        Row-stochastic matrix.
+        Row-stochastic matrix. Unknown rows (NaN, states never left, see
+        :func:`transition_matrix`) are left out: the mean is over the measured
+        rows (``1`` for a chain that never leaves its state).
 
     Returns
     -------
     float
+        NaN when no row is measured.
     """
-    P = _as_stochastic(M)
-    return float(np.trace(P) / P.shape[0])
+    P, known = _as_partial_stochastic(M)
+    if not known.any():
+        return float("nan")
+    return float(np.mean(np.diag(P)[known]))
 
 
 # --------------------------------------------------------------------------- entropy production
@@ -589,13 +647,16 @@ class CountSummary:
     Attributes
     ----------
     M : numpy.ndarray, shape (S, S)
-        Row-normalized counts (no pseudo-count; "occupancy" rows for states never left).
+        Row-normalized counts (no pseudo-count); the row of a state never left
+        (never visited, or seen only last) is unknown: NaN.
     entropy : EntropyProduction
         sigma from the counts with the pseudo-count on one-way pairs (eq. 21).
     tau : float
-        Decorrelation time (eq. 23); NaN above :data:`DENSE_EIG_LIMIT` states.
+        Decorrelation time (eq. 23) of the measured rows; ``inf`` when no state
+        is ever left; NaN above :data:`DENSE_EIG_LIMIT` states.
     self_transition : float
-        ``Tr(M) / S`` (eq. 24).
+        ``Tr(M) / S`` (eq. 24) over the measured rows (``rows_known``): 1 for a
+        chain that never leaves its state.
     pbar : numpy.ndarray or None
         Left eigenvector of ``M`` (only with ``stationary=True`` and at most
         :data:`DENSE_EIG_LIMIT` states).
@@ -606,9 +667,12 @@ class CountSummary:
     tau: float
     self_transition: float
     pbar: np.ndarray | None = None
+    rows_known: np.ndarray | None = None
 
 
-def summarize_counts(counts: object, *, pseudocount: float = 0.5, stationary: bool = False) -> CountSummary:
+def summarize_counts(
+    counts: object, *, pseudocount: float = 0.5, stationary: bool = False, n_states: int | None = None
+) -> CountSummary:
     """M, sigma, tau and Tr(M)/S of one block of transition counts.
 
     The whole chain and each time window of the error bars go through this one
@@ -623,17 +687,34 @@ def summarize_counts(counts: object, *, pseudocount: float = 0.5, stationary: bo
         For the one-way pairs of :func:`entropy_production_from_counts`.
     stationary : bool
         Also compute ``pbar`` (:func:`stationary_distribution` of ``M``).
+    n_states : int, optional
+        Number of states of the chain when ``counts`` cover only its visited
+        states (relabelled): a chain that was never seen to leave its state has
+        ``tau = inf`` even when a single state was visited (default: ``S``).
 
     Returns
     -------
     CountSummary
+        ``rows_known`` marks the states with at least one outgoing count.
     """
     M = transition_matrix(counts)
     ep = entropy_production_from_counts(counts, pseudocount=pseudocount)
     dense = M.shape[0] <= DENSE_EIG_LIMIT
     pbar = stationary_distribution(M) if (stationary and dense) else None
-    tau = decorrelation_time(M) if dense else float("nan")
-    return CountSummary(M=M, entropy=ep, tau=float(tau), self_transition=mean_self_transition(M), pbar=pbar)
+    c = np.asarray(counts, dtype=np.float64)
+    never_left = c.sum() > 0 and not (c - np.diag(np.diag(c))).any()
+    if never_left and (M.shape[0] if n_states is None else int(n_states)) > 1:
+        tau = float("inf")  # eq. 23 of the stuck chain, whatever its unvisited rows would be
+    else:
+        tau = decorrelation_time(M) if dense else float("nan")
+    return CountSummary(
+        M=M,
+        entropy=ep,
+        tau=float(tau),
+        self_transition=mean_self_transition(M),
+        pbar=pbar,
+        rows_known=known_rows(M),
+    )
 
 
 # ------------------------------------------------------------ large state spaces (sparse counts)
@@ -648,8 +729,9 @@ def count_summary_sparse(
     O(transitions) memory (the triples of :func:`transition_counts_sparse`): eq. 21
     with ``pseudocount`` added to both directions of each one-way pair (the total
     includes self-transitions and the pseudo-counts), pairs in the dense order
-    (row-major over z' < z); Tr(M)/S (eq. 24) with the "occupancy" row of
-    :func:`transition_matrix` for a state never left.
+    (row-major over z' < z); Tr(M)/S (eq. 24) as :func:`mean_self_transition`
+    gives it: the mean over the states with outgoing counts (a state never left
+    has an unknown row and is left out; NaN when there are no counts).
     """
     S, pc = int(n_states), float(pseudocount)
     c = cnt.astype(np.float64)
@@ -676,26 +758,25 @@ def count_summary_sparse(
         sigma = float(np.sum((f[both] - b[both]) * (np.log(f[both]) - np.log(b[both]))))
     rows = np.bincount(frm, weights=c, minlength=S)
     diag = np.bincount(frm[~off], weights=c[~off], minlength=S)
-    mdiag = np.divide(diag, rows, out=np.zeros(S), where=rows > 0)
-    empty = rows <= 0
-    if empty.any():
-        visits = rows + np.bincount(to, weights=c, minlength=S)
-        mdiag[empty] = visits[empty] / visits.sum() if visits.sum() > 0 else 1.0 / S
-    return sigma, n_one_way, float(mdiag.sum() / S)
+    measured = rows > 0
+    trace = float(np.mean(diag[measured] / rows[measured])) if measured.any() else math.nan
+    return sigma, n_one_way, trace
 
 
 def summarize_trajectory(
-    local: np.ndarray, n_states: int, pseudocount: float = 0.5
+    local: np.ndarray, n_states: int, pseudocount: float = 0.5, n_states_full: int | None = None
 ) -> tuple[float, int, float, float]:
     """(sigma, n_one_way, tau, Tr(M)/S) of chains (rows) of state labels 0..S-1.
 
     Up to :data:`DENSE_EIG_LIMIT` states: dense counts and :func:`summarize_counts`
-    (tau from the spectrum). Above: :func:`count_summary_sparse`, and tau is NaN,
-    as in :func:`summarize_counts` (the second eigenvalue of a large M is not computed).
+    (tau from the spectrum; ``n_states_full`` is its ``n_states``, the size of the
+    chain's space when the labels number its visited states only). Above:
+    :func:`count_summary_sparse`, and tau is NaN, as in :func:`summarize_counts`
+    (the second eigenvalue of a large M is not computed).
     """
     S = int(n_states)
     if S <= DENSE_EIG_LIMIT:
-        part = summarize_counts(transition_counts(local, S), pseudocount=pseudocount)
+        part = summarize_counts(transition_counts(local, S), pseudocount=pseudocount, n_states=n_states_full)
         return part.entropy.sigma, part.entropy.n_one_way, part.tau, part.self_transition
     sigma, n_one_way, trace = count_summary_sparse(*transition_counts_sparse(local), S, pseudocount)
     return sigma, n_one_way, math.nan, trace

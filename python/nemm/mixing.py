@@ -7,7 +7,10 @@ is labeled by a classifier fitted on the labeled data (by default
 summarized by
 
 * ``tau_int_class``: the integrated autocorrelation time of the class
-  indicator vector, with Sokal's automatic window;
+  indicator vector: a non-negative tapered lag-window estimate whose reach
+  follows Sokal's automatic window on the envelope (the spec's literal
+  window is kept as ``tau_int_class_sokal``), checked against the exact value
+  of a hidden Markov model of the chain (:func:`exact_tau_int_class`);
 * the class cover time: steps from a start until every class has appeared;
 * the class KL of the samples (eq. 22 computed from sample frequencies).
 
@@ -31,12 +34,16 @@ from typing import Any, Literal, Protocol, overload
 import numpy as np
 
 from ._checks import as_binary_matrix
+from .markov import stationary_distribution
 
 __all__ = [
     "MixingMeasures",
     "class_autocorrelation",
     "class_cover_time",
     "class_cover_times",
+    "class_kernel_from_emissions",
+    "exact_class_autocorrelation",
+    "exact_tau_int_class",
     "integrated_autocorrelation_time",
     "mixing_measures",
     "mixing_measures_from_labels",
@@ -133,6 +140,45 @@ def class_autocorrelation(labels: object, n_classes: int | None = None) -> np.nd
     return acov / c0
 
 
+def _taper(half_width: int) -> np.ndarray:
+    """Lag weights ``w(0..2h-2)``: a triangle convolved with itself (a discrete Parzen window).
+
+    Its Fourier transform is the square of a Fejer kernel, so it is non-negative:
+    ``sum_k w(|k|) gamma(k)`` of a positive-definite autocovariance ``gamma``
+    (the biased estimate of :func:`class_autocorrelation`) is a smoothed
+    periodogram at frequency 0 and can never be negative. ``w(0) = 1`` and
+    ``1 - w(k)`` grows as ``k^2``, so the bias on a decaying ``rho`` is of order
+    ``sum_k k^2 rho(k) / h^2``.
+    """
+    h = int(half_width)
+    tri = 1.0 - np.abs(np.arange(-(h - 1), h)) / h
+    w = np.convolve(tri, tri)
+    return w[w.size // 2 :] / w[w.size // 2]
+
+
+def _tapered_tau(rho: np.ndarray, c: float) -> tuple[float, int]:
+    """``(tau_int, reach)`` with the tapered lag window; ``(inf, -1)`` when no finite value can be claimed.
+
+    The reach is set by the envelope: Sokal's rule on ``1 + 2 sum |rho(k)|``
+    gives ``W`` (:func:`_sokal_window` with ``window="abs"``), and the taper
+    keeps weight above 0.98 up to ``W / 5`` (about one envelope time) by
+    reaching to ``4 W``, capped by the chain length. When the envelope never
+    decays within the chain (a nearly deterministic cycle, or chains stuck
+    apart) the longest reach is used, and the value is kept only if it passes
+    Sokal's test there (``reach >= c tau``): a cycle's power lies away from
+    frequency 0 and its tau is small, while slow or stuck chains fail the test.
+    """
+    _, W = _sokal_window(rho, c, "abs")
+    h_max = max(1, (rho.size + 1) // 2)
+    h = h_max if W < 0 else max(1, min(2 * W, h_max))
+    w = _taper(h)
+    tau = max(0.0, 1.0 + 2.0 * float(np.dot(w[1:], rho[1 : w.size])))  # max: >= 0 up to rounding
+    reach = int(w.size - 1)
+    if W < 0 and reach < c * tau:
+        return math.inf, -1
+    return tau, reach
+
+
 def _sokal_window(rho: np.ndarray, c: float, window: str) -> tuple[float, int]:
     """``(tau_int(W), W)`` at Sokal's window; ``(inf, -1)`` if it never closes.
 
@@ -156,7 +202,7 @@ def integrated_autocorrelation_time(
     n_classes: int | None = ...,
     *,
     c: float = ...,
-    window: Literal["abs", "sokal"] = ...,
+    window: Literal["tapered", "abs", "sokal"] = ...,
     return_window: Literal[False] = ...,
 ) -> float: ...
 
@@ -167,7 +213,7 @@ def integrated_autocorrelation_time(
     n_classes: int | None = ...,
     *,
     c: float = ...,
-    window: Literal["abs", "sokal"] = ...,
+    window: Literal["tapered", "abs", "sokal"] = ...,
     return_window: Literal[True],
 ) -> tuple[float, int]: ...
 
@@ -177,27 +223,41 @@ def integrated_autocorrelation_time(
     n_classes: int | None = None,
     *,
     c: float = SOKAL_C,
-    window: Literal["abs", "sokal"] = "sokal",
+    window: Literal["tapered", "abs", "sokal"] = "tapered",
     return_window: bool = False,
 ) -> float | tuple[float, int]:
     """Integrated autocorrelation time of the class of the generated samples (``tau_int_class``).
 
-    ``tau_int = 1 + 2 sum_{k=1}^{W} rho(k)`` with ``rho`` from
-    :func:`class_autocorrelation` (chains pooled as described there) and
-    Sokal's automatic window (``c = 5``). Measured in steps of the label
-    sequence (one sample each).
+    ``tau_int = 1 + 2 sum_{k >= 1} rho(k)`` with ``rho`` from
+    :func:`class_autocorrelation` (chains pooled as described there), measured
+    in steps of the label sequence (one sample each). The true value is never
+    negative (it is the spectral density of the class indicators at frequency
+    0 over their variance); the windows differ in how the sum is cut.
 
-    Window. The default ``window="sokal"`` is the spec's rule taken
-    literally: the smallest ``W >= 1`` with ``W >= c tau_int(W)``. It assumes
-    a mostly positive ``rho``. A chain that cycles through the classes has an
-    oscillating ``rho`` (e.g. 1, -0.08, -0.43, -0.16, 0.45, ...): the partial
-    sums swing through 0 and the literal rule closes at the first trough
-    (``W = 2``, ``tau`` near 0 or even negative), long before the sum has
-    settled. ``window="abs"`` (the *envelope* variant) applies the same rule
-    to ``1 + 2 sum_{k<=W} |rho(k)|`` and reports the signed sum ``tau_int(W)``
-    there; :class:`MixingMeasures` reports it beside the literal value as
-    ``tau_int_class_envelope``. For a non-negative ``rho`` (every reversible
-    chain and the i.i.d. case) the two rules choose the same ``W``.
+    Windows:
+
+    * ``"tapered"`` (default, the headline ``tau_int_class``): ``1 + 2 sum_k
+      w(k) rho(k)`` with a discrete Parzen lag window ``w`` (a triangle
+      convolved with itself) whose Fourier transform is non-negative, so the
+      estimate is a smoothed periodogram at frequency 0 and **never
+      negative**. Its reach is four times Sokal's window on the envelope
+      ``1 + 2 sum |rho(k)|`` (below), so that an oscillating ``rho`` (a chain
+      that cycles through the classes) is summed over whole periods of its
+      decay, not cut at a trough. Checked against the exact value of
+      :func:`exact_tau_int_class` on trained machines.
+    * ``"sokal"``: the spec's rule taken literally, the smallest ``W >= 1``
+      with ``W >= c tau_int(W)`` and the plain sum up to ``W``. It assumes a
+      mostly positive ``rho``: on an oscillating ``rho`` (e.g. 1, -0.08,
+      -0.43, -0.16, 0.45, ...) the partial sums swing through 0 and the rule
+      closes at the first trough (``W = 2``), long before the sum has settled,
+      and the value can be negative (reported as it is, as
+      ``tau_int_class_sokal``).
+    * ``"abs"`` (the *envelope* window): the same rule on ``1 + 2 sum_{k<=W}
+      |rho(k)|``, reporting the signed plain sum there
+      (``tau_int_class_envelope``; can be slightly negative).
+
+    For a non-negative, quickly decaying ``rho`` (every reversible chain and
+    the i.i.d. case) all three agree closely.
 
     Parameters
     ----------
@@ -207,22 +267,17 @@ def integrated_autocorrelation_time(
         Number of classes (default ``max(labels) + 1``).
     c : float, default 5
         Sokal's window constant.
-    window : {"abs", "sokal"}, default "sokal"
+    window : {"tapered", "abs", "sokal"}, default "tapered"
         Window rule, see above.
     return_window : bool
-        Also return the window ``W`` (``-1`` when ``tau`` is inf).
+        Also return the window: the last lag summed (``-1`` when ``tau`` is inf).
 
     Returns
     -------
     float
-        About 1 for i.i.d. labels; below 1 for a chain that cycles through
-        the classes (anti-correlated labels: successive classes differ more
-        often than i.i.d. draws would). Not clipped: the windowed sum can be
-        near 0 or negative when the labels are strongly anti-correlated (e.g.
-        0, 1, 0, 1, ..., whose Abel sum is 0, gives ``1 + 2 rho(1) = -1`` at
-        ``W = 1``); such a value means "faster than i.i.d. at the window's
-        lag", not a time, and is reported as it is.
-        ``math.inf`` when
+        About 1 for i.i.d. labels; below 1 (down to 0) for a chain that
+        cycles through the classes (anti-correlated labels: successive classes
+        differ more often than i.i.d. draws would). ``math.inf`` when
 
         * the class never changes (zero variance of the indicators, e.g. one
           chain stuck in one class), or
@@ -231,21 +286,22 @@ def integrated_autocorrelation_time(
           times, so no finite value can be claimed (e.g. several chains each
           stuck in its own class). With ``window="abs"`` this includes a
           deterministic cycle through the classes, whose correlations never
-          decay (like ``decorrelation_time`` of eq. 23 for ``|lambda_2| = 1``).
+          decay; ``"tapered"`` gives it its spectral value near 0 instead
+          (a cycle's class frequencies converge faster than i.i.d. draws').
     """
     if not (math.isfinite(float(c)) and c > 0):
         raise ValueError(f"c must be finite and positive, got {c!r}")
-    if window not in ("abs", "sokal"):
-        raise ValueError(f"window must be 'abs' or 'sokal', got {window!r}")
+    if window not in ("tapered", "abs", "sokal"):
+        raise ValueError(f"window must be 'tapered', 'abs' or 'sokal', got {window!r}")
     lab, K = _as_labels(labels, n_classes)
     if lab.shape[1] < 2:
         raise ValueError(f"labels need at least 2 time steps per chain, got {lab.shape[1]}")
     rho = class_autocorrelation(lab, K)
     if np.isnan(rho[0]):
         tau, w = math.inf, -1
+    elif window == "tapered":
+        tau, w = _tapered_tau(rho, float(c))
     else:
-        # Not clipped: a strongly anti-correlated sequence (0, 1, 0, 1, ...) gives a windowed sum
-        # below 0, and the reader is told so (see Returns) rather than shown a silent floor.
         tau, w = _sokal_window(rho, float(c), window)
     return (tau, w) if return_window else tau
 
@@ -383,6 +439,132 @@ def sample_class_kl(
     return float(np.sum(p_data[present] * (np.log(p_data[present]) - np.log(p_model[present]))))
 
 
+# --------------------------------------------------------------------------- exact oracle
+
+
+def class_kernel_from_emissions(M: object, B: object) -> np.ndarray:
+    """The class kernel of a hidden Markov process whose class is emitted apart from the next state.
+
+    For a chain ``z_t`` with transition matrix ``M`` that shows class ``c_t``
+    with probability ``B(z_t, c_t)``, independently of ``z_{t+1}``, the kernel of
+    :func:`exact_class_autocorrelation` is ``K[c] = diag(B[:, c]) M``. (The
+    sampling chain of a machine is not of this kind: its next hidden state is
+    drawn from the very image that is classified; see
+    :func:`nemm.sample_mixing.class_kernel_of`.)
+
+    Parameters
+    ----------
+    M : array_like, shape (S, S)
+        Row-stochastic transition matrix.
+    B : array_like, shape (S, K)
+        ``B[z, c]``: probability of class ``c`` in state ``z`` (rows sum to one).
+
+    Returns
+    -------
+    numpy.ndarray, shape (K, S, S)
+    """
+    P = np.asarray(M, dtype=np.float64)
+    b = np.asarray(B, dtype=np.float64)
+    if P.ndim != 2 or P.shape[0] != P.shape[1] or b.ndim != 2 or b.shape[0] != P.shape[0]:
+        raise ValueError(f"M must be (S, S) and B (S, K), got {P.shape} and {b.shape}")
+    return b.T[:, :, None] * P[None, :, :]
+
+
+def _check_class_kernel(class_kernel: object) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(K, M, B, pbar)`` of a class kernel (K, S, S), validated."""
+    Kc = np.asarray(class_kernel, dtype=np.float64)
+    if Kc.ndim != 3 or Kc.shape[1] != Kc.shape[2] or Kc.shape[0] < 1 or Kc.shape[1] < 1:
+        raise ValueError(f"class_kernel must have shape (n_classes, S, S), got {Kc.shape}")
+    if not np.isfinite(Kc).all() or (Kc < 0).any():
+        raise ValueError("class_kernel must be finite and non-negative")
+    M = Kc.sum(axis=0)
+    if not np.allclose(M.sum(axis=1), 1.0, rtol=0.0, atol=1e-8):
+        raise ValueError("class_kernel must sum to a row-stochastic matrix over classes and next states")
+    M = M / M.sum(axis=1, keepdims=True)
+    B = Kc.sum(axis=2).T  # (S, K): P(class | state)
+    return Kc, M, B, stationary_distribution(M)
+
+
+def exact_class_autocorrelation(class_kernel: object, max_lag: int) -> np.ndarray:
+    """Exact ``rho(k)`` of the class indicator vector of a stationary hidden Markov process.
+
+    The process: hidden states ``z_t`` with transition matrix ``M``; step ``t``
+    shows class ``c_t`` and moves to ``z_t``, with joint probability
+    ``class_kernel[c, z_{t-1}, z_t] = P(c_t = c, z_t | z_{t-1})``. For a
+    machine's sampling chain ``x_t ~ A(z_{t-1}, .)``, ``c_t`` its class and
+    ``z_t ~ Abar(x_t, .)``, so ``class_kernel[c] = sum_{x: class(x) = c} A(., x)
+    Abar(x, .)`` (a class-resolved eq. 3; ``M = sum_c class_kernel[c]``).
+    Then, with ``pbar`` the stationary distribution of ``M``,
+    ``B[z, c] = sum_z' class_kernel[c, z, z']`` and ``pi_c = pbar B[:, c]``,
+
+        ``C_c(k) = pbar class_kernel[c] M^(k-1) B[:, c] - pi_c^2``  (k >= 1),
+
+    and ``rho(k) = sum_c C_c(k) / sum_c pi_c (1 - pi_c)``: the quantity that
+    :func:`class_autocorrelation` estimates from samples.
+
+    Parameters
+    ----------
+    class_kernel : array_like, shape (n_classes, S, S)
+        Non-negative; summed over classes, a row-stochastic ``M``.
+    max_lag : int
+        Largest lag ``k``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (max_lag + 1,)
+        ``rho[0] = 1``; all NaN when the class never varies (``pi`` is one-hot).
+    """
+    if int(max_lag) != max_lag or max_lag < 0:
+        raise ValueError(f"max_lag must be a non-negative integer, got {max_lag!r}")
+    Kc, M, B, pbar = _check_class_kernel(class_kernel)
+    pi = pbar @ B
+    var = float(np.sum(pi * (1.0 - pi)))
+    rho = np.empty(int(max_lag) + 1)
+    if not var > 1e-14:
+        rho[:] = np.nan
+        return rho
+    rho[0] = 1.0
+    v = np.einsum("z,czy->cy", pbar, Kc)  # row c: pbar class_kernel[c], carried forward by M
+    for k in range(1, int(max_lag) + 1):
+        rho[k] = (float(np.einsum("cz,zc->", v, B)) - float(np.sum(pi**2))) / var
+        v = v @ M
+    return rho
+
+
+def exact_tau_int_class(class_kernel: object) -> float:
+    """Exact integrated autocorrelation time ``1 + 2 sum_{k >= 1} rho(k)`` of :func:`exact_class_autocorrelation`.
+
+    Summed in closed form with the fundamental matrix ``Z = (I - M + 1 pbar)^-1``:
+    ``sum_{k >= 1} C_c(k) = pbar class_kernel[c] Z (B[:, c] - pi_c)``. This is
+    the spectral density of the class indicators at frequency 0 over their
+    variance; for a periodic chain (a deterministic cycle, ``|lambda_2| = 1``)
+    the sum does not converge and the closed form is its Cesaro mean, the same
+    spectral value (0 for a deterministic cycle through the classes).
+
+    Parameters
+    ----------
+    class_kernel : array_like, shape (n_classes, S, S)
+
+    Returns
+    -------
+    float
+        ``>= 0``; ``inf`` when the class never varies, or when ``M`` is
+        reducible (eigenvalue 1 more than once: chains that start apart stay
+        apart, and the class correlations never decay).
+    """
+    Kc, M, B, pbar = _check_class_kernel(class_kernel)
+    pi = pbar @ B
+    var = float(np.sum(pi * (1.0 - pi)))
+    n_unit = int(np.sum(np.abs(np.linalg.eigvals(M) - 1.0) < 1e-10))
+    if not var > 1e-14 or n_unit > 1:
+        return math.inf
+    S = M.shape[0]
+    Z = np.linalg.inv(np.eye(S) - M + np.outer(np.ones(S), pbar))
+    v = np.einsum("z,czy->cy", pbar, Kc)
+    total = float(np.einsum("cz,zc->", v @ Z, B - pi[None, :]))
+    return max(0.0, 1.0 + 2.0 * total / var)
+
+
 # --------------------------------------------------------------------------- summary
 
 
@@ -394,18 +576,22 @@ class MixingMeasures:
     ----------
     tau_int_class : float
         :func:`integrated_autocorrelation_time` with ``window_rule`` (by default
-        the spec's literal Sokal window; ``inf``: stuck, or not measurable in
-        this chain length; may be near 0 or negative for anti-correlated classes).
+        the non-negative tapered estimator; ``inf``: stuck, or not measurable in
+        this chain length; near 0 for strongly anti-correlated classes).
     tau_window : int
-        Its window ``W`` (``-1`` when ``tau_int_class`` is inf).
+        Its window: the last lag summed (``-1`` when ``tau_int_class`` is inf).
     window_rule : str
-        ``"abs"`` or ``"sokal"``: the window rule of ``tau_int_class``.
+        ``"tapered"``, ``"abs"`` or ``"sokal"``: the window rule of ``tau_int_class``.
     tau_int_class_envelope : float
-        The same sum at the envelope window (``window="abs"``), reported beside
-        the literal value because a cycling chain's oscillating ``rho`` closes
-        the literal window at its first trough.
+        The plain sum at the envelope window (``window="abs"``).
     tau_window_envelope : int
         The envelope window ``W`` (``-1`` when inf).
+    tau_int_class_sokal : float
+        The plain sum at the spec's literal Sokal window (``window="sokal"``):
+        a cycling chain's oscillating ``rho`` closes it at its first trough, so
+        it can be near 0 or negative; kept for comparison, not as a time.
+    tau_window_sokal : int
+        Its window ``W`` (``-1`` when inf).
     cover_time : float
         :func:`class_cover_time` (mean over covering starts).
     cover_fraction : float
@@ -433,9 +619,11 @@ class MixingMeasures:
     n_steps: int
     n_chains: int
     pseudocount: float = 0.0
-    window_rule: str = "sokal"
+    window_rule: str = "tapered"
     tau_int_class_envelope: float = math.nan
     tau_window_envelope: int = -1
+    tau_int_class_sokal: float = math.nan
+    tau_window_sokal: int = -1
 
     def as_dict(self) -> dict[str, Any]:
         """Plain ints, floats and lists (floats may be ``inf``)."""
@@ -452,7 +640,7 @@ def mixing_measures_from_labels(
     *,
     classes: object = None,
     pseudocount: float = 0.0,
-    window: Literal["abs", "sokal"] = "sokal",
+    window: Literal["tapered", "abs", "sokal"] = "tapered",
 ) -> MixingMeasures:
     """:class:`MixingMeasures` of a class-index sequence (``(T,)`` or ``(n_chains, T)``).
 
@@ -463,6 +651,7 @@ def mixing_measures_from_labels(
     lab, K = _as_labels(labels, n_classes)
     tau, w = integrated_autocorrelation_time(lab, K, window=window, return_window=True)
     tau_env, w_env = integrated_autocorrelation_time(lab, K, window="abs", return_window=True)
+    tau_sokal, w_sokal = integrated_autocorrelation_time(lab, K, window="sokal", return_window=True)
     cover, frac = class_cover_time(lab, K, return_fraction=True)
     names = np.arange(K) if classes is None else np.asarray(classes)
     if names.shape != (K,):
@@ -482,6 +671,8 @@ def mixing_measures_from_labels(
         window_rule=window,
         tau_int_class_envelope=float(tau_env),
         tau_window_envelope=int(w_env),
+        tau_int_class_sokal=float(tau_sokal),
+        tau_window_sokal=int(w_sokal),
     )
 
 
@@ -491,7 +682,7 @@ def mixing_measures(
     data_labels: object,
     *,
     pseudocount: float = 0.0,
-    window: Literal["abs", "sokal"] = "sokal",
+    window: Literal["tapered", "abs", "sokal"] = "tapered",
 ) -> MixingMeasures:
     """Classify generated samples and measure the mixing of their class.
 
@@ -507,8 +698,8 @@ def mixing_measures(
         Labels of the data (values from ``classifier.classes_``), for the class KL.
     pseudocount : float, default 0
         Passed to :func:`sample_class_kl`.
-    window : {"abs", "sokal"}, default "sokal"
-        Window of ``tau_int_class`` (the envelope value is always reported too).
+    window : {"tapered", "abs", "sokal"}, default "tapered"
+        Window of ``tau_int_class`` (the envelope and literal Sokal values are always reported too).
 
     Returns
     -------

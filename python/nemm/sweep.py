@@ -26,12 +26,20 @@ yet imports the module :data:`nemm.config.REPORT_MODULES` lists for it.
 
 A run that raises is recorded (``status = "error"`` and its ``error``; this is
 final, like a success: delete its folder to retry it). A run whose worker died
-(a killed process, a lost Dask worker) appears as an error in the table but
-writes no ``result.json``, so the next invocation runs it again.
+(a killed process, a lost Dask worker) is run again once on new workers; lost
+twice, it appears as an error in the table but writes no ``result.json``, so the
+next invocation runs it again.
+
+One sweep at a time runs in a directory: a second one waits for the first's lock
+(:data:`LOCK_FILE`), then skips the runs it finished. Ctrl-C, SIGTERM or SIGHUP (as
+``nemm`` installs them) stop the workers at once, keep every finished run, write
+results.csv of those and raise :class:`SweepInterrupted`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import importlib
 import json
@@ -39,7 +47,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +72,8 @@ __all__ = [
     "ReportKind",
     "SweepOutput",
     "SweepResult",
+    "SweepInterrupted",
+    "LOCK_FILE",
     "register_report_kind",
     "report_kind",
     "run_sweep",
@@ -87,7 +97,16 @@ ENUMERABLE_STATES = ENUMERATION_LIMIT
 # Columns each measure adds to results.csv, in this order.
 _MEASURE_COLUMNS: dict[str, tuple[str, ...]] = {
     "loglik": ("loglik",),
-    "sigma": ("sigma", "sigma_err", "n_one_way"),
+    # The headline sigma (nemm.diagnostics.entropy_production_rate) and the paper's counting estimator.
+    "sigma": (
+        "sigma",
+        "sigma_err",
+        "sigma_converged",
+        "sigma_method",
+        "sigma_counting",
+        "sigma_counting_err",
+        "n_one_way",
+    ),
     "tau": ("tau", "tau_err"),
     "trace": ("trace", "trace_err"),
     "class_kl": ("class_kl",),
@@ -314,12 +333,17 @@ def measure(
             pseudocount=float(diagnostics_cfg["pseudocount"]),
             seed=_derived_seed(machine.random_state, 1),
             rao_blackwell_draws=0,
+            sigma_effort=_sigma_effort(diagnostics_cfg, measures),
         )
         loglik_exact = d.loglik_exact if machine.n_states <= ENUMERABLE_STATES else None
         out.update(
             loglik=float(loglik_exact) if loglik_exact is not None else math.nan,
             sigma=d.sigma,
             sigma_err=d.sigma_err,
+            sigma_converged=d.sigma_converged,
+            sigma_method=d.sigma_method,
+            sigma_counting=d.sigma_counting,
+            sigma_counting_err=d.sigma_counting_err,
             n_one_way=d.n_one_way,
             tau=d.tau,
             tau_err=d.tau_err,
@@ -361,6 +385,11 @@ def _class_kl_large(machine: Any, X: np.ndarray, y: np.ndarray, codes: np.ndarra
     return class_kl_from_assignment(assignment, y, pbar)
 
 
+def _sigma_effort(diagnostics_cfg: Mapping[str, Any], measures: tuple[str, ...]) -> float:
+    """Effort of the headline sigma: ``[diagnostics] sigma_effort`` (default 1), 0 when sigma is not measured."""
+    return float(diagnostics_cfg.get("sigma_effort", 1.0)) if "sigma" in measures else 0.0
+
+
 def _measure_large(
     machine: Any, X: np.ndarray, y: np.ndarray | None, diagnostics_cfg: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -387,18 +416,29 @@ def _measure_large(
     uniq, inv = np.unique(codes, return_inverse=True)
     local = inv.reshape(codes.shape).astype(np.int64)
     S = int(uniq.size)
-    sigma, n_one_way, tau, trace = summarize_trajectory(local, S, pc)
+    Sf = int(machine.n_states)  # the labels number the visited states only: a stuck chain still has tau = inf
+    sigma, n_one_way, tau, trace = summarize_trajectory(local, S, pc, Sf)
     bounds = np.linspace(0, T, n_segments + 1).astype(int)
-    seg = np.array([summarize_trajectory(local[:, lo:hi], S, pc) for lo, hi in zip(bounds[:-1], bounds[1:])])
+    seg = np.array(
+        [summarize_trajectory(local[:, lo:hi], S, pc, Sf) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    )
     out: dict[str, Any] = {
-        "sigma": sigma,
-        "sigma_err": segment_error(seg[:, 0])[1],
+        "sigma_counting": sigma,
+        "sigma_counting_err": segment_error(seg[:, 0])[1],
         "n_one_way": n_one_way,
         "tau": tau,
         "tau_err": segment_error(seg[:, 2])[1],
         "trace": trace,
         "trace_err": segment_error(seg[:, 3])[1],
     }
+    effort = _sigma_effort(diagnostics_cfg, tuple(diagnostics_cfg["measures"]))
+    if effort:
+        from nemm.diagnostics import entropy_production_rate
+
+        ep = entropy_production_rate(machine, effort=effort, seed=_derived_seed(machine.random_state, 2))
+        out.update(
+            sigma=ep.sigma, sigma_err=ep.sigma_err, sigma_converged=ep.converged, sigma_method=ep.method
+        )
     occ = np.bincount(local.ravel(), minlength=S) / local.size
     if "loglik" not in diagnostics_cfg["measures"]:
         pass
@@ -769,6 +809,77 @@ def _execute(
     return n_jobs
 
 
+class SweepInterrupted(KeyboardInterrupt):
+    """A sweep stopped by Ctrl-C, SIGTERM or SIGHUP; its finished runs are kept and listed in results.csv.
+
+    The message says what stopped it and how many runs finished; the sweep run again
+    continues with the others.
+    """
+
+
+#: The lock file of a sweep directory: one sweep at a time runs there, a second one waits for it.
+LOCK_FILE = ".nemm-sweep.lock"
+
+
+# Why a lock cannot be taken where a sweep may still go on without one: a directory this process
+# cannot write (a finished sweep read again), a file system without locks.
+_NO_LOCK_ERRNOS = frozenset(
+    {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}
+)
+
+
+@contextlib.contextmanager
+def _sweep_lock(out: Path, progress: bool) -> Iterator[None]:
+    """Hold ``out``'s lock (``flock``, released by the kernel however the holder ends) while the runs go on.
+
+    A second sweep into the same directory waits here, then finds the first one's runs
+    finished and skips them: no run is computed twice.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        try:
+            # "a": opening leaves the file's content and time alone (a finished sweep run again touches nothing).
+            fh = stack.enter_context(open(out / LOCK_FILE, "a", encoding="utf-8"))
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if progress:
+                    print(
+                        f"nemm sweep: another sweep is running in {out}; waiting for it to end "
+                        "(the runs it finishes are then skipped)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                fcntl.flock(fh, fcntl.LOCK_EX)  # interruptible: Ctrl-C ends the wait
+        except OSError as exc:
+            if exc.errno not in _NO_LOCK_ERRNOS:
+                raise
+        yield
+
+
+def _interrupted(
+    exc: KeyboardInterrupt,
+    out: Path,
+    specs: Sequence[RunSpec],
+    results: Mapping[str, Mapping[str, Any]],
+    columns: Sequence[str],
+) -> SweepInterrupted:
+    """Write results.csv of the runs finished so far; returns the interruption that says so."""
+    # A run whose result.json was written just before the signal may not be in ``results`` yet.
+    results = {**_finished_results(out, [s for s in specs if s.run_id not in results]), **results}
+    rows = [_row(s, results[s.run_id], columns) for s in specs if s.run_id in results]
+    _write_bytes(out / "results.csv", csv_text(rows, columns).encode())
+    return SweepInterrupted(
+        f"{str(exc) or 'interrupted'}; {len(rows)} of {len(specs)} runs finished, listed in "
+        f"{out / 'results.csv'}; run the same command again to finish the others"
+    )
+
+
 def _finished_results(out: Path, specs: Sequence[RunSpec]) -> dict[str, dict[str, Any]]:
     """The results of the runs of ``specs`` that a former sweep into ``out`` finished, by run id."""
     results: dict[str, dict[str, Any]] = {}
@@ -827,45 +938,40 @@ def run_sweep(
     """
     t_start = time.perf_counter()
     out = Path(out)
+    if out.exists() and not out.is_dir():  # before the data are read and the runs start
+        raise NotADirectoryError(errno.ENOTDIR, f"the sweep directory {out} exists and is not a directory")
     kind = report_kind(config.diagnostics.report)
     X, y, desc = _sweep_data(config, data)
     specs = kind.expand(config, data_checksum(X, y))
     columns = result_columns(config)
-    results = _finished_results(out, specs)
-    todo = [s for s in specs if s.run_id not in results]
-    t_runs = time.perf_counter()
-    n_jobs = _execute(
-        todo,
-        len(specs),
-        X,
-        y,
-        out,
-        results,
-        workers=workers,
-        scheduler=scheduler,
-        executor=executor,
-        progress=progress,
-        on_run=on_run,
-    )
-    run_seconds = time.perf_counter() - t_runs
-    rows = [_row(s, results[s.run_id], columns) for s in specs]
-    report = kind.write(
-        SweepOutput(
-            config=config,
-            out=out,
-            specs=specs,
-            results=results,
-            rows=rows,
-            columns=columns,
-            X=X,
-            data_description=desc,
-            n_jobs=n_jobs,
-            started=t_start,
-            protocol=protocol,
-            figures=figures,
-            map_fn=executor.map if executor is not None else map,
+    with _sweep_lock(out, progress):
+        results = _finished_results(out, specs)
+        todo = [s for s in specs if s.run_id not in results]
+        t_runs = time.perf_counter()
+        backend = dict(workers=workers, scheduler=scheduler, executor=executor, progress=progress)
+        try:
+            n_jobs = _execute(todo, len(specs), X, y, out, results, on_run=on_run, **backend)
+        except KeyboardInterrupt as exc:
+            raise _interrupted(exc, out, specs, results, columns) from exc
+        run_seconds = time.perf_counter() - t_runs
+        rows = [_row(s, results[s.run_id], columns) for s in specs]
+        report = kind.write(
+            SweepOutput(
+                config=config,
+                out=out,
+                specs=specs,
+                results=results,
+                rows=rows,
+                columns=columns,
+                X=X,
+                data_description=desc,
+                n_jobs=n_jobs,
+                started=t_start,
+                protocol=protocol,
+                figures=figures,
+                map_fn=executor.map if executor is not None else map,
+            )
         )
-    )
     n_err = sum(r.get("status") != "ok" for r in rows)
     return SweepResult(
         out=out,

@@ -43,6 +43,14 @@ MIXING_STREAM = 2
 
 #: Diagnostics copied into every chain model's record under the same name (see nemm.diagnostics.Diagnosis).
 RECORD_DIAGNOSTICS = (
+    "sigma",
+    "sigma_err",
+    "sigma_converged",
+    "sigma_method",
+    "sigma_effort",
+    "sigma_effort_needed",
+    "sigma_counting",
+    "sigma_counting_err",
     "loglik_on_the_fly",
     "loglik_err",
     "n_one_way",
@@ -73,8 +81,10 @@ RECORD_DIAGNOSTICS = (
 RECORD_MIXING = (
     "tau_int_class",
     "tau_int_class_envelope",
+    "tau_int_class_sokal",
     "tau_window",
     "tau_window_envelope",
+    "tau_window_sokal",
     "cover_time",
     "cover_fraction",
     "class_kl_samples",
@@ -159,25 +169,20 @@ def _chain_record(
         n_chains=int(diag_cfg["n_chains"]),
         pseudocount=float(diag_cfg["pseudocount"]),
         rao_blackwell_draws=int(diag_cfg.get("rao_blackwell_draws", 0)),
+        sigma_effort=float(diag_cfg.get("sigma_effort", 1.0)),
     )
     ck = d.class_kl
     L = int(model.n_hidden)
-    # The headline sigma is the model's own (Rao-Blackwell M); the counting one sits beside it.
-    sigma = d.sigma_rao_blackwell if d.sigma_rao_blackwell is not None else d.sigma
-    sigma_err = d.sigma_rao_blackwell_err if d.sigma_rao_blackwell_err is not None else d.sigma_err
+    regime = classify_regime(d.sigma, d.sigma_err, d.tau, d.self_transition, L) if d.n_states == L else ""
     return {
         "loglik": d.loglik_exact,
-        "sigma": sigma,
-        "sigma_err": sigma_err,
-        "sigma_counting": d.sigma,
-        "sigma_counting_err": d.sigma_err,
         "counting_steps": int(d.sampling["n_steps"]) * int(d.sampling["n_chains"]),
         **{name: getattr(d, name) for name in RECORD_DIAGNOSTICS},
         "class_kl": ck.kl if ck else None,
         "class_p_model": ck.p_model if ck else None,
         "class_p_data": ck.p_data if ck else None,
         "state_class": ck.state_class if ck else None,
-        "regime": classify_regime(sigma, sigma_err, d.tau, d.self_transition, L) if d.n_states == L else "",
+        "regime": regime,
         "diag_seconds": time.perf_counter() - t1,
         "history": {k: list(v) for k, v in getattr(model, "history_", {}).items() if k != "batch_size"},
     }
@@ -204,7 +209,7 @@ def run_record(
         The data and their labels (None: no class KL, no mixing measures).
     diagnostics : dict
         ``diagnostic_steps`` (per chain), ``n_chains``, ``pseudocount``, ``rao_blackwell_draws``,
-        ``mixing_steps``, ``track_every``, ``track_steps``.
+        ``sigma_effort`` (of the headline sigma, default 1), ``mixing_steps``, ``track_every``, ``track_steps``.
     data_key : str
         Identity of the data (their checksum), to reuse the label classifier between runs.
 
@@ -257,7 +262,10 @@ def run_record(
                 # Not a chain: no entropy production, no M.
                 "sigma": math.nan,
                 "sigma_err": math.nan,
+                "sigma_converged": None,
+                "sigma_method": "",
                 "sigma_counting": math.nan,
+                "sigma_counting_err": math.nan,
                 "n_one_way": None,
                 "tau": math.nan,
                 "self_transition": math.nan,

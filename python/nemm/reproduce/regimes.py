@@ -28,7 +28,9 @@ def classify_regime(sigma: float, sigma_err: float, tau: float, self_transition:
     Parameters
     ----------
     sigma, sigma_err : float
-        Entropy production rate (eq. 21) and its error bar.
+        The headline entropy production rate (eq. 21,
+        :func:`nemm.diagnostics.entropy_production_rate`) and its error bar; NaN
+        (not measured) gives ``""``.
     tau : float
         Decorrelation time (eq. 23); ``inf`` for a deterministic cycle.
     self_transition : float
@@ -37,6 +39,8 @@ def classify_regime(sigma: float, sigma_err: float, tau: float, self_transition:
         Number of hidden states.
     """
     s, e = float(sigma), float(sigma_err)
+    if math.isnan(s):
+        return ""
     if s < NEAR_EQ_SIGMA or (math.isfinite(e) and s <= 3.0 * e):
         return "near-equilibrium"
     if s >= CYCLE_SIGMA and float(self_transition) < 0.5 / L and float(tau) >= L:
