@@ -66,7 +66,7 @@ def test_the_decaying_rate_resumes_bit_for_bit() -> None:
 
 
 def test_pcd_defaults_improve_with_training() -> None:
-    """Centered PCD at a decaying rate climbs; measured: -5.5 after 1 epoch, about -4.1 after 40."""
+    """Centered PCD at a decaying rate climbs; measured: -6.49 after 1 epoch, -5.28 after 40 (constant: -5.93)."""
     X = _data(600, 12)
     m = RBM(11, "binary", gradient="pcd", n_epochs=40, batch_size=50, random_state=0).fit(X)
     ll = m.history_["loglik"]
