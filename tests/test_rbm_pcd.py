@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,3 +73,11 @@ def test_pcd_defaults_improve_with_training() -> None:
     ll = m.history_["loglik"]
     assert np.isfinite(ll).all()
     assert np.mean(ll[-5:]) > ll[0] + 0.5
+
+
+def test_a_file_written_before_the_decay_continues_at_a_constant_rate() -> None:
+    import nemm
+
+    old = nemm.load(Path(__file__).parent / "fixtures" / "rbm-v2.npz")
+    assert old.get_params()["lr_decay"] == 0.0
+    assert validate_settings(old.get_params())["lr_decay_used"] == 0.0

@@ -611,6 +611,12 @@ class RBM(Estimator):
             del settings[derived]
         return settings
 
+    @classmethod
+    def _settings_from_file(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        # Files written before PCD's decaying rate trained at a constant one: they continue so.
+        settings.setdefault("lr_decay", 0.0)
+        return settings
+
     def _training_arrays(self, engine: _core.RBMEngine) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """The training state of a version-2 file, once training has started.
 
