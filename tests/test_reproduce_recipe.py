@@ -68,3 +68,12 @@ def test_compare_recipe_runs_both_recipes_in_one_report(tmp_path: Path) -> None:
     assert "| paper |" in text and "| auto |" in text
     # The normalization line names the normalization, not the recipes.
     assert "normalization (eq. 19): softmax;" in text
+
+
+def test_the_command_line_compares_recipes(capsys: pytest.CaptureFixture[str]) -> None:
+    from nemm.cli import main
+
+    assert main(["reproduce", "--quick", "--compare", "recipe", "--print-config"]) == 0
+    text = capsys.readouterr().out
+    assert 'recipe = ["paper", "auto"]' in text
+    assert "n_epochs" not in text
