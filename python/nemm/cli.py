@@ -804,7 +804,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--compare",
-        choices=("normalization",),
+        choices=("normalization", "recipe"),
         default=no,
         help="run the machines once per value of this setting, side by side in one report",
     )

@@ -48,6 +48,11 @@ EXACT_MAX_STATES = 2**16
 _SCORE_MAX_STATES = 2**24
 # Centering: the offset of h is a running mean of E[h | x] over the minibatches, at this rate.
 _CENTER_RATE = 0.01
+# PCD's defaults for the settings left at None (docs/training-at-scale.md, "The RBM baseline at
+# scale": uncentered PCD at a constant rate gets worse as it trains; centered with this decay, the
+# exact ln p climbs): centering on, the rate falling as 1 / (1 + t / 200) over gradient steps t.
+_PCD_CENTERED = True
+_PCD_LR_DECAY = 200.0
 # Parallel tempering's reference: the product-Bernoulli model of the data mean, clipped to
 # [_REF_CLIP, 1 - _REF_CLIP] so that its log-odds stay finite for pixels never (or always) on.
 _REF_CLIP = 1e-3
@@ -87,6 +92,10 @@ def validate_settings(params: Mapping[str, Any]) -> dict[str, Any]:
         c["gradient_used"] = "exact" if states <= EXACT_MAX_STATES else "pcd"
     else:
         c["gradient_used"] = c["gradient"]
+    pcd = c["gradient_used"] == "pcd"
+    # The exact gradient keeps its constant, uncentered path; PCD gets the defaults that improve.
+    c["centered_used"] = (_PCD_CENTERED and pcd) if c["centered"] is None else c["centered"]
+    c["lr_decay_used"] = (_PCD_LR_DECAY if pcd else 0.0) if c["lr_decay"] is None else c["lr_decay"]
     return c
 
 
@@ -125,13 +134,25 @@ class RBM(Estimator):
         Passes over the data; each is a fresh random order cut into minibatches.
     batch_size : int
         Rows per gradient step.
-    centered : bool
+    centered : bool or None
         Montavon-Mueller centering: the step is taken in the coordinates of the energy
         -(x - mu).W(h - lambda) - b.(x - mu) - c.(h - lambda), mu the data mean, lambda a
         running mean of E[h | x]. The model family is unchanged; only the path differs.
+        None (default): on under PCD, off under the exact gradient.
     gradient : {"auto", "exact", "pcd"}
         ``"auto"``: the exact gradient when the hidden layer has at most 2**16 states
         (one-hot: L; binary: 2**L), else PCD-k.
+    lr_decay : float or None
+        Gradient steps over which the rate falls: epoch e steps at ``learning_rate / (1 + t /
+        lr_decay)``, t = e ceil(N / batch_size) the steps before it (held for the epoch, so
+        that resuming between epochs is exact); 0 keeps the rate constant. None (default): 200
+        under PCD, 0 under the exact gradient.
+    monitor_every : int
+        PCD's likelihood monitor: every this many epochs, ``history_["loglik"]`` gets the exact
+        mean ln p of the training data at the end of the epoch, where the hidden layer has at most
+        2**24 states (the cost: one enumeration of ln Z, about 2**L D L operations for L binary
+        units, and one pass over the data). 0: never. Beyond 2**24 states the entry stays NaN
+        (an AIS estimate, ``nemm.estimate_loglik`` of issue 19, is the monitor to plug in there).
     pcd_steps : int
         k, Gibbs double steps of the persistent chains per gradient step (PCD only).
     n_chains : int
@@ -201,8 +222,9 @@ class RBM(Estimator):
     between the 0s and the 2s but rarely, if ever, reaches the 1s; the exact sampler does.
 
     ``history_["loglik"]`` holds, per epoch, the mean over its minibatches of their exact
-    mean ln p at the parameters before each step (NaN under PCD with more than 1024 hidden
-    states, where ln Z is not computed during training).
+    mean ln p at the parameters before each step. Under PCD with more than 1024 hidden states,
+    where ln Z is not computed during the steps, it holds the likelihood monitor's exact mean ln p
+    of the training data at the end of every ``monitor_every``-th epoch, NaN in the others.
 
     Ctrl-C and divergence, as for the machine: training checks for signals between gradient
     steps, and Ctrl-C raises ``KeyboardInterrupt``; a parameter that turns non-finite raises
@@ -221,6 +243,8 @@ class RBM(Estimator):
         "batch_size",
         "centered",
         "gradient",
+        "lr_decay",
+        "monitor_every",
         "pcd_steps",
         "n_chains",
         "beta1",
@@ -243,8 +267,10 @@ class RBM(Estimator):
         learning_rate: float = 0.02,
         n_epochs: int = 100,
         batch_size: int = 100,
-        centered: bool = False,
+        centered: bool | None = None,
         gradient: str = "auto",
+        lr_decay: float | None = None,
+        monitor_every: int = 1,
         pcd_steps: int = 1,
         n_chains: int = 100,
         beta1: float = 0.9,
@@ -265,6 +291,8 @@ class RBM(Estimator):
         self.batch_size = batch_size
         self.centered = centered
         self.gradient = gradient
+        self.lr_decay = lr_decay
+        self.monitor_every = monitor_every
         self.pcd_steps = pcd_steps
         self.n_chains = n_chains
         self.beta1 = beta1
@@ -282,6 +310,8 @@ class RBM(Estimator):
         self._sampler: Any = None
         # Checked settings of the current run, and the structural ones the engine was built with.
         self._cfg: dict[str, Any] = {}
+        # The training data, for PCD's likelihood monitor (_epoch_record).
+        self._monitor_data: np.ndarray | None = None
         self._structure: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ settings
@@ -378,14 +408,17 @@ class RBM(Estimator):
     def _training_started(self) -> bool:
         return self._rng is not None
 
-    def _set_optimizer(self, engine: _core.RBMEngine) -> None:
+    def _set_optimizer(self, engine: _core.RBMEngine, steps_before: int = 0) -> None:
         c = self._cfg
-        engine.set_optimizer(c["optimizer"], c["learning_rate"], c["beta1"], c["beta2"], c["rho"], c["eps"])
+        decay = c["lr_decay_used"]
+        lr = c["learning_rate"] / (1.0 + steps_before / decay) if decay > 0 else c["learning_rate"]
+        engine.set_optimizer(c["optimizer"], lr, c["beta1"], c["beta2"], c["rho"], c["eps"])
 
     def _start_training(self, X: np.ndarray, rng: np.random.Generator, chain_seed: int) -> None:
         engine = self._require_fitted()
         c = self._cfg
         engine.set_data(X)
+        self._monitor_data = X
         self._set_optimizer(engine)
         engine.reset_optimizer()
         if c["gradient_used"] == "pcd":  # chains start at random data points
@@ -396,6 +429,7 @@ class RBM(Estimator):
     def _continue_training(self, X: np.ndarray) -> None:
         engine = self._require_fitted()
         engine.set_data(X)
+        self._monitor_data = X
         self._set_optimizer(engine)  # a changed learning rate (set_params) applies from here
 
     def _epoch_batches(self, X: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -404,13 +438,15 @@ class RBM(Estimator):
         N = X.shape[0]
         bs = min(self._cfg["batch_size"], N)
         n_steps = math.ceil(N / bs)
+        # The epoch's learning rate (lr_decay) is set with its minibatches: one call per epoch.
+        self._set_optimizer(self._require_fitted(), epoch * n_steps)
         sizes = np.full(n_steps, bs, dtype=np.int64)
         sizes[-1] = N - bs * (n_steps - 1)
         return self._rng.permutation(N).astype(np.int64), sizes
 
     def _step_settings(self) -> tuple[Any, ...]:
         c = self._cfg
-        return (c["gradient_used"], c["pcd_steps"], c["centered"], _CENTER_RATE)
+        return (c["gradient_used"], c["pcd_steps"], c["centered_used"], _CENTER_RATE)
 
     def _batch_state(self) -> Any:
         assert self._rng is not None
@@ -421,7 +457,12 @@ class RBM(Estimator):
         self._rng.bit_generator.state = state
 
     def _epoch_record(self, epoch: int, ll: np.ndarray, sizes: np.ndarray) -> dict[str, Any]:
-        return {"epoch": epoch, "loglik": float(np.average(ll, weights=sizes))}
+        loglik = float(np.average(ll, weights=sizes))
+        every = self._cfg["monitor_every"]
+        if math.isnan(loglik) and every and (epoch + 1) % every == 0 and self.n_states <= _SCORE_MAX_STATES:
+            # PCD without a cheap ln Z during the steps: the monitor's exact ln p after the epoch.
+            loglik = float(self.score_samples(self._monitor_data).mean())
+        return {"epoch": epoch, "loglik": loglik}
 
     # ------------------------------------------------------------------ likelihood
     def _require_enumerable(self) -> None:
@@ -584,7 +625,14 @@ class RBM(Estimator):
     # ------------------------------------------------------------------ persistence
     def _file_settings(self) -> dict[str, Any]:
         settings = validate_settings(self.get_params())
-        del settings["gradient_used"]
+        for derived in ("gradient_used", "centered_used", "lr_decay_used"):
+            del settings[derived]
+        return settings
+
+    @classmethod
+    def _settings_from_file(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        # Files written before PCD's decaying rate trained at a constant one: they continue so.
+        settings.setdefault("lr_decay", 0.0)
         return settings
 
     def _training_arrays(self, engine: _core.RBMEngine) -> tuple[dict[str, Any], dict[str, Any]] | None:

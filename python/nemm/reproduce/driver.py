@@ -20,7 +20,8 @@ It is a sweep: :func:`reproduce_config` writes the arguments as a TOML configura
 :func:`nemm.reproduce.records.run_record`, the table, report and figures written by
 :mod:`nemm.reproduce.report`), so ``nemm sweep`` on the printed file gives the same
 table. ``compare="normalization"`` is a grid axis: the softmax and sigmoid variants of
-eq. 19 side by side in one report.
+eq. 19 side by side in one report; ``compare="recipe"`` likewise trains the machines by the
+paper's protocol and by the auto recipe (:mod:`nemm.recipes`).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ __all__ = [
 QUICK_SEEDS = 6
 QUICK_EPOCHS = 60
 #: Settings that ``compare`` can vary, with the values it runs side by side.
-COMPARABLE = {"normalization": ("softmax", "sigmoid")}
+COMPARABLE = {"normalization": ("softmax", "sigmoid"), "recipe": ("paper", "auto")}
 _MACHINE = defaults(MACHINE_SETTINGS)
 #: The values of the options left at None: (the full protocol, ``quick``).
 PROTOCOL: dict[str, tuple[int, int]] = {
@@ -106,10 +107,13 @@ class ReproduceOptions:
         Seeds of the equilibrium RBM (:class:`nemm.RBM`, its defaults): default 2 (quick 1; 0 for none).
     tied_seeds : int or sequence of int, optional
         Seeds of the tied machine trained by eqs. 16-17: default 3 (quick 1; 0 for none).
-    compare : {"normalization"}, optional
-        Run the machines once per value of that setting (softmax and sigmoid, eq. 19),
-        side by side in one report. The RBM, the mixture and the tied machine (always softmax:
-        eq. 19's sigmoid ratio does not apply to the tied sampler) do not depend on it and run once.
+    compare : {"normalization", "recipe"}, optional
+        Run the machines once per value of that setting (softmax and sigmoid, eq. 19; or the
+        recipes paper and auto), side by side in one report. The RBM and the mixture do not
+        depend on it and run once; so does the tied machine under ``normalization`` (always
+        softmax: eq. 19's sigmoid ratio does not apply to the tied sampler), while under
+        ``recipe`` it trains by each recipe. Comparing recipes, every recipe chooses the
+        training settings not given explicitly (``quick`` then keeps the paper's 120 epochs).
     mixing_steps : int, optional
         Length of each model's mixing chain (default 20000; quick 10000).
     rao_blackwell_draws : int
@@ -232,6 +236,8 @@ def _train_table(o: ReproduceOptions, epochs: int) -> dict[str, Any]:
         "n_chains": o.n_chains,
         "learning_rate": o.learning_rate,
     }
+    if o.compare == "recipe":  # a grid axis: each recipe chooses what is not given
+        return {"recipe": list(COMPARABLE["recipe"]), **{k: v for k, v in given.items() if v is not None}}
     if o.recipe == "paper":
         given["n_epochs"] = epochs
         given.update({k: PAPER[k] for k in ("chain_steps", "n_chains", "learning_rate") if given[k] is None})
@@ -262,7 +268,7 @@ def reproduce_config(
         "normalization": o.normalization,
         "centered": bool(o.centered),
     }
-    if o.compare is not None:
+    if o.compare == "normalization":
         model[o.compare] = list(COMPARABLE[o.compare])  # a grid axis: one variant per value
     mode = "quick (demo)" if o.quick else "full"
     lines = [
@@ -307,11 +313,14 @@ def _announce(config: Any, o: ReproduceOptions, data_desc: str, jobs: int, out: 
     """The two lines that say what a reproduction is about to run."""
     mode = "quick (demo)" if o.quick else "full"
     bl = config.baselines
-    variants = [v for k, v in config.axes if k == o.compare][0] if o.compare else [o.normalization]
+    axis = dict(config.axes)
+    norms = axis.get("normalization", [o.normalization])
+    recipes = axis.get("recipe", [o.recipe])
     epochs = config.grid()[0].get("n_epochs") or "the recipe's"
     say(
-        f"nemm reproduce — {mode} run: {len(config.seeds)} nemm seed(s) × {epochs} epochs ({o.recipe} recipe), "
-        f"L = {o.n_hidden} {o.hidden}, {' and '.join(variants)} normalization, on {data_desc}"
+        f"nemm reproduce — {mode} run: {len(config.seeds)} nemm seed(s) × {epochs} epochs "
+        f"({' and '.join(recipes)} recipe), L = {o.n_hidden} {o.hidden}, {' and '.join(norms)} normalization, "
+        f"on {data_desc}"
     )
     say(
         f"  beside them: equilibrium RBM ({len(bl.rbm_seeds)} seed(s)), tied machine ({len(bl.tied_seeds)} seed(s)), "

@@ -366,7 +366,7 @@ def _header_lines(res: Mapping[str, Any]) -> list[str]:
         f"{p['steps_per_epoch']} RMSprop steps (lr {p['learning_rate']}), minibatch {p['batch_size'][0]} → "
         f"{p['batch_size'][1]}, T = {p['chain_steps']} chain steps, {p.get('n_chains', 1)} training chain(s), "
         f"centering {'on' if p.get('centered', True) else 'off'}, normalization (eq. 19): "
-        f"{' and '.join(p.get('variants', [p.get('normalization', 'softmax')]))}; "
+        f"{' and '.join(p['variants'] if p.get('compare') == 'normalization' else [p.get('normalization', 'softmax')])}; "
         f"{len(p['seeds'])} nemm seeds, {len(p.get('rbm_seeds', []))} RBM, {len(p.get('tied_seeds', []))} tied; "
         f"{res['seconds']:.1f} s on {p['n_jobs']} process(es), {res.get('figure_seconds', 0.0):.1f} s of it the figures."
     )
