@@ -227,7 +227,9 @@ def _draw_training_curves(
             ax_ll.plot(np.asarray(h["epoch"]) + 1, h["loglik"], color=c, lw=0.8, alpha=0.85)
         tracked = h.get("sigma_counting") or h.get("sigma")  # "sigma": histories written before the rename
         if tracked:
-            ax_sig.plot(np.asarray(h["diag_epoch"]) + 1, [_num(v) for v in tracked], color=c, lw=1.0, alpha=0.85)
+            ax_sig.plot(
+                np.asarray(h["diag_epoch"]) + 1, [_num(v) for v in tracked], color=c, lw=1.0, alpha=0.85
+            )
     if em_ceiling is not None and np.isfinite(em_ceiling):
         ax_ll.axhline(em_ceiling, color="k", ls="--", lw=1, label=f"EM ceiling {em_ceiling:.1f}")
         ax_ll.legend(loc="lower right", fontsize=8)
