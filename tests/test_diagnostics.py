@@ -312,7 +312,15 @@ def test_track_epoch_records_history_without_changing_training(tmp_path) -> None
     np.testing.assert_array_equal(plain.w_, tracked.w_)  # tracking does not touch the training chain
     h = tracked.history_
     assert h["diag_epoch"] == [0.0, 1.0, 3.0, 5.0]
-    for key in ("sigma", "sigma_err", "tau", "self_transition", "loglik_exact", "class_kl", "n_one_way"):
+    for key in (
+        "sigma_counting",
+        "sigma_counting_err",
+        "tau",
+        "self_transition",
+        "loglik_exact",
+        "class_kl",
+        "n_one_way",
+    ):
         assert len(h[key]) == 4, key
     assert np.array(h["occupancy"]).shape == (4, 3)
     np.testing.assert_allclose(np.sum(h["occupancy"], axis=1), 1.0)

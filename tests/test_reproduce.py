@@ -223,7 +223,7 @@ def test_results_csv_and_json(quick_run: tuple[Path, dict]) -> None:
     assert sum(v["count"] for v in s["regimes"].values()) == 2
     assert s["gap_to_em_median"] == pytest.approx(s["loglik_median"] - em)
     seed0 = data["seeds"][0]
-    assert {"diag_epoch", "sigma", "loglik_exact", "loglik"} <= set(seed0["history"])
+    assert {"diag_epoch", "sigma_counting", "loglik_exact", "loglik"} <= set(seed0["history"])
     assert seed0["history"]["diag_epoch"] == [0.0, 1.0, 3.0, 4.0]
     assert len(seed0["history"]["loglik"]) == 5
 
