@@ -39,8 +39,8 @@ samples are exact and only approximately when the chains have not mixed. The two
 from __future__ import annotations
 
 import math
-import warnings
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
