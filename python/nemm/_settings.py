@@ -409,6 +409,12 @@ RBM_SETTINGS: tuple[Setting, ...] = (
         "PCD: the exact ln p of the training data every this many epochs into history_ (0: never)",
         low=0,
     ),
+    _int(
+        "monitor_ais_temperatures",
+        1000,
+        "PCD beyond 2^24 hidden states: AIS temperatures of the likelihood monitor (0: no monitor there)",
+        low=0,
+    ),
     _int("pcd_steps", 1, "k, Gibbs double steps of the persistent chains per gradient step (PCD only)"),
     _int("n_chains", 100, "persistent chains (PCD only)"),
     _float("beta1", 0.9, "Adam's decay of the gradient average", high=1.0, closed="low"),
