@@ -121,6 +121,7 @@ def _softplus(h: np.ndarray) -> np.ndarray:
 #: Stream of the likelihood monitor's AIS, hashed with the seed and the epoch (apart from training's).
 _MONITOR_STREAM = 23
 
+
 class RBM(Estimator):
     """Restricted Boltzmann machine with one-hot or binary hidden units, trained as an RBM.
 
