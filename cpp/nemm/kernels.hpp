@@ -48,17 +48,6 @@ struct ColumnTiles {
 constexpr long kRowPiece = 64;
 inline bool worth_threads(double work, int barriers = 1) { return work >= 2e5 * barriers; }
 
-// fn(j0, j1) on the fixed pieces [j0, j1) of [0, n), `piece` wide, on the threads when the
-// `work` pays for a region: for element-wise work, whose bits cannot depend on the split.
-template <class F>
-inline void for_pieces(long n, long piece, double work, F&& fn) {
-  const long pieces = (n + piece - 1) / piece;
-  RegionError err;
-#pragma omp parallel for schedule(static) if (pieces > 1 && worth_threads(work)) num_threads(n_threads())
-  for (long r = 0; r < pieces; ++r) err.run([&] { fn(r * piece, std::min(n, (r + 1) * piece)); });
-  err.rethrow();
-}
-
 // out[n, c0..c1) = init[c0..c1) + sum_{i in X[n]} table[i, c0..c1) for the rows n in [n0, n1):
 // sum_rows on one column tile (c0 a multiple of 8), row n written at out + n ld. Columns at or
 // past n_out are not written (they go through `scratch`, c1 - c0 doubles).

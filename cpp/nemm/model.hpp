@@ -110,23 +110,20 @@ class Model {
 
   void refresh(bool xbar_changed = true) {
     const int D = s.D, L = s.L;
-    // Padding lanes and pixels are zero from the first sizing on and never written: only the
-    // entries that change are rewritten after a training step. Copies, in pieces of pixels on
-    // the threads (a training step's serial share otherwise).
-    if (s.tied) p.wbar.resize(L, D);
-    if (wbarT.size() != std::size_t(D) * Lp) wbarT.assign(std::size_t(D) * Lp, 0.0f);
-    if (Lq != L && wbarT_d.size() != std::size_t(D) * Lq) wbarT_d.assign(std::size_t(D) * Lq, 0.0);
-    for_pieces(D, kRowPiece, 3.0 * D * L, [&](long i0, long i1) {
-      if (s.tied) p.wbar.middleCols(i0, i1 - i0) = p.w.middleRows(i0, i1 - i0).transpose();
-      for (long i = i0; i < i1; ++i)
-        for (int b = 0; b < L; ++b) wbarT[std::size_t(i) * Lp + b] = float(p.wbar(b, i));
-      if (Lq != L)  // even L: column-major wbar already has this layout (see backward_table)
-        for (long i = i0; i < i1; ++i)
-          for (int b = 0; b < L; ++b) wbarT_d[std::size_t(i) * Lq + b] = p.wbar(b, i);
-    });
+    if (s.tied) p.wbar = p.w.transpose();
     Eigen::VectorXd field_bias = p.abar;  // abar - wbar xbar (centered, eq. 17) or abar
     if (s.centered) field_bias -= p.wbar * p.xbar;
 
+    // Padding lanes and pixels are zero from the first sizing on and never written: only the
+    // entries that change are rewritten after a training step.
+    if (wbarT.size() != std::size_t(D) * Lp) wbarT.assign(std::size_t(D) * Lp, 0.0f);
+    for (int i = 0; i < D; ++i)
+      for (int b = 0; b < L; ++b) wbarT[std::size_t(i) * Lp + b] = float(p.wbar(b, i));
+    if (Lq != L) {  // even L: column-major wbar already has this layout (see backward_table)
+      if (wbarT_d.size() != std::size_t(D) * Lq) wbarT_d.assign(std::size_t(D) * Lq, 0.0);
+      for (int i = 0; i < D; ++i)
+        for (int b = 0; b < L; ++b) wbarT_d[std::size_t(i) * Lq + b] = p.wbar(b, i);
+    }
     field_bias_d.assign(Lq, 0.0);
     for (int b = 0; b < L; ++b) field_bias_d[b] = field_bias[b];
     // Padding lanes get a huge negative bias so they never win the softmax.
@@ -143,10 +140,8 @@ class Model {
       for (int b = 0; b < L; ++b) all[b] = uint64_t(b);
       compute_forward_fields(s, p, all, onehot_fields);
       if (thr.size() != std::size_t(L) * Dp) thr.assign(std::size_t(L) * Dp, 0u);  // padding pixels: 0, never on
-      for_pieces(L, 8, double(L) * D, [&](long b0, long b1) {
-        for (long b = b0; b < b1; ++b)
-          bernoulli_thresholds(onehot_fields.mu.col(b).data(), D, thr.data() + std::size_t(b) * Dp);
-      });
+      for (int b = 0; b < L; ++b)
+        bernoulli_thresholds(onehot_fields.mu.col(b).data(), D, thr.data() + std::size_t(b) * Dp);
     } else {
       wT.assign(std::size_t(L) * Dp, 0.0f);
       for (int b = 0; b < L; ++b)

@@ -41,6 +41,17 @@ inline double rbm_n_states(const Settings& s) {
   return s.hidden == Hidden::OneHot ? double(s.L) : std::ldexp(1.0, s.L);
 }
 
+// fn(j0, j1) on the fixed pieces [j0, j1) of [0, n), `piece` wide, on the threads when the
+// `work` pays for a region: for element-wise work, whose bits cannot depend on the split.
+template <class F>
+inline void for_pieces(long n, long piece, double work, F&& fn) {
+  const long pieces = (n + piece - 1) / piece;
+  RegionError err;
+#pragma omp parallel for schedule(static) if (pieces > 1 && worth_threads(work)) num_threads(n_threads())
+  for (long r = 0; r < pieces; ++r) err.run([&] { fn(r * piece, std::min(n, (r + 1) * piece)); });
+  err.rethrow();
+}
+
 // Sums over a set of visible rows x of: x h^T, x and h weighted by P(h | x) (the data term of the
 // gradient), and of ln sum_h exp(-E(x, h)) = a.x + logsumexp_h[abar.h + x^T w h] (the
 // unnormalized ln p). The rows go in fixed blocks of 256, summed in block order.
