@@ -4,6 +4,7 @@
     python bench/suite.py            # full suite, 2 to 3.5 minutes on 2 cores
     python bench/suite.py --quick    # tiny sizes, a few seconds, no torch
     python bench/suite.py --wide-only    # section 10 alone (wide hidden layers)
+    python bench/suite.py --threads-only    # section 9 alone (one fit on 1 and 2 threads)
 
 Sections (see bench/README.md for what every number means):
 
@@ -1363,12 +1364,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-scaling", action="store_true", help="skip section 6")
     parser.add_argument("--no-alloc", action="store_true", help="skip section 7")
     parser.add_argument("--wide-only", action="store_true", help="run section 10 alone and print its table")
+    parser.add_argument("--threads-only", action="store_true", help="run section 9 alone and print its table")
     args = parser.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be at least 1")
     if args.wide_only:
         res = Results("nemm benchmark suite: hidden layers of any size" + (" (quick)" if args.quick else ""))
         section_wide(res, harness.digits(), Config(args.quick))
+        print(res.table())
+        return 0
+    if args.threads_only:
+        res = Results("nemm benchmark suite: threads" + (" (quick)" if args.quick else ""))
+        section_threads(res, harness.digits(), Config(args.quick))
         print(res.table())
         return 0
     run_suite(args)

@@ -162,18 +162,29 @@ def test_tiled_gradient_matches_numpy(digits, restore_threads, gradient):
     assert abs(got["loglik"] - want["loglik"]) < 1e-9 * abs(want["loglik"])
 
 
-def test_rbm_pcd_fit_same_bits_on_1_and_2_threads(digits, restore_threads):
-    """PCD with 256 one-hot hidden states, minibatches of 500 (two blocks of rows) and 100 chains."""
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"n_hidden": 256},
+        {"n_hidden": 256, "centered": True, "optimizer": "rmsprop"},
+        {"n_hidden": 20, "hidden": "binary", "centered": False},
+    ],
+    ids=["onehot", "onehot-centered-rmsprop", "binary"],
+)
+def test_rbm_pcd_fit_same_bits_on_1_2_and_3_threads(digits, restore_threads, settings):
+    """PCD with minibatches of 500 (two blocks of rows) and 100 chains: the data and model terms,
+    the optimizer's step in pieces of w and the table refresh, on 1, 2 and 3 threads."""
     X, _ = digits
     fits = []
-    for t in (1, 2):
+    for t in (1, 2, 3):
         nemm.set_num_threads(t)
-        r = RBM(256, gradient="pcd", batch_size=500, n_chains=100, n_epochs=1, random_state=0).fit(X)
+        r = RBM(gradient="pcd", batch_size=500, n_chains=100, n_epochs=1, random_state=0, **settings).fit(X)
         fits.append(
             {"w": r.w_, "a": r.a_, "abar": r.abar_, "ll": np.asarray(r.history_["loglik"], dtype=float)}
         )
     assert not np.allclose(fits[0]["w"], 0.0)
-    assert_same_bits(fits[0], fits[1])
+    for other in fits[1:]:
+        assert_same_bits(fits[0], other)
 
 
 def openmp_env_of(code: str, **env: str) -> str:

@@ -41,6 +41,17 @@ inline double rbm_n_states(const Settings& s) {
   return s.hidden == Hidden::OneHot ? double(s.L) : std::ldexp(1.0, s.L);
 }
 
+// fn(j0, j1) on the fixed pieces [j0, j1) of [0, n), `piece` wide, on the threads when the
+// `work` pays for a region: for element-wise work, whose bits cannot depend on the split.
+template <class F>
+inline void for_pieces(long n, long piece, double work, F&& fn) {
+  const long pieces = (n + piece - 1) / piece;
+  RegionError err;
+#pragma omp parallel for schedule(static) if (pieces > 1 && worth_threads(work)) num_threads(n_threads())
+  for (long r = 0; r < pieces; ++r) err.run([&] { fn(r * piece, std::min(n, (r + 1) * piece)); });
+  err.rethrow();
+}
+
 // Sums over a set of visible rows x of: x h^T, x and h weighted by P(h | x) (the data term of the
 // gradient), and of ln sum_h exp(-E(x, h)) = a.x + logsumexp_h[abar.h + x^T w h] (the
 // unnormalized ln p). The rows go in fixed blocks of 256, summed in block order.
@@ -64,11 +75,13 @@ inline RBMRows rbm_rows_of(const Model& m) {
   RBMRows r;
   r.W = pad2(L + 1);
   r.table.assign(std::size_t(D) * r.W, 0.0);
-  for (int i = 0; i < D; ++i) {
-    double* row = r.table.data() + std::size_t(i) * r.W;
-    for (int b = 0; b < L; ++b) row[b] = m.p.w(i, b);
-    row[L] = m.p.a[i];
-  }
+  for_pieces(D, kRowPiece, double(D) * L, [&](long i0, long i1) {
+    for (long i = i0; i < i1; ++i) {
+      double* row = r.table.data() + std::size_t(i) * r.W;
+      for (int b = 0; b < L; ++b) row[b] = m.p.w(i, b);
+      row[L] = m.p.a[i];
+    }
+  });
   r.init.assign(r.W, 0.0);
   for (int b = 0; b < L; ++b) r.init[b] = m.p.abar[b];
   return r;
@@ -158,10 +171,16 @@ inline VisibleSums visible_sums(const Model& m, const RBMRows& rows, const std::
   for (long b = 0; b < B; ++b) {  // block order
     out.log_unnorm += lu[b];
     if (!moments) continue;
-    out.xh += acc[b].leftCols(L);
-    out.x += acc[b].col(L);
     out.h += hs[b];
   }
+  if (moments)  // each entry in block order, the pixels in pieces
+    for_pieces(D, kRowPiece, double(B) * D * W, [&](long i0, long i1) {
+      const long n = i1 - i0;
+      for (long b = 0; b < B; ++b) {
+        out.xh.middleRows(i0, n) += acc[b].block(i0, 0, n, L);
+        out.x.segment(i0, n) += acc[b].col(L).segment(i0, n);
+      }
+    });
   return out;
 }
 
@@ -316,13 +335,19 @@ struct RBMGradient {
   double loglik = std::numeric_limits<double>::quiet_NaN();  // exact mean ln p, NaN without ln Z
 };
 
+// The model term comes as sums over `model_n` samples (1: already the mean; x * 1.0 is x). g.w
+// element-wise, in pieces of columns on the threads.
 inline RBMGradient rbm_gradient_from(const VisibleSums& data, const Eigen::MatrixXd& mw, const Eigen::VectorXd& ma,
-                                     const Eigen::VectorXd& mh) {
-  const double inv = 1.0 / double(data.n);
+                                     const Eigen::VectorXd& mh, double model_n = 1.0) {
+  const double inv = 1.0 / double(data.n), inv_m = 1.0 / model_n;
   RBMGradient g;
-  g.w = data.xh * inv - mw;
-  g.a = data.x * inv - ma;
-  g.abar = data.h * inv - mh;
+  g.w.resize(data.xh.rows(), data.xh.cols());
+  for_pieces(g.w.cols(), 16, double(g.w.size()), [&](long b0, long b1) {
+    const long n = b1 - b0;
+    g.w.middleCols(b0, n) = data.xh.middleCols(b0, n) * inv - mw.middleCols(b0, n) * inv_m;
+  });
+  g.a = data.x * inv - ma * inv_m;
+  g.abar = data.h * inv - mh * inv_m;
   g.h_data = data.h * inv;
   return g;
 }
@@ -353,8 +378,7 @@ inline RBMGradient rbm_pcd_gradient(const Model& m, Chains& chains, Recording& r
   std::vector<Span> fantasy(chains.size());
   for (int c = 0; c < chains.size(); ++c) fantasy[c] = Span{chains.chains[c].active.data(), chains.chains[c].n_active};
   const VisibleSums model = visible_sums(m, rows, fantasy);
-  const double inv = 1.0 / double(model.n);
-  RBMGradient g = rbm_gradient_from(data, model.xh * inv, model.x * inv, model.h * inv);
+  RBMGradient g = rbm_gradient_from(data, model.xh, model.x, model.h, double(model.n));
   if (with_loglik) g.loglik = data.log_unnorm / double(data.n) - enumerate_hidden(m, false).log_Z;
   if (at) at[1] = StepTimes::now();
   return g;
@@ -374,14 +398,13 @@ struct RBMOptimizer {
     mh = vh = Eigen::VectorXd::Zero(L);
   }
 
-  // delta (zero on entry) receives the ascent step of the gradient g.
-  template <class T>
-  void step_of(T& delta, const T& g, T& mom, T& v, double c1, double c2) const {
-    const std::size_t n = std::size_t(g.size());
+  // delta[0, n) (zero on entry) receives the ascent step of the gradient g[0, n), whose optimizer
+  // state is mom, v. Element by element: any split of an array into pieces gives the same bits.
+  void step_of(double* delta, const double* g, double* mom, double* v, std::size_t n, double c1, double c2) const {
     if (adam)
-      adam_update(delta.data(), g.data(), mom.data(), v.data(), n, lr, b1, b2, eps, c1, c2);
+      adam_update(delta, g, mom, v, n, lr, b1, b2, eps, c1, c2);
     else
-      rmsprop_update(delta.data(), g.data(), v.data(), n, lr, rho, eps);
+      rmsprop_update(delta, g, v, n, lr, rho, eps);
   }
 };
 
@@ -395,6 +418,9 @@ inline const char* rbm_nonfinite_part(const Eigen::MatrixXd& w, const Eigen::Vec
   return nullptr;
 }
 
+// Elements of w per piece of its update (a multiple of any vector width).
+constexpr long kUpdatePiece = 4096;
+
 // One minibatch after another: the exact gradient or PCD-k, optionally centered (Montavon and
 // Mueller), then an Adam or RMSprop ascent step on w, a, abar.
 class RBMTrainer {
@@ -406,6 +432,7 @@ class RBMTrainer {
   RBMOptimizer opt;
   Eigen::VectorXd lambda;      // L: centering offset of h, a running mean of E[h | x] over the data
   StepTimes* times = nullptr;  // when set, step() adds the seconds of its parts here
+  Eigen::MatrixXd dw;          // scratch: the step of w
 
   explicit RBMTrainer(const Settings& s) : model(s) { opt.reset(s.D, s.L); }
 
@@ -428,7 +455,6 @@ class RBMTrainer {
                           : rbm_pcd_gradient(model, chains, recording, X, k, cheap_Z, times ? at + 1 : nullptr);
     ++opt.t;
     const double c1 = 1.0 - std::pow(opt.b1, double(opt.t)), c2 = 1.0 - std::pow(opt.b2, double(opt.t));
-    Eigen::MatrixXd dw = Eigen::MatrixXd::Zero(s.D, s.L);
     Eigen::VectorXd da = Eigen::VectorXd::Zero(s.D), dh = Eigen::VectorXd::Zero(s.L);
     if (centered) {
       if (lambda.size() != s.L)
@@ -438,14 +464,24 @@ class RBMTrainer {
       const Eigen::VectorXd& mu = model.p.xbar;
       g.w -= mu * g.abar.transpose() + g.a * lambda.transpose();
     }
-    opt.step_of(dw, g.w, opt.mw, opt.vw, c1, c2);
-    opt.step_of(da, g.a, opt.ma, opt.va, c1, c2);
-    opt.step_of(dh, g.abar, opt.mh, opt.vh, c1, c2);
+    // w's step in fixed pieces on the threads; uncentered, each piece of w takes its step at once.
+    const long n_w = long(g.w.size());
+    dw.resize(s.D, s.L);
+    for_pieces(n_w, kUpdatePiece, 8.0 * double(n_w), [&](long j0, long j1) {
+      double* d = dw.data() + j0;
+      std::fill(d, d + (j1 - j0), 0.0);
+      opt.step_of(d, g.w.data() + j0, opt.mw.data() + j0, opt.vw.data() + j0, std::size_t(j1 - j0), c1, c2);
+      if (centered) return;
+      double* w = model.p.w.data() + j0;
+      for (long j = 0; j < j1 - j0; ++j) w[j] += d[j];
+    });
+    opt.step_of(da.data(), g.a.data(), opt.ma.data(), opt.va.data(), std::size_t(s.D), c1, c2);
+    opt.step_of(dh.data(), g.abar.data(), opt.mh.data(), opt.vh.data(), std::size_t(s.L), c1, c2);
     if (centered) {
       da -= dw * lambda;
       dh -= dw.transpose() * model.p.xbar;
+      model.p.w += dw;
     }
-    model.p.w += dw;
     model.p.a += da;
     model.p.abar += dh;
     model.refresh(false);  // wbar = w^T again and the chain's tables; xbar unchanged
