@@ -17,3 +17,8 @@ def logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
 def logit(p: np.ndarray) -> np.ndarray:
     """``ln(p / (1 - p))`` as a difference of logs."""
     return np.log(p) - np.log1p(-p)
+
+
+def softplus(h: np.ndarray) -> np.ndarray:
+    """ln(1 + e^h) without overflow, elementwise."""
+    return np.maximum(h, 0.0) + np.log1p(np.exp(-np.abs(h)))

@@ -194,6 +194,10 @@ class Setting:
         return f"a number in {lo}{self.low}, {self.high}{hi}"
 
 
+#: The most hidden states the RBM's exact ln Z enumerates (beyond: nemm.estimate_loglik's AIS).
+RBM_SCORE_MAX_STATES = 2**24
+
+
 def _int(
     name: str,
     default: int | None,

@@ -50,9 +50,10 @@ from tqdm.auto import tqdm
 
 from nemm._checks import as_binary_matrix, as_int
 from nemm._logdomain import logsumexp
+from nemm._logdomain import softplus as _softplus
+from nemm._settings import RBM_SCORE_MAX_STATES
 from nemm.machine import ENUMERATION_LIMIT, Machine
 from nemm.mixture import BernoulliMixture
-from nemm.rbm import _SCORE_MAX_STATES, RBM, _softplus
 
 __all__ = ["LoglikEstimate", "estimate_loglik", "AIS_TEMPERATURES", "AIS_RUNS"]
 
@@ -177,10 +178,10 @@ def _resolve_method(model: Any, method: str) -> str:
     if isinstance(model, BernoulliMixture):
         estimators: tuple[str, ...] = ()
         exact = True
-    elif isinstance(model, RBM):
+    elif hasattr(model, "log_partition"):  # the RBM (not imported: nemm.rbm's monitor imports this module)
         model._require_fitted()
         estimators = ("ais",)
-        exact = model.n_states <= _SCORE_MAX_STATES
+        exact = model.n_states <= RBM_SCORE_MAX_STATES
     elif isinstance(model, Machine):
         model._require_fitted()
         estimators = ()
@@ -230,7 +231,7 @@ def ais_schedule(n_temperatures: int) -> np.ndarray:
 class _AnnealedRBM:
     """The path from the base-rate model to the RBM, with the hidden layer summed out."""
 
-    def __init__(self, model: RBM) -> None:
+    def __init__(self, model: Any) -> None:
         self.w = np.asarray(model.w_, dtype=float)
         self.w_t = np.ascontiguousarray(self.w.T)  # x | h multiplies by w^T: a contiguous copy is faster
         self.a = np.asarray(model.a_, dtype=float)

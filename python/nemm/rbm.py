@@ -30,7 +30,9 @@ import numpy as np
 from nemm import _core, model_file
 from nemm._checks import as_binary_matrix, as_int, as_real_array, as_seed, check_memory
 from nemm._estimator import Estimator, locked
+from nemm._logdomain import softplus as _softplus
 from nemm._seeds import derive_seed, engine_seed
+from nemm._settings import RBM_SCORE_MAX_STATES as _SCORE_MAX_STATES
 from nemm._settings import RBM_SETTINGS, check_settings, setting
 from nemm.machine import Machine
 from nemm.model_file import CHAIN_ARRAYS, register_format
@@ -45,7 +47,6 @@ READABLE_VERSIONS = (1, 2)
 #: ``gradient="auto"`` uses the exact gradient up to this many hidden states, PCD-k beyond.
 EXACT_MAX_STATES = 2**16
 # The exact ln Z of score_samples enumerates at most this many hidden states.
-_SCORE_MAX_STATES = 2**24
 # Centering: the offset of h is a running mean of E[h | x] over the minibatches, at this rate.
 _CENTER_RATE = 0.01
 # PCD's defaults for the settings left at None (docs/training-at-scale.md, "The RBM baseline at
@@ -112,10 +113,6 @@ def pt_betas(n_temperatures: int, beta_min: float) -> np.ndarray:
     b = np.geomspace(1.0, float(beta_min), K)
     b[0] = 1.0
     return b
-
-
-def _softplus(h: np.ndarray) -> np.ndarray:
-    return np.maximum(h, 0.0) + np.log1p(np.exp(-np.abs(h)))
 
 
 #: Stream of the likelihood monitor's AIS, hashed with the seed and the epoch (apart from training's).
