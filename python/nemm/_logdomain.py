@@ -22,3 +22,18 @@ def logit(p: np.ndarray) -> np.ndarray:
 def softplus(h: np.ndarray) -> np.ndarray:
     """ln(1 + e^h) without overflow, elementwise."""
     return np.maximum(h, 0.0) + np.log1p(np.exp(-np.abs(h)))
+
+
+def log_mean_exp(log_w: np.ndarray) -> tuple[float, float]:
+    """``(ln mean(w), std(w) / (sqrt(n) mean(w)))`` of weights given by their logs ``log_w`` (1-d).
+
+    The log of an importance-sampling mean and its delta-method relative error (the standard error
+    of the log). All weights zero: ``(-inf, inf)``; a single weight has no error (``inf``).
+    """
+    top = float(log_w.max())
+    if not np.isfinite(top):
+        return float("-inf"), float("inf")
+    w = np.exp(log_w - top)
+    mean = float(w.mean())
+    rel = float(w.std(ddof=1) / (np.sqrt(w.size) * mean)) if w.size > 1 else float("inf")
+    return top + float(np.log(mean)), rel

@@ -43,7 +43,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from nemm._checks import as_float, as_seed
-from nemm._logdomain import logsumexp
+from nemm._logdomain import log_mean_exp, logsumexp
+from nemm._logdomain import softplus as _softplus
 from nemm._seeds import derive_seed
 from nemm._states import codes_to_bits
 from nemm.markov import segment_error
@@ -206,10 +207,6 @@ class _Kernels:
         return np.array(rows)
 
 
-def _softplus(h: np.ndarray) -> np.ndarray:
-    return np.logaddexp(0.0, h)
-
-
 #: Draws held at once per piece (rows of D pixels): memory stays bounded at any effort.
 _PIECE_VALUES = 1 << 20
 
@@ -249,17 +246,6 @@ def _draw_log_weights(
     return np.concatenate(lws)
 
 
-def _log_mean(lw: np.ndarray) -> tuple[float, float]:
-    """``(ln mean(w), std(w) / (sqrt(n) mean(w)))`` of weights given by their logs."""
-    top = float(lw.max())
-    if not np.isfinite(top):
-        return float("-inf"), float("inf")
-    w = np.exp(lw - top)
-    mean = float(w.mean())
-    rel = float(w.std(ddof=1) / (np.sqrt(w.size) * mean)) if w.size > 1 else float("inf")
-    return top + float(np.log(mean)), rel
-
-
 def _log_M_entry(
     K: _Kernels, z: np.ndarray, zp: np.ndarray, n: int, rng: np.random.Generator
 ) -> tuple[float, float]:
@@ -268,7 +254,7 @@ def _log_M_entry(
     G = K.tilts(h, zp)
     C = G.shape[0]
     lw = _draw_log_weights(K, h, zp, G, np.zeros((0, h.size)), [max(1, -(-n // C))] * C, rng)
-    return _log_mean(lw)
+    return log_mean_exp(lw)
 
 
 def log_M_entries(

@@ -49,7 +49,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from nemm._checks import as_binary_matrix, as_int
-from nemm._logdomain import logsumexp
+from nemm._logdomain import log_mean_exp, logsumexp
 from nemm._logdomain import softplus as _softplus
 from nemm._settings import RBM_SCORE_MAX_STATES
 from nemm.machine import ENUMERATION_LIMIT, Machine
@@ -290,13 +290,6 @@ def _sigmoid(t: np.ndarray) -> np.ndarray:
     return 0.5 + 0.5 * np.tanh(0.5 * t)
 
 
-def _log_mean_weight(log_w: np.ndarray) -> tuple[float, float]:
-    """ln mean(w) and its delta-method standard error std(w) / (sqrt(n) mean(w))."""
-    n = log_w.size
-    w = np.exp(log_w - log_w.max())
-    return float(logsumexp(log_w, axis=0) - math.log(n)), float(w.std(ddof=1) / (math.sqrt(n) * w.mean()))
-
-
 def _ais(
     model: Any,
     X: Any,
@@ -321,13 +314,13 @@ def _ais(
     # One BLAS thread: the sums inside the matrix products, hence the bits, never depend on threads.
     with threadpool_limits(limits=1), tqdm(total=total, desc="AIS", disable=not progress) as bar:
         start = (forward_rng.random((M, path.b0.size)) < _sigmoid(path.b0)).astype(float)
-        log_z, log_z_err = _log_mean_weight(path.run(start, betas, forward_rng, bar))
+        log_z, log_z_err = log_mean_exp(path.run(start, betas, forward_rng, bar))
         log_z += path.log_z0
         details: dict[str, Any] = {"log_partition": log_z, "log_partition_stderr": log_z_err}
         if bidirectional:
             samples = model.sample(M, n_chains=M, burn_in=burn_in, seed=int(reverse_rng.integers(2**31)))
             log_w = path.run(np.asarray(samples, dtype=float), betas[::-1], reverse_rng, bar)
-            rev, rev_err = _log_mean_weight(log_w)
+            rev, rev_err = log_mean_exp(log_w)
             details.update(log_partition_reverse=path.log_z0 - rev, log_partition_reverse_stderr=rev_err)
         log_f = np.concatenate(
             [path.log_f(X[i : i + _ROW_PIECE].astype(float), 1.0) for i in range(0, X.shape[0], _ROW_PIECE)]
