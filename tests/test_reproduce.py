@@ -390,30 +390,9 @@ def test_reproduce_without_matplotlib_still_writes_tables_and_report(
     assert res["files"].get("fig2") is None
 
 
-def test_compare_normalization_runs_both_variants(tmp_path: Path) -> None:
+def test_compare_normalization_runs_both_variants(tmp_path: Path, tiny_compare: Any) -> None:
     """Small labelled data, in-process: every variant's machines get rows; the RBM and mixture run once."""
-    rng = np.random.default_rng(1)
-    protos = rng.random((3, 16)) < 0.5
-    y = rng.integers(0, 3, 120)
-    X = np.array([np.where(rng.random(16) < 0.1, ~protos[k], protos[k]) for k in y], dtype=np.uint8)
-    res = rp.reproduce(
-        tmp_path,
-        seeds=2,
-        n_epochs=2,
-        n_jobs=1,
-        data=(X, y),
-        n_hidden=3,
-        em_restarts=1,
-        rbm_seeds=1,
-        tied_seeds=1,
-        figures=False,
-        progress=False,
-        diag_steps=2000,
-        track_every=0,
-        mixing_steps=500,
-        rao_blackwell_draws=50,
-        compare="normalization",
-    )
+    res = tiny_compare(tmp_path, "normalization")
     with open(tmp_path / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     pairs = [(r["kind"], r["variant"], r["normalization"]) for r in rows]
@@ -442,7 +421,7 @@ def test_compare_normalization_runs_both_variants(tmp_path: Path) -> None:
     text = (tmp_path / "report.md").read_text()
     assert "| softmax |" in text and "| sigmoid |" in text
     with pytest.raises(ValueError, match="compare must be one of"):
-        rp.reproduce(tmp_path / "x", seeds=1, n_jobs=1, data=(X, y), compare="lr", progress=False)
+        tiny_compare(tmp_path / "x", "lr")
 
 
 TINY_FLAGS = [

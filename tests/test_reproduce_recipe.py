@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
 
 from nemm import reproduce as rp  # noqa: E402
 from nemm.config import parse_config  # noqa: E402
-
-
-def _labelled_data() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(1)
-    protos = rng.random((3, 16)) < 0.5
-    y = rng.integers(0, 3, 120)
-    X = np.array([np.where(rng.random(16) < 0.1, ~protos[k], protos[k]) for k in y], dtype=np.uint8)
-    return X, y
 
 
 def test_the_recipe_axis_leaves_each_recipe_its_own_settings() -> None:
@@ -35,26 +27,8 @@ def test_the_recipe_axis_leaves_each_recipe_its_own_settings() -> None:
     ]
 
 
-def test_compare_recipe_runs_both_recipes_in_one_report(tmp_path: Path) -> None:
-    X, y = _labelled_data()
-    res = rp.reproduce(
-        tmp_path,
-        seeds=2,
-        n_epochs=2,
-        n_jobs=1,
-        data=(X, y),
-        n_hidden=3,
-        em_restarts=1,
-        rbm_seeds=1,
-        tied_seeds=1,
-        figures=False,
-        progress=False,
-        diag_steps=2000,
-        track_every=0,
-        mixing_steps=500,
-        rao_blackwell_draws=50,
-        compare="recipe",
-    )
+def test_compare_recipe_runs_both_recipes_in_one_report(tmp_path: Path, tiny_compare: Any) -> None:
+    res = tiny_compare(tmp_path, "recipe")
     with open(tmp_path / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     nemm_rows = [(r["variant"], r["recipe"]) for r in rows if r["kind"] == "nemm"]
