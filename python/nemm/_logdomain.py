@@ -37,3 +37,8 @@ def log_mean_exp(log_w: np.ndarray) -> tuple[float, float]:
     mean = float(w.mean())
     rel = float(w.std(ddof=1) / (np.sqrt(w.size) * mean)) if w.size > 1 else float("inf")
     return top + float(np.log(mean)), rel
+
+
+def sigmoid(h: np.ndarray) -> np.ndarray:
+    """The logistic function in its tanh form: no overflow for any ``h``."""
+    return 0.5 * (1.0 + np.tanh(0.5 * h))

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from nemm import _core
 from nemm._checks import shown
+from nemm._logdomain import sigmoid
 from nemm._seeds import derive_seed
 from nemm._states import MAX_CODE_BITS, bits_to_codes, codes_to_bits, state_labels
 from nemm.class_distribution import ClassKL, class_kl
@@ -375,7 +376,7 @@ def _abar_draws(
     Z = hidden_states(int(machine.n_hidden), hidden).astype(np.float64)
     # einsum, not BLAS matmuls: their reduction order may depend on the BLAS thread count.
     K = _Kernels.of(machine)
-    mu = 0.5 * (1.0 + np.tanh(0.5 * (np.einsum("dl,sl->sd", K.w, Z) + K.a[None, :])))
+    mu = sigmoid(np.einsum("dl,sl->sd", K.w, Z) + K.a[None, :])
     for zp in tqdm(
         range(Z.shape[0]), desc="Rao-Blackwell M", unit="state", disable=not progress, leave=False
     ):

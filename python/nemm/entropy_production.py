@@ -43,7 +43,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from nemm._checks import as_float, as_seed
-from nemm._logdomain import log_mean_exp, logsumexp
+from nemm._logdomain import log_mean_exp, logsumexp, sigmoid
 from nemm._logdomain import softplus as _softplus
 from nemm._seeds import derive_seed
 from nemm._states import codes_to_bits
@@ -178,7 +178,7 @@ class _Kernels:
 
     def tilts(self, h: np.ndarray, zp: np.ndarray) -> np.ndarray:
         """Tilt directions ``g_c`` (C, L) for the target ``z'`` from A(.|z) with logits ``h``; row 0 is 0."""
-        mu = 0.5 * (1.0 + np.tanh(0.5 * h))
+        mu = sigmoid(h)
         u0 = np.einsum("ld,d->l", self.wbar, mu) + self.c  # the mean field under A(.|z)
         if self.hidden == "binary":
             s = 2.0 * zp - 1.0
@@ -236,7 +236,7 @@ def _draw_log_weights(
     piece = max(1, _PIECE_VALUES // h.size)
     lws = []
     for c in range(T.shape[0]):
-        p = 0.5 * (1.0 + np.tanh(0.5 * (h + T[c])))
+        p = sigmoid(h + T[c])
         for start in range(0, int(counts[c]), piece):
             x = (rng.random((min(piece, int(counts[c]) - start), p.size)) < p).astype(np.float64)
             V = np.einsum("nd,ld->nl", x, K.wbar)  # wbar x, no BLAS

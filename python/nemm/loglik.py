@@ -49,7 +49,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from nemm._checks import as_binary_matrix, as_int
-from nemm._logdomain import log_mean_exp, logsumexp
+from nemm._logdomain import log_mean_exp, logsumexp, sigmoid
 from nemm._logdomain import softplus as _softplus
 from nemm._settings import RBM_SCORE_MAX_STATES
 from nemm.machine import ENUMERATION_LIMIT, Machine
@@ -261,7 +261,7 @@ class _AnnealedRBM:
         """One Gibbs sweep h | x, x | h of the joint at ``beta``: leaves f_beta invariant."""
         M, H = u.shape
         if self.binary:
-            h = (rng.random((M, H)) < _sigmoid(beta * u)).astype(float)
+            h = (rng.random((M, H)) < sigmoid(beta * u)).astype(float)
         else:
             g = beta * u
             p = np.exp(g - g.max(axis=1, keepdims=True)).cumsum(axis=1)
@@ -269,7 +269,7 @@ class _AnnealedRBM:
             h = np.zeros((M, H))
             h[np.arange(M), np.minimum(k, H - 1)] = 1.0
         field_ = (1 - beta) * self.b0 + beta * (h @ self.w_t + self.a)
-        return (rng.random(X.shape) < _sigmoid(field_)).astype(float)
+        return (rng.random(X.shape) < sigmoid(field_)).astype(float)
 
     def run(self, X: np.ndarray, betas: np.ndarray, rng: np.random.Generator, progress: tqdm) -> np.ndarray:
         """ln w of every run along ``betas`` (start states X ~ f_{betas[0]}): sum_k ln f_k(x_k) - ln f_{k-1}(x_k)."""
@@ -283,11 +283,6 @@ class _AnnealedRBM:
                 X = self.sweep(X, u, betas[k], rng)
             progress.update()
         return log_w
-
-
-def _sigmoid(t: np.ndarray) -> np.ndarray:
-    # The tanh form: no overflow for any t, and faster than exp(-logaddexp(0, -t)).
-    return 0.5 + 0.5 * np.tanh(0.5 * t)
 
 
 def _ais(
@@ -313,7 +308,7 @@ def _ais(
     total = (betas.size - 1) * (2 if bidirectional else 1)
     # One BLAS thread: the sums inside the matrix products, hence the bits, never depend on threads.
     with threadpool_limits(limits=1), tqdm(total=total, desc="AIS", disable=not progress) as bar:
-        start = (forward_rng.random((M, path.b0.size)) < _sigmoid(path.b0)).astype(float)
+        start = (forward_rng.random((M, path.b0.size)) < sigmoid(path.b0)).astype(float)
         log_z, log_z_err = log_mean_exp(path.run(start, betas, forward_rng, bar))
         log_z += path.log_z0
         details: dict[str, Any] = {"log_partition": log_z, "log_partition_stderr": log_z_err}

@@ -26,6 +26,7 @@ from nemm._checks import (
     check_memory,
 )
 from nemm._estimator import Estimator, locked
+from nemm._logdomain import sigmoid
 from nemm._seeds import engine_seed
 from nemm._states import MAX_CODE_BITS, codes_to_states, state_labels, words_to_bits
 from nemm.em_start import em_initial_params
@@ -543,7 +544,7 @@ class Machine(Estimator):
         """mu_{x|z} = sigmoid(w z + a) (eq. 14) for hidden states (default: every one-hot state)."""
         Z = self._state_matrix(states)
         h = Z @ self.w_.T + self.a_
-        return 0.5 * (1.0 + np.tanh(0.5 * h))
+        return sigmoid(h)
 
     def _state_matrix(self, states: Any) -> np.ndarray:
         L = self.n_hidden

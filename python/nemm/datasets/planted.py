@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nemm._checks import shown
+from nemm._logdomain import sigmoid
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from nemm.machine import Machine
@@ -161,6 +162,6 @@ def planted(
         else:
             bits = ((zz[:, None] >> np.arange(L)) & 1).astype(np.float64)
             h = bits @ w.T + a
-        mu = 0.5 * (1.0 + np.tanh(0.5 * h))  # sigmoid without overflow
+        mu = sigmoid(h)
         X[lo : lo + block] = rng.random(mu.shape) < mu
     return X, z
